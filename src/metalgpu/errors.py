@@ -1,0 +1,102 @@
+"""The exceptions of metalgpu: every one derives from :class:`MetalError`.
+
+Errors carry fields, not only text, so callers and tests can inspect them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MetalError(Exception):
+    """Base class of every metalgpu error."""
+
+
+class BackendUnavailableError(MetalError):
+    """The requested backend cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class SourcePos:
+    """A position in the user's own source: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One compiler or front-end message, located in the user's source when possible."""
+
+    message: str
+    pos: SourcePos | None = None
+    severity: str = "error"
+    source_line: str | None = None  # the text of pos.line, for the caret display
+
+    def format(self) -> str:
+        where = f"{self.pos}: " if self.pos else ""
+        text = f"{where}{self.severity}: {self.message}"
+        if self.pos and self.source_line is not None:
+            caret_pad = "".join(c if c == "\t" else " " for c in self.source_line[: self.pos.column - 1])
+            text += f"\n    {self.source_line}\n    {caret_pad}^"
+        return text
+
+
+class ShaderCompileError(MetalError):
+    """The shader did not compile. ``str(e)`` shows the first errors on the user's lines.
+
+    Fields: ``diagnostics`` (all messages, located), ``log`` (the full compiler output),
+    ``backend``, ``source`` (the user's text), ``options``.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic], *, log: str = "", backend: str = "",
+                 source: str = "", options: tuple[str, ...] = ()):
+        self.diagnostics = list(diagnostics)
+        self.log = log
+        self.backend = backend
+        self.source = source
+        self.options = tuple(options)
+        errors = [d for d in self.diagnostics if d.severity == "error"] or self.diagnostics
+        shown = "\n".join(d.format() for d in errors[:3])
+        more = f"\n({len(errors) - 3} more errors; see .diagnostics)" if len(errors) > 3 else ""
+        super().__init__(shown + more if shown else (log or "shader compilation failed"))
+
+    @classmethod
+    def at(cls, pos: SourcePos | None, message: str, source_line: str | None = None) -> "ShaderCompileError":
+        """A single located error, as the front end raises it."""
+        return cls([Diagnostic(message, pos, "error", source_line)])
+
+    @property
+    def pos(self) -> SourcePos | None:
+        return self.diagnostics[0].pos if self.diagnostics else None
+
+    def dump(self) -> str:
+        """The user's source with line numbers, for debugging."""
+        width = len(str(self.source.count("\n") + 1))
+        return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(self.source.splitlines(), 1))
+
+
+class FunctionNotFoundError(MetalError, KeyError):
+    """No kernel of that name; the message lists the kernels the library has."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ArgumentError(MetalError, ValueError):
+    """The arguments do not fit the kernel's signature or the device's limits."""
+
+
+class BufferReleasedError(MetalError):
+    """The buffer was released; its memory is gone."""
+
+
+class OutOfMemoryError(MetalError, MemoryError):
+    """An allocation failed; the message names the size, the device and what is free."""
+
+
+class DispatchError(MetalError):
+    """The kernel faulted while running."""
