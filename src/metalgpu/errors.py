@@ -86,8 +86,8 @@ class FunctionNotFoundError(MetalError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class ArgumentError(MetalError, ValueError):
-    """The arguments do not fit the kernel's signature or the device's limits."""
+class ArgumentError(MetalError, ValueError, TypeError):
+    """The arguments do not fit the kernel's signature, the type system or the device's limits."""
 
 
 class BufferReleasedError(MetalError):
