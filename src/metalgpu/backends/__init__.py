@@ -1,0 +1,46 @@
+"""The backends and how one is chosen: metal on macOS, cuda where an NVIDIA driver answers, else cpu."""
+from __future__ import annotations
+
+import os
+
+from ..cache import CompileCache
+from ..errors import BackendUnavailableError
+from .base import Backend
+
+NAMES = ("metal", "cuda", "cpu")  # best first
+
+
+def _open(name: str, device: int, cache: CompileCache) -> Backend:
+    if name == "cpu":
+        from .cpu import CpuBackend
+        return CpuBackend(device, cache)
+    if name in ("cuda", "metal"):
+        raise BackendUnavailableError(f"the {name} backend is not in this release of metalgpu yet; "
+                                      "use backend='cpu'")
+    raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def open_backend(name: str | None, device: int, cache: CompileCache) -> Backend:
+    """The named backend, or $METALGPU_BACKEND, or the best that works here."""
+    name = name or os.environ.get("METALGPU_BACKEND") or None
+    if name is not None:
+        return _open(name.lower(), device, cache)
+    reasons = []
+    for candidate in NAMES:
+        try:
+            return _open(candidate, device, cache)
+        except BackendUnavailableError as error:
+            reasons.append(f"{candidate}: {error}")
+    raise BackendUnavailableError("no backend works here:\n  " + "\n  ".join(reasons))
+
+
+def available() -> list[str]:
+    """Names of the backends that work on this machine, best first."""
+    names = []
+    for candidate in NAMES:
+        try:
+            _open(candidate, 0, CompileCache()).close()
+        except BackendUnavailableError:
+            continue
+        names.append(candidate)
+    return names

@@ -1,0 +1,98 @@
+"""What every backend provides. Backends compile (pure), allocate, load modules and launch; everything they
+share (binding plans, grid maths, argument checks, the cache) lives above them, in dispatch.py and library.py."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..dispatch import Dispatch, LaunchPlan
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything besides the source that changes a compiled module."""
+
+    debug: bool = False
+    fast_math: bool = True
+
+
+@dataclass(frozen=True)
+class BindingInfo:
+    """One bound kernel parameter, as the compiled module describes it (mirrors mg::binding_info)."""
+
+    param: int          # position in the kernel's signature
+    kind: str           # "buffer", "threadgroup" or "builtin"
+    index: int          # [[buffer(i)]] / [[threadgroup(i)]] index
+    elem_size: int      # sizeof what the pointer points at, or of the referenced value
+    is_const: bool      # the kernel cannot write through it
+    is_reference: bool  # `constant T& x` (one value) rather than `T* x` (an array)
+    scalar_kind: str    # "signed", "unsigned", "float", "bool" or "other" (structs)
+    scalar_size: int
+    lanes: int
+
+
+class Allocation(ABC):
+    """Memory a backend handed out. ``host`` is a uint8 numpy view of it, or None for device-only memory."""
+
+    address: int
+    nbytes: int
+    host: np.ndarray | None
+
+    @abstractmethod
+    def free(self) -> None: ...
+
+
+class Module(ABC):
+    """A loaded, compiled library: kernel ``i`` of the translation is ``kernel(i)``."""
+
+    @abstractmethod
+    def bindings(self, kernel: int) -> list[BindingInfo]: ...
+
+
+class Backend(ABC):
+    name: str = ""
+    target: str = ""              # the translator's target ("cpu" or "cuda")
+    thread_execution_width = 32   # Apple's SIMD width, kept on every backend
+    max_threads_per_group = 1024
+    max_threadgroup_memory = 32 * 1024
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Identifies the compiler, its version, flags and target machine, for the cache key."""
+
+    @abstractmethod
+    def compile(self, source: str, options: CompileOptions) -> bytes:
+        """Source text to a binary. Pure: no cache, no state. Raises CompilerFailed with the log."""
+
+    @abstractmethod
+    def load(self, path: Path, kernel_count: int) -> Module: ...
+
+    @abstractmethod
+    def allocate(self, nbytes: int, storage: str) -> Allocation: ...
+
+    @abstractmethod
+    def launch(self, module: Module, kernel: int, plan: "LaunchPlan", wait: bool) -> "Dispatch":
+        """Runs one dispatch in queue order. Returns its Dispatch, already finished when ``wait``."""
+
+    @abstractmethod
+    def synchronize(self) -> None: ...
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        pass
+
+
+class CompilerFailed(Exception):
+    """Raised by Backend.compile; library.py turns it into ShaderCompileError located in the user's source."""
+
+    def __init__(self, log: str, command: tuple[str, ...] = ()):
+        super().__init__(log)
+        self.log = log
+        self.command = command

@@ -1,0 +1,276 @@
+"""The CPU backend: MSL translated to C++, compiled by the system C++ compiler into a shared object, run on all
+cores. Threadgroups are split across a pool of OS threads; each call into native code goes through a fault guard
+(cpu_guard.cpp) so that a crashing kernel raises DispatchError instead of killing the interpreter."""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import CompileCache
+from ..dispatch import Dispatch, LaunchPlan
+from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
+from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
+GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
+PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
+ALIGNMENT = 64
+
+
+def find_compiler() -> list[str]:
+    """The C++ compiler command: $CXX, else g++/clang++/c++ on PATH, else the `ziglang` package."""
+    if os.environ.get("CXX"):
+        return shlex.split(os.environ["CXX"])
+    for name in ("g++", "clang++", "c++"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    try:
+        import ziglang  # noqa: F401  (the `compiler` extra: a C++ compiler from the package index)
+        return [sys.executable, "-m", "ziglang", "c++"]
+    except ImportError:
+        pass
+    raise BackendUnavailableError(
+        "the cpu backend needs a C++17 compiler and found none: install g++ or clang++ "
+        "(Debian/Ubuntu: apt install g++; macOS: xcode-select --install), set $CXX, "
+        "or pip install 'metalgpu[compiler]' for one from the package index")
+
+
+def _compile_flags(options: CompileOptions) -> list[str]:
+    flags = ["-std=c++17", "-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-march=native", "-w"]
+    if platform.machine() in ("x86_64", "AMD64"):
+        flags.append("-mprefer-vector-width=512")
+    if options.fast_math:
+        # Metal's default is fast math. NaN and infinity stay meaningful (isnan, isinf work) while glibc still
+        # gets to offer its vectorised math (it checks __FAST_MATH__).
+        flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1"]
+    return flags
+
+
+def _cpu_identity() -> str:
+    """What -march=native depends on."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {platform.system()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
+class _HostAllocation(Allocation):
+    def __init__(self, nbytes: int):
+        self._storage = np.zeros(nbytes + ALIGNMENT, dtype=np.uint8)
+        start = -self._storage.ctypes.data % ALIGNMENT
+        self.host = self._storage[start:start + nbytes]
+        self.address = self.host.ctypes.data
+        self.nbytes = nbytes
+
+    def free(self) -> None:
+        # Views the user still holds keep numpy's memory alive, so an old `contents` never reads freed memory.
+        self.host = None
+        self._storage = None
+
+
+class _DispatchRecord(ctypes.Structure):
+    """Mirrors mg::dispatch_t in metal/_launch_cpu.h."""
+
+    _fields_ = [("grid", ctypes.c_uint32 * 3), ("group", ctypes.c_uint32 * 3), ("groups", ctypes.c_uint32 * 3),
+                ("threadgroup_bytes", ctypes.c_uint32 * 31)]
+
+
+class _BindingRecord(ctypes.Structure):
+    """Mirrors mg::binding_info."""
+
+    _fields_ = [(name, ctypes.c_int32) for name in
+                ("param", "kind", "index", "elem_size", "is_const", "is_reference", "scalar_kind", "scalar_size",
+                 "lanes")]
+
+
+_KINDS = ("buffer", "threadgroup", "builtin")
+_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
+
+
+class _CpuModule(Module):
+    def __init__(self, path: Path, kernel_count: int):
+        self._library = ctypes.CDLL(str(path))
+        self.entry_points = [ctypes.cast(self._library[f"mg_run_{i}"], ctypes.c_void_p).value
+                             for i in range(kernel_count)]
+        self._bindings = [self._read_bindings(i) for i in range(kernel_count)]
+
+    def _read_bindings(self, kernel: int) -> list[BindingInfo]:
+        info = self._library[f"mg_info_{kernel}"]
+        info.restype = ctypes.POINTER(_BindingRecord)
+        info.argtypes = [ctypes.POINTER(ctypes.c_int32)]
+        count = ctypes.c_int32(0)
+        records = info(ctypes.byref(count))
+        return [BindingInfo(r.param, _KINDS[r.kind], r.index, r.elem_size, bool(r.is_const), bool(r.is_reference),
+                            _SCALAR_KINDS[r.scalar_kind], r.scalar_size, r.lanes)
+                for r in (records[i] for i in range(count.value))]
+
+    def bindings(self, kernel: int) -> list[BindingInfo]:
+        return self._bindings[kernel]
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    target = "cpu"
+
+    def __init__(self, device: int = 0, cache: CompileCache | None = None):
+        if device != 0:
+            raise BackendUnavailableError(f"the cpu backend has one device (0), not {device}")
+        self.compiler = find_compiler()
+        self.threads = int(os.environ.get("METALGPU_NUM_THREADS") or os.cpu_count() or 1)
+        self._cache = cache or CompileCache()
+        self._pool: ThreadPoolExecutor | None = None
+        self._queue: ThreadPoolExecutor | None = None  # one thread: dispatches run in submission order
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+        self._guard = self._load_guard()
+
+    # -- compiling -------------------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        binary = shutil.which(self.compiler[0]) or self.compiler[0]
+        try:
+            stat = os.stat(binary)
+            identity = f"{os.path.realpath(binary)} {stat.st_size} {stat.st_mtime_ns}"
+        except OSError:
+            identity = binary
+        return f"cpu {' '.join(self.compiler[1:])} {identity} {_cpu_identity()}"
+
+    def compile(self, source: str, options: CompileOptions) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="metalgpu-") as folder:
+            source_path = Path(folder) / "module.cpp"
+            output_path = Path(folder) / "module.so"
+            source_path.write_text(source)
+            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR),
+                       str(source_path), "-o", str(output_path)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise CompilerFailed(done.stderr + done.stdout, tuple(command))
+            return output_path.read_bytes()
+
+    def load(self, path: Path, kernel_count: int) -> Module:
+        return _CpuModule(path, kernel_count)
+
+    def _load_guard(self):
+        source = GUARD_SOURCE.read_text()
+        key = CompileCache.key("cpu-guard", self.fingerprint(), source)
+        options = CompileOptions(fast_math=False)
+        try:
+            entry, _ = self._cache.get_or_build(key, lambda: (self.compile(source, options), {}))
+        except CompilerFailed as failure:
+            raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
+        guard = ctypes.CDLL(str(entry.path)).mg_guarded_run
+        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2
+        guard.restype = ctypes.c_int
+        return guard
+
+    # -- memory ----------------------------------------------------------------------------------------------
+    def allocate(self, nbytes: int, storage: str) -> Allocation:
+        available = _available_memory()
+        if available is not None and nbytes > available:
+            raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {available:,} bytes of "
+                                   "memory are available")
+        try:
+            return _HostAllocation(nbytes)
+        except (MemoryError, ValueError) as error:
+            raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {error}") from None
+
+    def copy_out(self, allocation: Allocation) -> np.ndarray:
+        return allocation.host.copy()
+
+    def copy_in(self, allocation: Allocation, data: np.ndarray) -> None:
+        allocation.host[:] = data
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
+        entry = module.entry_points[kernel]
+        record = _DispatchRecord(plan.grid, plan.group, plan.groups, (ctypes.c_uint32 * 31)(*plan.threadgroup_bytes))
+        slots = (ctypes.c_void_p * 31)(*plan.buffer_addresses)
+
+        def run() -> float:
+            started = time.perf_counter()
+            self._run_groups(entry, slots, record, plan)
+            return time.perf_counter() - started
+
+        with self._lock:
+            previous = self._pending
+            if wait and (previous is None or previous.done()):
+                future: Future = Future()
+                try:
+                    future.set_result(run())
+                except DispatchError as error:
+                    future.set_exception(error)
+                    raise
+                return Dispatch(plan.kernel_name, future)
+            if self._queue is None:
+                self._queue = ThreadPoolExecutor(1, thread_name_prefix="metalgpu-queue")
+            future = self._queue.submit(run)
+            self._pending = future
+        dispatch = Dispatch(plan.kernel_name, future)
+        if wait:
+            dispatch.wait()
+        return dispatch
+
+    def _run_groups(self, entry: int, slots, record: _DispatchRecord, plan: LaunchPlan) -> None:
+        total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
+        total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
+        args = (entry, ctypes.addressof(slots), ctypes.addressof(record))
+        if self.threads == 1 or total_threads < PARALLEL_THRESHOLD or total_groups == 1:
+            results = [self._guard(*args, 0, total_groups)]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="metalgpu-cpu")
+            chunks = min(total_groups, 4 * self.threads)
+            bounds = [total_groups * i // chunks for i in range(chunks + 1)]
+            futures = [self._pool.submit(self._guard, *args, bounds[i], bounds[i + 1]) for i in range(chunks)]
+            results = [f.result() for f in futures]
+        faults = [code for code in results if code]
+        if faults:
+            name = signal.Signals(faults[0]).name if faults[0] in signal.Signals._value2member_map_ else faults[0]
+            raise DispatchError(f"kernel '{plan.kernel_name}' faulted ({name}) on the cpu backend, e.g. an access "
+                                "outside a buffer; buffers it wrote may hold partial results. The interface is "
+                                "still usable; Interface(debug=True) checks every buffer access")
+
+    def synchronize(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def describe(self) -> str:
+        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler[-1]})"
+
+    def close(self) -> None:
+        for executor in (self._queue, self._pool):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._queue = self._pool = None
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -1,0 +1,164 @@
+"""Buffer: memory a kernel reads and writes, seen from Python as a numpy array without copies."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ArgumentError, BufferReleasedError
+from .types import MetalType, contents_view
+
+if TYPE_CHECKING:
+    from .backends.base import Allocation, Backend
+    from .dispatch import Dispatch
+    from .interface import Interface
+
+
+class Buffer:
+    """``count`` elements of one Metal type on one device.
+
+    ``contents`` is a numpy array over the buffer's own memory (``shared`` storage only); ``read()`` and
+    ``write()`` copy, for any storage. ``release()`` frees the memory; any later use raises BufferReleasedError.
+    """
+
+    def __init__(self, interface: "Interface", allocation: "Allocation", mtype: MetalType, count: int, storage: str,
+                 shape: tuple[int, ...] | None = None):
+        self._interface = interface
+        self._allocation: Allocation | None = allocation
+        self.metal_type = mtype
+        self.count = count
+        self.storage = storage
+        self._view: np.ndarray | None = None
+        self._pending: Dispatch | None = None  # the last asynchronous dispatch that used this buffer
+        self._shape = shape  # array_to_buffer keeps the array's shape for `contents`
+
+    # -- what it holds -------------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy dtype of one component (``float32`` for a ``float4`` buffer; structured for records)."""
+        return self.metal_type.scalar_dtype
+
+    @property
+    def dtype_name(self) -> str:
+        return self.metal_type.name
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.metal_type.itemsize
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def released(self) -> bool:
+        return self._allocation is None
+
+    @property
+    def interface_backend(self) -> "Backend":
+        return self._interface._backend
+
+    @property
+    def address(self) -> int:
+        return self._live().address
+
+    # -- access ----------------------------------------------------------------------------------------------
+    @property
+    def contents(self) -> np.ndarray:
+        """The buffer's memory as a numpy array, no copy: writing it writes the buffer."""
+        allocation = self._live()
+        if allocation.host is None:
+            raise ArgumentError(f"a {self.storage} buffer has no CPU view; use read() and write()")
+        self._wait_pending()
+        if self._view is None:
+            self._view = self._shaped(contents_view(allocation.host, self.count, self.metal_type))
+        return self._view
+
+    def _shaped(self, view: np.ndarray) -> np.ndarray:
+        return view.reshape(self._shape) if self._shape is not None else view
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.contents
+        return array if dtype is None else array.astype(dtype)
+
+    def read(self) -> np.ndarray:
+        """A copy of the buffer's elements, shaped like ``contents``."""
+        allocation = self._live()
+        self._wait_pending()
+        raw = self.interface_backend.copy_out(allocation) if allocation.host is None else allocation.host
+        return self._shaped(contents_view(raw, self.count, self.metal_type).copy())
+
+    def write(self, array: Any) -> None:
+        """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer."""
+        allocation = self._live()
+        values = np.asarray(array)
+        expected = self.count * self.metal_type.lanes
+        if self.metal_type.name != "struct" and values.size != expected:
+            raise ArgumentError(f"write() needs {expected} values for {self.count} x {self.metal_type.name}, "
+                                f"got {values.size}")
+        self._wait_pending()
+        if allocation.host is None:
+            staging = np.zeros(self.nbytes, dtype=np.uint8)
+            self._fill(staging, values)
+            self.interface_backend.copy_in(allocation, staging)
+        else:
+            self._fill(allocation.host, values)
+
+    def _fill(self, raw: np.ndarray, values: np.ndarray) -> None:
+        view = contents_view(raw, self.count, self.metal_type)
+        if self.metal_type.name == "struct":
+            if values.dtype != view.dtype or values.size != self.count:
+                raise ArgumentError(f"write() needs {self.count} records of dtype {view.dtype}")
+            view[...] = values.reshape(view.shape)
+            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
+
+    # -- lifetime --------------------------------------------------------------------------------------------
+    def release(self) -> None:
+        """Free the memory now (after any dispatch still using it). Idempotent."""
+        if self._allocation is None:
+            return
+        self._wait_pending()
+        allocation, self._allocation, self._view = self._allocation, None, None
+        allocation.free()
+
+    def _live(self) -> "Allocation":
+        if self._allocation is None:
+            raise BufferReleasedError(f"this {self.metal_type.name} buffer was released")
+        return self._allocation
+
+    def _wait_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.wait()
+            except Exception:
+                pass  # the dispatch's own wait() or synchronize() reports the fault
+
+    # -- interchange -----------------------------------------------------------------------------------------
+    def __dlpack__(self, *args, **kwargs):
+        return self.contents.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.contents.__dlpack_device__()
+
+    # -- elementwise operations on the device (the original's later API) --------------------------------------
+    def __add__(self, other):
+        return self._interface._ops_for().binary("+", self, other)
+
+    def __sub__(self, other):
+        return self._interface._ops_for().binary("-", self, other)
+
+    def __mul__(self, other):
+        return self._interface._ops_for().binary("*", self, other)
+
+    def __truediv__(self, other):
+        return self._interface._ops_for().binary("/", self, other)
+
+    def astype(self, type_: Any) -> "Buffer":
+        """A new buffer holding this one's values converted to ``type_``, computed on the device."""
+        return self._interface._ops_for().cast(self, type_)
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else f"{self.nbytes} bytes"
+        return f"<metalgpu.Buffer {self.count} x {self.metal_type.name}, {self.storage}, {state}>"

@@ -1,0 +1,214 @@
+"""Backend-agnostic dispatch: grid and threadgroup sizes, the binding plan that checks a buffer list against the
+kernel's signature and packs it once, and the ``Dispatch`` handle of an asynchronous run."""
+from __future__ import annotations
+
+import numbers
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import ArgumentError, BufferReleasedError
+from .types import MetalType, pack_values, resolve_type
+
+if TYPE_CHECKING:
+    from .buffer import Buffer
+    from .library import Function
+
+MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entries each
+
+
+@dataclass(frozen=True)
+class MetalSize:
+    """A 3-D size, as Metal's MTLSize."""
+
+    width: int
+    height: int = 1
+    depth: int = 1
+
+    def __iter__(self):
+        return iter((self.width, self.height, self.depth))
+
+
+def normalize_size(value: Any, what: str) -> tuple[int, int, int]:
+    """An int, a 1-3 tuple or a MetalSize as (x, y, z), every component a positive integer."""
+    if isinstance(value, MetalSize):
+        parts = tuple(value)
+    elif isinstance(value, numbers.Integral):
+        parts = (value,)
+    elif isinstance(value, (tuple, list)) and 1 <= len(value) <= 3:
+        parts = tuple(value)
+    else:
+        raise ArgumentError(f"{what} must be an int, a tuple of 1 to 3 ints or a MetalSize, not {value!r}")
+    for part in parts:
+        if not isinstance(part, numbers.Integral) or isinstance(part, bool):
+            raise ArgumentError(f"{what} must hold integers, got {value!r}")
+        if part < 1:
+            raise ArgumentError(f"{what} must be at least 1 in every dimension, got {value!r}")
+        if part > 0xFFFFFFFF:
+            raise ArgumentError(f"{what} {value!r} exceeds 2**32 - 1 in one dimension")
+    x, y, z = (tuple(int(p) for p in parts) + (1, 1))[:3]
+    return x, y, z
+
+
+def default_threadgroup(grid: tuple[int, int, int], max_threads: int) -> tuple[int, int, int]:
+    """Fill x first (rows stay contiguous), then y, then z, up to ``max_threads``."""
+    x = min(grid[0], max_threads)
+    y = min(grid[1], max(1, max_threads // x))
+    z = min(grid[2], max(1, max_threads // (x * y)))
+    return x, y, z
+
+
+@dataclass
+class LaunchPlan:
+    """One dispatch, checked and packed: what a backend needs to launch it."""
+
+    kernel_name: str
+    grid: tuple[int, int, int]
+    group: tuple[int, int, int]
+    groups: tuple[int, int, int]
+    buffer_addresses: list[int]          # slot i: address of buffer i's data, or of a constant's bytes
+    threadgroup_bytes: list[int]         # slot i: size of [[threadgroup(i)]] memory
+    buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
+    keepalive: list[Any] = field(default_factory=list)     # packed constants
+
+
+def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
+               threadgroup_memory: dict[int, int] | None, max_threadgroup_memory: int) -> LaunchPlan:
+    if not isinstance(buffers, (list, tuple)):
+        raise ArgumentError(f"buffers must be a list of Buffer, None or constant values, not {type(buffers).__name__}")
+    if len(buffers) > MAX_BINDINGS:
+        raise ArgumentError(f"{len(buffers)} buffers given; Metal binds at most {MAX_BINDINGS}")
+    grid3 = normalize_size(grid, "grid")
+    if threads_per_threadgroup is None:
+        group = default_threadgroup(grid3, function.max_threads)
+    else:
+        group = normalize_size(threads_per_threadgroup, "threads_per_threadgroup")
+        total = group[0] * group[1] * group[2]
+        if total > function.max_threads:
+            raise ArgumentError(f"threads_per_threadgroup {group} is {total} threads; kernel '{function.name}' "
+                                f"allows at most {function.max_threads} on this backend")
+    groups = tuple(-(-g // t) for g, t in zip(grid3, group))
+    plan = LaunchPlan(function.name, grid3, group, groups, [0] * MAX_BINDINGS, [0] * MAX_BINDINGS)
+    bound = set()
+    for binding in function.bindings:
+        if binding.kind == "buffer":
+            bound.add(binding.index)
+            value = buffers[binding.index] if binding.index < len(buffers) else None
+            _bind_buffer(plan, function, binding, value)
+        elif binding.kind == "threadgroup":
+            _bind_threadgroup(plan, function, binding, threadgroup_memory or {}, max_threadgroup_memory)
+    for index, value in enumerate(buffers):
+        if value is not None and index not in bound:
+            raise ArgumentError(f"buffers[{index}] is given but kernel '{function.name}' has no [[buffer({index})]] "
+                                f"parameter (it binds {sorted(bound) or 'none'}); pass None to skip a slot")
+    return plan
+
+
+def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) -> None:
+    from .buffer import Buffer
+
+    where = function.describe_param(binding)
+    if value is None:
+        raise ArgumentError(f"{where} has no argument: buffers[{binding.index}] is missing or None")
+    if isinstance(value, Buffer):
+        if value.released:
+            raise BufferReleasedError(f"{where}: the buffer was released")
+        if value.interface_backend is not function.backend:
+            raise ArgumentError(f"{where}: the buffer belongs to another Interface's device")
+        size = value.nbytes
+        if binding.is_reference and size < binding.elem_size:
+            raise ArgumentError(f"{where} reads {binding.elem_size} bytes but the buffer holds {size}")
+        if not binding.is_reference and size % binding.elem_size:
+            raise ArgumentError(f"{where} has {binding.elem_size}-byte elements, which do not divide the buffer's "
+                                f"{size} bytes ({value.count} x {value.dtype_name})")
+        plan.buffer_addresses[binding.index] = value.address
+        plan.buffers.append(value)
+        return
+    if not binding.is_const:
+        raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
+    data = _pack_constant(value, binding, where)
+    plan.buffer_addresses[binding.index] = data.ctypes.data
+    plan.keepalive.append(data)
+
+
+def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
+    """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+    elif isinstance(value, np.ndarray) and value.dtype.fields is not None or isinstance(value, np.void):
+        raw = np.ascontiguousarray(value).tobytes()
+    elif binding.scalar_kind == "other":
+        raise ArgumentError(f"{where} is a structure of {binding.elem_size} bytes: pass bytes or a numpy "
+                            f"structured array, not {type(value).__name__}")
+    else:
+        mtype = _metal_type_of(binding)
+        try:
+            raw = pack_values(value, mtype)
+        except ArgumentError as error:
+            raise ArgumentError(f"{where}: {error}") from None
+    if binding.is_reference and len(raw) != binding.elem_size:
+        raise ArgumentError(f"{where} takes {binding.elem_size} bytes; the value given packs to {len(raw)}")
+    if not binding.is_reference and (not raw or len(raw) % binding.elem_size):
+        raise ArgumentError(f"{where} has {binding.elem_size}-byte elements; the value given packs to {len(raw)} "
+                            "bytes, not a whole number of them")
+    storage = np.zeros(len(raw) + 64, dtype=np.uint8)
+    start = -storage.ctypes.data % 64
+    aligned = storage[start:start + len(raw)]
+    aligned[:] = np.frombuffer(raw, dtype=np.uint8)
+    return aligned
+
+
+_SCALAR_NAMES = {("signed", 1): "char", ("signed", 2): "short", ("signed", 4): "int", ("signed", 8): "long",
+                 ("unsigned", 1): "uchar", ("unsigned", 2): "ushort", ("unsigned", 4): "uint",
+                 ("unsigned", 8): "ulong", ("float", 2): "half", ("float", 4): "float", ("bool", 1): "bool"}
+
+
+def _metal_type_of(binding) -> MetalType:
+    scalar = _SCALAR_NAMES.get((binding.scalar_kind, binding.scalar_size))
+    if scalar is None:
+        raise ArgumentError(f"cannot convert a Python value to a {binding.scalar_size}-byte {binding.scalar_kind}")
+    if binding.lanes == 1:
+        return resolve_type(scalar)
+    packed = binding.elem_size == binding.lanes * binding.scalar_size and binding.lanes == 3
+    return resolve_type(f"{'packed_' if packed else ''}{scalar}{binding.lanes}")
+
+
+def _bind_threadgroup(plan: LaunchPlan, function: "Function", binding, memory: dict[int, int], limit: int) -> None:
+    where = function.describe_param(binding)
+    if binding.index not in memory:
+        raise ArgumentError(f"{where} needs threadgroup_memory={{{binding.index}: nbytes}}")
+    nbytes = memory[binding.index]
+    if not isinstance(nbytes, numbers.Integral) or nbytes <= 0:
+        raise ArgumentError(f"{where}: threadgroup memory size must be a positive int, got {nbytes!r}")
+    if nbytes > limit:
+        raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory asked, the limit is {limit}")
+    plan.threadgroup_bytes[binding.index] = int(nbytes)
+
+
+class Dispatch:
+    """An asynchronous ``run_function``: ``wait()``, ``done`` and ``gpu_time`` (seconds the kernel ran)."""
+
+    def __init__(self, kernel_name: str, future: Future):
+        self.kernel_name = kernel_name
+        self._future = future
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self) -> None:
+        """Block until the kernel finished; raises its DispatchError if it faulted."""
+        self._future.result()
+
+    @property
+    def gpu_time(self) -> float | None:
+        """Seconds the kernel ran, once it is done (None before)."""
+        if not self._future.done() or self._future.exception() is not None:
+            return None
+        return self._future.result()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "pending"
+        return f"<Dispatch {self.kernel_name!r} {state}>"

@@ -1,0 +1,178 @@
+"""Interface: one device and one queue, the object users drive (the original metalgpu API, kept)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .backends import open_backend
+from .backends.base import CompileOptions
+from .buffer import Buffer
+from .cache import CompileCache
+from .dispatch import Dispatch, build_plan
+from .errors import ArgumentError, MetalError
+from .library import Function, Library
+from .types import metal_type_of_array, resolve_type
+
+STORAGES = ("shared", "private")
+
+
+class Interface:
+    """One device, one queue. ``backend`` is "metal", "cuda", "cpu" or None (``$METALGPU_BACKEND``, else the
+    best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses."""
+
+    def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False):
+        self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
+        self._cache = CompileCache()
+        self._backend = open_backend(backend, device, self._cache)
+        self._options = CompileOptions(debug=self.debug)
+        self._library: Library | None = None
+        self._function: Function | None = None
+        self._functions: dict[tuple, Function] = {}
+        self._ops = None
+        self._closed = False
+
+    # -- shaders ---------------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    def load_shader(self, path: str | os.PathLike) -> None:
+        """Compile a .metal file; ``#include "x.h"`` resolves next to it."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ArgumentError(f"cannot read shader {str(path)!r}: {error.strerror}") from None
+        self._set_library(Library(self._backend, self._cache, self._options, text, str(path),
+                                  (str(path.resolve().parent),)))
+
+    def load_shader_from_str(self, source: str) -> None:
+        """Compile shader source text (``#include "x.h"`` resolves against the working directory)."""
+        if not isinstance(source, str):
+            raise ArgumentError(f"shader source must be a str, not {type(source).__name__}")
+        self._set_library(Library(self._backend, self._cache, self._options, source, "<string>", (os.getcwd(),)))
+
+    load_shader_from_string = load_shader_from_str  # the name a later release of the original used
+
+    def _set_library(self, library: Library) -> None:
+        self._check_open()
+        self._library, self._function, self._functions = library, None, {}
+
+    @property
+    def function_names(self) -> list[str]:
+        """The kernels (host names) of the loaded shader."""
+        return self._library.function_names if self._library else []
+
+    def set_function(self, name: str, constants: dict[Any, Any] | None = None) -> None:
+        """Select the kernel ``run_function`` dispatches; ``constants`` sets [[function_constant]] values."""
+        self._function = self._lookup(name, constants)
+
+    def _lookup(self, name: str, constants: dict[Any, Any] | None = None) -> Function:
+        self._check_open()
+        if self._library is None:
+            raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        key = (name, tuple(sorted((str(k), repr(v)) for k, v in (constants or {}).items())))
+        if key not in self._functions:
+            self._functions[key] = self._library.function(name, constants)
+        return self._functions[key]
+
+    def threadExecutionWidth(self) -> int:
+        """SIMD width of the current function: 32 on every backend (-1 when no function is set, as before)."""
+        return self._function.thread_execution_width if self._function else -1
+
+    def maxThreadsPerGroup(self) -> int:
+        """Most threads a threadgroup of the current function may have (-1 when no function is set)."""
+        return self._function.max_threads if self._function else -1
+
+    # -- buffers ---------------------------------------------------------------------------------------------
+    def create_buffer(self, count: int, type: Any, storage: str = "shared", *,
+                      _shape: tuple[int, ...] | None = None) -> Buffer:
+        """A buffer of ``count`` elements of ``type`` (ctypes type, numpy dtype or Metal type name)."""
+        self._check_open()
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
+            raise ArgumentError(f"count must be a positive int (elements, not bytes), got {count!r}")
+        if storage not in STORAGES:
+            raise ArgumentError(f"storage must be one of {STORAGES}, not {storage!r}")
+        mtype = resolve_type(type)
+        allocation = self._backend.allocate(int(count) * mtype.itemsize, storage)
+        return Buffer(self, allocation, mtype, int(count), storage, _shape)
+
+    def array_to_buffer(self, array: Any) -> Buffer:
+        """A new shared buffer holding a copy of ``array``: a numpy array keeps its dtype; a list of Python ints
+        becomes int32 (int64 if a value needs it) and a list of Python floats float32, as Metal has no double."""
+        values = np.asarray(array)
+        if not isinstance(array, np.ndarray):
+            if values.dtype.kind == "i" and values.size and -2**31 <= values.min() and values.max() < 2**31:
+                values = values.astype(np.int32)
+            elif values.dtype.kind == "f":
+                values = values.astype(np.float32)
+        if values.size == 0:
+            raise ArgumentError("array_to_buffer needs at least one element")
+        mtype = metal_type_of_array(values)
+        buffer = self.create_buffer(values.size, values.dtype if mtype.name == "struct" else mtype.name,
+                                    _shape=values.shape if values.ndim > 1 else None)
+        buffer.write(values.reshape(-1))
+        return buffer
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def run_function(self, grid: Any, buffers: Sequence[Any], function_name: str | None = None,
+                     wait_for_completion: bool = True, *, threads_per_threadgroup: Any = None,
+                     threadgroup_memory: dict[int, int] | None = None) -> Dispatch | None:
+        """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]]."""
+        if function_name is not None:
+            function = self._lookup(function_name)
+        elif self._function is not None:
+            function = self._function
+        else:
+            raise MetalError("no function is set: call set_function(name) or pass function_name=")
+        dispatch = self._dispatch(function, grid, buffers, wait_for_completion, threads_per_threadgroup,
+                                  threadgroup_memory)
+        return None if wait_for_completion else dispatch
+
+    def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
+                  threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
+        self._check_open()
+        plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
+                          self._backend.max_threadgroup_memory)
+        dispatch = self._backend.launch(function.module, function.index, plan, wait)
+        if not wait:
+            for buffer in plan.buffers:
+                buffer._pending = dispatch
+        return dispatch
+
+    def _ops_for(self):
+        if self._ops is None:
+            from .ops import Elementwise
+            self._ops = Elementwise(self)
+        return self._ops
+
+    def synchronize(self) -> None:
+        """Wait for everything dispatched so far; raises DispatchError if one of them faulted."""
+        self._backend.synchronize()
+
+    # -- lifetime --------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for pending work and release the device's resources. Buffers stay readable until released."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._backend.synchronize()
+        finally:
+            self._backend.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MetalError("this Interface was closed")
+
+    def __enter__(self) -> "Interface":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<metalgpu.Interface {self._backend.describe()}>"

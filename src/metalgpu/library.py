@@ -1,0 +1,120 @@
+"""A compiled shader library: front end, translation, compilation through the cache, and the kernels it holds.
+
+Function constants specialise a library: each distinct set of constant values is its own compiled module, built
+on first use and cached like any other.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+from .cache import CompileCache
+from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError
+from .msl.diagnostics import parse_log
+from .msl.parser import KernelDecl, Program, parse
+from .msl.preprocess import PreprocessResult, preprocess
+from .msl.translate import translate
+
+INCLUDE_DIR = Path(__file__).resolve().parent / "msl" / "include"
+MODULE_FORMAT = "module-1"
+
+
+@lru_cache(maxsize=1)
+def headers_checksum() -> str:
+    """Changes whenever any emulation header changes, so cached modules built against old headers miss."""
+    digest = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(INCLUDE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class Function:
+    """One kernel of a compiled module, ready to dispatch."""
+
+    def __init__(self, backend: Backend, module: Module, index: int, decl: KernelDecl, bindings: list[BindingInfo]):
+        self.backend = backend
+        self.module = module
+        self.index = index
+        self.decl = decl
+        self.bindings = bindings
+        self.name = decl.host_name
+        self.max_threads = backend.max_threads_per_group
+        self.thread_execution_width = backend.thread_execution_width
+
+    def describe_param(self, binding: BindingInfo) -> str:
+        param = self.decl.params[binding.param]
+        attribute = f"[[{binding.kind}({binding.index})]]"
+        return f"kernel '{self.name}' parameter '{param.name}' ({param.type_text} {attribute})"
+
+    def __repr__(self) -> str:
+        return f"<metalgpu.Function {self.name!r}>"
+
+
+class Library:
+    """The kernels of one shader source, compiled for one backend."""
+
+    def __init__(self, backend: Backend, cache: CompileCache, options: CompileOptions, text: str, filename: str,
+                 include_dirs: tuple[str, ...] = ()):
+        self._backend = backend
+        self._cache = cache
+        self._options = options
+        self._pre: PreprocessResult = preprocess(text, filename, include_dirs)
+        self._program: Program = parse(self._pre.tokens)
+        self._modules: dict[tuple, Module] = {}
+        self._index = {k.host_name: i for i, k in enumerate(self._program.kernels)}
+        self._module_for(())  # compile now, so errors surface at load time
+
+    @property
+    def function_names(self) -> list[str]:
+        return list(self._index)
+
+    def function(self, name: str, constants: dict[Any, Any] | None = None) -> Function:
+        if name not in self._index:
+            available = ", ".join(sorted(self._index)) or "none"
+            raise FunctionNotFoundError(f"no kernel named '{name}' in the loaded shader; kernels: {available}")
+        index = self._index[name]
+        module = self._module_for(self._normalize_constants(constants))
+        return Function(self._backend, module, index, self._program.kernels[index], module.bindings(index))
+
+    def _normalize_constants(self, constants: dict[Any, Any] | None) -> tuple:
+        if not constants:
+            return ()
+        by_name = {fc.name: fc.index for fc in self._program.function_constants}
+        resolved = {}
+        for key, value in constants.items():
+            if isinstance(key, str):
+                if key not in by_name:
+                    known = ", ".join(sorted(by_name)) or "none"
+                    raise ArgumentError(f"no function constant named '{key}'; the shader declares: {known}")
+                key = by_name[key]
+            resolved[int(key)] = value
+        return tuple(sorted(resolved.items()))
+
+    def _module_for(self, constants: tuple) -> Module:
+        if constants in self._modules:
+            return self._modules[constants]
+        translation = translate(self._pre, self._program, self._backend.target, dict(constants))
+        key = CompileCache.key(MODULE_FORMAT, self._backend.fingerprint(), repr(self._options), headers_checksum(),
+                               translation.source)
+        meta = {"kernels": [k.host_name for k in translation.kernels], "backend": self._backend.name}
+
+        def build() -> tuple[bytes, dict]:
+            try:
+                return self._backend.compile(translation.source, self._options), meta
+            except CompilerFailed as failure:
+                raise self._compile_error(failure) from None
+
+        entry, _ = self._cache.get_or_build(key, build)
+        module = self._backend.load(entry.path, len(translation.kernels))
+        self._modules[constants] = module
+        return module
+
+    def _compile_error(self, failure: CompilerFailed) -> ShaderCompileError:
+        diagnostics = parse_log(failure.log, self._pre.sources)
+        main_source = next(iter(self._pre.sources.values()), "")
+        return ShaderCompileError(diagnostics, log=failure.log, backend=self._backend.name, source=main_source,
+                                  options=failure.command)

@@ -1,0 +1,57 @@
+"""Compiler output -> Diagnostics on the user's own lines.
+
+The translation carries ``#line`` directives, so a compiler already reports errors in the user's code at the
+user's file, line and column. Errors it reports inside our headers are moved to the user line that led there
+(the "required from here" chain), so the user never sees generated code or the emulation's internals.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import Diagnostic, SourcePos
+
+# g++/clang: "file:12:5: error: msg"; NVRTC: "file(12): error: msg"
+_LINE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+):(?:(?P<col>\d+):)?|\((?P<pline>\d+)\):)\s*"
+                   r"(?P<severity>fatal error|error|warning|note|catastrophic error)\s*:?\s*(?P<message>.*)$")
+_CONTEXT = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+):\s+(?:required from|required by|in .*from)")
+
+
+def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
+    """The errors and warnings of ``log``, each placed in one of ``sources`` (the user's files) where possible."""
+    diagnostics: list[Diagnostic] = []
+    context_pos: SourcePos | None = None   # the user line of the latest "required from here"
+    pending: list[str] = []                # errors inside our headers still looking for a user line
+    for raw in log.splitlines():
+        text = raw.strip()
+        match, context = _LINE.match(text), _CONTEXT.match(text)
+        if context is not None:
+            if context.group("file") in sources:
+                context_pos = SourcePos(context.group("file"), int(context.group("line")), int(context.group("col")))
+                diagnostics += [_located(m, context_pos, sources) for m in pending]
+                pending = []
+            continue
+        if match is None or match.group("severity") == "note":
+            continue
+        severity = "error" if "error" in match.group("severity") else "warning"
+        message = match.group("message").strip()
+        file = match.group("file")
+        if file in sources:
+            pos = SourcePos(file, int(match.group("line") or match.group("pline")), int(match.group("col") or 1))
+            diagnostics.append(Diagnostic(message, pos, severity, _line_of(sources, pos)))
+            context_pos = None
+        elif severity == "error":
+            if context_pos is not None:
+                diagnostics.append(_located(message, context_pos, sources))
+            else:
+                pending.append(message)
+    diagnostics += [Diagnostic(m) for m in pending]
+    return diagnostics
+
+
+def _located(message: str, pos: SourcePos, sources: dict[str, str]) -> Diagnostic:
+    return Diagnostic(message, pos, "error", _line_of(sources, pos))
+
+
+def _line_of(sources: dict[str, str], pos: SourcePos) -> str | None:
+    lines = sources.get(pos.file, "").splitlines()
+    return lines[pos.line - 1] if 0 < pos.line <= len(lines) else None

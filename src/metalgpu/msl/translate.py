@@ -1,0 +1,313 @@
+"""MSL tokens -> one C++ translation unit for a target.
+
+The user's code is re-emitted token by token at its original lines and columns (with ``#line`` directives), with
+only MSL-only syntax rewritten:
+
+- address spaces: ``device`` and ``thread`` vanish, ``constant`` becomes ``const`` (a distinct qualifier, so
+  overloads on it keep working; at namespace scope it also gets the target's ``MG_CONSTANT_DATA``), a
+  ``threadgroup`` variable declared in a function body becomes ``MG_THREADGROUP_STORAGE`` (one copy per
+  threadgroup), and ``threadgroup`` elsewhere (pointers, parameters) vanishes;
+- ``kernel`` and ``[[kernel]]`` become ``MG_KERNEL``; other Metal attributes are dropped, standard C++ ones kept;
+- ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants.
+
+After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ArgumentError
+from .lexer import IDENT, NUMBER, PUNCT, Token
+from .parser import KernelDecl, Program
+from .preprocess import PreprocessResult
+
+STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
+                       "carries_dependency"}
+_HALF_LITERAL = re.compile(r"^((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[hH]$")
+
+
+@dataclass(frozen=True)
+class Translation:
+    source: str
+    kernels: tuple[KernelDecl, ...]  # kernel i is reached through mg_run_i / mg_info_i
+
+
+def translate(pre: PreprocessResult, program: Program, target: str,
+              constants: dict[int, Any] | None = None) -> Translation:
+    """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values."""
+    texts = _rewrite(pre.tokens, program)
+    lines = [f"#define MG_TARGET_{target.upper()} 1"]
+    lines += _function_constant_defines(program, constants or {})
+    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
+    body = _emit(pre.tokens, texts)
+    wrappers = [_cpu_wrapper(i, kernel) for i, kernel in enumerate(program.kernels)]
+    return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels)
+
+
+# -- rewriting ----------------------------------------------------------------------------------------------------
+
+def _rewrite(tokens: list[Token], program: Program) -> list[str]:
+    """The text to emit for each token ('' drops it)."""
+    texts = [t.text for t in tokens]
+    constant_index = {fc.name: fc.index for fc in program.function_constants}
+    for fc in program.function_constants:
+        start, end = fc.span
+        texts[start] = f"static constexpr {fc.type_text} {fc.name} = MG_FC_VALUE_{fc.index};"
+        for i in range(start + 1, end):
+            texts[i] = ""
+    scopes: list[str] = []  # "namespace", "class", "function" (any brace inside a function), "init"
+    parens = 0
+    statement_start = 0     # index of the first token of the current declaration or statement
+    previous_significant = ""
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        text = tok.text
+        if texts[i] != text:  # already rewritten (function constant)
+            i += 1
+            continue
+        in_function = "function" in scopes
+        if tok.kind == PUNCT:
+            if text == "[" and i + 1 < len(tokens) and tokens[i + 1].text == "[":
+                i = _rewrite_attribute(tokens, texts, i, previous_significant)
+                continue
+            if text in "([":
+                parens += 1
+            elif text in ")]":
+                parens -= 1
+            elif text == "{":
+                scopes.append(_classify_brace(tokens, statement_start, i, in_function))
+                statement_start = i + 1
+            elif text == "}":
+                if scopes:
+                    scopes.pop()
+                statement_start = i + 1
+            elif text == ";" and parens == 0:
+                statement_start = i + 1
+        elif tok.kind == IDENT:
+            if text in ("device", "thread") or (text == "kernel" and previous_significant == "template"):
+                texts[i] = ""
+            elif text == "kernel":
+                texts[i] = "MG_KERNEL"
+            elif text == "constant":
+                texts[i] = "const"
+                if not in_function and parens == 0 and (not scopes or scopes[-1] == "namespace") \
+                        and not _declares_function(tokens, i):
+                    texts[i] = "MG_CONSTANT_DATA const"
+            elif text == "threadgroup":
+                texts[i] = ""
+                if in_function and i == statement_start and not _declares_pointer(tokens, i):
+                    texts[i] = "MG_THREADGROUP_STORAGE"
+            elif text == "is_function_constant_defined" and i + 3 < len(tokens) \
+                    and tokens[i + 2].text in constant_index and tokens[i + 3].text == ")":
+                texts[i] = f"MG_FC_DEFINED_{constant_index[tokens[i + 2].text]}"
+                texts[i + 1] = texts[i + 2] = texts[i + 3] = ""
+                i += 4
+                continue
+        elif tok.kind == NUMBER:
+            match = _HALF_LITERAL.match(text)
+            if match:
+                number = match.group(1)
+                if not any(c in number for c in ".eE"):
+                    number += ".0"
+                texts[i] = f"half({number}f)"
+        if texts[i]:
+            previous_significant = text
+        i += 1
+    return texts
+
+
+def _rewrite_attribute(tokens: list[Token], texts: list[str], start: int, previous: str) -> int:
+    """Handle the attribute ``[[ ... ]]`` at ``start``; returns the index after it."""
+    depth, end = 0, start
+    while end < len(tokens):
+        if tokens[end].text == "[":
+            depth += 1
+        elif tokens[end].text == "]":
+            depth -= 1
+            if depth == 0:
+                break
+        end += 1
+    names = {t.text for t in tokens[start + 2:end - 1] if t.kind == IDENT}
+    if names and names <= STANDARD_ATTRIBUTES:
+        return end + 1
+    for k in range(start, end + 1):
+        texts[k] = ""
+    if "kernel" in names and previous != "template":
+        texts[start] = "MG_KERNEL"
+    return end + 1
+
+
+def _classify_brace(tokens: list[Token], statement_start: int, brace: int, in_function: bool) -> str:
+    if in_function:
+        return "function"
+    head = [t.text for t in tokens[statement_start:brace]]
+    if "namespace" in head or (head[:1] == ["extern"] and len(head) == 2):
+        return "namespace"
+    if "(" not in head and any(word in head for word in ("struct", "class", "union", "enum")):
+        return "class"
+    if "(" in head and (not head or head[-1] != "="):
+        return "function"
+    return "init"
+
+
+def _declares_function(tokens: list[Token], start: int) -> bool:
+    """Is the namespace-scope declaration starting at ``start`` a function (a '(' before '=', ';' or '{')?"""
+    for tok in tokens[start:]:
+        if tok.text in ("=", ";", "{", "["):
+            return False
+        if tok.text == "(":
+            return True
+    return False
+
+
+def _declares_pointer(tokens: list[Token], start: int) -> bool:
+    """Does the declaration starting at ``start`` declare a pointer or reference rather than storage?"""
+    angle = 0
+    for tok in tokens[start + 1:]:
+        if tok.text == "<":
+            angle += 1
+        elif tok.text == ">":
+            angle -= 1
+        elif angle == 0 and tok.text in ("*", "&", "&&"):
+            return True
+        elif angle == 0 and tok.text in (";", "=", "[", ",", "(", "{"):
+            return False
+    return False
+
+
+def _function_constant_defines(program: Program, constants: dict[int, Any]) -> list[str]:
+    known = {fc.index: fc for fc in program.function_constants}
+    for index in constants:
+        if index not in known:
+            raise ArgumentError(f"the shader declares no [[function_constant({index})]]")
+    lines = []
+    for index, fc in sorted(known.items()):
+        if index in constants:
+            lines += [f"#define MG_FC_DEFINED_{index} true",
+                      f"#define MG_FC_VALUE_{index} ({_literal(constants[index], fc.name)})"]
+        else:
+            lines += [f"#define MG_FC_DEFINED_{index} false", f"#define MG_FC_VALUE_{index} {{}}"]
+    return lines
+
+
+def _literal(value: Any, name: str) -> str:
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "true" if value else "false"
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}ll" if value < 0 else f"{value}ull"
+    if isinstance(value, float):
+        return repr(value) if value == value and abs(value) != float("inf") else \
+            ("__builtin_nanf(\"\")" if value != value else ("__builtin_inff()" if value > 0 else "-__builtin_inff()"))
+    raise ArgumentError(f"function constant '{name}': value {value!r} is not a bool, int or float")
+
+
+# -- emitting -----------------------------------------------------------------------------------------------------
+
+def _emit(tokens: list[Token], texts: list[str]) -> str:
+    """Tokens at their original lines and columns, so compiler diagnostics land where the user wrote them."""
+    out: list[str] = []
+    file, line, column = None, 0, 1
+    for tok, text in zip(tokens, texts):
+        if not text:
+            continue
+        if tok.file != file or tok.line != line:
+            if tok.file == file and 0 < tok.line - line <= 8:
+                out.append("\n" * (tok.line - line))
+            else:
+                escaped = tok.file.replace("\\", "\\\\").replace('"', '\\"')
+                out.append(f'\n#line {tok.line} "{escaped}"\n')
+            file, line, column = tok.file, tok.line, 1
+        if tok.column > column:
+            out.append(" " * (tok.column - column))
+            column = tok.column
+        elif out and not out[-1].endswith(("\n", " ")):
+            out.append(" ")
+            column += 1
+        out.append(text)
+        column += len(text)
+    return "".join(out)
+
+
+# -- wrappers -----------------------------------------------------------------------------------------------------
+
+_LINEAR = "((z - g.origin[2]) * g.size[1] + (y - g.origin[1])) * g.size[0] + (x - g.origin[0])"
+_GROUP_SIZE = "(g.size[0] * g.size[1] * g.size[2])"
+_DISPATCH_SIZE = "(d.group[0] * d.group[1] * d.group[2])"
+_CPU_BUILTINS = {
+    "thread_position_in_grid": "x, y, z",
+    "thread_position_in_threadgroup": "x - g.origin[0], y - g.origin[1], z - g.origin[2]",
+    "threadgroup_position_in_grid": "g.id[0], g.id[1], g.id[2]",
+    "threads_per_threadgroup": "g.size[0], g.size[1], g.size[2]",
+    "dispatch_threads_per_threadgroup": "d.group[0], d.group[1], d.group[2]",
+    "threadgroups_per_grid": "d.groups[0], d.groups[1], d.groups[2]",
+    "threads_per_grid": "d.grid[0], d.grid[1], d.grid[2]",
+    "grid_size": "d.grid[0], d.grid[1], d.grid[2]",
+    "grid_origin": "0u, 0u, 0u",
+    "thread_index_in_threadgroup": f"{_LINEAR}, 0u, 0u",
+    "thread_execution_width": "32u, 0u, 0u",
+    "threads_per_simdgroup": "32u, 0u, 0u",
+    "thread_index_in_simdgroup": f"({_LINEAR}) % 32u, 0u, 0u",
+    "simdgroup_index_in_threadgroup": f"({_LINEAR}) / 32u, 0u, 0u",
+    "simdgroups_per_threadgroup": f"({_GROUP_SIZE} + 31u) / 32u, 0u, 0u",
+    "dispatch_simdgroups_per_threadgroup": f"({_DISPATCH_SIZE} + 31u) / 32u, 0u, 0u",
+    "threads_per_quadgroup": "4u, 0u, 0u",
+    "thread_index_in_quadgroup": f"({_LINEAR}) % 4u, 0u, 0u",
+    "quadgroup_index_in_threadgroup": f"({_LINEAR}) / 4u, 0u, 0u",
+    "quadgroups_per_threadgroup": f"({_GROUP_SIZE} + 3u) / 4u, 0u, 0u",
+    "dispatch_quadgroups_per_threadgroup": f"({_DISPATCH_SIZE} + 3u) / 4u, 0u, 0u",
+}
+_BINDING_KIND = {"buffer": "mg::bind_buffer", "threadgroup": "mg::bind_threadgroup", "builtin": "mg::bind_builtin"}
+
+
+def kernel_callee(kernel: KernelDecl) -> str:
+    return f"{kernel.name}<{kernel.template_args}>" if kernel.template_args is not None else kernel.name
+
+
+def _cpu_wrapper(i: int, kernel: KernelDecl) -> str:
+    callee = kernel_callee(kernel)
+    pos = kernel.pos
+    escaped = pos.file.replace("\\", "\\\\").replace('"', '\\"')
+    infos, locals_, args = [], [], []
+    for j, param in enumerate(kernel.params):
+        ptype = f"mg::param_t<F, {j}>"
+        if param.binding in _BINDING_KIND:
+            index = param.index if param.index is not None else -1
+            infos.append(f"mg::describe<{ptype}>({j}, {_BINDING_KIND[param.binding]}, {index})")
+        if param.binding == "buffer":
+            locals_.append(f"  {ptype} a{j} = mg::buffer_arg<{ptype}>(slots[{param.index}]);")
+            args.append(f"a{j}")
+        elif param.binding == "threadgroup":
+            args.append(f"static_cast<{ptype}>(mg::threadgroup_arena({param.index}, "
+                        f"d.threadgroup_bytes[{param.index}]))")
+        elif param.binding == "builtin":
+            args.append(f"mg::builtin<{ptype}>({_CPU_BUILTINS[param.builtin]})")
+        else:
+            args.append(f"{ptype}{{}}")
+    info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
+    return f"""#line {pos.line} "{escaped}"
+namespace mg_kernel_{i} {{
+using F = decltype(&{callee});
+static const mg::binding_info bindings[] = {{
+    {info_list}}};
+}}
+MG_EXPORT const mg::binding_info* mg_info_{i}(int32_t* count) {{
+  *count = {len(infos)};
+  return mg_kernel_{i}::bindings;
+}}
+MG_EXPORT void mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uint64_t first, uint64_t end) {{
+  using F = mg_kernel_{i}::F;
+  const mg::dispatch_t& d = *dispatch;
+{chr(10).join(locals_)}
+  mg::for_each_thread(d, first, end, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
+    (void)g; (void)x; (void)y; (void)z;
+    {callee}({", ".join(args)});
+  }});
+}}
+"""
