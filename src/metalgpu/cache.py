@@ -1,0 +1,240 @@
+"""The on-disk compile cache: compiled binaries, found by a hash of everything that made them.
+
+Backends never touch the disk; the library asks this cache. Layout under the cache folder:
+
+    <key[:2]>/<key>.bin    the binary, raw, so a backend can dlopen it where it lies
+    <key[:2]>/<key>.json   the sidecar: {"format", "sha256", "size", "meta"}, JSON only
+
+Each file is written to a temporary file in its own folder and moved into place with ``os.replace``, binary
+first, so a reader sees a whole old file or a whole new one, and an entry exists only once its sidecar does.
+A sidecar that does not describe its binary exactly reads as a miss. There are no locks: writers of one key
+write the same bytes, because the key covers everything that changes them.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FORMAT_VERSION", "CacheEntry", "CacheFallbackWarning", "CompileCache", "default_directory"]
+
+FORMAT_VERSION = 1  # bump when the layout, the sidecar or what a binary means changes
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+_CACHE_FILE = re.compile(r"([0-9a-f]{64})\.(bin|json)(\..+\.tmp)?")
+
+
+class CacheFallbackWarning(UserWarning):
+    """The cache folder cannot be written; this process caches in a temporary folder instead."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached binary: ``path`` is its file (for dlopen), ``binary`` its bytes, ``meta`` what the compiler said
+    about it (bindings and the like)."""
+
+    path: Path
+    binary: bytes
+    meta: dict
+
+
+def default_directory() -> Path:
+    """``$METALGPU_CACHE_DIR`` if set, else this platform's per-user cache folder."""
+    configured = os.environ.get("METALGPU_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "metalgpu"
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        return Path(local) / "metalgpu" / "Cache"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "metalgpu"
+
+
+class CompileCache:
+    """Compiled binaries on disk, by key. The folder is created on the first store.
+
+    If it cannot be written, the cache warns once and keeps this process's entries in a private temporary
+    folder, removed when the cache object goes away; entries already in the folder can still be read.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory).expanduser() if directory is not None else default_directory()
+        self._fallback: Path | None = None
+
+    @staticmethod
+    def key(*parts: str | bytes) -> str:
+        """The key of an entry: a SHA-256 over the format version and the length-prefixed ``parts``, which must
+        name everything that changes the binary (source, options, target, compiler version, headers)."""
+        digest = hashlib.sha256()
+        for part in (f"metalgpu cache format {FORMAT_VERSION}", *parts):
+            if isinstance(part, str):
+                part = part.encode()
+            elif not isinstance(part, (bytes, bytearray, memoryview)):
+                raise TypeError(f"cache key parts are str or bytes, not {type(part).__name__}")
+            data = bytes(part)
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+        return digest.hexdigest()
+
+    def load(self, key: str) -> CacheEntry | None:
+        """The entry stored under ``key``, or ``None`` if there is no valid one."""
+        for folder in self._folders():
+            entry = _read_entry(folder, key)
+            if entry is not None:
+                return entry
+        return None
+
+    def store(self, key: str, binary: bytes, meta: dict) -> CacheEntry:
+        """Write an entry (replacing any under ``key``) and return it. ``meta`` must be JSON-serializable; the
+        entry's ``meta`` is its JSON round trip, as a later :meth:`load` returns it."""
+        binary = bytes(binary)
+        if not isinstance(meta, dict):
+            raise TypeError(f"cache meta must be a dict, not {type(meta).__name__}")
+        sidecar = {"format": FORMAT_VERSION, "sha256": hashlib.sha256(binary).hexdigest(),
+                   "size": len(binary), "meta": meta}
+        try:
+            text = json.dumps(sidecar, sort_keys=True)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"cache meta must be plain JSON data: {e}") from None
+        try:
+            path = _write_entry(self._fallback or self.directory, key, binary, text)
+        except OSError as e:
+            if self._fallback is not None:
+                raise
+            path = _write_entry(self._start_fallback(e), key, binary, text)
+        return CacheEntry(path, binary, json.loads(text)["meta"])
+
+    def get_or_build(self, key: str, build: Callable[[], tuple[bytes, dict]]) -> tuple[CacheEntry, bool]:
+        """The entry under ``key``, built with ``build()`` and stored if missing; the bool says it was a hit."""
+        entry = self.load(key)
+        if entry is not None:
+            return entry, True
+        binary, meta = build()
+        return self.store(key, binary, meta), False
+
+    def entries(self) -> list[str]:
+        """The keys that have an entry (not verified: :meth:`load` does that)."""
+        return sorted({match[1] for _, match in self._cache_files() if _is_sidecar(match)})
+
+    def size_bytes(self) -> int:
+        """The bytes the cache's files take."""
+        total = 0
+        for path, _ in self._cache_files():
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
+
+    def clear(self) -> int:
+        """Remove every entry (and leftover temporary files); return how many entries there were."""
+        removed = 0
+        for path, match in self._cache_files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                if _is_sidecar(match):
+                    removed += 1
+        for folder in self._folders():
+            for sub in _subfolders(folder):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()  # only when empty: the folder may hold files that are not ours
+        return removed
+
+    def _folders(self) -> list[Path]:
+        return [self.directory] + ([self._fallback] if self._fallback is not None else [])
+
+    def _cache_files(self):
+        for folder in self._folders():
+            for sub in _subfolders(folder):
+                for path in sub.iterdir():
+                    match = _CACHE_FILE.fullmatch(path.name)
+                    if match and match[1][:2] == sub.name:
+                        yield path, match
+
+    def _start_fallback(self, error: OSError) -> Path:
+        self._fallback = Path(tempfile.mkdtemp(prefix="metalgpu-cache-"))
+        weakref.finalize(self, shutil.rmtree, str(self._fallback), ignore_errors=True)
+        warnings.warn(f"cannot write the compile cache in {self.directory} ({error}); caching in "
+                      f"{self._fallback} for this process only", CacheFallbackWarning, stacklevel=3)
+        return self._fallback
+
+
+def _paths(folder: Path, key: str) -> tuple[Path, Path]:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ValueError(f"not a cache key (use CompileCache.key): {key!r}")
+    sub = folder / key[:2]
+    return sub / f"{key}.bin", sub / f"{key}.json"
+
+
+def _is_sidecar(match: re.Match) -> bool:
+    return match[2] == "json" and match[3] is None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [sub for sub in folder.iterdir() if len(sub.name) == 2 and sub.is_dir()]
+    except OSError:  # no folder yet, or not readable
+        return []
+
+
+def _read_entry(folder: Path, key: str) -> CacheEntry | None:
+    binary_path, sidecar_path = _paths(folder, key)
+    try:
+        sidecar_bytes = sidecar_path.read_bytes()
+    except OSError:
+        return None  # no entry
+    try:
+        sidecar = json.loads(sidecar_bytes)
+        binary = binary_path.read_bytes()
+    except (OSError, ValueError):  # not JSON, or the binary is gone
+        _discard(sidecar_path)
+        return None
+    if not _describes(sidecar, binary):
+        _discard(sidecar_path)
+        return None
+    return CacheEntry(binary_path, binary, sidecar["meta"])
+
+
+def _describes(sidecar: object, binary: bytes) -> bool:
+    return (isinstance(sidecar, dict)
+            and sidecar.get("format") == FORMAT_VERSION
+            and sidecar.get("size") == len(binary)
+            and isinstance(sidecar.get("meta"), dict)
+            and sidecar.get("sha256") == hashlib.sha256(binary).hexdigest())
+
+
+def _discard(sidecar_path: Path) -> None:
+    """Unmake a bad entry by removing its sidecar, best effort. The binary stays until the next store replaces
+    it: another process may have just been handed its path and be about to open it."""
+    with contextlib.suppress(OSError):
+        sidecar_path.unlink()
+
+
+def _write_entry(folder: Path, key: str, binary: bytes, sidecar_text: str) -> Path:
+    binary_path, sidecar_path = _paths(folder, key)
+    binary_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(binary_path, binary)
+    _write_atomically(sidecar_path, sidecar_text.encode())
+    return binary_path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
