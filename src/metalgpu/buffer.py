@@ -66,7 +66,7 @@ class Buffer:
     def contents(self) -> np.ndarray:
         """The buffer's memory as a numpy array, no copy: writing it writes the buffer."""
         allocation = self._live()
-        if allocation.host is None:
+        if self.storage == "private" or allocation.host is None:
             raise ArgumentError(f"a {self.storage} buffer has no CPU view; use read() and write()")
         self._wait_pending()
         if self._view is None:

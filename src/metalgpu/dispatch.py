@@ -71,6 +71,7 @@ class LaunchPlan:
     buffer_addresses: list[int]          # slot i: address of buffer i's data, or of a constant's bytes
     threadgroup_bytes: list[int]         # slot i: size of [[threadgroup(i)]] memory
     buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
+    buffer_params: list[str] = field(default_factory=list)  # which parameter each of `buffers` binds
     keepalive: list[Any] = field(default_factory=list)     # packed constants
 
 
@@ -125,6 +126,7 @@ def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) ->
                                 f"{size} bytes ({value.count} x {value.dtype_name})")
         plan.buffer_addresses[binding.index] = value.address
         plan.buffers.append(value)
+        plan.buffer_params.append(where)
         return
     if not binding.is_const:
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")

@@ -26,7 +26,7 @@ class Interface:
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False):
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
-        self._backend = open_backend(backend, device, self._cache)
+        self._backend = open_backend(backend, device, self._cache, self.debug)
         self._options = CompileOptions(debug=self.debug)
         self._library: Library | None = None
         self._function: Function | None = None

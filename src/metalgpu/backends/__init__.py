@@ -10,25 +10,25 @@ from .base import Backend
 NAMES = ("metal", "cuda", "cpu")  # best first
 
 
-def _open(name: str, device: int, cache: CompileCache) -> Backend:
+def _open(name: str, device: int, cache: CompileCache, debug: bool = False) -> Backend:
     if name == "cpu":
         from .cpu import CpuBackend
-        return CpuBackend(device, cache)
+        return CpuBackend(device, cache, debug)
     if name in ("cuda", "metal"):
         raise BackendUnavailableError(f"the {name} backend is not in this release of metalgpu yet; "
                                       "use backend='cpu'")
     raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
-def open_backend(name: str | None, device: int, cache: CompileCache) -> Backend:
+def open_backend(name: str | None, device: int, cache: CompileCache, debug: bool = False) -> Backend:
     """The named backend, or $METALGPU_BACKEND, or the best that works here."""
     name = name or os.environ.get("METALGPU_BACKEND") or None
     if name is not None:
-        return _open(name.lower(), device, cache)
+        return _open(name.lower(), device, cache, debug)
     reasons = []
     for candidate in NAMES:
         try:
-            return _open(candidate, device, cache)
+            return _open(candidate, device, cache, debug)
         except BackendUnavailableError as error:
             reasons.append(f"{candidate}: {error}")
     raise BackendUnavailableError("no backend works here:\n  " + "\n  ".join(reasons))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
 import platform
 import shlex
@@ -85,6 +86,39 @@ class _HostAllocation(Allocation):
         self._storage = None
 
 
+class _GuardedAllocation(Allocation):
+    """Debug mode: the buffer's last byte touches an inaccessible page and another one precedes its first page,
+    so an access past the end (exactly) or before the start (beyond the page's slack) faults and is reported
+    with the parameter it went through, instead of silently reading a neighbour's memory."""
+
+    PAGE = mmap.PAGESIZE
+
+    def __init__(self, nbytes: int):
+        data_pages = -(-nbytes // self.PAGE)
+        self._map = mmap.mmap(-1, (data_pages + 2) * self.PAGE)
+        self.base = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        self.end_guard = self.base + (data_pages + 1) * self.PAGE
+        libc = ctypes.CDLL(None, use_errno=True)
+        for guard in (self.base, self.end_guard):
+            if libc.mprotect(ctypes.c_void_p(guard), ctypes.c_size_t(self.PAGE), 0) != 0:
+                raise OutOfMemoryError(f"cannot protect a guard page: errno {ctypes.get_errno()}")
+        offset = (data_pages + 1) * self.PAGE - nbytes
+        self.host = np.frombuffer(self._map, dtype=np.uint8, count=nbytes, offset=offset)
+        self.address = self.base + offset
+        self.nbytes = nbytes
+
+    def locate(self, address: int) -> str | None:
+        """Where a faulting address lies relative to this buffer, if in one of its guard pages."""
+        if self.base <= address < self.base + self.PAGE:
+            return f"{self.address - address} bytes before its start"
+        if self.end_guard <= address < self.end_guard + self.PAGE:
+            return f"{address - self.end_guard} bytes past its end ({self.nbytes} bytes)"
+        return None
+
+    def free(self) -> None:
+        self.host = None  # the mapping goes when no numpy view of it is left
+
+
 class _DispatchRecord(ctypes.Structure):
     """Mirrors mg::dispatch_t in metal/_launch_cpu.h."""
 
@@ -129,7 +163,7 @@ class CpuBackend(Backend):
     name = "cpu"
     target = "cpu"
 
-    def __init__(self, device: int = 0, cache: CompileCache | None = None):
+    def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         if device != 0:
             raise BackendUnavailableError(f"the cpu backend has one device (0), not {device}")
         self.compiler = find_compiler()
@@ -140,6 +174,7 @@ class CpuBackend(Backend):
         self._pending: Future | None = None
         self._lock = threading.Lock()
         self._guard = self._load_guard()
+        self.debug = debug
 
     # -- compiling -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -175,7 +210,7 @@ class CpuBackend(Backend):
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
         guard = ctypes.CDLL(str(entry.path)).mg_guarded_run
-        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2
+        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.POINTER(ctypes.c_size_t)]
         guard.restype = ctypes.c_int
         return guard
 
@@ -186,7 +221,7 @@ class CpuBackend(Backend):
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {available:,} bytes of "
                                    "memory are available")
         try:
-            return _HostAllocation(nbytes)
+            return _GuardedAllocation(nbytes) if self.debug else _HostAllocation(nbytes)
         except (MemoryError, ValueError) as error:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {error}") from None
 
@@ -230,21 +265,35 @@ class CpuBackend(Backend):
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
         args = (entry, ctypes.addressof(slots), ctypes.addressof(record))
+
+        def run_range(first: int, end: int) -> tuple[int, int]:
+            address = ctypes.c_size_t(0)
+            return self._guard(*args, first, end, ctypes.byref(address)), address.value
+
         if self.threads == 1 or total_threads < PARALLEL_THRESHOLD or total_groups == 1:
-            results = [self._guard(*args, 0, total_groups)]
+            results = [run_range(0, total_groups)]
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="metalgpu-cpu")
             chunks = min(total_groups, 4 * self.threads)
             bounds = [total_groups * i // chunks for i in range(chunks + 1)]
-            futures = [self._pool.submit(self._guard, *args, bounds[i], bounds[i + 1]) for i in range(chunks)]
+            futures = [self._pool.submit(run_range, bounds[i], bounds[i + 1]) for i in range(chunks)]
             results = [f.result() for f in futures]
-        faults = [code for code in results if code]
+        faults = [(code, address) for code, address in results if code]
         if faults:
-            name = signal.Signals(faults[0]).name if faults[0] in signal.Signals._value2member_map_ else faults[0]
-            raise DispatchError(f"kernel '{plan.kernel_name}' faulted ({name}) on the cpu backend, e.g. an access "
-                                "outside a buffer; buffers it wrote may hold partial results. The interface is "
-                                "still usable; Interface(debug=True) checks every buffer access")
+            raise DispatchError(self._describe_fault(plan, *faults[0]))
+
+    def _describe_fault(self, plan: LaunchPlan, code: int, address: int) -> str:
+        name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else f"signal {code}"
+        for buffer, param in zip(plan.buffers, plan.buffer_params):
+            allocation = buffer._allocation
+            where = allocation.locate(address) if isinstance(allocation, _GuardedAllocation) else None
+            if where:
+                return (f"out-of-bounds access in kernel '{plan.kernel_name}': {param} was accessed {where}. "
+                        "Buffers it wrote may hold partial results; the interface is still usable")
+        hint = "" if self.debug else "; Interface(debug=True) names the buffer of an out-of-bounds access"
+        return (f"kernel '{plan.kernel_name}' faulted ({name} at address {address:#x}) on the cpu backend. "
+                f"Buffers it wrote may hold partial results; the interface is still usable{hint}")
 
     def synchronize(self) -> None:
         with self._lock:

@@ -18,11 +18,13 @@ const int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 struct sigaction g_previous[NSIG];
 thread_local sigjmp_buf* t_jump = nullptr;
 thread_local volatile sig_atomic_t t_signal = 0;
+thread_local void* volatile t_address = nullptr;
 thread_local bool t_altstack_ready = false;
 
 void on_fault(int sig, siginfo_t* info, void* context) {
   if (t_jump != nullptr) {
     t_signal = sig;
+    t_address = info != nullptr ? info->si_addr : nullptr;
     siglongjmp(*t_jump, 1);
   }
   const struct sigaction& previous = g_previous[sig];
@@ -63,16 +65,18 @@ void ensure_altstack() {
 
 }  // namespace
 
-// Returns 0 when the range ran to completion, else the number of the signal that stopped it.
+// Returns 0 when the range ran to completion, else the number of the signal that stopped it, with the faulting
+// address in *fault_address.
 extern "C" __attribute__((visibility("default"))) int mg_guarded_run(mg_run_fn run, void* const* slots,
                                                                       const void* dispatch, uint64_t first,
-                                                                      uint64_t end) {
+                                                                      uint64_t end, uintptr_t* fault_address) {
   static std::once_flag installed;
   std::call_once(installed, install_handlers);
   ensure_altstack();
   sigjmp_buf jump;
   if (sigsetjmp(jump, 1) != 0) {
     t_jump = nullptr;
+    *fault_address = reinterpret_cast<uintptr_t>(t_address);
     return t_signal;
   }
   t_jump = &jump;

@@ -227,7 +227,7 @@ def _emit(tokens: list[Token], texts: list[str]) -> str:
         if tok.column > column:
             out.append(" " * (tok.column - column))
             column = tok.column
-        elif out and not out[-1].endswith(("\n", " ")):
+        elif tok.column < column and out and not out[-1].endswith(("\n", " ")):
             out.append(" ")
             column += 1
         out.append(text)
