@@ -1,0 +1,154 @@
+"""The C++17 lexer of the MSL front end: source text -> preprocessing tokens with positions.
+
+Comments become whitespace, backslash-newline splices are removed, and every token keeps the
+1-based line and column where it starts in the original text (a tab counts as one column).
+Raw string literals are read as written; splices inside them are not reverted.
+"""
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from ..errors import ShaderCompileError, SourcePos
+
+IDENT = "ident"
+NUMBER = "number"
+STRING = "string"
+CHAR = "char"
+PUNCT = "punct"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str
+    text: str
+    file: str
+    line: int
+    column: int
+    space_before: bool = False
+    at_line_start: bool = False
+
+    @property
+    def pos(self) -> SourcePos:
+        return SourcePos(self.file, self.line, self.column)
+
+
+_PUNCTUATORS = sorted("""
+    { } [ ] ( ) ; : ... ? :: . .* -> ->* ~ ! + - * / % ^ & | = += -= *= /= %= ^= &= |=
+    == != < > <= >= <=> && || << >> <<= >>= ++ -- , # ##
+""".split(), key=len, reverse=True)
+
+_PREFIX = r"(?:u8|[uUL])?"
+_SPACE = r"(?:[ \t\n\f\v\r]|//[^\n]*|/\*.*?\*/)*"  # comments count as whitespace
+_SPACE_RE = re.compile(_SPACE, re.DOTALL)
+_COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_TOKEN_RE = re.compile(
+    rf"""
+    (?P<space>{_SPACE})
+    (?:
+      (?P<raw>{_PREFIX}R"(?P<delim>[^ ()\\\t\v\f\n"]{{0,16}})\()
+    | (?P<string>{_PREFIX}"(?:[^"\\\n]|\\.)*")
+    | (?P<char>{_PREFIX}'(?:[^'\\\n]|\\.)*')
+    | (?P<number>\.?[0-9](?:'[0-9A-Za-z_]|[eEpP][+-]|[0-9A-Za-z_.])*)
+    | (?P<ident>[A-Za-z_$][A-Za-z0-9_$]*)
+    | (?P<open_comment>/\*)
+    | (?P<punct>{"|".join(re.escape(p) for p in _PUNCTUATORS)})
+    )
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_KIND_OF_GROUP = {"raw": None, "open_comment": None, "string": STRING, "char": CHAR, "number": NUMBER, "ident": IDENT, "punct": PUNCT}
+_UNTERMINATED_STRING_RE = re.compile(rf"{_PREFIX}R?[\"']")
+
+
+class _Positions:
+    """Maps offsets in the spliced text back to lines and columns of the original text."""
+
+    def __init__(self, original: str, origin: list[int] | None):
+        self.original = original
+        self.origin = origin  # spliced offset -> original offset, None when nothing was spliced
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", original)]
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        if self.origin is not None:
+            offset = self.origin[offset] if offset < len(self.origin) else len(self.original)
+        line = bisect_right(self.line_starts, offset)
+        return line, offset - self.line_starts[line - 1] + 1
+
+    def error(self, file: str, offset: int, message: str) -> ShaderCompileError:
+        line, column = self.line_col(offset)
+        source_line = self.original.split("\n")[line - 1]
+        return ShaderCompileError.at(SourcePos(file, line, column), message, source_line)
+
+
+def _splice(text: str) -> tuple[str, list[int] | None]:
+    """Remove every backslash-newline; also return where each kept character came from."""
+    if "\\\n" not in text:
+        return text, None
+    kept: list[str] = []
+    origin: list[int] = []
+    start = 0
+    for m in re.finditer(r"\\\n", text):
+        kept.append(text[start:m.start()])
+        origin.extend(range(start, m.start()))
+        start = m.end()
+    kept.append(text[start:])
+    origin.extend(range(start, len(text)))
+    return "".join(kept), origin
+
+
+def tokenize(text: str, file: str) -> list[Token]:
+    """Split ``text`` (the contents of ``file``) into preprocessing tokens."""
+    original = text.replace("\r\n", "\n")
+    spliced, origin = _splice(original)
+    positions = _Positions(original, origin)
+    tokens: list[Token] = []
+    append = tokens.append
+    line, line_start = 1, 0  # of the spliced text; exact positions come from `positions` after a splice
+    pos, end = 0, len(spliced)
+    match = _TOKEN_RE.match
+    while pos < end:
+        m = match(spliced, pos)
+        if m is None:
+            pos = _SPACE_RE.match(spliced, pos).end()
+            if pos == end:
+                break
+            raise _lex_error(spliced, pos, file, positions)
+        start, token_end = m.span(m.lastindex)
+        at_line_start = not tokens
+        if start > pos and "\n" in spliced[pos:start]:
+            space = spliced[pos:start]
+            line += space.count("\n")
+            line_start = pos + space.rindex("\n") + 1
+            at_line_start = "/*" not in space or "\n" in _COMMENT_RE.sub(" ", space)
+        kind = _KIND_OF_GROUP[m.lastgroup]
+        if m.lastgroup == "open_comment":
+            raise positions.error(file, start, "unterminated /* comment")
+        if kind is None:  # a raw string literal: find its closing delimiter
+            delim = m.group("delim")
+            closing = spliced.find(")" + delim + '"', token_end)
+            if closing < 0:
+                raise positions.error(file, start, "unterminated raw string literal")
+            token_end = closing + len(delim) + 2
+            kind = STRING
+        if origin is None:
+            append(Token(kind, spliced[start:token_end], file, line, start - line_start + 1, start > pos, at_line_start))
+        else:
+            token_line, column = positions.line_col(start)
+            append(Token(kind, spliced[start:token_end], file, token_line, column, start > pos, at_line_start))
+        if kind == STRING and "\n" in spliced[start:token_end]:
+            line += spliced.count("\n", start, token_end)
+            line_start = spliced.rindex("\n", start, token_end) + 1
+        pos = token_end
+    return tokens
+
+
+def _lex_error(text: str, pos: int, file: str, positions: _Positions) -> ShaderCompileError:
+    if text.startswith("/*", pos):
+        return positions.error(file, pos, "unterminated /* comment")
+    quote = _UNTERMINATED_STRING_RE.match(text, pos)
+    if quote:
+        what = "character constant" if quote.group().endswith("'") else "string literal"
+        return positions.error(file, pos, f"unterminated {what}")
+    return positions.error(file, pos, f"stray {text[pos]!r} in program")

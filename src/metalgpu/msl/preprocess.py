@@ -1,0 +1,578 @@
+"""The C preprocessor of the MSL front end: includes, macros and conditionals over lexer tokens.
+
+Macro expansion follows Prosser's algorithm: every token carries a *hide set*, the names of the
+macros whose expansion produced it, and a name in its own hide set is never expanded again.
+Tokens made by an expansion take the position of the outermost macro name in the user's source.
+Metal's own headers (``<metal_*>``, ``<simd/simd.h>``) are not read; their names are recorded.
+"""
+from __future__ import annotations
+
+import operator
+import os
+from dataclasses import dataclass, field
+
+from ..errors import ShaderCompileError
+from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
+
+MAX_INCLUDE_DEPTH = 64
+PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "1", "__cplusplus": "201703L"}
+_DYNAMIC = {"__LINE__", "__FILE__", "__COUNTER__"}
+_SPECIAL = _DYNAMIC | {"_Pragma"}
+_EMPTY: frozenset[str] = frozenset()
+_PLACEMARKER = "placemarker"  # an empty macro argument next to ##, gone once the body is substituted
+
+
+@dataclass
+class PreprocessResult:
+    tokens: list[Token]
+    system_headers: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Macro:
+    name: str
+    body: tuple[Token, ...]
+    params: tuple[str, ...] | None = None  # None: object-like
+    variadic: bool = False
+
+
+def is_metal_header(name: str) -> bool:
+    return name.startswith("metal_") or name == "simd/simd.h"
+
+
+def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str] | None = None) -> PreprocessResult:
+    """Run the preprocessor over ``text``, the contents of ``filename``."""
+    pp = _Preprocessor(tuple(include_dirs))
+    for name, value in PREDEFINED.items():
+        pp.define_line(f"{name} {value}", "<built-in>")
+    for name, value in (defines or {}).items():
+        pp.define_line(f"{name} {'1' if value is None else str(value)}", "<command line>")
+    pp.sources[filename] = text
+    pp.run_file(tokenize(text, filename), filename, depth=0)
+    return PreprocessResult(pp.out, pp.system_headers, pp.sources)
+
+
+def _error(pp: "_Preprocessor", tok: Token, message: str) -> ShaderCompileError:
+    lines = pp.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
+    source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) else None
+    return ShaderCompileError.at(tok.pos, message, source_line)
+
+
+class _Stream:
+    """Tokens with hide sets: a stack pushed back by expansions, over a list read in order."""
+
+    def __init__(self, tokens: list[Token], pairs: list | None = None):
+        self.tokens, self.index, self.pushed = tokens, 0, []
+        if pairs:
+            self.push(pairs)
+
+    def next(self):
+        if self.pushed:
+            return self.pushed.pop()
+        if self.index < len(self.tokens):
+            self.index += 1
+            return self.tokens[self.index - 1], _EMPTY
+        return None
+
+    def peek(self):
+        if self.pushed:
+            return self.pushed[-1]
+        if self.index < len(self.tokens):
+            return self.tokens[self.index], _EMPTY
+        return None
+
+    def push(self, items: list) -> None:
+        self.pushed.extend(reversed(items))
+
+
+class _Preprocessor:
+    def __init__(self, include_dirs: tuple[str, ...]):
+        self.include_dirs = include_dirs
+        self.macros: dict[str, _Macro] = {}
+        self.out: list[Token] = []
+        self.system_headers: list[str] = []
+        self.sources: dict[str, str] = {}
+        self.pragma_once: set[str] = set()
+        self.counter = 0
+
+    # ----- files and directives -------------------------------------------------------------
+
+    def run_file(self, tokens: list[Token], filename: str, depth: int) -> None:
+        conditions: list[list] = []  # [active, some_branch_taken, seen_else, opening token]
+        i, n = 0, len(tokens)
+        while i < n:
+            tok = tokens[i]
+            if tok.at_line_start and tok.text == "#" and tok.kind == PUNCT:
+                j = i + 1
+                while j < n and not tokens[j].at_line_start:
+                    j += 1
+                self._directive(tok, tokens[i + 1:j], conditions, filename, depth)
+                i = j
+                continue
+            j = i + 1
+            while j < n and not (tokens[j].at_line_start and tokens[j].text == "#" and tokens[j].kind == PUNCT):
+                j += 1
+            if not conditions or conditions[-1][0]:
+                self.out.extend(t for t, _ in self.expand(tokens[i:j]))
+            i = j
+        if conditions:
+            raise _error(self, conditions[-1][3], f"unterminated #{conditions[-1][3].text}")
+
+    def _directive(self, hash_tok, line, conditions, filename, depth) -> None:
+        if not line:
+            return
+        name, args = line[0].text, line[1:]
+        active = not conditions or conditions[-1][0]
+        if name in ("if", "ifdef", "ifndef"):
+            taken = active and self._condition(name, line[0], args)
+            conditions.append([taken, taken or not active, False, line[0]])
+        elif name in ("elif", "else", "endif"):
+            if not conditions:
+                raise _error(self, line[0], f"#{name} without #if")
+            state = conditions[-1]
+            if name == "endif":
+                conditions.pop()
+                return
+            if state[2]:
+                raise _error(self, line[0], f"#{name} after #else")
+            state[2] = name == "else"
+            if state[1]:  # a branch was taken, or the whole #if is inside a skipped region
+                state[0] = False
+            else:
+                state[0] = name == "else" or self._condition("if", line[0], args)
+                state[1] = state[0]
+        elif not active:
+            return
+        elif name == "define":
+            self._define(line[0], args)
+        elif name == "undef":
+            if not args or args[0].kind != IDENT:
+                raise _error(self, line[0], "#undef needs a macro name")
+            self.macros.pop(args[0].text, None)
+        elif name == "include":
+            self._include(line[0], args, filename, depth)
+        elif name == "pragma":
+            if args and args[0].text == "once":
+                self.pragma_once.add(os.path.realpath(filename))
+        elif name == "error":
+            raise _error(self, hash_tok, "#error " + _spell(args))
+        elif name not in ("warning", "line", "ident"):
+            raise _error(self, line[0], f"unknown preprocessing directive '#{name}'")
+
+    def _condition(self, name: str, where: Token, args: list[Token]) -> bool:
+        if name != "if":
+            if not args or args[0].kind != IDENT:
+                raise _error(self, where, f"#{name} needs a macro name")
+            return (args[0].text in self.macros) == (name == "ifdef")
+        if not args:
+            raise _error(self, where, "#if with no expression")
+        tokens = [t for t, _ in self.expand(self._replace_defined(where, args))]
+        return _Condition(self, where, tokens).evaluate() != 0
+
+    def _replace_defined(self, where: Token, args: list[Token]) -> list[Token]:
+        """Resolve ``defined X`` and ``__has_include(...)`` before macros are expanded."""
+        result, i = [], 0
+        while i < len(args):
+            tok = args[i]
+            if tok.text in ("defined", "__has_include") and tok.kind == IDENT:
+                end, inner = _operand(args, i + 1)
+                if inner is None:
+                    raise _error(self, tok, f"malformed '{tok.text}' in #if")
+                if tok.text == "defined":
+                    value = len(inner) == 1 and (inner[0].text in self.macros or inner[0].text in _DYNAMIC)
+                else:
+                    value = self._has_include(inner, where.file)
+                result.append(Token(NUMBER, "1" if value else "0", tok.file, tok.line, tok.column, True))
+                i = end
+            else:
+                result.append(tok)
+                i += 1
+        return result
+
+    def _has_include(self, inner: list[Token], current: str) -> bool:
+        if inner and inner[0].kind == STRING:
+            return self._resolve(inner[0].text[1:-1], current) is not None
+        header = _spell(inner, spaces=False)[1:-1]
+        return is_metal_header(header)
+
+    def _include(self, where: Token, args: list[Token], filename: str, depth: int) -> None:
+        if args and args[0].kind != STRING and args[0].text != "<":
+            args = [t for t, _ in self.expand(args)]
+        if args and args[0].kind == STRING and args[0].text.startswith('"'):
+            name = args[0].text[1:-1]
+        elif args and args[0].text == "<" and args[-1].text == ">":
+            header = _spell(args, spaces=False)[1:-1]
+            if not is_metal_header(header):
+                raise _error(self, where, f"unknown system header <{header}>")
+            if header not in self.system_headers:
+                self.system_headers.append(header)
+            return
+        else:
+            raise _error(self, where, '#include expects "file" or <file>')
+        path = self._resolve(name, filename)
+        if path is None:
+            raise _error(self, where, f"file not found: '{name}'")
+        if os.path.realpath(path) in self.pragma_once:
+            return
+        if depth + 1 > MAX_INCLUDE_DEPTH:
+            raise _error(self, where, f"#include nested more than {MAX_INCLUDE_DEPTH} levels deep")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        self.sources[path] = text
+        self.run_file(tokenize(text, path), path, depth + 1)
+
+    def _resolve(self, name: str, current: str) -> str | None:
+        if os.path.isabs(name):
+            return name if os.path.isfile(name) else None
+        if current.startswith("<"):  # a source given as a string
+            folders = [*self.include_dirs, os.getcwd()]
+        else:
+            folders = [os.path.dirname(current) or ".", *self.include_dirs]
+        for folder in folders:
+            candidate = os.path.normpath(os.path.join(folder, name))
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def define_line(self, text: str, origin: str) -> None:
+        tokens = tokenize(text, origin)
+        self._define(tokens[0], tokens)
+
+    def _define(self, where: Token, args: list[Token]) -> None:
+        if not args or args[0].kind != IDENT:
+            raise _error(self, where, "#define needs a macro name")
+        name = args[0].text
+        if name == "defined" or name in _DYNAMIC:
+            raise _error(self, args[0], f"'{name}' cannot be defined")
+        if len(args) < 2 or args[1].text != "(" or args[1].space_before:
+            body = tuple(args[1:])
+            if body and "##" in (body[0].text, body[-1].text):
+                raise _error(self, args[0], "'##' cannot be at either end of a macro body")
+            self.macros[name] = _Macro(name, body)
+            return
+        params, variadic, i = [], False, 2
+        while i < len(args) and args[i].text != ")":
+            tok = args[i]
+            if tok.text == "...":
+                variadic = True
+                params.append("__VA_ARGS__")
+            elif tok.kind != IDENT or tok.text in params or variadic:
+                raise _error(self, tok, f"invalid parameter list in the definition of macro '{name}'")
+            else:
+                params.append(tok.text)
+            i += 1
+            if i < len(args) and args[i].text == ",":
+                i += 1
+        if i >= len(args):
+            raise _error(self, args[1], f"missing ')' in the definition of macro '{name}'")
+        body = tuple(args[i + 1:])
+        for k, tok in enumerate(body):
+            if tok.text == "#" and (k + 1 == len(body) or body[k + 1].text not in params):
+                raise _error(self, tok, "'#' is not followed by a macro parameter")
+        if body and "##" in (body[0].text, body[-1].text):
+            raise _error(self, args[0], "'##' cannot be at either end of a macro body")
+        self.macros[name] = _Macro(name, body, tuple(params), variadic)
+
+    # ----- macro expansion ----------------------------------------------------------------
+
+    def expand(self, tokens: list[Token], pairs: list | None = None) -> list:
+        """Fully expand plain ``tokens`` or (token, hide set) ``pairs``; return pairs."""
+        stream = _Stream(tokens, pairs)
+        out: list = []
+        macros = self.macros
+        while True:
+            if not stream.pushed:  # fast path: copy the plain tokens up to the next name to expand
+                start = i = stream.index
+                while i < len(tokens) and not (tokens[i].kind == IDENT and (
+                        tokens[i].text in macros or tokens[i].text in _SPECIAL)):
+                    i += 1
+                out.extend([(tok, _EMPTY) for tok in tokens[start:i]])
+                stream.index = i
+            item = stream.next()
+            if item is None:
+                break
+            tok, hide = item
+            if tok.kind != IDENT:
+                out.append(item)
+            elif tok.text in macros and tok.text not in hide:
+                if not self._expand_macro(macros[tok.text], tok, hide, stream):
+                    out.append(item)
+            elif tok.text in _DYNAMIC:
+                out.append((self._dynamic(tok), hide))
+            elif tok.text == "_Pragma":
+                self._skip_pragma_operator(tok, stream)
+            else:
+                out.append(item)
+        return out
+
+    def _expand_macro(self, macro: _Macro, name: Token, hide, stream: _Stream) -> bool:
+        if macro.params is None:
+            stream.push(self._subst(macro, [], hide | {macro.name}, name))
+            return True
+        following = stream.peek()
+        if following is None or following[0].text != "(":
+            return False
+        stream.next()
+        args, rparen_hide = self._collect_args(macro, name, stream)
+        stream.push(self._subst(macro, args, (hide & rparen_hide) | {macro.name}, name))
+        return True
+
+    def _collect_args(self, macro: _Macro, name: Token, stream: _Stream):
+        args: list[list] = [[]]
+        depth = 0
+        while True:
+            item = stream.next()
+            if item is None:
+                raise _error(self, name, f"unterminated argument list invoking macro '{macro.name}'")
+            text = item[0].text
+            if text == ")" and depth == 0:
+                break
+            if text == "," and depth == 0 and not (macro.variadic and len(args) == len(macro.params)):
+                args.append([])
+                continue
+            depth += (text == "(") - (text == ")")
+            args[-1].append(item)
+        wanted = len(macro.params)
+        if wanted == 0 and args == [[]]:
+            args = []
+        if macro.variadic and len(args) == wanted - 1:
+            args.append([])
+        if len(args) != wanted:
+            raise _error(self, name, f"macro '{macro.name}' takes {wanted} arguments, {len(args)} given")
+        return args, item[1]
+
+    def _subst(self, macro: _Macro, args: list[list], hide, name: Token) -> list:
+        """Replace the parameters in the macro's body; mark every result as made at ``name``."""
+        params = macro.params or ()
+        arg_of = dict(zip(params, args))
+        body = macro.body
+        result: list = []
+        expanded: dict[str, list] = {}
+        i = 0
+        while i < len(body):
+            tok = body[i]
+            following = body[i + 1] if i + 1 < len(body) else None
+            if tok.text == "#" and params and following is not None and following.text in arg_of:
+                result.append((_stringize(arg_of[following.text], name), _EMPTY))
+                i += 2
+            elif tok.text == "##":
+                operand = arg_of[following.text] if following.text in arg_of else [(following, _EMPTY)]
+                left = result[-1][0]
+                if following.text == "__VA_ARGS__" and left.text == ",":  # GNU `, ## __VA_ARGS__`
+                    if operand:
+                        result.extend(operand)
+                    else:
+                        result.pop()
+                elif operand and left.kind == _PLACEMARKER:
+                    result[-1:] = operand
+                elif operand:
+                    result[-1] = (self._paste(left, operand[0][0], name), result[-1][1])
+                    result.extend(operand[1:])
+                i += 2
+            elif tok.text == "__VA_OPT__" and macro.variadic and following is not None and following.text == "(":
+                end = _matching_paren(body, i + 1)
+                if arg_of.get("__VA_ARGS__"):
+                    inner = _Macro(macro.name, body[i + 2:end], macro.params, True)
+                    result.extend(self._subst(inner, args, _EMPTY, name))
+                i = end + 1
+            elif tok.text in arg_of:
+                if following is not None and following.text == "##":
+                    result.extend(arg_of[tok.text] or [(Token(_PLACEMARKER, "", "", 0, 0), _EMPTY)])
+                else:
+                    if tok.text not in expanded:
+                        expanded[tok.text] = self.expand([], arg_of[tok.text])
+                    result.extend(expanded[tok.text])
+                i += 1
+            else:
+                result.append((tok, _EMPTY))
+                i += 1
+        result = [item for item in result if item[0].kind != _PLACEMARKER]
+        for k, (tok, own_hide) in enumerate(result):
+            moved = Token(tok.kind, tok.text, name.file, name.line, name.column, True, k == 0 and name.at_line_start)
+            result[k] = (moved, own_hide | hide)
+        return result
+
+    def _paste(self, left: Token, right: Token, name: Token) -> Token:
+        pasted = tokenize(left.text + right.text, name.file)
+        if len(pasted) != 1:
+            raise _error(self, name, f"pasting '{left.text}' and '{right.text}' does not give a valid token")
+        return pasted[0]
+
+    def _dynamic(self, tok: Token) -> Token:
+        if tok.text == "__LINE__":
+            return Token(NUMBER, str(tok.line), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
+        if tok.text == "__FILE__":
+            quoted = '"' + tok.file.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return Token(STRING, quoted, tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
+        self.counter += 1
+        return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
+
+    def _skip_pragma_operator(self, tok: Token, stream: _Stream) -> None:
+        texts = []
+        for _ in range(3):
+            item = stream.next()
+            texts.append(item[0] if item else None)
+        if None in texts or texts[0].text != "(" or texts[1].kind != STRING or texts[2].text != ")":
+            raise _error(self, tok, "_Pragma takes a parenthesized string literal")
+
+
+def _operand(tokens: list[Token], i: int) -> tuple[int, list[Token] | None]:
+    """The operand of ``defined``/``__has_include`` at ``i``: ``X`` or ``( ... )``; returns (end, tokens)."""
+    if i < len(tokens) and tokens[i].text != "(":
+        return i + 1, [tokens[i]]
+    end = _matching_paren(tokens, i) if i < len(tokens) else -1
+    return (end + 1, list(tokens[i + 1:end])) if end > 0 else (i, None)
+
+
+def _matching_paren(tokens, i: int) -> int:
+    depth = 0
+    for k in range(i, len(tokens)):
+        depth += (tokens[k].text == "(") - (tokens[k].text == ")")
+        if depth == 0:
+            return k
+    return -1
+
+
+def _spell(tokens: list[Token], spaces: bool = True) -> str:
+    """Tokens back to text: one space where whitespace separated them."""
+    parts = []
+    for k, tok in enumerate(tokens):
+        if spaces and k and tok.space_before:
+            parts.append(" ")
+        parts.append(tok.text)
+    return "".join(parts)
+
+
+def _stringize(arg: list, name: Token) -> Token:
+    parts = []
+    for k, (tok, _) in enumerate(arg):
+        if k and tok.space_before:
+            parts.append(" ")
+        text = tok.text
+        if tok.kind in (STRING, CHAR):
+            text = text.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(text)
+    return Token(STRING, '"' + "".join(parts) + '"', name.file, name.line, name.column, True)
+
+
+_BINARY_PRECEDENCE = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
+    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
+}
+
+
+_OPERATORS = {
+    "|": operator.or_, "^": operator.xor, "&": operator.and_, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "<<": operator.lshift,
+    ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul,
+}
+
+
+class _Condition:
+    """Evaluates the integer constant expression of ``#if``/``#elif`` (macros already expanded)."""
+
+    def __init__(self, pp: _Preprocessor, where: Token, tokens: list[Token]):
+        self.pp, self.where, self.tokens, self.i = pp, where, tokens, 0
+        self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
+
+    def evaluate(self) -> int:
+        value = self._conditional()
+        if self.i < len(self.tokens):
+            raise self._error(f"unexpected '{self.tokens[self.i].text}' in #if expression")
+        return value
+
+    def _error(self, message: str) -> ShaderCompileError:
+        tok = self.tokens[self.i] if self.i < len(self.tokens) else self.where
+        return _error(self.pp, tok, message)
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.i].text if self.i < len(self.tokens) else None
+
+    def _expect(self, text: str) -> None:
+        if self._peek() != text:
+            raise self._error(f"expected '{text}' in #if expression")
+        self.i += 1
+
+    def _conditional(self) -> int:
+        condition = self._binary(1)
+        if self._peek() != "?":
+            return condition
+        self.i += 1
+        self.dead += not condition
+        if_true = self._conditional()
+        self.dead -= not condition
+        self._expect(":")
+        self.dead += bool(condition)
+        if_false = self._conditional()
+        self.dead -= bool(condition)
+        return if_true if condition else if_false
+
+    def _binary(self, min_precedence: int) -> int:
+        left = self._unary()
+        while (op := self._peek()) in _BINARY_PRECEDENCE and _BINARY_PRECEDENCE[op] >= min_precedence:
+            self.i += 1
+            short_circuit = (op == "&&" and not left) or (op == "||" and left)
+            self.dead += short_circuit
+            right = self._binary(_BINARY_PRECEDENCE[op] + 1)
+            self.dead -= short_circuit
+            left = self._apply(op, left, right)
+        return left
+
+    def _apply(self, op: str, a: int, b: int) -> int:
+        if op in ("/", "%"):
+            if b == 0:
+                if self.dead:
+                    return 0
+                raise _error(self.pp, self.where, "division by zero in #if expression")
+            quotient = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+            return quotient if op == "/" else a - b * quotient
+        if op == "||":
+            return int(bool(a or b))
+        if op == "&&":
+            return int(bool(a and b))
+        if op in ("<<", ">>") and b < 0:
+            return 0
+        return int(_OPERATORS[op](a, b))
+
+    def _unary(self) -> int:
+        if self.i >= len(self.tokens):
+            raise self._error("#if expression ends too early")
+        tok = self.tokens[self.i]
+        self.i += 1
+        if tok.text in ("+", "-", "~", "!"):
+            value = self._unary()
+            return {"+": value, "-": -value, "~": ~value, "!": int(not value)}[tok.text]
+        if tok.text == "(":
+            value = self._conditional()
+            self._expect(")")
+            return value
+        if tok.kind == NUMBER:
+            return self._number(tok)
+        if tok.kind == CHAR:
+            return _char_value(tok.text)
+        if tok.kind == IDENT:
+            return int(tok.text == "true")  # identifiers left after expansion count as 0
+        self.i -= 1
+        raise self._error(f"unexpected '{tok.text}' in #if expression")
+
+    def _number(self, tok: Token) -> int:
+        digits = tok.text.replace("'", "").rstrip("uUlL")
+        try:
+            if digits[:2] in ("0x", "0X"):
+                return int(digits[2:], 16)
+            if digits[:2] in ("0b", "0B"):
+                return int(digits[2:], 2)
+            return int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
+        except ValueError:
+            raise _error(self.pp, tok, f"'{tok.text}' is not an integer constant") from None
+
+
+_ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8, "f": 12, "v": 11}
+
+
+def _char_value(text: str) -> int:
+    body = text[text.index("'") + 1:-1]
+    if body.startswith("\\") and len(body) > 1:
+        return _ESCAPES.get(body[1], ord(body[1]))
+    return ord(body[0]) if body else 0

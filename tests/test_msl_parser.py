@@ -1,0 +1,266 @@
+"""The parser on kernel signatures in the styles of real projects, and on error positions."""
+import pytest
+
+from metalgpu.errors import ShaderCompileError, SourcePos
+from metalgpu.msl.parser import FunctionConstant, KernelDecl, Param, Program, parse
+from metalgpu.msl.preprocess import preprocess
+
+
+def program(source: str) -> Program:
+    result = preprocess(source, "k.metal")
+    return parse(result.tokens, result.sources)
+
+
+def kernel(source: str, host_name: str) -> KernelDecl:
+    return next(k for k in program(source).kernels if k.host_name == host_name)
+
+
+def bindings(k: KernelDecl) -> list[tuple]:
+    return [(p.name, p.binding, p.index, p.builtin) for p in k.params]
+
+
+def error_of(source: str) -> ShaderCompileError:
+    with pytest.raises(ShaderCompileError) as info:
+        program(source)
+    return info.value
+
+
+MATMUL = """#include <metal_stdlib>
+using namespace metal;
+struct Dims { uint M; uint N; };
+kernel void matmul(device const float* A [[buffer(0)]],
+                   device float* C [[buffer(2)]],
+                   constant Dims& dims [[buffer(3)]],
+                   uint2 gid [[thread_position_in_grid]])
+{
+    C[gid.y * dims.N + gid.x] = A[gid.x];
+}
+"""
+
+
+def test_plain_kernel_params():
+    prog = program(MATMUL)
+    assert len(prog.kernels) == 1 and prog.function_constants == ()
+    k = prog.kernels[0]
+    assert (k.name, k.host_name, k.template_args, k.pos) == ("matmul", "matmul", None, SourcePos("k.metal", 4, 13))
+    assert k.params[0] == Param("A", "device const float *", "device", True, False, "buffer", 0, None,
+                                SourcePos("k.metal", 4, 40))
+    assert k.params[2] == Param("dims", "constant Dims &", "constant", False, True, "buffer", 3, None,
+                                SourcePos("k.metal", 6, 35))
+    assert k.params[3] == Param("gid", "uint2", None, False, False, "builtin", None, "thread_position_in_grid",
+                                SourcePos("k.metal", 7, 26))
+    tokens = preprocess(MATMUL, "k.metal").tokens
+    start, end = k.body
+    assert tokens[start].text == "{" and tokens[end - 1].text == "}" and end == len(tokens)
+
+
+@pytest.mark.parametrize("head, host_name", [
+    ("kernel void f", "f"),
+    ("[[kernel]] void f", "f"),
+    ("[[kernel, max_total_threads_per_threadgroup(1024)]] void f", "f"),
+    ("[[max_total_threads_per_threadgroup(256)]] kernel void f", "f"),
+    ('[[host_name("custom")]] kernel void f', "custom"),
+    ("static inline kernel void f", "f"),
+])
+def test_kernel_forms(head, host_name):
+    prog = program(f"{head}(device float* a [[buffer(0)]]) {{ a[0] = 1; }}")
+    assert [(k.name, k.host_name) for k in prog.kernels] == [("f", host_name)]
+
+
+def test_helpers_structs_lambdas_and_constants_are_not_kernels():
+    source = """
+    constexpr constant int kTile = 16;
+    constant float lut[4] = {1, 2, 3, 4};
+    struct Op { float operator()(float x) const { return x; } };
+    inline float helper(device float* p [[buffer(0)]], float x [[maybe_unused]]) { return x; }
+    vertex float4 vs(uint v [[vertex_id]]) { return float4(0); }
+    kernel void fwd(device float* a [[buffer(0)]]);
+    kernel void k(device float* a [[buffer(0)]], uint i [[thread_index_in_threadgroup]]) {
+        auto f = [&](float v) { struct Local { int x; }; return v * kTile; };
+        a[i] = f(a[i]) + Op{}(lut[i % 4]);
+    }
+    """
+    assert [k.host_name for k in program(source).kernels] == ["k"]
+
+
+MLX_STYLE = """
+template <typename T, typename Op>
+[[kernel]] void unary(device const T* in [[buffer(0)]], device T* out [[buffer(1)]],
+                      constant uint& size [[buffer(2)]], uint index [[thread_position_in_grid]]) {
+    if (index < size) out[index] = Op()(in[index]);
+}
+struct Abs { template <typename U> U operator()(U x) { return metal::abs(x); } };
+#define instantiate_unary(name, type, op) \\
+  template [[host_name(name)]] [[kernel]] decltype(unary<type, op>) unary<type, op>;
+instantiate_unary("abs_float32", float, Abs)
+instantiate_unary("abs_float16", half, Abs)
+template [[host_name("abs_int32")]] [[kernel]] void unary<int, Abs>(
+    device const int* in [[buffer(0)]], device int* out [[buffer(1)]],
+    constant uint& size [[buffer(2)]], uint index [[thread_position_in_grid]]);
+"""
+
+
+def test_templated_kernels_and_both_instantiation_forms():
+    prog = program(MLX_STYLE)
+    assert [(k.name, k.host_name, k.template_args) for k in prog.kernels] == [
+        ("unary", "abs_float32", "float, Abs"), ("unary", "abs_float16", "half, Abs"), ("unary", "abs_int32", "int, Abs"),
+    ]
+    decltype_form, _, explicit_form = prog.kernels
+    assert decltype_form.pos == SourcePos("k.metal", 10, 1)  # the macro invocation
+    assert decltype_form.params[0].type_text == "device const T *"  # read from the template
+    assert decltype_form.params[0].pos == SourcePos("k.metal", 3, 39)
+    assert explicit_form.params[0].type_text == "device const int *"  # read from the instantiation
+    assert bindings(decltype_form) == bindings(explicit_form) == [
+        ("in", "buffer", 0, None), ("out", "buffer", 1, None), ("size", "buffer", 2, None),
+        ("index", "builtin", None, "thread_position_in_grid")]
+    assert decltype_form.body == explicit_form.body and decltype_form.body is not None
+
+
+def test_ggml_style_typedef_instantiation():
+    source = """
+    template <typename T, short N>
+    kernel void kernel_add(device const char* src0, device const char* src1, device char* dst,
+                           constant int64_t& ne [[buffer(7)]], uint3 tgpig [[threadgroup_position_in_grid]],
+                           ushort tpitg [[thread_index_in_threadgroup]]) {}
+    typedef decltype(kernel_add<float, 4>) kernel_add_t;
+    template [[host_name("kernel_add_f32")]] kernel kernel_add_t kernel_add<float, 4>;
+    """
+    k = kernel(source, "kernel_add_f32")
+    assert (k.name, k.template_args) == ("kernel_add", "float, 4")
+    assert bindings(k) == [("src0", "buffer", 0, None), ("src1", "buffer", 1, None), ("dst", "buffer", 2, None),
+                           ("ne", "buffer", 7, None), ("tgpig", "builtin", None, "threadgroup_position_in_grid"),
+                           ("tpitg", "builtin", None, "thread_index_in_threadgroup")]
+
+
+def test_implicit_indices_take_the_lowest_free_index():
+    source = """
+    kernel void k(device float* a, constant uint& n, device float* b [[buffer(0)]], device half* c [[buffer(2)]],
+                  device int* d, threadgroup float* shm, threadgroup float* shm2 [[threadgroup(0)]],
+                  uint3 lid [[thread_position_in_threadgroup]]) {}
+    """
+    assert bindings(kernel(source, "k")) == [
+        ("a", "buffer", 1, None), ("n", "buffer", 3, None), ("b", "buffer", 0, None), ("c", "buffer", 2, None),
+        ("d", "buffer", 4, None), ("shm", "threadgroup", 1, None), ("shm2", "threadgroup", 0, None),
+        ("lid", "builtin", None, "thread_position_in_threadgroup")]
+
+
+def test_candle_style_macro_generated_kernels_and_namespaces():
+    source = """
+    namespace ops { namespace detail { inline float relu(float x) { return x > 0 ? x : 0; } }
+    #define UNARY(FN, NAME, T) \\
+    kernel void NAME(constant size_t& dim, device const T* in, device T* out, uint tid [[thread_position_in_grid]]) \\
+    { if (tid < dim) out[tid] = FN(in[tid]); }
+    UNARY(detail::relu, relu_f32, float)
+    UNARY(detail::relu, relu_f16, half)
+    }
+    inline namespace v1 { kernel void top(device float* x [[buffer(0)]]) {} }
+    """
+    prog = program(source)
+    assert [(k.name, k.host_name, k.pos.line) for k in prog.kernels] == [
+        ("ops::relu_f32", "relu_f32", 6), ("ops::relu_f16", "relu_f16", 7), ("v1::top", "top", 9)]
+    assert bindings(prog.kernels[0]) == [("dim", "buffer", 0, None), ("in", "buffer", 1, None),
+                                         ("out", "buffer", 2, None),
+                                         ("tid", "builtin", None, "thread_position_in_grid")]
+
+
+def test_pytorch_mps_style_types():
+    source = """
+    template <typename T> struct Pair { T a, b; };
+    kernel void k(device vec<float, 4>* v [[buffer(0)]], constant metal::packed_float3& p [[buffer(1)]],
+                  device const volatile Pair<half>* pairs [[buffer(2)]], const device atomic_uint* c [[buffer(3)]],
+                  threadgroup float (&tile)[16] [[threadgroup(0)]], ushort2 tg [[threads_per_threadgroup]],
+                  uint sg [[simdgroup_index_in_threadgroup]], uint w [[thread_execution_width]]) {}
+    """
+    k = kernel(source, "k")
+    assert [(p.name, p.type_text, p.address_space, p.is_pointer, p.is_reference) for p in k.params[:5]] == [
+        ("v", "device vec<float, 4> *", "device", True, False),
+        ("p", "constant metal::packed_float3 &", "constant", False, True),
+        ("pairs", "device const volatile Pair<half> *", "device", True, False),
+        ("c", "const device atomic_uint *", "device", True, False),
+        ("tile", "threadgroup float (&) [16]", "threadgroup", False, True),
+    ]
+    assert [p.builtin for p in k.params[5:]] == ["threads_per_threadgroup", "simdgroup_index_in_threadgroup",
+                                                 "thread_execution_width"]
+
+
+def test_extra_harmless_attribute_items_are_ignored():
+    k = kernel("kernel void k(device float* a [[buffer(1), raster_order_group(0)]]) {}", "k")
+    assert bindings(k) == [("a", "buffer", 1, None)]
+
+
+def test_function_constants():
+    source = """
+    constant bool has_bias [[function_constant(0)]];
+    constant uint tile_size [[function_constant(7)]];
+    constant bool use_bias = has_bias && is_function_constant_defined(has_bias);
+    kernel void k(device float* a [[buffer(0)]]) { if (has_bias) a[0] = 1; }
+    """
+    prog = program(source)
+    tokens = preprocess(source, "k.metal").tokens
+    first, second = prog.function_constants
+    assert first == FunctionConstant("has_bias", "bool", 0, SourcePos("k.metal", 2, 19), (0, 12))
+    assert (second.name, second.type_text, second.index) == ("tile_size", "uint", 7)
+    assert [t.text for t in tokens[second.span[0]:second.span[1]]][:3] == ["constant", "uint", "tile_size"]
+    assert tokens[second.span[1] - 1].text == ";"
+    assert [k.host_name for k in prog.kernels] == ["k"]
+
+
+# ----- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, message, line, column", [
+    ("kernel void f(device float* a [[buffer(0)]]) {}\n"
+     "kernel void f(device int* a [[buffer(0)]]) {}",
+     "kernel 'f' is defined twice; Metal kernels cannot be overloaded", 2, 13),
+    ("template <typename T> kernel void f(device T* a [[buffer(0)]]) {}\n"
+     "template [[host_name(\"f\")]] kernel decltype(f<int>) f<int>;\n"
+     "template [[host_name(\"f\")]] kernel decltype(f<float>) f<float>;",
+     "kernel 'f' is defined twice", 3, 55),
+    ("kernel void f(device float* a [[texture(0)]]) {}", "unsupported attribute [[texture]] on parameter 'a'", 1, 33),
+    ("kernel void f(device float* a [[buffer(0)]],\n   uint n) {}",
+     "parameter 'n' of kernel 'f' needs an attribute such as [[buffer(n)]]", 2, 9),
+    ("kernel void f(float* a) {}", "parameter 'a' of kernel 'f' needs an attribute", 1, 22),
+    ("kernel void f(device float* a [[buffer(1)]], device float* b [[buffer(1)]]) {}",
+     "buffer index 1 is used twice in kernel 'f'", 1, 60),
+    ("kernel void f(device float* a [[buffer(31)]]) {}", "buffer index 31 is outside 0..30", 1, 40),
+    ("kernel void f(device float* a [[buffer(0), thread_position_in_grid]]) {}", "has two bindings", 1, 44),
+    ("kernel int f(device float* a [[buffer(0)]]) {}", "kernel 'f' must return void", 1, 12),
+    ("template <typename T> kernel void f(device T* a [[buffer(0)]]) {}\n"
+     "template kernel decltype(f<int>) f<int>;", '[[host_name("...")]]', 2, 34),
+    ("template [[host_name(\"g\")]] kernel decltype(g<int>) g<int>;", "no template definition of 'g'", 1, 53),
+    ("constant bool b [[function_constant(0)]] = true;", "no initializer", 1, 15),
+    ("kernel void f(device float* a [[buffer(0)]]) {\n  if (x) {\n}", "unmatched '{'", 1, 46),
+])
+def test_errors_are_located(source, message, line, column):
+    error = error_of(source)
+    assert message in str(error)
+    assert error.pos == SourcePos("k.metal", line, column)
+
+
+def test_error_shows_the_source_line():
+    error = error_of("kernel void f(device float* a [[bogus]]) {}")
+    assert "kernel void f(device float* a [[bogus]]) {}" in str(error) and "[[bogus]]" in str(error)
+
+
+def test_many_kernels_parse_in_one_pass():
+    unit = "kernel void k{0}(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) {{ a[i] = {0}; }}\n"
+    prog = program("".join(unit.format(i) for i in range(500)))
+    assert len(prog.kernels) == 500 and prog.kernels[-1].host_name == "k499"
+
+
+def test_instantiation_may_leave_out_names_and_attributes():
+    source = """
+    template <typename T>
+    kernel void scale(device T* data [[buffer(0)]], constant T& factor [[buffer(1)]],
+                      uint id [[thread_position_in_grid]]) { data[id] *= factor; }
+    template [[host_name("scale_float")]] kernel void scale<float>(device float*, constant float&, uint);
+    """
+    k = kernel(source, "scale_float")
+    assert [(p.name, p.type_text, p.binding, p.index, p.builtin) for p in k.params] == [
+        ("data", "device float *", "buffer", 0, None), ("factor", "constant float &", "buffer", 1, None),
+        ("id", "uint", "builtin", None, "thread_position_in_grid")]
+    assert k.params[0].pos == SourcePos("k.metal", 3, 33)  # where the template names it
+
+
+def test_unnamed_parameter_of_a_plain_kernel_is_an_error():
+    error = error_of("kernel void f(device float* [[buffer(0)]]) {}")
+    assert "a parameter of kernel 'f' has no name" in str(error) and error.pos == SourcePos("k.metal", 1, 15)
