@@ -124,6 +124,19 @@ class CompileCache:
         binary, meta = build()
         return self.store(key, binary, meta), False
 
+    def artifact_folder(self) -> Path:
+        """A folder for files a compiler itself writes and validates (GCC's precompiled headers), created if
+        needed. Files there must be written under a temporary name and renamed into place."""
+        for folder in (self._fallback or self.directory, None):
+            if folder is None:
+                folder = self._start_fallback(OSError("not writable"))
+            try:
+                (folder / "artifacts").mkdir(parents=True, exist_ok=True)
+                return folder / "artifacts"
+            except OSError:
+                continue
+        raise OSError("no writable cache folder")
+
     def entries(self) -> list[str]:
         """The keys that have an entry (not verified: :meth:`load` does that)."""
         return sorted({match[1] for _, match in self._cache_files() if _is_sidecar(match)})
@@ -148,6 +161,7 @@ class CompileCache:
             for sub in _subfolders(folder):
                 with contextlib.suppress(OSError):
                     sub.rmdir()  # only when empty: the folder may hold files that are not ours
+            shutil.rmtree(folder / "artifacts", ignore_errors=True)
         return removed
 
     def _folders(self) -> list[Path]:

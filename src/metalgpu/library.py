@@ -63,7 +63,7 @@ class Library:
         self._cache = cache
         self._options = options
         self._pre: PreprocessResult = preprocess(text, filename, include_dirs)
-        self._program: Program = parse(self._pre.tokens)
+        self._program: Program = parse(self._pre.tokens, self._pre.sources)
         self._modules: dict[tuple, Module] = {}
         self._index = {k.host_name: i for i, k in enumerate(self._program.kernels)}
         self._module_for(())  # compile now, so errors surface at load time

@@ -51,8 +51,11 @@ def find_compiler() -> list[str]:
         "or pip install 'metalgpu[compiler]' for one from the package index")
 
 
+PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
+
+
 def _compile_flags(options: CompileOptions) -> list[str]:
-    flags = ["-std=c++17", "-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-march=native", "-w"]
+    flags = ["-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-march=native", "-w", "-DMG_TARGET_CPU=1"]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
     if options.fast_math:
@@ -173,6 +176,8 @@ class CpuBackend(Backend):
         self._queue: ThreadPoolExecutor | None = None  # one thread: dispatches run in submission order
         self._pending: Future | None = None
         self._lock = threading.Lock()
+        self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
+        self._prelude_builds: dict[str, subprocess.Popen] = {}
         self._guard = self._load_guard()
         self.debug = debug
 
@@ -187,16 +192,58 @@ class CpuBackend(Backend):
         return f"cpu {' '.join(self.compiler[1:])} {identity} {_cpu_identity()}"
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
+        return self._compile(source, options, self._precompiled_prelude(options))
+
+    def _compile(self, source: str, options: CompileOptions, prelude: Path | None = None) -> bytes:
+        """Source to a shared object (pure). ``prelude`` is a header holding PRELUDE; when GCC finds its
+        precompiled ``.gch`` beside it, the emulation headers are not parsed again (most of a small kernel's
+        compile time)."""
         with tempfile.TemporaryDirectory(prefix="metalgpu-") as folder:
-            source_path = Path(folder) / "module.cpp"
-            output_path = Path(folder) / "module.so"
-            source_path.write_text(source)
-            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR),
-                       str(source_path), "-o", str(output_path)]
+            folder = Path(folder)
+            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR)]
+            if prelude is not None:
+                command += ["-include", str(prelude)]
+            (folder / "module.cpp").write_text(source)
+            command += ["-shared", str(folder / "module.cpp"), "-o", str(folder / "module.so")]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise CompilerFailed(done.stderr + done.stdout, tuple(command))
-            return output_path.read_bytes()
+            return (folder / "module.so").read_bytes()
+
+    def _precompiled_prelude(self, options: CompileOptions) -> Path | None:
+        """The prelude header whose GCC precompiled form sits beside it, or None while there is none.
+
+        The first compile on a machine starts building it in the background (a few seconds, once per compiler,
+        flags and header version) and goes on without it, so no compile waits for it."""
+        if self._prelude_usable is None:
+            version = subprocess.run([*self.compiler, "--version"], capture_output=True, text=True).stdout
+            self._prelude_usable = "clang" not in version and "zig" not in " ".join(self.compiler)
+        if not self._prelude_usable:
+            return None
+        from ..library import headers_checksum
+
+        key = CompileCache.key("cpu-prelude-pch", self.fingerprint(), repr(options), headers_checksum())
+        try:
+            folder = self._cache.artifact_folder()
+        except OSError:
+            return None
+        header, precompiled = folder / f"{key}.h", folder / f"{key}.h.gch"
+        if precompiled.exists() and header.exists():
+            return header
+        if key not in self._prelude_builds:
+            temporary = folder / f"{key}.{os.getpid()}.tmp"
+            header_temporary = folder / f"{key}.{os.getpid()}.h"
+            header_temporary.write_text(PRELUDE)
+            os.replace(header_temporary, header)
+            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
+                       str(header), "-o", str(temporary)]
+            # Renamed into place only when complete, so a compile never sees half a file.
+            script = 'tmp=$1; final=$2; shift 2; if "$@"; then mv -f "$tmp" "$final"; else rm -f "$tmp"; fi'
+            self._prelude_builds[key] = subprocess.Popen(
+                ["sh", "-c", script, "sh", str(temporary), str(precompiled), *command],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        return None
 
     def load(self, path: Path, kernel_count: int) -> Module:
         return _CpuModule(path, kernel_count)
@@ -206,7 +253,7 @@ class CpuBackend(Backend):
         key = CompileCache.key("cpu-guard", self.fingerprint(), source)
         options = CompileOptions(fast_math=False)
         try:
-            entry, _ = self._cache.get_or_build(key, lambda: (self.compile(source, options), {}))
+            entry, _ = self._cache.get_or_build(key, lambda: (self._compile(source, options), {}))
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
         guard = ctypes.CDLL(str(entry.path)).mg_guarded_run
