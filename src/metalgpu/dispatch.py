@@ -33,6 +33,8 @@ class MetalSize:
 
 def normalize_size(value: Any, what: str) -> tuple[int, int, int]:
     """An int, a 1-3 tuple or a MetalSize as (x, y, z), every component a positive integer."""
+    if type(value) is int and 0 < value <= 0xFFFFFFFF:  # the common case, kept cheap
+        return value, 1, 1
     if isinstance(value, MetalSize):
         parts = tuple(value)
     elif isinstance(value, numbers.Integral):
@@ -192,21 +194,25 @@ def _bind_threadgroup(plan: LaunchPlan, function: "Function", binding, memory: d
 class Dispatch:
     """An asynchronous ``run_function``: ``wait()``, ``done`` and ``gpu_time`` (seconds the kernel ran)."""
 
-    def __init__(self, kernel_name: str, future: Future):
+    def __init__(self, kernel_name: str, future: Future | None = None, seconds: float | None = None):
         self.kernel_name = kernel_name
-        self._future = future
+        self._future = future    # None: it already ran, for `seconds`
+        self._seconds = seconds
 
     @property
     def done(self) -> bool:
-        return self._future.done()
+        return self._future is None or self._future.done()
 
     def wait(self) -> None:
         """Block until the kernel finished; raises its DispatchError if it faulted."""
-        self._future.result()
+        if self._future is not None:
+            self._future.result()
 
     @property
     def gpu_time(self) -> float | None:
-        """Seconds the kernel ran, once it is done (None before)."""
+        """Seconds the kernel ran, once it is done (None before, or if it faulted)."""
+        if self._future is None:
+            return self._seconds
         if not self._future.done() or self._future.exception() is not None:
             return None
         return self._future.result()

@@ -122,13 +122,6 @@ class _GuardedAllocation(Allocation):
         self.host = None  # the mapping goes when no numpy view of it is left
 
 
-class _DispatchRecord(ctypes.Structure):
-    """Mirrors mg::dispatch_t in metal/_launch_cpu.h."""
-
-    _fields_ = [("grid", ctypes.c_uint32 * 3), ("group", ctypes.c_uint32 * 3), ("groups", ctypes.c_uint32 * 3),
-                ("threadgroup_bytes", ctypes.c_uint32 * 31)]
-
-
 class _BindingRecord(ctypes.Structure):
     """Mirrors mg::binding_info."""
 
@@ -281,8 +274,9 @@ class CpuBackend(Backend):
     # -- running ---------------------------------------------------------------------------------------------
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
         entry = module.entry_points[kernel]
-        record = _DispatchRecord(plan.grid, plan.group, plan.groups, (ctypes.c_uint32 * 31)(*plan.threadgroup_bytes))
-        slots = (ctypes.c_void_p * 31)(*plan.buffer_addresses)
+        # Laid out as mg::dispatch_t (metal/_launch_cpu.h): grid, group, groups, threadgroup_bytes[31].
+        record = np.array((*plan.grid, *plan.group, *plan.groups, *plan.threadgroup_bytes), dtype=np.uint32)
+        slots = np.array(plan.buffer_addresses, dtype=np.uint64)
 
         def run() -> float:
             started = time.perf_counter()
@@ -292,13 +286,7 @@ class CpuBackend(Backend):
         with self._lock:
             previous = self._pending
             if wait and (previous is None or previous.done()):
-                future: Future = Future()
-                try:
-                    future.set_result(run())
-                except DispatchError as error:
-                    future.set_exception(error)
-                    raise
-                return Dispatch(plan.kernel_name, future)
+                return Dispatch(plan.kernel_name, seconds=run())
             if self._queue is None:
                 self._queue = ThreadPoolExecutor(1, thread_name_prefix="metalgpu-queue")
             future = self._queue.submit(run)
@@ -308,10 +296,10 @@ class CpuBackend(Backend):
             dispatch.wait()
         return dispatch
 
-    def _run_groups(self, entry: int, slots, record: _DispatchRecord, plan: LaunchPlan) -> None:
+    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan) -> None:
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
-        args = (entry, ctypes.addressof(slots), ctypes.addressof(record))
+        args = (entry, slots.ctypes.data, record.ctypes.data)
 
         def run_range(first: int, end: int) -> tuple[int, int]:
             address = ctypes.c_size_t(0)
