@@ -118,7 +118,7 @@ class Buffer:
         """Free the memory now (after any dispatch still using it). Idempotent."""
         if self._allocation is None:
             return
-        self._wait_pending()
+        self._wait_pending(for_host=False)
         allocation, self._allocation, self._view = self._allocation, None, None
         allocation.free()
 
@@ -127,13 +127,16 @@ class Buffer:
             raise BufferReleasedError(f"this {self.metal_type.name} buffer was released")
         return self._allocation
 
-    def _wait_pending(self) -> None:
+    def _wait_pending(self, for_host: bool = True) -> None:
+        """Wait for the dispatches using this buffer; ``for_host``: the backend brings its memory to the host."""
         pending, self._pending = self._pending, None
         if pending is not None:
             try:
                 pending.wait()
             except Exception:
                 pass  # the dispatch's own wait() or synchronize() reports the fault
+        if for_host and self._allocation is not None:
+            self.interface_backend.host_access(self._allocation)
 
     # -- interchange -----------------------------------------------------------------------------------------
     def __dlpack__(self, *args, **kwargs):

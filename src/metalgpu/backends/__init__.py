@@ -14,9 +14,12 @@ def _open(name: str, device: int, cache: CompileCache, debug: bool = False) -> B
     if name == "cpu":
         from .cpu import CpuBackend
         return CpuBackend(device, cache, debug)
-    if name in ("cuda", "metal"):
-        raise BackendUnavailableError(f"the {name} backend is not in this release of metalgpu yet; "
-                                      "use backend='cpu'")
+    if name == "cuda":
+        from .cuda import CudaBackend
+        return CudaBackend(device, cache, debug)
+    if name == "metal":
+        raise BackendUnavailableError("the metal backend is not in this release of metalgpu yet; "
+                                      "use backend='cpu' or 'cuda'")
     raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 

@@ -82,6 +82,15 @@ class Backend(ABC):
     @abstractmethod
     def synchronize(self) -> None: ...
 
+    def host_access(self, allocation: Allocation) -> None:
+        """Called before the host touches a shared buffer's memory, after its dispatches finished."""
+
+    def copy_out(self, allocation: Allocation) -> np.ndarray:
+        return allocation.host.copy()
+
+    def copy_in(self, allocation: Allocation, data: np.ndarray) -> None:
+        allocation.host[:] = data
+
     def describe(self) -> str:
         return self.name
 

@@ -265,12 +265,6 @@ class CpuBackend(Backend):
         except (MemoryError, ValueError) as error:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {error}") from None
 
-    def copy_out(self, allocation: Allocation) -> np.ndarray:
-        return allocation.host.copy()
-
-    def copy_in(self, allocation: Allocation, data: np.ndarray) -> None:
-        allocation.host[:] = data
-
     # -- running ---------------------------------------------------------------------------------------------
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
         entry = module.entry_points[kernel]

@@ -42,7 +42,7 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     lines += _function_constant_defines(program, constants or {})
     lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
     body = _emit(pre.tokens, texts)
-    wrappers = [_cpu_wrapper(i, kernel) for i, kernel in enumerate(program.kernels)]
+    wrappers = [_WRAPPERS[target](i, kernel) for i, kernel in enumerate(program.kernels)]
     return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels)
 
 
@@ -270,28 +270,35 @@ def kernel_callee(kernel: KernelDecl) -> str:
     return f"{kernel.name}<{kernel.template_args}>" if kernel.template_args is not None else kernel.name
 
 
-def _cpu_wrapper(i: int, kernel: KernelDecl) -> str:
-    callee = kernel_callee(kernel)
-    pos = kernel.pos
-    escaped = pos.file.replace("\\", "\\\\").replace('"', '\\"')
-    infos, locals_, args = [], [], []
+def _call_parts(kernel: KernelDecl, threadgroup_address) -> tuple[list[str], list[str]]:
+    """The binding-info initialisers and the call's arguments, in the kernel's parameter order."""
+    infos, args = [], []
     for j, param in enumerate(kernel.params):
         ptype = f"mg::param_t<F, {j}>"
-        if param.binding in _BINDING_KIND:
-            index = param.index if param.index is not None else -1
-            infos.append(f"mg::describe<{ptype}>({j}, {_BINDING_KIND[param.binding]}, {index})")
+        index = param.index if param.index is not None else -1
+        infos.append(f"mg::describe<{ptype}>({j}, {_BINDING_KIND[param.binding]}, {index})")
         if param.binding == "buffer":
-            locals_.append(f"  {ptype} a{j} = mg::buffer_arg<{ptype}>(slots[{param.index}]);")
-            args.append(f"a{j}")
+            args.append(f"mg::buffer_arg<{ptype}>(slots[{param.index}])")
         elif param.binding == "threadgroup":
-            args.append(f"static_cast<{ptype}>(mg::threadgroup_arena({param.index}, "
-                        f"d.threadgroup_bytes[{param.index}]))")
-        elif param.binding == "builtin":
-            args.append(f"mg::builtin<{ptype}>({_CPU_BUILTINS[param.builtin]})")
+            args.append(f"static_cast<{ptype}>({threadgroup_address(param.index)})")
         else:
-            args.append(f"{ptype}{{}}")
+            args.append(f"mg::builtin<{ptype}>({_CPU_BUILTINS[param.builtin]})")
+    return infos, args
+
+
+def _line_directive(kernel: KernelDecl) -> str:
+    escaped = kernel.pos.file.replace("\\", "\\\\").replace('"', '\\"')
+    return f'#line {kernel.pos.line} "{escaped}"'
+
+
+def _cpu_wrapper(i: int, kernel: KernelDecl) -> str:
+    callee = kernel_callee(kernel)
+    infos, args = _call_parts(kernel, lambda index: f"mg::threadgroup_arena({index}, d.threadgroup_bytes[{index}])")
+    # Buffer arguments are converted once, before the thread loop.
+    locals_ = [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args) if arg.startswith("mg::buffer_arg")]
+    args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
-    return f"""#line {pos.line} "{escaped}"
+    return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{
 using F = decltype(&{callee});
 static const mg::binding_info bindings[] = {{
@@ -311,3 +318,29 @@ MG_EXPORT void mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, ui
   }});
 }}
 """
+
+
+def _cuda_wrapper(i: int, kernel: KernelDecl) -> str:
+    callee = kernel_callee(kernel)
+    infos, args = _call_parts(kernel, lambda index: f"mg::threadgroup_memory + d.threadgroup_offset[{index}]")
+    info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
+    return f"""{_line_directive(kernel)}
+namespace mg_kernel_{i} {{
+using F = decltype(&{callee});
+MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
+    {info_list}}};
+MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
+}}
+MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const mg::launch_t d) {{
+  using F = mg_kernel_{i}::F;
+  const mg::group_ctx g = mg::current_group(d);
+  const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
+  if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
+  void* const* slots = d.slots;
+  (void)slots;
+  {callee}({", ".join(args)});
+}}
+"""
+
+
+_WRAPPERS = {"cpu": _cpu_wrapper, "cuda": _cuda_wrapper}

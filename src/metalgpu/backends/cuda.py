@@ -1,0 +1,370 @@
+"""The CUDA backend: MSL translated to CUDA C++, compiled by NVRTC to a cubin for the device's own architecture,
+launched through NVIDIA's cuda-bindings (driver API) on one stream per Interface.
+
+Shared buffers are managed memory. The backend tracks, per buffer, whether the host may have touched it since the
+GPU last did: only those are prefetched before a launch (a prefetch of resident memory still costs ~45 us on an
+H100), and reading ``contents`` after a launch waits for the stream and brings the pages back in one prefetch.
+Correctness never depends on these hints: managed memory stays coherent.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import CompileCache
+from ..dispatch import Dispatch, LaunchPlan
+from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
+from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
+_KINDS = ("buffer", "threadgroup", "builtin")
+_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
+_STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+           "CUDA_ERROR_MISALIGNED_ADDRESS", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_ASSERT",
+           "CUDA_ERROR_INVALID_PC", "CUDA_ERROR_INVALID_ADDRESS_SPACE", "CUDA_ERROR_LAUNCH_TIMEOUT"}
+
+
+def _bindings():
+    try:
+        from cuda.bindings import driver, nvrtc
+    except ImportError:
+        raise BackendUnavailableError("the cuda backend needs NVIDIA's cuda-bindings and NVRTC: "
+                                      "pip install 'metalgpu[cuda]'") from None
+    return driver, nvrtc
+
+
+def cuda_include_dirs() -> list[str]:
+    """Where cuda_fp16.h and friends are: NVIDIA's wheels first, then a toolkit."""
+    found = []
+    try:
+        import nvidia
+        for root in nvidia.__path__:
+            for candidate in sorted(Path(root).glob("cu*/include")) + [Path(root) / "cuda_runtime" / "include"]:
+                if (candidate / "cuda_fp16.h").exists():
+                    found.append(str(candidate))
+    except ImportError:
+        pass
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home and (Path(home) / "include" / "cuda_fp16.h").exists():
+            found.append(str(Path(home) / "include"))
+    return found
+
+
+def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
+    """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). Works without a GPU or a driver."""
+    _, nvrtc = _bindings()
+    err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
+    _check_nvrtc(nvrtc, err, "nvrtcCreateProgram")
+    flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
+             "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
+    flags += [f"-I{path}" for path in cuda_include_dirs()]
+    if options.fast_math:
+        flags.append("--use_fast_math")
+    try:
+        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            _, size = nvrtc.nvrtcGetProgramLogSize(program)
+            log = b" " * size
+            nvrtc.nvrtcGetProgramLog(program, log)
+            raise CompilerFailed(log.decode(errors="replace").rstrip("\0 "), tuple(flags))
+        _, size = nvrtc.nvrtcGetCUBINSize(program)
+        cubin = b" " * size
+        _check_nvrtc(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin)[0], "nvrtcGetCUBIN")
+        return cubin
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+def nvrtc_version() -> str:
+    _, nvrtc = _bindings()
+    err, major, minor = nvrtc.nvrtcVersion()
+    return f"{major}.{minor}"
+
+
+def _check_nvrtc(nvrtc, err, what: str) -> None:
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise CompilerFailed(f"{what} failed: {err}")
+
+
+class _ManagedAllocation(Allocation):
+    """Managed memory with a host view; ``on_host`` says the host may have touched it since the GPU did."""
+
+    def __init__(self, backend: "CudaBackend", nbytes: int, managed: bool):
+        driver = backend.driver
+        self._backend = backend
+        if managed:
+            err, pointer = driver.cuMemAllocManaged(nbytes, driver.CUmemAttach_flags.CU_MEM_ATTACH_GLOBAL.value)
+        else:
+            err, pointer = driver.cuMemAlloc(nbytes)
+        backend.check(err, f"allocating {nbytes:,} bytes")
+        self.address = int(pointer)
+        self.nbytes = nbytes
+        self.host = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(self.address)) if managed else None
+        self.on_host = managed
+
+    def free(self) -> None:
+        if self.address:
+            self._backend.free(self)
+            self.address, self.host = 0, None
+
+
+class _CudaModule(Module):
+    def __init__(self, backend: "CudaBackend", cubin: bytes, kernel_count: int):
+        driver = backend.driver
+        err, self.handle = driver.cuModuleLoadData(cubin)
+        backend.check(err, "loading the compiled module")
+        self.functions = []
+        self._bindings = []
+        for i in range(kernel_count):
+            err, function = driver.cuModuleGetFunction(self.handle, f"mg_run_{i}".encode())
+            backend.check(err, f"finding kernel {i} in the module")
+            self.functions.append(function)
+            self._bindings.append(self._read_bindings(backend, i))
+        self.max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
+                            for f in self.functions]
+
+    def _read_bindings(self, backend: "CudaBackend", kernel: int) -> list[BindingInfo]:
+        driver = backend.driver
+        count = ctypes.c_int32(0)
+        err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_count_{kernel}".encode())
+        backend.check(err, "reading binding metadata")
+        backend.check(driver.cuMemcpyDtoH(ctypes.addressof(count), pointer, 4)[0], "reading binding metadata")
+        if count.value == 0:
+            return []
+        err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_{kernel}".encode())
+        backend.check(err, "reading binding metadata")
+        raw = np.zeros(size // 4, dtype=np.int32)
+        backend.check(driver.cuMemcpyDtoH(raw.ctypes.data, pointer, size)[0], "reading binding metadata")
+        rows = raw.reshape(-1, 9)[:count.value]
+        return [BindingInfo(int(r[0]), _KINDS[r[1]], int(r[2]), int(r[3]), bool(r[4]), bool(r[5]),
+                            _SCALAR_KINDS[r[6]], int(r[7]), int(r[8])) for r in rows]
+
+    def bindings(self, kernel: int) -> list[BindingInfo]:
+        return self._bindings[kernel]
+
+
+# Laid out as mg::launch_t (metal/_launch_cuda.h).
+_LAUNCH_DTYPE = np.dtype([("slots", np.uint64, 31), ("grid", np.uint32, 3), ("group", np.uint32, 3),
+                          ("groups", np.uint32, 3), ("threadgroup_offset", np.uint32, 31)], align=True)
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+    target = "cuda"
+
+    def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
+        self.driver, self.nvrtc = _bindings()
+        driver = self.driver
+        try:
+            (err,) = driver.cuInit(0)
+        except RuntimeError as error:  # libcuda is missing: no driver installed
+            raise BackendUnavailableError(f"no NVIDIA driver: {error}") from None
+        if err != driver.CUresult.CUDA_SUCCESS:
+            raise BackendUnavailableError(f"no usable NVIDIA GPU: cuInit says {self._error_name(err)}")
+        err, count = driver.cuDeviceGetCount()
+        if err != driver.CUresult.CUDA_SUCCESS or count == 0:
+            raise BackendUnavailableError("no NVIDIA GPU is visible")
+        if not 0 <= device < count:
+            raise BackendUnavailableError(f"there is no CUDA device {device}; this machine has {count}")
+        err, self.device = driver.cuDeviceGet(device)
+        self.check(err, "opening the device")
+        self.context = self._retain_context()
+        major = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR")
+        minor = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")
+        self.arch = f"sm_{major}{minor}"
+        self.max_threads_per_group = self._device_attribute("CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
+        err, name = driver.cuDeviceGetName(256, self.device)
+        self.device_name = name.split(b"\0")[0].decode()
+        err, self.stream = driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING.value)
+        self.check(err, "creating a stream")
+        self.debug = debug
+        self.poisoned: str | None = None
+        self._location = driver.CUmemLocation()
+        self._location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
+        self._location.id = device
+        self._host_location = driver.CUmemLocation()
+        self._host_location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_HOST
+
+    def _retain_context(self):
+        driver = self.driver
+        err, context = driver.cuDevicePrimaryCtxRetain(self.device)
+        self.check(err, "retaining the device's context")
+        self.check(driver.cuCtxSetCurrent(context)[0], "making the context current")
+        # A previous kernel fault leaves the primary context unusable (sticky); start it afresh then.
+        if driver.cuCtxSynchronize()[0] != driver.CUresult.CUDA_SUCCESS:
+            driver.cuDevicePrimaryCtxRelease(self.device)
+            driver.cuDevicePrimaryCtxReset(self.device)
+            err, context = driver.cuDevicePrimaryCtxRetain(self.device)
+            self.check(err, "recreating the device's context")
+            self.check(driver.cuCtxSetCurrent(context)[0], "making the context current")
+        return context
+
+    # -- errors ----------------------------------------------------------------------------------------------
+    def _error_name(self, err) -> str:
+        return getattr(err, "name", str(err))
+
+    def check(self, err, what: str) -> None:
+        if err == self.driver.CUresult.CUDA_SUCCESS:
+            return
+        name = self._error_name(err)
+        if name == "CUDA_ERROR_OUT_OF_MEMORY":
+            raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
+        if name in _STICKY:
+            self.poisoned = name
+            raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
+                                "call on this Interface fails. Create a new metalgpu.Interface to recover")
+        raise DispatchError(f"{what}: {name}")
+
+    def _ensure_usable(self) -> None:
+        if self.poisoned:
+            raise DispatchError(f"this Interface's CUDA context failed earlier ({self.poisoned}) and cannot run "
+                                "anything more; create a new metalgpu.Interface to recover")
+
+    def _device_attribute(self, name: str) -> int:
+        err, value = self.driver.cuDeviceGetAttribute(getattr(self.driver.CUdevice_attribute, name), self.device)
+        self.check(err, name)
+        return value
+
+    def function_attribute(self, function, name: str) -> int:
+        err, value = self.driver.cuFuncGetAttribute(getattr(self.driver.CUfunction_attribute, name), function)
+        self.check(err, name)
+        return value
+
+    # -- compiling -------------------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        return f"cuda nvrtc {nvrtc_version()} {self.arch} {' '.join(cuda_include_dirs())}"
+
+    def compile(self, source: str, options: CompileOptions) -> bytes:
+        return nvrtc_compile(source, options, self.arch)
+
+    def load(self, path: Path, kernel_count: int) -> Module:
+        self._ensure_usable()
+        return _CudaModule(self, path.read_bytes(), kernel_count)
+
+    # -- memory ----------------------------------------------------------------------------------------------
+    def _free_memory(self) -> int:
+        err, free, total = self.driver.cuMemGetInfo()
+        return int(free) if err == self.driver.CUresult.CUDA_SUCCESS else -1
+
+    def allocate(self, nbytes: int, storage: str) -> Allocation:
+        self._ensure_usable()
+        free = self._free_memory()
+        # Over-subscribed managed memory can hang a shared GPU: refuse what does not fit.
+        if 0 <= free < nbytes:
+            raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on {self.device_name}: {free:,} bytes free")
+        return _ManagedAllocation(self, nbytes, managed=(storage == "shared"))
+
+    def free(self, allocation: _ManagedAllocation) -> None:
+        self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
+
+    def copy_out(self, allocation: Allocation) -> np.ndarray:
+        self.synchronize()
+        out = np.empty(allocation.nbytes, dtype=np.uint8)
+        self.check(self.driver.cuMemcpyDtoH(out.ctypes.data, allocation.address, allocation.nbytes)[0], "read()")
+        return out
+
+    def copy_in(self, allocation: Allocation, data: np.ndarray) -> None:
+        self.synchronize()
+        self.check(self.driver.cuMemcpyHtoD(allocation.address, data.ctypes.data, allocation.nbytes)[0], "write()")
+
+    def host_access(self, allocation: Allocation) -> None:
+        """Called before the host reads or writes a shared buffer (its dispatches already waited for): bring
+        the pages back in one prefetch rather than by page faults."""
+        if not allocation.on_host and allocation.host is not None:
+            self.driver.cuMemPrefetchAsync(allocation.address, allocation.nbytes, self._host_location, 0,
+                                           self.stream)
+            self.check(self.driver.cuStreamSynchronize(self.stream)[0], "bringing a buffer to the host")
+        allocation.on_host = True
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
+        self._ensure_usable()
+        driver = self.driver
+        record = np.zeros((), dtype=_LAUNCH_DTYPE)
+        record["slots"] = plan.buffer_addresses
+        record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
+        shared = 0
+        offsets = [0] * 31
+        for index, nbytes in enumerate(plan.threadgroup_bytes):
+            if nbytes:
+                offsets[index] = shared
+                shared += -(-nbytes // 16) * 16
+        record["threadgroup_offset"] = offsets
+        for buffer in plan.buffers:  # prefetch only what the host may have touched since the GPU did
+            allocation = buffer._allocation
+            if allocation.on_host:
+                driver.cuMemPrefetchAsync(allocation.address, allocation.nbytes, self._location, 0, self.stream)
+                allocation.on_host = False
+        params = (ctypes.c_void_p * 1)(record.ctypes.data)
+        function = module.functions[kernel]
+        if wait:  # the common case: no events, one synchronisation
+            err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
+                                         ctypes.addressof(params), 0)
+            self.check(err, f"launching kernel '{plan.kernel_name}'")
+            self.check(driver.cuStreamSynchronize(self.stream)[0], f"kernel '{plan.kernel_name}'")
+            return Dispatch(plan.kernel_name, seconds=None)
+        start, end = self._event(), self._event()
+        driver.cuEventRecord(start, self.stream)
+        err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
+                                     ctypes.addressof(params), 0)
+        self.check(err, f"launching kernel '{plan.kernel_name}'")
+        driver.cuEventRecord(end, self.stream)
+        return _CudaDispatch(self, plan.kernel_name, start, end, (record, params, plan))
+
+    def _event(self):
+        err, event = self.driver.cuEventCreate(0)
+        self.check(err, "creating an event")
+        return event
+
+    def synchronize(self) -> None:
+        self._ensure_usable()
+        self.check(self.driver.cuStreamSynchronize(self.stream)[0], "synchronize()")
+
+    def describe(self) -> str:
+        return f"cuda ({self.device_name}, {self.arch})"
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.driver.cuStreamSynchronize(self.stream)
+            self.driver.cuStreamDestroy(self.stream)
+            self.driver.cuDevicePrimaryCtxRelease(self.device)
+            self.stream = None
+
+
+class _CudaDispatch(Dispatch):
+    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive):
+        super().__init__(kernel_name)
+        self._backend, self._start, self._end, self._keepalive = backend, start, end, keepalive
+        self._finished = False
+
+    @property
+    def done(self) -> bool:
+        if self._finished:
+            return True
+        err, = self._backend.driver.cuEventQuery(self._end)
+        return err == self._backend.driver.CUresult.CUDA_SUCCESS
+
+    def wait(self) -> None:
+        if not self._finished:
+            self._backend.check(self._backend.driver.cuEventSynchronize(self._end)[0],
+                                f"kernel '{self.kernel_name}'")
+            self._finished = True
+
+    @property
+    def gpu_time(self) -> float | None:
+        if not self.done:
+            return None
+        err, ms = self._backend.driver.cuEventElapsedTime(self._start, self._end)
+        return ms / 1e3 if err == self._backend.driver.CUresult.CUDA_SUCCESS else None
+
+    def __del__(self):
+        try:
+            if self._finished or self.done:
+                self._backend.driver.cuEventDestroy(self._start)
+                self._backend.driver.cuEventDestroy(self._end)
+        except Exception:
+            pass
