@@ -1,0 +1,76 @@
+// metal/_common.h -- abs, min, max, clamp, mix, saturate, sign, step, smoothstep, and as_type.
+// Element-wise over scalars and vectors; a scalar argument next to a vector is broadcast, as in Metal.
+// The arithmetic is done in the element type (half in half), as Metal does.
+#pragma once
+
+namespace metal {
+
+// as_type<T>(x): the same bits, seen as T (both must have the same size).
+template <class T, class X> MG_FUNC T as_type(const X& x) {
+    static_assert(sizeof(T) == sizeof(X), "as_type: the two types differ in size");
+    return mg::detail::bit_cast<T>(x);
+}
+
+template <class X, class R = mg::detail::result_t<X>> MG_FUNC R abs(const X& x) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E v) -> E {
+        if constexpr (mg::detail::is_floating_point<E>::value) return E(::mg::detail::precise::fabs(float(v)));
+        else if constexpr (mg::detail::is_signed<E>::value) return v < E(0) ? E(-v) : v;
+        else return v;
+    }, mg::detail::value_of(x));
+}
+
+template <class X, class Y, class R = mg::detail::result_t<X, Y>> MG_FUNC R min(const X& x, const Y& y) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E a, E b) -> E { return b < a ? b : a; }, mg::detail::value_of(x),
+                              mg::detail::value_of(y));
+}
+template <class X, class Y, class R = mg::detail::result_t<X, Y>> MG_FUNC R max(const X& x, const Y& y) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E a, E b) -> E { return a < b ? b : a; }, mg::detail::value_of(x),
+                              mg::detail::value_of(y));
+}
+template <class X, class L, class H, class R = mg::detail::result_t<X, L, H>>
+MG_FUNC R clamp(const X& x, const L& lo, const H& hi) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E v, E l, E h) -> E {
+        const E m = v < l ? l : v;
+        return h < m ? h : m;
+    }, mg::detail::value_of(x), mg::detail::value_of(lo), mg::detail::value_of(hi));
+}
+// mix(x, y, a) = x + (y - x) * a
+template <class X, class Y, class A, class R = mg::detail::float_result_t<X, Y, A>>
+MG_FUNC R mix(const X& x, const Y& y, const A& a) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E p, E q, E t) -> E { return E(p + (q - p) * t); }, mg::detail::value_of(x),
+                              mg::detail::value_of(y), mg::detail::value_of(a));
+}
+template <class X, class R = mg::detail::float_result_t<X>> MG_FUNC R saturate(const X& x) {
+    return clamp(x, 0.0f, 1.0f);
+}
+// sign: 1 for x > 0, -1 for x < 0, x itself for +-0, 0 for NaN.
+template <class X, class R = mg::detail::float_result_t<X>> MG_FUNC R sign(const X& x) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E v) -> E {
+        return v > E(0) ? E(1) : v < E(0) ? E(-1) : v == E(0) ? v : E(0);
+    }, mg::detail::value_of(x));
+}
+// step(edge, x): 0 where x < edge, else 1.
+template <class Edge, class X, class R = mg::detail::float_result_t<Edge, X>>
+MG_FUNC R step(const Edge& edge, const X& x) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E e, E v) -> E { return v < e ? E(0) : E(1); }, mg::detail::value_of(edge),
+                              mg::detail::value_of(x));
+}
+// smoothstep(e0, e1, x): Hermite interpolation of x between e0 and e1, clamped to [0, 1].
+template <class E0, class E1, class X, class R = mg::detail::float_result_t<E0, E1, X>>
+MG_FUNC R smoothstep(const E0& e0, const E1& e1, const X& x) {
+    using E = typename mg::detail::shape<R>::elem;
+    return mg::detail::map<R>([](E a, E b, E v) -> E {
+        E t = E((v - a) / (b - a));
+        t = t < E(0) ? E(0) : (E(1) < t ? E(1) : t);
+        return E(t * t * (E(3) - E(2) * t));
+    }, mg::detail::value_of(e0), mg::detail::value_of(e1), mg::detail::value_of(x));
+}
+
+}  // namespace metal

@@ -1,0 +1,138 @@
+// metal/_math.h -- Metal's math functions over float, half, bfloat and their vectors.
+//
+// Each function is one template, in metal::precise and metal::fast; metal::NAME is the precise one, or the fast
+// one when MG_FAST_MATH is defined. Scalars call the per-target layer in _target.h directly (so that
+// metal::cos(float) is an inline ::cosf, which g++ vectorises through libmvec); half and bfloat compute in
+// float; vectors apply the scalar function to each component. Vector and swizzle arguments may be mixed with
+// scalars, which are broadcast.
+#pragma once
+
+namespace mg {
+namespace detail {
+// f applied to x (and y, z) converted to float (for float itself, no conversion at all).
+#define MG_LIFT(FLAVOUR, NAME) [](auto... v) { return ::mg::detail::FLAVOUR::NAME(float(v)...); }
+}  // namespace detail
+}  // namespace mg
+
+#define MG_MATH_1(FLAVOUR, NAME)                                                                       \
+    template <class X, class R = mg::detail::float_result_t<X>>                                        \
+    MG_FUNC R NAME(const X& x) {                                                                       \
+        return mg::detail::map<R>(MG_LIFT(FLAVOUR, NAME), mg::detail::value_of(x));                     \
+    }
+#define MG_MATH_2(FLAVOUR, NAME)                                                                       \
+    template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
+    MG_FUNC R NAME(const X& x, const Y& y) {                                                           \
+        return mg::detail::map<R>(MG_LIFT(FLAVOUR, NAME), mg::detail::value_of(x), mg::detail::value_of(y)); \
+    }
+#define MG_MATH_UNARY_ENTRY(NAME, CNAME) MG_MATH_1(FLAVOUR_NS, NAME)
+#define MG_MATH_BINARY_ENTRY(NAME, CNAME) MG_MATH_2(FLAVOUR_NS, NAME)
+
+#define MG_MATH_FAMILY                                                                                 \
+    MG_FLOAT_UNARY_FUNCTIONS(MG_MATH_UNARY_ENTRY)                                                      \
+    MG_FLOAT_BINARY_FUNCTIONS(MG_MATH_BINARY_ENTRY)                                                    \
+    MG_MATH_1(FLAVOUR_NS, rsqrt)                                                                       \
+    /* powr: pow for x >= 0 (undefined below, as in Metal) */                                          \
+    template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
+    MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \
+    template <class X, class Y, class Z, class R = mg::detail::float_result_t<X, Y, Z>>                \
+    MG_FUNC R fma(const X& a, const Y& b, const Z& c) {                                                \
+        return mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, fma), mg::detail::value_of(a),                    \
+                                  mg::detail::value_of(b), mg::detail::value_of(c));                    \
+    }                                                                                                  \
+    /* fract: x - floor(x), kept below 1 */                                                            \
+    template <class X, class R = mg::detail::float_result_t<X>>                                        \
+    MG_FUNC R fract(const X& x) {                                                                      \
+        return mg::detail::map<R>([](auto v) {                                                         \
+            const float f = float(v);                                                                  \
+            return ::mg::detail::FLAVOUR_NS::fmin(f - ::mg::detail::FLAVOUR_NS::floor(f), 0x1.fffffep-1f); \
+        }, mg::detail::value_of(x));                                                                   \
+    }                                                                                                  \
+    /* sincos: returns the sine, stores the cosine */                                                  \
+    template <class X, class C, class R = mg::detail::float_result_t<X>>                               \
+    MG_FUNC R sincos(const X& x, C& cosval) {                                                          \
+        const R v = mg::detail::value_of(x);                                                           \
+        cosval = mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, cos), v);                                      \
+        return mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, sin), v);                                        \
+    }                                                                                                  \
+    /* ldexp(x, k): k an int or an int vector of x's size */                                           \
+    template <class X, class K, class R = mg::detail::float_result_t<X>>                               \
+    MG_FUNC R ldexp(const X& x, const K& k) {                                                          \
+        const R v = mg::detail::value_of(x);                                                           \
+        const auto kv = mg::detail::value_of(k);                                                       \
+        if constexpr (mg::detail::shape<R>::size == 0) {                                               \
+            return R(::mg::detail::FLAVOUR_NS::ldexp(float(v), int(kv)));                              \
+        } else {                                                                                       \
+            R r;                                                                                       \
+            for (int i = 0; i < mg::detail::shape<R>::size; ++i)                                       \
+                r.d[i] = ::mg::detail::FLAVOUR_NS::ldexp(float(v.d[i]), mg::detail::lane<int>(kv, i)); \
+            return r;                                                                                  \
+        }                                                                                              \
+    }                                                                                                  \
+    /* frexp(x, e): mantissa in [0.5, 1), exponent stored in e (int or int vector) */                  \
+    template <class X, class E, class R = mg::detail::float_result_t<X>>                               \
+    MG_FUNC R frexp(const X& x, E& e) {                                                                \
+        const R v = mg::detail::value_of(x);                                                           \
+        if constexpr (mg::detail::shape<R>::size == 0) {                                               \
+            int ex = 0;                                                                                \
+            const R m = R(::mg::detail::FLAVOUR_NS::frexp(float(v), &ex));                             \
+            e = ex;                                                                                    \
+            return m;                                                                                  \
+        } else {                                                                                       \
+            R r;                                                                                       \
+            for (int i = 0; i < mg::detail::shape<R>::size; ++i) {                                     \
+                int ex = 0;                                                                            \
+                r.d[i] = ::mg::detail::FLAVOUR_NS::frexp(float(v.d[i]), &ex);                          \
+                e[i] = ex;                                                                             \
+            }                                                                                          \
+            return r;                                                                                  \
+        }                                                                                              \
+    }                                                                                                  \
+    /* modf(x, ip): fractional part returned, integral part stored in ip */                            \
+    template <class X, class I, class R = mg::detail::float_result_t<X>>                               \
+    MG_FUNC R modf(const X& x, I& ip) {                                                                \
+        const R v = mg::detail::value_of(x);                                                           \
+        const R whole = mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, trunc), v);                             \
+        ip = whole;                                                                                    \
+        return mg::detail::map<R>([](auto a, auto w) {                                                 \
+            const float f = float(a);                                                                  \
+            /* inf - inf would be NaN; Metal returns a zero with x's sign */                           \
+            return ::mg::detail::FLAVOUR_NS::copysign(f == float(w) ? 0.0f : f - float(w), f);         \
+        }, v, whole);                                                                                  \
+    }
+
+namespace metal {
+namespace precise {
+#define FLAVOUR_NS precise
+MG_MATH_FAMILY
+#undef FLAVOUR_NS
+}  // namespace precise
+namespace fast {
+#define FLAVOUR_NS fast
+MG_MATH_FAMILY
+#undef FLAVOUR_NS
+}  // namespace fast
+
+#if defined(MG_FAST_MATH)
+#  define MG_DEFAULT_MATH fast
+#else
+#  define MG_DEFAULT_MATH precise
+#endif
+#define MG_USE_DEFAULT(NAME, CNAME) using MG_DEFAULT_MATH::NAME;
+MG_FLOAT_UNARY_FUNCTIONS(MG_USE_DEFAULT)
+MG_FLOAT_BINARY_FUNCTIONS(MG_USE_DEFAULT)
+using MG_DEFAULT_MATH::rsqrt;
+using MG_DEFAULT_MATH::powr;
+using MG_DEFAULT_MATH::fma;
+using MG_DEFAULT_MATH::fract;
+using MG_DEFAULT_MATH::sincos;
+using MG_DEFAULT_MATH::ldexp;
+using MG_DEFAULT_MATH::frexp;
+using MG_DEFAULT_MATH::modf;
+#undef MG_USE_DEFAULT
+}  // namespace metal
+
+#undef MG_MATH_FAMILY
+#undef MG_MATH_UNARY_ENTRY
+#undef MG_MATH_BINARY_ENTRY
+#undef MG_MATH_1
+#undef MG_MATH_2

@@ -1,0 +1,200 @@
+// metal/_target.h -- target selection, qualifier macros and the thin per-target layer.
+//
+// Everything above this file is written once for both targets. This file is the only place that
+// knows whether it is compiled by a host C++ compiler (MG_TARGET_CPU) or by NVRTC (MG_TARGET_CUDA).
+//
+// Exported for the translator and the launch headers:
+//   MG_FUNC                  qualifier of every header function (CPU: inline; CUDA: __host__ __device__ inline)
+//   METAL_FUNC               Metal's own spelling, inline on every target
+//   MG_THREADGROUP_STORAGE   a threadgroup-scope local  (CPU: static thread_local; CUDA: __shared__)
+//   MG_CONSTANT_DATA         a program-scope `constant` (CPU: nothing; CUDA: __constant__)
+//
+// Name clash with CUDA's built-in vector types (CUDA only):
+//   NVRTC predeclares CUDA's own ::float4, ::int2, ... (also with -minimal, checked with NVRTC 13.5), and
+//   cuda_fp16.h, if someone includes it, adds ::half and ::half2. With `using namespace metal;` an unqualified
+//   `float4` would then be ambiguous.
+//   We keep the names apart with the preprocessor: after CUDA's declarations, every Metal vector name that
+//   CUDA also uses is defined as a macro (`#define float4 mg_float4`), before this header declares anything.
+//   Our types are therefore declared as metal::mg_float4 and so on, and every later use of the token `float4`
+//   (user code, `metal::float4`, our own headers) names ours. CUDA's own types keep working under their
+//   spelling inside CUDA's headers; the user cannot name them, which is what a Metal kernel expects.
+//   Error messages from NVRTC show the mg_ spelling. (cuda_fp16.h is not needed: metal::half is our own type
+//   on CUDA, see "16-bit floats" below; included after this header, its ::half would clash with metal::half.)
+#pragma once
+
+#if defined(MG_TARGET_CPU) && defined(MG_TARGET_CUDA)
+#  error "metal_stdlib: define only one of MG_TARGET_CPU and MG_TARGET_CUDA"
+#endif
+#if !defined(MG_TARGET_CPU) && !defined(MG_TARGET_CUDA)
+#  if defined(__CUDACC_RTC__) || defined(__CUDA_ARCH__)
+#    define MG_TARGET_CUDA 1
+#  else
+#    define MG_TARGET_CPU 1
+#  endif
+#endif
+
+#define METAL_FUNC inline
+
+#if defined(MG_TARGET_CUDA)
+#  define MG_FUNC __host__ __device__ __forceinline__
+#  define MG_THREADGROUP_STORAGE __shared__
+#  define MG_CONSTANT_DATA __constant__
+#  include "_cuda_names.h"
+#else
+#  define MG_FUNC inline
+#  define MG_THREADGROUP_STORAGE static thread_local
+#  define MG_CONSTANT_DATA
+// The C library's math.h itself, not libstdc++'s wrapper: the wrapper also puts std::signbit(float), std::isnan,
+// ... into the global namespace, and those non-templates would win over metal::signbit after
+// `using namespace metal;` (and std::signbit folds -0.0 to +0.0 under -ffast-math).
+#  if !defined(_GLIBCXX_INCLUDE_NEXT_C_HEADERS)  // libstdc++ (its wrapper honours this; others ignore it)
+#    define _GLIBCXX_INCLUDE_NEXT_C_HEADERS
+#    include <math.h>
+#    undef _GLIBCXX_INCLUDE_NEXT_C_HEADERS
+#  else
+#    include <math.h>
+#  endif
+// The C classification macros would shadow Metal's functions of the same names.
+#  undef isnan
+#  undef isinf
+#  undef isfinite
+#  undef isnormal
+#  undef signbit
+#  undef fpclassify
+#  undef isgreater
+#  undef isgreaterequal
+#  undef isless
+#  undef islessequal
+#  undef islessgreater
+#  undef isunordered
+#endif
+
+namespace mg {
+namespace detail {
+
+// ---- bit casts -----------------------------------------------------------------------------------
+template <class To, class From>
+MG_FUNC To bit_cast(const From& from) {
+    static_assert(sizeof(To) == sizeof(From), "as_type: source and destination sizes differ");
+    To to;
+#if defined(MG_TARGET_CUDA)
+    memcpy(&to, &from, sizeof(To));
+#else
+    __builtin_memcpy(&to, &from, sizeof(To));
+#endif
+    return to;
+}
+
+// ---- 16-bit floats -----------------------------------------------------------------------------------
+// narrow_float<Format> (defined in _scalar.h) stores 16 bits and computes in float; Format converts.
+// bfloat is one on every target. half is the compiler's _Float16 on the CPU and one of these on CUDA, where
+// converting takes one PTX instruction each way (no cuda_fp16.h needed, and no clash with its operators).
+template <class Format> struct narrow_float;
+
+struct bf16_format {  // the top half of a binary32, rounded to nearest even
+    static MG_FUNC float to_float(unsigned short b) { return bit_cast<float>(static_cast<unsigned int>(b) << 16); }
+    static MG_FUNC unsigned short from_float(float f) {
+        unsigned int u = bit_cast<unsigned int>(f);
+        if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((u >> 16) | 0x0040u);  // quiet NaN
+        u += 0x7fffu + ((u >> 16) & 1u);
+        return static_cast<unsigned short>(u >> 16);
+    }
+};
+
+#if defined(MG_TARGET_CUDA)
+struct f16_format {  // IEEE binary16
+    static MG_FUNC float to_float(unsigned short b) {
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(b));
+        return f;
+    }
+    static MG_FUNC unsigned short from_float(float f) {
+        unsigned short b;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(f));
+        return b;
+    }
+};
+using half_t = narrow_float<f16_format>;
+#else
+using half_t = _Float16;  // IEEE binary16 with native arithmetic in g++ >= 12 and clang
+#endif
+
+// keep_bits(u): u, hidden from the optimiser. Under -ffast-math (-fno-signed-zeros) g++ rewrites a test of a
+// float's sign bit as `x < 0`, which is false for -0.0; signbit passes its bits through this to stay exact.
+#if defined(MG_TARGET_CUDA)
+MG_FUNC unsigned int keep_bits(unsigned int u) { return u; }
+#else
+MG_FUNC unsigned int keep_bits(unsigned int u) {
+    __asm__("" : "+r"(u));
+    return u;
+}
+#endif
+
+// ---- integer bit counting ------------------------------------------------------------------------
+#if defined(MG_TARGET_CUDA)
+MG_FUNC int popcount32(unsigned int x) { return __popc(x); }
+MG_FUNC int popcount64(unsigned long long x) { return __popcll(x); }
+MG_FUNC int clz32(unsigned int x) { return __clz(x); }
+MG_FUNC int clz64(unsigned long long x) { return __clzll(x); }
+MG_FUNC int ctz32(unsigned int x) { return x ? __ffs(x) - 1 : 32; }
+MG_FUNC int ctz64(unsigned long long x) { return x ? __ffsll(x) - 1 : 64; }
+#else
+MG_FUNC int popcount32(unsigned int x) { return __builtin_popcount(x); }
+MG_FUNC int popcount64(unsigned long long x) { return __builtin_popcountll(x); }
+MG_FUNC int clz32(unsigned int x) { return x ? __builtin_clz(x) : 32; }
+MG_FUNC int clz64(unsigned long long x) { return x ? __builtin_clzll(x) : 64; }
+MG_FUNC int ctz32(unsigned int x) { return x ? __builtin_ctz(x) : 32; }
+MG_FUNC int ctz64(unsigned long long x) { return x ? __builtin_ctzll(x) : 64; }
+#endif
+
+// ---- float math, precise and fast flavours ---------------------------------------------------------
+// The C names (cosf, ...) exist on both targets: glibc's math.h on the CPU (declared with
+// __attribute__((simd)) so that g++ -ffast-math vectorises loops through libmvec), NVRTC's builtins on CUDA.
+#define MG_FLOAT_UNARY_FUNCTIONS(X)                                                                       \
+    X(sqrt, sqrtf) X(sin, sinf) X(cos, cosf) X(tan, tanf) X(asin, asinf) X(acos, acosf) X(atan, atanf)    \
+    X(sinh, sinhf) X(cosh, coshf) X(tanh, tanhf) X(asinh, asinhf) X(acosh, acoshf) X(atanh, atanhf)       \
+    X(exp, expf) X(exp2, exp2f) X(exp10, exp10f) X(log, logf) X(log2, log2f) X(log10, log10f)             \
+    X(fabs, fabsf) X(floor, floorf) X(ceil, ceilf) X(round, roundf) X(rint, rintf) X(trunc, truncf)       \
+    X(cbrt, cbrtf)
+#define MG_FLOAT_BINARY_FUNCTIONS(X)                                                                      \
+    X(atan2, atan2f) X(pow, powf) X(fmod, fmodf) X(fmin, fminf) X(fmax, fmaxf) X(copysign, copysignf)     \
+    X(fdim, fdimf) X(remainder, remainderf)
+
+#define MG_DEFINE_UNARY(NAME, CNAME) MG_FUNC float NAME(float x) { return ::CNAME(x); }
+#define MG_DEFINE_BINARY(NAME, CNAME) MG_FUNC float NAME(float x, float y) { return ::CNAME(x, y); }
+
+namespace precise {
+MG_FLOAT_UNARY_FUNCTIONS(MG_DEFINE_UNARY)
+MG_FLOAT_BINARY_FUNCTIONS(MG_DEFINE_BINARY)
+MG_FUNC float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+MG_FUNC float ldexp(float x, int k) { return ::ldexpf(x, k); }
+MG_FUNC float frexp(float x, int* e) { return ::frexpf(x, e); }
+MG_FUNC float modf(float x, float* i) { return ::modff(x, i); }
+#if defined(MG_TARGET_CUDA)
+MG_FUNC float rsqrt(float x) { return ::rsqrtf(x); }
+#else
+MG_FUNC float rsqrt(float x) { return 1.0f / ::sqrtf(x); }
+#endif
+}  // namespace precise
+
+namespace fast {
+using namespace precise;
+#if defined(MG_TARGET_CUDA)
+// CUDA's hardware approximations; everything else is the precise version.
+MG_FUNC float sin(float x) { return __sinf(x); }
+MG_FUNC float cos(float x) { return __cosf(x); }
+MG_FUNC float tan(float x) { return __tanf(x); }
+MG_FUNC float exp(float x) { return __expf(x); }
+MG_FUNC float exp10(float x) { return __exp10f(x); }
+MG_FUNC float log(float x) { return __logf(x); }
+MG_FUNC float log2(float x) { return __log2f(x); }
+MG_FUNC float log10(float x) { return __log10f(x); }
+MG_FUNC float pow(float x, float y) { return __powf(x, y); }
+#endif
+}  // namespace fast
+
+#undef MG_DEFINE_UNARY
+#undef MG_DEFINE_BINARY
+
+}  // namespace detail
+}  // namespace mg

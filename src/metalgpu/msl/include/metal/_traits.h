@@ -1,0 +1,225 @@
+// metal/_traits.h -- type traits, written on compiler builtins only: NVRTC has no C++ standard library.
+// Internal traits live in mg::detail; metal:: re-exports the ones Metal's <metal_type_traits> names.
+#pragma once
+
+namespace metal {
+using bfloat = mg::detail::narrow_float<mg::detail::bf16_format>;
+template <class T, int N> struct vec;
+template <class T, int N> struct packed_vec;
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+
+template <class V, int N, int... I> struct swizzle;
+
+template <class T, T v>
+struct integral_constant {
+    static constexpr T value = v;
+    using value_type = T;
+    using type = integral_constant;
+    MG_FUNC constexpr operator T() const { return v; }
+};
+template <bool B> using bool_constant = integral_constant<bool, B>;
+using true_type = bool_constant<true>;
+using false_type = bool_constant<false>;
+
+template <bool B, class T = void> struct enable_if {};
+template <class T> struct enable_if<true, T> { using type = T; };
+template <bool B, class T = void> using enable_if_t = typename enable_if<B, T>::type;
+
+template <bool B, class T, class F> struct conditional { using type = T; };
+template <class T, class F> struct conditional<false, T, F> { using type = F; };
+template <bool B, class T, class F> using conditional_t = typename conditional<B, T, F>::type;
+
+template <class A, class B> struct is_same : false_type {};
+template <class A> struct is_same<A, A> : true_type {};
+
+template <class T> struct remove_const { using type = T; };
+template <class T> struct remove_const<const T> { using type = T; };
+template <class T> struct remove_volatile { using type = T; };
+template <class T> struct remove_volatile<volatile T> { using type = T; };
+template <class T> struct remove_cv { using type = typename remove_volatile<typename remove_const<T>::type>::type; };
+template <class T> using remove_cv_t = typename remove_cv<T>::type;
+template <class T> struct remove_reference { using type = T; };
+template <class T> struct remove_reference<T&> { using type = T; };
+template <class T> struct remove_reference<T&&> { using type = T; };
+template <class T> using remove_cvref_t = remove_cv_t<typename remove_reference<T>::type>;
+
+template <class T> T&& declval() noexcept;
+template <class...> using void_t = void;
+
+// is_convertible<From, To>: copy-initialising a To from a From compiles.
+template <class To> void convert_to(To) noexcept;
+template <class From, class To, class = void> struct is_convertible : false_type {};
+template <class From, class To>
+struct is_convertible<From, To, void_t<decltype(convert_to<To>(declval<From>()))>> : true_type {};
+
+// ---- scalar classification ------------------------------------------------------------------------
+template <class T> struct integral_base : false_type {};
+#define MG_INTEGRAL(T) template <> struct integral_base<T> : true_type {};
+MG_INTEGRAL(bool) MG_INTEGRAL(char) MG_INTEGRAL(signed char) MG_INTEGRAL(unsigned char)
+MG_INTEGRAL(short) MG_INTEGRAL(unsigned short) MG_INTEGRAL(int) MG_INTEGRAL(unsigned int)
+MG_INTEGRAL(long) MG_INTEGRAL(unsigned long) MG_INTEGRAL(long long) MG_INTEGRAL(unsigned long long)
+#undef MG_INTEGRAL
+template <class T> struct floating_base : false_type {};
+template <> struct floating_base<float> : true_type {};
+template <> struct floating_base<double> : true_type {};
+template <class F> struct floating_base<narrow_float<F>> : true_type {};
+#if !defined(MG_TARGET_CUDA)
+template <> struct floating_base<half_t> : true_type {};
+#endif
+
+template <class T> struct is_integral : integral_base<remove_cv_t<T>> {};
+template <class T> struct is_floating_point : floating_base<remove_cv_t<T>> {};
+template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+
+template <class T, bool = is_integral<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
+template <class T> struct signed_base<T, false> : is_floating_point<T> {};
+template <class T> struct is_signed : signed_base<remove_cv_t<T>> {};
+template <class T> struct is_unsigned : bool_constant<is_integral<T>::value && !is_signed<T>::value> {};
+
+template <class T> struct make_unsigned_base { using type = T; };
+template <> struct make_unsigned_base<char> { using type = unsigned char; };
+template <> struct make_unsigned_base<signed char> { using type = unsigned char; };
+template <> struct make_unsigned_base<short> { using type = unsigned short; };
+template <> struct make_unsigned_base<int> { using type = unsigned int; };
+template <> struct make_unsigned_base<long> { using type = unsigned long; };
+template <> struct make_unsigned_base<long long> { using type = unsigned long long; };
+template <class T> struct make_signed_base { using type = T; };
+template <> struct make_signed_base<char> { using type = signed char; };
+template <> struct make_signed_base<unsigned char> { using type = signed char; };
+template <> struct make_signed_base<unsigned short> { using type = short; };
+template <> struct make_signed_base<unsigned int> { using type = int; };
+template <> struct make_signed_base<unsigned long> { using type = long; };
+template <> struct make_signed_base<unsigned long long> { using type = long long; };
+
+// ---- vector classification: shape<X>::size is 0 for a scalar, N for a vector, -1 for anything else ----
+template <class X, class = void> struct shape_base { static constexpr int size = -1; };
+template <class X>
+struct shape_base<X, enable_if_t<is_arithmetic<X>::value>> {
+    static constexpr int size = 0;
+    using elem = X;
+};
+template <class T, int N> struct shape_base<metal::vec<T, N>> {
+    static constexpr int size = N;
+    using elem = T;
+};
+template <class T, int N> struct shape_base<metal::packed_vec<T, N>> {
+    static constexpr int size = N;
+    using elem = T;
+};
+template <class T, int K, int N, int... I> struct shape_base<swizzle<metal::vec<T, K>, N, I...>> {
+    static constexpr int size = K;
+    using elem = T;
+};
+template <class X> struct shape : shape_base<remove_cvref_t<X>> {};
+
+template <class X> struct make_unsigned { using type = typename make_unsigned_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_unsigned<metal::vec<T, N>> {
+    using type = metal::vec<typename make_unsigned_base<T>::type, N>;
+};
+template <class X> struct make_signed { using type = typename make_signed_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_signed<metal::vec<T, N>> {
+    using type = metal::vec<typename make_signed_base<T>::type, N>;
+};
+
+// ---- result types of the element-wise functions ------------------------------------------------------
+// Two scalar element types meet like C++'s usual conversions, except that a narrow_float (bfloat; half on CUDA)
+// meets integers as itself, and other floats as float (double as double).
+template <class A, class B, class = void> struct meet { using type = decltype(true ? declval<A>() : declval<B>()); };
+template <class A> struct meet<A, A> { using type = A; };
+template <class F, class B> struct meet<narrow_float<F>, B, enable_if_t<!is_same<B, narrow_float<F>>::value>> {
+    using type = conditional_t<is_integral<B>::value, narrow_float<F>,
+                               conditional_t<is_same<B, double>::value, double, float>>;
+};
+template <class A, class F> struct meet<A, narrow_float<F>, enable_if_t<!is_same<A, narrow_float<F>>::value>>
+    : meet<narrow_float<F>, A> {};
+
+// The common shape of arguments: all vectors the same size; the element type is the first vector's
+// (scalars are converted to it, as Metal does with a vector and a literal), or the meet of the scalars.
+template <class... X> struct common;
+template <class X> struct common<X> {
+    static constexpr int size = shape<X>::size;
+    using elem = typename shape<X>::elem;
+};
+template <class X, class... Rest> struct common<X, Rest...> {
+    using rest = common<Rest...>;
+    static constexpr int a = shape<X>::size, b = rest::size;
+    static constexpr bool ok = a >= 0 && b >= 0 && (a == 0 || b == 0 || a == b);
+    static constexpr int size = !ok ? -1 : (a > b ? a : b);
+    using elem = conditional_t<(a > 0), typename shape<X>::elem,
+                 conditional_t<(b > 0), typename rest::elem, typename meet<typename shape<X>::elem, typename rest::elem>::type>>;
+};
+
+template <class T, int N> struct vec_or_scalar { using type = metal::vec<T, N>; };
+template <class T> struct vec_or_scalar<T, 0> { using type = T; };
+
+// result_t<X...>: the vector or scalar type an element-wise function of these arguments returns.
+template <class C, class = void> struct result_base {};
+template <class C> struct result_base<C, enable_if_t<(C::size >= 0)>> {
+    using type = typename vec_or_scalar<typename C::elem, C::size>::type;
+};
+template <class... X> using result_t = typename result_base<common<remove_cvref_t<X>...>>::type;
+template <class... X> using float_result_t =
+    enable_if_t<is_floating_point<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
+template <class... X> using integer_result_t =
+    enable_if_t<is_integral<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
+// The same shape with bool elements (comparisons, isnan, ...).
+template <class X> using bool_result_t = typename vec_or_scalar<bool, shape<X>::size>::type;
+
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+using mg::detail::integral_constant;
+using mg::detail::bool_constant;
+using mg::detail::true_type;
+using mg::detail::false_type;
+using mg::detail::enable_if;
+using mg::detail::enable_if_t;
+using mg::detail::conditional;
+using mg::detail::conditional_t;
+using mg::detail::is_same;
+using mg::detail::remove_cv;
+using mg::detail::remove_cv_t;
+using mg::detail::remove_const;
+using mg::detail::remove_volatile;
+using mg::detail::remove_reference;
+using mg::detail::is_integral;
+using mg::detail::is_floating_point;
+using mg::detail::is_arithmetic;
+using mg::detail::is_signed;
+using mg::detail::is_unsigned;
+using mg::detail::make_unsigned;
+using mg::detail::make_signed;
+using mg::detail::declval;
+template <class X> using make_unsigned_t = typename make_unsigned<X>::type;
+template <class X> using make_signed_t = typename make_signed<X>::type;
+template <class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
+template <class T> constexpr bool is_integral_v = is_integral<T>::value;
+template <class T> constexpr bool is_floating_point_v = is_floating_point<T>::value;
+template <class T> constexpr bool is_arithmetic_v = is_arithmetic<T>::value;
+template <class T> constexpr bool is_signed_v = is_signed<T>::value;
+template <class T> constexpr bool is_unsigned_v = is_unsigned<T>::value;
+
+// Metal: a scalar is a bool, integer or floating type; a vector is one of the vec<T, N> (packed included).
+template <class T> struct is_scalar : is_arithmetic<T> {};
+template <class T> struct is_vector : bool_constant<(mg::detail::shape<T>::size > 0)> {};
+template <class T> constexpr bool is_scalar_v = is_scalar<T>::value;
+template <class T> constexpr bool is_vector_v = is_vector<T>::value;
+
+// What the launch code asks of a parameter type: its element type and number of elements.
+template <class T> struct vec_traits {
+    static constexpr int size = 1;
+    using type = T;
+};
+template <class T, int N> struct vec_traits<vec<T, N>> {
+    static constexpr int size = N;
+    using type = T;
+};
+template <class T, int N> struct vec_traits<packed_vec<T, N>> {
+    static constexpr int size = N;
+    using type = T;
+};
+}  // namespace metal
