@@ -74,7 +74,7 @@ class LaunchPlan:
     threadgroup_bytes: list[int]         # slot i: size of [[threadgroup(i)]] memory
     buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
     buffer_params: list[str] = field(default_factory=list)  # which parameter each of `buffers` binds
-    keepalive: list[Any] = field(default_factory=list)     # packed constants
+    constants: dict[int, np.ndarray] = field(default_factory=dict)  # slot -> packed bytes of a constant value
 
 
 def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
@@ -134,7 +134,7 @@ def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) ->
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
     data = _pack_constant(value, binding, where)
     plan.buffer_addresses[binding.index] = data.ctypes.data
-    plan.keepalive.append(data)
+    plan.constants[binding.index] = data
 
 
 def _pack_constant(value: Any, binding, where: str) -> np.ndarray:

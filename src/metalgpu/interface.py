@@ -159,10 +159,7 @@ class Interface:
         if self._closed:
             return
         self._closed = True
-        try:
-            self._backend.synchronize()
-        finally:
-            self._backend.close()
+        self._backend.close()  # waits for pending work; faults were reported by wait() or synchronize()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -148,8 +148,13 @@ class _CudaModule(Module):
 
 
 # Laid out as mg::launch_t (metal/_launch_cuda.h).
-_LAUNCH_DTYPE = np.dtype([("slots", np.uint64, 31), ("grid", np.uint32, 3), ("group", np.uint32, 3),
-                          ("groups", np.uint32, 3), ("threadgroup_offset", np.uint32, 31)], align=True)
+INLINE_CONSTANT_BYTES = 1024
+_LAUNCH_DTYPE = np.dtype({
+    "names": ["slots", "grid", "group", "groups", "threadgroup_offset", "inline_mask", "constants"],
+    "formats": [(np.uint64, 31), (np.uint32, 3), (np.uint32, 3), (np.uint32, 3), (np.uint32, 31), np.uint32,
+                (np.uint8, INLINE_CONSTANT_BYTES)],
+    "offsets": [0, 248, 260, 272, 284, 408, 416],
+    "itemsize": 416 + INLINE_CONSTANT_BYTES})
 
 
 class CudaBackend(Backend):
@@ -158,6 +163,8 @@ class CudaBackend(Backend):
 
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, self.nvrtc = _bindings()
+        self.poisoned: str | None = None  # the sticky error that made the context unusable
+        self.stream = None
         driver = self.driver
         try:
             (err,) = driver.cuInit(0)
@@ -182,7 +189,8 @@ class CudaBackend(Backend):
         err, self.stream = driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING.value)
         self.check(err, "creating a stream")
         self.debug = debug
-        self.poisoned: str | None = None
+        self._events: list = []        # every event created, destroyed by close()
+        self._spare_events: list = []  # events of finished dispatches, to reuse
         self._location = driver.CUmemLocation()
         self._location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
         self._location.id = device
@@ -190,16 +198,18 @@ class CudaBackend(Backend):
         self._host_location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_HOST
 
     def _retain_context(self):
+        """The device's primary context (shared with CuPy and PyTorch, for zero-copy exchange). A kernel fault
+        leaves it unusable for the whole process (a sticky error); then it is reset and made afresh."""
         driver = self.driver
+        ok = driver.CUresult.CUDA_SUCCESS
         err, context = driver.cuDevicePrimaryCtxRetain(self.device)
-        self.check(err, "retaining the device's context")
-        self.check(driver.cuCtxSetCurrent(context)[0], "making the context current")
-        # A previous kernel fault leaves the primary context unusable (sticky); start it afresh then.
-        if driver.cuCtxSynchronize()[0] != driver.CUresult.CUDA_SUCCESS:
-            driver.cuDevicePrimaryCtxRelease(self.device)
+        healthy = err == ok and driver.cuCtxSetCurrent(context)[0] == ok and driver.cuCtxSynchronize()[0] == ok
+        if not healthy:
+            if err == ok:
+                driver.cuDevicePrimaryCtxRelease(self.device)
             driver.cuDevicePrimaryCtxReset(self.device)
             err, context = driver.cuDevicePrimaryCtxRetain(self.device)
-            self.check(err, "recreating the device's context")
+            self.check(err, "recreating the device's context after an earlier fault")
             self.check(driver.cuCtxSetCurrent(context)[0], "making the context current")
         return context
 
@@ -214,6 +224,8 @@ class CudaBackend(Backend):
         if name == "CUDA_ERROR_OUT_OF_MEMORY":
             raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
         if name in _STICKY:
+            if not self.poisoned:
+                self.driver.cuDevicePrimaryCtxRelease(self.device)  # so a new Interface can reset it
             self.poisoned = name
             raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
                                 "call on this Interface fails. Create a new metalgpu.Interface to recover")
@@ -285,7 +297,9 @@ class CudaBackend(Backend):
         self._ensure_usable()
         driver = self.driver
         record = np.zeros((), dtype=_LAUNCH_DTYPE)
-        record["slots"] = plan.buffer_addresses
+        slots = list(plan.buffer_addresses)
+        keepalive = self._place_constants(plan, record, slots)
+        record["slots"] = slots
         record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
         shared = 0
         offsets = [0] * 31
@@ -305,6 +319,7 @@ class CudaBackend(Backend):
             err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
                                          ctypes.addressof(params), 0)
             self.check(err, f"launching kernel '{plan.kernel_name}'")
+            self._free_after_launch(keepalive)
             self.check(driver.cuStreamSynchronize(self.stream)[0], f"kernel '{plan.kernel_name}'")
             return Dispatch(plan.kernel_name, seconds=None)
         start, end = self._event(), self._event()
@@ -312,12 +327,43 @@ class CudaBackend(Backend):
         err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
                                      ctypes.addressof(params), 0)
         self.check(err, f"launching kernel '{plan.kernel_name}'")
+        self._free_after_launch(keepalive)
         driver.cuEventRecord(end, self.stream)
-        return _CudaDispatch(self, plan.kernel_name, start, end, (record, params, plan))
+        return _CudaDispatch(self, plan.kernel_name, start, end, (record, params, plan, keepalive))
+
+    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int]) -> list:
+        """Constant arguments go inline in the launch record when they fit, else into device memory that the
+        stream frees once the kernel is done."""
+        used, mask, keepalive = 0, 0, []
+        for index, data in plan.constants.items():
+            start = -(-used // 16) * 16
+            if start + data.nbytes <= INLINE_CONSTANT_BYTES:
+                record["constants"][start:start + data.nbytes] = data
+                slots[index] = start
+                mask |= 1 << index
+                used = start + data.nbytes
+                continue
+            driver = self.driver
+            err, pointer = driver.cuMemAllocAsync(data.nbytes, self.stream)
+            self.check(err, f"allocating {data.nbytes:,} bytes for a constant argument")
+            self.check(driver.cuMemcpyHtoDAsync(pointer, data.ctypes.data, data.nbytes, self.stream)[0],
+                       "copying a constant argument")
+            slots[index] = int(pointer)
+            keepalive.append((pointer, data))
+        record["inline_mask"] = mask
+        return keepalive
+
+    def _free_after_launch(self, keepalive: list) -> None:
+        for pointer, _ in keepalive:
+            self.driver.cuMemFreeAsync(pointer, self.stream)
 
     def _event(self):
+        """Events live as long as the backend (destroyed by close()); finished dispatches hand theirs back."""
+        if self._spare_events:
+            return self._spare_events.pop()
         err, event = self.driver.cuEventCreate(0)
         self.check(err, "creating an event")
+        self._events.append(event)
         return event
 
     def synchronize(self) -> None:
@@ -328,11 +374,16 @@ class CudaBackend(Backend):
         return f"cuda ({self.device_name}, {self.arch})"
 
     def close(self) -> None:
-        if self.stream is not None:
+        if self.stream is None:
+            return
+        if not self.poisoned:  # a poisoned context already let go of the device
             self.driver.cuStreamSynchronize(self.stream)
+            for event in self._events:
+                self.driver.cuEventDestroy(event)
             self.driver.cuStreamDestroy(self.stream)
             self.driver.cuDevicePrimaryCtxRelease(self.device)
-            self.stream = None
+        self._events, self._spare_events = [], []
+        self.stream = None
 
 
 class _CudaDispatch(Dispatch):
@@ -343,28 +394,25 @@ class _CudaDispatch(Dispatch):
 
     @property
     def done(self) -> bool:
-        if self._finished:
+        if self._finished or self._backend.stream is None:  # finished, or its Interface was closed
             return True
         err, = self._backend.driver.cuEventQuery(self._end)
         return err == self._backend.driver.CUresult.CUDA_SUCCESS
 
     def wait(self) -> None:
-        if not self._finished:
+        if not self._finished and self._backend.stream is not None:
             self._backend.check(self._backend.driver.cuEventSynchronize(self._end)[0],
                                 f"kernel '{self.kernel_name}'")
             self._finished = True
 
     @property
     def gpu_time(self) -> float | None:
-        if not self.done:
+        if not self.done or self._backend.stream is None:
             return None
         err, ms = self._backend.driver.cuEventElapsedTime(self._start, self._end)
         return ms / 1e3 if err == self._backend.driver.CUresult.CUDA_SUCCESS else None
 
     def __del__(self):
-        try:
-            if self._finished or self.done:
-                self._backend.driver.cuEventDestroy(self._start)
-                self._backend.driver.cuEventDestroy(self._end)
-        except Exception:
-            pass
+        # No driver calls here: the garbage collector may run this at any point, even after close().
+        if self._finished and self._backend.stream is not None:
+            self._backend._spare_events += [self._start, self._end]

@@ -21,7 +21,8 @@ def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
     diagnostics: list[Diagnostic] = []
     context_pos: SourcePos | None = None   # the user line of the latest "required from here"
     pending: list[str] = []                # errors inside our headers still looking for a user line
-    for raw in log.splitlines():
+    lines = log.splitlines()
+    for number, raw in enumerate(lines):
         text = raw.strip()
         match, context = _LINE.match(text), _CONTEXT.match(text)
         if context is not None:
@@ -36,7 +37,10 @@ def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
         message = match.group("message").strip()
         file = match.group("file")
         if file in sources:
-            pos = SourcePos(file, int(match.group("line") or match.group("pline")), int(match.group("col") or 1))
+            line = int(match.group("line") or match.group("pline"))
+            column = int(match.group("col") or _caret_column(lines, number, _line_of(sources, SourcePos(file, line, 1)))
+                         or 1)
+            pos = SourcePos(file, line, column)
             diagnostics.append(Diagnostic(message, pos, severity, _line_of(sources, pos)))
             context_pos = None
         elif severity == "error":
@@ -46,6 +50,18 @@ def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
                 pending.append(message)
     diagnostics += [Diagnostic(m) for m in pending]
     return diagnostics
+
+
+def _caret_column(lines: list[str], number: int, user_line: str | None) -> int | None:
+    """NVRTC gives no column, but prints the line (indented its own way) and a caret under the spot."""
+    if number + 2 >= len(lines) or lines[number + 2].strip() != "^" or not user_line or not user_line.strip():
+        return None
+    printed, caret = lines[number + 1], lines[number + 2].index("^")
+    # Align the printed line with the user's: the translation keeps every token's column, so the same text sits
+    # at a fixed shift; find it from the end of the line, which rewriting of leading keywords does not touch.
+    tail = user_line.rstrip()[-12:]
+    shift = printed.rstrip().rfind(tail) - (len(user_line.rstrip()) - len(tail)) if tail in printed else 0
+    return max(1, caret - shift + 1)
 
 
 def _located(message: str, pos: SourcePos, sources: dict[str, str]) -> Diagnostic:

@@ -14,15 +14,25 @@ typedef unsigned long long uint64_t;
 
 namespace mg {
 
-// Mirrors backends/cuda.py's launch record: 31 buffer addresses, then grid, group, groups, and the byte
-// offsets of the [[threadgroup(i)]] parameters inside dynamic shared memory.
+// Mirrors backends/cuda.py's _LAUNCH_DTYPE: 31 buffer addresses, grid, group, groups, the byte offsets of the
+// [[threadgroup(i)]] parameters inside dynamic shared memory, and small constant arguments carried inline (slot
+// i then holds an offset into `constants`, and bit i of inline_mask is set).
 struct launch_t {
   void* slots[31];
   uint32_t grid[3];
   uint32_t group[3];
   uint32_t groups[3];
   uint32_t threadgroup_offset[31];
+  uint32_t inline_mask;
+  uint32_t reserved;
+  alignas(16) unsigned char constants[1024];
 };
+
+// The launch record stays in parameter space (__grid_constant__), so inline constants are read from there.
+__device__ __forceinline__ void* slot(const launch_t& d, int i) {
+  if ((d.inline_mask >> i) & 1u) return const_cast<unsigned char*>(d.constants) + reinterpret_cast<uint64_t>(d.slots[i]);
+  return d.slots[i];
+}
 
 enum binding_kind : int32_t { bind_buffer = 0, bind_threadgroup = 1, bind_builtin = 2 };
 enum scalar_kind : int32_t { kind_other = 0, kind_signed = 1, kind_unsigned = 2, kind_float = 3, kind_bool = 4 };

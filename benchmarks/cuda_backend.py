@@ -5,7 +5,7 @@
   bytes and vs CuPy's cp.cos; end to end (run_function with wait) vs cp.cos + synchronize;
 - shared-buffer round trip (numpy writes contents, kernel, numpy reads) vs explicit pinned copies with CuPy.
 
-    PYTHONPATH=src python benchmarks/cuda.py --repeat 200
+    PYTHONPATH=src python benchmarks/cuda_backend.py --repeat 200
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def main() -> None:
     def explicit_round_trip():
         host[:] = data
         device.set(host, stream=stream)
-        device *= 2
+        cp.multiply(device, 2, out=device)
         device.get(stream=stream, out=host)
         stream.synchronize()
         return float(host[-1])
