@@ -106,15 +106,15 @@ class Library:
             try:
                 return self._backend.compile(translation.source, self._options), meta
             except CompilerFailed as failure:
-                raise self._compile_error(failure) from None
+                raise self._compile_error(failure, translation.columns) from None
 
         entry, _ = self._cache.get_or_build(key, build)
         module = self._backend.load(entry.path, len(translation.kernels))
         self._modules[constants] = module
         return module
 
-    def _compile_error(self, failure: CompilerFailed) -> ShaderCompileError:
-        diagnostics = parse_log(failure.log, self._pre.sources)
+    def _compile_error(self, failure: CompilerFailed, columns: dict) -> ShaderCompileError:
+        diagnostics = parse_log(failure.log, self._pre.sources, columns)
         main_source = next(iter(self._pre.sources.values()), "")
         return ShaderCompileError(diagnostics, log=failure.log, backend=self._backend.name, source=main_source,
                                   options=failure.command)

@@ -7,6 +7,7 @@ user's file, line and column. Errors it reports inside our headers are moved to 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 from ..errors import Diagnostic, SourcePos
 
@@ -16,8 +17,10 @@ _LINE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+):(?:(?P<col>\d+):)?|\((?P<pl
 _CONTEXT = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+):\s+(?:required from|required by|in .*from)")
 
 
-def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
-    """The errors and warnings of ``log``, each placed in one of ``sources`` (the user's files) where possible."""
+def parse_log(log: str, sources: dict[str, str],
+              columns: dict[tuple[str, int], list[tuple[int, int]]] | None = None) -> list[Diagnostic]:
+    """The errors and warnings of ``log``, each placed in one of ``sources`` (the user's files) where possible.
+    ``columns`` is the translation's column map (Translation.columns)."""
     diagnostics: list[Diagnostic] = []
     context_pos: SourcePos | None = None   # the user line of the latest "required from here"
     pending: list[str] = []                # errors inside our headers still looking for a user line
@@ -38,8 +41,10 @@ def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
         file = match.group("file")
         if file in sources:
             line = int(match.group("line") or match.group("pline"))
-            column = int(match.group("col") or _caret_column(lines, number, _line_of(sources, SourcePos(file, line, 1)))
-                         or 1)
+            if match.group("col"):  # a column of the translation
+                column = _user_column(columns, file, line, int(match.group("col")))
+            else:  # NVRTC: found by aligning its printed line with the user's
+                column = _caret_column(lines, number, _line_of(sources, SourcePos(file, line, 1))) or 1
             pos = SourcePos(file, line, column)
             diagnostics.append(Diagnostic(message, pos, severity, _line_of(sources, pos)))
             context_pos = None
@@ -50,6 +55,15 @@ def parse_log(log: str, sources: dict[str, str]) -> list[Diagnostic]:
                 pending.append(message)
     diagnostics += [Diagnostic(m) for m in pending]
     return diagnostics
+
+
+def _user_column(columns, file: str, line: int, column: int) -> int:
+    """A column of the translation as a column of the user's line: that of the token it falls in."""
+    spans = (columns or {}).get((file, line))
+    if not spans:
+        return column
+    index = bisect_right([start for start, _ in spans], column) - 1
+    return spans[max(index, 0)][1]
 
 
 def _caret_column(lines: list[str], number: int, user_line: str | None) -> int | None:

@@ -1,0 +1,254 @@
+"""Buffers: types, zero-copy contents, explicit copies, storage modes, release, DLPack."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+import metalgpu
+from conftest import load_kernel
+
+COUNT = 37
+
+METAL_SCALAR_TYPES = {
+    "int": np.int32,
+    "uint": np.uint32,
+    "float": np.float32,
+    "half": np.float16,  # a real float16 (the original mapped it to int16 by mistake)
+    "char": np.int8,
+    "uchar": np.uint8,
+    "short": np.int16,
+    "ushort": np.uint16,
+    "long": np.int64,
+    "ulong": np.uint64,
+    "bool": np.bool_,
+}
+
+CTYPES = [ctypes.c_int, ctypes.c_uint, ctypes.c_float, ctypes.c_int8, ctypes.c_uint8, ctypes.c_int16,
+          ctypes.c_uint16, ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64, ctypes.c_long,
+          ctypes.c_bool]
+
+NUMPY_TYPES = [np.float32, np.float16, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+               np.uint64, np.bool_, np.dtype("float32"), np.dtype("<i4")]
+
+
+def assert_scalar_buffer(buffer, dtype, count=COUNT):
+    dtype = np.dtype(dtype)
+    assert buffer.dtype == dtype
+    assert buffer.count == count
+    assert len(buffer) == count
+    assert buffer.nbytes == count * dtype.itemsize
+    assert buffer.storage == "shared"
+    assert buffer.contents.dtype == dtype
+    assert buffer.contents.shape == (count,)
+
+
+@pytest.mark.parametrize("name", list(METAL_SCALAR_TYPES))
+def test_create_buffer_metal_type_name(iface, name):
+    assert_scalar_buffer(iface.create_buffer(COUNT, name), METAL_SCALAR_TYPES[name])
+
+
+@pytest.mark.parametrize("ctype", CTYPES, ids=lambda t: t.__name__)
+def test_create_buffer_ctypes_type(iface, ctype):
+    assert_scalar_buffer(iface.create_buffer(COUNT, ctype), np.dtype(ctype))
+
+
+@pytest.mark.parametrize("dtype", NUMPY_TYPES, ids=lambda t: np.dtype(t).name)
+def test_create_buffer_numpy_type(iface, dtype):
+    assert_scalar_buffer(iface.create_buffer(COUNT, dtype), dtype)
+
+
+@pytest.mark.parametrize(
+    "name, component, width, stride",
+    [
+        ("float4", np.float32, 4, 16),
+        ("float3", np.float32, 3, 16),  # Metal pads float3 to 16 bytes
+        ("packed_float3", np.float32, 3, 12),
+        ("float2", np.float32, 2, 8),
+        ("int2", np.int32, 2, 8),
+        ("uint4", np.uint32, 4, 16),
+        ("half3", np.float16, 3, 8),
+        ("half4", np.float16, 4, 8),
+    ],
+)
+def test_create_buffer_vector_types(iface, name, component, width, stride):
+    buffer = iface.create_buffer(COUNT, name)
+    view = buffer.contents
+    assert view.shape == (COUNT, width)
+    assert view.dtype == np.dtype(component)
+    assert view.strides == (stride, np.dtype(component).itemsize)
+    assert buffer.nbytes == COUNT * stride
+    assert buffer.count == COUNT and len(buffer) == COUNT
+
+
+@pytest.mark.parametrize("name, kernel", [("float3", "weigh_float3"), ("packed_float3", "weigh_packed_float3")])
+def test_vector3_layout_matches_the_kernel(iface, name, kernel):
+    load_kernel(iface, "vectors.metal", kernel)
+    points = iface.create_buffer(COUNT, name)
+    values = np.arange(COUNT * 3, dtype=np.float32).reshape(COUNT, 3)
+    points.contents[:] = values
+    out = iface.create_buffer(COUNT, "float")
+    iface.run_function(COUNT, [points, out])
+    # Small integers: exact.
+    np.testing.assert_array_equal(out.contents, values @ np.array([1, 10, 100], dtype=np.float32))
+
+
+def test_float4_kernel_writes_components(iface):
+    load_kernel(iface, "vectors.metal", "scale_float4")
+    vectors = iface.create_buffer(COUNT, "float4")
+    vectors.contents[:] = np.arange(COUNT * 4, dtype=np.float32).reshape(COUNT, 4)
+    expected = vectors.contents * np.array([1, 2, 3, 4], dtype=np.float32)
+    iface.run_function(COUNT, [vectors])
+    np.testing.assert_array_equal(vectors.contents, expected)
+
+
+def test_contents_is_zero_copy_both_ways(iface):
+    load_kernel(iface, "buffers.metal", "double_it")
+    src = iface.create_buffer(COUNT, "int")
+    out = iface.create_buffer(COUNT, "int")
+    out_view = out.contents  # taken before the kernel runs, never fetched again
+    assert np.shares_memory(src.contents, src.contents)
+    src.contents[:] = np.arange(COUNT)  # written through the view: the kernel must see it
+    iface.run_function(COUNT, [src, out])
+    np.testing.assert_array_equal(out_view, 2 * np.arange(COUNT))
+
+
+def test_kernel_updates_in_place_visible_through_old_view(iface):
+    load_kernel(iface, "buffers.metal", "increment")
+    data = iface.array_to_buffer(np.arange(COUNT, dtype=np.int32))
+    view = data.contents
+    iface.run_function(COUNT, [data])
+    iface.run_function(COUNT, [data])
+    np.testing.assert_array_equal(view, np.arange(COUNT) + 2)
+
+
+def test_read_returns_a_copy(iface):
+    buffer = iface.array_to_buffer(np.arange(COUNT, dtype=np.int32))
+    copy = buffer.read()
+    assert not np.shares_memory(copy, buffer.contents)
+    np.testing.assert_array_equal(copy, np.arange(COUNT))
+    copy[0] = 999
+    assert buffer.contents[0] == 0
+
+
+def test_write_copies_in(iface):
+    buffer = iface.create_buffer(COUNT, "float")
+    source = np.linspace(0, 1, COUNT, dtype=np.float32)
+    buffer.write(source)
+    source[0] = 42.0  # the buffer holds its own copy
+    np.testing.assert_array_equal(buffer.contents, np.linspace(0, 1, COUNT, dtype=np.float32))
+
+
+@pytest.mark.parametrize("size", [COUNT - 1, COUNT + 1])
+def test_write_wrong_size_is_argument_error(iface, size):
+    buffer = iface.create_buffer(COUNT, "float")
+    buffer.contents[:] = 7.0
+    with pytest.raises(metalgpu.ArgumentError, match=rf"{size}|{COUNT}|{size * 4}|{COUNT * 4}"):
+        buffer.write(np.zeros(size, dtype=np.float32))
+    assert np.all(buffer.contents == 7.0), "a rejected write must leave the buffer untouched"
+
+
+def test_private_storage(iface):
+    load_kernel(iface, "buffers.metal", "double_it")
+    src = iface.create_buffer(COUNT, "int", storage="private")
+    out = iface.create_buffer(COUNT, "int", storage="private")
+    assert src.storage == "private"
+    assert src.count == COUNT and src.nbytes == COUNT * 4 and src.dtype == np.int32
+    with pytest.raises(metalgpu.MetalError, match="private"):
+        _ = src.contents
+    src.write(np.arange(COUNT, dtype=np.int32))
+    iface.run_function(COUNT, [src, out])
+    np.testing.assert_array_equal(out.read(), 2 * np.arange(COUNT))
+    np.testing.assert_array_equal(src.read(), np.arange(COUNT))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint8, np.float16, np.int64, np.bool_])
+def test_array_to_buffer_keeps_dtype_and_values(iface, dtype):
+    array = (np.arange(COUNT) % 5).astype(dtype)
+    buffer = iface.array_to_buffer(array)
+    assert buffer.dtype == np.dtype(dtype)
+    assert buffer.count == COUNT
+    assert buffer.storage == "shared"
+    np.testing.assert_array_equal(buffer.contents, array)
+    assert not np.shares_memory(buffer.contents, array)
+
+
+def test_array_to_buffer_keeps_shape(iface):
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    buffer = iface.array_to_buffer(array)
+    assert buffer.count == 12 and buffer.nbytes == 48
+    assert buffer.contents.shape == (3, 4)
+    np.testing.assert_array_equal(buffer.contents, array)
+    np.testing.assert_array_equal(buffer.read(), array)
+
+
+def test_array_to_buffer_copies(iface):
+    array = np.arange(COUNT, dtype=np.int32)
+    buffer = iface.array_to_buffer(array)
+    array[:] = -1
+    np.testing.assert_array_equal(buffer.contents, np.arange(COUNT))
+
+
+def test_array_to_buffer_from_non_contiguous_array(iface):
+    array = np.arange(2 * COUNT, dtype=np.int32)[::2]
+    buffer = iface.array_to_buffer(array)
+    np.testing.assert_array_equal(buffer.contents, array)
+
+
+def test_array_to_buffer_from_list(iface):
+    buffer = iface.array_to_buffer([3, 1, 4, 1, 5])
+    assert buffer.dtype.kind in "iu"
+    np.testing.assert_array_equal(buffer.contents, [3, 1, 4, 1, 5])
+
+
+def test_float64_array_is_argument_error(iface):
+    with pytest.raises(metalgpu.ArgumentError, match="float64"):
+        iface.array_to_buffer(np.zeros(4, dtype=np.float64))
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_create_buffer_non_positive_count(iface, count):
+    with pytest.raises(metalgpu.ArgumentError, match=str(count)):
+        iface.create_buffer(count, "float")
+
+
+def test_create_buffer_unknown_type_name(iface):
+    with pytest.raises(metalgpu.ArgumentError, match="floot"):
+        iface.create_buffer(4, "floot")
+
+
+def test_release_is_idempotent(iface):
+    buffer = iface.create_buffer(COUNT, "float")
+    buffer.release()
+    buffer.release()
+
+
+def test_released_buffer_raises_everywhere(iface):
+    load_kernel(iface, "buffers.metal", "increment")
+    buffer = iface.create_buffer(COUNT, "int")
+    buffer.release()
+    with pytest.raises(metalgpu.BufferReleasedError):
+        _ = buffer.contents
+    with pytest.raises(metalgpu.BufferReleasedError):
+        buffer.read()
+    with pytest.raises(metalgpu.BufferReleasedError):
+        buffer.write(np.zeros(COUNT, dtype=np.int32))
+    with pytest.raises(metalgpu.BufferReleasedError):
+        iface.run_function(COUNT, [buffer])
+    # The interface is still usable.
+    fresh = iface.array_to_buffer(np.zeros(COUNT, dtype=np.int32))
+    iface.run_function(COUNT, [fresh])
+    np.testing.assert_array_equal(fresh.contents, np.ones(COUNT))
+
+
+def test_dlpack_shares_memory_with_numpy(iface):
+    buffer = iface.array_to_buffer(np.arange(COUNT, dtype=np.float32))
+    device_type, _ = buffer.__dlpack_device__()
+    if device_type != 1:  # kDLCPU; a CUDA backend may export managed memory as a device array
+        pytest.skip(f"buffer is exported as DLPack device type {device_type}, which numpy cannot import")
+    array = np.from_dlpack(buffer)
+    assert np.shares_memory(array, buffer.contents)
+    np.testing.assert_array_equal(array, np.arange(COUNT))
+    array[3] = 99.0
+    assert buffer.contents[3] == 99.0

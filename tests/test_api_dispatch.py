@@ -1,0 +1,389 @@
+"""run_function: grids, builtin attributes, argument binding, async dispatch, kernel selection."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import metalgpu
+from conftest import load_kernel
+
+# Room after the grid's cells: a thread outside the grid lands here (or aliases another cell).
+PADDING = 1 << 16
+
+
+def run_grid_ids(iface, grid, size3, **launch):
+    width, height, depth = size3
+    total = width * height * depth
+    ids = iface.create_buffer(total + PADDING, "uint")
+    hits = iface.create_buffer(total + PADDING, "uint")
+    ids.contents[:] = 0xFFFFFFFF
+    hits.contents[:] = 0
+    iface.run_function(grid, [ids, hits, width, height], **launch)
+    return ids.contents, hits.contents, total
+
+
+def expected_ids(width, height, depth):
+    z, y, x = np.meshgrid(np.arange(depth), np.arange(height), np.arange(width), indexing="ij")
+    return (x + 1000 * y + 1000000 * z).astype(np.uint32).ravel()
+
+
+GRIDS = [
+    pytest.param(1000, (1000, 1, 1), id="int"),
+    pytest.param((1000,), (1000, 1, 1), id="tuple1"),
+    pytest.param((37, 23), (37, 23, 1), id="tuple2"),
+    pytest.param((13, 7, 5), (13, 7, 5), id="tuple3"),
+    pytest.param(metalgpu.MetalSize(1000), (1000, 1, 1), id="MetalSize1"),
+    pytest.param(metalgpu.MetalSize(37, 23), (37, 23, 1), id="MetalSize2"),
+    pytest.param(metalgpu.MetalSize(13, 7, 5), (13, 7, 5), id="MetalSize3"),
+    pytest.param(1, (1, 1, 1), id="single_thread"),
+]
+
+
+@pytest.mark.parametrize("grid, size3", GRIDS)
+def test_every_thread_runs_exactly_once(iface, grid, size3):
+    load_kernel(iface, "dispatch.metal", "grid_ids")
+    ids, hits, total = run_grid_ids(iface, grid, size3)
+    np.testing.assert_array_equal(hits[:total], 1)
+    np.testing.assert_array_equal(ids[:total], expected_ids(*size3))
+    assert not hits[total:].any(), "a thread outside the grid ran"
+
+
+@pytest.mark.parametrize("group", [1, 7, 64, (8, 4), (4, 2, 2), (13, 7, 5), (32, 32)])
+def test_explicit_threadgroup_sizes_cover_the_grid(iface, group):
+    load_kernel(iface, "dispatch.metal", "grid_ids")
+    size3 = (13, 7, 5)
+    ids, hits, total = run_grid_ids(iface, size3, size3, threads_per_threadgroup=group)
+    np.testing.assert_array_equal(hits[:total], 1)
+    np.testing.assert_array_equal(ids[:total], expected_ids(*size3))
+    assert not hits[total:].any()
+
+
+def cell_positions(grid):
+    """thread_position_in_grid of every thread, in cell order (x fastest)."""
+    width, height, depth = grid
+    z, y, x = np.meshgrid(np.arange(depth), np.arange(height), np.arange(width), indexing="ij")
+    return np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
+
+
+def builtin_model(grid, group):
+    """What Metal reports for each thread of a dispatchThreads(grid, group), in cell order."""
+    gid = cell_positions(grid)
+    group = np.array(group)
+    grid = np.array(grid)
+    tid = gid % group
+    group_pos = gid // group
+    group_size = np.minimum(group, grid - group_pos * group)  # edge groups are partial
+    return {
+        "tid": tid,
+        "group": group_pos,
+        "group_size": group_size,
+        "grid_size": np.broadcast_to(grid, gid.shape),
+        "groups": np.broadcast_to(-(-grid // group), gid.shape),
+    }
+
+
+def run_builtins_3d(iface, grid, group):
+    load_kernel(iface, "dispatch.metal", "builtins_3d")
+    total = int(np.prod(grid))
+    out = iface.create_buffer(total * 16, "uint")
+    iface.run_function(grid, [out], threads_per_threadgroup=group)
+    values = out.contents.reshape(total, 16).astype(np.int64)
+    return {
+        "tid": values[:, 0:3],
+        "group": values[:, 3:6],
+        "group_size": values[:, 6:9],
+        "grid_size": values[:, 9:12],
+        "groups": values[:, 12:15],
+        "index": values[:, 15],
+    }
+
+
+def assert_thread_indices(reported, group):
+    """thread_index_in_threadgroup: the linear index in full groups, unique and in range in every group."""
+    tx, ty, tz = group
+    tid = reported["tid"]
+    full = np.all(reported["group_size"] == np.array(group), axis=1)
+    linear = tid[:, 2] * tx * ty + tid[:, 1] * tx + tid[:, 0]
+    np.testing.assert_array_equal(reported["index"][full], linear[full])
+    assert reported["index"].max() < tx * ty * tz
+    keys = [tuple(g) + (i,) for g, i in zip(reported["group"].tolist(), reported["index"].tolist())]
+    assert len(set(keys)) == len(keys), "two threads of one threadgroup share a thread_index_in_threadgroup"
+
+
+@pytest.mark.parametrize(
+    "grid_arg, group_arg, grid, group",
+    [
+        ((37, 23), (8, 4), (37, 23, 1), (8, 4, 1)),
+        ((13, 7, 5), (4, 2, 2), (13, 7, 5), (4, 2, 2)),
+        (1000, 64, (1000, 1, 1), (64, 1, 1)),
+    ],
+    ids=["2d", "3d", "1d"],
+)
+def test_builtin_attributes_match_the_metal_model(iface, grid_arg, group_arg, grid, group):
+    reported = run_builtins_3d(iface, grid_arg, group_arg)
+    model = builtin_model(grid, group)
+    for name, expected in model.items():
+        np.testing.assert_array_equal(reported[name], expected, err_msg=name)
+    assert_thread_indices(reported, group)
+
+
+def test_builtins_with_default_threadgroup_are_consistent(iface):
+    grid = (37, 23, 1)
+    reported = run_builtins_3d(iface, (37, 23), None)
+    gid = cell_positions(grid)
+    nominal = reported["group_size"].max(axis=0)  # interior groups have the full size
+    assert int(np.prod(nominal)) <= iface.maxThreadsPerGroup()
+    np.testing.assert_array_equal(reported["group"] * nominal + reported["tid"], gid)
+    assert np.all(reported["tid"] < reported["group_size"])
+    np.testing.assert_array_equal(reported["grid_size"], np.broadcast_to(grid, gid.shape))
+    assert_thread_indices(reported, tuple(int(n) for n in nominal))
+
+
+def test_scalar_builtins_1d(iface):
+    load_kernel(iface, "dispatch.metal", "builtins_1d")
+    n, group = 1000, 64
+    out = iface.create_buffer(n * 4, "uint")
+    iface.run_function(n, [out], threads_per_threadgroup=group)
+    values = out.contents.reshape(n, 4)
+    gid = np.arange(n)
+    np.testing.assert_array_equal(values[:, 0], gid % group)
+    np.testing.assert_array_equal(values[:, 1], gid // group)
+    np.testing.assert_array_equal(values[:, 2], np.minimum(group, n - (gid // group) * group))
+    assert values[-1, 2] == 1000 - 960  # the last group has 40 threads
+    np.testing.assert_array_equal(values[:, 3], n)
+
+
+def test_none_skips_a_slot(iface):
+    load_kernel(iface, "dispatch.metal", "skip_slot")
+    a = iface.array_to_buffer(np.arange(100, dtype=np.int32))
+    c = iface.create_buffer(100, "int")
+    iface.run_function(100, [a, None, c])
+    np.testing.assert_array_equal(c.contents, 3 * np.arange(100))
+
+
+COEFFS = np.array([0.5, -1.25, 3.0], dtype=np.float32)
+BIG = 2**40 + 3
+
+
+def constant_args(kind):
+    if kind == "python":
+        return [7, 2.5, True, COEFFS, 3, BIG]
+    if kind == "numpy":
+        return [np.int32(7), np.float32(2.5), np.bool_(True), COEFFS, np.uint32(3), np.int64(BIG)]
+    if kind == "bytes":
+        return [struct.pack("=i", 7), struct.pack("=f", 2.5), b"\x01", COEFFS.tobytes(), struct.pack("=I", 3),
+                struct.pack("=q", BIG)]
+    if kind == "converted":  # each value converted to the parameter's declared type
+        return [np.int64(7), np.float64(2.5), 1, COEFFS, np.int64(3), np.uint64(BIG)]
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["python", "numpy", "bytes", "converted"])
+def test_constant_arguments(iface, kind):
+    load_kernel(iface, "dispatch.metal", "echo_constants")
+    out = iface.create_buffer(8, "float")
+    big_out = iface.create_buffer(1, "long")
+    i, f, b, coeffs, n, big = constant_args(kind)
+    iface.run_function(1, [out, i, f, b, coeffs, n, big, big_out])
+    np.testing.assert_array_equal(out.contents[:6], [7.0, 2.5, 1.0, 0.5, -1.25, 3.0])
+    assert big_out.contents[0] == 2 * BIG
+
+
+def test_constant_conversions(iface):
+    load_kernel(iface, "dispatch.metal", "echo_constants")
+    out = iface.create_buffer(8, "float")
+    big_out = iface.create_buffer(1, "long")
+    # int for a float&, float64 scalar for a float&, False for a bool&, a negative int for an int&.
+    iface.run_function(1, [out, -7, 3, False, COEFFS, 1, np.int32(-5), big_out])
+    np.testing.assert_array_equal(out.contents[:4], [-7.0, 3.0, 0.0, 0.5])
+    assert big_out.contents[0] == -10
+    iface.run_function(1, [out, 0, np.float64(0.25), np.bool_(False), COEFFS, 0, 0, big_out])
+    assert out.contents[1] == 0.25
+
+
+def test_constant_float_pointer_from_buffer(iface):
+    load_kernel(iface, "dispatch.metal", "echo_constants")
+    out = iface.create_buffer(8, "float")
+    big_out = iface.create_buffer(1, "long")
+    coeffs = iface.array_to_buffer(COEFFS)
+    iface.run_function(1, [out, 1, 1.0, True, coeffs, 3, 0, big_out])
+    np.testing.assert_array_equal(out.contents[3:6], COEFFS)
+
+
+def test_async_dispatch_returns_a_handle(iface):
+    load_kernel(iface, "buffers.metal", "double_it")
+    src = iface.array_to_buffer(np.arange(1000, dtype=np.int32))
+    out = iface.create_buffer(1000, "int")
+    assert iface.run_function(1000, [src, out]) is None
+    out.contents[:] = 0
+    handle = iface.run_function(1000, [src, out], wait_for_completion=False)
+    assert handle is not None
+    handle.wait()
+    assert handle.done
+    assert handle.gpu_time is None or handle.gpu_time >= 0
+    np.testing.assert_array_equal(out.contents, 2 * np.arange(1000))
+    handle.wait()  # waiting again is harmless
+
+
+def test_synchronize_waits_for_every_dispatch(iface):
+    load_kernel(iface, "buffers.metal", "increment")
+    data = iface.array_to_buffer(np.zeros(1000, dtype=np.int32))
+    handles = [iface.run_function(1000, [data], wait_for_completion=False) for _ in range(5)]
+    iface.synchronize()
+    assert all(handle.done for handle in handles)
+    np.testing.assert_array_equal(data.contents, 5)
+
+
+def test_function_name_argument_and_set_function(iface):
+    load_kernel(iface, "buffers.metal")
+    assert set(iface.function_names) == {"double_it", "increment"}
+    src = iface.array_to_buffer(np.arange(50, dtype=np.int32))
+    out = iface.create_buffer(50, "int")
+    iface.set_function("increment")
+    iface.run_function(50, [src, out], function_name="double_it")
+    np.testing.assert_array_equal(out.contents, 2 * np.arange(50))
+    iface.run_function(50, [src])  # the current function is still "increment"
+    np.testing.assert_array_equal(src.contents, np.arange(50) + 1)
+    iface.set_function("double_it")
+    iface.run_function(50, [src, out])
+    np.testing.assert_array_equal(out.contents, 2 * (np.arange(50) + 1))
+
+
+def test_execution_width_and_max_threads(iface, backend):
+    load_kernel(iface, "buffers.metal", "double_it")
+    assert iface.threadExecutionWidth() == 32
+    assert iface.maxThreadsPerGroup() >= 1
+    if backend == "cpu":
+        assert iface.maxThreadsPerGroup() == 1024
+
+
+def test_context_manager(backend):
+    with metalgpu.Interface(backend=backend) as gpu:
+        load_kernel(gpu, "buffers.metal", "increment")
+        data = gpu.array_to_buffer(np.arange(10, dtype=np.int32))
+        gpu.run_function(10, [data])
+        np.testing.assert_array_equal(data.read(), np.arange(10) + 1)
+
+
+def test_close(backend):
+    gpu = metalgpu.Interface(backend=backend)
+    load_kernel(gpu, "buffers.metal", "increment")
+    data = gpu.array_to_buffer(np.arange(10, dtype=np.int32))
+    gpu.run_function(10, [data])
+    gpu.close()
+
+
+def test_two_interfaces_at_once(backend):
+    first = metalgpu.Interface(backend=backend)
+    second = metalgpu.Interface(backend=backend)
+    try:
+        load_kernel(first, "buffers.metal", "double_it")
+        load_kernel(second, "buffers.metal", "increment")
+        src = first.array_to_buffer(np.arange(100, dtype=np.int32))
+        data = second.array_to_buffer(np.arange(100, dtype=np.int32))
+        out = first.create_buffer(100, "int")
+        second.run_function(100, [data])
+        first.run_function(100, [src, out])
+        second.run_function(100, [data])
+        np.testing.assert_array_equal(out.contents, 2 * np.arange(100))
+        np.testing.assert_array_equal(data.contents, np.arange(100) + 2)
+        first.close()
+        second.run_function(100, [data])  # closing one leaves the other working
+        np.testing.assert_array_equal(data.contents, np.arange(100) + 3)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_module_surface():
+    names = metalgpu.backends()
+    assert "cpu" in names
+    assert all(isinstance(name, str) for name in names)
+    assert isinstance(metalgpu.__version__, str) and metalgpu.__version__
+    size = metalgpu.MetalSize(5)
+    assert (size.width, size.height, size.depth) == (5, 1, 1)
+    size = metalgpu.MetalSize(5, 6, 7)
+    assert (size.width, size.height, size.depth) == (5, 6, 7)
+
+
+def test_templated_kernel_by_host_name(iface):
+    load_kernel(iface, "templates.metal")
+    assert {"scale_float", "scale_int"} <= set(iface.function_names)
+    floats = iface.array_to_buffer(np.arange(100, dtype=np.float32))
+    ints = iface.array_to_buffer(np.arange(100, dtype=np.int32))
+    iface.run_function(100, [floats, 2.5], function_name="scale_float")
+    iface.set_function("scale_int")
+    iface.run_function(100, [ints, 3])
+    np.testing.assert_array_equal(floats.contents, np.arange(100, dtype=np.float32) * 2.5)  # exact: k * 2.5
+    np.testing.assert_array_equal(ints.contents, np.arange(100) * 3)
+
+
+def test_templated_kernel_decltype_instantiation(iface):
+    load_kernel(iface, "templates_decltype.metal")
+    assert {"offset_float", "offset_uint"} <= set(iface.function_names)
+    floats = iface.array_to_buffer(np.arange(100, dtype=np.float32))
+    uints = iface.array_to_buffer(np.arange(100, dtype=np.uint32))
+    iface.run_function(100, [floats, 0.5], function_name="offset_float")
+    iface.run_function(100, [uints, 7], function_name="offset_uint")
+    np.testing.assert_array_equal(floats.contents, np.arange(100) + 0.5)
+    np.testing.assert_array_equal(uints.contents, np.arange(100) + 7)
+
+
+def test_macro_generated_kernels(iface):
+    load_kernel(iface, "macros.metal")
+    assert {"twice", "plus_one"} <= set(iface.function_names)
+    src = iface.array_to_buffer(np.arange(100, dtype=np.float32))
+    out = iface.create_buffer(100, "float")
+    iface.run_function(100, [src, out], function_name="twice")
+    np.testing.assert_array_equal(out.contents, np.arange(100) * 2)
+    iface.run_function(100, [src, out], function_name="plus_one")
+    np.testing.assert_array_equal(out.contents, np.arange(100) + 1)
+
+
+HELPER_H = """
+#pragma once
+inline float helper_twice(float x) { return x * 2.0f; }
+"""
+
+INCLUDING_KERNEL = """
+#include <metal_stdlib>
+#include "helper.h"
+using namespace metal;
+
+kernel void use_helper(device float* data [[buffer(0)]], uint id [[thread_position_in_grid]])
+{
+    data[id] = helper_twice(data[id]);
+}
+"""
+
+
+def test_include_next_to_the_shader_file(iface, tmp_path):
+    (tmp_path / "helper.h").write_text(HELPER_H)
+    shader = tmp_path / "kernel.metal"
+    shader.write_text(INCLUDING_KERNEL)
+    iface.load_shader(str(shader))
+    iface.set_function("use_helper")
+    data = iface.array_to_buffer(np.arange(10, dtype=np.float32))
+    iface.run_function(10, [data])
+    np.testing.assert_array_equal(data.contents, np.arange(10) * 2)
+
+
+@pytest.mark.parametrize("constants, factor", [({0: 3}, 3), ({"multiplier": 5}, 5), ({0: -2}, -2)])
+def test_function_constants(iface, constants, factor):
+    load_kernel(iface, "function_constants.metal")
+    iface.set_function("times_k", constants=constants)
+    out = iface.create_buffer(100, "int")
+    iface.run_function(100, [out])
+    np.testing.assert_array_equal(out.contents, np.arange(100) * factor)
+
+
+def test_function_constants_switch_between_specialisations(iface):
+    load_kernel(iface, "function_constants.metal")
+    out = iface.create_buffer(10, "int")
+    for factor in (3, 4, 3):
+        iface.set_function("times_k", constants={0: factor})
+        iface.run_function(10, [out])
+        np.testing.assert_array_equal(out.contents, np.arange(10) * factor)
+
