@@ -10,7 +10,8 @@
 #include <cstdlib>
 #include <mutex>
 
-typedef void (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t);
+// Returns 0, or a status of its own (>= 1000, see metal/_cooperative_cpu.h) with details in report[0..4].
+typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t*);
 
 namespace {
 
@@ -66,10 +67,11 @@ void ensure_altstack() {
 }  // namespace
 
 // Returns 0 when the range ran to completion, else the number of the signal that stopped it, with the faulting
-// address in *fault_address.
+// address in *fault_address, or the kernel's own status (a barrier deadlock, ...) with its details in report.
 extern "C" __attribute__((visibility("default"))) int mg_guarded_run(mg_run_fn run, void* const* slots,
                                                                       const void* dispatch, uint64_t first,
-                                                                      uint64_t end, uintptr_t* fault_address) {
+                                                                      uint64_t end, uintptr_t* fault_address,
+                                                                      uint32_t* report) {
   static std::once_flag installed;
   std::call_once(installed, install_handlers);
   ensure_altstack();
@@ -80,7 +82,7 @@ extern "C" __attribute__((visibility("default"))) int mg_guarded_run(mg_run_fn r
     return t_signal;
   }
   t_jump = &jump;
-  run(slots, dispatch, first, end);
+  const int status = run(slots, dispatch, first, end, report);
   t_jump = nullptr;
-  return 0;
+  return status;
 }

@@ -114,3 +114,6 @@ inline void for_each_thread(const dispatch_t& d, uint64_t first, uint64_t end, B
 }
 
 }  // namespace mg
+
+// Kernels with barriers, SIMD-group functions or threadgroup memory: mg::run_cooperative.
+#include "_cooperative_cpu.h"

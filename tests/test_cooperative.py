@@ -1,0 +1,476 @@
+"""Threadgroups, barriers, SIMD-groups and atomics (issue 5), checked against numpy.
+
+Integer-valued float inputs keep every sum exact, so float results are compared exactly unless a tolerance is
+stated. The SIMD-group tests dispatch 200 threads in threadgroups of 80, so every threadgroup has a partial last
+SIMD-group (16 lanes) and the last threadgroup is partial too (40 threads: SIMD-groups of 32 and 8)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import metalgpu
+from metalgpu.msl.analysis import cooperative_kernels
+from metalgpu.msl.parser import parse
+from metalgpu.msl.preprocess import preprocess
+
+from conftest import load_kernel
+
+# -- the front end's choice: cooperative or the plain loop ------------------------------------------------------
+
+
+def _cooperative(source: str) -> dict[str, bool]:
+    pre = preprocess(source, "<test>")
+    program = parse(pre.tokens)
+    return {k.host_name: flag for k, flag in zip(program.kernels, cooperative_kernels(pre.tokens, program))}
+
+
+def test_analysis_marks_only_kernels_that_need_it():
+    source = """
+    #define SYNC threadgroup_barrier(mem_flags::mem_threadgroup)
+    struct Acc { float v; void add(float x) { v += simd_sum(x); } };
+    static float helper(float x) { return x * 2.0f; }
+    static void deep(device float* p) { SYNC; }
+    static void middle(device float* p) { deep(p); }
+    template <class T> T twice(T x) { return quad_broadcast(x, 0); }
+    kernel void plain(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) { a[i] = helper(a[i]); }
+    kernel void atomics_only(device atomic_uint* a [[buffer(0)]]) {
+        atomic_fetch_add_explicit(a, 1u, memory_order_relaxed);
+    }
+    kernel void transitive(device float* a [[buffer(0)]]) { middle(a); }
+    kernel void member(device float* a [[buffer(0)]]) { Acc acc{0}; acc.add(a[0]); }
+    kernel void templated(device float* a [[buffer(0)]]) { a[0] = twice(a[0]); }
+    kernel void declared(device float* a [[buffer(0)]]) { threadgroup float t[4]; t[0] = a[0]; a[1] = t[0]; }
+    kernel void param(device float* a [[buffer(0)]], threadgroup float* t [[threadgroup(0)]]) { t[0] = a[0]; }
+    """
+    assert _cooperative(source) == {"plain": False, "atomics_only": False, "transitive": True, "member": True,
+                                    "templated": True, "declared": True, "param": True}
+
+
+def test_analysis_is_conservative_about_operators():
+    source = """
+    struct V { float x; };
+    V operator+(V a, V b) { threadgroup_barrier(mem_flags::mem_none); return V{a.x + b.x}; }
+    kernel void k(device float* a [[buffer(0)]]) { a[0] = 1.0f; }
+    """
+    assert _cooperative(source) == {"k": True}
+
+
+# -- threadgroup memory and barriers ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group", [256, 1024, 100])
+def test_tree_reduction_in_threadgroup_memory(iface, group):
+    load_kernel(iface, "coop_reduce.metal")
+    n = group * 300  # large enough to run on every OS thread of the pool
+    values = np.random.default_rng(1).integers(-50, 50, n).astype(np.float32)
+    partial = iface.create_buffer(-(-n // group), "float")
+    iface.run_function(n, [iface.array_to_buffer(values), partial], "tree_sum", threads_per_threadgroup=group)
+    np.testing.assert_array_equal(partial.contents, values.reshape(-1, group).sum(axis=1))
+
+
+def test_tree_reduction_through_threadgroup_parameter_and_helper(iface):
+    load_kernel(iface, "coop_reduce.metal")
+    n, group = 64 * 512, 64
+    values = np.random.default_rng(2).integers(-50, 50, n).astype(np.float32)
+    partial = iface.create_buffer(n // group, "float")
+    iface.run_function(n, [iface.array_to_buffer(values), partial], "tree_sum_param", threads_per_threadgroup=group,
+                       threadgroup_memory={0: group * 4})
+    np.testing.assert_array_equal(partial.contents, values.reshape(-1, group).sum(axis=1))
+
+
+def test_threadgroup_parameter_over_32_kib_is_refused(iface):
+    load_kernel(iface, "coop_reduce.metal")
+    buffer = iface.create_buffer(64, "float")
+    with pytest.raises(metalgpu.ArgumentError, match="limit"):
+        iface.run_function(64, [buffer, buffer], "tree_sum_param", threads_per_threadgroup=64,
+                           threadgroup_memory={0: 32 * 1024 + 4})
+
+
+def test_two_level_reduction_with_simd_sum(iface):
+    load_kernel(iface, "coop_reduce.metal")
+    n, group = 1000 * 256 + 77, 256  # the last threadgroup is partial: 77 threads, a partial SIMD-group
+    values = np.random.default_rng(3).integers(-50, 50, n).astype(np.float32)
+    groups = -(-n // group)
+    partial = iface.create_buffer(groups, "float")
+    iface.run_function(n, [iface.array_to_buffer(values), partial], "simd_two_level", threads_per_threadgroup=group)
+    padded = np.concatenate([values, np.zeros(groups * group - n, np.float32)])
+    np.testing.assert_array_equal(partial.contents, padded.reshape(-1, group).sum(axis=1))
+
+
+@pytest.mark.parametrize("m,k,n", [(37, 29, 51), (64, 48, 16), (5, 70, 3)])
+def test_tiled_matmul_with_partial_edge_tiles(iface, m, k, n):
+    load_kernel(iface, "coop_matmul.metal")
+    rng = np.random.default_rng(4)
+    a = rng.integers(-4, 5, (m, k)).astype(np.float32)
+    b = rng.integers(-4, 5, (k, n)).astype(np.float32)
+    c = iface.create_buffer(m * n, "float")
+    grid = (-(-n // 16) * 16, -(-m // 16) * 16)  # whole tiles: every thread of a tile loads and waits
+    iface.run_function(grid, [iface.array_to_buffer(a), iface.array_to_buffer(b), c, np.array([m, k, n], np.uint32)],
+                       "tiled_matmul", threads_per_threadgroup=(16, 16))
+    np.testing.assert_array_equal(c.contents.reshape(m, n), a @ b)
+
+
+@pytest.mark.parametrize("group", [1024, 96])
+def test_hillis_steele_scan(iface, group):
+    load_kernel(iface, "coop_scan.metal")
+    n = group * 40
+    values = np.random.default_rng(6).integers(-100, 100, n).astype(np.int32)
+    out = iface.create_buffer(n, "int")
+    iface.run_function(n, [iface.array_to_buffer(values), out], "hillis_steele", threads_per_threadgroup=group)
+    np.testing.assert_array_equal(out.contents, np.cumsum(values.reshape(-1, group), axis=1).reshape(-1))
+
+
+# -- atomics ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", ["histogram", "histogram_local"])
+def test_histogram_with_contended_atomics(iface, kernel):
+    load_kernel(iface, "coop_atomics.metal")
+    n, bins = 1 << 18, 7
+    values = np.random.default_rng(7).integers(0, 1 << 30, n).astype(np.uint32)
+    counts = iface.array_to_buffer(np.zeros(bins, np.uint32))
+    args = [iface.array_to_buffer(values), counts, np.uint32(bins)]
+    if kernel == "histogram_local":
+        args.append(np.uint32(n))
+    iface.run_function(n, args, kernel, threads_per_threadgroup=256)
+    np.testing.assert_array_equal(counts.contents, np.bincount(values % bins, minlength=bins))
+
+
+def test_stream_compaction_by_tickets(iface):
+    load_kernel(iface, "coop_atomics.metal")
+    n = 1 << 18
+    values = np.random.default_rng(8).permutation(n).astype(np.int32)
+    out = iface.array_to_buffer(np.full(n, -1, np.int32))
+    counter = iface.array_to_buffer(np.zeros(1, np.uint32))
+    iface.run_function(n, [iface.array_to_buffer(values), out, counter], "compact")
+    kept = values[values % 3 == 0]
+    count = int(counter.contents[0])
+    assert count == kept.size
+    np.testing.assert_array_equal(np.sort(out.contents[:count]), np.sort(kept))  # nothing lost, none twice
+    assert (out.contents[count:] == -1).all()
+
+
+def test_other_atomic_operations(iface):
+    load_kernel(iface, "coop_atomics.metal")
+    n = 1 << 16
+    ints = iface.array_to_buffer(np.array([0, 0, 0, 0, 5, 0], np.int32))
+    total = iface.array_to_buffer(np.zeros(1, np.float32))
+    extremes = iface.array_to_buffer(np.array([0, np.iinfo(np.uint64).max], np.uint64))
+    flags = iface.array_to_buffer(np.array([0, 0, 0xFFFFFFFF], np.uint32))
+    iface.run_function(n, [ints, total, extremes, flags], "atomic_ops")
+    assert list(ints.contents) == [-1000, n - 1, -2 * n, 3 * n, 77, 5]
+    assert total.contents[0] == n * 0.5  # multiples of 0.5 up to 2**15: exact in float
+    assert list(extremes.contents) == [(n - 1) << 40, 7]
+    assert list(flags.contents) == [0xFFFFFFFF, 0, 0]
+
+
+# -- SIMD-groups ------------------------------------------------------------------------------------------------
+
+def test_softmax_over_rows_with_simd_max_and_sum(iface):
+    load_kernel(iface, "coop_softmax.metal")
+    rows, columns = 57, 100
+    x = np.random.default_rng(9).normal(0, 3, (rows, columns)).astype(np.float32)
+    out = iface.create_buffer(rows * columns, "float")
+    iface.run_function((32, rows), [iface.array_to_buffer(x), out, np.uint32(columns)], "softmax_rows",
+                       threads_per_threadgroup=(32, 4))
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    # float32 exp and a 100-term sum in another order: a few ulp of relative error
+    np.testing.assert_allclose(out.contents.reshape(rows, columns), e / e.sum(axis=1, keepdims=True), rtol=2e-5)
+
+
+GRID, GROUP = 200, 80
+
+
+def _simdgroups(width: int = 32) -> list[list[int]]:
+    """The threads (grid indices) of each SIMD-group (width 32) or quad (width 4), in lane order."""
+    out = []
+    for start in range(0, GRID, GROUP):
+        size = min(GROUP, GRID - start)
+        for sg in range(0, size, 32):
+            lanes = list(range(start + sg, start + min(sg + 32, size)))
+            out += [lanes[q:q + width] for q in range(0, len(lanes), width)] if width < 32 else [lanes]
+    return out
+
+
+UNDEFINED = object()
+
+
+def _model(name: str, x: np.ndarray, y: np.ndarray, width: int) -> list:
+    """The expected result of each thread (or UNDEFINED where Metal leaves it undefined)."""
+    expected: list = [None] * GRID
+    for members in _simdgroups(width):
+        for j, gid in enumerate(members):
+            expected[gid] = _lane_result(name, [x[m] for m in members], [y[m] for m in members], j, width)
+    return expected
+
+
+def _lane_result(name, xs, ys, j, width):
+    n = len(xs)
+
+    def at(values, k):
+        return values[k] if 0 <= k < n else UNDEFINED
+
+    reduce = {"sum": np.add, "product": np.multiply, "min": np.minimum, "max": np.maximum,
+              "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}
+    if name in reduce:
+        return _fold(reduce[name], xs)
+    if name.startswith("prefix_"):
+        op = np.add if name.endswith("sum") else np.multiply
+        part = xs[:j + 1] if "inclusive" in name else xs[:j]
+        return _fold(op, part) if part else op.identity * np.ones_like(xs[0])
+    if name == "shuffle":
+        return at(xs, (j * 7 + 3) % width)
+    if name == "broadcast":
+        return at(xs, 2)
+    if name == "broadcast_first":
+        return xs[0]
+    if name == "shuffle_xor":
+        return at(xs, j ^ (5 % width))
+    delta = 3 if width == 32 else 1
+    if name == "shuffle_up":
+        return xs[j] if j < delta else xs[j - delta]
+    if name == "shuffle_down":
+        return xs[j] if j + delta >= width else at(xs, j + delta)
+    if name == "shuffle_rotate_up":
+        return at(xs, (j - delta) % width)
+    if name == "shuffle_rotate_down":
+        return at(xs, (j + delta) % width)
+    if name == "shuffle_and_fill_up":
+        return at(xs, j - delta) if j >= delta else at(ys, j - delta + width)
+    if name == "shuffle_and_fill_down":
+        return at(xs, j + delta) if j + delta < width else at(ys, j + delta - width)
+    if name == "shuffle_and_fill_up_modulo":
+        k, segment = j % 8 if width == 32 else j % 2, 8 if width == 32 else 2
+        base = j - k
+        d = 3 if width == 32 else 1
+        return at(xs, j - d) if k >= d else at(ys, base + k - d + segment)
+    if name == "all":
+        return int(all(v > 0 for v in xs))
+    if name == "any":
+        return int(any(v > 5 for v in xs))
+    if name == "ballot":
+        return sum(1 << k for k, v in enumerate(xs) if v > 0)
+    if name == "is_first":
+        return int(j == 0)
+    if name == "active_threads_mask":
+        return (1 << n) - 1
+    raise AssertionError(name)
+
+
+def _fold(op, values):
+    result = values[0]
+    for v in values[1:]:
+        result = op(result, v)
+    return result
+
+
+_EXPRESSIONS = {
+    "sum": "P_sum(x[gid])", "product": "P_product(x[gid])", "min": "P_min(x[gid])", "max": "P_max(x[gid])",
+    "and": "P_and(x[gid])", "or": "P_or(x[gid])", "xor": "P_xor(x[gid])",
+    "prefix_inclusive_sum": "P_prefix_inclusive_sum(x[gid])",
+    "prefix_exclusive_sum": "P_prefix_exclusive_sum(x[gid])",
+    "prefix_inclusive_product": "P_prefix_inclusive_product(x[gid])",
+    "prefix_exclusive_product": "P_prefix_exclusive_product(x[gid])",
+    "shuffle": "P_shuffle(x[gid], ushort((lane * 7 + 3) % W))", "broadcast": "P_broadcast(x[gid], 2)",
+    "broadcast_first": "P_broadcast_first(x[gid])", "shuffle_xor": "P_shuffle_xor(x[gid], 5 % W)",
+    "shuffle_up": "P_shuffle_up(x[gid], D)", "shuffle_down": "P_shuffle_down(x[gid], D)",
+    "shuffle_rotate_up": "P_shuffle_rotate_up(x[gid], D)", "shuffle_rotate_down": "P_shuffle_rotate_down(x[gid], D)",
+    "shuffle_and_fill_up": "P_shuffle_and_fill_up(x[gid], y[gid], D)",
+    "shuffle_and_fill_down": "P_shuffle_and_fill_down(x[gid], y[gid], D)",
+    "shuffle_and_fill_up_modulo": "P_shuffle_and_fill_up(x[gid], y[gid], D, W == 32 ? 8 : 2)",
+    "all": "uint(P_all(x[gid] > 0))", "any": "uint(P_any(x[gid] > 5))",
+    "ballot": "ulong(P_vote::vote_t(P_ballot(x[gid] > 0)))", "is_first": "uint(P_is_first())",
+    "active_threads_mask": "ulong(P_vote::vote_t(P_active_threads_mask()))",
+}
+_RESULT_TYPES = {"all": ("uint", np.uint32), "any": ("uint", np.uint32), "is_first": ("uint", np.uint32),
+                 "ballot": ("ulong", np.uint64), "active_threads_mask": ("ulong", np.uint64)}
+_TYPES = {"float": np.float32, "int": np.int32, "uint": np.uint32, "short": np.int16, "ushort": np.uint16,
+          "uchar": np.uint8, "half": np.float16}
+_INTEGER_ONLY = {"and", "or", "xor"}
+_CASES = [(name, t) for name in _EXPRESSIONS for t in ("float", "int")
+          if not (name in _INTEGER_ONLY and t == "float")] + \
+         [(name, t) for name in ("sum", "min", "max", "prefix_exclusive_sum", "shuffle_xor", "broadcast")
+          for t in ("uint", "short", "ushort", "half")] + [("and", "uchar"), ("or", "ushort"), ("xor", "uint")]
+
+
+def _kernel_name(prefix: str, name: str, type_name: str) -> str:
+    return f"{prefix}_{name}_{type_name}"
+
+
+def _simd_source() -> str:
+    kernels = ["#include <metal_stdlib>", "using namespace metal;"]
+    for prefix, width, delta in (("simd", 32, 3), ("quad", 4, 1)):
+        for name, t in _CASES:
+            result = _RESULT_TYPES.get(name, (t, None))[0]
+            expression = _EXPRESSIONS[name].replace("P_", f"{prefix}_").replace("W", str(width)) \
+                .replace("D", str(delta))
+            kernels.append(f"""
+kernel void {_kernel_name(prefix, name, t)}(device const {t}* x [[buffer(0)]], device const {t}* y [[buffer(1)]],
+        device {result}* out [[buffer(2)]], uint gid [[thread_position_in_grid]],
+        ushort lane [[thread_index_in_{prefix}group]]) {{
+    out[gid] = {expression};
+}}""")
+    # float4: the same functions component by component
+    for name in ("sum", "min", "max", "prefix_inclusive_sum", "shuffle_xor", "shuffle_down"):
+        expression = _EXPRESSIONS[name].replace("P_", "simd_").replace("W", "32").replace("D", "3")
+        kernels.append(f"""
+kernel void simd_{name}_float4(device const float4* x [[buffer(0)]], device const float4* y [[buffer(1)]],
+        device float4* out [[buffer(2)]], uint gid [[thread_position_in_grid]],
+        ushort lane [[thread_index_in_simdgroup]]) {{
+    out[gid] = {expression};
+}}""")
+    return "\n".join(kernels)
+
+
+@pytest.fixture(scope="module")
+def simd_interface(backend):
+    interface = metalgpu.Interface(backend=backend)
+    interface.load_shader_from_str(_simd_source())
+    yield interface
+    interface.close()
+
+
+@pytest.mark.parametrize("prefix", ["simd", "quad"])
+@pytest.mark.parametrize("name,type_name", _CASES)
+def test_group_function_against_model(simd_interface, prefix, name, type_name):
+    dtype = _TYPES[type_name]
+    rng = np.random.default_rng(10)
+    if np.issubdtype(dtype, np.floating) or "product" in name:
+        low = 0 if np.issubdtype(dtype, np.unsignedinteger) else -2
+        x = rng.integers(low, 3, GRID).astype(dtype)   # products of up to 32 values of |v| <= 2 stay exact
+        if "product" in name and np.issubdtype(dtype, np.floating):
+            x[np.abs(x) == 0] = 1
+    else:
+        info = np.iinfo(dtype)
+        x = rng.integers(max(info.min, -40), min(info.max, 40) + 1, GRID).astype(dtype)
+    y = (x + 7).astype(dtype)
+    result_type, result_dtype = _RESULT_TYPES.get(name, (type_name, dtype))
+    out = simd_interface.create_buffer(GRID, result_type)
+    simd_interface.run_function(GRID, [simd_interface.array_to_buffer(x), simd_interface.array_to_buffer(y), out],
+                                _kernel_name(prefix, name, type_name), threads_per_threadgroup=GROUP)
+    expected = _model(name, x, y, 32 if prefix == "simd" else 4)
+    got = out.contents
+    defined = [gid for gid in range(GRID) if expected[gid] is not UNDEFINED]
+    assert len(defined) > GRID // 2
+    want = np.array([expected[gid] for gid in defined]).astype(result_dtype)
+    np.testing.assert_array_equal(got[defined], want)
+
+
+@pytest.mark.parametrize("name", ["sum", "min", "max", "prefix_inclusive_sum", "shuffle_xor", "shuffle_down"])
+def test_simd_function_on_float4(simd_interface, name):
+    x = np.random.default_rng(11).integers(-9, 10, (GRID, 4)).astype(np.float32)
+    out = simd_interface.create_buffer(GRID * 4, "float")
+    simd_interface.run_function(GRID, [simd_interface.array_to_buffer(x), simd_interface.array_to_buffer(x), out],
+                                f"simd_{name}_float4", threads_per_threadgroup=GROUP)
+    got = out.contents.reshape(GRID, 4)
+    for component in range(4):
+        expected = _model(name, x[:, component], x[:, component], 32)
+        defined = [g for g in range(GRID) if expected[g] is not UNDEFINED]
+        np.testing.assert_array_equal(got[defined, component], np.array([expected[g] for g in defined]))
+
+
+DIVERGENT = """
+#include <metal_stdlib>
+using namespace metal;
+
+// Lanes whose index is a multiple of 3 skip the SIMD-group functions: the others are the active lanes.
+kernel void divergent(device const int* x [[buffer(0)]], device int* sums [[buffer(1)]],
+                      device int* prefix [[buffer(2)]], device ulong* active [[buffer(3)]],
+                      uint gid [[thread_position_in_grid]], ushort lane [[thread_index_in_simdgroup]])
+{
+    sums[gid] = -1;
+    if (lane % 3 != 0) {
+        sums[gid] = simd_sum(x[gid]);
+        prefix[gid] = simd_prefix_exclusive_sum(x[gid]);
+        active[gid] = ulong(simd_active_threads_mask());
+    }
+    threadgroup_barrier(mem_flags::mem_device);
+}
+"""
+
+
+def test_simd_functions_see_only_active_lanes(iface):
+    iface.load_shader_from_str(DIVERGENT)
+    x = np.random.default_rng(12).integers(-40, 40, GRID).astype(np.int32)
+    sums, prefix = iface.create_buffer(GRID, "int"), iface.create_buffer(GRID, "int")
+    active = iface.create_buffer(GRID, "ulong")
+    iface.run_function(GRID, [iface.array_to_buffer(x), sums, prefix, active], "divergent",
+                       threads_per_threadgroup=GROUP)
+    for members in _simdgroups():
+        lanes = [j for j in range(len(members)) if j % 3 != 0]
+        total = sum(int(x[members[j]]) for j in lanes)
+        mask = sum(1 << j for j in lanes)
+        for j, gid in enumerate(members):
+            if j % 3 == 0:
+                assert sums.contents[gid] == -1
+                continue
+            assert sums.contents[gid] == total
+            assert prefix.contents[gid] == sum(int(x[members[k]]) for k in lanes if k < j)
+            assert active.contents[gid] == mask
+
+
+# -- grids, deadlock ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("grid,group", [((37, 23), (8, 4)), ((13, 7, 5), (4, 2, 2)), ((37, 23), (16, 16))])
+def test_odd_grids_run_each_thread_once(iface, grid, group):
+    load_kernel(iface, "coop_grid.metal")
+    count = int(np.prod(grid))
+    visits = iface.array_to_buffer(np.zeros(count, np.uint32))
+    sizes = iface.create_buffer(count, "uint")
+    iface.run_function(grid, [visits, sizes], "visit", threads_per_threadgroup=group)
+    assert (visits.contents == 1).all()
+    # every thread saw all of its (possibly partial) threadgroup's threads in threadgroup memory
+    full = np.array(grid + (1,) * (3 - len(grid)))
+    g = np.array(group + (1,) * (3 - len(group)))
+    z, y, x = np.meshgrid(*(np.arange(s) for s in full[::-1]), indexing="ij")
+    expected = np.ones(count, np.uint32)
+    for axis, coords in enumerate((x, y, z)):
+        origin = coords // g[axis] * g[axis]
+        expected = expected * np.minimum(g[axis], full[axis] - origin).reshape(-1)
+    np.testing.assert_array_equal(sizes.contents, expected)
+
+
+def test_barrier_deadlock_raises_and_interface_still_works(iface):
+    load_kernel(iface, "coop_grid.metal")
+    out = iface.create_buffer(64, "float")
+    with pytest.raises(metalgpu.DispatchError, match=r"barrier deadlock: 16 of 64 threads of threadgroup \(0,0,0\)"):
+        iface.run_function(64, [out], "early_return", threads_per_threadgroup=64)
+    data = iface.array_to_buffer(np.arange(8, dtype=np.float32))
+    iface.run_function(8, [data], "twice")
+    np.testing.assert_array_equal(data.contents, 2 * np.arange(8, dtype=np.float32))
+
+
+FAULTING = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void fault_in_fiber(device float* out [[buffer(0)]], uint lid [[thread_index_in_threadgroup]])
+{
+    threadgroup_barrier(mem_flags::mem_none);
+    if (lid == 17) {
+        *(device volatile int*)16 = 1;
+    }
+    threadgroup_barrier(mem_flags::mem_none);
+    out[lid] = 1.0f;
+}
+kernel void reverse(device float* data [[buffer(0)]], uint lid [[thread_index_in_threadgroup]],
+                    uint size [[threads_per_threadgroup]])
+{
+    threadgroup float copy[1024];
+    copy[lid] = data[lid];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    data[lid] = copy[size - 1 - lid];
+}
+"""
+
+
+def test_fault_inside_a_fiber_is_a_dispatch_error(iface):
+    iface.load_shader_from_str(FAULTING)
+    out = iface.create_buffer(64, "float")
+    with pytest.raises(metalgpu.DispatchError, match="faulted"):
+        iface.run_function(64, [out], "fault_in_fiber", threads_per_threadgroup=64)
+    data = iface.array_to_buffer(np.arange(100, dtype=np.float32))  # fibers work again on this OS thread
+    iface.run_function(100, [data], "reverse", threads_per_threadgroup=100)
+    np.testing.assert_array_equal(data.contents, np.arange(100, dtype=np.float32)[::-1])
+
+
+def test_max_threads_per_group(iface):
+    load_kernel(iface, "coop_reduce.metal", "tree_sum")
+    assert iface.maxThreadsPerGroup() == 1024
