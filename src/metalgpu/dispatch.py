@@ -75,6 +75,8 @@ class LaunchPlan:
     buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
     buffer_params: list[str] = field(default_factory=list)  # which parameter each of `buffers` binds
     constants: dict[int, np.ndarray] = field(default_factory=dict)  # slot -> packed bytes of a constant value
+    packed: Any = None  # the backend's launch record for this plan, built on first launch
+    buffer_refs: list[Any] = field(default_factory=list)  # weak references to `buffers`, while cached
 
 
 def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
@@ -85,7 +87,7 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
         raise ArgumentError(f"{len(buffers)} buffers given; Metal binds at most {MAX_BINDINGS}")
     grid3 = normalize_size(grid, "grid")
     if threads_per_threadgroup is None:
-        group = default_threadgroup(grid3, function.max_threads)
+        group = default_threadgroup(grid3, min(function.max_threads, function.backend.preferred_group_size))
     else:
         group = normalize_size(threads_per_threadgroup, "threads_per_threadgroup")
         total = group[0] * group[1] * group[2]

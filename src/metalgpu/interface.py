@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +32,7 @@ class Interface:
         self._library: Library | None = None
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
+        self._plans: dict[tuple, Any] = {}  # recent dispatches, see _plan()
         self._ops = None
         self._closed = False
 
@@ -135,13 +137,41 @@ class Interface:
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
         self._check_open()
-        plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
-                          self._backend.max_threadgroup_memory)
+        plan = self._plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
         dispatch = self._backend.launch(function.module, function.index, plan, wait)
-        if not wait:
+        if wait:
+            plan.buffers = []  # a cached plan must not keep buffers alive
+        else:
             for buffer in plan.buffers:
                 buffer._pending = dispatch
         return dispatch
+
+    def _plan(self, function: Function, buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
+              threadgroup_memory: dict[int, int] | None):
+        """The checked, packed plan of a dispatch. A dispatch that repeats an earlier one (same kernel, sizes and
+        buffer objects, no constant values) reuses its plan, so a loop of run_function calls checks once. The
+        cache holds buffers weakly: an id in the key is trusted only while the weak reference still answers."""
+        key = None
+        if isinstance(buffers, (list, tuple)) and all(b is None or isinstance(b, Buffer) for b in buffers):
+            memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
+            key = (function, grid, threads_per_threadgroup, memory, tuple(map(id, buffers)))
+            try:
+                plan = self._plans.get(key)
+            except TypeError:  # an unhashable grid, such as a list
+                key, plan = None, None
+            if plan is not None:
+                live = [ref() for ref in plan.buffer_refs]
+                if all(buffer is not None and not buffer.released for buffer in live):
+                    plan.buffers = live
+                    return plan
+        plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
+                          self._backend.max_threadgroup_memory)
+        if key is not None:
+            plan.buffer_refs = [weakref.ref(buffer) for buffer in plan.buffers]
+            if len(self._plans) >= 64:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = plan
+        return plan
 
     def _ops_for(self):
         if self._ops is None:

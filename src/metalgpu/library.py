@@ -42,7 +42,7 @@ class Function:
         self.decl = decl
         self.bindings = bindings
         self.name = decl.host_name
-        self.max_threads = backend.max_threads_per_group
+        self.max_threads = module.max_threads(index) or backend.max_threads_per_group
         self.thread_execution_width = backend.thread_execution_width
 
     def describe_param(self, binding: BindingInfo) -> str:

@@ -53,12 +53,17 @@ class Module(ABC):
     @abstractmethod
     def bindings(self, kernel: int) -> list[BindingInfo]: ...
 
+    def max_threads(self, kernel: int) -> int | None:
+        """The compiled kernel's own limit on threads per group (registers can lower it), if known."""
+        return None
+
 
 class Backend(ABC):
     name: str = ""
     target: str = ""              # the translator's target ("cpu" or "cuda")
     thread_execution_width = 32   # Apple's SIMD width, kept on every backend
     max_threads_per_group = 1024
+    preferred_group_size = 1024   # threads per group picked when the user gives none
     max_threadgroup_memory = 32 * 1024
 
     @abstractmethod

@@ -28,6 +28,7 @@ from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFail
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
+STATUS_DEADLOCK, STATUS_NO_STACK = 1001, 1002  # issue 5: mirrors mg::coop::status
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 ALIGNMENT = 64
 
@@ -61,7 +62,7 @@ def _compile_flags(options: CompileOptions) -> list[str]:
     if options.fast_math:
         # Metal's default is fast math. NaN and infinity stay meaningful (isnan, isinf work) while glibc still
         # gets to offer its vectorised math (it checks __FAST_MATH__).
-        flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1"]
+        flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1", "-DMG_FAST_MATH=1"]
     return flags
 
 
@@ -185,7 +186,17 @@ class CpuBackend(Backend):
         return f"cpu {' '.join(self.compiler[1:])} {identity} {_cpu_identity()}"
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
-        return self._compile(source, options, self._precompiled_prelude(options))
+        prelude = self._precompiled_prelude(options)
+        try:
+            return self._compile(source, options, prelude)
+        except CompilerFailed:
+            if prelude is None:
+                raise
+        # GCC's precompiled headers are fragile (a .gch from another header version, or a compiler that crashes
+        # loading it): a failure with one is retried without, and a success then stops using it.
+        binary = self._compile(source, options, None)
+        self._prelude_usable = False
+        return binary
 
     def _compile(self, source: str, options: CompileOptions, prelude: Path | None = None) -> bytes:
         """Source to a shared object (pure). ``prelude`` is a header holding PRELUDE; when GCC finds its
@@ -250,7 +261,8 @@ class CpuBackend(Backend):
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
         guard = ctypes.CDLL(str(entry.path)).mg_guarded_run
-        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.POINTER(ctypes.c_size_t)]
+        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.POINTER(ctypes.c_size_t),
+                                                                         ctypes.POINTER(ctypes.c_uint32)]
         guard.restype = ctypes.c_int
         return guard
 
@@ -268,9 +280,11 @@ class CpuBackend(Backend):
     # -- running ---------------------------------------------------------------------------------------------
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
         entry = module.entry_points[kernel]
-        # Laid out as mg::dispatch_t (metal/_launch_cpu.h): grid, group, groups, threadgroup_bytes[31].
-        record = np.array((*plan.grid, *plan.group, *plan.groups, *plan.threadgroup_bytes), dtype=np.uint32)
-        slots = np.array(plan.buffer_addresses, dtype=np.uint64)
+        if plan.packed is None:
+            # Laid out as mg::dispatch_t (metal/_launch_cpu.h): grid, group, groups, threadgroup_bytes[31].
+            plan.packed = (np.array((*plan.grid, *plan.group, *plan.groups, *plan.threadgroup_bytes), np.uint32),
+                           np.array(plan.buffer_addresses, dtype=np.uint64))
+        record, slots = plan.packed
 
         def run() -> float:
             started = time.perf_counter()
@@ -295,9 +309,11 @@ class CpuBackend(Backend):
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
         args = (entry, slots.ctypes.data, record.ctypes.data)
 
-        def run_range(first: int, end: int) -> tuple[int, int]:
+        def run_range(first: int, end: int) -> tuple[int, int, tuple[int, ...]]:
             address = ctypes.c_size_t(0)
-            return self._guard(*args, first, end, ctypes.byref(address)), address.value
+            report = (ctypes.c_uint32 * 8)()  # issue 5: details of a cooperative run's status
+            code = self._guard(*args, first, end, ctypes.byref(address), report)
+            return code, address.value, tuple(report)
 
         if self.threads == 1 or total_threads < PARALLEL_THRESHOLD or total_groups == 1:
             results = [run_range(0, total_groups)]
@@ -308,11 +324,20 @@ class CpuBackend(Backend):
             bounds = [total_groups * i // chunks for i in range(chunks + 1)]
             futures = [self._pool.submit(run_range, bounds[i], bounds[i + 1]) for i in range(chunks)]
             results = [f.result() for f in futures]
-        faults = [(code, address) for code, address in results if code]
+        faults = [result for result in results if result[0]]
         if faults:
             raise DispatchError(self._describe_fault(plan, *faults[0]))
 
-    def _describe_fault(self, plan: LaunchPlan, code: int, address: int) -> str:
+    def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = ()) -> str:
+        # issue 5: statuses of the cooperative runner (metal/_cooperative_cpu.h), not signals
+        if code == STATUS_DEADLOCK:
+            returned, total, gx, gy, gz = report[:5]
+            return (f"kernel '{plan.kernel_name}': barrier deadlock: {returned} of {total} threads of threadgroup "
+                    f"({gx},{gy},{gz}) returned while the others wait at a barrier. Every thread of a threadgroup "
+                    "must reach each threadgroup_barrier; the interface is still usable")
+        if code == STATUS_NO_STACK:
+            return (f"kernel '{plan.kernel_name}': cannot allocate fiber stacks for a threadgroup of "
+                    f"{plan.group[0] * plan.group[1] * plan.group[2]} threads on the cpu backend")
         name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else f"signal {code}"
         for buffer, param in zip(plan.buffers, plan.buffer_params):
             allocation = buffer._allocation

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
-from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
+from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
 from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
@@ -124,8 +124,11 @@ class _CudaModule(Module):
             backend.check(err, f"finding kernel {i} in the module")
             self.functions.append(function)
             self._bindings.append(self._read_bindings(backend, i))
-        self.max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
-                            for f in self.functions]
+        self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
+                             for f in self.functions]
+
+    def max_threads(self, kernel: int) -> int | None:
+        return self._max_threads[kernel]
 
     def _read_bindings(self, backend: "CudaBackend", kernel: int) -> list[BindingInfo]:
         driver = backend.driver
@@ -160,6 +163,7 @@ _LAUNCH_DTYPE = np.dtype({
 class CudaBackend(Backend):
     name = "cuda"
     target = "cuda"
+    preferred_group_size = 256  # a full warp multiple that keeps several blocks per SM
 
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, self.nvrtc = _bindings()
@@ -198,19 +202,20 @@ class CudaBackend(Backend):
         self._host_location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_HOST
 
     def _retain_context(self):
-        """The device's primary context (shared with CuPy and PyTorch, for zero-copy exchange). A kernel fault
-        leaves it unusable for the whole process (a sticky error); then it is reset and made afresh."""
+        """The device's primary context, shared with CuPy and PyTorch for zero-copy exchange. After a kernel
+        fault it stays unusable for the life of the process (a sticky error, not undone by a reset: measured on
+        an H100 with driver 580), so a later Interface gets a context of its own instead."""
         driver = self.driver
         ok = driver.CUresult.CUDA_SUCCESS
+        self._owns_context = False
         err, context = driver.cuDevicePrimaryCtxRetain(self.device)
-        healthy = err == ok and driver.cuCtxSetCurrent(context)[0] == ok and driver.cuCtxSynchronize()[0] == ok
-        if not healthy:
-            if err == ok:
-                driver.cuDevicePrimaryCtxRelease(self.device)
-            driver.cuDevicePrimaryCtxReset(self.device)
-            err, context = driver.cuDevicePrimaryCtxRetain(self.device)
-            self.check(err, "recreating the device's context after an earlier fault")
-            self.check(driver.cuCtxSetCurrent(context)[0], "making the context current")
+        if err == ok and driver.cuCtxSetCurrent(context)[0] == ok and driver.cuCtxSynchronize()[0] == ok:
+            return context
+        if err == ok:
+            driver.cuDevicePrimaryCtxRelease(self.device)
+        err, context = driver.cuCtxCreate(None, 0, self.device)
+        self.check(err, "creating a CUDA context after an earlier fault")
+        self._owns_context = True
         return context
 
     # -- errors ----------------------------------------------------------------------------------------------
@@ -224,8 +229,6 @@ class CudaBackend(Backend):
         if name == "CUDA_ERROR_OUT_OF_MEMORY":
             raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
         if name in _STICKY:
-            if not self.poisoned:
-                self.driver.cuDevicePrimaryCtxRelease(self.device)  # so a new Interface can reset it
             self.poisoned = name
             raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
                                 "call on this Interface fails. Create a new metalgpu.Interface to recover")
@@ -296,24 +299,14 @@ class CudaBackend(Backend):
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
         self._ensure_usable()
         driver = self.driver
-        record = np.zeros((), dtype=_LAUNCH_DTYPE)
-        slots = list(plan.buffer_addresses)
-        keepalive = self._place_constants(plan, record, slots)
-        record["slots"] = slots
-        record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
-        shared = 0
-        offsets = [0] * 31
-        for index, nbytes in enumerate(plan.threadgroup_bytes):
-            if nbytes:
-                offsets[index] = shared
-                shared += -(-nbytes // 16) * 16
-        record["threadgroup_offset"] = offsets
+        if plan.packed is None:
+            plan.packed = self._pack(plan)
+        record, params, shared, keepalive = plan.packed
         for buffer in plan.buffers:  # prefetch only what the host may have touched since the GPU did
             allocation = buffer._allocation
             if allocation.on_host:
                 driver.cuMemPrefetchAsync(allocation.address, allocation.nbytes, self._location, 0, self.stream)
                 allocation.on_host = False
-        params = (ctypes.c_void_p * 1)(record.ctypes.data)
         function = module.functions[kernel]
         if wait:  # the common case: no events, one synchronisation
             err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
@@ -329,7 +322,27 @@ class CudaBackend(Backend):
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(keepalive)
         driver.cuEventRecord(end, self.stream)
-        return _CudaDispatch(self, plan.kernel_name, start, end, (record, params, plan, keepalive))
+        return _CudaDispatch(self, plan.kernel_name, start, end, plan.packed)
+
+    def _pack(self, plan: LaunchPlan):
+        """The launch record of a plan, built once: a plan without constants is reused by later dispatches."""
+        if max(plan.groups[1], plan.groups[2]) > 65535:
+            raise ArgumentError(f"grid {plan.grid} needs {plan.groups} threadgroups; CUDA allows at most 65535 "
+                                "in y and z: use larger threadgroups or put the long dimension first")
+        record = np.zeros((), dtype=_LAUNCH_DTYPE)
+        slots = list(plan.buffer_addresses)
+        keepalive = self._place_constants(plan, record, slots)
+        record["slots"] = slots
+        record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
+        shared = 0
+        offsets = [0] * 31
+        for index, nbytes in enumerate(plan.threadgroup_bytes):
+            if nbytes:
+                offsets[index] = shared
+                shared += -(-nbytes // 16) * 16
+        record["threadgroup_offset"] = offsets
+        params = (ctypes.c_void_p * 1)(record.ctypes.data)
+        return record, params, shared, keepalive
 
     def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int]) -> list:
         """Constant arguments go inline in the launch record when they fit, else into device memory that the
@@ -376,11 +389,14 @@ class CudaBackend(Backend):
     def close(self) -> None:
         if self.stream is None:
             return
-        if not self.poisoned:  # a poisoned context already let go of the device
+        if not self.poisoned:  # a poisoned context can do nothing more, not even clean up
             self.driver.cuStreamSynchronize(self.stream)
             for event in self._events:
                 self.driver.cuEventDestroy(event)
             self.driver.cuStreamDestroy(self.stream)
+        if self._owns_context:
+            self.driver.cuCtxDestroy(self.context)
+        elif not self.poisoned:
             self.driver.cuDevicePrimaryCtxRelease(self.device)
         self._events, self._spare_events = [], []
         self.stream = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
+from .analysis import cooperative_kernels
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .parser import KernelDecl, Program
 from .preprocess import PreprocessResult
@@ -32,6 +33,9 @@ _HALF_LITERAL = re.compile(r"^((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[hH]$")
 class Translation:
     source: str
     kernels: tuple[KernelDecl, ...]  # kernel i is reached through mg_run_i / mg_info_i
+    # (file, line) -> sorted (column in the translation, column in the user's source) of each token, for the
+    # lines where they differ (rewritten keywords, macro expansions): compiler columns are mapped back with it.
+    columns: dict[tuple[str, int], list[tuple[int, int]]]
 
 
 def translate(pre: PreprocessResult, program: Program, target: str,
@@ -41,9 +45,11 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     lines = [f"#define MG_TARGET_{target.upper()} 1"]
     lines += _function_constant_defines(program, constants or {})
     lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
-    body = _emit(pre.tokens, texts)
-    wrappers = [_WRAPPERS[target](i, kernel) for i, kernel in enumerate(program.kernels)]
-    return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels)
+    body, columns = _emit(pre.tokens, texts)
+    cooperative = cooperative_kernels(pre.tokens, program)  # issue 5: CPU kernels that run as fibers
+    wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else _WRAPPERS[target](i, kernel)
+                for i, kernel in enumerate(program.kernels)]
+    return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns)
 
 
 # -- rewriting ----------------------------------------------------------------------------------------------------
@@ -210,9 +216,12 @@ def _literal(value: Any, name: str) -> str:
 
 # -- emitting -----------------------------------------------------------------------------------------------------
 
-def _emit(tokens: list[Token], texts: list[str]) -> str:
-    """Tokens at their original lines and columns, so compiler diagnostics land where the user wrote them."""
+def _emit(tokens: list[Token], texts: list[str]) -> tuple[str, dict]:
+    """Tokens at their original lines and columns where possible, so compiler diagnostics land where the user
+    wrote them; where a column had to move, the returned map says where it came from."""
     out: list[str] = []
+    columns: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    shifted: set[tuple[str, int]] = set()
     file, line, column = None, 0, 1
     for tok, text in zip(tokens, texts):
         if not text:
@@ -230,9 +239,12 @@ def _emit(tokens: list[Token], texts: list[str]) -> str:
         elif tok.column < column and out and not out[-1].endswith(("\n", " ")):
             out.append(" ")
             column += 1
+        columns.setdefault((file, line), []).append((column, tok.column))
+        if column != tok.column:
+            shifted.add((file, line))
         out.append(text)
         column += len(text)
-    return "".join(out)
+    return "".join(out), {key: columns[key] for key in shifted}
 
 
 # -- wrappers -----------------------------------------------------------------------------------------------------
@@ -270,7 +282,7 @@ def kernel_callee(kernel: KernelDecl) -> str:
     return f"{kernel.name}<{kernel.template_args}>" if kernel.template_args is not None else kernel.name
 
 
-def _call_parts(kernel: KernelDecl, threadgroup_address) -> tuple[list[str], list[str]]:
+def _call_parts(kernel: KernelDecl, slot, threadgroup_address) -> tuple[list[str], list[str]]:
     """The binding-info initialisers and the call's arguments, in the kernel's parameter order."""
     infos, args = [], []
     for j, param in enumerate(kernel.params):
@@ -278,7 +290,7 @@ def _call_parts(kernel: KernelDecl, threadgroup_address) -> tuple[list[str], lis
         index = param.index if param.index is not None else -1
         infos.append(f"mg::describe<{ptype}>({j}, {_BINDING_KIND[param.binding]}, {index})")
         if param.binding == "buffer":
-            args.append(f"mg::buffer_arg<{ptype}>(slots[{param.index}])")
+            args.append(f"mg::buffer_arg<{ptype}>({slot(param.index)})")
         elif param.binding == "threadgroup":
             args.append(f"static_cast<{ptype}>({threadgroup_address(param.index)})")
         else:
@@ -291,13 +303,17 @@ def _line_directive(kernel: KernelDecl) -> str:
     return f'#line {kernel.pos.line} "{escaped}"'
 
 
-def _cpu_wrapper(i: int, kernel: KernelDecl) -> str:
+def _cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False) -> str:
     callee = kernel_callee(kernel)
-    infos, args = _call_parts(kernel, lambda index: f"mg::threadgroup_arena({index}, d.threadgroup_bytes[{index}])")
+    infos, args = _call_parts(kernel, lambda index: f"slots[{index}]",
+                              lambda index: f"mg::threadgroup_arena({index}, d.threadgroup_bytes[{index}])")
     # Buffer arguments are converted once, before the thread loop.
     locals_ = [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args) if arg.startswith("mg::buffer_arg")]
     args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
+    # issue 5: kernels whose threads wait for each other run as fibers; the others keep the plain loop.
+    run, result, tail = ("return mg::run_cooperative", "", ", report") if cooperative else \
+        ("mg::for_each_thread", "\n  (void)report;\n  return 0;", "")
     return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{
 using F = decltype(&{callee});
@@ -308,21 +324,23 @@ MG_EXPORT const mg::binding_info* mg_info_{i}(int32_t* count) {{
   *count = {len(infos)};
   return mg_kernel_{i}::bindings;
 }}
-MG_EXPORT void mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uint64_t first, uint64_t end) {{
+MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uint64_t first, uint64_t end,
+                        uint32_t* report) {{
   using F = mg_kernel_{i}::F;
   const mg::dispatch_t& d = *dispatch;
 {chr(10).join(locals_)}
-  mg::for_each_thread(d, first, end, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
+  {run}(d, first, end, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
     (void)g; (void)x; (void)y; (void)z;
     {callee}({", ".join(args)});
-  }});
+  }}{tail});{result}
 }}
 """
 
 
 def _cuda_wrapper(i: int, kernel: KernelDecl) -> str:
     callee = kernel_callee(kernel)
-    infos, args = _call_parts(kernel, lambda index: f"mg::threadgroup_memory + d.threadgroup_offset[{index}]")
+    infos, args = _call_parts(kernel, lambda index: f"mg::slot(d, {index})",
+                              lambda index: f"mg::threadgroup_memory + d.threadgroup_offset[{index}]")
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
     return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{
@@ -331,13 +349,11 @@ MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
     {info_list}}};
 MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
 }}
-MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const mg::launch_t d) {{
+MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_constant__ mg::launch_t d) {{
   using F = mg_kernel_{i}::F;
   const mg::group_ctx g = mg::current_group(d);
   const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
   if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
-  void* const* slots = d.slots;
-  (void)slots;
   {callee}({", ".join(args)});
 }}
 """

@@ -1,4 +1,4 @@
-// metal/_common.h -- abs, min, max, clamp, mix, saturate, sign, step, smoothstep, and as_type.
+// metal/_common.h -- abs, min, max, clamp, mix, saturate, sign, step, smoothstep, min3, max3, median3, as_type.
 // Element-wise over scalars and vectors; a scalar argument next to a vector is broadcast, as in Metal.
 // The arithmetic is done in the element type (half in half), as Metal does.
 #pragma once
@@ -72,5 +72,13 @@ MG_FUNC R smoothstep(const E0& e0, const E1& e1, const X& x) {
         return E(t * t * (E(3) - E(2) * t));
     }, mg::detail::value_of(e0), mg::detail::value_of(e1), mg::detail::value_of(x));
 }
+
+// min3, max3, median3 over any scalar or vector type.
+template <class X, class Y, class Z, class R = mg::detail::result_t<X, Y, Z>>
+MG_FUNC R min3(const X& x, const Y& y, const Z& z) { return min(min(R(x), R(y)), R(z)); }
+template <class X, class Y, class Z, class R = mg::detail::result_t<X, Y, Z>>
+MG_FUNC R max3(const X& x, const Y& y, const Z& z) { return max(max(R(x), R(y)), R(z)); }
+template <class X, class Y, class Z, class R = mg::detail::result_t<X, Y, Z>>
+MG_FUNC R median3(const X& x, const Y& y, const Z& z) { return max(min(R(x), R(y)), min(max(R(x), R(y)), R(z))); }
 
 }  // namespace metal

@@ -1,4 +1,4 @@
-// metal/_geometric.h -- dot, length, distance, normalize, cross, reflect, over float, half and bfloat vectors
+// metal/_geometric.h -- dot, length, distance, normalize, cross, reflect, faceforward, refract, over float, half and bfloat vectors
 // (swizzles and packed vectors accepted). Computed in the element type, as Metal does.
 #pragma once
 
@@ -48,6 +48,28 @@ MG_FUNC R reflect(const I& i, const Nn& n) {
     const R iv = mg::detail::value_of(i);
     const R nv = mg::detail::value_of(n);
     return iv - nv * (dot(nv, iv) * 2);
+}
+
+// faceforward(n, i, nref): n if dot(nref, i) < 0, else -n.
+template <class Nn, class I, class Ref, class R = mg::detail::result_t<Nn>,
+          mg::detail::enable_if_t<(sizeof(mg::detail::dot_t<I, Ref>) > 0), int> = 0>
+MG_FUNC R faceforward(const Nn& n, const I& i, const Ref& nref) {
+    const R nv = mg::detail::value_of(n);
+    return dot(nref, i) < 0 ? nv : -nv;
+}
+// refract(i, n, eta): the refraction of i through a surface of normal n (both normalized) with index ratio eta;
+// zero on total internal reflection.
+template <class I, class Nn, class Eta, class R = mg::detail::result_t<I>,
+          mg::detail::enable_if_t<(sizeof(mg::detail::dot_t<I, Nn>) > 0), int> = 0>
+MG_FUNC R refract(const I& i, const Nn& n, const Eta& eta) {
+    using E = typename mg::detail::shape<R>::elem;
+    const R iv = mg::detail::value_of(i);
+    const R nv = mg::detail::value_of(n);
+    const E e = E(eta);
+    const E d = dot(nv, iv);
+    const E k = E(1) - e * e * (E(1) - d * d);
+    if (k < E(0)) return R(E(0));
+    return iv * e - nv * E(e * d + E(sqrt(k)));
 }
 
 }  // namespace metal

@@ -31,6 +31,9 @@ namespace detail {
     MG_FLOAT_UNARY_FUNCTIONS(MG_MATH_UNARY_ENTRY)                                                      \
     MG_FLOAT_BINARY_FUNCTIONS(MG_MATH_BINARY_ENTRY)                                                    \
     MG_MATH_1(FLAVOUR_NS, rsqrt)                                                                       \
+    MG_MATH_1(FLAVOUR_NS, sqrt)                                                                        \
+    MG_MATH_2(FLAVOUR_NS, divide)                                                                      \
+    MG_MATH_2(FLAVOUR_NS, nextafter)                                                                   \
     /* powr: pow for x >= 0 (undefined below, as in Metal) */                                          \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
     MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \
@@ -121,6 +124,9 @@ MG_MATH_FAMILY
 MG_FLOAT_UNARY_FUNCTIONS(MG_USE_DEFAULT)
 MG_FLOAT_BINARY_FUNCTIONS(MG_USE_DEFAULT)
 using MG_DEFAULT_MATH::rsqrt;
+using MG_DEFAULT_MATH::sqrt;
+using MG_DEFAULT_MATH::divide;
+using MG_DEFAULT_MATH::nextafter;
 using MG_DEFAULT_MATH::powr;
 using MG_DEFAULT_MATH::fma;
 using MG_DEFAULT_MATH::fract;
@@ -129,6 +135,26 @@ using MG_DEFAULT_MATH::ldexp;
 using MG_DEFAULT_MATH::frexp;
 using MG_DEFAULT_MATH::modf;
 #undef MG_USE_DEFAULT
+
+// fmin3, fmax3, fmedian3: exact, so one version serves both flavours; NaNs are handled as fmin and fmax do.
+template <class X, class Y, class Z, class R = mg::detail::float_result_t<X, Y, Z>>
+MG_FUNC R fmin3(const X& x, const Y& y, const Z& z) { return fmin(fmin(R(x), R(y)), R(z)); }
+template <class X, class Y, class Z, class R = mg::detail::float_result_t<X, Y, Z>>
+MG_FUNC R fmax3(const X& x, const Y& y, const Z& z) { return fmax(fmax(R(x), R(y)), R(z)); }
+template <class X, class Y, class Z, class R = mg::detail::float_result_t<X, Y, Z>>
+MG_FUNC R fmedian3(const X& x, const Y& y, const Z& z) {
+    return fmax(fmin(R(x), R(y)), fmin(fmax(R(x), R(y)), R(z)));
+}
+namespace precise {
+using metal::fmin3;
+using metal::fmax3;
+using metal::fmedian3;
+}  // namespace precise
+namespace fast {
+using metal::fmin3;
+using metal::fmax3;
+using metal::fmedian3;
+}  // namespace fast
 }  // namespace metal
 
 #undef MG_MATH_FAMILY

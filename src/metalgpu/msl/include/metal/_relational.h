@@ -1,4 +1,4 @@
-// metal/_relational.h -- isnan, isinf, isfinite, signbit, all, any, select.
+// metal/_relational.h -- isnan, isinf, isfinite, isnormal, isordered, isunordered, signbit, all, any, select.
 // The floating-point tests read the bits, so they hold under -ffast-math and on every target.
 #pragma once
 
@@ -31,6 +31,22 @@ template <class X> MG_FUNC mg::detail::float_predicate_t<X> isinf(const X& x) {
 }
 template <class X> MG_FUNC mg::detail::float_predicate_t<X> isfinite(const X& x) {
     return mg::detail::predicate(x, [](unsigned int b) { return (b & 0x7fffffffu) < 0x7f800000u; });
+}
+// isnormal: neither zero, subnormal, infinite nor NaN, judged in the argument's own type (half's smallest normal
+// is 2**-14, bits 0x38800000 as a float; float and bfloat share 2**-126).
+template <class X> MG_FUNC mg::detail::float_predicate_t<X> isnormal(const X& x) {
+    constexpr unsigned int smallest = mg::detail::is_same<typename mg::detail::shape<X>::elem, half>::value
+        ? 0x38800000u : 0x00800000u;
+    return mg::detail::predicate(x, [](unsigned int b) {
+        const unsigned int a = b & 0x7fffffffu;
+        return a >= smallest && a < 0x7f800000u;
+    });
+}
+template <class X, class Y> MG_FUNC auto isunordered(const X& x, const Y& y) -> decltype(isnan(x) || isnan(y)) {
+    return isnan(x) || isnan(y);
+}
+template <class X, class Y> MG_FUNC auto isordered(const X& x, const Y& y) -> decltype(!(isnan(x) || isnan(y))) {
+    return !(isnan(x) || isnan(y));
 }
 template <class X> MG_FUNC mg::detail::float_predicate_t<X> signbit(const X& x) {
     return mg::detail::predicate(x, [](unsigned int b) { return (mg::detail::keep_bits(b) >> 31) != 0u; });

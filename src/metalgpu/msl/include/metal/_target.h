@@ -147,11 +147,49 @@ MG_FUNC int ctz32(unsigned int x) { return x ? __builtin_ctz(x) : 32; }
 MG_FUNC int ctz64(unsigned long long x) { return x ? __builtin_ctzll(x) : 64; }
 #endif
 
+// ---- integer products and bit reversal -------------------------------------------------------------
+#if defined(MG_TARGET_CUDA)
+MG_FUNC int mulhi32(int a, int b) { return __mulhi(a, b); }
+MG_FUNC unsigned int mulhi32(unsigned int a, unsigned int b) { return __umulhi(a, b); }
+MG_FUNC long long mulhi64(long long a, long long b) { return __mul64hi(a, b); }
+MG_FUNC unsigned long long mulhi64(unsigned long long a, unsigned long long b) { return __umul64hi(a, b); }
+MG_FUNC unsigned int brev32(unsigned int x) { return __brev(x); }
+MG_FUNC unsigned long long brev64(unsigned long long x) { return __brevll(x); }
+#else
+MG_FUNC int mulhi32(int a, int b) { return int((long long)a * b >> 32); }
+MG_FUNC unsigned int mulhi32(unsigned int a, unsigned int b) { return (unsigned int)((unsigned long long)a * b >> 32); }
+MG_FUNC long long mulhi64(long long a, long long b) { return (long long)((__int128)a * b >> 64); }
+MG_FUNC unsigned long long mulhi64(unsigned long long a, unsigned long long b) {
+    return (unsigned long long)((unsigned __int128)a * b >> 64);
+}
+MG_FUNC unsigned int brev32(unsigned int x) {
+    x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
+    x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
+    x = ((x >> 4) & 0x0f0f0f0fu) | ((x & 0x0f0f0f0fu) << 4);
+    return __builtin_bswap32(x);
+}
+MG_FUNC unsigned long long brev64(unsigned long long x) {
+    return (unsigned long long)brev32((unsigned int)x) << 32 | brev32((unsigned int)(x >> 32));
+}
+#endif
+
+// keep_float(x): x, computed exactly as written. Under -ffast-math g++ replaces vectorised x / y, sqrtf and
+// 1 / sqrtf by reciprocal estimates with one Newton step (about 2 ulp); metal::precise must not, so its
+// divide, sqrt and rsqrt pass their result through this barrier, which also keeps such loops scalar.
+#if defined(MG_TARGET_CPU) && defined(__FAST_MATH__)
+MG_FUNC float keep_float(float x) {
+    __asm__("" : "+x"(x));
+    return x;
+}
+#else
+MG_FUNC float keep_float(float x) { return x; }
+#endif
+
 // ---- float math, precise and fast flavours ---------------------------------------------------------
 // The C names (cosf, ...) exist on both targets: glibc's math.h on the CPU (declared with
 // __attribute__((simd)) so that g++ -ffast-math vectorises loops through libmvec), NVRTC's builtins on CUDA.
 #define MG_FLOAT_UNARY_FUNCTIONS(X)                                                                       \
-    X(sqrt, sqrtf) X(sin, sinf) X(cos, cosf) X(tan, tanf) X(asin, asinf) X(acos, acosf) X(atan, atanf)    \
+    X(sin, sinf) X(cos, cosf) X(tan, tanf) X(asin, asinf) X(acos, acosf) X(atan, atanf)                   \
     X(sinh, sinhf) X(cosh, coshf) X(tanh, tanhf) X(asinh, asinhf) X(acosh, acoshf) X(atanh, atanhf)       \
     X(exp, expf) X(exp2, exp2f) X(exp10, exp10f) X(log, logf) X(log2, log2f) X(log10, log10f)             \
     X(fabs, fabsf) X(floor, floorf) X(ceil, ceilf) X(round, roundf) X(rint, rintf) X(trunc, truncf)       \
@@ -170,15 +208,27 @@ MG_FUNC float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
 MG_FUNC float ldexp(float x, int k) { return ::ldexpf(x, k); }
 MG_FUNC float frexp(float x, int* e) { return ::frexpf(x, e); }
 MG_FUNC float modf(float x, float* i) { return ::modff(x, i); }
-#if defined(MG_TARGET_CUDA)
-MG_FUNC float rsqrt(float x) { return ::rsqrtf(x); }
+MG_FUNC float nextafter(float x, float y) { return ::nextafterf(x, y); }
+#if defined(MG_TARGET_CUDA)  // the _rn intrinsics stay correctly rounded under --use_fast_math
+MG_FUNC float divide(float x, float y) { return __fdiv_rn(x, y); }
+MG_FUNC float sqrt(float x) { return __fsqrt_rn(x); }
+MG_FUNC float rsqrt(float x) { return __frsqrt_rn(x); }
 #else
-MG_FUNC float rsqrt(float x) { return 1.0f / ::sqrtf(x); }
+MG_FUNC float divide(float x, float y) { return keep_float(keep_float(x) / keep_float(y)); }
+MG_FUNC float sqrt(float x) { return keep_float(::sqrtf(keep_float(x))); }
+MG_FUNC float rsqrt(float x) { return divide(1.0f, sqrt(x)); }
 #endif
 }  // namespace precise
 
 namespace fast {
 using namespace precise;
+MG_FUNC float divide(float x, float y) { return x / y; }
+MG_FUNC float sqrt(float x) { return ::sqrtf(x); }
+#if defined(MG_TARGET_CUDA)
+MG_FUNC float rsqrt(float x) { return ::rsqrtf(x); }
+#else
+MG_FUNC float rsqrt(float x) { return 1.0f / ::sqrtf(x); }
+#endif
 #if defined(MG_TARGET_CUDA)
 // CUDA's hardware approximations; everything else is the precise version.
 MG_FUNC float sin(float x) { return __sinf(x); }
