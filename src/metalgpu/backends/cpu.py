@@ -294,7 +294,8 @@ class CpuBackend(Backend):
         with self._lock:
             previous = self._pending
             if wait and (previous is None or previous.done()):
-                return Dispatch(plan.kernel_name, seconds=run())
+                run()
+                return None
             if self._queue is None:
                 self._queue = ThreadPoolExecutor(1, thread_name_prefix="metalgpu-queue")
             future = self._queue.submit(run)
@@ -302,6 +303,7 @@ class CpuBackend(Backend):
         dispatch = Dispatch(plan.kernel_name, future)
         if wait:
             dispatch.wait()
+            return None
         return dispatch
 
     def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan) -> None:

@@ -168,6 +168,7 @@ class CudaBackend(Backend):
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, self.nvrtc = _bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
+        self._ok = self.driver.CUresult.CUDA_SUCCESS
         self.stream = None
         driver = self.driver
         try:
@@ -214,7 +215,11 @@ class CudaBackend(Backend):
         if err == ok:
             driver.cuDevicePrimaryCtxRelease(self.device)
         err, context = driver.cuCtxCreate(None, 0, self.device)
-        self.check(err, "creating a CUDA context after an earlier fault")
+        if err != ok:
+            raise BackendUnavailableError(
+                f"an earlier kernel fault ({self._error_name(err)}) left this GPU unusable for the rest of this "
+                "process: CUDA cannot recover from such errors in-process (neither a context reset nor a new "
+                "context works). Restart the Python process to use the cuda backend again")
         self._owns_context = True
         return context
 
@@ -302,23 +307,27 @@ class CudaBackend(Backend):
         if plan.packed is None:
             plan.packed = self._pack(plan)
         record, params, shared, keepalive = plan.packed
+        params_address = ctypes.addressof(params)
         for buffer in plan.buffers:  # prefetch only what the host may have touched since the GPU did
             allocation = buffer._allocation
             if allocation.on_host:
                 driver.cuMemPrefetchAsync(allocation.address, allocation.nbytes, self._location, 0, self.stream)
                 allocation.on_host = False
         function = module.functions[kernel]
-        if wait:  # the common case: no events, one synchronisation
-            err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
-                                         ctypes.addressof(params), 0)
-            self.check(err, f"launching kernel '{plan.kernel_name}'")
-            self._free_after_launch(keepalive)
-            self.check(driver.cuStreamSynchronize(self.stream)[0], f"kernel '{plan.kernel_name}'")
-            return Dispatch(plan.kernel_name, seconds=None)
+        if wait:  # the common case, kept lean: no events, one synchronisation, messages built only on error
+            err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream, params_address,
+                                         0)
+            if err != self._ok:
+                self.check(err, f"launching kernel '{plan.kernel_name}'")
+            if keepalive:
+                self._free_after_launch(keepalive)
+            err, = driver.cuStreamSynchronize(self.stream)
+            if err != self._ok:
+                self.check(err, f"kernel '{plan.kernel_name}'")
+            return None
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
-        err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream,
-                                     ctypes.addressof(params), 0)
+        err, = driver.cuLaunchKernel(function, *plan.groups, *plan.group, shared, self.stream, params_address, 0)
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(keepalive)
         driver.cuEventRecord(end, self.stream)

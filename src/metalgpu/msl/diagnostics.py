@@ -43,8 +43,8 @@ def parse_log(log: str, sources: dict[str, str],
             line = int(match.group("line") or match.group("pline"))
             if match.group("col"):  # a column of the translation
                 column = _user_column(columns, file, line, int(match.group("col")))
-            else:  # NVRTC: found by aligning its printed line with the user's
-                column = _caret_column(lines, number, _line_of(sources, SourcePos(file, line, 1))) or 1
+            else:  # NVRTC: from the caret under its copy of the translated line
+                column = _caret_column(lines, number, columns, file, line, _line_of(sources, SourcePos(file, line, 1)))
             pos = SourcePos(file, line, column)
             diagnostics.append(Diagnostic(message, pos, severity, _line_of(sources, pos)))
             context_pos = None
@@ -66,16 +66,17 @@ def _user_column(columns, file: str, line: int, column: int) -> int:
     return spans[max(index, 0)][1]
 
 
-def _caret_column(lines: list[str], number: int, user_line: str | None) -> int | None:
-    """NVRTC gives no column, but prints the line (indented its own way) and a caret under the spot."""
+def _caret_column(lines: list[str], number: int, columns, file: str, line: int, user_line: str | None) -> int:
+    """NVRTC gives no column but prints the translated line, indented its own way, and a caret under the spot.
+    The caret's column in the translation is found from the indent of that line's first token, then mapped back
+    like a compiler column."""
     if number + 2 >= len(lines) or lines[number + 2].strip() != "^" or not user_line or not user_line.strip():
-        return None
+        return 1
     printed, caret = lines[number + 1], lines[number + 2].index("^")
-    # Align the printed line with the user's: the translation keeps every token's column, so the same text sits
-    # at a fixed shift; find it from the end of the line, which rewriting of leading keywords does not touch.
-    tail = user_line.rstrip()[-12:]
-    shift = printed.rstrip().rfind(tail) - (len(user_line.rstrip()) - len(tail)) if tail in printed else 0
-    return max(1, caret - shift + 1)
+    spans = (columns or {}).get((file, line))
+    first_column = spans[0][0] if spans else len(user_line) - len(user_line.lstrip()) + 1
+    printed_indent = len(printed) - len(printed.lstrip())
+    return _user_column(columns, file, line, max(1, caret - printed_indent + first_column))
 
 
 def _located(message: str, pos: SourcePos, sources: dict[str, str]) -> Diagnostic:

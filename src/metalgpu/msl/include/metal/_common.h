@@ -15,7 +15,11 @@ template <class X, class R = mg::detail::result_t<X>> MG_FUNC R abs(const X& x) 
     using E = typename mg::detail::shape<R>::elem;
     return mg::detail::map<R>([](E v) -> E {
         if constexpr (mg::detail::is_floating_point<E>::value) return E(::mg::detail::precise::fabs(float(v)));
-        else if constexpr (mg::detail::is_signed<E>::value) return v < E(0) ? E(-v) : v;
+        // negated in the unsigned type: abs of the most negative value wraps to itself, with no overflow
+        else if constexpr (mg::detail::is_signed<E>::value) {
+            using U = typename mg::detail::make_unsigned_base<E>::type;
+            return v < E(0) ? E(U(U(0) - U(v))) : v;
+        }
         else return v;
     }, mg::detail::value_of(x));
 }

@@ -164,6 +164,24 @@ template <class V, class T, int N> struct vec_ops {
         for (int i = 0; i < N; ++i) r.d[i] = T(s OP b.d[i]);                                        \
         return r;                                                                                  \
     }
+// Shifts: the count is taken modulo the element's width (C++ and Metal leave larger counts undefined; this is
+// what OpenCL specifies and GPUs do), so char and short shift as 8- and 16-bit values on every target.
+#define MG_VEC_SHIFT(OP)                                                                           \
+    friend MG_FUNC V operator OP(const V& a, const V& b) {                                         \
+        V r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP (b.d[i] & T(8 * sizeof(T) - 1)));           \
+        return r;                                                                                  \
+    }                                                                                              \
+    friend MG_FUNC V operator OP(const V& a, T s) {                                                \
+        V r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP (s & T(8 * sizeof(T) - 1)));                \
+        return r;                                                                                  \
+    }                                                                                              \
+    friend MG_FUNC V operator OP(T s, const V& b) {                                                \
+        V r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = T(s OP (b.d[i] & T(8 * sizeof(T) - 1)));               \
+        return r;                                                                                  \
+    }
 #define MG_VEC_PREDICATE(OP)                                                                       \
     friend MG_FUNC B operator OP(const V& a, const V& b) {                                         \
         B r;                                                                                       \
@@ -187,11 +205,12 @@ template <class V, class T, int N> struct vec_ops {
         return r;                                                                                  \
     }
     MG_VEC_BINARY(+) MG_VEC_BINARY(-) MG_VEC_BINARY(*) MG_VEC_BINARY(/) MG_VEC_BINARY(%)
-    MG_VEC_BINARY(&) MG_VEC_BINARY(|) MG_VEC_BINARY(^) MG_VEC_BINARY(<<) MG_VEC_BINARY(>>)
+    MG_VEC_BINARY(&) MG_VEC_BINARY(|) MG_VEC_BINARY(^) MG_VEC_SHIFT(<<) MG_VEC_SHIFT(>>)
     MG_VEC_PREDICATE(==) MG_VEC_PREDICATE(!=) MG_VEC_PREDICATE(<) MG_VEC_PREDICATE(<=)
     MG_VEC_PREDICATE(>) MG_VEC_PREDICATE(>=) MG_VEC_PREDICATE(&&) MG_VEC_PREDICATE(||)
     MG_VEC_UNARY(-, V, T) MG_VEC_UNARY(+, V, T) MG_VEC_UNARY(~, V, T) MG_VEC_UNARY(!, B, bool)
 #undef MG_VEC_BINARY
+#undef MG_VEC_SHIFT
 #undef MG_VEC_PREDICATE
 #undef MG_VEC_UNARY
 };
@@ -248,7 +267,14 @@ struct packed_vec : mg::detail::packed_storage<T, N>, mg::detail::vec_ops<vec<T,
               mg::detail::enable_if_t<mg::detail::ctor_args<T, N, A0, A1, A...>::value, int> = 0>
     MG_FUNC constexpr packed_vec(const A0& a0, const A1& a1, const A&... a)
         : storage(mg::detail::flatten<T, N>(a0, a1, a...)) {}
-    template <class X, mg::detail::enable_if_t<mg::detail::shape<X>::size == N, int> = 0>
+    // From a swizzle of the same element type implicitly (packed_float3 p = v.xyz), else explicitly.
+    template <class X, mg::detail::enable_if_t<mg::detail::shape<X>::size == N &&
+                                                   mg::detail::is_same<typename mg::detail::shape<X>::elem, T>::value,
+                                               int> = 0>
+    MG_FUNC constexpr packed_vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
+    template <class X, mg::detail::enable_if_t<mg::detail::shape<X>::size == N &&
+                                                   !mg::detail::is_same<typename mg::detail::shape<X>::elem, T>::value,
+                                               int> = 0>
     MG_FUNC constexpr explicit packed_vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
 
     MG_FUNC operator vec<T, N>() const { return vec<T, N>(*this); }
