@@ -28,6 +28,10 @@ struct launch_t {
   alignas(16) unsigned char constants[1024];
 };
 
+static_assert(__builtin_offsetof(launch_t, grid) == 248 && __builtin_offsetof(launch_t, threadgroup_offset) == 284 &&
+                  __builtin_offsetof(launch_t, inline_mask) == 408 && __builtin_offsetof(launch_t, constants) == 416,
+              "launch_t must match _LAUNCH_DTYPE in backends/cuda.py");
+
 // The launch record stays in parameter space (__grid_constant__), so inline constants are read from there.
 __device__ __forceinline__ void* slot(const launch_t& d, int i) {
   if ((d.inline_mask >> i) & 1u) return const_cast<unsigned char*>(d.constants) + reinterpret_cast<uint64_t>(d.slots[i]);
