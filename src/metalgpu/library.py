@@ -6,6 +6,7 @@ on first use and cached like any other.
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,14 @@ MODULE_FORMAT = "module-1"
 
 @lru_cache(maxsize=1)
 def headers_checksum() -> str:
-    """Changes whenever any emulation header changes, so cached modules built against old headers miss."""
+    """Changes whenever an emulation header changes, so modules built against old headers miss the cache.
+    Names, sizes and modification times are enough (as for Python's own .pyc files) and cost no reading."""
     digest = hashlib.sha256()
-    for path in sorted(INCLUDE_DIR.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(INCLUDE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    for folder in (INCLUDE_DIR, INCLUDE_DIR / "metal"):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file():
+                stat = entry.stat()
+                digest.update(f"{folder.name}/{entry.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,7 @@ def _compile_flags(options: CompileOptions) -> list[str]:
     return flags
 
 
+@lru_cache(maxsize=1)
 def _cpu_identity() -> str:
     """What -march=native depends on."""
     try:
@@ -172,6 +174,7 @@ class CpuBackend(Backend):
         self._lock = threading.Lock()
         self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
         self._prelude_builds: dict[str, subprocess.Popen] = {}
+        self._prelude_paths: dict[CompileOptions, tuple] = {}
         self._guard = self._load_guard()
         self.debug = debug
 
@@ -192,6 +195,9 @@ class CpuBackend(Backend):
         except CompilerFailed:
             if prelude is None:
                 raise
+        finally:
+            if prelude is None:
+                self._start_prelude_build(options)  # after this compile, so the two do not compete
         # GCC's precompiled headers are fragile (a .gch from another header version, or a compiler that crashes
         # loading it): a failure with one is retried without, and a success then stops using it.
         binary = self._compile(source, options, None)
@@ -217,8 +223,8 @@ class CpuBackend(Backend):
     def _precompiled_prelude(self, options: CompileOptions) -> Path | None:
         """The prelude header whose GCC precompiled form sits beside it, or None while there is none.
 
-        The first compile on a machine starts building it in the background (a few seconds, once per compiler,
-        flags and header version) and goes on without it, so no compile waits for it."""
+        The first compile on a machine goes on without it and then starts building it in the background (a few
+        seconds, once per compiler, flags and header version), so no compile waits for it."""
         if self._prelude_usable is None:
             version = subprocess.run([*self.compiler, "--version"], capture_output=True, text=True).stdout
             self._prelude_usable = "clang" not in version and "zig" not in " ".join(self.compiler)
@@ -232,22 +238,27 @@ class CpuBackend(Backend):
         except OSError:
             return None
         header, precompiled = folder / f"{key}.h", folder / f"{key}.h.gch"
-        if precompiled.exists() and header.exists():
-            return header
-        if key not in self._prelude_builds:
-            temporary = folder / f"{key}.{os.getpid()}.tmp"
-            header_temporary = folder / f"{key}.{os.getpid()}.h"
-            header_temporary.write_text(PRELUDE)
-            os.replace(header_temporary, header)
-            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
-                       str(header), "-o", str(temporary)]
-            # Renamed into place only when complete, so a compile never sees half a file.
-            script = 'tmp=$1; final=$2; shift 2; if "$@"; then mv -f "$tmp" "$final"; else rm -f "$tmp"; fi'
-            self._prelude_builds[key] = subprocess.Popen(
-                ["sh", "-c", script, "sh", str(temporary), str(precompiled), *command],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
-        return None
+        self._prelude_paths[options] = (key, header, precompiled)
+        return header if precompiled.exists() and header.exists() else None
+
+    def _start_prelude_build(self, options: CompileOptions) -> None:
+        """Build the precompiled headers in a detached compiler process, renamed into place only when complete
+        so that a compile never sees half a file."""
+        if options not in self._prelude_paths:
+            return
+        key, header, precompiled = self._prelude_paths[options]
+        if key in self._prelude_builds or precompiled.exists():
+            return
+        temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
+        header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
+        header_temporary.write_text(PRELUDE)
+        os.replace(header_temporary, header)
+        command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
+                   str(header), "-o", str(temporary)]
+        script = 'tmp=$1; final=$2; shift 2; if "$@"; then mv -f "$tmp" "$final"; else rm -f "$tmp"; fi'
+        self._prelude_builds[key] = subprocess.Popen(
+            ["sh", "-c", script, "sh", str(temporary), str(precompiled), *command],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def load(self, path: Path, kernel_count: int) -> Module:
         return _CpuModule(path, kernel_count)
