@@ -145,6 +145,20 @@ class Buffer:
     def __dlpack_device__(self):
         return self.contents.__dlpack_device__()
 
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """Zero-copy exchange with CuPy, Numba, PyTorch (cuda backend only)."""
+        if self.interface_backend.name != "cuda":
+            raise AttributeError("__cuda_array_interface__ exists only for buffers of the cuda backend")
+        allocation = self._live()
+        self._wait_pending(for_host=False)
+        mtype = self.metal_type
+        scalar = mtype.scalar_dtype.itemsize
+        shape = (self.count,) if mtype.lanes == 1 else (self.count, mtype.lanes)
+        padded = mtype.lanes > 1 and mtype.itemsize != mtype.lanes * scalar  # float3 keeps a 16-byte stride
+        return {"shape": shape, "typestr": mtype.scalar_dtype.str, "data": (allocation.address, False),
+                "strides": (mtype.itemsize, scalar) if padded else None, "version": 3}
+
     # -- elementwise operations on the device (the original's later API) --------------------------------------
     def __add__(self, other):
         return self._interface._ops_for().binary("+", self, other)

@@ -127,7 +127,11 @@ def from_dlpack(obj: Any, interface: "Interface | None" = None) -> "Buffer":
     from .buffer import Buffer
     from .interface import Interface
 
-    array = np.from_dlpack(obj)
+    try:
+        array = np.from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError) as error:
+        raise ArgumentError(f"from_dlpack takes CPU arrays in this release ({error}); copy GPU arrays to the "
+                            "host first") from None
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     if interface is None:

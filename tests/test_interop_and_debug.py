@@ -1,0 +1,68 @@
+"""metalgpu.from_dlpack, __cuda_array_interface__ (cuda) and the bounds-checked debug mode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import metalgpu
+
+INCREMENT = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void increment(device int* data [[buffer(0)]], uint id [[thread_position_in_grid]]) { data[id] += 1; }
+kernel void write_at(device int* out [[buffer(0)]], constant int& index [[buffer(1)]],
+                     uint id [[thread_position_in_grid]]) { out[index] = 7; }
+"""
+
+
+def test_from_dlpack_shares_memory_with_the_source_array():
+    source = np.arange(100, dtype=np.int32)
+    buffer = metalgpu.from_dlpack(source)
+    assert buffer.count == 100 and buffer.dtype == np.int32
+    assert np.shares_memory(buffer.contents, source)
+    with metalgpu.Interface("cpu") as gpu:
+        gpu.load_shader_from_str(INCREMENT)
+        buffer = metalgpu.from_dlpack(source, gpu)
+        gpu.run_function(100, [buffer], function_name="increment")
+    np.testing.assert_array_equal(source, np.arange(100) + 1)  # the kernel wrote the caller's own array
+
+
+def test_from_dlpack_rejects_unsupported_input():
+    with pytest.raises(metalgpu.ArgumentError):
+        metalgpu.from_dlpack(np.arange(4, dtype=np.float64))  # Metal has no double
+
+
+@pytest.mark.parametrize("index,where", [(100, "past its end"), (1023, "past its end"),
+                                         (-1100, "before its start")])
+def test_debug_mode_names_the_parameter_of_an_out_of_bounds_write(index, where):
+    # 100 ints end exactly at an inaccessible page: index 100 is the first byte past the end. -1100 leaves the
+    # buffer's first page (an access just before the start, within that page, is not caught: docs/differences.md).
+    with metalgpu.Interface("cpu", debug=True) as gpu:
+        gpu.load_shader_from_str(INCREMENT)
+        out = gpu.create_buffer(100, "int")
+        out.contents[:] = 0
+        with pytest.raises(metalgpu.DispatchError, match=f"out-of-bounds.*'out'.*{where}"):
+            gpu.run_function(1, [out, index], function_name="write_at")
+        gpu.run_function(1, [out, 99], function_name="write_at")  # the interface still works
+        assert out.contents[99] == 7 and out.contents[:99].sum() == 0
+
+
+def test_cuda_array_interface_is_only_on_cuda_buffers():
+    with metalgpu.Interface("cpu") as gpu:
+        buffer = gpu.create_buffer(4, "float3")
+        assert not hasattr(buffer, "__cuda_array_interface__")
+
+
+def test_cuda_array_interface_shares_memory_with_cupy(backend):
+    if backend != "cuda":
+        pytest.skip("__cuda_array_interface__ belongs to the cuda backend")
+    cp = pytest.importorskip("cupy")
+    with metalgpu.Interface("cuda") as gpu:
+        gpu.load_shader_from_str(INCREMENT)
+        data = gpu.array_to_buffer(np.arange(64, dtype=np.int32))
+        view = cp.asarray(data)
+        assert view.data.ptr == data.address
+        gpu.run_function(64, [data], function_name="increment")
+        np.testing.assert_array_equal(cp.asnumpy(view), np.arange(64) + 1)
+        vectors = gpu.create_buffer(8, "float3")
+        assert cp.asarray(vectors).strides == (16, 4)
