@@ -94,12 +94,17 @@ template <class E> MG_FUNC E madsat_of(E x, E y, E z) {
         const wide_of<E> r = wide_of<E>(x) * wide_of<E>(y) + wide_of<E>(z);
         return r > wide_of<E>(hi) ? hi : r < wide_of<E>(lo) ? lo : E(r);
     } else {
-        // The 128-bit product fits in 64 bits when its high half is the sign extension of its low half.
-        const E high = mulhi_of(x, y);
-        const E low = E((unsigned long long)x * (unsigned long long)y);
-        const E extension = is_signed<E>::value ? E(low < E(0) ? -1 : 0) : E(0);
-        if (high != extension) return is_signed<E>::value && high < E(0) ? lo : hi;
-        return addsat_of(low, z);
+        // x * y + z exactly, as a 128-bit (high, low) pair, then saturated: it fits when high is the sign
+        // extension of low (signed) or zero (unsigned).
+        using U = unsigned long long;
+        const U low_product = U(x) * U(y);
+        const U low = low_product + U(z);
+        const U carry = low < low_product ? 1u : 0u;
+        const U high = U(mulhi_of(x, y)) + (is_signed<E>::value && z < E(0) ? ~U(0) : U(0)) + carry;
+        const bool negative = is_signed<E>::value && (high >> 63) != 0;
+        const U extension = is_signed<E>::value && (low >> 63) != 0 ? ~U(0) : U(0);
+        if (high != extension) return negative ? lo : hi;
+        return E(low);
     }
 }
 // mul24: the product of the low 24 bits of x and y (sign-extended for int), modulo 2**32.

@@ -42,12 +42,16 @@ namespace detail {
         return mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, fma), mg::detail::value_of(a),                    \
                                   mg::detail::value_of(b), mg::detail::value_of(c));                    \
     }                                                                                                  \
-    /* fract: x - floor(x), kept below 1 */                                                            \
+    /* fract: x - floor(x), kept below 1; NaN for NaN, a signed zero for an infinity (tested on the bits,  */ \
+    /* which hold under -ffast-math) */                                                                 \
     template <class X, class R = mg::detail::float_result_t<X>>                                        \
     MG_FUNC R fract(const X& x) {                                                                      \
         return mg::detail::map<R>([](auto v) {                                                         \
             const float f = float(v);                                                                  \
-            return ::mg::detail::FLAVOUR_NS::fmin(f - ::mg::detail::FLAVOUR_NS::floor(f), 0x1.fffffep-1f); \
+            const unsigned int bits = mg::detail::bit_cast<unsigned int>(f) & 0x7fffffffu;             \
+            if (bits == 0x7f800000u) return ::mg::detail::FLAVOUR_NS::copysign(0.0f, f);               \
+            const float r = f - ::mg::detail::FLAVOUR_NS::floor(f);                                    \
+            return 0x1.fffffep-1f < r ? 0x1.fffffep-1f : r;                                            \
         }, mg::detail::value_of(x));                                                                   \
     }                                                                                                  \
     /* sincos: returns the sine, stores the cosine */                                                  \

@@ -40,6 +40,20 @@
 #  define MG_THREADGROUP_STORAGE __shared__
 #  define MG_CONSTANT_DATA __constant__
 #  include "_cuda_names.h"
+// The C math.h constants that Metal kernels use. The CPU gets them from math.h; NVRTC has no math.h, nor
+// __builtin_huge_valf or __builtin_nanf, but has a constexpr __builtin_bit_cast.
+#  if !defined(INFINITY)
+#    define INFINITY __builtin_bit_cast(float, 0x7f800000u)
+#  endif
+#  if !defined(HUGE_VALF)
+#    define HUGE_VALF __builtin_bit_cast(float, 0x7f800000u)
+#  endif
+#  if !defined(NAN)
+#    define NAN __builtin_bit_cast(float, 0x7fc00000u)
+#  endif
+#  if !defined(MAXFLOAT)
+#    define MAXFLOAT 0x1.fffffep+127f
+#  endif
 #else
 #  define MG_FUNC inline
 #  define MG_THREADGROUP_STORAGE static thread_local

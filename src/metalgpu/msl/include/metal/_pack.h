@@ -1,0 +1,66 @@
+// metal/_pack.h -- pack_float_to_{unorm,snorm}{4x8,2x16}, pack_half_to_..., unpack_..._to_{float,half}.
+//
+// Metal's conversion rules for normalized integers: a float f goes to unorm as rint(clamp(f, 0, 1) * max) and to
+// snorm as rint(clamp(f, -1, 1) * max), rounding to nearest even (NaN gives 0); back, unorm c is c / max and
+// snorm c is max(c / max, -1) (so both -128 and -127 give -1.0). max is 255 or 65535 (unorm), 127 or 32767
+// (snorm); the division is correctly rounded, fast math or not. Component x is in the least significant bits.
+#pragma once
+
+namespace mg {
+namespace detail {
+MG_FUNC unsigned int to_unorm(float f, float scale) {
+    const float c = f > 0.0f ? (f < 1.0f ? f : 1.0f) : 0.0f;  // NaN compares false: 0
+    return (unsigned int)precise::rint(c * scale);
+}
+MG_FUNC unsigned int to_snorm(float f, float scale, unsigned int mask) {
+    const float c = f > -1.0f ? (f < 1.0f ? f : 1.0f) : (f <= -1.0f ? -1.0f : 0.0f);
+    return (unsigned int)(int)precise::rint(c * scale) & mask;
+}
+MG_FUNC float from_snorm(int c, float scale) {
+    const float f = precise::divide(float(c), scale);
+    return f < -1.0f ? -1.0f : f;
+}
+template <int N, int Bits, bool Signed, class V> MG_FUNC unsigned int pack_norm(const V& v) {
+    constexpr unsigned int mask = (1u << Bits) - 1u;
+    constexpr float scale = Signed ? float(mask >> 1) : float(mask);
+    unsigned int r = 0;
+    for (int i = 0; i < N; ++i) {
+        const float f = float(v[i]);
+        r |= (Signed ? to_snorm(f, scale, mask) : to_unorm(f, scale)) << (i * Bits);
+    }
+    return r;
+}
+template <class V, int N, int Bits, bool Signed> MG_FUNC V unpack_norm(unsigned int x) {
+    constexpr unsigned int mask = (1u << Bits) - 1u;
+    constexpr float scale = Signed ? float(mask >> 1) : float(mask);
+    V r;
+    for (int i = 0; i < N; ++i) {
+        const unsigned int c = (x >> (i * Bits)) & mask;
+        const int s = int(c << (32 - Bits)) >> (32 - Bits);  // sign-extended
+        r[i] = typename metal::vec_traits<V>::type(Signed ? from_snorm(s, scale) : precise::divide(float(c), scale));
+    }
+    return r;
+}
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+// Templates, so that a kernel that packs nothing instantiates none of these vector types.
+#define MG_PACK(FROM, KIND, SHAPE, N, BITS, SIGNED)                                                        \
+    template <class V, mg::detail::enable_if_t<mg::detail::shape<V>::size == N, int> = 0>                 \
+    MG_FUNC uint pack_##FROM##_to_##KIND##SHAPE(const V& v) {                                              \
+        return mg::detail::pack_norm<N, BITS, SIGNED>(mg::detail::value_of(v));                             \
+    }                                                                                                      \
+    template <class T = FROM> MG_FUNC vec<T, N> unpack_##KIND##SHAPE##_to_##FROM(uint x) {                 \
+        return mg::detail::unpack_norm<vec<T, N>, N, BITS, SIGNED>(x);                                     \
+    }
+MG_PACK(float, unorm, 4x8, 4, 8, false)
+MG_PACK(float, snorm, 4x8, 4, 8, true)
+MG_PACK(float, unorm, 2x16, 2, 16, false)
+MG_PACK(float, snorm, 2x16, 2, 16, true)
+MG_PACK(half, unorm, 4x8, 4, 8, false)
+MG_PACK(half, snorm, 4x8, 4, 8, true)
+MG_PACK(half, unorm, 2x16, 2, 16, false)
+MG_PACK(half, snorm, 2x16, 2, 16, true)
+#undef MG_PACK
+}  // namespace metal
