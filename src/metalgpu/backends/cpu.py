@@ -214,10 +214,16 @@ class CpuBackend(Backend):
             if prelude is not None:
                 command += ["-include", str(prelude)]
             (folder / "module.cpp").write_text(source)
-            command += ["-shared", str(folder / "module.cpp"), "-o", str(folder / "module.so")]
+            command += ["-c", str(folder / "module.cpp"), "-o", str(folder / "module.o")]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise CompilerFailed(done.stderr + done.stdout, tuple(command))
+            # Linked apart from the fast-math compile: a fast-math link adds crtfastmath.o, whose constructor
+            # would switch the whole Python process to flushing subnormals to zero (numpy included).
+            link = [*self.compiler, "-shared", str(folder / "module.o"), "-o", str(folder / "module.so")]
+            done = subprocess.run(link, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise CompilerFailed(done.stderr + done.stdout, tuple(link))
             return (folder / "module.so").read_bytes()
 
     def _precompiled_prelude(self, options: CompileOptions) -> Path | None:

@@ -63,7 +63,9 @@ def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
              "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
     flags += [f"-I{path}" for path in cuda_include_dirs()]
     if options.fast_math:
-        flags += ["--use_fast_math", "-DMG_FAST_MATH=1"]
+        # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
+        # intrinsics for metal:: and fast:: itself.
+        flags.append("-DMG_FAST_MATH=1")
     try:
         (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
