@@ -17,8 +17,6 @@ pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip i
 from metalgpu.backends.cuda import INLINE_CONSTANT_BYTES, _LAUNCH_DTYPE, nvrtc_compile  # noqa: E402
 
 KERNELS = sorted((Path(__file__).parent / "kernels").glob("*.metal"))
-COOPERATIVE = {"coop_reduce.metal", "coop_matmul.metal", "coop_scan.metal", "coop_atomics.metal",
-               "coop_softmax.metal", "coop_grid.metal"}
 
 
 def cuda_source(path: Path) -> tuple[str, object]:
@@ -26,13 +24,29 @@ def cuda_source(path: Path) -> tuple[str, object]:
     return translate(pre, parse(pre.tokens, pre.sources), "cuda"), pre
 
 
-@pytest.mark.parametrize("path", [k for k in KERNELS if k.name not in COOPERATIVE], ids=lambda p: p.name)
-def test_kernel_compiles_for_cuda(path):
-    translation, _ = cuda_source(path)
+def assert_compiles(translation) -> None:
     cubin = nvrtc_compile(translation.source, CompileOptions(), "sm_90")
     assert cubin[:4] == b"\x7fELF"  # a cubin is an ELF image
     for i in range(len(translation.kernels)):
         assert f"mg_run_{i}".encode() in cubin and f"mg_info_{i}".encode() in cubin
+
+
+@pytest.mark.parametrize("path", KERNELS, ids=lambda p: p.name)
+def test_kernel_compiles_for_cuda(path):
+    translation, _ = cuda_source(path)
+    assert_compiles(translation)
+
+
+@pytest.mark.parametrize("name", ["simd_source", "DIVERGENT", "FAULTING"])
+def test_cooperative_test_kernels_compile_for_cuda(tmp_path, name):
+    # the SIMD-group and quad-group kernels that tests/test_cooperative.py generates, over every type it tests
+    import test_cooperative
+
+    source = test_cooperative._simd_source() if name == "simd_source" else getattr(test_cooperative, name)
+    shader = tmp_path / f"{name}.metal"
+    shader.write_text(source)
+    translation, _ = cuda_source(shader)
+    assert_compiles(translation)
 
 
 def test_compile_error_points_at_the_users_line(tmp_path):

@@ -221,7 +221,7 @@ class CudaBackend(Backend):
             raise BackendUnavailableError(
                 f"an earlier kernel fault ({self._error_name(err)}) left this GPU unusable for the rest of this "
                 "process: CUDA cannot recover from such errors in-process (neither a context reset nor a new "
-                "context works). Restart the Python process to use the cuda backend again")
+                "context works); restart the Python process to use the cuda backend again")
         self._owns_context = True
         return context
 

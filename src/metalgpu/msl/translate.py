@@ -93,7 +93,9 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
             elif text == ";" and parens == 0:
                 statement_start = i + 1
         elif tok.kind == IDENT:
-            if text in ("device", "thread") or (text == "kernel" and previous_significant == "template"):
+            if text in ("device", "thread") and previous_significant == "::":
+                pass  # thread_scope::device, thread_scope::thread: names, not address spaces
+            elif text in ("device", "thread") or (text == "kernel" and previous_significant == "template"):
                 texts[i] = ""
             elif text == "kernel":
                 texts[i] = "MG_KERNEL"
@@ -209,8 +211,11 @@ def _literal(value: Any, name: str) -> str:
     if isinstance(value, int):
         return f"{value}ll" if value < 0 else f"{value}ull"
     if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else \
-            ("__builtin_nanf(\"\")" if value != value else ("__builtin_inff()" if value > 0 else "-__builtin_inff()"))
+        if value != value:  # written by their bits: both g++ and NVRTC accept these as constant expressions
+            return "__builtin_bit_cast(float, 0x7fc00000u)"
+        if abs(value) == float("inf"):
+            return ("" if value > 0 else "-") + "__builtin_bit_cast(float, 0x7f800000u)"
+        return repr(value)
     raise ArgumentError(f"function constant '{name}': value {value!r} is not a bool, int or float")
 
 
@@ -275,6 +280,21 @@ _CPU_BUILTINS = {
     "quadgroups_per_threadgroup": f"({_GROUP_SIZE} + 3u) / 4u, 0u, 0u",
     "dispatch_quadgroups_per_threadgroup": f"({_DISPATCH_SIZE} + 3u) / 4u, 0u, 0u",
 }
+# On CUDA the SIMD-group and quad-group builtins come from the lane the hardware gives a thread: warps follow
+# threadIdx linearised over the full block shape (mg::warp_order_index), while thread_index_in_threadgroup uses the
+# group's actual size. The two agree for 1-D threadgroups and for whole ones; in a partial 2-D or 3-D threadgroup at
+# the grid's edge they differ, and only the hardware numbering matches what simd_shuffle and the others exchange.
+_WARP_ORDER = "mg::warp_order_index()"
+_LAST_WARP_ORDER = "mg::last_warp_order_index(g)"
+_CUDA_BUILTINS = {
+    **_CPU_BUILTINS,
+    "thread_index_in_simdgroup": f"{_WARP_ORDER} % 32u, 0u, 0u",
+    "simdgroup_index_in_threadgroup": f"{_WARP_ORDER} / 32u, 0u, 0u",
+    "simdgroups_per_threadgroup": f"{_LAST_WARP_ORDER} / 32u + 1u, 0u, 0u",
+    "thread_index_in_quadgroup": f"{_WARP_ORDER} % 4u, 0u, 0u",
+    "quadgroup_index_in_threadgroup": f"{_WARP_ORDER} / 4u, 0u, 0u",
+    "quadgroups_per_threadgroup": f"{_LAST_WARP_ORDER} / 4u + 1u, 0u, 0u",
+}
 _BINDING_KIND = {"buffer": "mg::bind_buffer", "threadgroup": "mg::bind_threadgroup", "builtin": "mg::bind_builtin"}
 
 
@@ -282,8 +302,10 @@ def kernel_callee(kernel: KernelDecl) -> str:
     return f"{kernel.name}<{kernel.template_args}>" if kernel.template_args is not None else kernel.name
 
 
-def _call_parts(kernel: KernelDecl, slot, threadgroup_address) -> tuple[list[str], list[str]]:
-    """The binding-info initialisers and the call's arguments, in the kernel's parameter order."""
+def _call_parts(kernel: KernelDecl, slot, threadgroup_address,
+                builtins: dict[str, str] = _CPU_BUILTINS) -> tuple[list[str], list[str]]:
+    """The binding-info initialisers and the call's arguments, in the kernel's parameter order; ``builtins`` gives
+    the x, y, z expressions of each builtin."""
     infos, args = [], []
     for j, param in enumerate(kernel.params):
         ptype = f"mg::param_t<F, {j}>"
@@ -294,7 +316,7 @@ def _call_parts(kernel: KernelDecl, slot, threadgroup_address) -> tuple[list[str
         elif param.binding == "threadgroup":
             args.append(f"static_cast<{ptype}>({threadgroup_address(param.index)})")
         else:
-            args.append(f"mg::builtin<{ptype}>({_CPU_BUILTINS[param.builtin]})")
+            args.append(f"mg::builtin<{ptype}>({builtins[param.builtin]})")
     return infos, args
 
 
@@ -340,7 +362,8 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 def _cuda_wrapper(i: int, kernel: KernelDecl) -> str:
     callee = kernel_callee(kernel)
     infos, args = _call_parts(kernel, lambda index: f"mg::slot(d, {index})",
-                              lambda index: f"mg::threadgroup_memory + d.threadgroup_offset[{index}]")
+                              lambda index: f"mg::threadgroup_parameter(d, {index})",
+                              _CUDA_BUILTINS)
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
     return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{

@@ -4,9 +4,10 @@
 // `device atomic_uint*`); every operation goes through one of the per-target primitives in mg::atomics:
 //   CPU:  the GCC/Clang __atomic builtins, so operations are atomic across the OS threads that run threadgroups
 //         in parallel. Metal only has memory_order_relaxed; other orders are accepted and honoured.
-//   CUDA: atomicAdd/atomicCAS/... (device-wide); loads and stores are volatile accesses.
-// What the hardware has no instruction for (float add on the CPU, min/max on the CPU, 64-bit min/max, bool on
-// CUDA) is a compare-and-swap loop on the value's bits.
+//   CUDA: atomicAdd/atomicCAS/... (device-wide, relaxed; fences for stronger orders); loads and stores
+//         are volatile accesses.
+// What the hardware has no instruction for (float add, min and max on the CPU; float min/max and bool on CUDA)
+// is a compare-and-swap loop on the value's bits.
 #pragma once
 
 namespace metal {
@@ -124,6 +125,26 @@ template <class T> MG_FUNC bits_t<T> cas_bits(volatile T* p, bits_t<T> expected,
 
 #endif
 
+// Memory orders. CUDA's atomic functions are relaxed: an order that releases gets a device-wide fence before the
+// operation, one that acquires a fence after it (__threadfence() is a sequentially consistent fence). The CPU's
+// operations are sequentially consistent already.
+MG_FUNC void fence_before(metal::memory_order order) {
+#if defined(MG_TARGET_CUDA)
+    if (order == metal::memory_order_release || order == metal::memory_order_acq_rel ||
+        order == metal::memory_order_seq_cst)
+        __threadfence();
+#else
+    (void)order;
+#endif
+}
+MG_FUNC void fence_after(metal::memory_order order) {
+#if defined(MG_TARGET_CUDA)
+    if (order != metal::memory_order_relaxed && order != metal::memory_order_release) __threadfence();
+#else
+    (void)order;
+#endif
+}
+
 // fetch-op by compare-and-swap: *p = op(*p, v), returning the old value.
 template <class T, class Op> MG_FUNC T fetch_by_cas(volatile T* p, T v, Op op) {
     bits_t<T> old = mg::detail::bit_cast<bits_t<T>>(load(p));
@@ -159,31 +180,36 @@ template <class T> MG_FUNC T exchange(volatile T* p, T v) {
 #endif
 }
 
-// The integer fetch-ops with a native instruction on the target; the others are CAS loops.
+// The fetch-ops with a native instruction on the target; the others are CAS loops.
 template <class T, class Op> MG_FUNC T fetch(volatile T* p, T v, Op op) {
 #if defined(MG_TARGET_CUDA)
-    constexpr bool native32 = mg::detail::is_same<T, int>::value || mg::detail::is_same<T, unsigned int>::value;
-    constexpr bool native64 = mg::detail::is_same<T, unsigned long>::value ||
-                              mg::detail::is_same<T, unsigned long long>::value;
-    if constexpr (mg::detail::is_same<Op, add_op>::value && (native32 || mg::detail::is_same<T, float>::value))
-        return atomicAdd((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, add_op>::value && native64)
-        return T(atomicAdd((unsigned long long*)p, (unsigned long long)v));
-    else if constexpr (mg::detail::is_same<Op, sub_op>::value && native32)
-        return atomicSub((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, sub_op>::value && mg::detail::is_same<T, float>::value)
-        return atomicAdd((float*)p, -v);
-    else if constexpr (mg::detail::is_same<Op, and_op>::value && native32) return atomicAnd((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, or_op>::value && native32) return atomicOr((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, xor_op>::value && native32) return atomicXor((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, min_op>::value && native32) return atomicMin((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, max_op>::value && native32) return atomicMax((T*)p, v);
-    else if constexpr (mg::detail::is_same<Op, min_op>::value && native64)
-        return T(atomicMin((unsigned long long*)p, (unsigned long long)v));
-    else if constexpr (mg::detail::is_same<Op, max_op>::value && native64)
-        return T(atomicMax((unsigned long long*)p, (unsigned long long)v));
-    else
-        return fetch_by_cas(p, v, op);
+    using mg::detail::is_same;
+    // 32-bit integers are int or uint; 64-bit ones (long, ulong) use the unsigned long long instructions, which
+    // give the same bits for signed values except in min/max, which has a signed long long form.
+    using U64 = unsigned long long;
+    constexpr bool integer = mg::detail::is_integral<T>::value && !is_same<T, bool>::value;
+    constexpr bool int32 = integer && sizeof(T) == 4;
+    constexpr bool int64 = integer && sizeof(T) == 8;
+    constexpr bool signed64 = int64 && mg::detail::is_signed<T>::value;
+    constexpr bool real = is_same<T, float>::value;
+    if constexpr (is_same<Op, add_op>::value && (int32 || real)) return atomicAdd((T*)p, v);
+    else if constexpr (is_same<Op, add_op>::value && int64) return T(atomicAdd((U64*)p, U64(v)));
+    else if constexpr (is_same<Op, sub_op>::value && int32) return atomicSub((T*)p, v);
+    else if constexpr (is_same<Op, sub_op>::value && int64) return T(atomicAdd((U64*)p, U64(0) - U64(v)));
+    else if constexpr (is_same<Op, sub_op>::value && real) return atomicAdd((float*)p, -v);
+    else if constexpr (is_same<Op, and_op>::value && int32) return atomicAnd((T*)p, v);
+    else if constexpr (is_same<Op, and_op>::value && int64) return T(atomicAnd((U64*)p, U64(v)));
+    else if constexpr (is_same<Op, or_op>::value && int32) return atomicOr((T*)p, v);
+    else if constexpr (is_same<Op, or_op>::value && int64) return T(atomicOr((U64*)p, U64(v)));
+    else if constexpr (is_same<Op, xor_op>::value && int32) return atomicXor((T*)p, v);
+    else if constexpr (is_same<Op, xor_op>::value && int64) return T(atomicXor((U64*)p, U64(v)));
+    else if constexpr (is_same<Op, min_op>::value && int32) return atomicMin((T*)p, v);
+    else if constexpr (is_same<Op, min_op>::value && signed64) return T(atomicMin((long long*)p, (long long)v));
+    else if constexpr (is_same<Op, min_op>::value && int64) return T(atomicMin((U64*)p, U64(v)));
+    else if constexpr (is_same<Op, max_op>::value && int32) return atomicMax((T*)p, v);
+    else if constexpr (is_same<Op, max_op>::value && signed64) return T(atomicMax((long long*)p, (long long)v));
+    else if constexpr (is_same<Op, max_op>::value && int64) return T(atomicMax((U64*)p, U64(v)));
+    else return fetch_by_cas(p, v, op);
 #else
     constexpr bool integral = mg::detail::is_integral<T>::value && !mg::detail::is_same<T, bool>::value;
     volatile T* q = p;
@@ -204,24 +230,38 @@ namespace metal {
 // Every function takes a pointer to a (volatile) atomic in device or threadgroup memory; the address-space
 // keywords are gone after translation, and a non-volatile pointer converts to a volatile one.
 // The memory_order arguments are accepted for every function; on the CPU the operations are sequentially
-// consistent, which is at least as strong as anything asked for.
-template <class T> MG_FUNC T atomic_load_explicit(const volatile atomic<T>* object, memory_order) {
-    return mg::atomics::load(const_cast<volatile T*>(&object->value));
+// consistent, which is at least as strong as anything asked for; on CUDA orders other than relaxed add fences.
+template <class T> MG_FUNC T atomic_load_explicit(const volatile atomic<T>* object, memory_order order) {
+    const T value = mg::atomics::load(const_cast<volatile T*>(&object->value));
+    mg::atomics::fence_after(order);
+    return value;
 }
-template <class T, class U> MG_FUNC void atomic_store_explicit(volatile atomic<T>* object, U desired, memory_order) {
+template <class T, class U>
+MG_FUNC void atomic_store_explicit(volatile atomic<T>* object, U desired, memory_order order) {
+    mg::atomics::fence_before(order);
     mg::atomics::store(&object->value, T(desired));
 }
-template <class T, class U> MG_FUNC T atomic_exchange_explicit(volatile atomic<T>* object, U desired, memory_order) {
-    return mg::atomics::exchange(&object->value, T(desired));
+template <class T, class U>
+MG_FUNC T atomic_exchange_explicit(volatile atomic<T>* object, U desired, memory_order order) {
+    mg::atomics::fence_before(order);
+    const T old = mg::atomics::exchange(&object->value, T(desired));
+    mg::atomics::fence_after(order);
+    return old;
 }
-// On failure *expected receives the value found. Never fails spuriously here, which `weak` allows.
+// On failure *expected receives the value found. Never fails spuriously here, which `weak` allows. Values are
+// compared by their bits, as C++ compares object representations.
 template <class T, class U>
 MG_FUNC bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* object, T* expected, U desired,
-                                                   memory_order, memory_order) {
+                                                   memory_order success, memory_order failure) {
     using B = mg::atomics::bits_t<T>;
     const B want = mg::detail::bit_cast<B>(*expected);
+    mg::atomics::fence_before(success);
     const B seen = mg::atomics::cas_bits(&object->value, want, mg::detail::bit_cast<B>(T(desired)));
-    if (seen == want) return true;
+    if (seen == want) {
+        mg::atomics::fence_after(success);
+        return true;
+    }
+    mg::atomics::fence_after(failure);
     *expected = mg::detail::bit_cast<T>(seen);
     return false;
 }
@@ -233,8 +273,11 @@ MG_FUNC bool atomic_compare_exchange_strong_explicit(volatile atomic<T>* object,
 
 #define MG_ATOMIC_FETCH(NAME, OP)                                                                           \
     template <class T, class U> MG_FUNC T atomic_fetch_##NAME##_explicit(volatile atomic<T>* object, U operand, \
-                                                                         memory_order) {                     \
-        return mg::atomics::fetch(&object->value, T(operand), mg::atomics::OP{});                            \
+                                                                         memory_order order) {               \
+        mg::atomics::fence_before(order);                                                                    \
+        const T old = mg::atomics::fetch(&object->value, T(operand), mg::atomics::OP{});                     \
+        mg::atomics::fence_after(order);                                                                     \
+        return old;                                                                                          \
     }
 MG_ATOMIC_FETCH(add, add_op) MG_ATOMIC_FETCH(sub, sub_op) MG_ATOMIC_FETCH(and, and_op)
 MG_ATOMIC_FETCH(or, or_op) MG_ATOMIC_FETCH(xor, xor_op) MG_ATOMIC_FETCH(min, min_op) MG_ATOMIC_FETCH(max, max_op)

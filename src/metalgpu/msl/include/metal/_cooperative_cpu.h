@@ -28,13 +28,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "_group.h"
+
 namespace mg {
 namespace coop {
 
 constexpr uint32_t kMaxThreads = 1024;          // Metal's limit for a threadgroup
 constexpr std::size_t kStackBytes = 64 * 1024;  // per thread of a cooperative kernel
-constexpr uint32_t kSimdWidth = 32;
-constexpr uint32_t kNone = 0xffffffffu;
+using group::kSimdWidth;
+using group::kNone;
 
 // What a cooperative run returns through mg_run_<i>; backends/cpu.py turns these into DispatchError messages.
 // Below 256: the signal number from the fault guard.
@@ -367,35 +369,15 @@ template <class Op> typename Op::result rendezvous(const typename Op::arg& a, si
 // A value as its plain type: swizzles and packed vectors read out to vec<T, N>.
 template <class X> using value_t = detail::remove_cvref_t<decltype(detail::value_of(detail::declval<const X&>()))>;
 
-template <class T, class F> T componentwise(const T& a, const T& b, F f) {
-    if constexpr (detail::shape<T>::size == 0) {
-        return f(a, b);
-    } else {
-        T r;
-        for (int i = 0; i < detail::shape<T>::size; ++i) r.d[i] = f(a.d[i], b.d[i]);
-        return r;
-    }
-}
-struct sum_fn { template <class T> T operator()(const T& a, const T& b) const { return a + b; } };
-struct product_fn { template <class T> T operator()(const T& a, const T& b) const { return a * b; } };
-struct and_fn { template <class T> T operator()(const T& a, const T& b) const { return a & b; } };
-struct or_fn { template <class T> T operator()(const T& a, const T& b) const { return a | b; } };
-struct xor_fn { template <class T> T operator()(const T& a, const T& b) const { return a ^ b; } };
-struct min_fn {
-    template <class T> T operator()(const T& a, const T& b) const {
-        return componentwise(a, b, [](auto x, auto y) { return y < x ? y : x; });
-    }
-};
-struct max_fn {
-    template <class T> T operator()(const T& a, const T& b) const {
-        return componentwise(a, b, [](auto x, auto y) { return x < y ? y : x; });
-    }
-};
-
-// Lanes of lane's group (the SIMD-group, or its quad for W = 4) as a bit mask.
-template <uint32_t W> constexpr uint32_t group_mask(uint32_t lane) {
-    return W == kSimdWidth ? 0xffffffffu : ((1u << W) - 1u) << (lane & ~(W - 1u));
-}
+// The combining operations and group_mask come from _group.h.
+using group::sum_fn;
+using group::product_fn;
+using group::and_fn;
+using group::or_fn;
+using group::xor_fn;
+using group::min_fn;
+using group::max_fn;
+using group::group_mask;
 inline uint32_t lowest(uint32_t mask) { return uint32_t(__builtin_ctz(mask)); }
 
 template <class T, class F, uint32_t W> struct reduce_op {
@@ -414,8 +396,7 @@ template <class T, class F, bool Inclusive, int Identity, uint32_t W> struct pre
     using arg = T;
     using result = T;
     static T apply(const T* const* args, uint32_t lanes, uint32_t lane) {
-        const uint32_t below = Inclusive ? (lane == 31 ? 0xffffffffu : (2u << lane) - 1u) : (1u << lane) - 1u;
-        uint32_t m = lanes & group_mask<W>(lane) & below;
+        uint32_t m = lanes & group_mask<W>(lane) & group::lanes_below<Inclusive>(lane);
         T r = T(Identity);
         for (; m; m &= m - 1) r = T(F{}(r, *args[lowest(m)]));
         return r;
@@ -435,12 +416,12 @@ template <class T, class Pick, uint32_t W> struct move_op {
         return args[base + source]->data;
     }
 };
-struct pick_lane { static uint32_t source(uint32_t, uint32_t p, uint32_t w) { return p & (w - 1u); } };
-struct pick_xor { static uint32_t source(uint32_t j, uint32_t p, uint32_t w) { return (j ^ p) & (w - 1u); } };
-struct pick_up { static uint32_t source(uint32_t j, uint32_t p, uint32_t) { return j >= p ? j - p : kNone; } };
-struct pick_down { static uint32_t source(uint32_t j, uint32_t p, uint32_t w) { return j + p < w ? j + p : kNone; } };
-struct pick_rotate_up { static uint32_t source(uint32_t j, uint32_t p, uint32_t w) { return (j - p) & (w - 1u); } };
-struct pick_rotate_down { static uint32_t source(uint32_t j, uint32_t p, uint32_t w) { return (j + p) & (w - 1u); } };
+using group::pick_lane;
+using group::pick_xor;
+using group::pick_up;
+using group::pick_down;
+using group::pick_rotate_up;
+using group::pick_rotate_down;
 
 // simd_shuffle_and_fill_up/down: within segments of `modulo` lanes, lanes shifted off one end are refilled from
 // the other end of `fill`.
@@ -450,19 +431,8 @@ template <class T, bool Up, uint32_t W> struct fill_op {
     using result = T;
     static T apply(const arg* const* args, uint32_t lanes, uint32_t lane) {
         const arg& a = *args[lane];
-        const uint32_t base = lane & ~(W - 1u);
-        const uint32_t modulo = a.modulo == 0 || a.modulo > W ? W : a.modulo;
-        const uint32_t j = lane - base, segment = j - j % modulo, k = j % modulo;
-        uint32_t source;
         bool from_fill;
-        if (Up) {
-            from_fill = k < a.delta;
-            source = segment + (from_fill ? k + modulo - a.delta : k - a.delta);
-        } else {
-            from_fill = k + a.delta >= modulo;
-            source = segment + (from_fill ? k + a.delta - modulo : k + a.delta);
-        }
-        source += base;
+        const uint32_t source = group::fill_source<Up, W>(lane, a.delta, a.modulo, from_fill);
         if (source >= kSimdWidth || !(lanes >> source & 1u)) return a.data;
         return from_fill ? args[source]->fill : args[source]->data;
     }
@@ -517,30 +487,7 @@ inline void simdgroup_barrier(mem_flags = mem_flags::mem_none, mg::coop::site wh
     mg::coop::rendezvous<mg::coop::none_op<bool>>(false, where);
 }
 
-// ---- votes ------------------------------------------------------------------------------------------------------
-class simd_vote {
-public:
-    using vote_t = ulong;
-    constexpr explicit simd_vote(vote_t v = 0) : v_(v), active_(0xffffffffu) {}
-    constexpr simd_vote(vote_t v, vote_t active) : v_(v), active_(active) {}
-    constexpr explicit operator vote_t() const { return v_; }
-    // all(): every active lane voted true; any(): some lane did.
-    constexpr bool all() const { return (v_ & active_) == active_; }
-    constexpr bool any() const { return v_ != 0; }
-private:
-    vote_t v_, active_;
-};
-class quad_vote {
-public:
-    using vote_t = ushort;
-    constexpr explicit quad_vote(vote_t v = 0) : v_(v), active_(0xf) {}
-    constexpr quad_vote(vote_t v, vote_t active) : v_(v), active_(active) {}
-    constexpr explicit operator vote_t() const { return v_; }
-    constexpr bool all() const { return (v_ & active_) == active_; }
-    constexpr bool any() const { return v_ != 0; }
-private:
-    vote_t v_, active_;
-};
+// simd_vote and quad_vote come from _group.h.
 
 // ---- the SIMD-group (W = 32) and quad-group (W = 4) functions, over scalars and vectors ---------------------------
 // Each takes the call site as a hidden last argument (MG_CALL_SITE): lanes meet the lanes at the same call.

@@ -28,8 +28,9 @@ struct launch_t {
   alignas(16) unsigned char constants[1024];
 };
 
-static_assert(__builtin_offsetof(launch_t, grid) == 248 && __builtin_offsetof(launch_t, threadgroup_offset) == 284 &&
-                  __builtin_offsetof(launch_t, inline_mask) == 408 && __builtin_offsetof(launch_t, constants) == 416,
+// Every member is naturally aligned and only `constants` could be preceded by padding, so the size pins every
+// offset (grid 248, threadgroup_offset 284, inline_mask 408, constants 416). NVRTC 13.0 has no __builtin_offsetof.
+static_assert(sizeof(launch_t) == 416 + 1024 && alignof(launch_t) == 16,
               "launch_t must match _LAUNCH_DTYPE in backends/cuda.py");
 
 // The launch record stays in parameter space (__grid_constant__), so inline constants are read from there.
@@ -124,4 +125,22 @@ __device__ __forceinline__ group_ctx current_group(const launch_t& d) {
 
 extern __shared__ unsigned char threadgroup_memory[];
 
+// Where the [[threadgroup(i)]] parameter `index` starts in dynamic shared memory.
+__device__ __forceinline__ void* threadgroup_parameter(const launch_t& d, int index) {
+  return threadgroup_memory + d.threadgroup_offset[index];
+}
+
+// A thread's place among its block's threads in the order CUDA forms warps: x fastest, over the full block shape.
+// thread_index_in_simdgroup and the other SIMD-group and quad-group builtins come from it, so that they name the
+// lanes that the SIMD-group functions exchange values between (see _cooperative_cuda.h).
+__device__ __forceinline__ uint32_t warp_order_index() {
+  return (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+}
+// The same index of the group's last thread: a partial group at the grid's edge has SIMD-groups up to this one's.
+__device__ __forceinline__ uint32_t last_warp_order_index(const group_ctx& g) {
+  return ((g.size[2] - 1) * blockDim.y + (g.size[1] - 1)) * blockDim.x + (g.size[0] - 1);
+}
+
 }  // namespace mg
+
+#include "_cooperative_cuda.h"
