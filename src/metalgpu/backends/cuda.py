@@ -283,14 +283,15 @@ class CudaBackend(Backend):
     def free(self, allocation: _ManagedAllocation) -> None:
         self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
 
+    def host_is_current(self, allocation: Allocation) -> bool:
+        return allocation.host is not None and allocation.on_host
+
     def copy_out(self, allocation: Allocation) -> np.ndarray:
-        self.synchronize()
         out = np.empty(allocation.nbytes, dtype=np.uint8)
         self.check(self.driver.cuMemcpyDtoH(out.ctypes.data, allocation.address, allocation.nbytes)[0], "read()")
         return out
 
     def copy_in(self, allocation: Allocation, data: np.ndarray) -> None:
-        self.synchronize()
         self.check(self.driver.cuMemcpyHtoD(allocation.address, data.ctypes.data, allocation.nbytes)[0], "write()")
 
     def host_access(self, allocation: Allocation) -> None:
