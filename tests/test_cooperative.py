@@ -478,3 +478,40 @@ def test_fault_inside_a_fiber_is_a_dispatch_error(iface, backend):
 def test_max_threads_per_group(iface):
     load_kernel(iface, "coop_reduce.metal", "tree_sum")
     assert iface.maxThreadsPerGroup() == 1024
+
+
+OVERSIZED = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void big(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]],
+                uint l [[thread_index_in_threadgroup]]) {
+    threadgroup float a[4096];
+    threadgroup float b[4097];
+    a[l] = 1.0f;
+    b[l] = 2.0f;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[i] = a[l] + b[l];
+}
+kernel void two(device float* out [[buffer(0)]], threadgroup float* p [[threadgroup(0)]],
+                threadgroup float* q [[threadgroup(1)]], uint i [[thread_position_in_grid]]) {
+    p[0] = 1.0f;
+    q[0] = 2.0f;
+    out[i] = p[0] + q[0];
+}
+"""
+
+
+def test_declared_threadgroup_memory_over_32_kib_is_a_compile_error(iface):
+    # 4096 + 4097 floats: 32 KiB and 4 bytes, declared in the kernel; Metal refuses such a pipeline
+    with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB") as info:
+        iface.load_shader_from_str(OVERSIZED)
+    assert info.value.pos.line == 7  # the declaration that goes over
+
+
+def test_threadgroup_parameters_count_together_against_32_kib(iface):
+    iface.load_shader_from_str(OVERSIZED.replace("4097", "4"))
+    out = iface.create_buffer(1, "float")
+    with pytest.raises(metalgpu.ArgumentError, match="in all"):
+        iface.run_function(1, [out], function_name="two", threadgroup_memory={0: 16 * 1024, 1: 16 * 1024 + 16})
+    iface.run_function(1, [out], function_name="two", threadgroup_memory={0: 16 * 1024, 1: 16 * 1024})
+    assert out.contents[0] == 3.0

@@ -104,6 +104,11 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
             _bind_buffer(plan, function, binding, value)
         elif binding.kind == "threadgroup":
             _bind_threadgroup(plan, function, binding, threadgroup_memory or {}, max_threadgroup_memory)
+    total = sum(plan.threadgroup_bytes)
+    if total > max_threadgroup_memory:
+        raise ArgumentError(f"kernel '{function.name}': {total} bytes of threadgroup memory asked in all "
+                            f"({dict((i, n) for i, n in enumerate(plan.threadgroup_bytes) if n)}), the limit is "
+                            f"{max_threadgroup_memory} per threadgroup")
     for index, value in enumerate(buffers):
         if value is not None and index not in bound:
             raise ArgumentError(f"buffers[{index}] is given but kernel '{function.name}' has no [[buffer({index})]] "

@@ -67,6 +67,8 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
     parens = 0
     statement_start = 0     # index of the first token of the current declaration or statement
     previous_significant = ""
+    threadgroup_names: list[str] = []  # threadgroup variables declared so far in the current function
+    appended: dict[int, str] = {}      # text to emit after a token, added once the scan is done
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -85,6 +87,8 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                 parens -= 1
             elif text == "{":
                 scopes.append(_classify_brace(tokens, statement_start, i, in_function))
+                if not in_function:
+                    threadgroup_names = []  # a new function body
                 statement_start = i + 1
             elif text == "}":
                 if scopes:
@@ -108,6 +112,7 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                 texts[i] = ""
                 if in_function and i == statement_start and not _declares_pointer(tokens, i):
                     texts[i] = "MG_THREADGROUP_STORAGE"
+                    _limit_threadgroup_storage(tokens, i, threadgroup_names, appended)
             elif text == "is_function_constant_defined" and i + 3 < len(tokens) \
                     and tokens[i + 2].text in constant_index and tokens[i + 3].text == ")":
                 texts[i] = f"MG_FC_DEFINED_{constant_index[tokens[i + 2].text]}"
@@ -124,6 +129,8 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
         if texts[i]:
             previous_significant = text
         i += 1
+    for index, text in appended.items():
+        texts[index] += text
     return texts
 
 
@@ -159,6 +166,30 @@ def _classify_brace(tokens: list[Token], statement_start: int, brace: int, in_fu
     if "(" in head and (not head or head[-1] != "="):
         return "function"
     return "init"
+
+
+def _limit_threadgroup_storage(tokens: list[Token], start: int, names: list[str], appended: dict[int, str]) -> None:
+    """After a threadgroup variable's declaration, assert that the function's threadgroup variables fit in the
+    32 KiB Metal gives a threadgroup (a compile error on the user's line, as Metal fails the pipeline)."""
+    depth, name = 0, None
+    for end in range(start + 1, len(tokens)):
+        text = tokens[end].text
+        if text in "(<":
+            depth += 1
+        elif text in ")>":
+            depth -= 1
+        elif depth == 0 and text in ("[", "=", ";") and name is None and tokens[end - 1].kind == IDENT:
+            name = tokens[end - 1].text
+        if depth == 0 and text == ";":
+            break
+    else:
+        return
+    if name is None:
+        return
+    names.append(name)
+    total = " + ".join(f"sizeof({n})" for n in names)
+    appended[end] = (f' static_assert({total} <= 32768, "threadgroup memory: this kernel declares more than the'
+                     f' 32 KiB a threadgroup has");')
 
 
 def _declares_function(tokens: list[Token], start: int) -> bool:
