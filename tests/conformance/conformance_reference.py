@@ -1,10 +1,20 @@
-"""Inputs and error measures for the conformance tests: edge values of every type, ULP distances, and the
+"""Inputs, error measures and the harness shared by the conformance tests (test_math.py,
+test_integer_relational.py, test_vectors_matrices_pack.py): edge values of every type, ULP distances, the
 exact integer semantics (two's complement wrap-around at the type's width) that numpy's fixed-width
-arithmetic does not give for mulhi, saturation and the like.
+arithmetic does not give for mulhi, saturation and the like, and running a kernel file of this folder.
+
+Set METALGPU_CONFORMANCE_REPORT=<file> to append "family function max_ulp bound" lines (for the docs table).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+
+HERE = Path(__file__).parent  # the kernel files, one per family
+N = 1024                       # elements of a float or int input
+CR = 0.5                       # the bound of a correctly rounded function, in ulp
 
 F32 = np.float32
 TINY = float(np.finfo(F32).tiny)          # smallest normal float, 2**-126
@@ -119,3 +129,33 @@ def wrap(values, dtype) -> np.ndarray:
     info = np.iinfo(dtype)
     span = 1 << info.bits
     return np.array([((int(v) - info.min) % span) + info.min for v in values], dtype=dtype)
+
+
+# ---- running kernels and checking results -------------------------------------------------------------------
+def report(family: str, name: str, err: float, bound: float) -> None:
+    path = os.environ.get("METALGPU_CONFORMANCE_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{family} {name} {err:.3g} {bound}\n")
+
+
+def run(iface, filename: str, kernel: str, inputs: list, outputs: list[tuple[int, str]], grid: int):
+    """Run `kernel` of `filename` with buffers from `inputs` (arrays) and fresh `outputs` ((count, type)),
+    returning the outputs' contents."""
+    iface.load_shader(str(HERE / filename))
+    iface.set_function(kernel)
+    in_bufs = [iface.array_to_buffer(np.ascontiguousarray(a)) for a in inputs]
+    out_bufs = [iface.create_buffer(count, kind) for count, kind in outputs]
+    iface.run_function(grid, in_bufs + out_bufs)
+    return [np.array(b.contents) for b in out_bufs]
+
+
+def check_ulp(family, name, got, reference, bound, mask=None, dtype=F32, flush_ok=True):
+    err = ulp_error(got, reference, dtype, flush_ok)
+    if mask is not None:
+        err = np.where(mask, err, 0.0)
+    worst = float(np.max(err)) if err.size else 0.0
+    report(family, name, worst, bound)
+    i = int(np.argmax(err))
+    assert worst <= bound, (f"{name}: {worst:.3g} ulp > {bound} at element {i}: got {np.ravel(got)[i]!r}, "
+                            f"expected {np.ravel(reference)[i]!r}")
