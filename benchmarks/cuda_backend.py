@@ -144,7 +144,8 @@ def main() -> None:
     anchor_rt = median_us(explicit_round_trip, max(20, repeat // 10))
     rows.append(("40 MB round trip, contents (us)", ours_rt, anchor_rt, "pinned copies", anchor_rt / ours_rt,
                  ">= 0.8"))
-    rows.append(("40 MB round trip, write/read (us)", ours_rw, anchor_rt, "pinned copies", anchor_rt / ours_rw, ""))
+    rows.append(("40 MB round trip, write/read (us)", ours_rw, anchor_rt, "pinned copies", anchor_rt / ours_rw,
+                 ""))
 
     print(f"device: {gpu!r}; n = {n:,}; medians of {repeat} (round trips: {max(20, repeat // 10)})")
     print(f"{'what':34} {'metalgpu':>10} {'anchor':>10}  {'anchor is':16} {'ratio':>7}  target")

@@ -81,32 +81,27 @@ class Buffer:
         return array if dtype is None else array.astype(dtype)
 
     def read(self) -> np.ndarray:
-        """A copy of the buffer's elements, shaped like ``contents``. Where the device holds the newest data
-        (a GPU buffer after a kernel), this is one device-to-host copy, without moving the buffer."""
+        """A copy of the buffer's elements, shaped like ``contents``."""
         allocation = self._live()
-        self._wait_pending(for_host=False)
-        backend = self.interface_backend
-        if backend.host_is_current(allocation):
-            return self._shaped(contents_view(allocation.host, self.count, self.metal_type).copy())
-        return self._shaped(contents_view(backend.copy_out(allocation), self.count, self.metal_type))
+        self._wait_pending()
+        raw = self.interface_backend.copy_out(allocation) if allocation.host is None else allocation.host
+        return self._shaped(contents_view(raw, self.count, self.metal_type).copy())
 
     def write(self, array: Any) -> None:
-        """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer; where the
-        device holds the buffer, as one host-to-device copy."""
+        """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer."""
         allocation = self._live()
         values = np.asarray(array)
         expected = self.count * self.metal_type.lanes
         if self.metal_type.name != "struct" and values.size != expected:
             raise ArgumentError(f"write() needs {expected} values for {self.count} x {self.metal_type.name}, "
                                 f"got {values.size}")
-        self._wait_pending(for_host=False)
-        backend = self.interface_backend
-        if backend.host_is_current(allocation):
-            self._fill(allocation.host, values)
-        else:
+        self._wait_pending()
+        if allocation.host is None:
             staging = np.zeros(self.nbytes, dtype=np.uint8)
             self._fill(staging, values)
-            backend.copy_in(allocation, staging)
+            self.interface_backend.copy_in(allocation, staging)
+        else:
+            self._fill(allocation.host, values)
 
     def _fill(self, raw: np.ndarray, values: np.ndarray) -> None:
         view = contents_view(raw, self.count, self.metal_type)

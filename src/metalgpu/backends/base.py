@@ -90,10 +90,6 @@ class Backend(ABC):
     def host_access(self, allocation: Allocation) -> None:
         """Called before the host touches a shared buffer's memory, after its dispatches finished."""
 
-    def host_is_current(self, allocation: Allocation) -> bool:
-        """Whether the host view holds the buffer's newest data (always, for host memory)."""
-        return allocation.host is not None
-
     def copy_out(self, allocation: Allocation) -> np.ndarray:
         return allocation.host.copy()
 

@@ -170,6 +170,7 @@ class CudaBackend(Backend):
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, self.nvrtc = _bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
+        self._fingerprint: str | None = None
         self._ok = self.driver.CUresult.CUDA_SUCCESS
         self.stream = None
         driver = self.driver
@@ -258,7 +259,9 @@ class CudaBackend(Backend):
 
     # -- compiling -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        return f"cuda nvrtc {nvrtc_version()} {self.arch} {' '.join(cuda_include_dirs())}"
+        if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
+            self._fingerprint = f"cuda nvrtc {nvrtc_version()} {self.arch} {' '.join(cuda_include_dirs())}"
+        return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
         return nvrtc_compile(source, options, self.arch)
@@ -282,9 +285,6 @@ class CudaBackend(Backend):
 
     def free(self, allocation: _ManagedAllocation) -> None:
         self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
-
-    def host_is_current(self, allocation: Allocation) -> bool:
-        return allocation.host is not None and allocation.on_host
 
     def copy_out(self, allocation: Allocation) -> np.ndarray:
         out = np.empty(allocation.nbytes, dtype=np.uint8)
