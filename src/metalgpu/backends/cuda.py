@@ -54,7 +54,7 @@ def cuda_include_dirs() -> list[str]:
     return found
 
 
-def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
+def nvrtc_compile(source: str, options: CompileOptions, arch: str, extra_flags: tuple[str, ...] = ()) -> bytes:
     """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). Works without a GPU or a driver."""
     _, nvrtc = _bindings()
     err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
@@ -62,6 +62,7 @@ def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
     flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
              "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
     flags += [f"-I{path}" for path in cuda_include_dirs()]
+    flags += list(extra_flags)
     if options.fast_math:
         # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
         # intrinsics for metal:: and fast:: itself.
@@ -170,6 +171,7 @@ class CudaBackend(Backend):
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, self.nvrtc = _bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
+        self._cache = cache or CompileCache()
         self._fingerprint: str | None = None
         self._ok = self.driver.CUresult.CUDA_SUCCESS
         self.stream = None
@@ -264,7 +266,32 @@ class CudaBackend(Backend):
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
-        return nvrtc_compile(source, options, self.arch)
+        """NVRTC, with the emulation headers precompiled: the first compile on a machine writes them (NVRTC's
+        --create-pch, up to the translation's `#pragma hdrstop`), later ones read them (0.35 -> 0.17 s for a
+        small kernel on a 2-core machine). A compile that fails with them is retried without."""
+        precompiled = self._precompiled_headers(options)
+        if precompiled is None:
+            return nvrtc_compile(source, options, self.arch)
+        if precompiled.exists():
+            try:
+                return nvrtc_compile(source, options, self.arch, (f"--use-pch={precompiled}",))
+            except CompilerFailed:
+                return nvrtc_compile(source, options, self.arch)
+        temporary = precompiled.with_name(f"{precompiled.name}.{os.getpid()}.tmp")
+        try:
+            return nvrtc_compile(source, options, self.arch, (f"--create-pch={temporary}",))
+        finally:
+            if temporary.exists():
+                os.replace(temporary, precompiled)  # whole, or not at all
+
+    def _precompiled_headers(self, options: CompileOptions) -> Path | None:
+        from ..library import headers_checksum
+
+        key = CompileCache.key("cuda-pch", self.fingerprint(), repr(options), headers_checksum())
+        try:
+            return self._cache.artifact_folder() / f"{key}.pch"
+        except OSError:
+            return None
 
     def load(self, path: Path, kernel_count: int) -> Module:
         self._ensure_usable()

@@ -42,9 +42,10 @@ def translate(pre: PreprocessResult, program: Program, target: str,
               constants: dict[int, Any] | None = None) -> Translation:
     """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values."""
     texts = _rewrite(pre.tokens, program)
-    lines = [f"#define MG_TARGET_{target.upper()} 1"]
+    # The same first lines for every kernel, ended by hdrstop: NVRTC's precompiled headers cover exactly these.
+    lines = [f"#define MG_TARGET_{target.upper()} 1", "#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>",
+             "#pragma hdrstop"]
     lines += _function_constant_defines(program, constants or {})
-    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
     body, columns = _emit(pre.tokens, texts)
     cooperative = cooperative_kernels(pre.tokens, program)  # issue 5: CPU kernels that run as fibers
     wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else _WRAPPERS[target](i, kernel)
