@@ -122,6 +122,13 @@ class Buffer:
         allocation, self._allocation, self._view = self._allocation, None, None
         allocation.free()
 
+    def __del__(self):
+        # A buffer dropped without release() still gives its memory back (device memory is not garbage-collected).
+        try:
+            self.release()
+        except Exception:
+            pass  # at interpreter exit, or after the device failed: nothing more can be done
+
     def _live(self) -> "Allocation":
         if self._allocation is None:
             raise BufferReleasedError(f"this {self.metal_type.name} buffer was released")

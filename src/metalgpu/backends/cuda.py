@@ -310,7 +310,8 @@ class CudaBackend(Backend):
         return _ManagedAllocation(self, nbytes, managed=(storage == "shared"))
 
     def free(self, allocation: _ManagedAllocation) -> None:
-        self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
+        if self.stream is not None and not self.poisoned:  # a closed or failed context freed everything already
+            self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
 
     def copy_out(self, allocation: Allocation) -> np.ndarray:
         out = np.empty(allocation.nbytes, dtype=np.uint8)
