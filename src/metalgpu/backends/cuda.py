@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,26 @@ def nvrtc_version() -> str:
     _, nvrtc = _bindings()
     err, major, minor = nvrtc.nvrtcVersion()
     return f"{major}.{minor}"
+
+
+@lru_cache(maxsize=1)
+def nvrtc_identity() -> str:
+    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC costs ~9 ms, most of
+    a warm load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
+    folders = []
+    try:
+        import nvidia
+        folders += [Path(root) / sub / "lib" for root in nvidia.__path__ for sub in ("cu13", "cu12", "cuda_nvrtc")]
+    except ImportError:
+        pass
+    folders += [Path(home) / "lib64" for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                                                  "/usr/local/cuda") if home]
+    libraries = []
+    for folder in folders:
+        for library in sorted(folder.glob("libnvrtc*.so*")):
+            stat = library.stat()
+            libraries.append(f"{library} {stat.st_size} {stat.st_mtime_ns}")
+    return " ".join(libraries) or f"nvrtc {nvrtc_version()}"
 
 
 def _check_nvrtc(nvrtc, err, what: str) -> None:
@@ -261,7 +282,7 @@ class CudaBackend(Backend):
     # -- compiling -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
         if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
-            self._fingerprint = f"cuda nvrtc {nvrtc_version()} {self.arch} {' '.join(cuda_include_dirs())}"
+            self._fingerprint = f"cuda {nvrtc_identity()} {self.arch} {' '.join(cuda_include_dirs())}"
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
