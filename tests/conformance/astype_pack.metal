@@ -39,3 +39,14 @@ kernel void unpack_ops(device const uint* x [[buffer(0)]], device float4* out [[
     out[3 * n + id] = float4(unpack_unorm4x8_to_half(u));
     out[4 * n + id] = float4(float2(unpack_snorm2x16_to_half(u)), float2(unpack_unorm2x16_to_half(u)));
 }
+
+// sRGB: pack four floats (and the same as half) to one uint; unpack one uint to float4 and half4.
+kernel void srgb_ops(device const float4* x [[buffer(0)]], device const uint* u [[buffer(1)]],
+                     device uint* packed [[buffer(2)]], device float4* unpacked [[buffer(3)]],
+                     device half4* unpacked_half [[buffer(4)]],
+                     uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    packed[0 * n + id] = pack_float_to_srgb_unorm4x8(x[id]);
+    packed[1 * n + id] = pack_half_to_srgb_unorm4x8(half4(x[id]));
+    unpacked[id] = unpack_unorm4x8_srgb_to_float(u[id]);
+    unpacked_half[id] = unpack_unorm4x8_srgb_to_half(u[id]);
+}

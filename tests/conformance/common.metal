@@ -56,3 +56,18 @@ kernel void common_half(device const half* x [[buffer(0)]], device const half* y
     out[k++ * n + id] = max3(a, b, c);
     out[k++ * n + id] = median3(a, b, c);
 }
+
+// The fast:: and precise:: forms of clamp and saturate, on float, float4 (component i is input 4 * id + i)
+// and half.
+kernel void common_flavours(device const float4* x [[buffer(0)]], device float4* out [[buffer(1)]],
+                            uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const float4 v = x[id];
+    out[0 * n + id] = float4(fast::clamp(v.x, -1.0f, 2.0f), precise::clamp(v.y, -1.0f, 2.0f),
+                             fast::saturate(v.z), precise::saturate(v.w));
+    out[1 * n + id] = fast::clamp(v, -1.0f, 2.0f);
+    out[2 * n + id] = precise::clamp(v, float4(-1.0f), float4(2.0f));
+    out[3 * n + id] = fast::saturate(v);
+    out[4 * n + id] = precise::saturate(v);
+    out[5 * n + id] = float4(fast::clamp(half4(v), -1.0h, 2.0h));
+    out[6 * n + id] = float4(precise::saturate(half4(v)));
+}

@@ -66,3 +66,41 @@ kernel void math_vector(device const float4* x [[buffer(0)]], device float4* out
     out[4 * n + id] = float4(precise::sqrt(fabs(v.xy)), rsqrt(fabs(v.zw)));
     out[5 * n + id] = fma(v, 2.0f, v);
 }
+
+// sinpi, cospi, tanpi in both flavours, asinpi, acospi, atanpi, atan2pi and ilogb, on float; then on float4 (component i computes input
+// 4 * id + i), on half and on half4.
+kernel void math_pi(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                    device int* iout [[buffer(2)]],
+                    uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const float v = x[id];
+    out[0 * n + id] = precise::sinpi(v);
+    out[1 * n + id] = precise::cospi(v);
+    out[2 * n + id] = precise::tanpi(v);
+    out[3 * n + id] = fast::sinpi(v);
+    out[4 * n + id] = fast::cospi(v);
+    out[5 * n + id] = fast::tanpi(v);
+    out[6 * n + id] = asinpi(v);
+    out[7 * n + id] = acospi(v);
+    out[8 * n + id] = atanpi(v);
+    out[9 * n + id] = precise::atan2pi(v, -0.5f);
+    iout[id] = ilogb(v);
+}
+
+kernel void math_pi_vector(device const float4* x [[buffer(0)]], device float4* out [[buffer(1)]],
+                           device int4* iout [[buffer(2)]],
+                           uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const float4 v = x[id];
+    out[0 * n + id] = sinpi(v);
+    out[1 * n + id] = cospi(v.wzyx).wzyx;
+    out[2 * n + id] = tanpi(v);
+    iout[id] = ilogb(v);
+}
+
+kernel void math_pi_half(device const half* x [[buffer(0)]], device half* out [[buffer(1)]],
+                         uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const half h = x[id];
+    out[0 * n + id] = sinpi(h);
+    out[1 * n + id] = cospi(h);
+    out[2 * n + id] = tanpi(h);
+    out[3 * n + id] = half4(sinpi(half4(h))).z;
+}

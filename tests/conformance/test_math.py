@@ -226,6 +226,20 @@ def test_common(iface, kernel):
             check_ulp("common." + kind, name, out[k], expected, 0, dtype=dtype, flush_ok=False)
 
 
+def test_clamp_and_saturate_flavours(iface):
+    v = np.random.default_rng(10).uniform(-3, 3, (N, 4)).astype(F32)
+    v[0] = [0.0, -0.0, 1.0, -1.0]
+    (out,) = run(iface, "common.metal", "common_flavours", [v], [(7 * N, "float4")], N)
+    out = out.reshape(7, N, 4)
+    clamped, saturated = np.clip(v, -1, 2), np.clip(v, 0, 1)
+    np.testing.assert_array_equal(out[0], np.c_[clamped[:, :2], saturated[:, 2:]])  # exact, in every flavour
+    for k, want in enumerate([clamped, clamped, saturated, saturated], start=1):
+        np.testing.assert_array_equal(out[k], want, err_msg=f"row {k}")
+    vh = v.astype(np.float16).astype(F32)
+    np.testing.assert_array_equal(out[5], np.clip(vh, -1, 2))
+    np.testing.assert_array_equal(out[6], np.clip(vh, 0, 1))
+
+
 # ---- geometric -----------------------------------------------------------------------------------------------
 def _dot_tolerance(a, b, n_terms, eps):
     """Error of an n-term dot product: n * eps * sum |a_i b_i| (each product and sum rounds once)."""
@@ -341,3 +355,75 @@ def test_half_and_bfloat(iface):
     # 1 to 4 ulp depending on the function; CR ones are exact here).
     for k, (name, ref) in enumerate(zip(names, refs)):
         check_ulp("half", name, mo[k], ref, 1.0, dtype=np.float16)
+
+
+# ---- sinpi, cospi, tanpi, ilogb ---------------------------------------------------------------------------------
+def _sin_cos_pi(x):
+    """sin(pi x) and cos(pi x) in float64, reduced exactly first (x = k / 2 + r, |r| <= 1/4; exact in float64
+    for float32 and float16 x), so that integers and half-integers give exact zeros and ones."""
+    with np.errstate(invalid="ignore"):
+        k = np.round(2 * x)
+        r = x - k / 2
+        q = np.where(np.isfinite(k), k, 0).astype(np.int64) % 4
+    s, c = np.sin(np.pi * r), np.cos(np.pi * r)
+    sin_pi = np.choose(q, [s, c, -s, -c])
+    cos_pi = np.choose(q, [c, -s, -c, s])
+    return sin_pi, cos_pi
+
+
+# Precise bounds 4, 4 and 6 ulp: the single-precision table's bounds for sinpi, cospi and tanpi (the same as
+# OpenCL's). The fast forms are the same functions here, checked against the same bounds on finite inputs.
+PI_FUNCTIONS = [("sinpi", 0, 4), ("cospi", 1, 4), ("tanpi", 2, 6)]
+
+
+def _pi_references(x):
+    sin_pi, cos_pi = _sin_cos_pi(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tan_pi = sin_pi / cos_pi
+    return [sin_pi, cos_pi, tan_pi], cos_pi != 0  # tanpi's poles (half-integers) are left out
+
+
+def _ilogb(x):
+    finite_nonzero = np.isfinite(x) & (x != 0)
+    exponent = np.frexp(np.where(finite_nonzero, x, 1.0))[1] - 1
+    int_min, int_max = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    return np.where(finite_nonzero, exponent, np.where(np.isinf(x), int_max, int_min))
+
+
+def test_pi_functions_and_ilogb(iface):
+    x = float_inputs(N, seed=11)
+    x[-8:] = [0.25, -0.75, 1.5, 3.0, -4.0, 8388607.5, 2.0 ** 23 + 1, 0.5 + 2.0 ** -24]
+    out, iout = run(iface, "math.metal", "math_pi", [x], [(10 * N, "float"), (N, "int")], N)
+    out = out.reshape(10, N)
+    xd = widen(x)
+    refs, off_pole = _pi_references(xd)
+    for name, k, bound in PI_FUNCTIONS:
+        mask = off_pole if name == "tanpi" else None
+        check_ulp("math.precise", name, out[k], refs[k], bound, mask)
+        fast_mask = np.isfinite(xd) & (off_pole if name == "tanpi" else True)
+        check_ulp("math.fast", name, out[3 + k], refs[k], bound, fast_mask)
+    np.testing.assert_array_equal(iout, _ilogb(xd))  # ilogb: exact, subnormals included
+    # asinpi, acospi, atanpi 5 ulp, atan2pi 6 ulp: the table's bounds for them (OpenCL's too)
+    with np.errstate(invalid="ignore"):
+        inverse = [np.arcsin(xd), np.arccos(xd), np.arctan(xd), np.arctan2(xd, -0.5)]
+    for k, (name, ref, bound) in enumerate(zip(["asinpi", "acospi", "atanpi", "atan2pi"], inverse, [5, 5, 5, 6])):
+        mask = None if name in ("atanpi", "atan2pi") else ~(np.abs(xd) > 1)
+        check_ulp("math", name, out[6 + k], ref / np.pi, bound, mask)
+
+    v = np.random.default_rng(12).uniform(-4, 4, 4 * N).astype(F32)
+    vout, viout = run(iface, "math.metal", "math_pi_vector", [v], [(3 * N, "float4"), (N, "int4")], N)
+    vout = vout.reshape(3, 4 * N)
+    vrefs, voff_pole = _pi_references(widen(v))
+    for name, k, bound in PI_FUNCTIONS:
+        check_ulp("math", f"{name}(float4)", vout[k], vrefs[k], bound, voff_pole if name == "tanpi" else None)
+    np.testing.assert_array_equal(viout.ravel(), _ilogb(widen(v)))
+
+    h = np.random.default_rng(13).uniform(-6, 6, N).astype(np.float16)
+    h[:6] = [0.0, 0.5, -1.0, 2.5, 0.25, 1000.0]
+    (hout,) = run(iface, "math.metal", "math_pi_half", [h], [(4 * N, "half")], N)
+    hout = hout.reshape(4, N)
+    hrefs, hoff_pole = _pi_references(h.astype(np.float64))
+    # computed in float and rounded to half: within 1 ulp of binary16
+    for name, k, _ in PI_FUNCTIONS:
+        check_ulp("half", name, hout[k], hrefs[k], 1.0, hoff_pole if name == "tanpi" else None, dtype=np.float16)
+    check_ulp("half", "sinpi(half4)", hout[3], hrefs[0], 1.0, dtype=np.float16)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance_reference import F32, HERE, N, run
+from conformance_reference import CR, F32, HERE, N, check_ulp, run
 
 
 # ---- vectors and swizzles (exact) ---------------------------------------------------------------------------
@@ -65,6 +65,26 @@ def test_vectors(iface):
     np.testing.assert_array_equal(iout[5], (x64 * y64) >> 32)
     np.testing.assert_array_equal(iout[6], x[:, [1, 2, 3, 0]] & 0xFF)
     np.testing.assert_array_equal(iout[7], (x.view(np.uint32) >> (y.view(np.uint32) & 31)).view(np.int32))
+
+
+def test_packed_swizzles_and_swizzle_components(iface):
+    rng = np.random.default_rng(22)
+    count = 128
+    a = np.round(rng.uniform(-8, 8, (count, 4)), 1).astype(F32)
+    (out,) = run(iface, "vectors.metal", "vector_swizzles_more", [a], [(5 * count, "float4")], count)
+    out = out.reshape(5, count, 4)
+    p = a[:, :3].copy()
+    np.testing.assert_array_equal(out[0], np.c_[p[:, [2, 1, 0]], p[:, 0]])
+    p[:, [2, 0]] = a[:, [3, 1]]
+    p[:, :2] += F32(1)
+    np.testing.assert_array_equal(out[1], np.c_[p, p[:, 1]])
+    half_a = a.astype(np.float16).astype(F32)
+    np.testing.assert_array_equal(out[2], np.c_[a[:, [1, 0]], half_a[:, [3, 2]]])
+    w = a.copy()
+    w[:, 2] = 5
+    w[:, 0] += F32(2)
+    np.testing.assert_array_equal(out[3], w)
+    np.testing.assert_array_equal(out[4], np.c_[a[:, 3] * F32(2), a[:, 2] + a[:, 3], a[:, 2], half_a[:, 0]])
 
 
 # ---- matrices -----------------------------------------------------------------------------------------------
@@ -176,6 +196,53 @@ def test_as_type_and_pack(iface):
     np.testing.assert_array_equal(unpacked[2], f32(np.c_[unorm16, snorm16]))
     np.testing.assert_array_equal(unpacked[3], f16(unorm8))
     np.testing.assert_array_equal(unpacked[4], f16(np.c_[snorm16, unorm16]))
+
+
+# ---- sRGB pack/unpack ------------------------------------------------------------------------------------------
+# The linear <-> sRGB rules of the MSL specification's conversion chapter (IEC 61966-2-1's transfer function);
+# alpha is plain unorm8. Computed here in float64.
+def _srgb_to_linear(c):
+    s = c / 255.0
+    return np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x):
+    x = np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(x < 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def _pack_srgb(v):
+    """The packed uint, and where a byte of it may be off by one: within 1e-4 of a rounding tie of 255 s."""
+    scaled = np.c_[_linear_to_srgb(v[:, :3]) * 255.0, np.clip(np.nan_to_num(v[:, 3:], nan=0.0), 0, 1) * 255.0]
+    codes = np.rint(scaled).astype(np.int64)
+    near_tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-4
+    return sum(codes[:, i] << (8 * i) for i in range(4)), codes, near_tie
+
+
+def test_srgb_pack_unpack(iface):
+    rng = np.random.default_rng(21)
+    v = rng.uniform(-0.2, 1.2, (N, 4)).astype(F32)
+    v[0] = [np.nan, 0.0031308, 0.002, 1.0]
+    v[1] = [0.5, 0.25, 0.75, 0.5 / 255]
+    u = rng.integers(0, 2**32, N, dtype=np.uint32)
+    u[:4] = [0x00000000, 0xFFFFFFFF, 0x0A0B0C0D, 0x80FF0B0A]  # codes 10 and 11 sit on each side of 0.04045
+    packed, unpacked, unpacked_half = run(iface, "astype_pack.metal", "srgb_ops", [v, u],
+                                          [(2 * N, "uint"), (N, "float4"), (N, "half4")], N)
+    packed = packed.reshape(2, N).astype(np.int64)
+    for row, values in ((0, v), (1, v.astype(np.float16))):
+        want, codes, near_tie = _pack_srgb(values.astype(np.float64))
+        got_codes = np.stack([(packed[row] >> (8 * i)) & 0xFF for i in range(4)], 1)
+        exact = ~near_tie.any(axis=1)
+        np.testing.assert_array_equal(packed[row][exact], want[exact], err_msg=f"row {row}")
+        assert np.all(np.abs(got_codes - codes) <= 1), f"row {row}: a byte is off by more than one"
+
+    codes = np.stack([(u >> (8 * i)) & 0xFF for i in range(4)], 1).astype(np.float64)
+    linear = np.c_[_srgb_to_linear(codes[:, :3]), codes[:, 3:] / 255.0]
+    # float: correctly rounded (the power runs in double); half: the float result rounded once more
+    check_ulp("pack", "unpack_unorm4x8_srgb_to_float", unpacked.reshape(N, 4), linear, CR)
+    want_half = linear.astype(F32).astype(np.float16)
+    np.testing.assert_array_equal(unpacked_half.reshape(N, 4), want_half)
 
 
 # ---- CUDA view: every conformance kernel compiles through NVRTC (no GPU needed) ----------------------------

@@ -77,3 +77,23 @@ kernel void vector_int(device const int4* x [[buffer(0)]], device const int4* y 
     out[k++ * n + id] = a.yzwx & 0xff;
     out[k++ * n + id] = int4(uint4(a) >> uint4(b));        // logical shift, count modulo 32
 }
+
+// Swizzles of packed vectors, and one component of a two-component swizzle (v.zw.x), read and written.
+kernel void vector_swizzles_more(device const float4* x [[buffer(0)]], device float4* out [[buffer(1)]],
+                                 uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const float4 a = x[id];
+    int k = 0;
+    packed_float3 p = a.xyz;
+    out[k++ * n + id] = float4(p.zyx, p.x);
+    p.zx = a.wy;
+    p.xy += 1.0f;
+    out[k++ * n + id] = float4(float3(p), p.g);
+    packed_float2 p2 = a.xy;
+    packed_half4 ph = half4(a);
+    out[k++ * n + id] = float4(p2.yx, float2(ph.wz));
+    float4 w = a;
+    w.zw.x = 5.0f;
+    w.yx.y += 2.0f;
+    out[k++ * n + id] = w;
+    out[k++ * n + id] = float4(a.zw.y * 2.0f, a.bg.r + a.ar.r, a.xz.y, float(half4(a).yx.g));
+}

@@ -89,4 +89,14 @@ MG_FUNC R max3(const X& x, const Y& y, const Z& z) { return max(max(R(x), R(y)),
 template <class X, class Y, class Z, class R = mg::detail::result_t<X, Y, Z>>
 MG_FUNC R median3(const X& x, const Y& y, const Z& z) { return max(min(R(x), R(y)), min(max(R(x), R(y)), R(z))); }
 
+// clamp and saturate are exact, so the fast:: and precise:: forms Metal declares are these same functions.
+namespace precise {
+using metal::clamp;
+using metal::saturate;
+}  // namespace precise
+namespace fast {
+using metal::clamp;
+using metal::saturate;
+}  // namespace fast
+
 }  // namespace metal

@@ -11,6 +11,72 @@ namespace mg {
 namespace detail {
 // f applied to x (and y, z) converted to float (for float itself, no conversion at all).
 #define MG_LIFT(FLAVOUR, NAME) [](auto... v) { return ::mg::detail::FLAVOUR::NAME(float(v)...); }
+
+// ---- sinpi, cospi, tanpi: the argument is reduced exactly, then the C function is called on pi * r ----------
+// x = k / 2 + r with k = rint(2 x) and |r| <= 1/4: both exact for |x| < 2**23; every float from 2**23 up is an
+// integer. pi * r is computed with pi split into a float and its remainder, to about half an ulp.
+MG_FUNC bool is_inf_or_nan(float x) { return (bit_cast<unsigned int>(x) & 0x7fffffffu) >= 0x7f800000u; }
+MG_FUNC float quiet_nan() { return bit_cast<float>(0x7fc00000u); }
+MG_FUNC float pi_times(float r) { return ::fmaf(r, 0x1.921fb6p+1f, r * -0x1.777a5cp-24f); }
+
+namespace precise {
+MG_FUNC float sinpi(float x) {
+    if (is_inf_or_nan(x)) return quiet_nan();
+    if (!(::fabsf(x) < 0x1p23f)) return ::copysignf(0.0f, x);  // an integer
+    const float k = ::rintf(2.0f * x);
+    const float r = x - 0.5f * k;
+    if (r == 0.0f && (int(k) & 1) == 0) return ::copysignf(0.0f, x);  // sinpi(n) is a zero with n's sign
+    const float t = pi_times(r);
+    switch (int(k) & 3) {
+        case 0: return ::sinf(t);
+        case 1: return ::cosf(t);
+        case 2: return -::sinf(t);
+        default: return -::cosf(t);
+    }
+}
+MG_FUNC float cospi(float x) {
+    if (is_inf_or_nan(x)) return quiet_nan();
+    const float ax = ::fabsf(x);
+    if (!(ax < 0x1p23f)) return ax < 0x1p24f && (int(ax) & 1) ? -1.0f : 1.0f;  // an integer
+    const float k = ::rintf(2.0f * x);
+    const float r = x - 0.5f * k;
+    if (r == 0.0f && (int(k) & 1)) return 0.0f;  // cospi(n + 1/2) is +0
+    const float t = pi_times(r);
+    switch (int(k) & 3) {
+        case 0: return ::cosf(t);
+        case 1: return -::sinf(t);
+        case 2: return -::cosf(t);
+        default: return ::sinf(t);
+    }
+}
+// tanpi has period 1: x = k + r with |r| <= 1/2; beyond |r| = 1/4, tan(pi r) = sign(r) / tan(pi (1/2 - |r|)),
+// where 1/2 - |r| is exact.
+MG_FUNC float tanpi(float x) {
+    if (is_inf_or_nan(x)) return quiet_nan();
+    if (!(::fabsf(x) < 0x1p23f)) return ::copysignf(0.0f, x);
+    const float r = x - ::rintf(x);
+    if (r == 0.0f) return ::copysignf(0.0f, x);
+    const float ar = ::fabsf(r);
+    if (ar <= 0.25f) return ::tanf(pi_times(r));
+    return ::copysignf(1.0f, r) / ::tanf(pi_times(0.5f - ar));
+}
+// asinpi, acospi, atanpi, atan2pi: the C function's result times 1/pi (rounded to float: 0.5 ulp), so about
+// one ulp more than the C function.
+MG_FUNC float asinpi(float x) { return ::asinf(x) * 0x1.45f306p-2f; }
+MG_FUNC float acospi(float x) { return ::acosf(x) * 0x1.45f306p-2f; }
+MG_FUNC float atanpi(float x) { return ::atanf(x) * 0x1.45f306p-2f; }
+MG_FUNC float atan2pi(float y, float x) { return ::atan2f(y, x) * 0x1.45f306p-2f; }
+// ilogb: the unbiased exponent, from the bits (the same on both targets): INT_MIN for 0 and NaN, INT_MAX for
+// an infinity (glibc's and CUDA's FP_ILOGB0, FP_ILOGBNAN); subnormals give their true exponent.
+MG_FUNC int ilogb(float x) {
+    const unsigned int bits = bit_cast<unsigned int>(x) & 0x7fffffffu;
+    const int biased = int(bits >> 23);
+    if (biased == 0xff) return bits == 0x7f800000u ? 0x7fffffff : int(0x80000000u);
+    if (biased != 0) return biased - 127;
+    if (bits == 0) return int(0x80000000u);
+    return (31 - clz32(bits)) - 149;
+}
+}  // namespace precise
 }  // namespace detail
 }  // namespace mg
 
@@ -34,6 +100,26 @@ namespace detail {
     MG_MATH_1(FLAVOUR_NS, sqrt)                                                                        \
     MG_MATH_2(FLAVOUR_NS, divide)                                                                      \
     MG_MATH_2(FLAVOUR_NS, nextafter)                                                                   \
+    MG_MATH_1(FLAVOUR_NS, sinpi)                                                                       \
+    MG_MATH_1(FLAVOUR_NS, cospi)                                                                       \
+    MG_MATH_1(FLAVOUR_NS, tanpi)                                                                       \
+    MG_MATH_1(FLAVOUR_NS, asinpi)                                                                      \
+    MG_MATH_1(FLAVOUR_NS, acospi)                                                                      \
+    MG_MATH_1(FLAVOUR_NS, atanpi)                                                                      \
+    MG_MATH_2(FLAVOUR_NS, atan2pi)                                                                     \
+    /* ilogb: int, or an int vector of x's size */                                                     \
+    template <class X, class R = mg::detail::float_result_t<X>>                                        \
+    MG_FUNC auto ilogb(const X& x) {                                                                   \
+        const R v = mg::detail::value_of(x);                                                           \
+        if constexpr (mg::detail::shape<R>::size == 0) {                                               \
+            return ::mg::detail::precise::ilogb(float(v));                                             \
+        } else {                                                                                       \
+            metal::vec<int, mg::detail::shape<R>::size> r;                                             \
+            for (int i = 0; i < mg::detail::shape<R>::size; ++i)                                       \
+                r.d[i] = ::mg::detail::precise::ilogb(float(v.d[i]));                                  \
+            return r;                                                                                  \
+        }                                                                                              \
+    }                                                                                                  \
     /* powr: pow for x >= 0 (undefined below, as in Metal) */                                          \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
     MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \
@@ -131,6 +217,14 @@ using MG_DEFAULT_MATH::rsqrt;
 using MG_DEFAULT_MATH::sqrt;
 using MG_DEFAULT_MATH::divide;
 using MG_DEFAULT_MATH::nextafter;
+using MG_DEFAULT_MATH::sinpi;
+using MG_DEFAULT_MATH::cospi;
+using MG_DEFAULT_MATH::tanpi;
+using MG_DEFAULT_MATH::asinpi;
+using MG_DEFAULT_MATH::acospi;
+using MG_DEFAULT_MATH::atanpi;
+using MG_DEFAULT_MATH::atan2pi;
+using MG_DEFAULT_MATH::ilogb;
 using MG_DEFAULT_MATH::powr;
 using MG_DEFAULT_MATH::fma;
 using MG_DEFAULT_MATH::fract;

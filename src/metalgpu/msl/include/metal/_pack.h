@@ -1,4 +1,5 @@
-// metal/_pack.h -- pack_float_to_{unorm,snorm}{4x8,2x16}, pack_half_to_..., unpack_..._to_{float,half}.
+// metal/_pack.h -- pack_float_to_{unorm,snorm}{4x8,2x16}, pack_half_to_..., unpack_..._to_{float,half}, and the
+// sRGB forms pack_{float,half}_to_srgb_unorm4x8, unpack_unorm4x8_srgb_to_{float,half}.
 //
 // Metal's conversion rules for normalized integers: a float f goes to unorm as rint(clamp(f, 0, 1) * max) and to
 // snorm as rint(clamp(f, -1, 1) * max), rounding to nearest even (NaN gives 0); back, unorm c is c / max and
@@ -41,6 +42,33 @@ template <class V, int N, int Bits, bool Signed> MG_FUNC V unpack_norm(unsigned 
     }
     return r;
 }
+
+// sRGB (the MSL specification's conversion rules for sRGB pixel data, as the linear <-> sRGB transfer
+// function of IEC 61966-2-1): an 8-bit sRGB code c is linear (c / 255) / 12.92 up to c / 255 = 0.04045, else
+// ((c / 255 + 0.055) / 1.055) ** 2.4; linear l in [0, 1] (NaN as 0) is sRGB 12.92 l below 0.0031308, else
+// 1.055 l ** (1 / 2.4) - 0.055, then stored as unorm8. Alpha is stored as plain unorm8.
+// The powers run in double (float's 2.4f alone is off by 2 ulp of the result), so unpack is correctly rounded.
+MG_FUNC float srgb_to_linear(unsigned int c) {
+    if (c <= 10u) return precise::divide(float(50u * c), 164730.0f);  // 50 c / (50 * 255 * 12.92), one rounding
+    return float(::pow(double(1000u * c + 14025u) / 269025.0, 2.4));  // (1000 c + 1000 * 255 * 0.055) / ...
+}
+MG_FUNC unsigned int linear_to_srgb_unorm8(float f) {
+    const double l = f > 0.0f ? (f < 1.0f ? double(f) : 1.0) : 0.0;  // NaN compares false: 0
+    const double s = l < 0.0031308 ? 12.92 * l : 1.055 * ::pow(l, 1.0 / 2.4) - 0.055;
+    return (unsigned int)::rint(255.0 * s);
+}
+template <class V> MG_FUNC unsigned int pack_srgb(const V& v) {
+    unsigned int r = 0;
+    for (int i = 0; i < 3; ++i) r |= linear_to_srgb_unorm8(float(v[i])) << (8 * i);
+    return r | to_unorm(float(v[3]), 255.0f) << 24;
+}
+template <class V> MG_FUNC V unpack_srgb(unsigned int x) {
+    using E = typename metal::vec_traits<V>::type;
+    V r;
+    for (int i = 0; i < 3; ++i) r[i] = E(srgb_to_linear((x >> (8 * i)) & 0xffu));
+    r[3] = E(precise::divide(float(x >> 24), 255.0f));
+    return r;
+}
 }  // namespace detail
 }  // namespace mg
 
@@ -63,4 +91,15 @@ MG_PACK(half, snorm, 4x8, 4, 8, true)
 MG_PACK(half, unorm, 2x16, 2, 16, false)
 MG_PACK(half, snorm, 2x16, 2, 16, true)
 #undef MG_PACK
+#define MG_PACK_SRGB(FROM)                                                                                 \
+    template <class V, mg::detail::enable_if_t<mg::detail::shape<V>::size == 4, int> = 0>                 \
+    MG_FUNC uint pack_##FROM##_to_srgb_unorm4x8(const V& v) {                                              \
+        return mg::detail::pack_srgb(mg::detail::value_of(v));                                             \
+    }                                                                                                      \
+    template <class T = FROM> MG_FUNC vec<T, 4> unpack_unorm4x8_srgb_to_##FROM(uint x) {                   \
+        return mg::detail::unpack_srgb<vec<T, 4>>(x);                                                      \
+    }
+MG_PACK_SRGB(float)
+MG_PACK_SRGB(half)
+#undef MG_PACK_SRGB
 }  // namespace metal

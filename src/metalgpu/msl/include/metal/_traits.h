@@ -12,6 +12,7 @@ namespace mg {
 namespace detail {
 
 template <class V, int N, int... I> struct swizzle;
+template <class E, int N, int J> struct swizzle_component;
 
 template <class T, T v>
 struct integral_constant {
@@ -112,6 +113,11 @@ template <class T, int N> struct shape_base<metal::packed_vec<T, N>> {
 template <class T, int K, int N, int... I> struct shape_base<swizzle<metal::vec<T, K>, N, I...>> {
     static constexpr int size = K;
     using elem = T;
+};
+// One component of a swizzle (v.zw.x) reads as a scalar.
+template <class E, int N, int J> struct shape_base<swizzle_component<E, N, J>> {
+    static constexpr int size = 0;
+    using elem = E;
 };
 template <class X> struct shape : shape_base<remove_cvref_t<X>> {};
 

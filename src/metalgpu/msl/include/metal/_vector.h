@@ -9,7 +9,10 @@
 // copy assignment is deleted (declared for `const volatile`, which no ordinary argument prefers) and assignment
 // goes through a template. The union's copy assignment is then deleted, and vec provides its own. So vec is
 // trivially copy-constructible and trivially destructible (fine for kernel arguments, memcpy and bit casts) but
-// not trivially copyable in the strict sense; packed vectors, which have no proxies, are trivially copyable.
+// not trivially copyable in the strict sense. Packed vectors have the same swizzle members (the same proxy types
+// as vec<T, N>'s, since a proxy only names the element array it reads) and the same copy rules.
+// A two-component swizzle's components are proxies too (v.zw.x), of one small type per element index; larger
+// swizzles have none (v.xyz.x): members on all of them doubled the compile time of a kernel using many vectors.
 #pragma once
 #include "_swizzles.h"
 
@@ -72,20 +75,53 @@ template <class T, int N, class... A> struct ctor_args {
 template <class U, class V, class = void> struct assignable : is_convertible<const U&, V> {};
 template <class V, int N, int... I> struct assignable<swizzle<V, N, I...>, V> : true_type {};
 
-template <class V, int N, int... I> struct swizzle {
-    typename shape<V>::elem d[N];
+// swizzle_component<E, N, J>: one component of a swizzle (v.zw.x is component J = 3 of v's N elements).
+template <class E, int N, int J> struct swizzle_component {
+    E d[N];
 
-    MG_FUNC operator V() const { return V(d[I]...); }
-    swizzle& operator=(const volatile swizzle&) = delete;
-    template <class U, enable_if_t<assignable<U, V>::value, int> = 0>
-    MG_FUNC swizzle& operator=(const U& u) {
-        static_assert(distinct<I...>(), "cannot assign to a swizzle that repeats a component");
-        const V v = u;
-        int k = 0;
-        ((d[I] = v.d[k++]), ...);
+    MG_FUNC operator E() const { return d[J]; }
+    // float(h.xy.x) for a half h: on CUDA, half is a class and the two conversions would not chain
+    template <class U, enable_if_t<is_convertible<const E&, U>::value, int> = 0>
+    MG_FUNC explicit operator U() const { return U(d[J]); }
+    swizzle_component& operator=(const volatile swizzle_component&) = delete;
+    template <class U, enable_if_t<is_convertible<const U&, E>::value, int> = 0>
+    MG_FUNC swizzle_component& operator=(const U& u) {
+        d[J] = E(u);
         return *this;
     }
 };
+
+// The swizzle proxy, one partial specialization per size; the two-component one has its components as
+// swizzle_component members. Reading and assignment are the same for every size: two functions and one macro.
+template <class V, int... I, class E> MG_FUNC V swizzle_read(const E* d) { return V(d[I]...); }
+template <int... I, class E, class V> MG_FUNC void swizzle_write(E* d, const V& v) {
+    static_assert(distinct<I...>(), "cannot assign to a swizzle that repeats a component");
+    int k = 0;
+    ((d[I] = v.d[k++]), ...);
+}
+#define MG_SWIZZLE_ACCESS(...)                                                                   \
+    template <int J> using part = swizzle_component<typename shape<V>::elem, N, J>;              \
+    MG_FUNC operator V() const { return swizzle_read<V, __VA_ARGS__>(d); }                       \
+    swizzle& operator=(const volatile swizzle&) = delete;                                        \
+    template <class U, enable_if_t<assignable<U, V>::value, int> = 0>                            \
+    MG_FUNC swizzle& operator=(const U& u) {                                                     \
+        swizzle_write<__VA_ARGS__>(d, V(u));                                                     \
+        return *this;                                                                            \
+    }
+template <class V, int N, int... I> struct swizzle;
+template <class V, int N, int I0, int I1> struct swizzle<V, N, I0, I1> {
+    MG_SWIZZLE_ACCESS(I0, I1)
+    union { typename shape<V>::elem d[N]; part<I0> x, r; part<I1> y, g; };
+};
+template <class V, int N, int I0, int I1, int I2> struct swizzle<V, N, I0, I1, I2> {
+    MG_SWIZZLE_ACCESS(I0, I1, I2)
+    union { typename shape<V>::elem d[N]; };
+};
+template <class V, int N, int I0, int I1, int I2, int I3> struct swizzle<V, N, I0, I1, I2, I3> {
+    MG_SWIZZLE_ACCESS(I0, I1, I2, I3)
+    union { typename shape<V>::elem d[N]; };
+};
+#undef MG_SWIZZLE_ACCESS
 // Kept out of the proxy class: every vector instantiates hundreds of proxies, and each member costs compile time.
 #define MG_SWIZZLE_COMPOUND(OP)                                                                  \
     template <class V, int N, int... I, class U>                                                 \
@@ -96,6 +132,15 @@ MG_SWIZZLE_COMPOUND(+) MG_SWIZZLE_COMPOUND(-) MG_SWIZZLE_COMPOUND(*) MG_SWIZZLE_
 MG_SWIZZLE_COMPOUND(%) MG_SWIZZLE_COMPOUND(&) MG_SWIZZLE_COMPOUND(|) MG_SWIZZLE_COMPOUND(^)
 MG_SWIZZLE_COMPOUND(<<) MG_SWIZZLE_COMPOUND(>>)
 #undef MG_SWIZZLE_COMPOUND
+#define MG_COMPONENT_COMPOUND(OP)                                                                \
+    template <class E, int N, int J, class U>                                                    \
+    MG_FUNC swizzle_component<E, N, J>& operator OP##=(swizzle_component<E, N, J>& c, const U& u) { \
+        return c = E(E(c) OP u);                                                                 \
+    }
+MG_COMPONENT_COMPOUND(+) MG_COMPONENT_COMPOUND(-) MG_COMPONENT_COMPOUND(*) MG_COMPONENT_COMPOUND(/)
+MG_COMPONENT_COMPOUND(%) MG_COMPONENT_COMPOUND(&) MG_COMPONENT_COMPOUND(|) MG_COMPONENT_COMPOUND(^)
+MG_COMPONENT_COMPOUND(<<) MG_COMPONENT_COMPOUND(>>)
+#undef MG_COMPONENT_COMPOUND
 
 // Component i of a vector, packed vector or swizzle.
 template <class X> MG_FUNC constexpr typename shape<X>::elem component(const X& x, int i) { return x.d[i]; }
@@ -112,36 +157,26 @@ MG_FUNC constexpr typename shape<V>::elem component(const swizzle<V, N, I...>& s
         for (int i = 0; i < N; ++i) d[i] = c.v[i];                   \
     }
 
-template <class T, int N> struct vec_storage;
-template <class T> struct alignas(2 * sizeof(T)) vec_storage<T, 2> {
+// One storage template serves vec (aligned as N elements, 3 counted as 4) and packed_vec (aligned as one
+// element): the swizzle member lists are parsed once, and both use the same proxy types.
+template <class T, int N, int Align> struct storage;
+template <class T, int Align> struct alignas(Align) storage<T, 2, Align> {
     template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 2, I...>;
     union { T d[2]; struct { T x, y; }; struct { T r, g; }; MG_SWIZZLES_2 };
-    MG_STORAGE_CTORS(vec_storage, 2)
+    MG_STORAGE_CTORS(storage, 2)
 };
-template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 3> {
+template <class T, int Align> struct alignas(Align) storage<T, 3, Align> {
     template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 3, I...>;
     union { T d[3]; struct { T x, y, z; }; struct { T r, g, b; }; MG_SWIZZLES_3 };
-    MG_STORAGE_CTORS(vec_storage, 3)
+    MG_STORAGE_CTORS(storage, 3)
 };
-template <class T> struct alignas(4 * sizeof(T)) vec_storage<T, 4> {
+template <class T, int Align> struct alignas(Align) storage<T, 4, Align> {
     template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 4, I...>;
     union { T d[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; MG_SWIZZLES_4 };
-    MG_STORAGE_CTORS(vec_storage, 4)
+    MG_STORAGE_CTORS(storage, 4)
 };
-
-template <class T, int N> struct packed_storage;
-template <class T> struct packed_storage<T, 2> {
-    union { T d[2]; struct { T x, y; }; struct { T r, g; }; };
-    MG_STORAGE_CTORS(packed_storage, 2)
-};
-template <class T> struct packed_storage<T, 3> {
-    union { T d[3]; struct { T x, y, z; }; struct { T r, g, b; }; };
-    MG_STORAGE_CTORS(packed_storage, 3)
-};
-template <class T> struct packed_storage<T, 4> {
-    union { T d[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; };
-    MG_STORAGE_CTORS(packed_storage, 4)
-};
+template <class T, int N> using vec_storage = storage<T, N, int((N == 3 ? 4 : N) * sizeof(T))>;
+template <class T, int N> using packed_storage = storage<T, N, int(alignof(T))>;
 #undef MG_STORAGE_CTORS
 
 // ---- operators, as hidden friends of an empty base: found by argument-dependent lookup for vectors, packed
@@ -277,6 +312,12 @@ struct packed_vec : mg::detail::packed_storage<T, N>, mg::detail::vec_ops<vec<T,
                                                int> = 0>
     MG_FUNC constexpr explicit packed_vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
 
+    // The storage union's own copy assignment is deleted (see the top of this file).
+    MG_FUNC packed_vec& operator=(const packed_vec& v) {
+        for (int i = 0; i < N; ++i) this->d[i] = v.d[i];
+        return *this;
+    }
+
     MG_FUNC operator vec<T, N>() const { return vec<T, N>(*this); }
     MG_FUNC constexpr T& operator[](int i) { return this->d[i]; }
     MG_FUNC constexpr const T& operator[](int i) const { return this->d[i]; }
@@ -298,20 +339,25 @@ MG_VECTOR_NAMES(bool) MG_VECTOR_NAMES(char) MG_VECTOR_NAMES(uchar) MG_VECTOR_NAM
 MG_VECTOR_NAMES(ushort) MG_VECTOR_NAMES(int) MG_VECTOR_NAMES(uint) MG_VECTOR_NAMES(long)
 MG_VECTOR_NAMES(ulong) MG_VECTOR_NAMES(half) MG_VECTOR_NAMES(bfloat) MG_VECTOR_NAMES(float)
 
-// Layout rules, checked here for float; tests/header checks every element type. (Checking all of them here
-// would instantiate all 72 vector types, about 0.15 s of compile time per element type, in every kernel.)
-// vec<T, N>: size and alignment N * sizeof(T), with 3 counted as 4. packed_vec: N * sizeof(T), aligned as T.
-template <class T> constexpr bool metal_layout() {
+// Layout rules. vec<T, N>: size and alignment N * sizeof(T), with 3 counted as 4. packed_vec: N * sizeof(T),
+// aligned as T. Only the float vectors are checked here, in every kernel; tests/header checks metal_layout for
+// every element type. (Each element type checked here would instantiate its vector types in every kernel, about
+// 0.15 s of compile time each, and the packed ones as much again.)
+template <class T> constexpr bool vec_layout() {
     return sizeof(vec<T, 2>) == 2 * sizeof(T) && alignof(vec<T, 2>) == 2 * sizeof(T) &&
            sizeof(vec<T, 3>) == 4 * sizeof(T) && alignof(vec<T, 3>) == 4 * sizeof(T) &&
            sizeof(vec<T, 4>) == 4 * sizeof(T) && alignof(vec<T, 4>) == 4 * sizeof(T) &&
+           __is_trivially_constructible(vec<T, 3>, const vec<T, 3>&) && __has_trivial_destructor(vec<T, 3>);
+}
+template <class T> constexpr bool metal_layout() {
+    return vec_layout<T>() &&
            sizeof(packed_vec<T, 2>) == 2 * sizeof(T) && alignof(packed_vec<T, 2>) == alignof(T) &&
            sizeof(packed_vec<T, 3>) == 3 * sizeof(T) && alignof(packed_vec<T, 3>) == alignof(T) &&
            sizeof(packed_vec<T, 4>) == 4 * sizeof(T) && alignof(packed_vec<T, 4>) == alignof(T) &&
-           __is_trivially_constructible(vec<T, 3>, const vec<T, 3>&) && __has_trivial_destructor(vec<T, 3>) &&
-           __is_trivially_copyable(packed_vec<T, 3>);
+           __is_trivially_constructible(packed_vec<T, 3>, const packed_vec<T, 3>&) &&
+           __has_trivial_destructor(packed_vec<T, 3>);
 }
-static_assert(metal_layout<float>(), "float vector layout differs from Metal's");
+static_assert(vec_layout<float>(), "float vector layout differs from Metal's");
 #undef MG_VECTOR_NAMES
 
 }  // namespace metal
