@@ -1,6 +1,7 @@
 """Buffer: memory a kernel reads and writes, seen from Python as a numpy array without copies."""
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -120,14 +121,10 @@ class Buffer:
             return
         self._wait_pending(for_host=False)
         allocation, self._allocation, self._view = self._allocation, None, None
-        allocation.free()
-
-    def __del__(self):
-        # A buffer dropped without release() still gives its memory back (device memory is not garbage-collected).
-        try:
-            self.release()
-        except Exception:
-            pass  # at interpreter exit, or after the device failed: nothing more can be done
+        # A numpy view still alive (an old `contents`) holds the allocation: then the memory goes with the last
+        # view, so an old view never reads freed memory. Otherwise it goes now.
+        if sys.getrefcount(allocation) <= 2:  # this name and getrefcount's own argument
+            allocation.free()
 
     def _live(self) -> "Allocation":
         if self._allocation is None:

@@ -114,7 +114,10 @@ def _check_nvrtc(nvrtc, err, what: str) -> None:
 
 
 class _ManagedAllocation(Allocation):
-    """Managed memory with a host view; ``on_host`` says the host may have touched it since the GPU did."""
+    """Managed memory with a host view; ``on_host`` says the host may have touched it since the GPU did.
+
+    Every numpy view of it keeps this object alive (through the view's base), so memory that Python still sees is
+    never freed by the garbage collector; only an explicit release() frees it while views exist."""
 
     def __init__(self, backend: "CudaBackend", nbytes: int, managed: bool):
         driver = backend.driver
@@ -126,13 +129,34 @@ class _ManagedAllocation(Allocation):
         backend.check(err, f"allocating {nbytes:,} bytes")
         self.address = int(pointer)
         self.nbytes = nbytes
-        self.host = np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(self.address)) if managed else None
+        self.managed = managed
         self.on_host = managed
+
+    @property
+    def host(self) -> np.ndarray | None:
+        if not self.managed or not self.address:
+            return None
+        return np.asarray(_HostView(self))
 
     def free(self) -> None:
         if self.address:
             self._backend.free(self)
-            self.address, self.host = 0, None
+            self.address = 0
+
+    def __del__(self):
+        try:
+            self.free()
+        except Exception:
+            pass  # at interpreter exit, or after the context failed
+
+
+class _HostView:
+    """The bytes of a managed allocation as numpy sees them, holding the allocation while a view exists."""
+
+    def __init__(self, allocation: _ManagedAllocation):
+        self.owner = allocation
+        self.__array_interface__ = {"shape": (allocation.nbytes,), "typestr": "|u1",
+                                    "data": (allocation.address, False), "version": 3}
 
 
 class _CudaModule(Module):
@@ -345,7 +369,7 @@ class CudaBackend(Backend):
     def host_access(self, allocation: Allocation) -> None:
         """Called before the host reads or writes a shared buffer (its dispatches already waited for): bring
         the pages back in one prefetch rather than by page faults."""
-        if not allocation.on_host and allocation.host is not None:
+        if not allocation.on_host and getattr(allocation, "managed", False):
             self.driver.cuMemPrefetchAsync(allocation.address, allocation.nbytes, self._host_location, 0,
                                            self.stream)
             self.check(self.driver.cuStreamSynchronize(self.stream)[0], "bringing a buffer to the host")
