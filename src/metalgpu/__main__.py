@@ -59,16 +59,40 @@ def _demo(args) -> int:
 
 
 def _check(args) -> int:
+    """Translate and compile without running. CUDA needs only NVRTC (no GPU, no driver)."""
     import metalgpu
 
     try:
-        with metalgpu.Interface(args.target) as gpu:
-            gpu.load_shader(args.file)
-            print(f"{args.file}: compiles for {args.target}; kernels: {', '.join(gpu.function_names)}")
+        if args.target == "cuda":
+            names = _check_cuda(Path(args.file), args.arch)
+        else:
+            with metalgpu.Interface(args.target) as gpu:
+                gpu.load_shader(args.file)
+                names = gpu.function_names
     except metalgpu.ShaderCompileError as error:
         print(error, file=sys.stderr)
         return 1
+    print(f"{args.file}: compiles for {args.target}; kernels: {', '.join(names)}")
     return 0
+
+
+def _check_cuda(path: Path, arch: str) -> list[str]:
+    from metalgpu.backends.base import CompileOptions, CompilerFailed
+    from metalgpu.backends.cuda import nvrtc_compile
+    from metalgpu.errors import ShaderCompileError
+    from metalgpu.msl.diagnostics import parse_log
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+    from metalgpu.msl.translate import translate
+
+    pre = preprocess(path.read_text(), str(path), (str(path.resolve().parent),))
+    translation = translate(pre, parse(pre.tokens, pre.sources), "cuda")
+    try:
+        nvrtc_compile(translation.source, CompileOptions(), arch)
+    except CompilerFailed as failure:
+        raise ShaderCompileError(parse_log(failure.log, pre.sources, translation.columns), log=failure.log,
+                                 backend="cuda", source=pre.sources.get(str(path), "")) from None
+    return [kernel.host_name for kernel in translation.kernels]
 
 
 def _translate(args) -> int:
@@ -108,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name, help=helptext)
         command.add_argument("file")
         command.add_argument("--target", default="cpu", choices=("cpu", "cuda"))
+        command.add_argument("--arch", default="sm_90", help="CUDA architecture for check --target cuda")
         command.set_defaults(run=run)
     cache = commands.add_parser("cache", help="show or clear the compile cache")
     cache.add_argument("--clear", action="store_true")
