@@ -343,16 +343,8 @@ inline int run_cooperative(const dispatch_t& d, uint64_t first, uint64_t end, Bo
         const uint32_t y = rest % gc.size[1], z = rest / gc.size[1];
         (*static_cast<B*>(b))(gc, gc.origin[0] + x, gc.origin[1] + y, gc.origin[2] + z);
     };
-    const uint64_t per_layer = uint64_t(d.groups[0]) * d.groups[1];
     for (uint64_t group = first; group < end; ++group) {
-        ctx.id[0] = uint32_t(group % d.groups[0]);
-        ctx.id[1] = uint32_t((group / d.groups[0]) % d.groups[1]);
-        ctx.id[2] = uint32_t(group / per_layer);
-        for (int a = 0; a < 3; ++a) {
-            ctx.origin[a] = ctx.id[a] * d.group[a];
-            const uint32_t left = d.grid[a] - ctx.origin[a];
-            ctx.size[a] = left < d.group[a] ? left : d.group[a];
-        }
+        ctx = group_at(d, group);
         const uint32_t count = ctx.size[0] * ctx.size[1] * ctx.size[2];
         if (count > coop::kMaxThreads || !runtime->stacks.reserve(count)) return coop::status_no_stack;
         g.count = count;

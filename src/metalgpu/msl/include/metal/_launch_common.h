@@ -81,4 +81,14 @@ struct group_ctx {
   uint32_t size[3];    // threads_per_threadgroup: smaller than requested at the grid's edges
 };
 
+// Fills in the origin and real size of the threadgroup at ctx.id (Metal's non-uniform threadgroups: the ones at
+// the grid's edges are cut to what is left of it).
+MG_FUNC void place_group(group_ctx& ctx, const uint32_t grid[3], const uint32_t group[3]) {
+  for (int a = 0; a < 3; ++a) {
+    ctx.origin[a] = ctx.id[a] * group[a];
+    const uint32_t left = grid[a] - ctx.origin[a];
+    ctx.size[a] = left < group[a] ? left : group[a];
+  }
+}
+
 }  // namespace mg

@@ -30,21 +30,22 @@ inline void* threadgroup_arena(int index, uint32_t bytes) {
   return arena.data();
 }
 
+// Threadgroup number g of the dispatch, x fastest.
+inline group_ctx group_at(const dispatch_t& d, uint64_t g) {
+  group_ctx ctx;
+  ctx.id[0] = uint32_t(g % d.groups[0]);
+  ctx.id[1] = uint32_t((g / d.groups[0]) % d.groups[1]);
+  ctx.id[2] = uint32_t(g / (uint64_t(d.groups[0]) * d.groups[1]));
+  place_group(ctx, d.grid, d.group);
+  return ctx;
+}
+
 // Runs every thread of threadgroups [first, end) in order, x fastest. The body is inlined; with no barriers in the
 // kernel the innermost loop is a plain counted loop that the compiler can vectorise.
 template <class Body>
 inline void for_each_thread(const dispatch_t& d, uint64_t first, uint64_t end, Body&& body) {
-  const uint64_t per_layer = uint64_t(d.groups[0]) * d.groups[1];
   for (uint64_t g = first; g < end; ++g) {
-    group_ctx ctx;
-    ctx.id[0] = uint32_t(g % d.groups[0]);
-    ctx.id[1] = uint32_t((g / d.groups[0]) % d.groups[1]);
-    ctx.id[2] = uint32_t(g / per_layer);
-    for (int a = 0; a < 3; ++a) {
-      ctx.origin[a] = ctx.id[a] * d.group[a];
-      const uint32_t left = d.grid[a] - ctx.origin[a];
-      ctx.size[a] = left < d.group[a] ? left : d.group[a];
-    }
+    const group_ctx ctx = group_at(d, g);
     const uint32_t x0 = ctx.origin[0], x1 = x0 + ctx.size[0];
     for (uint32_t z = ctx.origin[2]; z < ctx.origin[2] + ctx.size[2]; ++z)
       for (uint32_t y = ctx.origin[1]; y < ctx.origin[1] + ctx.size[1]; ++y)

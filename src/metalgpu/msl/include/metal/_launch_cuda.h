@@ -43,13 +43,10 @@ __device__ __forceinline__ void* slot(const launch_t& d, int i) {
 
 __device__ __forceinline__ group_ctx current_group(const launch_t& d) {
   group_ctx g;
-  const uint32_t id[3] = {blockIdx.x, blockIdx.y, blockIdx.z};
-  for (int a = 0; a < 3; ++a) {
-    g.id[a] = id[a];
-    g.origin[a] = id[a] * d.group[a];
-    const uint32_t left = d.grid[a] - g.origin[a];
-    g.size[a] = left < d.group[a] ? left : d.group[a];
-  }
+  g.id[0] = blockIdx.x;
+  g.id[1] = blockIdx.y;
+  g.id[2] = blockIdx.z;
+  place_group(g, d.grid, d.group);
   return g;
 }
 
