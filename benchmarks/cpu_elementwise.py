@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 import metalgpu
+from _timing import median_seconds
 
 SOURCE = """
 #include <metal_stdlib>
@@ -42,16 +43,6 @@ kernel void tiny(device int* counter [[buffer(0)]], uint id [[thread_position_in
 """
 
 TARGETS = {"cos": 2.0, "sqrt": 1.5}
-
-
-def median_seconds(call, repeat: int) -> float:
-    call()  # warm-up: page faults, thread pool start, lazy loading
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

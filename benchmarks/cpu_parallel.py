@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 
 import metalgpu
+from _timing import median_seconds
 
 SOURCE = """
 #include <metal_stdlib>
@@ -96,16 +95,6 @@ kernel void cos_kernel(device const float* in [[buffer(0)]], device float* out [
 """
 
 GROUP = 256
-
-
-def median_seconds(call, repeat: int) -> float:
-    call()  # warm-up: page faults, fiber stacks, thread pool
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def reductions(gpu, n: int, groups: int, repeat: int) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 
 import metalgpu
+from _timing import median_seconds
 
 SOURCE = """
 #include <metal_stdlib>
@@ -31,14 +31,7 @@ CUPY_COS = ('extern "C" __global__ void naive_cos(const float* x, float* y, unsi
 
 
 def median_us(fn, repeat: int) -> float:
-    for _ in range(10):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
+    return median_seconds(fn, repeat, warmup=10) * 1e6
 
 
 def event_us(cp, fn, repeat: int) -> float:

@@ -67,11 +67,14 @@ class Buffer:
     def contents(self) -> np.ndarray:
         """The buffer's memory as a numpy array, no copy: writing it writes the buffer."""
         allocation = self._live()
-        if self.storage == "private" or allocation.host is None:
-            raise ArgumentError(f"a {self.storage} buffer has no CPU view; use read() and write()")
+        if self.storage == "private":
+            raise ArgumentError("a private buffer has no CPU view; use read() and write()")
         self._wait_pending()
-        if self._view is None:
-            self._view = self._shaped(contents_view(allocation.host, self.count, self.metal_type))
+        if self._view is None:  # built once: contents is read in loops, element by element
+            host = allocation.host
+            if host is None:
+                raise ArgumentError(f"this {self.storage} buffer has no CPU view; use read() and write()")
+            self._view = self._shaped(contents_view(host, self.count, self.metal_type))
         return self._view
 
     def _shaped(self, view: np.ndarray) -> np.ndarray:
