@@ -252,3 +252,58 @@ def test_dlpack_shares_memory_with_numpy(iface):
     np.testing.assert_array_equal(array, np.arange(COUNT))
     array[3] = 99.0
     assert buffer.contents[3] == 99.0
+
+
+PLACEMENT_KERNELS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void scale(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = 2.0f * x[i]; }
+kernel void histogram(device const uint* values [[buffer(0)]], device atomic_uint* bins [[buffer(1)]],
+                      uint i [[thread_position_in_grid]]) {
+    atomic_fetch_add_explicit(&bins[values[i] % 16], 1u, memory_order_relaxed);
+}
+"""
+
+
+def test_usage_patterns_that_move_buffers_between_host_and_device(iface):
+    """Round trips (host touches the buffer between dispatches), GPU-only loops, views held across dispatches and
+    atomics, in the order that makes a GPU backend move the memory each way; every step checked against numpy."""
+    iface.load_shader_from_str(PLACEMENT_KERNELS)
+    n = 100_003
+    rng = np.random.default_rng(7)
+    x = iface.create_buffer(n, "float")
+    for _ in range(4):  # round trips: numpy writes, kernel, numpy reads
+        data = rng.random(n, dtype=np.float32)
+        x.contents[:] = data
+        iface.run_function(n, [x], "scale")
+        np.testing.assert_array_equal(x.contents, 2 * data)
+    expected = x.read()
+    for _ in range(3):  # the GPU alone
+        iface.run_function(n, [x], "scale")
+        expected = 2 * expected
+    np.testing.assert_array_equal(x.contents, expected)
+    held = x.contents  # a view kept across dispatches, written and read without asking contents again
+    for _ in range(3):
+        data = rng.random(n, dtype=np.float32)
+        held[:] = data
+        iface.run_function(n, [x], "scale")
+        np.testing.assert_array_equal(held, 2 * data)
+    x.write(np.ones(n, dtype=np.float32))
+    iface.run_function(n, [x], "scale")
+    np.testing.assert_array_equal(x.read(), np.full(n, 2, dtype=np.float32))
+
+    values = iface.create_buffer(n, "uint")
+    bins = iface.create_buffer(16, "uint")
+    for _ in range(4):  # atomics on a buffer the host resets and reads every time
+        data = rng.integers(0, 2**32, n, dtype=np.uint32)
+        values.contents[:] = data
+        bins.contents[:] = 0
+        iface.run_function(n, [values, bins], "histogram")
+        np.testing.assert_array_equal(bins.contents, np.bincount(data % 16, minlength=16))
+    if iface.backend == "cuda":  # what the round trips taught the backend: keep both in host memory
+        assert bins._allocation.remote and values._allocation.remote
+    iface.run_function(n, [values, bins], "histogram")
+    iface.run_function(n, [values, bins], "histogram")
+    if iface.backend == "cuda":  # the GPU used them twice in a row: back on the device
+        assert not bins._allocation.remote and not values._allocation.remote
+    np.testing.assert_array_equal(bins.contents, 3 * np.bincount(data % 16, minlength=16))
