@@ -14,7 +14,7 @@ from .buffer import Buffer
 from .cache import CompileCache
 from .dispatch import Dispatch, build_plan
 from .errors import ArgumentError, MetalError
-from .library import Function, Library
+from .library import Function, Library, headers_checksum
 from .types import metal_type_of_array, resolve_type
 
 STORAGES = ("shared", "private")
@@ -28,6 +28,7 @@ class Interface:
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
         self._backend = open_backend(backend, device, self._cache, self.debug)
+        headers_checksum()  # part of every cache key: stat the headers now rather than in the first load
         self._options = CompileOptions(debug=self.debug)
         self._library: Library | None = None
         self._function: Function | None = None
