@@ -50,3 +50,18 @@ kernel void srgb_ops(device const float4* x [[buffer(0)]], device const uint* u 
     unpacked[id] = unpack_unorm4x8_srgb_to_float(u[id]);
     unpacked_half[id] = unpack_unorm4x8_srgb_to_half(u[id]);
 }
+
+// Unequal fields: unorm10a2 in a uint and unorm565 in a ushort, from float and from half, and back.
+kernel void field_pack_ops(device const float4* x [[buffer(0)]], device const uint* u [[buffer(1)]],
+                           device uint* packed [[buffer(2)]], device float4* unpacked [[buffer(3)]],
+                           uint id [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+    const float4 v = x[id];
+    packed[0 * n + id] = pack_float_to_unorm10a2(v);
+    packed[1 * n + id] = pack_half_to_unorm10a2(half4(v));
+    packed[2 * n + id] = pack_float_to_unorm565(v.xyz);
+    packed[3 * n + id] = pack_half_to_unorm565(half3(v.xyz));
+    unpacked[0 * n + id] = unpack_unorm10a2_to_float(u[id]);
+    unpacked[1 * n + id] = float4(unpack_unorm10a2_to_half(u[id]));
+    unpacked[2 * n + id] = float4(unpack_unorm565_to_float(ushort(u[id])), 0.0f);
+    unpacked[3 * n + id] = float4(float3(unpack_unorm565_to_half(ushort(u[id]))), 0.0f);
+}

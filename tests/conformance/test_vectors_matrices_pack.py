@@ -259,3 +259,47 @@ def test_compiles_for_cuda(path):
     source = translate(pre, parse(pre.tokens), "cuda").source
     for options in (CompileOptions(), CompileOptions(fast_math=False)):
         assert nvrtc_compile(source, options, "sm_90")
+
+
+# ---- unorm10a2 and unorm565 (exact) ----------------------------------------------------------------------------
+def test_unequal_field_pack_unpack(iface):
+    """x in the least significant bits; each field rint(clamp(f, 0, 1) * (2**bits - 1)), NaN as 0; back c / max."""
+    rng = np.random.default_rng(23)
+    v = rng.uniform(-0.3, 1.3, (N, 4)).astype(F32)
+    v[0] = [np.nan, -0.0, 1.0, 0.5 / 3]   # 0.5 / 3 * 3 is a tie: to even (0)
+    v[1] = [0.5 / 1023, 1.5 / 1023, 0.5 / 31, 2 / 3]
+    u = rng.integers(0, 2**32, N, dtype=np.uint32)
+    u[:2] = [0xFFFFFFFF, 0]
+    packed, unpacked = run(iface, "astype_pack.metal", "field_pack_ops", [v, u], [(4 * N, "uint"),
+                                                                                   (4 * N, "float4")], N)
+    packed = packed.reshape(4, N).astype(np.int64)
+    unpacked = unpacked.reshape(4, N, 4).astype(np.float64)
+
+    def pack(values, widths):
+        values = np.nan_to_num(values.astype(np.float64), nan=0.0)
+        result, shift = 0, 0
+        for i, bits in enumerate(widths):
+            top = (1 << bits) - 1
+            result = result + (_rne(np.clip(values[:, i], 0, 1).astype(F32) * F32(top)).astype(np.int64) << shift)
+            shift += bits
+        return result
+
+    def unpack(words, widths):
+        fields, shift = [], 0
+        for bits in widths:
+            fields.append(((words.astype(np.int64) >> shift) & ((1 << bits) - 1)) / ((1 << bits) - 1))
+            shift += bits
+        return np.stack(fields, 1)
+
+    vh = v.astype(np.float16)
+    np.testing.assert_array_equal(packed[0], pack(v, (10, 10, 10, 2)))
+    np.testing.assert_array_equal(packed[1], pack(vh, (10, 10, 10, 2)))
+    np.testing.assert_array_equal(packed[2], pack(v, (5, 6, 5)))
+    np.testing.assert_array_equal(packed[3], pack(vh, (5, 6, 5)))
+    f32 = lambda x: x.astype(F32).astype(np.float64)  # noqa: E731
+    f16 = lambda x: x.astype(F32).astype(np.float16).astype(np.float64)  # noqa: E731
+    np.testing.assert_array_equal(unpacked[0], f32(unpack(u, (10, 10, 10, 2))))
+    np.testing.assert_array_equal(unpacked[1], f16(unpack(u, (10, 10, 10, 2))))
+    short = u & 0xFFFF
+    np.testing.assert_array_equal(unpacked[2][:, :3], f32(unpack(short, (5, 6, 5))))
+    np.testing.assert_array_equal(unpacked[3][:, :3], f16(unpack(short, (5, 6, 5))))

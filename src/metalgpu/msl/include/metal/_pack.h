@@ -1,5 +1,6 @@
-// metal/_pack.h -- pack_float_to_{unorm,snorm}{4x8,2x16}, pack_half_to_..., unpack_..._to_{float,half}, and the
-// sRGB forms pack_{float,half}_to_srgb_unorm4x8, unpack_unorm4x8_srgb_to_{float,half}.
+// metal/_pack.h -- pack_float_to_{unorm,snorm}{4x8,2x16}, pack_half_to_..., unpack_..._to_{float,half}, the
+// sRGB forms pack_{float,half}_to_srgb_unorm4x8, unpack_unorm4x8_srgb_to_{float,half}, and the unequal-field forms
+// unorm10a2 (10, 10, 10, 2 bits in a uint) and unorm565 (5, 6, 5 bits in a ushort).
 //
 // Metal's conversion rules for normalized integers: a float f goes to unorm as rint(clamp(f, 0, 1) * max) and to
 // snorm as rint(clamp(f, -1, 1) * max), rounding to nearest even (NaN gives 0); back, unorm c is c / max and
@@ -39,6 +40,24 @@ template <class V, int N, int Bits, bool Signed> MG_FUNC V unpack_norm(unsigned 
         const unsigned int c = (x >> (i * Bits)) & mask;
         const int s = int(c << (32 - Bits)) >> (32 - Bits);  // sign-extended
         r[i] = typename metal::vec_traits<V>::type(Signed ? from_snorm(s, scale) : precise::divide(float(c), scale));
+    }
+    return r;
+}
+
+// Unequal fields, x first from the least significant bit: unorm10a2 (10, 10, 10 and 2 bits), unorm565 (5, 6, 5).
+template <int B0, int B1, int B2, int B3, class V> MG_FUNC unsigned int pack_fields(const V& v) {
+    constexpr int bits[4] = {B0, B1, B2, B3};
+    unsigned int r = 0;
+    for (int i = 0, shift = 0; i < 4 && bits[i]; shift += bits[i], ++i)
+        r |= to_unorm(float(v[i]), float((1u << bits[i]) - 1u)) << shift;
+    return r;
+}
+template <class V, int B0, int B1, int B2, int B3> MG_FUNC V unpack_fields(unsigned int x) {
+    constexpr int bits[4] = {B0, B1, B2, B3};
+    V r;
+    for (int i = 0, shift = 0; i < 4 && bits[i]; shift += bits[i], ++i) {
+        const unsigned int mask = (1u << bits[i]) - 1u;
+        r[i] = typename metal::vec_traits<V>::type(precise::divide(float((x >> shift) & mask), float(mask)));
     }
     return r;
 }
@@ -102,4 +121,17 @@ MG_PACK(half, snorm, 2x16, 2, 16, true)
 MG_PACK_SRGB(float)
 MG_PACK_SRGB(half)
 #undef MG_PACK_SRGB
+#define MG_PACK_FIELDS(FROM, NAME, R, N, B0, B1, B2, B3)                                                \
+    template <class V, mg::detail::enable_if_t<mg::detail::shape<V>::size == N, int> = 0>                 \
+    MG_FUNC R pack_##FROM##_to_##NAME(const V& v) {                                                        \
+        return R(mg::detail::pack_fields<B0, B1, B2, B3>(mg::detail::value_of(v)));                        \
+    }                                                                                                      \
+    template <class T = FROM> MG_FUNC vec<T, N> unpack_##NAME##_to_##FROM(R x) {                           \
+        return mg::detail::unpack_fields<vec<T, N>, B0, B1, B2, B3>(x);                                    \
+    }
+MG_PACK_FIELDS(float, unorm10a2, uint, 4, 10, 10, 10, 2)
+MG_PACK_FIELDS(half, unorm10a2, uint, 4, 10, 10, 10, 2)
+MG_PACK_FIELDS(float, unorm565, ushort, 3, 5, 6, 5, 0)
+MG_PACK_FIELDS(half, unorm565, ushort, 3, 5, 6, 5, 0)
+#undef MG_PACK_FIELDS
 }  // namespace metal
