@@ -17,6 +17,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from metalgpu.msl.preprocess import preprocess
+from metalgpu.msl.swizzles import rewrite as rewrite_swizzles
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "src/metalgpu/msl/include"
 HEADER_TESTS = ROOT / "tests/header"
@@ -42,7 +45,20 @@ def fv(*xs):
 
 
 def compile_cpp(src, out, extra=()):
-    cmd = [CXX, *CPU_FLAGS, f"-I{INCLUDE}", *extra, str(src), "-o", str(out)]
+    """Compile a test source the way the translator would see it: preprocessed by metalgpu (so macros such as
+    SHOW(v.zyx) print the expression as written) and with its swizzles rewritten (C++ has none)."""
+    pre = preprocess(pathlib.Path(src).read_text(), str(src))
+    texts = [t.text for t in pre.tokens]
+    helpers = rewrite_swizzles(pre.tokens, texts)
+    lines, line = [], None
+    for tok, text in zip(pre.tokens, texts):
+        if (tok.file, tok.line) != line:
+            lines.append("")
+            line = (tok.file, tok.line)
+        lines[-1] += " " + text
+    translated = pathlib.Path(out).with_suffix(".cpp")
+    translated.write_text("#include <metal_stdlib>\n" + helpers + "\n".join(lines) + "\n")
+    cmd = [CXX, *CPU_FLAGS, f"-I{INCLUDE}", *extra, str(translated), "-o", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 

@@ -1,12 +1,13 @@
 // Prints computed values, one "name: v0 v1 ..." line each; tests/test_header.py checks them against numpy.
+// It goes through metalgpu's preprocessor and swizzle rewriting first (swizzles are no C++), so it includes
+// nothing but Metal's headers: printf is the compiler's builtin.
 #include <metal_stdlib>
-#include <stdio.h>
 using namespace metal;
 
 static void put(const char* name, const float* v, int n) {
-    printf("%s:", name);
-    for (int i = 0; i < n; ++i) printf(" %.9g", double(v[i]));
-    printf("\n");
+    __builtin_printf("%s:", name);
+    for (int i = 0; i < n; ++i) __builtin_printf(" %.9g", double(v[i]));
+    __builtin_printf("\n");
 }
 template <class T> static void show(const char* name, const T& x) {
     constexpr int n = mg::detail::shape<T>::size;

@@ -82,31 +82,9 @@ def nvrtc_compile(source: str, options: CompileOptions, arch: str, extra_flags: 
         _, size = nvrtc.nvrtcGetCUBINSize(program)
         cubin = b" " * size
         _check_nvrtc(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin)[0], "nvrtcGetCUBIN")
-        if any(flag.startswith("--create-pch") for flag in flags):
-            _grow_pch_heap_if_asked(nvrtc, program)
         return cubin
     finally:
         nvrtc.nvrtcDestroyProgram(program)
-
-
-def _grow_pch_heap_if_asked(nvrtc, program) -> None:
-    """NVRTC silently writes no precompiled header when its PCH heap is too small (the default is, for our
-    headers, with some NVRTC versions): make the heap as large as it asks, so that the next attempt succeeds."""
-    (status,) = nvrtc.nvrtcGetPCHCreateStatus(program)
-    if status == nvrtc.nvrtcResult.NVRTC_ERROR_PCH_CREATE_HEAP_EXHAUSTED:
-        err, required = nvrtc.nvrtcGetPCHHeapSizeRequired(program)
-        if err == nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            use_pch_heap(required)
-
-
-def use_pch_heap(nbytes: int) -> int:
-    """Make NVRTC's PCH heap (one per process) at least ``nbytes``; returns its size."""
-    _, nvrtc = _bindings()
-    err, size = nvrtc.nvrtcGetPCHHeapSize()
-    if err == nvrtc.nvrtcResult.NVRTC_SUCCESS and size < nbytes:
-        nvrtc.nvrtcSetPCHHeapSize(nbytes)
-        size = nbytes
-    return size
 
 
 def nvrtc_version() -> str:
@@ -344,38 +322,7 @@ class CudaBackend(Backend):
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
-        """NVRTC, with the emulation headers precompiled: the first compile on a machine writes them (NVRTC's
-        --create-pch, up to the translation's `#pragma hdrstop`), later ones read them (0.35 -> 0.17 s for a
-        small kernel on a 2-core machine). A compile that fails with them is retried without."""
-        precompiled = self._precompiled_headers(options)
-        if precompiled is None:
-            return nvrtc_compile(source, options, self.arch)
-        heap = precompiled.with_suffix(".heap")  # the PCH heap it was made with: a smaller one cannot load it
-        if precompiled.exists() and heap.exists():
-            try:
-                use_pch_heap(int(heap.read_text()))
-                return nvrtc_compile(source, options, self.arch, (f"--use-pch={precompiled}",))
-            except (CompilerFailed, ValueError, OSError):
-                return nvrtc_compile(source, options, self.arch)
-        temporary = precompiled.with_name(f"{precompiled.name}.{os.getpid()}.tmp")
-        try:
-            return nvrtc_compile(source, options, self.arch, (f"--create-pch={temporary}",))
-        finally:
-            if temporary.exists():
-                heap_size = use_pch_heap(0)
-                os.replace(temporary, precompiled)  # whole, or not at all
-                heap_temporary = heap.with_name(f"{heap.name}.{os.getpid()}.tmp")
-                heap_temporary.write_text(str(heap_size))
-                os.replace(heap_temporary, heap)
-
-    def _precompiled_headers(self, options: CompileOptions) -> Path | None:
-        from ..library import headers_checksum
-
-        key = CompileCache.key("cuda-pch", self.fingerprint(), repr(options), headers_checksum())
-        try:
-            return self._cache.artifact_folder() / f"{key}.pch"
-        except OSError:
-            return None
+        return nvrtc_compile(source, options, self.arch)
 
     def load(self, path: Path, kernel_count: int) -> Module:
         self._ensure_usable()

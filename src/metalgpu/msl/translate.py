@@ -8,7 +8,8 @@ only MSL-only syntax rewritten:
   ``threadgroup`` variable declared in a function body becomes ``MG_THREADGROUP_STORAGE`` (one copy per
   threadgroup), and ``threadgroup`` elsewhere (pointers, parameters) vanishes;
 - ``kernel`` and ``[[kernel]]`` become ``MG_KERNEL``; other Metal attributes are dropped, standard C++ ones kept;
-- ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants.
+- ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
+- swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -23,6 +24,7 @@ from .analysis import cooperative_kernels
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .parser import KernelDecl, Program
 from .preprocess import PreprocessResult
+from .swizzles import rewrite as rewrite_swizzles
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
                        "carries_dependency"}
@@ -42,10 +44,10 @@ def translate(pre: PreprocessResult, program: Program, target: str,
               constants: dict[int, Any] | None = None) -> Translation:
     """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values."""
     texts = _rewrite(pre.tokens, program)
-    # The same first lines for every kernel, ended by hdrstop: NVRTC's precompiled headers cover exactly these.
-    lines = [f"#define MG_TARGET_{target.upper()} 1", "#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>",
-             "#pragma hdrstop"]
+    swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
+    lines = [f"#define MG_TARGET_{target.upper()} 1", "#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
     lines += _function_constant_defines(program, constants or {})
+    lines.append(swizzle_helpers)
     body, columns = _emit(pre.tokens, texts)
     cooperative = cooperative_kernels(pre.tokens, program)  # issue 5: CPU kernels that run as fibers
     wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else _WRAPPERS[target](i, kernel)

@@ -6,13 +6,9 @@
 namespace metal {
 
 // as_type<T>(x): the same bits, seen as T (both must have the same size).
-// A swizzle is read out first (its storage is the whole vector it selects from).
 template <class T, class X> MG_FUNC T as_type(const X& x) {
     static_assert(sizeof(T) == sizeof(X), "as_type: the two types differ in size");
     return mg::detail::bit_cast<T>(x);
-}
-template <class T, class V, int N, int... I> MG_FUNC T as_type(const mg::detail::swizzle<V, N, I...>& s) {
-    return as_type<T>(V(s));
 }
 
 template <class X, class R = mg::detail::result_t<X>> MG_FUNC R abs(const X& x) {

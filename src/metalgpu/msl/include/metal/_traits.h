@@ -11,8 +11,7 @@ template <class T, int N> struct packed_vec;
 namespace mg {
 namespace detail {
 
-template <class V, int N, int... I> struct swizzle;
-template <class E, int N, int J> struct swizzle_component;
+template <class E, int... I> struct swizzle_ref;
 
 template <class T, T v>
 struct integral_constant {
@@ -110,14 +109,10 @@ template <class T, int N> struct shape_base<metal::packed_vec<T, N>> {
     static constexpr int size = N;
     using elem = T;
 };
-template <class T, int K, int N, int... I> struct shape_base<swizzle<metal::vec<T, K>, N, I...>> {
-    static constexpr int size = K;
-    using elem = T;
-};
-// One component of a swizzle (v.zw.x) reads as a scalar.
-template <class E, int N, int J> struct shape_base<swizzle_component<E, N, J>> {
-    static constexpr int size = 0;
-    using elem = E;
+// A written swizzle (v.zy = ...) reads as the vector of its components.
+template <class E, int... I> struct shape_base<swizzle_ref<E, I...>> {
+    static constexpr int size = int(sizeof...(I));
+    using elem = remove_cv_t<E>;
 };
 template <class X> struct shape : shape_base<remove_cvref_t<X>> {};
 

@@ -1,20 +1,13 @@
 // metal/_vector.h -- vec<T, N>, packed_vec<T, N>, swizzles, vector operators and the Metal vector names.
 //
-// Layout: a vector's storage is an anonymous union of the element array `d`, the named components
-// (x y z w and r g b a) and one swizzle proxy per swizzle name. Every proxy holds the same element array and
-// only reinterprets it, so a proxy costs no space. Reading a proxy converts it to a vector value; assigning to
-// one writes through to the selected components.
+// Layout: a vector's storage is an anonymous union of the element array `d` and the named components (x y z w
+// and r g b a); vec aligns it as N elements (3 counted as 4), packed_vec as one element. Both are trivially
+// copyable: kernel arguments, memcpy and bit casts see plain arrays.
 //
-// Copies: a proxy must not be assigned by copying its whole array (v.xy = w.xy would copy all of w), so its
-// copy assignment is deleted (declared for `const volatile`, which no ordinary argument prefers) and assignment
-// goes through a template. The union's copy assignment is then deleted, and vec provides its own. So vec is
-// trivially copy-constructible and trivially destructible (fine for kernel arguments, memcpy and bit casts) but
-// not trivially copyable in the strict sense. Packed vectors have the same swizzle members (the same proxy types
-// as vec<T, N>'s, since a proxy only names the element array it reads) and the same copy rules.
-// A two-component swizzle's components are proxies too (v.zw.x), of one small type per element index; larger
-// swizzles have none (v.xyz.x): members on all of them doubled the compile time of a kernel using many vectors.
+// Swizzles are not members: the translator rewrites `v.zyx` into a call of swizzle_value<2, 1, 0>(v) (a vector
+// value) and `v.zy = w` into swizzle_ref<2, 1>(v) = w (a proxy that writes through); see msl/swizzles.py. Members
+// would cost every vector type hundreds of proxy types, about 0.1 s of compile time per type used.
 #pragma once
-#include "_swizzles.h"
 
 namespace mg {
 namespace detail {
@@ -66,88 +59,82 @@ template <class T, int N, class... A> struct ctor_args {
         : ((ctor_part<T, A>::ok && ...) && (ctor_part<T, A>::count + ... + 0) == N);
 };
 
-// ---- swizzle proxy ----------------------------------------------------------------------------------------
-// V: the vector type it reads as (vec<T, K>, an associated class, so V's operators are found for proxies);
-// N: the size of the vector it lives in; I: the selected components.
-// What a swizzle of type V accepts on the right of `=`. Swizzles of the same type are answered without
-// is_convertible: the compiler asks that for every proxy of a vector when it checks the vector's copies,
-// and the full test would cost seconds of compile time over all vector types.
-template <class U, class V, class = void> struct assignable : is_convertible<const U&, V> {};
-template <class V, int N, int... I> struct assignable<swizzle<V, N, I...>, V> : true_type {};
+// ---- swizzles ----------------------------------------------------------------------------------------------
+// swizzle_ref<E, I...>: the components I... of the vector whose elements start at d, written through. E is const
+// for a const vector, and then nothing can be assigned.
+template <class E, int... I> struct swizzle_ref {
+    using V = metal::vec<remove_cv_t<E>, int(sizeof...(I))>;
+    E* d;
 
-// swizzle_component<E, N, J>: one component of a swizzle (v.zw.x is component J = 3 of v's N elements).
-template <class E, int N, int J> struct swizzle_component {
-    E d[N];
-
-    MG_FUNC operator E() const { return d[J]; }
-    // float(h.xy.x) for a half h: on CUDA, half is a class and the two conversions would not chain
-    template <class U, enable_if_t<is_convertible<const E&, U>::value, int> = 0>
-    MG_FUNC explicit operator U() const { return U(d[J]); }
-    swizzle_component& operator=(const volatile swizzle_component&) = delete;
-    template <class U, enable_if_t<is_convertible<const U&, E>::value, int> = 0>
-    MG_FUNC swizzle_component& operator=(const U& u) {
-        d[J] = E(u);
+    MG_FUNC operator V() const { return V(d[I]...); }
+    template <class U> MG_FUNC const swizzle_ref& operator=(const U& u) const {
+        static_assert(distinct<I...>(), "cannot assign to a swizzle that repeats a component");
+        const V v(u);
+        int k = 0;
+        ((d[I] = v.d[k++]), ...);
         return *this;
     }
-};
-
-// The swizzle proxy, one partial specialization per size; the two-component one has its components as
-// swizzle_component members. Reading and assignment are the same for every size: two functions and one macro.
-template <class V, int... I, class E> MG_FUNC V swizzle_read(const E* d) { return V(d[I]...); }
-template <int... I, class E, class V> MG_FUNC void swizzle_write(E* d, const V& v) {
-    static_assert(distinct<I...>(), "cannot assign to a swizzle that repeats a component");
-    int k = 0;
-    ((d[I] = v.d[k++]), ...);
-}
-#define MG_SWIZZLE_ACCESS(...)                                                                   \
-    template <int J> using part = swizzle_component<typename shape<V>::elem, N, J>;              \
-    MG_FUNC operator V() const { return swizzle_read<V, __VA_ARGS__>(d); }                       \
-    swizzle& operator=(const volatile swizzle&) = delete;                                        \
-    template <class U, enable_if_t<assignable<U, V>::value, int> = 0>                            \
-    MG_FUNC swizzle& operator=(const U& u) {                                                     \
-        swizzle_write<__VA_ARGS__>(d, V(u));                                                     \
-        return *this;                                                                            \
+    MG_FUNC const swizzle_ref& operator=(const swizzle_ref& s) const { return *this = V(s); }
+    MG_FUNC E& operator[](int i) const {
+        const int idx[] = {I...};
+        return d[idx[i]];
     }
-template <class V, int N, int... I> struct swizzle;
-template <class V, int N, int I0, int I1> struct swizzle<V, N, I0, I1> {
-    MG_SWIZZLE_ACCESS(I0, I1)
-    union { typename shape<V>::elem d[N]; part<I0> x, r; part<I1> y, g; };
 };
-template <class V, int N, int I0, int I1, int I2> struct swizzle<V, N, I0, I1, I2> {
-    MG_SWIZZLE_ACCESS(I0, I1, I2)
-    union { typename shape<V>::elem d[N]; };
-};
-template <class V, int N, int I0, int I1, int I2, int I3> struct swizzle<V, N, I0, I1, I2, I3> {
-    MG_SWIZZLE_ACCESS(I0, I1, I2, I3)
-    union { typename shape<V>::elem d[N]; };
-};
-#undef MG_SWIZZLE_ACCESS
-// Kept out of the proxy class: every vector instantiates hundreds of proxies, and each member costs compile time.
 #define MG_SWIZZLE_COMPOUND(OP)                                                                  \
-    template <class V, int N, int... I, class U>                                                 \
-    MG_FUNC swizzle<V, N, I...>& operator OP##=(swizzle<V, N, I...>& s, const U& u) {             \
-        return s = V(s) OP u;                                                                    \
+    template <class E, int... I, class U>                                                        \
+    MG_FUNC const swizzle_ref<E, I...>& operator OP##=(const swizzle_ref<E, I...>& s, const U& u) { \
+        return s = typename swizzle_ref<E, I...>::V(s) OP u;                                     \
     }
 MG_SWIZZLE_COMPOUND(+) MG_SWIZZLE_COMPOUND(-) MG_SWIZZLE_COMPOUND(*) MG_SWIZZLE_COMPOUND(/)
 MG_SWIZZLE_COMPOUND(%) MG_SWIZZLE_COMPOUND(&) MG_SWIZZLE_COMPOUND(|) MG_SWIZZLE_COMPOUND(^)
 MG_SWIZZLE_COMPOUND(<<) MG_SWIZZLE_COMPOUND(>>)
 #undef MG_SWIZZLE_COMPOUND
-#define MG_COMPONENT_COMPOUND(OP)                                                                \
-    template <class E, int N, int J, class U>                                                    \
-    MG_FUNC swizzle_component<E, N, J>& operator OP##=(swizzle_component<E, N, J>& c, const U& u) { \
-        return c = E(E(c) OP u);                                                                 \
-    }
-MG_COMPONENT_COMPOUND(+) MG_COMPONENT_COMPOUND(-) MG_COMPONENT_COMPOUND(*) MG_COMPONENT_COMPOUND(/)
-MG_COMPONENT_COMPOUND(%) MG_COMPONENT_COMPOUND(&) MG_COMPONENT_COMPOUND(|) MG_COMPONENT_COMPOUND(^)
-MG_COMPONENT_COMPOUND(<<) MG_COMPONENT_COMPOUND(>>)
-#undef MG_COMPONENT_COMPOUND
+template <class E, int... I> MG_FUNC swizzle_ref<E, I...> operator++(const swizzle_ref<E, I...>& s) {
+    s += 1;
+    return s;
+}
+template <class E, int... I> MG_FUNC swizzle_ref<E, I...> operator--(const swizzle_ref<E, I...>& s) {
+    s -= 1;
+    return s;
+}
 
-// Component i of a vector, packed vector or swizzle.
+// Component i of a vector, packed vector or written swizzle.
 template <class X> MG_FUNC constexpr typename shape<X>::elem component(const X& x, int i) { return x.d[i]; }
-template <class V, int N, int... I>
-MG_FUNC constexpr typename shape<V>::elem component(const swizzle<V, N, I...>& s, int i) {
+template <class E, int... I> MG_FUNC constexpr remove_cv_t<E> component(const swizzle_ref<E, I...>& s, int i) {
+    return s[i];
+}
+
+template <int Size, int... J> MG_FUNC constexpr bool in_range() { return ((J >= 0 && J < Size) && ...); }
+template <int J, int... I> MG_FUNC constexpr int pick() {
     const int idx[] = {I...};
-    return s.d[idx[i]];
+    return idx[J];
+}
+
+// v.zyx read: a value. One component (v.zw.x) is a scalar.
+template <int... J, class X, enable_if_t<(shape<X>::size > 0), int> = 0> MG_FUNC auto swizzle_value(const X& x) {
+    static_assert(in_range<shape<X>::size, J...>(), "swizzle names a component the vector does not have");
+    using E = typename shape<X>::elem;
+    if constexpr (sizeof...(J) == 1) return E(component(x, J...));
+    else return metal::vec<E, int(sizeof...(J))>(E(component(x, J))...);
+}
+
+// v.zy written: a proxy, or for one component a reference. A written swizzle of a written swizzle (v.xyz.zx = w)
+// selects from the same vector.
+template <class X> struct const_like { template <class E> using type = E; };
+template <class X> struct const_like<const X> { template <class E> using type = const E; };
+template <class X> struct is_swizzle_ref : false_type {};
+template <class E, int... I> struct is_swizzle_ref<swizzle_ref<E, I...>> : true_type {};
+template <int... J, class X, enable_if_t<(shape<X>::size > 0) && !is_swizzle_ref<remove_cv_t<X>>::value, int> = 0>
+MG_FUNC decltype(auto) swizzle_ref_of(X& x) {
+    static_assert(in_range<shape<X>::size, J...>(), "swizzle names a component the vector does not have");
+    using E = typename const_like<X>::template type<typename shape<X>::elem>;
+    if constexpr (sizeof...(J) == 1) return static_cast<E&>(x.d[pick<0, J...>()]);
+    else return swizzle_ref<E, J...>{x.d};
+}
+template <int... J, class E, int... I> MG_FUNC decltype(auto) swizzle_ref_of(const swizzle_ref<E, I...>& s) {
+    static_assert(in_range<int(sizeof...(I)), J...>(), "swizzle names a component the vector does not have");
+    if constexpr (sizeof...(J) == 1) return static_cast<E&>(s.d[pick<pick<0, J...>(), I...>()]);
+    else return swizzle_ref<E, pick<J, I...>()...>{s.d};
 }
 
 // ---- storage: the union, per size --------------------------------------------------------------------------
@@ -158,21 +145,18 @@ MG_FUNC constexpr typename shape<V>::elem component(const swizzle<V, N, I...>& s
     }
 
 // One storage template serves vec (aligned as N elements, 3 counted as 4) and packed_vec (aligned as one
-// element): the swizzle member lists are parsed once, and both use the same proxy types.
+// element).
 template <class T, int N, int Align> struct storage;
 template <class T, int Align> struct alignas(Align) storage<T, 2, Align> {
-    template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 2, I...>;
-    union { T d[2]; struct { T x, y; }; struct { T r, g; }; MG_SWIZZLES_2 };
+    union { T d[2]; struct { T x, y; }; struct { T r, g; }; };
     MG_STORAGE_CTORS(storage, 2)
 };
 template <class T, int Align> struct alignas(Align) storage<T, 3, Align> {
-    template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 3, I...>;
-    union { T d[3]; struct { T x, y, z; }; struct { T r, g, b; }; MG_SWIZZLES_3 };
+    union { T d[3]; struct { T x, y, z; }; struct { T r, g, b; }; };
     MG_STORAGE_CTORS(storage, 3)
 };
 template <class T, int Align> struct alignas(Align) storage<T, 4, Align> {
-    template <int... I> using sw = swizzle<metal::vec<T, int(sizeof...(I))>, 4, I...>;
-    union { T d[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; MG_SWIZZLES_4 };
+    union { T d[4]; struct { T x, y, z, w; }; struct { T r, g, b, a; }; };
     MG_STORAGE_CTORS(storage, 4)
 };
 template <class T, int N> using vec_storage = storage<T, N, int((N == 3 ? 4 : N) * sizeof(T))>;
@@ -272,12 +256,6 @@ struct vec : mg::detail::vec_storage<T, N>, mg::detail::vec_ops<vec<T, N>, T, N>
     template <class X, mg::detail::enable_if_t<mg::detail::shape<X>::size == N, int> = 0>
     MG_FUNC constexpr explicit vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
 
-    // Swizzles and scalars convert to vec, so this one assignment serves them all.
-    MG_FUNC vec& operator=(const vec& v) {
-        for (int i = 0; i < N; ++i) this->d[i] = v.d[i];
-        return *this;
-    }
-
     MG_FUNC constexpr T& operator[](int i) { return this->d[i]; }
     MG_FUNC constexpr const T& operator[](int i) const { return this->d[i]; }
 
@@ -312,12 +290,6 @@ struct packed_vec : mg::detail::packed_storage<T, N>, mg::detail::vec_ops<vec<T,
                                                int> = 0>
     MG_FUNC constexpr explicit packed_vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
 
-    // The storage union's own copy assignment is deleted (see the top of this file).
-    MG_FUNC packed_vec& operator=(const packed_vec& v) {
-        for (int i = 0; i < N; ++i) this->d[i] = v.d[i];
-        return *this;
-    }
-
     MG_FUNC operator vec<T, N>() const { return vec<T, N>(*this); }
     MG_FUNC constexpr T& operator[](int i) { return this->d[i]; }
     MG_FUNC constexpr const T& operator[](int i) const { return this->d[i]; }
@@ -347,15 +319,14 @@ template <class T> constexpr bool vec_layout() {
     return sizeof(vec<T, 2>) == 2 * sizeof(T) && alignof(vec<T, 2>) == 2 * sizeof(T) &&
            sizeof(vec<T, 3>) == 4 * sizeof(T) && alignof(vec<T, 3>) == 4 * sizeof(T) &&
            sizeof(vec<T, 4>) == 4 * sizeof(T) && alignof(vec<T, 4>) == 4 * sizeof(T) &&
-           __is_trivially_constructible(vec<T, 3>, const vec<T, 3>&) && __has_trivial_destructor(vec<T, 3>);
+           __is_trivially_copyable(vec<T, 3>);
 }
 template <class T> constexpr bool metal_layout() {
     return vec_layout<T>() &&
            sizeof(packed_vec<T, 2>) == 2 * sizeof(T) && alignof(packed_vec<T, 2>) == alignof(T) &&
            sizeof(packed_vec<T, 3>) == 3 * sizeof(T) && alignof(packed_vec<T, 3>) == alignof(T) &&
            sizeof(packed_vec<T, 4>) == 4 * sizeof(T) && alignof(packed_vec<T, 4>) == alignof(T) &&
-           __is_trivially_constructible(packed_vec<T, 3>, const packed_vec<T, 3>&) &&
-           __has_trivial_destructor(packed_vec<T, 3>);
+           __is_trivially_copyable(packed_vec<T, 3>);
 }
 static_assert(vec_layout<float>(), "float vector layout differs from Metal's");
 #undef MG_VECTOR_NAMES
