@@ -64,6 +64,21 @@ def test_compile_error_points_at_the_users_line(tmp_path):
     assert "not_declared" in errors[0].message
 
 
+def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
+    """A swizzle beyond the vector fails a static_assert in our header; NVRTC names the user's line only in its
+    "detected during instantiation ... at line N of FILE" note, and that is where the error must land."""
+    shader = tmp_path / "swizzle.metal"
+    shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n"
+                      "kernel void k(device float2* v [[buffer(0)]], uint id [[thread_position_in_grid]]) {\n"
+                      "    v[0] = v[id].yz;\n}\n")
+    translation, pre = cuda_source(shader)
+    with pytest.raises(CompilerFailed) as failure:
+        nvrtc_compile(translation.source, CompileOptions(), "sm_90")
+    errors = [d for d in parse_log(failure.value.log, pre.sources, translation.columns) if d.severity == "error"]
+    assert errors and (errors[0].pos.file, errors[0].pos.line, errors[0].pos.column) == (str(shader), 4, 5)
+    assert "does not have" in errors[0].message
+
+
 def test_launch_record_layout():
     # mirrors mg::launch_t: 31 pointers, grid/group/groups, 31 offsets, the inline mask, then the constants
     assert _LAUNCH_DTYPE.fields["grid"][1] == 248

@@ -15,6 +15,8 @@ from ..errors import Diagnostic, SourcePos
 _LINE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+):(?:(?P<col>\d+):)?|\((?P<pline>\d+)\):)\s*"
                    r"(?P<severity>fatal error|error|warning|note|catastrophic error)\s*:?\s*(?P<message>.*)$")
 _CONTEXT = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+):\s+(?:required from|required by|in .*from)")
+# NVRTC: "detected during instantiation of "..." at line 4 of /path/file.metal" (no column)
+_NVRTC_CONTEXT = re.compile(r"\bat line (?P<line>\d+) of (?P<file>.+?)\s*$")
 
 
 def parse_log(log: str, sources: dict[str, str],
@@ -27,10 +29,12 @@ def parse_log(log: str, sources: dict[str, str],
     lines = log.splitlines()
     for number, raw in enumerate(lines):
         text = raw.strip()
-        match, context = _LINE.match(text), _CONTEXT.match(text)
-        if context is not None:
+        match, context = _LINE.match(text), _CONTEXT.match(text) or _NVRTC_CONTEXT.search(text)
+        if context is not None and match is None:
             if context.group("file") in sources:
-                context_pos = SourcePos(context.group("file"), int(context.group("line")), int(context.group("col")))
+                file, line = context.group("file"), int(context.group("line"))
+                column = int(context.groupdict().get("col") or 0) or _first_column(sources, file, line)
+                context_pos = SourcePos(file, line, column)
                 diagnostics += [_located(m, context_pos, sources) for m in pending]
                 pending = []
             continue
@@ -55,6 +59,12 @@ def parse_log(log: str, sources: dict[str, str],
                 pending.append(message)
     diagnostics += [Diagnostic(m) for m in pending]
     return diagnostics
+
+
+def _first_column(sources: dict[str, str], file: str, line: int) -> int:
+    """Where the text of a line starts (NVRTC names the line of an instantiation, not its column)."""
+    text = _line_of(sources, SourcePos(file, line, 1)) or ""
+    return len(text) - len(text.lstrip()) + 1
 
 
 def _user_column(columns, file: str, line: int, column: int) -> int:
