@@ -137,7 +137,8 @@ class Interface:
 
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         plan = self._plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
         dispatch = self._backend.launch(function.module, function.index, plan, wait)
         if wait:
@@ -151,36 +152,27 @@ class Interface:
               threadgroup_memory: dict[int, int] | None):
         """The checked, packed plan of a dispatch. A dispatch that repeats an earlier one (same kernel, sizes and
         buffer objects, no constant values) reuses its plan, so a loop of run_function calls checks once. The
-        cache holds buffers weakly: an id in the key is trusted only while the weak reference still answers."""
+        cache holds buffers weakly and is keyed by the ids of the objects given: a plan is trusted only while
+        its weak references still answer (then those ids are still the same objects)."""
         key = None
-        if type(buffers) in (list, tuple):  # this path runs on every dispatch: plain loops, no generators
-            ids = []
-            for buffer in buffers:
-                if buffer is None:
-                    ids.append(0)
-                elif type(buffer) is Buffer:
-                    ids.append(id(buffer))
-                else:  # a constant value: packed anew each time
-                    ids = None
-                    break
-            if ids is not None:
-                memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
-                key = (function, grid, threads_per_threadgroup, memory, tuple(ids))
-                try:
-                    plan = self._plans.get(key)
-                except TypeError:  # an unhashable grid, such as a list
-                    key, plan = None, None
-                if plan is not None:
-                    live = [ref() for ref in plan.buffer_refs]
-                    for buffer in live:
-                        if buffer is None or buffer._allocation is None:
-                            break
-                    else:
-                        plan.buffers = live
-                        return plan
+        if type(buffers) is list or type(buffers) is tuple:  # runs on every dispatch: kept to a few operations
+            memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
+            key = (function, grid, threads_per_threadgroup, memory, *map(id, buffers))
+            try:
+                plan = self._plans.get(key)
+            except TypeError:  # an unhashable grid, such as a list
+                key, plan = None, None
+            if plan is not None:
+                live = [ref() for ref in plan.buffer_refs]
+                for buffer in live:
+                    if buffer is None or buffer._allocation is None:
+                        break
+                else:
+                    plan.buffers = live
+                    return plan
         plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
-        if key is not None:
+        if key is not None and not plan.constants:  # constant values are packed anew every time
             plan.buffer_refs = [weakref.ref(buffer) for buffer in plan.buffers]
             if len(self._plans) >= 64:
                 self._plans.pop(next(iter(self._plans)))
