@@ -53,3 +53,10 @@ kernel void half_math(device const half* x [[buffer(0)]], device half* out [[buf
     out[k++ * n + id] = fma(a, a, a);
     out[k++ * n + id] = half4(cos(half4(a))).w;
 }
+
+// fma of three halves, rounded once (Table 8.3: correctly rounded).
+kernel void half_fma(device const half* a [[buffer(0)]], device const half* b [[buffer(1)]],
+                     device const half* c [[buffer(2)]], device half* out [[buffer(3)]],
+                     uint id [[thread_position_in_grid]]) {
+    out[id] = fma(a[id], b[id], c[id]);
+}

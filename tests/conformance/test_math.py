@@ -395,6 +395,18 @@ def _ilogb(x):
     return np.where(finite_nonzero, exponent, np.where(np.isinf(x), int_max, int_min))
 
 
+def test_half_fma_rounds_once(iface):
+    """fma of halves, correctly rounded (spec Table 8.3). The first rows are inputs where an fma in float followed
+    by a rounding to half (two roundings) is one ulp off; numpy computes a * b + c exactly in float64 here."""
+    hard = np.array([[0x3fa3, 0x300b, 0xc281], [0x4057, 0x2f67, 0xc0d6], [0x2a87, 0xb648, 0x3dff],
+                     [0x3f13, 0xace5, 0xbdf9]], dtype=np.uint16).view(np.float16)
+    rng = np.random.default_rng(24)
+    a, b, c = (np.concatenate([hard[:, k], rng.uniform(-4, 4, N).astype(np.float16)]) for k in range(3))
+    (out,) = run(iface, "half_bfloat.metal", "half_fma", [a, b, c], [(len(a), "half")], len(a))
+    exact = a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)
+    np.testing.assert_array_equal(out, exact.astype(np.float16))  # numpy's float64 -> float16 rounds once
+
+
 def test_pi_functions_and_ilogb(iface):
     x = float_inputs(N, seed=11)
     x[-8:] = [0.25, -0.75, 1.5, 3.0, -4.0, 8388607.5, 2.0 ** 23 + 1, 0.5 + 2.0 ** -24]

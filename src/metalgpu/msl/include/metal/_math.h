@@ -125,8 +125,12 @@ MG_FUNC int ilogb(float x) {
     MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \
     template <class X, class Y, class Z, class R = mg::detail::float_result_t<X, Y, Z>>                \
     MG_FUNC R fma(const X& a, const Y& b, const Z& c) {                                                \
-        return mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, fma), mg::detail::value_of(a),                    \
-                                  mg::detail::value_of(b), mg::detail::value_of(c));                    \
+        if constexpr (mg::detail::is_same<typename mg::detail::shape<R>::elem, half>::value)           \
+            return mg::detail::map<R>([](half x, half y, half z) { return mg::detail::fma_half(x, y, z); }, \
+                                      mg::detail::value_of(a), mg::detail::value_of(b), mg::detail::value_of(c)); \
+        else                                                                                           \
+            return mg::detail::map<R>(MG_LIFT(FLAVOUR_NS, fma), mg::detail::value_of(a),                \
+                                      mg::detail::value_of(b), mg::detail::value_of(c));                \
     }                                                                                                  \
     /* fract: x - floor(x), kept below 1; NaN for NaN, a signed zero for an infinity (tested on the bits,  */ \
     /* which hold under -ffast-math) */                                                                 \
