@@ -34,10 +34,11 @@ def test_from_dlpack_rejects_unsupported_input():
 
 @pytest.mark.parametrize("index,where", [(100, "past its end"), (1023, "past its end"),
                                          (-1100, "before its start")])
-def test_debug_mode_names_the_parameter_of_an_out_of_bounds_write(index, where):
-    # 100 ints end exactly at an inaccessible page: index 100 is the first byte past the end. -1100 leaves the
+def test_debug_mode_names_the_parameter_of_an_out_of_bounds_write(backend, index, where):
+    # cpu: 100 ints end exactly at an inaccessible page: index 100 is the first byte past the end. -1100 leaves the
     # buffer's first page (an access just before the start, within that page, is not caught: docs/differences.md).
-    with metalgpu.Interface("cpu", debug=True) as gpu:
+    # cuda: every access is tested against the buffer's length.
+    with metalgpu.Interface(backend, debug=True) as gpu:
         gpu.load_shader_from_str(INCREMENT)
         out = gpu.create_buffer(100, "int")
         out.contents[:] = 0
@@ -45,6 +46,30 @@ def test_debug_mode_names_the_parameter_of_an_out_of_bounds_write(index, where):
             gpu.run_function(1, [out, index], function_name="write_at")
         gpu.run_function(1, [out, 99], function_name="write_at")  # the interface still works
         assert out.contents[99] == 7 and out.contents[:99].sum() == 0
+
+
+def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(backend):
+    if backend != "cuda":
+        pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
+    source = """
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void shifted(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                        constant int& shift [[buffer(2)]], uint id [[thread_position_in_grid]]) {
+        out[id] = (in + shift)[id] * 2.0f;
+    }
+    """
+    with metalgpu.Interface("cuda", debug=True) as gpu:
+        gpu.load_shader_from_str(source)
+        data = gpu.array_to_buffer(np.arange(64, dtype=np.float32))
+        out = gpu.create_buffer(64, "float")
+        gpu.run_function(32, [data, out, 32], function_name="shifted")  # in[32..63]: inside
+        np.testing.assert_array_equal(out.contents[:32], 2 * np.arange(32, 64))
+        dispatch = gpu.run_function(64, [data, out, 1], function_name="shifted", wait_for_completion=False)
+        with pytest.raises(metalgpu.DispatchError, match="out-of-bounds.*'in'.*element 64 is past its end"):
+            dispatch.wait()
+        gpu.run_function(64, [data, out, 0], function_name="shifted")  # the context is still sound
+        np.testing.assert_array_equal(out.contents, 2 * np.arange(64))
 
 
 def test_cuda_array_interface_is_only_on_cuda_buffers():

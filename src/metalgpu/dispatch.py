@@ -75,6 +75,8 @@ class LaunchPlan:
     buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
     buffer_params: list[str] = field(default_factory=list)  # which parameter each of `buffers` binds
     constants: dict[int, np.ndarray] = field(default_factory=dict)  # slot -> packed bytes of a constant value
+    slot_bytes: list[int] = field(default_factory=lambda: [0] * MAX_BINDINGS)  # bytes bound at each slot
+    slot_params: dict[int, str] = field(default_factory=dict)  # slot -> the parameter it binds, for messages
     packed: Any = None  # the backend's launch record for this plan, built on first launch
     buffer_refs: list[Any] = field(default_factory=list)  # weak references to `buffers`, while cached
 
@@ -134,6 +136,7 @@ def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) ->
             raise ArgumentError(f"{where} has {binding.elem_size}-byte elements, which do not divide the buffer's "
                                 f"{size} bytes ({value.count} x {value.dtype_name})")
         plan.buffer_addresses[binding.index] = value.address
+        plan.slot_bytes[binding.index], plan.slot_params[binding.index] = size, where
         plan.buffers.append(value)
         plan.buffer_params.append(where)
         return
@@ -141,6 +144,7 @@ def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) ->
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
     data = _pack_constant(value, binding, where)
     plan.buffer_addresses[binding.index] = data.ctypes.data
+    plan.slot_bytes[binding.index], plan.slot_params[binding.index] = data.nbytes, where
     plan.constants[binding.index] = data
 
 

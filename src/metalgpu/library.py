@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,22 @@ class Library:
     def _module_for(self, constants: tuple) -> Module:
         if constants in self._modules:
             return self._modules[constants]
-        translation = translate(self._pre, self._program, self._backend.target, dict(constants))
+        # debug=True on cuda compiles bounds checks into the kernels (cpu: guard pages at allocation instead)
+        checked = self._options.debug and self._backend.target == "cuda"
+        try:
+            module = self._build(constants, checked)
+        except ShaderCompileError as error:
+            if not checked:
+                raise
+            module = self._build(constants, False)  # a real error in the shader raises from here
+            first = error.diagnostics[0].message if error.diagnostics else "the compiler refused them"
+            warnings.warn(f"debug=True: the bounds checks do not compile into this shader ({first}); its kernels "
+                          "run unchecked", RuntimeWarning, stacklevel=4)
+        self._modules[constants] = module
+        return module
+
+    def _build(self, constants: tuple, check_bounds: bool) -> Module:
+        translation = translate(self._pre, self._program, self._backend.target, dict(constants), check_bounds)
         key = CompileCache.key(MODULE_FORMAT, self._backend.fingerprint(), repr(self._options), headers_checksum(),
                                translation.source)
         meta = {"kernels": [k.host_name for k in translation.kernels], "backend": self._backend.name}
@@ -113,9 +129,7 @@ class Library:
                 raise self._compile_error(failure, translation.columns) from None
 
         entry, _ = self._cache.get_or_build(key, build)
-        module = self._backend.load(entry.path, len(translation.kernels))
-        self._modules[constants] = module
-        return module
+        return self._backend.load(entry.path, len(translation.kernels))
 
     def _compile_error(self, failure: CompilerFailed, columns: dict) -> ShaderCompileError:
         diagnostics = parse_log(failure.log, self._pre.sources, columns)

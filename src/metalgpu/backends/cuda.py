@@ -184,6 +184,13 @@ class _CudaModule(Module):
             self._bindings.append(self._read_bindings(backend, i))
         self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
                              for f in self.functions]
+        # Compiled with bounds checks (debug=True): where the buffer sizes go and where a fault is recorded.
+        self.debug_bytes = self.debug_fault = None
+        err, pointer, _ = driver.cuModuleGetGlobal(self.handle, b"mg_debug_bytes")
+        if err == driver.CUresult.CUDA_SUCCESS:
+            self.debug_bytes = pointer
+            err, self.debug_fault, _ = driver.cuModuleGetGlobal(self.handle, b"mg_debug_fault")
+            backend.check(err, "reading the bounds-check record")
 
     def max_threads(self, kernel: int) -> int | None:
         return self._max_threads[kernel]
@@ -254,6 +261,7 @@ class CudaBackend(Backend):
         err, self.stream = driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING.value)
         self.check(err, "creating a stream")
         self.debug = debug
+        self._unchecked: list = []     # bounds-checked dispatches whose record synchronize() still reads
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
         self._location = driver.CUmemLocation()
@@ -397,6 +405,11 @@ class CudaBackend(Backend):
             allocation = buffer._allocation
             if allocation.on_host or allocation.remote:
                 self._place(allocation)
+        checked = module.debug_bytes is not None
+        if checked:
+            sizes = np.array(plan.slot_bytes, dtype=np.uint64)
+            self.check(driver.cuMemcpyHtoD(module.debug_bytes, sizes.ctypes.data, sizes.nbytes)[0],
+                       "setting the bounds checks")
         if wait:  # the common case, kept lean: no events, one synchronisation, messages built only on error
             err, = driver.cuLaunchKernel(*packed.arguments)
             if err != self._ok:
@@ -406,6 +419,8 @@ class CudaBackend(Backend):
             err, = driver.cuStreamSynchronize(self.stream)
             if err != self._ok:
                 self.check(err, f"kernel '{plan.kernel_name}'")
+            if checked:
+                self.check_bounds_record(module, plan)
             return None
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
@@ -413,7 +428,27 @@ class CudaBackend(Backend):
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(packed.keepalive)
         driver.cuEventRecord(end, self.stream)
-        return _CudaDispatch(self, plan.kernel_name, start, end, packed)
+        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, (module, plan) if checked else None)
+        if checked:
+            self._unchecked.append(dispatch)
+        return dispatch
+
+    def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan) -> None:
+        """After a bounds-checked dispatch: raise DispatchError for the first out-of-bounds access it recorded
+        (and clear the record). The access itself went to a scratch element, so the context is still sound."""
+        driver = self.driver
+        fault = np.zeros(3, dtype=np.int64)
+        self.check(driver.cuMemcpyDtoH(fault.ctypes.data, module.debug_fault, fault.nbytes)[0],
+                   "reading the bounds checks")
+        if not fault[0]:
+            return
+        self.check(driver.cuMemsetD8(module.debug_fault, 0, fault.nbytes)[0], "clearing the bounds checks")
+        slot, element, count = int(fault[0]) - 1, int(fault[1]), int(fault[2])
+        where = plan.slot_params.get(slot, f"[[buffer({slot})]]")
+        side = "past its end" if element >= count else "before its start"
+        raise DispatchError(f"out-of-bounds access through {where}: element {element} is {side} (the buffer "
+                            f"holds {count}); caught by debug=True, the kernel's other work was done and the "
+                            "Interface stays usable")
 
     def _pack(self, plan: LaunchPlan, function) -> "_PackedLaunch":
         """The launch of a plan, built once: a plan without constants is reused by later dispatches."""
@@ -474,6 +509,9 @@ class CudaBackend(Backend):
     def synchronize(self) -> None:
         self._ensure_usable()
         self.check(self.driver.cuStreamSynchronize(self.stream)[0], "synchronize()")
+        unchecked, self._unchecked = self._unchecked, []
+        for dispatch in unchecked:
+            dispatch.wait()
 
     def describe(self) -> str:
         return f"cuda ({self.device_name}, {self.arch})"
@@ -504,9 +542,11 @@ class _PackedLaunch:
 
 
 class _CudaDispatch(Dispatch):
-    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive):
+    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive, bounds=None):
         super().__init__(kernel_name)
         self._backend, self._start, self._end, self._keepalive = backend, start, end, keepalive
+        self._bounds = bounds  # (module, plan) of a bounds-checked dispatch, until its record is read
+        self._error: DispatchError | None = None  # what the bounds checks found, raised by every wait()
         self._finished = False
 
     @property
@@ -521,6 +561,14 @@ class _CudaDispatch(Dispatch):
             self._backend.check(self._backend.driver.cuEventSynchronize(self._end)[0],
                                 f"kernel '{self.kernel_name}'")
             self._finished = True
+        if self._bounds is not None:
+            bounds, self._bounds = self._bounds, None
+            try:
+                self._backend.check_bounds_record(*bounds)
+            except DispatchError as error:
+                self._error = error
+        if self._error is not None:
+            raise self._error
 
     @property
     def gpu_time(self) -> float | None:

@@ -41,11 +41,16 @@ class Translation:
 
 
 def translate(pre: PreprocessResult, program: Program, target: str,
-              constants: dict[int, Any] | None = None) -> Translation:
-    """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values."""
+              constants: dict[int, Any] | None = None, check_bounds: bool = False) -> Translation:
+    """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values;
+    ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers."""
     texts = _rewrite(pre.tokens, program)
     swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
-    lines = [f"#define MG_TARGET_{target.upper()} 1", "#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
+    lines = [f"#define MG_TARGET_{target.upper()} 1"]
+    if check_bounds:
+        _check_bounds(pre.tokens, texts, program)
+        lines.append("#define MG_DEBUG_BOUNDS 1")
+    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
     lines += _function_constant_defines(program, constants or {})
     lines.append(swizzle_helpers)
     body, columns = _emit(pre.tokens, texts)
@@ -135,6 +140,55 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
     for index, text in appended.items():
         texts[index] += text
     return texts
+
+
+def _check_bounds(tokens: list[Token], texts: list[str], program: Program) -> None:
+    """Shadow every pointer [[buffer(i)]] parameter of each kernel body by a bounds-checked one
+    (metal/_debug_cuda.h): the parameter is renamed, and the body starts by declaring the checked name."""
+    seen: set[tuple[int, int]] = set()
+    for kernel in program.kernels:
+        if kernel.body is None or kernel.body in seen:
+            continue
+        seen.add(kernel.body)
+        names = _parameter_name_tokens(tokens, kernel.body[0])
+        declarations = []
+        for param in kernel.params:
+            if param.binding != "buffer" or not param.is_pointer or param.name not in names:
+                continue
+            texts[names[param.name]] = f"mg_unchecked_{param.name}"
+            declarations.append(f"auto {param.name} = mg::check_bounds(mg_unchecked_{param.name}, {param.index});")
+        if declarations:
+            texts[kernel.body[0]] += " " + " ".join(declarations)
+
+
+def _parameter_name_tokens(tokens: list[Token], body: int) -> dict[str, int]:
+    """The token of each parameter's name in the parameter list just before the function body at ``body``:
+    the last identifier of each top-level, comma-separated parameter, outside its attributes."""
+    close = body - 1
+    if close < 0 or tokens[close].text != ")":
+        return {}
+    depth, start = 0, None
+    for j in range(close, -1, -1):
+        depth += {")": 1, "(": -1}.get(tokens[j].text, 0)
+        if depth == 0:
+            start = j
+            break
+    if start is None:
+        return {}
+    names, depth, last = {}, 0, None
+    for j in range(start + 1, close + 1):
+        text = tokens[j].text
+        if depth == 0 and text in (",", ")"):
+            if last is not None:
+                names[tokens[last].text] = last
+            last = None
+        if text in ("(", "[", "<"):
+            depth += 1
+        elif text in (")", "]", ">", ">>"):
+            depth -= len(text)
+        elif depth == 0 and tokens[j].kind == IDENT:
+            last = j
+    return names
 
 
 def _rewrite_attribute(tokens: list[Token], texts: list[str], start: int, previous: str) -> int:

@@ -71,3 +71,6 @@ __device__ __forceinline__ uint32_t last_warp_order_index(const group_ctx& g) {
 }  // namespace mg
 
 #include "_cooperative_cuda.h"
+#if defined(MG_DEBUG_BOUNDS)
+#include "_debug_cuda.h"
+#endif
