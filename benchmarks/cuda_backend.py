@@ -7,7 +7,8 @@
 3. shared-buffer round trip of 40 MB (numpy writes contents, kernel, numpy reads all of it) vs the same with
    explicit pinned copies;
 4. cold and warm compile of a small kernel (benchmarks/compile.py, one process per sample);
-5. a 4096 x 4096 tiled SGEMM written in MSL with threadgroup memory vs cuBLAS FP32 (cupy.matmul).
+5. a 4096 x 4096 tiled SGEMM written in MSL with threadgroup memory vs cuBLAS FP32 (cupy.matmul);
+6. the cos kernel under debug=True (bounds checks compiled in) vs unchecked.
 
     PYTHONPATH=src python benchmarks/cuda_backend.py --repeat 200
 
@@ -157,6 +158,13 @@ def main() -> None:
     anchor = median_us(cupy_end_to_end, repeat)
     rows.append(("10M cos end to end (us)", end_to_end, anchor, "cp.cos + sync", end_to_end / anchor, "<= 1.1"))
     cos_error = float(np.max(np.abs(y.contents - np.cos(x.read()))))
+    with metalgpu.Interface("cuda", debug=True) as checked:  # every access tested against the buffer's length
+        checked.load_shader_from_str(SOURCE)
+        checked.set_function("cos_kernel")
+        debug_kernel = dispatch_us(checked, n, [checked.array_to_buffer(x.read()), checked.create_buffer(n, "float")],
+                                   repeat)
+    rows.append(("10M cos kernel, debug=True (us)", debug_kernel, ours_kernel, "unchecked", debug_kernel / ours_kernel,
+                 "reported"))
 
     # 3. shared round trip: numpy writes, kernel, numpy reads, against explicit pinned copies
     data = np.random.default_rng(1).random(n, dtype=np.float32)

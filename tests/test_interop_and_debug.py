@@ -72,6 +72,23 @@ def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(b
         np.testing.assert_array_equal(out.contents, 2 * np.arange(64))
 
 
+def test_cuda_debug_mode_warns_when_the_checks_do_not_fit_the_shader(backend):
+    if backend != "cuda":
+        pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
+    source = """
+    #include <metal_stdlib>
+    using namespace metal;
+    template <typename T> void fill(device T* p, uint i) { p[i] = T(i); }  // deduces T from a raw pointer
+    kernel void k(device float* out [[buffer(0)]], uint id [[thread_position_in_grid]]) { fill(out, id); }
+    """
+    with metalgpu.Interface("cuda", debug=True) as gpu:
+        with pytest.warns(RuntimeWarning, match="run unchecked"):
+            gpu.load_shader_from_str(source)
+        out = gpu.create_buffer(16, "float")
+        gpu.run_function(16, [out], function_name="k")
+        np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32))
+
+
 def test_cuda_array_interface_is_only_on_cuda_buffers():
     with metalgpu.Interface("cpu") as gpu:
         buffer = gpu.create_buffer(4, "float3")
