@@ -49,33 +49,30 @@ def test_cooperative_test_kernels_compile_for_cuda(tmp_path, name):
     assert_compiles(translation)
 
 
-def test_compile_error_points_at_the_users_line(tmp_path):
-    shader = tmp_path / "broken.metal"
-    shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n\n"
-                      "kernel void k(device float* out [[buffer(0)]], uint id [[thread_position_in_grid]]) {\n"
-                      "    out[id] = not_declared * 2.0f;\n}\n")
+def nvrtc_errors(shader: Path, body: str) -> list:
+    """Compile a one-kernel shader whose body is ``body`` (line 4) with NVRTC; its errors on the user's lines."""
+    shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n"
+                      "kernel void k(device float2* v [[buffer(0)]], uint id [[thread_position_in_grid]]) {\n"
+                      f"{body}\n}}\n")
     translation, pre = cuda_source(shader)
     with pytest.raises(CompilerFailed) as failure:
         nvrtc_compile(translation.source, CompileOptions(), "sm_90")
-    diagnostics = parse_log(failure.value.log, pre.sources, translation.columns)
-    errors = [d for d in diagnostics if d.severity == "error"]
+    errors = [d for d in parse_log(failure.value.log, pre.sources, translation.columns) if d.severity == "error"]
     assert errors and errors[0].pos.file == str(shader)
-    assert (errors[0].pos.line, errors[0].pos.column) == (5, 15)
+    return errors
+
+
+def test_compile_error_points_at_the_users_line(tmp_path):
+    errors = nvrtc_errors(tmp_path / "broken.metal", "    v[id].x = not_declared * 2.0f;")
+    assert (errors[0].pos.line, errors[0].pos.column) == (4, 15)  # of `not_declared`
     assert "not_declared" in errors[0].message
 
 
 def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
     """A swizzle beyond the vector fails a static_assert in our header; NVRTC names the user's line only in its
     "detected during instantiation ... at line N of FILE" note, and that is where the error must land."""
-    shader = tmp_path / "swizzle.metal"
-    shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n"
-                      "kernel void k(device float2* v [[buffer(0)]], uint id [[thread_position_in_grid]]) {\n"
-                      "    v[0] = v[id].yz;\n}\n")
-    translation, pre = cuda_source(shader)
-    with pytest.raises(CompilerFailed) as failure:
-        nvrtc_compile(translation.source, CompileOptions(), "sm_90")
-    errors = [d for d in parse_log(failure.value.log, pre.sources, translation.columns) if d.severity == "error"]
-    assert errors and (errors[0].pos.file, errors[0].pos.line, errors[0].pos.column) == (str(shader), 4, 5)
+    errors = nvrtc_errors(tmp_path / "swizzle.metal", "    v[0] = v[id].yz;")
+    assert (errors[0].pos.line, errors[0].pos.column) == (4, 5)
     assert "does not have" in errors[0].message
 
 
