@@ -236,15 +236,7 @@ __device__ __forceinline__ void simdgroup_barrier(mem_flags flags = mem_flags::m
     MG_GROUP_PREFIX(P##_prefix_exclusive_sum, sum_fn, false, 0, W)                                                  \
     MG_GROUP_PREFIX(P##_prefix_inclusive_product, product_fn, true, 1, W)                                           \
     MG_GROUP_PREFIX(P##_prefix_exclusive_product, product_fn, false, 1, W)                                          \
-    MG_GROUP_MOVE(P##_shuffle, pick_lane, W)                                                                        \
-    MG_GROUP_MOVE(P##_broadcast, pick_lane, W)                                                                      \
-    MG_GROUP_MOVE(P##_shuffle_xor, pick_xor, W)                                                                     \
-    MG_GROUP_MOVE(P##_shuffle_up, pick_up, W)                                                                       \
-    MG_GROUP_MOVE(P##_shuffle_down, pick_down, W)                                                                   \
-    MG_GROUP_MOVE(P##_shuffle_rotate_up, pick_rotate_up, W)                                                         \
-    MG_GROUP_MOVE(P##_shuffle_rotate_down, pick_rotate_down, W)                                                     \
-    MG_GROUP_FILL(P##_shuffle_and_fill_up, true, W)                                                                 \
-    MG_GROUP_FILL(P##_shuffle_and_fill_down, false, W)                                                              \
+    MG_GROUP_SHUFFLES(P, W)                                                                                         \
     template <class X, class T = mg::warp::value_t<X>> __device__ __forceinline__ T P##_broadcast_first(const X& x) { \
         return mg::warp::first<T, W>(T(x));                                                                         \
     }                                                                                                               \

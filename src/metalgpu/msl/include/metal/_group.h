@@ -129,3 +129,16 @@ private:
 };
 
 }  // namespace metal
+
+// The moves of a group (SIMD-group P = simd, quad-group P = quad, W lanes), the same list on every target: each
+// target defines MG_GROUP_MOVE(name, which lane it reads, W) and MG_GROUP_FILL(name, upward, W) its own way.
+#define MG_GROUP_SHUFFLES(P, W)                                                                                     \
+    MG_GROUP_MOVE(P##_shuffle, pick_lane, W)                                                                        \
+    MG_GROUP_MOVE(P##_broadcast, pick_lane, W)                                                                      \
+    MG_GROUP_MOVE(P##_shuffle_xor, pick_xor, W)                                                                     \
+    MG_GROUP_MOVE(P##_shuffle_up, pick_up, W)                                                                       \
+    MG_GROUP_MOVE(P##_shuffle_down, pick_down, W)                                                                   \
+    MG_GROUP_MOVE(P##_shuffle_rotate_up, pick_rotate_up, W)                                                         \
+    MG_GROUP_MOVE(P##_shuffle_rotate_down, pick_rotate_down, W)                                                     \
+    MG_GROUP_FILL(P##_shuffle_and_fill_up, true, W)                                                                 \
+    MG_GROUP_FILL(P##_shuffle_and_fill_down, false, W)

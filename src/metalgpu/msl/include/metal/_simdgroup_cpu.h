@@ -240,15 +240,7 @@ inline void simdgroup_barrier(mem_flags = mem_flags::mem_none, mg::coop::site wh
     T P##_prefix_exclusive_product(const X& x, mg::coop::site w = MG_CALL_SITE) {                                   \
         return mg::coop::rendezvous<mg::coop::prefix_op<T, mg::coop::product_fn, false, 1, W>>(T(x), w);           \
     }                                                                                                               \
-    MG_GROUP_MOVE(P##_shuffle, pick_lane, W)                                                                        \
-    MG_GROUP_MOVE(P##_broadcast, pick_lane, W)                                                                      \
-    MG_GROUP_MOVE(P##_shuffle_xor, pick_xor, W)                                                                     \
-    MG_GROUP_MOVE(P##_shuffle_up, pick_up, W)                                                                       \
-    MG_GROUP_MOVE(P##_shuffle_down, pick_down, W)                                                                   \
-    MG_GROUP_MOVE(P##_shuffle_rotate_up, pick_rotate_up, W)                                                         \
-    MG_GROUP_MOVE(P##_shuffle_rotate_down, pick_rotate_down, W)                                                     \
-    MG_GROUP_FILL(P##_shuffle_and_fill_up, true, W)                                                                 \
-    MG_GROUP_FILL(P##_shuffle_and_fill_down, false, W)                                                              \
+    MG_GROUP_SHUFFLES(P, W)                                                                                         \
     template <class X, class T = mg::coop::value_t<X>>                                                              \
     T P##_broadcast_first(const X& x, mg::coop::site w = MG_CALL_SITE) {                                            \
         return mg::coop::rendezvous<mg::coop::first_op<T, W>>(T(x), w);                                            \
