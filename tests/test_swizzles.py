@@ -15,6 +15,8 @@ using namespace metal;
 #define FLIP(v) (v).yx
 struct Pair { float2 xy; float rgb; };
 float2 twice(float2 v) { return 2.0f * v; }
+constexpr float2 kFlip = float2(5.0f, 6.0f).yx;             // swizzles in constant expressions
+constant float2 kPair = float4(1.0f, 2.0f, 3.0f, 4.0f).wy;
 
 kernel void swizzles(device const float4* in [[buffer(0)]], device float4* out [[buffer(1)]],
                      device Pair* pairs [[buffer(2)]], uint i [[thread_position_in_grid]],
@@ -34,6 +36,7 @@ kernel void swizzles(device const float4* in [[buffer(0)]], device float4* out [
     out[2 * n + i] = v;
     out[3 * n + i] = float4(FLIP(a.zw), twice(a.xy).yx + float4{1, 2, 3, 4}.zw);
     out[4 * n + i] = float4((a + a).wz, a.bg.r + a.rgba.a, float3(a.xyz).zyx.x);
+    out[5 * n + i] = float4(kFlip, kPair);
     pairs[i].xy = pairs[i].xy.yx + float2(pairs[i].rgb);   // the struct's members, then a vector swizzle
 }
 """
@@ -49,10 +52,10 @@ def test_swizzle_semantics(iface):
     pairs["rgb"] = rng.uniform(-4, 4, n)
     before = pairs.copy()
     inp = iface.array_to_buffer(a)
-    out = iface.create_buffer(5 * n, "float4")
+    out = iface.create_buffer(6 * n, "float4")
     pair_buffer = iface.array_to_buffer(pairs)
     iface.run_function(n, [inp, out, pair_buffer], "swizzles")
-    got = out.contents.reshape(5, n, 4)
+    got = out.contents.reshape(6, n, 4)
     f = np.float32
     np.testing.assert_array_equal(got[0], np.c_[a[:, :2], np.full(n, 100, f), np.zeros(n, f)])
     p = a.copy()
@@ -66,6 +69,7 @@ def test_swizzle_semantics(iface):
     np.testing.assert_array_equal(got[2], v)
     np.testing.assert_array_equal(got[3], np.c_[a[:, [3, 2]], (f(2) * a[:, :2])[:, ::-1] + np.array([3, 4], f)])
     np.testing.assert_array_equal(got[4], np.c_[(a + a)[:, [3, 2]], a[:, 2] + a[:, 3], a[:, 2]])
+    np.testing.assert_array_equal(got[5], np.tile(np.array([6, 5, 4, 2], f), (n, 1)))
     after = pair_buffer.contents
     np.testing.assert_array_equal(after["xy"], before["xy"][:, ::-1] + before["rgb"][:, None])
 

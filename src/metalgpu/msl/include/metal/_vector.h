@@ -111,7 +111,8 @@ template <int J, int... I> MG_FUNC constexpr int pick() {
 }
 
 // v.zyx read: a value. One component (v.zw.x) is a scalar.
-template <int... J, class X, enable_if_t<(shape<X>::size > 0), int> = 0> MG_FUNC auto swizzle_value(const X& x) {
+template <int... J, class X, enable_if_t<(shape<X>::size > 0), int> = 0>
+MG_FUNC constexpr auto swizzle_value(const X& x) {
     static_assert(in_range<shape<X>::size, J...>(), "swizzle names a component the vector does not have");
     using E = typename shape<X>::elem;
     if constexpr (sizeof...(J) == 1) return E(component(x, J...));
