@@ -89,7 +89,7 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
         raise ArgumentError(f"{len(buffers)} buffers given; Metal binds at most {MAX_BINDINGS}")
     grid3 = normalize_size(grid, "grid")
     if threads_per_threadgroup is None:
-        group = default_threadgroup(grid3, min(function.max_threads, function.backend.preferred_group_size))
+        group = default_threadgroup(grid3, function.preferred_threads)
     else:
         group = normalize_size(threads_per_threadgroup, "threads_per_threadgroup")
         total = group[0] * group[1] * group[2]

@@ -48,6 +48,7 @@ class Function:
         self.bindings = bindings
         self.name = decl.host_name
         self.max_threads = module.max_threads(index) or backend.max_threads_per_group
+        self.preferred_threads = min(self.max_threads, module.preferred_threads(index) or backend.preferred_group_size)
         self.thread_execution_width = backend.thread_execution_width
 
     def describe_param(self, binding: BindingInfo) -> str:

@@ -57,6 +57,10 @@ class Module(ABC):
         """The compiled kernel's own limit on threads per group (registers can lower it), if known."""
         return None
 
+    def preferred_threads(self, kernel: int) -> int | None:
+        """Threads per group to pick when the user gives none, if the backend knows better for this kernel."""
+        return None
+
 
 class Backend(ABC):
     name: str = ""
