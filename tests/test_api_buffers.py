@@ -307,3 +307,34 @@ def test_usage_patterns_that_move_buffers_between_host_and_device(iface):
     if iface.backend == "cuda":  # the GPU used them twice in a row: back on the device
         assert not bins._allocation.remote and not values._allocation.remote
     np.testing.assert_array_equal(bins.contents, 3 * np.bincount(data % 16, minlength=16))
+
+
+SCATTERED_READS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void gather_sum(device const float* big [[buffer(0)]], device float* out [[buffer(1)]],
+                       constant uint& n [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    float s = 0.0f;
+    for (uint k = 0; k < 64; ++k) s += big[(i * 64u + k * 1048573u) % n];
+    out[i] = s;
+}
+"""
+
+
+def test_a_kernel_that_rereads_a_host_written_buffer_gets_it_on_the_device(iface):
+    """The host rewrites a 64 MB buffer before every dispatch, which on cuda first keeps it in host memory; this
+    kernel then reads it scattered, 16M times, so over the bus it runs far longer than moving the buffer would
+    take (about 10 ms): after that one dispatch the buffer lives on the GPU. Results are checked every time."""
+    n, m = 16 << 20, 1 << 18
+    iface.load_shader_from_str(SCATTERED_READS)
+    big = iface.create_buffer(n, "float")
+    out = iface.create_buffer(m, "float")
+    rng = np.random.default_rng(11)
+    index = (np.arange(m, dtype=np.int64)[:, None] * 64 + np.arange(64, dtype=np.int64)[None, :] * 1048573) % n
+    for _ in range(3):
+        data = rng.random(n, dtype=np.float32)
+        big.contents[:] = data
+        iface.run_function(m, [big, out, np.uint32(n)], "gather_sum")
+        np.testing.assert_allclose(out.contents, data[index].sum(axis=1, dtype=np.float64), rtol=1e-5)
+    if iface.backend == "cuda":
+        assert big._allocation.keep_on_device and not big._allocation.remote

@@ -10,11 +10,14 @@ stays coherent):
   memory and the GPU reaches it over the bus. Measured on an H100 for 40 MB: migrating the pages back to the host
   took 4.8 ms (8 GB/s), while the kernel's own reads and writes over the bus took 1.0 ms, about what two explicit
   pinned copies cost.
+- a kernel that re-reads a host-kept buffer would crawl over the bus: a dispatch that takes longer than moving
+  its host-kept buffers there and back would have (judge_remote) sends them to the GPU for good.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -123,7 +126,8 @@ class _ManagedAllocation(Allocation):
 
     - ``on_host``: the host may have touched it since the GPU last did;
     - ``touched_before_last_launch``: it was so at the last dispatch that used it too;
-    - ``remote``: it is advised to stay in host memory, mapped for the GPU.
+    - ``remote``: it is advised to stay in host memory, mapped for the GPU;
+    - ``keep_on_device``: never again: a dispatch with it in host memory took longer than moving it would have.
 
     Every numpy view of it keeps this object alive (through the view's base), so memory that Python still sees is
     never freed by the garbage collector; only an explicit release() frees it while views exist."""
@@ -142,6 +146,7 @@ class _ManagedAllocation(Allocation):
         self.on_host = managed
         self.touched_before_last_launch = False
         self.remote = False
+        self.keep_on_device = False  # a kernel re-read it so much over the bus that moving it is cheaper
 
     @property
     def host(self) -> np.ndarray | None:
@@ -390,7 +395,7 @@ class CudaBackend(Backend):
         should be while the kernel runs. See the module's docstring for the rule and the figures behind it."""
         driver, advise = self.driver, self.driver.CUmem_advise
         touched = allocation.on_host
-        stay_on_host = touched and allocation.touched_before_last_launch
+        stay_on_host = touched and allocation.touched_before_last_launch and not allocation.keep_on_device
         if stay_on_host != allocation.remote:
             address, nbytes = allocation.address, allocation.nbytes
             if stay_on_host:
@@ -414,16 +419,20 @@ class CudaBackend(Backend):
         packed = plan.packed
         if packed is None:
             packed = plan.packed = self._pack(plan, module.functions[kernel])
+        remote = None
         for buffer in plan.buffers:  # most dispatches: every buffer already on the GPU, nothing to do
             allocation = buffer._allocation
             if allocation.on_host or allocation.remote:
                 self._place(allocation)
+                if allocation.remote:
+                    remote = (remote or []) + [allocation]
         checked = module.debug_bytes is not None
         if checked:
             sizes = np.array(plan.slot_bytes, dtype=np.uint64)
             self.check(driver.cuMemcpyHtoD(module.debug_bytes, sizes.ctypes.data, sizes.nbytes)[0],
                        "setting the bounds checks")
         if wait:  # the common case, kept lean: no events, one synchronisation, messages built only on error
+            started = time.perf_counter() if remote else 0.0
             err, = driver.cuLaunchKernel(*packed.arguments)
             if err != self._ok:
                 self.check(err, f"launching kernel '{plan.kernel_name}'")
@@ -432,6 +441,8 @@ class CudaBackend(Backend):
             err, = driver.cuStreamSynchronize(self.stream)
             if err != self._ok:
                 self.check(err, f"kernel '{plan.kernel_name}'")
+            if remote:
+                self.judge_remote(remote, time.perf_counter() - started)
             if checked:
                 self.check_bounds_record(module, plan)
             return None
@@ -441,10 +452,24 @@ class CudaBackend(Backend):
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(packed.keepalive)
         driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, (module, plan) if checked else None)
+        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, (module, plan) if checked else None,
+                                 remote)
         if checked:
             self._unchecked.append(dispatch)
         return dispatch
+
+    # Moving a buffer to the GPU and back, as measured on an H100: 43 GB/s there, 8 GB/s back, and about 45 us a
+    # prefetch costs whatever its size.
+    MIGRATION_SECONDS_PER_BYTE = 1 / 43e9 + 1 / 8e9
+    MIGRATION_SECONDS_EACH = 2 * 45e-6
+
+    def judge_remote(self, allocations: list, seconds: float) -> None:
+        """After a dispatch that reached host-kept buffers over the bus: if it ran longer than moving them to the GPU
+        and back would have taken, the kernel re-reads them (a matrix product, say), and they stay on the GPU from
+        now on. So the rule costs at most one slow dispatch per buffer."""
+        if seconds > sum(a.nbytes * self.MIGRATION_SECONDS_PER_BYTE + self.MIGRATION_SECONDS_EACH for a in allocations):
+            for allocation in allocations:
+                allocation.keep_on_device = True
 
     def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan) -> None:
         """After a bounds-checked dispatch: raise DispatchError for the first out-of-bounds access it recorded
@@ -555,9 +580,10 @@ class _PackedLaunch:
 
 
 class _CudaDispatch(Dispatch):
-    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive, bounds=None):
+    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive, bounds=None, remote=None):
         super().__init__(kernel_name)
         self._backend, self._start, self._end, self._keepalive = backend, start, end, keepalive
+        self._remote = remote  # host-kept buffers it reached, judged by its run time once it is done
         self._bounds = bounds  # (module, plan) of a bounds-checked dispatch, until its record is read
         self._error: DispatchError | None = None  # what the bounds checks found, raised by every wait()
         self._finished = False
@@ -574,6 +600,10 @@ class _CudaDispatch(Dispatch):
             self._backend.check(self._backend.driver.cuEventSynchronize(self._end)[0],
                                 f"kernel '{self.kernel_name}'")
             self._finished = True
+            if self._remote:
+                seconds = self.gpu_time
+                if seconds is not None:
+                    self._backend.judge_remote(self._remote, seconds)
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:
