@@ -277,6 +277,8 @@ def test_usage_patterns_that_move_buffers_between_host_and_device(iface):
         x.contents[:] = data
         iface.run_function(n, [x], "scale")
         np.testing.assert_array_equal(x.contents, 2 * data)
+    if iface.backend == "cuda":  # what the round trips taught the backend: keep it in host memory
+        assert x._allocation.remote
     expected = x.read()
     for _ in range(3):  # the GPU alone
         iface.run_function(n, [x], "scale")
@@ -300,8 +302,7 @@ def test_usage_patterns_that_move_buffers_between_host_and_device(iface):
         bins.contents[:] = 0
         iface.run_function(n, [values, bins], "histogram")
         np.testing.assert_array_equal(bins.contents, np.bincount(data % 16, minlength=16))
-    if iface.backend == "cuda":  # what the round trips taught the backend: keep both in host memory
-        assert bins._allocation.remote and values._allocation.remote
+    # (atomics over the bus are slow: on cuda the histogram may have sent both buffers back to the GPU already)
     iface.run_function(n, [values, bins], "histogram")
     iface.run_function(n, [values, bins], "histogram")
     if iface.backend == "cuda":  # the GPU used them twice in a row: back on the device
