@@ -12,7 +12,7 @@ import statistics
 import time
 
 from metalgpu.backends.base import CompileOptions
-from metalgpu.backends.cuda import nvrtc_compile
+from metalgpu.backends.nvrtc import nvrtc_compile
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
 from metalgpu.msl.translate import translate

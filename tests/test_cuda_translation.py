@@ -14,7 +14,8 @@ from metalgpu.msl.preprocess import preprocess
 from metalgpu.msl.translate import translate
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
-from metalgpu.backends.cuda import INLINE_CONSTANT_BYTES, _LAUNCH_DTYPE, nvrtc_compile  # noqa: E402
+from metalgpu.backends.cuda import INLINE_CONSTANT_BYTES, _LAUNCH_DTYPE  # noqa: E402
+from metalgpu.backends.nvrtc import nvrtc_compile  # noqa: E402
 
 KERNELS = sorted((Path(__file__).parent / "kernels").glob("*.metal"))
 

@@ -78,7 +78,7 @@ def _check(args) -> int:
 
 def _check_cuda(path: Path, arch: str) -> list[str]:
     from metalgpu.backends.base import CompileOptions, CompilerFailed
-    from metalgpu.backends.cuda import nvrtc_compile
+    from metalgpu.backends.nvrtc import nvrtc_compile
     from metalgpu.errors import ShaderCompileError
     from metalgpu.msl.diagnostics import parse_log
     from metalgpu.msl.parser import parse

@@ -250,7 +250,7 @@ def test_srgb_pack_unpack(iface):
 def test_compiles_for_cuda(path):
     pytest.importorskip("cuda.bindings", reason="cuda.bindings (NVRTC) is not installed")
     from metalgpu.backends.base import CompileOptions
-    from metalgpu.backends.cuda import nvrtc_compile
+    from metalgpu.backends.nvrtc import nvrtc_compile
     from metalgpu.msl.parser import parse
     from metalgpu.msl.preprocess import preprocess
     from metalgpu.msl.translate import translate

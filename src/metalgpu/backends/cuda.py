@@ -1,24 +1,11 @@
-"""The CUDA backend: MSL translated to CUDA C++, compiled by NVRTC to a cubin for the device's own architecture,
-launched through NVIDIA's cuda-bindings (driver API) on one stream per Interface.
-
-Shared buffers are managed memory, placed by how they are used (the hints never decide correctness: managed memory
-stays coherent):
-- a buffer the GPU uses in two dispatches in a row, with no host access between them, lives on the GPU: it is
-  prefetched once, and never again while the host leaves it alone (a prefetch of resident memory still costs
-  ~45 us on an H100);
-- a buffer the host touches between every two dispatches (numpy writes, kernel, numpy reads, again) stays in host
-  memory and the GPU reaches it over the bus. Measured on an H100 for 40 MB: migrating the pages back to the host
-  took 4.8 ms (8 GB/s), while the kernel's own reads and writes over the bus took 1.0 ms, about what two explicit
-  pinned copies cost.
-- a kernel that re-reads a host-kept buffer would crawl over the bus: a dispatch that takes longer than moving
-  its host-kept buffers there and back would have (judge_remote) sends them to the GPU for good.
+"""The CUDA backend: MSL translated to CUDA C++, compiled by NVRTC (nvrtc.py) to a cubin for the device's own
+architecture, launched through NVIDIA's cuda-bindings (driver API) on one stream per Interface. Where buffers live
+is cuda_memory.py's business.
 """
 from __future__ import annotations
 
 import ctypes
-import os
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,153 +13,15 @@ import numpy as np
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
-from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+from .base import Allocation, Backend, BindingInfo, CompileOptions, Module
+from .cuda_memory import ManagedAllocation, Placement
+from .nvrtc import cuda_bindings, nvrtc_compile, nvrtc_identity
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 _KINDS = ("buffer", "threadgroup", "builtin")
 _SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
 _STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_INSTRUCTION",
            "CUDA_ERROR_MISALIGNED_ADDRESS", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_ASSERT",
            "CUDA_ERROR_INVALID_PC", "CUDA_ERROR_INVALID_ADDRESS_SPACE", "CUDA_ERROR_LAUNCH_TIMEOUT"}
-
-
-def _bindings():
-    try:
-        from cuda.bindings import driver, nvrtc
-    except ImportError:
-        raise BackendUnavailableError("the cuda backend needs NVIDIA's cuda-bindings and NVRTC: "
-                                      "pip install 'metalgpu[cuda]'") from None
-    return driver, nvrtc
-
-
-def cuda_include_dirs() -> list[str]:
-    """Where cuda_fp16.h and friends are: NVIDIA's wheels first, then a toolkit."""
-    found = []
-    try:
-        import nvidia
-        for root in nvidia.__path__:
-            for candidate in sorted(Path(root).glob("cu*/include")) + [Path(root) / "cuda_runtime" / "include"]:
-                if (candidate / "cuda_fp16.h").exists():
-                    found.append(str(candidate))
-    except ImportError:
-        pass
-    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if home and (Path(home) / "include" / "cuda_fp16.h").exists():
-            found.append(str(Path(home) / "include"))
-    return found
-
-
-def nvrtc_compile(source: str, options: CompileOptions, arch: str, extra_flags: tuple[str, ...] = ()) -> bytes:
-    """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). Works without a GPU or a driver."""
-    _, nvrtc = _bindings()
-    err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
-    _check_nvrtc(nvrtc, err, "nvrtcCreateProgram")
-    flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
-             "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
-    flags += [f"-I{path}" for path in cuda_include_dirs()]
-    flags += list(extra_flags)
-    if options.fast_math:
-        # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
-        # intrinsics for metal:: and fast:: itself.
-        flags.append("-DMG_FAST_MATH=1")
-    try:
-        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
-        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            _, size = nvrtc.nvrtcGetProgramLogSize(program)
-            log = b" " * size
-            nvrtc.nvrtcGetProgramLog(program, log)
-            raise CompilerFailed(log.decode(errors="replace").rstrip("\0 "), tuple(flags))
-        _, size = nvrtc.nvrtcGetCUBINSize(program)
-        cubin = b" " * size
-        _check_nvrtc(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin)[0], "nvrtcGetCUBIN")
-        return cubin
-    finally:
-        nvrtc.nvrtcDestroyProgram(program)
-
-
-def nvrtc_version() -> str:
-    _, nvrtc = _bindings()
-    err, major, minor = nvrtc.nvrtcVersion()
-    return f"{major}.{minor}"
-
-
-@lru_cache(maxsize=1)
-def nvrtc_identity() -> str:
-    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC costs ~9 ms, most of
-    a warm load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
-    folders = []
-    try:
-        import nvidia
-        folders += [Path(root) / sub / "lib" for root in nvidia.__path__ for sub in ("cu13", "cu12", "cuda_nvrtc")]
-    except ImportError:
-        pass
-    folders += [Path(home) / "lib64" for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
-                                                  "/usr/local/cuda") if home]
-    libraries = []
-    for folder in folders:
-        for library in sorted(folder.glob("libnvrtc*.so*")):
-            stat = library.stat()
-            libraries.append(f"{library} {stat.st_size} {stat.st_mtime_ns}")
-    return " ".join(libraries) or f"nvrtc {nvrtc_version()}"
-
-
-def _check_nvrtc(nvrtc, err, what: str) -> None:
-    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise CompilerFailed(f"{what} failed: {err}")
-
-
-class _ManagedAllocation(Allocation):
-    """Managed (or, for private buffers, device) memory with its placement state:
-
-    - ``on_host``: the host may have touched it since the GPU last did;
-    - ``touched_before_last_launch``: it was so at the last dispatch that used it too;
-    - ``remote``: it is advised to stay in host memory, mapped for the GPU;
-    - ``keep_on_device``: never again: a dispatch with it in host memory took longer than moving it would have.
-
-    Every numpy view of it keeps this object alive (through the view's base), so memory that Python still sees is
-    never freed by the garbage collector; only an explicit release() frees it while views exist."""
-
-    def __init__(self, backend: "CudaBackend", nbytes: int, managed: bool):
-        driver = backend.driver
-        self._backend = backend
-        if managed:
-            err, pointer = driver.cuMemAllocManaged(nbytes, driver.CUmemAttach_flags.CU_MEM_ATTACH_GLOBAL.value)
-        else:
-            err, pointer = driver.cuMemAlloc(nbytes)
-        backend.check(err, f"allocating {nbytes:,} bytes")
-        self.address = int(pointer)
-        self.nbytes = nbytes
-        self.managed = managed
-        self.on_host = managed
-        self.touched_before_last_launch = False
-        self.remote = False
-        self.keep_on_device = False  # a kernel re-read it so much over the bus that moving it is cheaper
-
-    @property
-    def host(self) -> np.ndarray | None:
-        if not self.managed or not self.address:
-            return None
-        return np.asarray(_HostView(self))
-
-    def free(self) -> None:
-        if self.address:
-            self._backend.free(self)
-            self.address = 0
-
-    def __del__(self):
-        try:
-            self.free()
-        except Exception:
-            pass  # at interpreter exit, or after the context failed
-
-
-class _HostView:
-    """The bytes of a managed allocation as numpy sees them, holding the allocation while a view exists."""
-
-    def __init__(self, allocation: _ManagedAllocation):
-        self.owner = allocation
-        self.__array_interface__ = {"shape": (allocation.nbytes,), "typestr": "|u1",
-                                    "data": (allocation.address, False), "version": 3}
 
 
 class _CudaModule(Module):
@@ -246,7 +95,7 @@ class CudaBackend(Backend):
     preferred_group_size = 256  # a full warp multiple that keeps several blocks per SM
 
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
-        self.driver, self.nvrtc = _bindings()
+        self.driver, _ = cuda_bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
         self._cache = cache or CompileCache()
         self._fingerprint: str | None = None
@@ -279,14 +128,7 @@ class CudaBackend(Backend):
         self._unchecked: list = []     # bounds-checked dispatches whose record synchronize() still reads
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
-        self._location = driver.CUmemLocation()
-        self._location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
-        self._location.id = device
-        self._host_location = driver.CUmemLocation()
-        self._host_location.type = driver.CUmemLocationType.CU_MEM_LOCATION_TYPE_HOST
-        # CUDA 13's bindings take memory locations in these two; CUDA 12's (12.2 and later) in their _v2 forms.
-        self._prefetch = getattr(driver, "cuMemPrefetchAsync_v2", driver.cuMemPrefetchAsync)
-        self._advise = getattr(driver, "cuMemAdvise_v2", driver.cuMemAdvise)
+        self.placement = Placement(self, device)
         self.fingerprint()  # here rather than in the first load: it looks for NVRTC's libraries on disk
 
     def _retain_context(self):
@@ -344,7 +186,7 @@ class CudaBackend(Backend):
     # -- compiling -------------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
         if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
-            self._fingerprint = f"cuda {nvrtc_identity()} {self.arch} {' '.join(cuda_include_dirs())}"
+            self._fingerprint = f"cuda {nvrtc_identity()} {self.arch}"
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
@@ -365,9 +207,9 @@ class CudaBackend(Backend):
         # Over-subscribed managed memory can hang a shared GPU: refuse what does not fit.
         if 0 <= free < nbytes:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on {self.device_name}: {free:,} bytes free")
-        return _ManagedAllocation(self, nbytes, managed=(storage == "shared"))
+        return ManagedAllocation(self, nbytes, managed=(storage == "shared"))
 
-    def free(self, allocation: _ManagedAllocation) -> None:
+    def free(self, allocation: ManagedAllocation) -> None:
         if self.stream is not None and not self.poisoned:  # a closed or failed context freed everything already
             self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
 
@@ -380,36 +222,7 @@ class CudaBackend(Backend):
         self.check(self.driver.cuMemcpyHtoD(allocation.address, data.ctypes.data, allocation.nbytes)[0], "write()")
 
     def host_access(self, allocation: Allocation) -> None:
-        """Called before the host reads or writes a shared buffer (its dispatches already waited for): bring
-        GPU-resident pages back in one prefetch rather than by page faults."""
-        if not allocation.managed:
-            return
-        if not allocation.on_host and not allocation.remote:
-            self._prefetch(allocation.address, allocation.nbytes, self._host_location, 0,
-                                           self.stream)
-            self.check(self.driver.cuStreamSynchronize(self.stream)[0], "bringing a buffer to the host")
-        allocation.on_host = True
-
-    def _place(self, allocation: _ManagedAllocation) -> None:
-        """Before a dispatch: where a buffer the host touched since the last one (or one kept in host memory)
-        should be while the kernel runs. See the module's docstring for the rule and the figures behind it."""
-        driver, advise = self.driver, self.driver.CUmem_advise
-        touched = allocation.on_host
-        stay_on_host = touched and allocation.touched_before_last_launch and not allocation.keep_on_device
-        if stay_on_host != allocation.remote:
-            address, nbytes = allocation.address, allocation.nbytes
-            if stay_on_host:
-                self._advise(address, nbytes, advise.CU_MEM_ADVISE_SET_PREFERRED_LOCATION, self._host_location)
-                self._advise(address, nbytes, advise.CU_MEM_ADVISE_SET_ACCESSED_BY, self._location)
-            else:
-                self._advise(address, nbytes, advise.CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION,
-                                   self._host_location)
-                self._advise(address, nbytes, advise.CU_MEM_ADVISE_UNSET_ACCESSED_BY, self._location)
-        if not stay_on_host:  # touched by the host, or coming back from host memory
-            self._prefetch(allocation.address, allocation.nbytes, self._location, 0, self.stream)
-        allocation.remote = stay_on_host
-        allocation.touched_before_last_launch = touched
-        allocation.on_host = False
+        self.placement.host_access(allocation)
 
     # -- running ---------------------------------------------------------------------------------------------
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
@@ -419,13 +232,11 @@ class CudaBackend(Backend):
         packed = plan.packed
         if packed is None:
             packed = plan.packed = self._pack(plan, module.functions[kernel])
-        remote = None
+        remote = None  # the host-kept buffers of this dispatch, judged by its run time
         for buffer in plan.buffers:  # most dispatches: every buffer already on the GPU, nothing to do
             allocation = buffer._allocation
-            if allocation.on_host or allocation.remote:
-                self._place(allocation)
-                if allocation.remote:
-                    remote = (remote or []) + [allocation]
+            if (allocation.on_host or allocation.remote) and self.placement.place(allocation):
+                remote = [allocation] if remote is None else remote + [allocation]
         checked = module.debug_bytes is not None
         if checked:
             sizes = np.array(plan.slot_bytes, dtype=np.uint64)
@@ -442,7 +253,7 @@ class CudaBackend(Backend):
             if err != self._ok:
                 self.check(err, f"kernel '{plan.kernel_name}'")
             if remote:
-                self.judge_remote(remote, time.perf_counter() - started)
+                self.placement.judge(remote, time.perf_counter() - started)
             if checked:
                 self.check_bounds_record(module, plan)
             return None
@@ -457,19 +268,6 @@ class CudaBackend(Backend):
         if checked:
             self._unchecked.append(dispatch)
         return dispatch
-
-    # Moving a buffer to the GPU and back, as measured on an H100: 43 GB/s there, 8 GB/s back, and about 45 us a
-    # prefetch costs whatever its size.
-    MIGRATION_SECONDS_PER_BYTE = 1 / 43e9 + 1 / 8e9
-    MIGRATION_SECONDS_EACH = 2 * 45e-6
-
-    def judge_remote(self, allocations: list, seconds: float) -> None:
-        """After a dispatch that reached host-kept buffers over the bus: if it ran longer than moving them to the GPU
-        and back would have taken, the kernel re-reads them (a matrix product, say), and they stay on the GPU from
-        now on. So the rule costs at most one slow dispatch per buffer."""
-        if seconds > sum(a.nbytes * self.MIGRATION_SECONDS_PER_BYTE + self.MIGRATION_SECONDS_EACH for a in allocations):
-            for allocation in allocations:
-                allocation.keep_on_device = True
 
     def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan) -> None:
         """After a bounds-checked dispatch: raise DispatchError for the first out-of-bounds access it recorded
@@ -603,7 +401,7 @@ class _CudaDispatch(Dispatch):
             if self._remote:
                 seconds = self.gpu_time
                 if seconds is not None:
-                    self._backend.judge_remote(self._remote, seconds)
+                    self._backend.placement.judge(self._remote, seconds)
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:

@@ -1,0 +1,79 @@
+"""NVRTC: the CUDA translation of a shader to a cubin for one GPU architecture. Needs NVIDIA's cuda-bindings and
+NVRTC wheels but no GPU or driver, so `metalgpu check --target cuda` and the tests compile for CUDA anywhere."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import BackendUnavailableError
+from .base import CompileOptions, CompilerFailed
+
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
+
+
+def cuda_bindings():
+    """cuda-bindings' driver and NVRTC modules, or BackendUnavailableError saying how to get them."""
+    try:
+        from cuda.bindings import driver, nvrtc
+    except ImportError:
+        raise BackendUnavailableError("the cuda backend needs NVIDIA's cuda-bindings and NVRTC: "
+                                      "pip install 'metalgpu[cuda]'") from None
+    return driver, nvrtc
+
+
+def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
+    """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). The emulation headers need nothing from CUDA's own."""
+    _, nvrtc = cuda_bindings()
+    err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
+    _check(nvrtc, err, "nvrtcCreateProgram")
+    flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
+             "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
+    if options.fast_math:
+        # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
+        # intrinsics for metal:: and fast:: itself.
+        flags.append("-DMG_FAST_MATH=1")
+    try:
+        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            _, size = nvrtc.nvrtcGetProgramLogSize(program)
+            log = b" " * size
+            nvrtc.nvrtcGetProgramLog(program, log)
+            raise CompilerFailed(log.decode(errors="replace").rstrip("\0 "), tuple(flags))
+        _, size = nvrtc.nvrtcGetCUBINSize(program)
+        cubin = b" " * size
+        _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin)[0], "nvrtcGetCUBIN")
+        return cubin
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+def nvrtc_version() -> str:
+    _, nvrtc = cuda_bindings()
+    err, major, minor = nvrtc.nvrtcVersion()
+    return f"{major}.{minor}"
+
+
+@lru_cache(maxsize=1)
+def nvrtc_identity() -> str:
+    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC costs ~9 ms, most of
+    a warm load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
+    folders = []
+    try:
+        import nvidia
+        folders += [Path(root) / sub / "lib" for root in nvidia.__path__ for sub in ("cu13", "cu12", "cuda_nvrtc")]
+    except ImportError:
+        pass
+    folders += [Path(home) / "lib64" for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                                                  "/usr/local/cuda") if home]
+    libraries = []
+    for folder in folders:
+        for library in sorted(folder.glob("libnvrtc*.so*")):
+            stat = library.stat()
+            libraries.append(f"{library} {stat.st_size} {stat.st_mtime_ns}")
+    return " ".join(libraries) or f"nvrtc {nvrtc_version()}"
+
+
+def _check(nvrtc, err, what: str) -> None:
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise CompilerFailed(f"{what} failed: {err}")
