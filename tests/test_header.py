@@ -314,4 +314,4 @@ def test_math_loops_use_vector_library(tmp_path):
     assert res.returncode == 0, res.stderr
     symbols = subprocess.run(["nm", "-D", str(lib)], capture_output=True, text=True, check=True).stdout
     for f in ("cosf", "sinf", "expf", "logf"):
-        assert f"_ZGV" in symbols and any(s.endswith(f"_{f}") or f"v_{f}@" in s for s in symbols.split()), f
+        assert "_ZGV" in symbols and any(s.endswith(f"_{f}") or f"v_{f}@" in s for s in symbols.split()), f

@@ -14,7 +14,7 @@ from .buffer import Buffer
 from .cache import CompileCache
 from .dispatch import Dispatch, build_plan
 from .errors import ArgumentError, MetalError
-from .library import Function, Library, headers_checksum
+from .library import Function, Library
 from .types import metal_type_of_array, resolve_type
 
 STORAGES = ("shared", "private")
@@ -28,7 +28,6 @@ class Interface:
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
         self._backend = open_backend(backend, device, self._cache, self.debug)
-        headers_checksum()  # part of every cache key: stat the headers now rather than in the first load
         self._options = CompileOptions(debug=self.debug)
         self._library: Library | None = None
         self._function: Function | None = None
@@ -137,8 +136,7 @@ class Interface:
 
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
-        if self._closed:
-            self._check_open()
+        self._check_open()
         plan = self._plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
         dispatch = self._backend.launch(function.module, function.index, plan, wait)
         if wait:

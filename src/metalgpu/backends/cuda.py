@@ -129,7 +129,6 @@ class CudaBackend(Backend):
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
         self.placement = Placement(self, device)
-        self.fingerprint()  # here rather than in the first load: it looks for NVRTC's libraries on disk
 
     def _retain_context(self):
         """The device's primary context, shared with CuPy and PyTorch for zero-copy exchange. After a kernel

@@ -168,56 +168,31 @@ template <class T, int N> using packed_storage = storage<T, N, int(alignof(T))>;
 // vectors and swizzles alike, and, being non-templates, they accept those through implicit conversions.
 template <class V, class T, int N> struct vec_ops {
     using B = metal::vec<bool, N>;
-#define MG_VEC_BINARY(OP)                                                                          \
-    friend MG_FUNC V operator OP(const V& a, const V& b) {                                         \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP b.d[i]);                                   \
+// One operator three times: vector with vector, vector with scalar, scalar with vector. R is the result (V, or
+// B for comparisons), E its element type, and RIGHT what the right operand goes through: itself, or for shifts
+// its count modulo the element's width (C++ and Metal leave larger counts undefined; this is what OpenCL specifies
+// and GPUs do), so char and short shift as 8- and 16-bit values on every target.
+    static MG_FUNC constexpr T as_is(T x) { return x; }
+    static MG_FUNC constexpr T shift_count(T x) { return T(x & T(8 * sizeof(T) - 1)); }
+#define MG_VEC_OPERATOR(OP, R, E, RIGHT)                                                           \
+    friend MG_FUNC R operator OP(const V& a, const V& b) {                                         \
+        R r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                            \
         return r;                                                                                  \
     }                                                                                              \
-    friend MG_FUNC V operator OP(const V& a, T s) {                                                \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP s);                                        \
+    friend MG_FUNC R operator OP(const V& a, T s) {                                                \
+        R r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                 \
         return r;                                                                                  \
     }                                                                                              \
-    friend MG_FUNC V operator OP(T s, const V& b) {                                                \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(s OP b.d[i]);                                        \
+    friend MG_FUNC R operator OP(T s, const V& b) {                                                \
+        R r;                                                                                       \
+        for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                 \
         return r;                                                                                  \
     }
-// Shifts: the count is taken modulo the element's width (C++ and Metal leave larger counts undefined; this is
-// what OpenCL specifies and GPUs do), so char and short shift as 8- and 16-bit values on every target.
-#define MG_VEC_SHIFT(OP)                                                                           \
-    friend MG_FUNC V operator OP(const V& a, const V& b) {                                         \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP (b.d[i] & T(8 * sizeof(T) - 1)));           \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC V operator OP(const V& a, T s) {                                                \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(a.d[i] OP (s & T(8 * sizeof(T) - 1)));                \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC V operator OP(T s, const V& b) {                                                \
-        V r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = T(s OP (b.d[i] & T(8 * sizeof(T) - 1)));               \
-        return r;                                                                                  \
-    }
-#define MG_VEC_PREDICATE(OP)                                                                       \
-    friend MG_FUNC B operator OP(const V& a, const V& b) {                                         \
-        B r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = bool(a.d[i] OP b.d[i]);                                \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC B operator OP(const V& a, T s) {                                                \
-        B r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = bool(a.d[i] OP s);                                     \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC B operator OP(T s, const V& b) {                                                \
-        B r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = bool(s OP b.d[i]);                                     \
-        return r;                                                                                  \
-    }
+#define MG_VEC_BINARY(OP) MG_VEC_OPERATOR(OP, V, T, as_is)
+#define MG_VEC_SHIFT(OP) MG_VEC_OPERATOR(OP, V, T, shift_count)
+#define MG_VEC_PREDICATE(OP) MG_VEC_OPERATOR(OP, B, bool, as_is)
 #define MG_VEC_UNARY(OP, R, E)                                                                     \
     friend MG_FUNC R operator OP(const V& a) {                                                     \
         R r;                                                                                       \
@@ -232,6 +207,7 @@ template <class V, class T, int N> struct vec_ops {
 #undef MG_VEC_BINARY
 #undef MG_VEC_SHIFT
 #undef MG_VEC_PREDICATE
+#undef MG_VEC_OPERATOR
 #undef MG_VEC_UNARY
 };
 
