@@ -14,3 +14,18 @@ def median_seconds(call, repeat: int, warmup: int = 1) -> float:
         call()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def interleaved_medians(calls: dict, repeat: int, warmup: int = 1) -> dict:
+    """Median seconds of each call, sampled round-robin so that drift in the machine (another process, clock
+    changes, the cache state one call leaves behind) falls on every call alike rather than on whichever ran last."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}

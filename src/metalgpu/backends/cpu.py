@@ -1,6 +1,6 @@
 """The CPU backend: MSL translated to C++, compiled by the system C++ compiler into a shared object, run on all
-cores. Threadgroups are split across a pool of OS threads; each call into native code goes through a fault guard
-(cpu_guard.cpp) so that a crashing kernel raises DispatchError instead of killing the interpreter."""
+cores. Threadgroups are shared out by a pool of native threads (cpu_guard.cpp), which also guards every call so that
+a crashing kernel raises DispatchError instead of killing the interpreter."""
 from __future__ import annotations
 
 import ctypes
@@ -168,14 +168,13 @@ class CpuBackend(Backend):
         self.compiler = find_compiler()
         self.threads = int(os.environ.get("METALGPU_NUM_THREADS") or os.cpu_count() or 1)
         self._cache = cache or CompileCache()
-        self._pool: ThreadPoolExecutor | None = None
         self._queue: ThreadPoolExecutor | None = None  # one thread: dispatches run in submission order
         self._pending: Future | None = None
         self._lock = threading.Lock()
         self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
         self._prelude_builds: dict[str, subprocess.Popen] = {}
         self._prelude_paths: dict[CompileOptions, tuple] = {}
-        self._guard = self._load_guard()
+        self._run_native = self._load_native_runner()
         self.debug = debug
 
     # -- compiling -------------------------------------------------------------------------------------------
@@ -220,7 +219,7 @@ class CpuBackend(Backend):
                 raise CompilerFailed(done.stderr + done.stdout, tuple(command))
             # Linked apart from the fast-math compile: a fast-math link adds crtfastmath.o, whose constructor
             # would switch the whole Python process to flushing subnormals to zero (numpy included).
-            link = [*self.compiler, "-shared", str(folder / "module.o"), "-o", str(folder / "module.so")]
+            link = [*self.compiler, "-shared", "-pthread", str(folder / "module.o"), "-o", str(folder / "module.so")]
             done = subprocess.run(link, capture_output=True, text=True)
             if done.returncode != 0:
                 raise CompilerFailed(done.stderr + done.stdout, tuple(link))
@@ -269,7 +268,7 @@ class CpuBackend(Backend):
     def load(self, path: Path, kernel_count: int) -> Module:
         return _CpuModule(path, kernel_count)
 
-    def _load_guard(self):
+    def _load_native_runner(self):
         source = GUARD_SOURCE.read_text()
         key = CompileCache.key("cpu-guard", self.fingerprint(), source)
         options = CompileOptions(fast_math=False)
@@ -277,11 +276,12 @@ class CpuBackend(Backend):
             entry, _ = self._cache.get_or_build(key, lambda: (self._compile(source, options), {}))
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
-        guard = ctypes.CDLL(str(entry.path)).mg_guarded_run
-        guard.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.POINTER(ctypes.c_size_t),
-                                                                         ctypes.POINTER(ctypes.c_uint32)]
-        guard.restype = ctypes.c_int
-        return guard
+        run = ctypes.CDLL(str(entry.path)).mg_parallel_run
+        run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
+                                                                       ctypes.POINTER(ctypes.c_size_t),
+                                                                       ctypes.POINTER(ctypes.c_uint32)]
+        run.restype = ctypes.c_int
+        return run
 
     # -- memory ----------------------------------------------------------------------------------------------
     def allocate(self, nbytes: int, storage: str) -> Allocation:
@@ -326,26 +326,15 @@ class CpuBackend(Backend):
     def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan) -> None:
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
-        args = (entry, slots.ctypes.data, record.ctypes.data)
-
-        def run_range(first: int, end: int) -> tuple[int, int, tuple[int, ...]]:
-            address = ctypes.c_size_t(0)
-            report = (ctypes.c_uint32 * 8)()  # issue 5: details of a cooperative run's status
-            code = self._guard(*args, first, end, ctypes.byref(address), report)
-            return code, address.value, tuple(report)
-
-        if self.threads == 1 or total_threads < PARALLEL_THRESHOLD or total_groups == 1:
-            results = [run_range(0, total_groups)]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="metalgpu-cpu")
-            chunks = min(total_groups, 4 * self.threads)
-            bounds = [total_groups * i // chunks for i in range(chunks + 1)]
-            futures = [self._pool.submit(run_range, bounds[i], bounds[i + 1]) for i in range(chunks)]
-            results = [f.result() for f in futures]
-        faults = [result for result in results if result[0]]
-        if faults:
-            raise DispatchError(self._describe_fault(plan, *faults[0]))
+        threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
+        # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
+        chunks = min(total_groups, 4 * threads) if threads > 1 else 1
+        address = ctypes.c_size_t(0)
+        report = (ctypes.c_uint32 * 8)()  # issue 5: details of a cooperative run's status
+        code = self._run_native(entry, slots.ctypes.data, record.ctypes.data, 0, total_groups, threads, chunks,
+                                ctypes.byref(address), report)
+        if code:
+            raise DispatchError(self._describe_fault(plan, code, address.value, tuple(report)))
 
     def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = ()) -> str:
         # issue 5: statuses of the cooperative runner (metal/_cooperative_cpu.h), not signals
@@ -378,10 +367,9 @@ class CpuBackend(Backend):
         return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler[-1]})"
 
     def close(self) -> None:
-        for executor in (self._queue, self._pool):
-            if executor is not None:
-                executor.shutdown(wait=True)
-        self._queue = self._pool = None
+        if self._queue is not None:
+            self._queue.shutdown(wait=True)
+        self._queue = None
 
 
 def _available_memory() -> int | None:

@@ -1,14 +1,23 @@
-// Runs a compiled kernel range so that a fault inside it (bad address, trap, integer division by zero) returns
+// Runs a compiled kernel's threadgroups on a pool of native threads, so that a dispatch wakes its workers without
+// going through Python, and so that a fault inside a kernel (bad address, trap, integer division by zero) returns
 // an error code to Python instead of killing the interpreter. Built once per compiler by backends/cpu.py.
 //
 // A process-wide handler for SIGSEGV, SIGBUS, SIGFPE and SIGILL jumps back to the guarded call when the fault
 // happened on a thread that is inside one; any other fault goes to the handler that was installed before ours
 // (Python's faulthandler, for instance) or to the default action.
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csetjmp>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 // Returns 0, or a status of its own (>= 1000, see metal/_cooperative_cpu.h) with details in report[0..4].
 typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t*);
@@ -64,14 +73,11 @@ void ensure_altstack() {
   if (stack.ss_sp != nullptr && sigaltstack(&stack, nullptr) == 0) t_altstack_ready = true;
 }
 
-}  // namespace
-
-// Returns 0 when the range ran to completion, else the number of the signal that stopped it, with the faulting
-// address in *fault_address, or the kernel's own status (a barrier deadlock, ...) with its details in report.
-extern "C" __attribute__((visibility("default"))) int mg_guarded_run(mg_run_fn run, void* const* slots,
-                                                                      const void* dispatch, uint64_t first,
-                                                                      uint64_t end, uintptr_t* fault_address,
-                                                                      uint32_t* report) {
+// Runs groups [first, end) of a dispatch. Returns 0 when the range ran to completion, else the number of the signal
+// that stopped it, with the faulting address in *fault_address, or the kernel's own status (a barrier deadlock, ...)
+// with its details in report.
+int guarded_run(mg_run_fn run, void* const* slots, const void* dispatch, uint64_t first, uint64_t end,
+                uintptr_t* fault_address, uint32_t* report) {
   static std::once_flag installed;
   std::call_once(installed, install_handlers);
   ensure_altstack();
@@ -84,5 +90,135 @@ extern "C" __attribute__((visibility("default"))) int mg_guarded_run(mg_run_fn r
   t_jump = &jump;
   const int status = run(slots, dispatch, first, end, report);
   t_jump = nullptr;
+  return status;
+}
+
+// One dispatch shared out in chunks of threadgroups; threads take the next chunk until none is left or one faulted.
+struct Job {
+  mg_run_fn run;
+  void* const* slots;
+  const void* dispatch;
+  uint64_t first, end, chunks;
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex failure_mutex;
+  int status = 0;  // of the first chunk that failed, with its address and report
+  uintptr_t address = 0;
+  uint32_t report[8] = {};
+
+  void work() {
+    for (uint64_t chunk; !failed.load(std::memory_order_relaxed) && (chunk = next.fetch_add(1)) < chunks;) {
+      const uint64_t span = end - first;
+      uintptr_t chunk_address = 0;
+      uint32_t chunk_report[8] = {};
+      const int chunk_status = guarded_run(run, slots, dispatch, first + span * chunk / chunks,
+                                           first + span * (chunk + 1) / chunks, &chunk_address, chunk_report);
+      if (chunk_status != 0) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failed.exchange(true)) {
+          status = chunk_status;
+          address = chunk_address;
+          std::memcpy(report, chunk_report, sizeof report);
+        }
+      }
+    }
+  }
+};
+
+// Long-lived worker threads. The calling thread works too and starts at once; workers join as they wake, so a small
+// dispatch is done by the caller alone before a sleeping worker has even woken (which can take 100 us in a VM), and
+// the caller waits only for workers that took part. After a dispatch a worker stays awake briefly (kSpin), so that
+// back-to-back dispatches find it ready. One dispatch runs at a time; others wait for the pool (they would only
+// compete for the same cores).
+class Pool {
+ public:
+  int run(Job& job, unsigned threads) {
+    std::lock_guard<std::mutex> serial(dispatch_mutex_);
+    const unsigned helpers = threads - 1;
+    while (workers_.size() < helpers) {
+      const unsigned index = unsigned(workers_.size());
+      workers_.emplace_back([this, index] { serve(index); });
+    }
+    bool sleepers;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &job;
+      helpers_ = helpers;
+      generation_.fetch_add(1, std::memory_order_release);
+      sleepers = sleeping_ > 0;
+    }
+    if (sleepers) wake_.notify_all();
+    job.work();
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_ = nullptr;  // workers that look from now on find nothing to do
+    finished_.wait(lock, [this] { return working_ == 0; });
+    return job.status;
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kSpin{100};
+
+  void serve(unsigned index) {
+    uint64_t seen = 0;
+    for (;;) {
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+      std::unique_lock<std::mutex> lock(mutex_);
+      ++sleeping_;
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+      --sleeping_;
+      seen = generation_.load(std::memory_order_relaxed);
+      Job* job = job_;
+      if (job == nullptr || index >= helpers_) continue;
+      ++working_;
+      lock.unlock();
+      job->work();
+      lock.lock();
+      if (--working_ == 0) finished_.notify_one();
+    }
+  }
+
+  std::mutex dispatch_mutex_, mutex_;
+  std::condition_variable wake_, finished_;
+  std::vector<std::thread> workers_;
+  Job* job_ = nullptr;
+  unsigned helpers_ = 0, working_ = 0, sleeping_ = 0;
+  std::atomic<uint64_t> generation_{0};
+};
+
+// Never destroyed: at exit the workers are still waiting, and destroying a joinable std::thread would abort.
+// A child process after fork() has none of the parent's workers, so it starts a pool of its own.
+Pool* g_pool = nullptr;
+
+Pool& pool() {
+  static std::once_flag created;
+  std::call_once(created, [] {
+    g_pool = new Pool();
+    pthread_atfork(nullptr, nullptr, [] { g_pool = new Pool(); });
+  });
+  return *g_pool;
+}
+
+}  // namespace
+
+// Runs threadgroups [first, end) in `chunks` pieces on `threads` threads (the caller's included). Returns 0, or the
+// status of a piece that failed (see guarded_run) with its fault address and report; pieces not yet started when
+// one fails are skipped.
+extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn run, void* const* slots,
+                                                                       const void* dispatch, uint64_t first,
+                                                                       uint64_t end, uint32_t threads,
+                                                                       uint64_t chunks, uintptr_t* fault_address,
+                                                                       uint32_t* report) {
+  Job job;
+  job.run = run;
+  job.slots = slots;
+  job.dispatch = dispatch;
+  job.first = first;
+  job.end = end;
+  job.chunks = chunks < 1 ? 1 : chunks;
+  const int status = threads <= 1 || job.chunks == 1 ? (job.work(), job.status) : pool().run(job, threads);
+  *fault_address = job.address;
+  std::memcpy(report, job.report, sizeof job.report);
   return status;
 }
