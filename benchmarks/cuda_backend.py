@@ -1,6 +1,7 @@
 """The CUDA backend against the anchors of DESIGN.md and issue 6, measured in the same run on the same GPU:
 
 1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize;
+   (the contenders of 1 and 2 are sampled in turn, so that drift in clocks and power falls on all alike)
 2. 10M-element cos written per element in MSL, buffers resident on the GPU: kernel time (events) vs a
    hand-written CUDA float4 grid-stride kernel and vs a device-to-device copy of the same bytes; end to end
    (run_function with wait) vs cp.cos + synchronize;
@@ -24,7 +25,7 @@ import numpy as np
 
 import compile as compile_benchmark
 import metalgpu
-from _timing import median_seconds
+from _timing import interleaved_medians, median_seconds
 
 SOURCE = """
 #include <metal_stdlib>
@@ -82,28 +83,46 @@ def median_us(fn, repeat: int) -> float:
     return median_seconds(fn, repeat, warmup=10) * 1e6
 
 
-def event_us(cp, fn, repeat: int) -> float:
+def event_sampler(cp, fn):
+    """A function that runs ``fn`` once and returns its GPU time in us, from CuPy events around it."""
     start, end = cp.cuda.Event(), cp.cuda.Event()
-    fn()
-    samples = []
-    for _ in range(repeat):
+
+    def sample() -> float:
         start.record()
         fn()
         end.record()
         end.synchronize()
-        samples.append(cp.cuda.get_elapsed_time(start, end) * 1e3)
-    return statistics.median(samples)
+        return cp.cuda.get_elapsed_time(start, end) * 1e3
+    return sample
+
+
+def dispatch_sampler(gpu, grid, buffers, **kwargs):
+    """A function that runs the kernel once and returns its GPU time in us, from Dispatch.gpu_time (CUDA events
+    around the launch)."""
+    def sample() -> float:
+        dispatch = gpu.run_function(grid, buffers, wait_for_completion=False, **kwargs)
+        dispatch.wait()
+        return dispatch.gpu_time * 1e6
+    return sample
+
+
+def kernel_medians(samplers: dict, repeat: int) -> dict:
+    """Median GPU time of each sampler, sampled in turn so that clock and power drift fall on all alike."""
+    for sample in samplers.values():
+        sample()
+    samples = {name: [] for name in samplers}
+    for _ in range(repeat):
+        for name, sample in samplers.items():
+            samples[name].append(sample())
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def event_us(cp, fn, repeat: int) -> float:
+    return kernel_medians({"fn": event_sampler(cp, fn)}, repeat)["fn"]
 
 
 def dispatch_us(gpu, grid, buffers, repeat: int, **kwargs) -> float:
-    """Median kernel time of run_function, from Dispatch.gpu_time (CUDA events around the launch)."""
-    gpu.run_function(grid, buffers, **kwargs)
-    samples = []
-    for _ in range(repeat):
-        dispatch = gpu.run_function(grid, buffers, wait_for_completion=False, **kwargs)
-        dispatch.wait()
-        samples.append(dispatch.gpu_time * 1e6)
-    return statistics.median(samples)
+    return kernel_medians({"run": dispatch_sampler(gpu, grid, buffers, **kwargs)}, repeat)["run"]
 
 
 def main() -> None:
@@ -131,21 +150,26 @@ def main() -> None:
         tiny((1,), (1,), (cp_out,))
         stream.synchronize()
 
-    ours = median_us(lambda: gpu.run_function(1, [out]), repeat * 10)
-    anchor = median_us(cupy_tiny, repeat * 10)
+    tiny_medians = interleaved_medians({"ours": lambda: gpu.run_function(1, [out]), "cupy": cupy_tiny},
+                                       repeat * 10, warmup=10)
+    ours, anchor = tiny_medians["ours"] * 1e6, tiny_medians["cupy"] * 1e6
     rows.append(("tiny kernel, launch + wait (us)", ours, anchor, "CuPy RawKernel", ours / anchor, "<= 1.0"))
 
     # 2. 10M cos, resident on the GPU
     x = gpu.array_to_buffer(np.random.default_rng(0).uniform(-10, 10, n).astype(np.float32))
     y = gpu.create_buffer(n, "float")
     gpu.set_function("cos_kernel")
-    ours_kernel = dispatch_us(gpu, n, [x, y], repeat)
     cx = cp.asarray(x.read())
     cy = cp.empty_like(cx)
-    copy_us = event_us(cp, lambda: cy.data.copy_from_device(cx.data, 4 * n), repeat)
     cos4 = cp.RawKernel(CUPY_COS, "cos4")
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
-    hand_us = event_us(cp, lambda: cos4((sms * 8,), (256,), (cx, cy, np.uint32(n // 4))), repeat)
+    kernels = kernel_medians({
+        "ours": dispatch_sampler(gpu, n, [x, y]),
+        "hand": event_sampler(cp, lambda: cos4((sms * 8,), (256,), (cx, cy, np.uint32(n // 4)))),
+        "copy": event_sampler(cp, lambda: cy.data.copy_from_device(cx.data, 4 * n)),
+    }, repeat)
+    ours_kernel, hand_us, copy_us = kernels["ours"], kernels["hand"], kernels["copy"]
+    cos4((sms * 8,), (256,), (cx, cy, np.uint32(n // 4)))  # the copy ran last: cy holds the hand kernel's again
     hand_error = float(cp.max(cp.abs(cy - cp.cos(cx))))
     rows.append(("10M cos kernel (us)", ours_kernel, hand_us, "CUDA float4 loop", ours_kernel / hand_us, "<= 1.1"))
     rows.append(("10M cos kernel (us)", ours_kernel, copy_us, "d2d copy", ours_kernel / copy_us, ""))
@@ -161,10 +185,11 @@ def main() -> None:
     with metalgpu.Interface("cuda", debug=True) as checked:  # every access tested against the buffer's length
         checked.load_shader_from_str(SOURCE)
         checked.set_function("cos_kernel")
-        debug_kernel = dispatch_us(checked, n, [checked.array_to_buffer(x.read()), checked.create_buffer(n, "float")],
-                                   repeat)
-    rows.append(("10M cos kernel, debug=True (us)", debug_kernel, ours_kernel, "unchecked", debug_kernel / ours_kernel,
-                 "reported"))
+        checked_buffers = [checked.array_to_buffer(x.read()), checked.create_buffer(n, "float")]
+        debug = kernel_medians({"checked": dispatch_sampler(checked, n, checked_buffers),
+                                "unchecked": dispatch_sampler(gpu, n, [x, y])}, repeat)
+    rows.append(("10M cos kernel, debug=True (us)", debug["checked"], debug["unchecked"], "unchecked",
+                 debug["checked"] / debug["unchecked"], "reported"))
 
     # 3. shared round trip: numpy writes, kernel, numpy reads, against explicit pinned copies
     data = np.random.default_rng(1).random(n, dtype=np.float32)
