@@ -5,6 +5,7 @@ is cuda_memory.py's business.
 from __future__ import annotations
 
 import ctypes
+import math
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class _CudaModule(Module):
             backend.check(err, f"finding kernel {i} in the module")
             self.functions.append(function)
             self._bindings.append(self._read_bindings(backend, i))
+        # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
+        self.groups_per_block = [self._read_int(backend, f"mg_groups_per_block_{i}") for i in range(kernel_count)]
         self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
                              for f in self.functions]
         # The occupancy calculator's block size, at most the backend's preferred 256: larger blocks reach the same
@@ -59,19 +62,24 @@ class _CudaModule(Module):
     def preferred_threads(self, kernel: int) -> int | None:
         return self._preferred[kernel]
 
+    def _read_int(self, backend: "CudaBackend", name: str) -> int:
+        driver = backend.driver
+        value = ctypes.c_int32(0)
+        err, pointer, _ = driver.cuModuleGetGlobal(self.handle, name.encode())
+        backend.check(err, "reading kernel metadata")
+        backend.check(driver.cuMemcpyDtoH(ctypes.addressof(value), pointer, 4)[0], "reading kernel metadata")
+        return value.value
+
     def _read_bindings(self, backend: "CudaBackend", kernel: int) -> list[BindingInfo]:
         driver = backend.driver
-        count = ctypes.c_int32(0)
-        err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_count_{kernel}".encode())
-        backend.check(err, "reading binding metadata")
-        backend.check(driver.cuMemcpyDtoH(ctypes.addressof(count), pointer, 4)[0], "reading binding metadata")
-        if count.value == 0:
+        count = self._read_int(backend, f"mg_info_count_{kernel}")
+        if count == 0:
             return []
         err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_{kernel}".encode())
         backend.check(err, "reading binding metadata")
         raw = np.zeros(size // 4, dtype=np.int32)
         backend.check(driver.cuMemcpyDtoH(raw.ctypes.data, pointer, size)[0], "reading binding metadata")
-        rows = raw.reshape(-1, 9)[:count.value]
+        rows = raw.reshape(-1, 9)[:count]
         return [BindingInfo(int(r[0]), _KINDS[r[1]], int(r[2]), int(r[3]), bool(r[4]), bool(r[5]),
                             _SCALAR_KINDS[r[6]], int(r[7]), int(r[8])) for r in rows]
 
@@ -82,10 +90,11 @@ class _CudaModule(Module):
 # Laid out as mg::launch_t (metal/_launch_cuda.h).
 INLINE_CONSTANT_BYTES = 1024
 _LAUNCH_DTYPE = np.dtype({
-    "names": ["slots", "grid", "group", "groups", "threadgroup_offset", "inline_mask", "constants"],
+    "names": ["slots", "grid", "group", "groups", "threadgroup_offset", "inline_mask", "groups_per_block",
+              "constants"],
     "formats": [(np.uint64, 31), (np.uint32, 3), (np.uint32, 3), (np.uint32, 3), (np.uint32, 31), np.uint32,
-                (np.uint8, INLINE_CONSTANT_BYTES)],
-    "offsets": [0, 248, 260, 272, 284, 408, 416],
+                np.uint32, (np.uint8, INLINE_CONSTANT_BYTES)],
+    "offsets": [0, 248, 260, 272, 284, 408, 412, 416],
     "itemsize": 416 + INLINE_CONSTANT_BYTES})
 
 
@@ -120,6 +129,8 @@ class CudaBackend(Backend):
         minor = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")
         self.arch = f"sm_{major}{minor}"
         self.max_threads_per_group = self._device_attribute("CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
+        self.resident_threads = (self._device_attribute("CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT") *
+                                 self._device_attribute("CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR"))
         err, name = driver.cuDeviceGetName(256, self.device)
         self.device_name = name.split(b"\0")[0].decode()
         err, self.stream = driver.cuStreamCreate(driver.CUstream_flags.CU_STREAM_NON_BLOCKING.value)
@@ -230,7 +241,7 @@ class CudaBackend(Backend):
         driver = self.driver
         packed = plan.packed
         if packed is None:
-            packed = plan.packed = self._pack(plan, module.functions[kernel])
+            packed = plan.packed = self._pack(plan, module, kernel)
         remote = None  # the host-kept buffers of this dispatch, judged by its run time
         for buffer in plan.buffers:  # most dispatches: every buffer already on the GPU, nothing to do
             allocation = buffer._allocation
@@ -285,7 +296,7 @@ class CudaBackend(Backend):
                             f"holds {count}); caught by debug=True, the kernel's other work was done and the "
                             "Interface stays usable")
 
-    def _pack(self, plan: LaunchPlan, function) -> "_PackedLaunch":
+    def _pack(self, plan: LaunchPlan, module: _CudaModule, kernel: int) -> "_PackedLaunch":
         """The launch of a plan, built once: a plan without constants is reused by later dispatches."""
         if max(plan.groups[1], plan.groups[2]) > 65535:
             raise ArgumentError(f"grid {plan.grid} needs {plan.groups} threadgroups; CUDA allows at most 65535 "
@@ -302,8 +313,16 @@ class CudaBackend(Backend):
                 offsets[index] = shared
                 shared += -(-nbytes // 16) * 16
         record["threadgroup_offset"] = offsets
+        # Several threadgroups per block (kernels whose threads never wait for each other) keep more loads in
+        # flight, but only pay while the fewer blocks still fill every SM twice over; a smaller grid keeps one.
+        per = module.groups_per_block[kernel]
+        blocks_x = -(-plan.groups[0] // per)
+        if blocks_x * plan.groups[1] * plan.groups[2] * math.prod(plan.group) < 2 * self.resident_threads:
+            per, blocks_x = 1, plan.groups[0]
+        record["groups_per_block"] = per
         params = (ctypes.c_void_p * 1)(record.ctypes.data)
-        arguments = (function, *plan.groups, *plan.group, shared, self.stream, ctypes.addressof(params), 0)
+        arguments = (module.functions[kernel], blocks_x, plan.groups[1], plan.groups[2], *plan.group, shared,
+                     self.stream, ctypes.addressof(params), 0)
         return _PackedLaunch(arguments, keepalive, (record, params))
 
     def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int]) -> list:

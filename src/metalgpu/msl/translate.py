@@ -54,9 +54,9 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     lines += _function_constant_defines(program, constants or {})
     lines.append(swizzle_helpers)
     body, columns = _emit(pre.tokens, texts)
-    cooperative = cooperative_kernels(pre.tokens, program)  # issue 5: CPU kernels that run as fibers
-    wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else _WRAPPERS[target](i, kernel)
-                for i, kernel in enumerate(program.kernels)]
+    # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
+    cooperative = cooperative_kernels(pre.tokens, program)
+    wrappers = [_WRAPPERS[target](i, kernel, cooperative[i]) for i, kernel in enumerate(program.kernels)]
     return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns)
 
 
@@ -447,25 +447,32 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 """
 
 
-def _cuda_wrapper(i: int, kernel: KernelDecl) -> str:
+def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False) -> str:
     callee = kernel_callee(kernel)
     infos, args = _call_parts(kernel, lambda index: f"mg::slot(d, {index})",
                               lambda index: f"mg::threadgroup_parameter(d, {index})",
                               _CUDA_BUILTINS)
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
+    if cooperative:  # one threadgroup per block: its threads meet at barriers and share memory
+        run = f"""  const mg::group_ctx g = mg::current_group(d);
+  const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
+  if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
+  {callee}({", ".join(args)});"""
+    else:  # threads on their own: a block may run several threadgroups (mg::for_each_group)
+        run = f"""  mg::for_each_group(d, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
+    {callee}({", ".join(args)});
+  }});"""
     return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{
 using F = decltype(&{callee});
 MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
     {info_list}}};
 MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
+MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
 }}
 MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_constant__ mg::launch_t d) {{
   using F = mg_kernel_{i}::F;
-  const mg::group_ctx g = mg::current_group(d);
-  const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
-  if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
-  {callee}({", ".join(args)});
+{run}
 }}
 """
 
