@@ -1,7 +1,8 @@
 """The CUDA backend against the anchors of DESIGN.md and issue 6, measured in the same run on the same GPU:
 
 1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize;
-   (the contenders of 1 and 2 are sampled in turn, so that drift in clocks and power falls on all alike)
+   (the contenders of 1 and 2 are sampled in turn, so that drift in clocks and power falls on all alike; the
+   kernels of 2, 5 and 6 each after a flush of the L2 cache, so that none finds another's data there)
 2. 10M-element cos written per element in MSL, buffers resident on the GPU: kernel time (events) vs a
    hand-written CUDA float4 grid-stride kernel and vs a device-to-device copy of the same bytes; end to end
    (run_function with wait) vs cp.cos + synchronize;
@@ -106,13 +107,30 @@ def dispatch_sampler(gpu, grid, buffers, **kwargs):
     return sample
 
 
+_l2_flush = None
+
+
+def flush_l2() -> None:
+    """Write a buffer twice the size of the GPU's L2 cache (50 MB on an H100 or H200), so that the next kernel finds
+    none of its data there: with 80 MB moved per sample, whichever kernel ran just before on the same arrays would
+    otherwise hand the next one a warm cache."""
+    global _l2_flush
+    import cupy as cp
+    if _l2_flush is None:
+        _l2_flush = cp.empty(2 * cp.cuda.Device().attributes["L2CacheSize"], dtype=cp.uint8)
+    _l2_flush.fill(1)
+    cp.cuda.Device().synchronize()
+
+
 def kernel_medians(samplers: dict, repeat: int) -> dict:
-    """Median GPU time of each sampler, sampled in turn so that clock and power drift fall on all alike."""
+    """Median GPU time of each sampler, sampled in turn so that clock and power drift fall on all alike, each
+    sample after the L2 cache was flushed."""
     for sample in samplers.values():
         sample()
     samples = {name: [] for name in samplers}
     for _ in range(repeat):
         for name, sample in samplers.items():
+            flush_l2()
             samples[name].append(sample())
     return {name: statistics.median(values) for name, values in samples.items()}
 
