@@ -139,3 +139,17 @@ def test_fault_in_a_worker_then_fork(tmp_path):
     assert "HEAD_OK True" in result.stdout, output
     assert "AFTER_FAULT True" in result.stdout, output
     assert "CHILD 0" in result.stdout, output
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_a_bad_thread_count_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("METALGPU_NUM_THREADS", value)
+    with pytest.raises(metalgpu.MetalError, match="METALGPU_NUM_THREADS must be a whole number"):
+        metalgpu.Interface(backend="cpu")
+
+
+def test_one_thread_gives_the_same_results(monkeypatch):
+    monkeypatch.setenv("METALGPU_NUM_THREADS", "1")
+    with metalgpu.Interface(backend="cpu") as gpu:
+        gpu.load_shader_from_string(SOURCE)
+        run_affine(gpu, 9)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
-from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
+from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
 from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
@@ -166,7 +166,7 @@ class CpuBackend(Backend):
         if device != 0:
             raise BackendUnavailableError(f"the cpu backend has one device (0), not {device}")
         self.compiler = find_compiler()
-        self.threads = int(os.environ.get("METALGPU_NUM_THREADS") or os.cpu_count() or 1)
+        self.threads = _thread_count()
         self._cache = cache or CompileCache()
         self._queue: ThreadPoolExecutor | None = None  # one thread: dispatches run in submission order
         self._pending: Future | None = None
@@ -370,6 +370,23 @@ class CpuBackend(Backend):
         if self._queue is not None:
             self._queue.shutdown(wait=True)
         self._queue = None
+
+
+def _thread_count() -> int:
+    """$METALGPU_NUM_THREADS, else every core this process may run on."""
+    given = os.environ.get("METALGPU_NUM_THREADS", "").strip()
+    if not given:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))  # a taskset or container limit, not the machine's count
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
+    try:
+        count = int(given)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise MetalError(f"METALGPU_NUM_THREADS must be a whole number of threads, 1 or more, not {given!r}")
+    return count
 
 
 def _available_memory() -> int | None:
