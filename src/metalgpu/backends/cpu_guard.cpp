@@ -7,6 +7,7 @@
 // (Python's faulthandler, for instance) or to the default action.
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -134,11 +137,15 @@ class Pool {
  public:
   int run(Job& job, unsigned threads) {
     std::lock_guard<std::mutex> serial(dispatch_mutex_);
-    const unsigned helpers = threads - 1;
-    while (workers_.size() < helpers) {
+    while (workers_.size() < threads - 1) {
       const unsigned index = unsigned(workers_.size());
-      workers_.emplace_back([this, index] { serve(index); });
+      try {
+        workers_.emplace_back([this, index] { serve(index); });
+      } catch (const std::system_error&) {  // the system refuses more threads: go on with those there are
+        break;
+      }
     }
+    const unsigned helpers = std::min(threads - 1, unsigned(workers_.size()));
     bool sleepers;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -191,13 +198,13 @@ class Pool {
 // A child process after fork() has none of the parent's workers, so it starts a pool of its own.
 Pool* g_pool = nullptr;
 
-Pool& pool() {
+Pool* pool() {
   static std::once_flag created;
   std::call_once(created, [] {
-    g_pool = new Pool();
-    pthread_atfork(nullptr, nullptr, [] { g_pool = new Pool(); });
+    g_pool = new (std::nothrow) Pool();
+    pthread_atfork(nullptr, nullptr, [] { g_pool = new (std::nothrow) Pool(); });
   });
-  return *g_pool;
+  return g_pool;
 }
 
 }  // namespace
@@ -217,7 +224,8 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
   job.first = first;
   job.end = end;
   job.chunks = chunks < 1 ? 1 : chunks;
-  const int status = threads <= 1 || job.chunks == 1 ? (job.work(), job.status) : pool().run(job, threads);
+  Pool* workers = threads <= 1 || job.chunks == 1 ? nullptr : pool();
+  const int status = workers != nullptr ? workers->run(job, threads) : (job.work(), job.status);
   *fault_address = job.address;
   std::memcpy(report, job.report, sizeof job.report);
   return status;
