@@ -78,9 +78,49 @@ def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
 
 
 def test_launch_record_layout():
-    # mirrors mg::launch_t: 31 pointers, grid/group/groups, 31 offsets, the inline mask, then the constants
+    # mirrors mg::launch_t: 31 pointers, grid/group/groups, 31 offsets, the inline mask, the threadgroups per
+    # block, 31 slot sizes, then the constants (the header's static_assert pins the C++ side to the same numbers)
     assert _LAUNCH_DTYPE.fields["grid"][1] == 248
     assert _LAUNCH_DTYPE.fields["threadgroup_offset"][1] == 284
     assert _LAUNCH_DTYPE.fields["inline_mask"][1] == 408
-    assert _LAUNCH_DTYPE.fields["constants"][1] == 416
-    assert _LAUNCH_DTYPE.itemsize == 416 + INLINE_CONSTANT_BYTES
+    assert _LAUNCH_DTYPE.fields["groups_per_block"][1] == 412
+    assert _LAUNCH_DTYPE.fields["slot_bytes"][1] == 416
+    assert _LAUNCH_DTYPE.fields["constants"][1] == 672
+    assert _LAUNCH_DTYPE.itemsize == 672 + INLINE_CONSTANT_BYTES
+
+
+STREAMING = """#include <metal_stdlib>
+using namespace metal;
+kernel void saxpy(device const float* x [[buffer(0)]], const device float* y [[buffer(1)]],
+                  device float* out [[buffer(2)]], constant float& a [[buffer(3)]],
+                  device const float* table [[buffer(4)]], uint i [[thread_position_in_grid]]) {
+    out[i] = a * x[i] + y [ i ] + table[i / 2];
+}
+kernel void scaled(device const float4* v [[buffer(0)]], device float4* out [[buffer(1)]],
+                   uint2 p [[thread_position_in_grid]]) {
+    out[p.x] = v[p.x];
+}
+kernel void reduce(device const float* x [[buffer(0)]], device atomic_float* sum [[buffer(1)]],
+                   uint i [[thread_position_in_grid]], uint lane [[thread_index_in_simdgroup]]) {
+    float s = simd_sum(x[i]);
+    if (lane == 0) atomic_fetch_add_explicit(sum, s, memory_order_relaxed);
+}
+"""
+
+
+def test_streamed_inputs_are_the_read_only_buffers_read_at_the_grid_position(tmp_path):
+    shader = tmp_path / "streaming.metal"
+    shader.write_text(STREAMING)
+    translation, pre = cuda_source(shader)
+    from metalgpu.msl.analysis import streamed_inputs
+
+    saxpy, scaled, reduce = translation.kernels
+    # x[i] and y [ i ] are streamed; out is written, a is a reference, table is read at i / 2
+    assert streamed_inputs(pre.tokens, saxpy) == [0, 1]
+    assert streamed_inputs(pre.tokens, scaled) == []  # a 2-D position: no 1-D index to prefetch by
+    assert "mg::prefetch_l2(d, 0, " in translation.source and "mg::prefetch_l2(d, 1, " in translation.source
+    assert translation.source.count("mg::prefetch_l2(") == 2
+    # a kernel whose threads cooperate keeps one threadgroup per block and prefetches nothing
+    reduce_wrapper = translation.source[translation.source.index("mg_run_2("):]
+    assert "for_each_group" not in reduce_wrapper
+    assert_compiles(translation)

@@ -26,6 +26,16 @@ kernel void builtins_2d(device uint4* out [[buffer(0)]], constant uint& width [[
     out[2 * row + 1] = uint4(local, size);
 }
 
+// Reads its inputs at the grid position, so the CUDA wrapper prefetches them (msl/analysis.py's streamed_inputs),
+// yet the grid runs far past both: the prefetches must stay inside the buffers, and out of the inline constant.
+kernel void short_inputs(device const float* in [[buffer(0)]], device const float* k [[buffer(1)]],
+                         device float* out [[buffer(2)]], constant uint& n [[buffer(3)]],
+                         uint id [[thread_position_in_grid]])
+{
+    if (id >= n) return;
+    out[id] = in[id] + (id < 4 ? k[id] : 0.0f);
+}
+
 kernel void every_third_returns(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
                                 uint id [[thread_position_in_grid]])
 {
@@ -88,6 +98,17 @@ def test_a_return_ends_only_its_own_thread(gpu):
     gpu.run_function(n, [source, out], function_name="every_third_returns")
     expected = data * np.float32(2) + np.float32(1)
     expected[::3] = -7.0
+    np.testing.assert_array_equal(out.contents, expected)
+
+
+def test_inputs_shorter_than_the_grid(gpu):
+    grid, n = 6_000_000, 1000
+    data = np.arange(n, dtype=np.float32)
+    extra = np.array([10, 20, 30, 40], dtype=np.float32)  # a constant argument: inline in the CUDA launch record
+    source, out = gpu.array_to_buffer(data), gpu.create_buffer(n, "float")
+    gpu.run_function(grid, [source, extra, out, np.uint32(n)], function_name="short_inputs")
+    expected = data.copy()
+    expected[:4] += extra
     np.testing.assert_array_equal(out.contents, expected)
 
 

@@ -91,11 +91,11 @@ class _CudaModule(Module):
 INLINE_CONSTANT_BYTES = 1024
 _LAUNCH_DTYPE = np.dtype({
     "names": ["slots", "grid", "group", "groups", "threadgroup_offset", "inline_mask", "groups_per_block",
-              "constants"],
+              "slot_bytes", "constants"],
     "formats": [(np.uint64, 31), (np.uint32, 3), (np.uint32, 3), (np.uint32, 3), (np.uint32, 31), np.uint32,
-                np.uint32, (np.uint8, INLINE_CONSTANT_BYTES)],
-    "offsets": [0, 248, 260, 272, 284, 408, 412, 416],
-    "itemsize": 416 + INLINE_CONSTANT_BYTES})
+                np.uint32, (np.uint64, 31), (np.uint8, INLINE_CONSTANT_BYTES)],
+    "offsets": [0, 248, 260, 272, 284, 408, 412, 416, 672],
+    "itemsize": 672 + INLINE_CONSTANT_BYTES})
 
 
 class CudaBackend(Backend):
@@ -305,6 +305,7 @@ class CudaBackend(Backend):
         slots = list(plan.buffer_addresses)
         keepalive = self._place_constants(plan, record, slots)
         record["slots"] = slots
+        record["slot_bytes"] = plan.slot_bytes
         record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
         shared = 0
         offsets = [0] * 31

@@ -1,4 +1,7 @@
-"""Which kernels need the cooperative runner on the CPU backend.
+"""What the launch wrappers need to know about a kernel's body: whether its threads cooperate (below), and which
+of its inputs it streams (``streamed_inputs``, at the end).
+
+Which kernels need the cooperative runner on the CPU backend.
 
 A kernel runs its threads one after another (``mg::for_each_thread``, a loop the compiler can vectorise) unless
 it, or a function it reaches, uses something that makes threads of a threadgroup wait for or talk to each other:
@@ -13,6 +16,7 @@ cooperative. Overestimating costs only speed; underestimating would give wrong r
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .lexer import IDENT, Token
@@ -158,3 +162,23 @@ def _definition_name(head: list[Token]) -> str:
         if equals and head[equals - 1].kind == IDENT:
             return head[equals - 1].text
     return _UNNAMED
+
+
+def streamed_inputs(tokens: list[Token], kernel: KernelDecl) -> list[int]:
+    """Parameter indices of the kernel's read-only buffer pointers that its own body reads at the thread's 1-D grid
+    position (``in[id]`` with ``uint id [[thread_position_in_grid]]``): the CUDA wrapper prefetches those into L2
+    for the threadgroups a block runs next. A wrong guess costs only bandwidth: a prefetch changes no result."""
+    if kernel.body is None:
+        return []
+    positions = {p.name for p in kernel.params
+                 if p.builtin == "thread_position_in_grid" and not re.search(r"[234]\s*$|<", p.type_text)}
+    inputs = {p.name: j for j, p in enumerate(kernel.params)
+              if p.binding == "buffer" and p.is_pointer
+              and (p.address_space == "constant" or re.search(r"\bconst\b", p.type_text))}
+    if not positions or not inputs:
+        return []
+    body = tokens[kernel.body[0]:kernel.body[1]]
+    found = {inputs[a.text] for a, b, c, d in zip(body, body[1:], body[2:], body[3:])
+             if a.kind == IDENT and a.text in inputs and b.text == "[" and c.kind == IDENT and c.text in positions
+             and d.text == "]"}
+    return sorted(found)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
-from .analysis import cooperative_kernels
+from .analysis import cooperative_kernels, streamed_inputs
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .parser import KernelDecl, Program
 from .preprocess import PreprocessResult
@@ -56,7 +56,9 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     body, columns = _emit(pre.tokens, texts)
     # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
     cooperative = cooperative_kernels(pre.tokens, program)
-    wrappers = [_WRAPPERS[target](i, kernel, cooperative[i]) for i, kernel in enumerate(program.kernels)]
+    wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else
+                _cuda_wrapper(i, kernel, cooperative[i], streamed_inputs(pre.tokens, kernel))
+                for i, kernel in enumerate(program.kernels)]
     return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns)
 
 
@@ -447,7 +449,7 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 """
 
 
-def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False) -> str:
+def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, streamed: list[int] = ()) -> str:
     callee = kernel_callee(kernel)
     infos, args = _call_parts(kernel, lambda index: f"mg::slot(d, {index})",
                               lambda index: f"mg::threadgroup_parameter(d, {index})",
@@ -459,9 +461,12 @@ def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False) -> str:
   if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
   {callee}({", ".join(args)});"""
     else:  # threads on their own: a block may run several threadgroups (mg::for_each_group)
+        prefetches = "".join(
+            f"\n    mg::prefetch_l2(d, {kernel.params[j].index}, "
+            f"mg::buffer_arg<mg::param_t<F, {j}>>(mg::slot(d, {kernel.params[j].index})) + x);" for j in streamed)
         run = f"""  mg::for_each_group(d, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
     {callee}({", ".join(args)});
-  }});"""
+  }}, [&](uint32_t x) {{{prefetches or " (void)x; "}}});"""
     return f"""{_line_directive(kernel)}
 namespace mg_kernel_{i} {{
 using F = decltype(&{callee});
@@ -477,4 +482,3 @@ MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_consta
 """
 
 
-_WRAPPERS = {"cpu": _cpu_wrapper, "cuda": _cuda_wrapper}
