@@ -65,16 +65,14 @@ __device__ __forceinline__ group_ctx group_at(const launch_t& d, uint32_t x) {
 __device__ __forceinline__ group_ctx current_group(const launch_t& d) { return group_at(d, blockIdx.x); }
 
 // For kernels whose threads never wait for each other: the block runs d.groups_per_block threadgroups along x, one
-// after the other, calling body(g, x, y, z) for each of its threads inside the grid. A block whose threadgroups
-// all lie whole inside the grid takes an unrolled path with no bounds test, so the next threadgroups' loads are
-// issued before the current one's results are stored: a streaming kernel written per element then keeps as many
-// bytes in flight as one vectorised by hand (10M cos on an H200: 43 us one threadgroup per block, 37 us four,
-// 36 us the float4 kernel). backends/cuda.py asks for several only when the grid still fills the GPU.
+// after the other, calling body(g, x, y, z) for each of its threads inside the grid; backends/cuda.py asks for
+// several only when the grid still fills the GPU. A block whose threadgroups all lie whole inside the grid takes an
+// unrolled path with no bounds test. Fewer, longer blocks alone still leave each thread one load in flight: the
+// branches inside a body (cosf's slow path, say) keep the compiler from issuing the next threadgroups' loads before
+// the current one's stores. So prefetch(x) first asks L2 for what the thread at grid position x of each next
+// threadgroup will read of the inputs the kernel streams (msl/analysis.py's streamed_inputs). 10M cos on an H200,
+// L2 flushed: 36.2 us one threadgroup per block, 32.2 us four, 26.6 us four with prefetch, 25.2 us the float4 kernel.
 #define MG_GROUPS_PER_BLOCK 4
-// That alone leaves each thread one load in flight, as the branches inside a body (cosf's slow path, say) keep the
-// compiler from issuing the next threadgroups' loads early: prefetch(x) first asks L2 for what the next threadgroups'
-// thread at grid position x will read of the inputs it streams (msl/analysis.py's streamed_inputs). 10M cos on an
-// H200, L2 flushed: 32.2 us without, 26.6 us with, 25.2 us the float4 kernel.
 template <class Body, class Prefetch>
 __device__ __forceinline__ void for_each_group(const launch_t& d, Body&& body, Prefetch&& prefetch) {
   const uint32_t per = d.groups_per_block, first = blockIdx.x * per;
