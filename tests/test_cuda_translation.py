@@ -20,9 +20,9 @@ from metalgpu.backends.nvrtc import nvrtc_compile  # noqa: E402
 KERNELS = sorted((Path(__file__).parent / "kernels").glob("*.metal"))
 
 
-def cuda_source(path: Path) -> tuple[str, object]:
+def cuda_source(path: Path, check_bounds: bool = False) -> tuple[str, object]:
     pre = preprocess(path.read_text(), str(path), (str(path.parent),))
-    return translate(pre, parse(pre.tokens, pre.sources), "cuda"), pre
+    return translate(pre, parse(pre.tokens, pre.sources), "cuda", check_bounds=check_bounds), pre
 
 
 def assert_compiles(translation) -> None:
@@ -35,6 +35,14 @@ def assert_compiles(translation) -> None:
 @pytest.mark.parametrize("path", KERNELS, ids=lambda p: p.name)
 def test_kernel_compiles_for_cuda(path):
     translation, _ = cuda_source(path)
+    assert_compiles(translation)
+
+
+@pytest.mark.parametrize("path", KERNELS, ids=lambda p: p.name)
+def test_kernel_compiles_with_bounds_checks(path):
+    # Interface(debug=True) on CUDA: every test kernel must take the checks (no GPU needed to compile them)
+    translation, _ = cuda_source(path, check_bounds=True)
+    assert "mg::check_bounds(" in translation.source
     assert_compiles(translation)
 
 

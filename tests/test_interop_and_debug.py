@@ -72,6 +72,40 @@ def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(b
         np.testing.assert_array_equal(out.contents, 2 * np.arange(64))
 
 
+def test_cuda_debug_checks_of_dispatches_in_flight_use_their_own_buffers(backend):
+    """A checked dispatch still running while the next one is launched must keep checking against its own buffers'
+    sizes (and a fault must be reported by the dispatch that made it, not by the one that reads the record)."""
+    if backend != "cuda":
+        pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
+    source = """
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void slow_copy(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                          constant uint& rounds [[buffer(2)]], uint id [[thread_position_in_grid]]) {
+        float v = in[id];
+        for (uint r = 0; r < rounds; ++r) v = fma(v, 1.0f, 0.0f);  // keeps the value, takes time
+        out[id] = v;
+    }
+    """
+    big, small = 1 << 22, 256
+    with metalgpu.Interface("cuda", debug=True) as gpu:
+        gpu.load_shader_from_str(source)
+        big_in = gpu.array_to_buffer(np.arange(big, dtype=np.float32))
+        big_out, small_out = gpu.create_buffer(big, "float"), gpu.create_buffer(small, "float")
+        small_in = gpu.array_to_buffer(np.arange(small, dtype=np.float32) + 0.5)
+        slow = gpu.run_function(big, [big_in, big_out, 20000], function_name="slow_copy", wait_for_completion=False)
+        quick = gpu.run_function(small, [small_in, small_out, 1], function_name="slow_copy",
+                                 wait_for_completion=False)
+        faulty = gpu.run_function(small + 1, [small_in, small_out, 1], function_name="slow_copy",
+                                  wait_for_completion=False)
+        slow.wait()  # in bounds: its checks must not have used the small buffers' sizes
+        quick.wait()
+        with pytest.raises(metalgpu.DispatchError, match="element 256 is past its end"):
+            faulty.wait()
+        np.testing.assert_array_equal(big_out.contents, np.arange(big, dtype=np.float32))
+        np.testing.assert_array_equal(small_out.contents, np.arange(small, dtype=np.float32) + 0.5)
+
+
 def test_cuda_debug_mode_warns_when_the_checks_do_not_fit_the_shader(backend):
     if backend != "cuda":
         pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")

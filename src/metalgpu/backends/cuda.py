@@ -137,6 +137,7 @@ class CudaBackend(Backend):
         self.check(err, "creating a stream")
         self.debug = debug
         self._unchecked: list = []     # bounds-checked dispatches whose record synchronize() still reads
+        self._launches = 0             # bounds-checked launches so far: each one's number goes with its sizes
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
         self.placement = Placement(self, device)
@@ -247,11 +248,13 @@ class CudaBackend(Backend):
             allocation = buffer._allocation
             if (allocation.on_host or allocation.remote) and self.placement.place(allocation):
                 remote = [allocation] if remote is None else remote + [allocation]
-        checked = module.debug_bytes is not None
-        if checked:
-            sizes = np.array(plan.slot_bytes, dtype=np.uint64)
-            self.check(driver.cuMemcpyHtoD(module.debug_bytes, sizes.ctypes.data, sizes.nbytes)[0],
+        bounds = None  # (module, plan, launch number, sizes) of a bounds-checked dispatch
+        if module.debug_bytes is not None:  # set in the stream: a checked dispatch still running keeps its own
+            self._launches += 1
+            sizes = np.array([*plan.slot_bytes, self._launches], dtype=np.uint64)
+            self.check(driver.cuMemcpyHtoDAsync(module.debug_bytes, sizes.ctypes.data, sizes.nbytes, self.stream)[0],
                        "setting the bounds checks")
+            bounds = (module, plan, self._launches, sizes)
         if wait:  # the common case, kept lean: no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
             err, = driver.cuLaunchKernel(*packed.arguments)
@@ -264,8 +267,8 @@ class CudaBackend(Backend):
                 self.check(err, f"kernel '{plan.kernel_name}'")
             if remote:
                 self.placement.judge(remote, time.perf_counter() - started)
-            if checked:
-                self.check_bounds_record(module, plan)
+            if bounds:
+                self.check_bounds_record(*bounds[:3])
             return None
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
@@ -273,20 +276,21 @@ class CudaBackend(Backend):
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(packed.keepalive)
         driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, (module, plan) if checked else None,
-                                 remote)
-        if checked:
+        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, bounds, remote)
+        if bounds:
             self._unchecked.append(dispatch)
         return dispatch
 
-    def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan) -> None:
-        """After a bounds-checked dispatch: raise DispatchError for the first out-of-bounds access it recorded
-        (and clear the record). The access itself went to a scratch element, so the context is still sound."""
+    def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan, launch: int) -> None:
+        """After bounds-checked launch number ``launch``: raise DispatchError for the out-of-bounds access it
+        recorded (and clear the record). The module keeps the first access of any of its launches; one that
+        another launch made is left for that launch's own wait() or synchronize() to report. The access itself
+        went to a scratch element, so the context is still sound."""
         driver = self.driver
-        fault = np.zeros(3, dtype=np.int64)
+        fault = np.zeros(4, dtype=np.int64)
         self.check(driver.cuMemcpyDtoH(fault.ctypes.data, module.debug_fault, fault.nbytes)[0],
                    "reading the bounds checks")
-        if not fault[0]:
+        if not fault[0] or fault[3] != launch:
             return
         self.check(driver.cuMemsetD8(module.debug_fault, 0, fault.nbytes)[0], "clearing the bounds checks")
         slot, element, count = int(fault[0]) - 1, int(fault[1]), int(fault[2])
@@ -401,7 +405,7 @@ class _CudaDispatch(Dispatch):
         super().__init__(kernel_name)
         self._backend, self._start, self._end, self._keepalive = backend, start, end, keepalive
         self._remote = remote  # host-kept buffers it reached, judged by its run time once it is done
-        self._bounds = bounds  # (module, plan) of a bounds-checked dispatch, until its record is read
+        self._bounds = bounds  # (module, plan, launch number, sizes) of a checked dispatch, until its record is read
         self._error: DispatchError | None = None  # what the bounds checks found, raised by every wait()
         self._finished = False
 
@@ -424,7 +428,7 @@ class _CudaDispatch(Dispatch):
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:
-                self._backend.check_bounds_record(*bounds)
+                self._backend.check_bounds_record(*bounds[:3])
             except DispatchError as error:
                 self._error = error
         if self._error is not None:

@@ -6,10 +6,11 @@
 #pragma once
 
 extern "C" {
-// Set by the host before each launch: the byte length of the buffer bound at each slot.
-__device__ unsigned long long mg_debug_bytes[31];
-// The first out-of-bounds access: slot + 1 (0: none yet), element index, buffer length in elements.
-__device__ long long mg_debug_fault[3];
+// Set by the host before each launch, in the launch's stream (so a dispatch still running keeps its own): the byte
+// length of the buffer bound at each slot, then the launch's number.
+__device__ unsigned long long mg_debug_bytes[32];
+// The first out-of-bounds access: slot + 1 (0: none yet), element index, buffer length in elements, launch number.
+__device__ long long mg_debug_fault[4];
 // Where out-of-bounds accesses go.
 __device__ __align__(16) unsigned char mg_debug_sink[4096];
 }
@@ -29,6 +30,7 @@ template <class T> struct checked {
                           static_cast<unsigned long long>(slot + 1)) == 0ull) {
                 mg_debug_fault[1] = k;
                 mg_debug_fault[2] = count;
+                mg_debug_fault[3] = static_cast<long long>(mg_debug_bytes[31]);
             }
             return *reinterpret_cast<T*>(mg_debug_sink);
         }
