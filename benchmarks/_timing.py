@@ -6,14 +6,8 @@ import time
 
 
 def median_seconds(call, repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):  # page faults, thread pools, fiber stacks, lazy loading
-        call()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    # warm-up: page faults, thread pools, fiber stacks, lazy loading
+    return interleaved_medians({"call": call}, repeat, warmup)["call"]
 
 
 def interleaved_medians(calls: dict, repeat: int, warmup: int = 1, between=None) -> dict:

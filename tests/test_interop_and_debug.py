@@ -48,9 +48,16 @@ def test_debug_mode_names_the_parameter_of_an_out_of_bounds_write(backend, index
         assert out.contents[99] == 7 and out.contents[:99].sum() == 0
 
 
-def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(backend):
+@pytest.fixture
+def cuda_debug(backend):
+    """An Interface on cuda with the bounds checks compiled in (cuda's debug mode; the cpu's is guard pages)."""
     if backend != "cuda":
         pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
+    with metalgpu.Interface("cuda", debug=True) as gpu:
+        yield gpu
+
+
+def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(cuda_debug):
     source = """
     #include <metal_stdlib>
     using namespace metal;
@@ -59,24 +66,22 @@ def test_cuda_debug_mode_checks_asynchronous_dispatches_and_pointer_arithmetic(b
         out[id] = (in + shift)[id] * 2.0f;
     }
     """
-    with metalgpu.Interface("cuda", debug=True) as gpu:
-        gpu.load_shader_from_str(source)
-        data = gpu.array_to_buffer(np.arange(64, dtype=np.float32))
-        out = gpu.create_buffer(64, "float")
-        gpu.run_function(32, [data, out, 32], function_name="shifted")  # in[32..63]: inside
-        np.testing.assert_array_equal(out.contents[:32], 2 * np.arange(32, 64))
-        dispatch = gpu.run_function(64, [data, out, 1], function_name="shifted", wait_for_completion=False)
-        with pytest.raises(metalgpu.DispatchError, match="out-of-bounds.*'in'.*element 64 is past its end"):
-            dispatch.wait()
-        gpu.run_function(64, [data, out, 0], function_name="shifted")  # the context is still sound
-        np.testing.assert_array_equal(out.contents, 2 * np.arange(64))
+    gpu = cuda_debug
+    gpu.load_shader_from_str(source)
+    data = gpu.array_to_buffer(np.arange(64, dtype=np.float32))
+    out = gpu.create_buffer(64, "float")
+    gpu.run_function(32, [data, out, 32], function_name="shifted")  # in[32..63]: inside
+    np.testing.assert_array_equal(out.contents[:32], 2 * np.arange(32, 64))
+    dispatch = gpu.run_function(64, [data, out, 1], function_name="shifted", wait_for_completion=False)
+    with pytest.raises(metalgpu.DispatchError, match="out-of-bounds.*'in'.*element 64 is past its end"):
+        dispatch.wait()
+    gpu.run_function(64, [data, out, 0], function_name="shifted")  # the context is still sound
+    np.testing.assert_array_equal(out.contents, 2 * np.arange(64))
 
 
-def test_cuda_debug_checks_of_dispatches_in_flight_use_their_own_buffers(backend):
+def test_cuda_debug_checks_of_dispatches_in_flight_use_their_own_buffers(cuda_debug):
     """A checked dispatch still running while the next one is launched must keep checking against its own buffers'
     sizes (and a fault must be reported by the dispatch that made it, not by the one that reads the record)."""
-    if backend != "cuda":
-        pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
     source = """
     #include <metal_stdlib>
     using namespace metal;
@@ -88,39 +93,37 @@ def test_cuda_debug_checks_of_dispatches_in_flight_use_their_own_buffers(backend
     }
     """
     big, small = 1 << 22, 256
-    with metalgpu.Interface("cuda", debug=True) as gpu:
-        gpu.load_shader_from_str(source)
-        big_in = gpu.array_to_buffer(np.arange(big, dtype=np.float32))
-        big_out, small_out = gpu.create_buffer(big, "float"), gpu.create_buffer(small, "float")
-        small_in = gpu.array_to_buffer(np.arange(small, dtype=np.float32) + 0.5)
-        slow = gpu.run_function(big, [big_in, big_out, 20000], function_name="slow_copy", wait_for_completion=False)
-        quick = gpu.run_function(small, [small_in, small_out, 1], function_name="slow_copy",
-                                 wait_for_completion=False)
-        faulty = gpu.run_function(small + 1, [small_in, small_out, 1], function_name="slow_copy",
-                                  wait_for_completion=False)
-        slow.wait()  # in bounds: its checks must not have used the small buffers' sizes
-        quick.wait()
-        with pytest.raises(metalgpu.DispatchError, match="element 256 is past its end"):
-            faulty.wait()
-        np.testing.assert_array_equal(big_out.contents, np.arange(big, dtype=np.float32))
-        np.testing.assert_array_equal(small_out.contents, np.arange(small, dtype=np.float32) + 0.5)
+    gpu = cuda_debug
+    gpu.load_shader_from_str(source)
+    big_in = gpu.array_to_buffer(np.arange(big, dtype=np.float32))
+    big_out, small_out = gpu.create_buffer(big, "float"), gpu.create_buffer(small, "float")
+    small_in = gpu.array_to_buffer(np.arange(small, dtype=np.float32) + 0.5)
+    slow = gpu.run_function(big, [big_in, big_out, 20000], function_name="slow_copy", wait_for_completion=False)
+    quick = gpu.run_function(small, [small_in, small_out, 1], function_name="slow_copy",
+                             wait_for_completion=False)
+    faulty = gpu.run_function(small + 1, [small_in, small_out, 1], function_name="slow_copy",
+                              wait_for_completion=False)
+    slow.wait()  # in bounds: its checks must not have used the small buffers' sizes
+    quick.wait()
+    with pytest.raises(metalgpu.DispatchError, match="element 256 is past its end"):
+        faulty.wait()
+    np.testing.assert_array_equal(big_out.contents, np.arange(big, dtype=np.float32))
+    np.testing.assert_array_equal(small_out.contents, np.arange(small, dtype=np.float32) + 0.5)
 
 
-def test_cuda_debug_mode_warns_when_the_checks_do_not_fit_the_shader(backend):
-    if backend != "cuda":
-        pytest.skip("bounds checks compiled into the kernels are the cuda backend's debug mode")
+def test_cuda_debug_mode_warns_when_the_checks_do_not_fit_the_shader(cuda_debug):
     source = """
     #include <metal_stdlib>
     using namespace metal;
     template <typename T> void fill(device T* p, uint i) { p[i] = T(i); }  // deduces T from a raw pointer
     kernel void k(device float* out [[buffer(0)]], uint id [[thread_position_in_grid]]) { fill(out, id); }
     """
-    with metalgpu.Interface("cuda", debug=True) as gpu:
-        with pytest.warns(RuntimeWarning, match="run unchecked"):
-            gpu.load_shader_from_str(source)
-        out = gpu.create_buffer(16, "float")
-        gpu.run_function(16, [out], function_name="k")
-        np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32))
+    gpu = cuda_debug
+    with pytest.warns(RuntimeWarning, match="run unchecked"):
+        gpu.load_shader_from_str(source)
+    out = gpu.create_buffer(16, "float")
+    gpu.run_function(16, [out], function_name="k")
+    np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32))
 
 
 def test_cuda_array_interface_is_only_on_cuda_buffers():

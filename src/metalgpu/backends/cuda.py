@@ -268,7 +268,7 @@ class CudaBackend(Backend):
             if remote:
                 self.placement.judge(remote, time.perf_counter() - started)
             if bounds:
-                self.check_bounds_record(*bounds[:3])
+                self.check_bounds_record(bounds)
             return None
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
@@ -281,11 +281,12 @@ class CudaBackend(Backend):
             self._unchecked.append(dispatch)
         return dispatch
 
-    def check_bounds_record(self, module: "_CudaModule", plan: LaunchPlan, launch: int) -> None:
-        """After bounds-checked launch number ``launch``: raise DispatchError for the out-of-bounds access it
-        recorded (and clear the record). The module keeps the first access of any of its launches; one that
-        another launch made is left for that launch's own wait() or synchronize() to report. The access itself
-        went to a scratch element, so the context is still sound."""
+    def check_bounds_record(self, bounds: tuple) -> None:
+        """After a bounds-checked launch, given its (module, plan, launch number, sizes): raise DispatchError for
+        the out-of-bounds access it recorded (and clear the record). The module keeps the first access of any of
+        its launches; one that another launch made is left for that launch's own wait() or synchronize() to
+        report. The access itself went to a scratch element, so the context is still sound."""
+        module, plan, launch, _ = bounds
         driver = self.driver
         fault = np.zeros(4, dtype=np.int64)
         self.check(driver.cuMemcpyDtoH(fault.ctypes.data, module.debug_fault, fault.nbytes)[0],
@@ -428,7 +429,7 @@ class _CudaDispatch(Dispatch):
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:
-                self._backend.check_bounds_record(*bounds[:3])
+                self._backend.check_bounds_record(bounds)
             except DispatchError as error:
                 self._error = error
         if self._error is not None:
