@@ -1,6 +1,7 @@
 """run_function: grids, builtin attributes, argument binding, async dispatch, kernel selection."""
 from __future__ import annotations
 
+import gc
 import struct
 
 import numpy as np
@@ -225,6 +226,62 @@ def test_async_dispatch_returns_a_handle(iface):
     assert handle.gpu_time is None or handle.gpu_time >= 0
     np.testing.assert_array_equal(out.contents, 2 * np.arange(1000))
     handle.wait()  # waiting again is harmless
+
+
+def test_a_repeated_dispatch_refuses_a_buffer_released_since(iface):
+    load_kernel(iface, "buffers.metal", "double_it")
+    src = iface.array_to_buffer(np.arange(100, dtype=np.int32))
+    out = iface.create_buffer(100, "int")
+    iface.run_function(100, [src, out])
+    out.release()
+    with pytest.raises(metalgpu.BufferReleasedError):
+        iface.run_function(100, [src, out])
+
+
+def test_a_repeated_dispatch_writes_the_buffer_given_when_a_dropped_one_had_its_id(iface):
+    """Repeated dispatches reuse a plan found by the ids of the buffers given. A buffer made right after another
+    was dropped often gets the dropped one's id: the plan of the dropped one must be gone with it."""
+    load_kernel(iface, "buffers.metal", "double_it")
+    src = iface.array_to_buffer(np.arange(100, dtype=np.int32))
+    for round_ in range(10):
+        out = iface.create_buffer(100, "int")
+        out.contents[:] = -1
+        iface.run_function(100, [src, out])
+        np.testing.assert_array_equal(out.contents, 2 * np.arange(100), err_msg=f"round {round_}")
+        dropped = id(out)
+        del out
+        gc.collect()
+        assert not any(dropped in key[4:] for key in iface._plans)
+
+
+SLOW_COPY = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void slow_copy(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                      constant uint& rounds [[buffer(2)]], uint id [[thread_position_in_grid]]) {
+    float v = 0.0f;
+    for (uint r = 0; r < rounds; ++r) v = fma(v, 0.5f, 1.0f);  // takes time: 1, 1.5, 1.75, ... exactly 2 from 25 on
+    out[id] = in[id] + v;  // `in` is read at the end
+}
+"""
+
+
+def test_a_buffer_dropped_during_an_asynchronous_dispatch_is_not_freed_under_it(iface):
+    iface.load_shader_from_str(SLOW_COPY)
+    n = 1 << 16
+    values = iface.array_to_buffer(np.arange(n, dtype=np.float32))
+    out = iface.create_buffer(n, "float")
+    rounds = iface.array_to_buffer(np.array([1], dtype=np.uint32))
+    iface.run_function(n, [values, out, rounds], function_name="slow_copy")  # a cached plan, as in a loop
+    np.testing.assert_array_equal(out.contents, np.arange(n, dtype=np.float32) + 1)
+    rounds.contents[0] = 5000
+    dispatch = iface.run_function(n, [values, out, rounds], function_name="slow_copy", wait_for_completion=False)
+    del values
+    gc.collect()
+    for _ in range(8):  # fresh allocations that would take the memory if it had been freed
+        iface.array_to_buffer(np.full(n, -7.0, dtype=np.float32))
+    dispatch.wait()
+    np.testing.assert_array_equal(out.contents, np.arange(n, dtype=np.float32) + 2)
 
 
 def test_synchronize_waits_for_every_dispatch(iface):

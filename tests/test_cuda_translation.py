@@ -3,18 +3,21 @@ land on the user's lines, and the launch record's layout matches the header (a s
 NVRTC comes from NVIDIA's wheels (the test extra installs them on Linux x86-64)."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+
+import metalgpu
 
 from metalgpu.backends.base import CompileOptions, CompilerFailed
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
-from metalgpu.msl.translate import translate
+from metalgpu.msl.translate import CudaLaunchLayout, cuda_launch_layout, translate
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
-from metalgpu.backends.cuda import INLINE_CONSTANT_BYTES, _LAUNCH_DTYPE  # noqa: E402
+from metalgpu.backends.cuda import launch_dtype  # noqa: E402
 from metalgpu.backends.nvrtc import nvrtc_compile  # noqa: E402
 
 KERNELS = sorted((Path(__file__).parent / "kernels").glob("*.metal"))
@@ -85,16 +88,57 @@ def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
     assert "does not have" in errors[0].message
 
 
-def test_launch_record_layout():
-    # mirrors mg::launch_t: 31 pointers, grid/group/groups, 31 offsets, the inline mask, the threadgroups per
-    # block, 31 slot sizes, then the constants (the header's static_assert pins the C++ side to the same numbers)
-    assert _LAUNCH_DTYPE.fields["grid"][1] == 248
-    assert _LAUNCH_DTYPE.fields["threadgroup_offset"][1] == 284
-    assert _LAUNCH_DTYPE.fields["inline_mask"][1] == 408
-    assert _LAUNCH_DTYPE.fields["groups_per_block"][1] == 412
-    assert _LAUNCH_DTYPE.fields["slot_bytes"][1] == 416
-    assert _LAUNCH_DTYPE.fields["constants"][1] == 672
-    assert _LAUNCH_DTYPE.itemsize == 672 + INLINE_CONSTANT_BYTES
+LAYOUTS = [CudaLaunchLayout(1, 0, 0), CudaLaunchLayout(3, 0, 0), CudaLaunchLayout(4, 2, 1024),
+           CudaLaunchLayout(31, 31, 1024), CudaLaunchLayout(2, 1, 0)]
+
+
+def test_launch_record_layout_matches_the_header(tmp_path):
+    """The C++ compiler's own offsets of mg::launch_t<...> (the struct taken from the header, compiled by the host
+    compiler: same field sizes and alignments as on the GPU) against the layout the backend packs records by."""
+    header = (Path(metalgpu.__file__).parent / "msl" / "include" / "metal" / "_launch_cuda.h").read_text()
+    struct = header[header.index("template <int Slots, int Threadgroups, int ConstantBytes>"):]
+    struct = struct[:struct.index("};") + 2]
+    fields = list(launch_dtype(LAYOUTS[0]).names)
+    aliases, lines = [], []
+    for k, layout in enumerate(LAYOUTS):  # aliases: offsetof is a macro, and would split the template's commas
+        aliases.append(f"using L{k} = launch_t<{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}>;")
+        lines += [f'  std::printf("%zu ", offsetof(L{k}, {name}));' for name in fields]
+        lines.append(f'  std::printf("%zu %zu\\n", sizeof(L{k}), alignof(L{k}));')
+    program = tmp_path / "layout.cpp"
+    program.write_text("#include <cstddef>\n#include <cstdint>\n#include <cstdio>\n" + struct + "\n" +
+                       "\n".join(aliases) + "\nint main() {\n" + "\n".join(lines) + "\n}\n")
+    subprocess.run(["g++", "-std=c++17", "-w", "-o", str(tmp_path / "layout"), str(program)], check=True)
+    printed = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout
+    for layout, row in zip(LAYOUTS, printed.splitlines()):
+        numbers = [int(n) for n in row.split()]
+        dtype = launch_dtype(layout)
+        assert numbers[:-2] == [dtype.fields[name][1] for name in fields], layout
+        assert numbers[-2:] == [dtype.itemsize, 16], layout
+        assert dtype.itemsize == layout.size
+
+
+def test_launch_record_is_sized_to_the_kernel():
+    source = """#include <metal_stdlib>
+using namespace metal;
+kernel void streams(device const float* x [[buffer(0)]], device float* y [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    y[i] = x[i];
+}
+kernel void scaled(device float* y [[buffer(0)]], constant float& a [[buffer(1)]],
+                   threadgroup float* scratch [[threadgroup(2)]], uint i [[thread_position_in_grid]]) {
+    y[i] *= a;
+}
+kernel void none(uint i [[thread_position_in_grid]]) {}
+"""
+    pre = preprocess(source, "<layout>", ())
+    program = parse(pre.tokens, pre.sources)
+    layouts = [cuda_launch_layout(kernel) for kernel in program.kernels]
+    # buffers 0 and 2: three slots, no inline constants (no parameter can take a value from Python)
+    assert layouts[0] == CudaLaunchLayout(3, 0, 0)
+    assert layouts[1] == CudaLaunchLayout(2, 3, 1024)
+    assert layouts[2] == CudaLaunchLayout(1, 0, 0)
+    # 3 x 16 bytes of addresses and sizes, 44 of grid and flags, 4 of offsets, 1 of constants, 16-byte aligned
+    assert launch_dtype(layouts[0]).itemsize == 112
+    assert_compiles(translate(pre, program, "cuda"))
 
 
 STREAMING = """#include <metal_stdlib>

@@ -123,6 +123,7 @@ class Buffer:
         if self._allocation is None:
             return
         self._wait_pending(for_host=False)
+        self._interface._forget_plans()
         allocation, self._allocation, self._view = self._allocation, None, None
         # A numpy view still alive (an old `contents`) holds the allocation: then the memory goes with the last
         # view, so an old view never reads freed memory. Otherwise it goes now.

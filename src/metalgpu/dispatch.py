@@ -78,7 +78,13 @@ class LaunchPlan:
     slot_bytes: list[int] = field(default_factory=lambda: [0] * MAX_BINDINGS)  # bytes bound at each slot
     slot_params: dict[int, str] = field(default_factory=dict)  # slot -> the parameter it binds, for messages
     packed: Any = None  # the backend's launch record for this plan, built on first launch
-    buffer_refs: list[Any] = field(default_factory=list)  # weak references to `buffers`, while cached
+    buffer_refs: list[Any] = field(default_factory=list)  # weak references to the buffers, once cached
+    placed: int = -1  # the backend's count of host accesses when this plan's buffers were last placed
+
+    def live_buffers(self) -> list["Buffer"]:
+        """The buffers bound, whether held (a fresh plan) or weakly referenced (a cached one, kept only while
+        every one of them lives)."""
+        return self.buffers or [ref() for ref in self.buffer_refs]
 
 
 def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,

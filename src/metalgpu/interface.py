@@ -32,7 +32,7 @@ class Interface:
         self._library: Library | None = None
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
-        self._plans: dict[tuple, Any] = {}  # recent dispatches, see _plan()
+        self._plans: dict[tuple, Any] = {}  # recent dispatches, see _dispatch()
         self._ops = None
         self._closed = False
 
@@ -126,56 +126,57 @@ class Interface:
         """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]]."""
         if function_name is not None:
             function = self._lookup(function_name)
-        elif self._function is not None:
-            function = self._function
         else:
-            raise MetalError("no function is set: call set_function(name) or pass function_name=")
+            function = self._function
+            if function is None:
+                raise MetalError("no function is set: call set_function(name) or pass function_name=")
         dispatch = self._dispatch(function, grid, buffers, wait_for_completion, threads_per_threadgroup,
                                   threadgroup_memory)
         return None if wait_for_completion else dispatch
 
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
-        self._check_open()
-        plan = self._plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
-        dispatch = self._backend.launch(function.module, function.index, plan, wait)
-        if wait:
-            plan.buffers = []  # a cached plan must not keep buffers alive
-        else:
-            for buffer in plan.buffers:
-                buffer._pending = dispatch
-        return dispatch
-
-    def _plan(self, function: Function, buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
-              threadgroup_memory: dict[int, int] | None):
-        """The checked, packed plan of a dispatch. A dispatch that repeats an earlier one (same kernel, sizes and
-        buffer objects, no constant values) reuses its plan, so a loop of run_function calls checks once. The
-        cache holds buffers weakly and is keyed by the ids of the objects given: a plan is trusted only while
-        its weak references still answer (then those ids are still the same objects)."""
-        key = None
-        if type(buffers) is list or type(buffers) is tuple:  # runs on every dispatch: kept to a few operations
+        """Run a kernel. A dispatch that repeats a recent one (same kernel, sizes and buffer objects, no constant
+        values) reuses its checked, packed plan: a loop of run_function calls checks its arguments once. Every
+        line of the repeat path runs on each dispatch, so it is kept to a few operations."""
+        if self._closed:
+            raise MetalError("this Interface was closed")
+        key = plan = None
+        if type(buffers) is list or type(buffers) is tuple:
             memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
             key = (function, grid, threads_per_threadgroup, memory, *map(id, buffers))
             try:
                 plan = self._plans.get(key)
             except TypeError:  # an unhashable grid, such as a list
-                key, plan = None, None
-            if plan is not None:
-                live = [ref() for ref in plan.buffer_refs]
-                for buffer in live:
-                    if buffer is None or buffer._allocation is None:
-                        break
-                else:
-                    plan.buffers = live
-                    return plan
+                key = None
+        if plan is None:
+            plan = self._new_plan(key, function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
+        dispatch = self._backend.launch(function.module, function.index, plan, wait)
+        if not wait:
+            for buffer in plan.live_buffers():
+                buffer._pending = dispatch
+        return dispatch
+
+    def _new_plan(self, key: tuple | None, function: Function, buffers: Sequence[Any], grid: Any,
+                  threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None):
+        """Check and pack a dispatch, and remember its plan under ``key`` (the ids of the objects given). A cached
+        plan holds its buffers weakly and is forgotten the moment one of them dies or is released, so an id in a
+        key always names the object it was made from."""
         plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
-        if key is not None and not plan.constants:  # constant values are packed anew every time
-            plan.buffer_refs = [weakref.ref(buffer) for buffer in plan.buffers]
-            if len(self._plans) >= 64:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = plan
+        if key is None or plan.constants:  # constant values are packed anew every time
+            return plan
+        plans = self._plans
+        if len(plans) >= 64:
+            plans.pop(next(iter(plans)))
+        plan.buffer_refs = [weakref.ref(buffer, lambda _, key=key: plans.pop(key, None)) for buffer in plan.buffers]
+        plan.buffers = []  # the plan must not keep its buffers alive
+        plans[key] = plan
         return plan
+
+    def _forget_plans(self) -> None:
+        """A buffer of this Interface is being released: no cached plan may launch with it again."""
+        self._plans.clear()
 
     def _ops_for(self):
         if self._ops is None:

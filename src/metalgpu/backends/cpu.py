@@ -302,10 +302,11 @@ class CpuBackend(Backend):
             plan.packed = (np.array((*plan.grid, *plan.group, *plan.groups, *plan.threadgroup_bytes), np.uint32),
                            np.array(plan.buffer_addresses, dtype=np.uint64))
         record, slots = plan.packed
+        buffers = plan.live_buffers()  # held until the kernel has run: a buffer dropped meanwhile stays allocated
 
         def run() -> float:
             started = time.perf_counter()
-            self._run_groups(entry, slots, record, plan)
+            self._run_groups(entry, slots, record, plan, buffers)
             return time.perf_counter() - started
 
         with self._lock:
@@ -323,7 +324,7 @@ class CpuBackend(Backend):
             return None
         return dispatch
 
-    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan) -> None:
+    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan, buffers: list) -> None:
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
         threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
@@ -334,9 +335,10 @@ class CpuBackend(Backend):
         code = self._run_native(entry, slots.ctypes.data, record.ctypes.data, 0, total_groups, threads, chunks,
                                 ctypes.byref(address), report)
         if code:
-            raise DispatchError(self._describe_fault(plan, code, address.value, tuple(report)))
+            raise DispatchError(self._describe_fault(plan, buffers, code, address.value, tuple(report)))
 
-    def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = ()) -> str:
+    def _describe_fault(self, plan: LaunchPlan, buffers: list, code: int, address: int,
+                        report: tuple[int, ...] = ()) -> str:
         # issue 5: statuses of the cooperative runner (metal/_cooperative_cpu.h), not signals
         if code == STATUS_DEADLOCK:
             returned, total, gx, gy, gz = report[:5]
@@ -347,7 +349,7 @@ class CpuBackend(Backend):
             return (f"kernel '{plan.kernel_name}': cannot allocate fiber stacks for a threadgroup of "
                     f"{plan.group[0] * plan.group[1] * plan.group[2]} threads on the cpu backend")
         name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else f"signal {code}"
-        for buffer, param in zip(plan.buffers, plan.buffer_params):
+        for buffer, param in zip(buffers, plan.buffer_params):
             allocation = buffer._allocation
             where = allocation.locate(address) if isinstance(allocation, _GuardedAllocation) else None
             if where:

@@ -16,6 +16,7 @@ from ..dispatch import Dispatch, LaunchPlan
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
 from .base import Allocation, Backend, BindingInfo, CompileOptions, Module
 from .cuda_memory import ManagedAllocation, Placement
+from ..msl.translate import CudaLaunchLayout
 from .nvrtc import cuda_bindings, nvrtc_compile, nvrtc_identity
 
 _KINDS = ("buffer", "threadgroup", "builtin")
@@ -38,7 +39,10 @@ class _CudaModule(Module):
             self.functions.append(function)
             self._bindings.append(self._read_bindings(backend, i))
         # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
-        self.groups_per_block = [self._read_int(backend, f"mg_groups_per_block_{i}") for i in range(kernel_count)]
+        self.groups_per_block = [self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0] for i in range(kernel_count)]
+        # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
+        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
+                               for i in range(kernel_count)]
         self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
                              for f in self.functions]
         # The occupancy calculator's block size, at most the backend's preferred 256: larger blocks reach the same
@@ -62,17 +66,17 @@ class _CudaModule(Module):
     def preferred_threads(self, kernel: int) -> int | None:
         return self._preferred[kernel]
 
-    def _read_int(self, backend: "CudaBackend", name: str) -> int:
+    def _read_ints(self, backend: "CudaBackend", name: str, count: int) -> list[int]:
         driver = backend.driver
-        value = ctypes.c_int32(0)
+        values = np.zeros(count, dtype=np.int32)
         err, pointer, _ = driver.cuModuleGetGlobal(self.handle, name.encode())
         backend.check(err, "reading kernel metadata")
-        backend.check(driver.cuMemcpyDtoH(ctypes.addressof(value), pointer, 4)[0], "reading kernel metadata")
-        return value.value
+        backend.check(driver.cuMemcpyDtoH(values.ctypes.data, pointer, values.nbytes)[0], "reading kernel metadata")
+        return values.tolist()
 
     def _read_bindings(self, backend: "CudaBackend", kernel: int) -> list[BindingInfo]:
         driver = backend.driver
-        count = self._read_int(backend, f"mg_info_count_{kernel}")
+        count = self._read_ints(backend, f"mg_info_count_{kernel}", 1)[0]
         if count == 0:
             return []
         err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_{kernel}".encode())
@@ -87,15 +91,16 @@ class _CudaModule(Module):
         return self._bindings[kernel]
 
 
-# Laid out as mg::launch_t (metal/_launch_cuda.h).
-INLINE_CONSTANT_BYTES = 1024
-_LAUNCH_DTYPE = np.dtype({
-    "names": ["slots", "grid", "group", "groups", "threadgroup_offset", "inline_mask", "groups_per_block",
-              "slot_bytes", "constants"],
-    "formats": [(np.uint64, 31), (np.uint32, 3), (np.uint32, 3), (np.uint32, 3), (np.uint32, 31), np.uint32,
-                np.uint32, (np.uint64, 31), (np.uint8, INLINE_CONSTANT_BYTES)],
-    "offsets": [0, 248, 260, 272, 284, 408, 412, 416, 672],
-    "itemsize": 672 + INLINE_CONSTANT_BYTES})
+def launch_dtype(layout: CudaLaunchLayout) -> np.dtype:
+    """mg::launch_t<...> of one kernel as a numpy record, at the offsets msl/translate.py works out for it."""
+    slots, groups, constants = layout.slots, max(layout.threadgroups, 1), max(layout.constant_bytes, 1)
+    formats = {"slots": (np.uint64, slots), "slot_bytes": (np.uint64, slots), "grid": (np.uint32, 3),
+               "group": (np.uint32, 3), "groups": (np.uint32, 3), "inline_mask": np.uint32,
+               "groups_per_block": np.uint32, "threadgroup_offset": (np.uint32, groups),
+               "constants": (np.uint8, constants)}
+    offsets = layout.offsets
+    return np.dtype({"names": list(formats), "formats": list(formats.values()),
+                     "offsets": [offsets[name] for name in formats], "itemsize": layout.size})
 
 
 class CudaBackend(Backend):
@@ -108,7 +113,7 @@ class CudaBackend(Backend):
         self.poisoned: str | None = None  # the sticky error that made the context unusable
         self._cache = cache or CompileCache()
         self._fingerprint: str | None = None
-        self._ok = self.driver.CUresult.CUDA_SUCCESS
+        self._launch_kernel, self._synchronize_stream = self.driver.cuLaunchKernel, self.driver.cuStreamSynchronize
         self.stream = None
         driver = self.driver
         try:
@@ -222,7 +227,9 @@ class CudaBackend(Backend):
 
     def free(self, allocation: ManagedAllocation) -> None:
         if self.stream is not None and not self.poisoned:  # a closed or failed context freed everything already
-            self.driver.cuMemFree(allocation.address)  # Buffer.release() waited for its dispatches first
+            # Buffer.release() waited for its dispatches; a buffer dropped while one ran did not, so wait here.
+            self.driver.cuStreamSynchronize(self.stream)
+            self.driver.cuMemFree(allocation.address)
 
     def copy_out(self, allocation: Allocation) -> np.ndarray:
         out = np.empty(allocation.nbytes, dtype=np.uint8)
@@ -237,42 +244,35 @@ class CudaBackend(Backend):
 
     # -- running ---------------------------------------------------------------------------------------------
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
+        # Every line here runs on each dispatch: a repeated synchronous one costs two driver calls and a few tests.
         if self.poisoned:
             self._ensure_usable()
-        driver = self.driver
         packed = plan.packed
         if packed is None:
             packed = plan.packed = self._pack(plan, module, kernel)
         remote = None  # the host-kept buffers of this dispatch, judged by its run time
-        for buffer in plan.buffers:  # most dispatches: every buffer already on the GPU, nothing to do
-            allocation = buffer._allocation
-            if (allocation.on_host or allocation.remote) and self.placement.place(allocation):
-                remote = [allocation] if remote is None else remote + [allocation]
-        bounds = None  # (module, plan, launch number, sizes) of a bounds-checked dispatch
-        if module.debug_bytes is not None:  # set in the stream: a checked dispatch still running keeps its own
-            self._launches += 1
-            sizes = np.array([*plan.slot_bytes, self._launches], dtype=np.uint64)
-            self.check(driver.cuMemcpyHtoDAsync(module.debug_bytes, sizes.ctypes.data, sizes.nbytes, self.stream)[0],
-                       "setting the bounds checks")
-            bounds = (module, plan, self._launches, sizes)
-        if wait:  # the common case, kept lean: no events, one synchronisation, messages built only on error
+        if plan.placed != self.placement.host_accesses:  # most dispatches: the host touched nothing since the last
+            remote = self.placement.place_plan(plan)
+        bounds = None if module.debug_bytes is None else self._set_bounds(module, plan)
+        if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
-            err, = driver.cuLaunchKernel(*packed.arguments)
-            if err != self._ok:
+            err, = self._launch_kernel(*packed.arguments)
+            if err:
                 self.check(err, f"launching kernel '{plan.kernel_name}'")
             if packed.keepalive:
                 self._free_after_launch(packed.keepalive)
-            err, = driver.cuStreamSynchronize(self.stream)
-            if err != self._ok:
+            err, = self._synchronize_stream(self.stream)
+            if err:
                 self.check(err, f"kernel '{plan.kernel_name}'")
             if remote:
                 self.placement.judge(remote, time.perf_counter() - started)
             if bounds:
                 self.check_bounds_record(bounds)
             return None
+        driver = self.driver
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
-        err, = driver.cuLaunchKernel(*packed.arguments)
+        err, = self._launch_kernel(*packed.arguments)
         self.check(err, f"launching kernel '{plan.kernel_name}'")
         self._free_after_launch(packed.keepalive)
         driver.cuEventRecord(end, self.stream)
@@ -280,6 +280,15 @@ class CudaBackend(Backend):
         if bounds:
             self._unchecked.append(dispatch)
         return dispatch
+
+    def _set_bounds(self, module: _CudaModule, plan: LaunchPlan) -> tuple:
+        """Before a bounds-checked launch: its buffer sizes and launch number, set in the stream so that a checked
+        dispatch still running keeps its own. Returns what check_bounds_record() needs afterwards."""
+        self._launches += 1
+        sizes = np.array([*plan.slot_bytes, self._launches], dtype=np.uint64)
+        self.check(self.driver.cuMemcpyHtoDAsync(module.debug_bytes, sizes.ctypes.data, sizes.nbytes, self.stream)[0],
+                   "setting the bounds checks")
+        return module, plan, self._launches, sizes
 
     def check_bounds_record(self, bounds: tuple) -> None:
         """After a bounds-checked launch, given its (module, plan, launch number, sizes): raise DispatchError for
@@ -306,19 +315,19 @@ class CudaBackend(Backend):
         if max(plan.groups[1], plan.groups[2]) > 65535:
             raise ArgumentError(f"grid {plan.grid} needs {plan.groups} threadgroups; CUDA allows at most 65535 "
                                 "in y and z: use larger threadgroups or put the long dimension first")
-        record = np.zeros((), dtype=_LAUNCH_DTYPE)
-        slots = list(plan.buffer_addresses)
-        keepalive = self._place_constants(plan, record, slots)
+        layout = module.launch_layouts[kernel]
+        record = np.zeros((), dtype=launch_dtype(layout))
+        slots = plan.buffer_addresses[:layout.slots]  # build_plan binds no slot beyond the kernel's parameters
+        keepalive = self._place_constants(plan, record, slots, layout.constant_bytes)
         record["slots"] = slots
-        record["slot_bytes"] = plan.slot_bytes
+        record["slot_bytes"] = plan.slot_bytes[:layout.slots]
         record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
         shared = 0
-        offsets = [0] * 31
-        for index, nbytes in enumerate(plan.threadgroup_bytes):
+        offsets = record["threadgroup_offset"]
+        for index, nbytes in enumerate(plan.threadgroup_bytes[:layout.threadgroups]):
             if nbytes:
                 offsets[index] = shared
                 shared += -(-nbytes // 16) * 16
-        record["threadgroup_offset"] = offsets
         # Several threadgroups per block (kernels whose threads never wait for each other) keep more loads in
         # flight, but only pay while the fewer blocks still fill every SM twice over; a smaller grid keeps one.
         per = module.groups_per_block[kernel]
@@ -331,13 +340,13 @@ class CudaBackend(Backend):
                      self.stream, ctypes.addressof(params), 0)
         return _PackedLaunch(arguments, keepalive, (record, params))
 
-    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int]) -> list:
-        """Constant arguments go inline in the launch record when they fit, else into device memory that the
-        stream frees once the kernel is done."""
+    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int], capacity: int) -> list:
+        """Constant arguments go inline in the launch record when they fit in its ``capacity`` bytes, else into
+        device memory that the stream frees once the kernel is done."""
         used, mask, keepalive = 0, 0, []
         for index, data in plan.constants.items():
             start = -(-used // 16) * 16
-            if start + data.nbytes <= INLINE_CONSTANT_BYTES:
+            if start + data.nbytes <= capacity:
                 record["constants"][start:start + data.nbytes] = data
                 slots[index] = start
                 mask |= 1 << index

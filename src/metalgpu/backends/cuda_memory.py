@@ -98,17 +98,31 @@ class Placement:
         # CUDA 13's bindings take memory locations in these two; CUDA 12's (12.2 and later) in their _v2 forms.
         self._prefetch = getattr(driver, "cuMemPrefetchAsync_v2", driver.cuMemPrefetchAsync)
         self._advise = getattr(driver, "cuMemAdvise_v2", driver.cuMemAdvise)
+        self.host_accesses = 0  # host_access() calls so far: a plan placed since none came needs no placing
 
     def host_access(self, allocation: ManagedAllocation) -> None:
         """Before the host reads or writes a shared buffer (its dispatches already waited for): GPU-resident pages
         come back in one prefetch rather than by page faults."""
         if not allocation.managed:
             return
+        self.host_accesses += 1
         if not allocation.on_host and not allocation.remote:
             stream = self._backend.stream
             self._prefetch(allocation.address, allocation.nbytes, self._host, 0, stream)
             self._backend.check(self._driver.cuStreamSynchronize(stream)[0], "bringing a buffer to the host")
         allocation.on_host = True
+
+    def place_plan(self, plan) -> list[ManagedAllocation] | None:
+        """Before a dispatch: place the buffers of ``plan`` that the host touched or that live in host memory.
+        Returns those that stay there (None if none). A plan found with none is marked with the count of host
+        accesses so far: until another host access, its next dispatches skip this."""
+        remote = None
+        for buffer in plan.live_buffers():
+            allocation = buffer._allocation
+            if (allocation.on_host or allocation.remote) and self.place(allocation):
+                remote = [allocation] if remote is None else remote + [allocation]
+        plan.placed = -1 if remote else self.host_accesses
+        return remote
 
     def place(self, allocation: ManagedAllocation) -> bool:
         """Before a dispatch, for a buffer the host touched since the last one or one kept in host memory: where

@@ -449,8 +449,45 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 """
 
 
+INLINE_CONSTANT_BYTES = 1024  # the most bytes of small constant arguments a CUDA launch record carries
+
+
+@dataclass(frozen=True)
+class CudaLaunchLayout:
+    """Where mg::launch_t<slots, threadgroups, constant_bytes> (metal/_launch_cuda.h) puts its fields, in bytes."""
+
+    slots: int
+    threadgroups: int
+    constant_bytes: int
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        grid = 16 * self.slots
+        offset = grid + 44
+        constants = -(-(offset + 4 * max(self.threadgroups, 1)) // 16) * 16
+        return {"slots": 0, "slot_bytes": 8 * self.slots, "grid": grid, "group": grid + 12, "groups": grid + 24,
+                "inline_mask": grid + 36, "groups_per_block": grid + 40, "threadgroup_offset": offset,
+                "constants": constants}
+
+    @property
+    def size(self) -> int:
+        return -(-(self.offsets["constants"] + max(self.constant_bytes, 1)) // 16) * 16
+
+
+def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
+    """The launch record a kernel's CUDA wrapper takes: as many slots as its [[buffer(i)]] indices need, and room
+    for inline constants only if a parameter can take a value from Python (a `constant` or reference one)."""
+    buffers = [p for p in kernel.params if p.binding == "buffer"]
+    threadgroups = [p.index for p in kernel.params if p.binding == "threadgroup"]
+    inline = any(p.address_space == "constant" or p.is_reference for p in buffers)
+    return CudaLaunchLayout(max([p.index + 1 for p in buffers], default=1), max(threadgroups, default=-1) + 1,
+                            INLINE_CONSTANT_BYTES if inline else 0)
+
+
 def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, streamed: list[int] = ()) -> str:
     callee = kernel_callee(kernel)
+    layout = cuda_launch_layout(kernel)
+    record = f"mg::launch_t<{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}>"
     infos, args = _call_parts(kernel, lambda index: f"mg::slot(d, {index})",
                               lambda index: f"mg::threadgroup_parameter(d, {index})",
                               _CUDA_BUILTINS)
@@ -474,8 +511,11 @@ MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
     {info_list}}};
 MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
 MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
+MG_EXPORT __device__ const int32_t mg_layout_{i}[3] = {{{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}}};
+static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
+              "the launch record must match msl/translate.py's CudaLaunchLayout");
 }}
-MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_constant__ mg::launch_t d) {{
+MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_constant__ {record} d) {{
   using F = mg_kernel_{i}::F;
 {run}
 }}

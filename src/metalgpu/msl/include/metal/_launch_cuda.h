@@ -17,44 +17,45 @@ typedef unsigned long long uint64_t;
 
 namespace mg {
 
-// Mirrors backends/cuda.py's _LAUNCH_DTYPE: 31 buffer addresses, grid, group, groups, the byte offsets of the
-// [[threadgroup(i)]] parameters inside dynamic shared memory, and small constant arguments carried inline (slot
-// i then holds an offset into `constants`, and bit i of inline_mask is set).
+// The launch record of one kernel, sized to it: launches are timed in microseconds and the driver copies the whole
+// record each time (an H200 took 0.3 us longer per launch and wait with 1.7 KB than with 8 bytes). Slots covers the
+// kernel's [[buffer(i)]] indices, Threadgroups its [[threadgroup(i)]] indices; ConstantBytes (0 or 1024) carries
+// small constant arguments inline when the kernel has a `constant` or reference parameter (slot i then holds an
+// offset into `constants`, and bit i of inline_mask is set). The fields every launch reads come first, in one
+// cache line for kernels of a few buffers. msl/translate.py's cuda_launch_layout() gives the same offsets, and
+// each wrapper static_asserts the size it computes.
+template <int Slots, int Threadgroups, int ConstantBytes>
 struct launch_t {
-  void* slots[31];
+  void* slots[Slots];
+  uint64_t slot_bytes[Slots];  // bytes bound at each slot: a prefetch stays inside its buffer
   uint32_t grid[3];
   uint32_t group[3];
   uint32_t groups[3];
-  uint32_t threadgroup_offset[31];
   uint32_t inline_mask;
-  uint32_t groups_per_block;  // threadgroups along x that one block runs (mg::for_each_group): 1 or MG_GROUPS_PER_BLOCK
-  uint64_t slot_bytes[31];    // bytes bound at each slot: a prefetch stays inside its buffer
-  alignas(16) unsigned char constants[1024];
+  uint32_t groups_per_block;   // threadgroups along x that one block runs (mg::for_each_group): 1 or MG_GROUPS_PER_BLOCK
+  uint32_t threadgroup_offset[Threadgroups > 0 ? Threadgroups : 1];
+  alignas(16) unsigned char constants[ConstantBytes > 0 ? ConstantBytes : 1];
 };
 
-// Every member is naturally aligned and only `constants` could be preceded by padding, so the size pins every
-// offset (grid 248, threadgroup_offset 284, inline_mask 408, groups_per_block 412, slot_bytes 416, constants 672).
-// NVRTC 13.0 has no __builtin_offsetof.
-static_assert(sizeof(launch_t) == 672 + 1024 && alignof(launch_t) == 16,
-              "launch_t must match _LAUNCH_DTYPE in backends/cuda.py");
-
 // The launch record stays in parameter space (__grid_constant__), so inline constants are read from there.
-__device__ __forceinline__ void* slot(const launch_t& d, int i) {
+template <class L>
+__device__ __forceinline__ void* slot(const L& d, int i) {
   if ((d.inline_mask >> i) & 1u) return const_cast<unsigned char*>(d.constants) + reinterpret_cast<uint64_t>(d.slots[i]);
   return d.slots[i];
 }
 
 // Asks L2 for the element at p, read from slot `slot`, unless the slot holds an inline constant (parameter space,
 // not global memory) or p lies past the bytes bound there: a prefetch never leaves the buffer it names.
-template <class T>
-__device__ __forceinline__ void prefetch_l2(const launch_t& d, int slot, T* p) {
+template <class L, class T>
+__device__ __forceinline__ void prefetch_l2(const L& d, int slot, T* p) {
   const char* end = static_cast<const char*>(d.slots[slot]) + d.slot_bytes[slot];
   if (!((d.inline_mask >> slot) & 1u) && reinterpret_cast<const char*>(p + 1) <= end)
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 // Threadgroup (x, blockIdx.y, blockIdx.z) of the dispatch.
-__device__ __forceinline__ group_ctx group_at(const launch_t& d, uint32_t x) {
+template <class L>
+__device__ __forceinline__ group_ctx group_at(const L& d, uint32_t x) {
   group_ctx g;
   g.id[0] = x;
   g.id[1] = blockIdx.y;
@@ -62,7 +63,8 @@ __device__ __forceinline__ group_ctx group_at(const launch_t& d, uint32_t x) {
   place_group(g, d.grid, d.group);
   return g;
 }
-__device__ __forceinline__ group_ctx current_group(const launch_t& d) { return group_at(d, blockIdx.x); }
+template <class L>
+__device__ __forceinline__ group_ctx current_group(const L& d) { return group_at(d, blockIdx.x); }
 
 // For kernels whose threads never wait for each other: the block runs d.groups_per_block threadgroups along x, one
 // after the other, calling body(g, x, y, z) for each of its threads inside the grid; backends/cuda.py asks for
@@ -73,8 +75,8 @@ __device__ __forceinline__ group_ctx current_group(const launch_t& d) { return g
 // threadgroup will read of the inputs the kernel streams (msl/analysis.py's streamed_inputs). 10M cos on an H200,
 // L2 flushed: 36.2 us one threadgroup per block, 32.2 us four, 26.6 us four with prefetch, 25.2 us the float4 kernel.
 #define MG_GROUPS_PER_BLOCK 4
-template <class Body, class Prefetch>
-__device__ __forceinline__ void for_each_group(const launch_t& d, Body&& body, Prefetch&& prefetch) {
+template <class L, class Body, class Prefetch>
+__device__ __forceinline__ void for_each_group(const L& d, Body&& body, Prefetch&& prefetch) {
   const uint32_t per = d.groups_per_block, first = blockIdx.x * per;
   if (per == MG_GROUPS_PER_BLOCK && uint64_t(first + MG_GROUPS_PER_BLOCK) * d.group[0] <= d.grid[0] &&
       (blockIdx.y + 1) * d.group[1] <= d.grid[1] && (blockIdx.z + 1) * d.group[2] <= d.grid[2]) {
@@ -98,7 +100,8 @@ __device__ __forceinline__ void for_each_group(const launch_t& d, Body&& body, P
 extern __shared__ unsigned char threadgroup_memory[];
 
 // Where the [[threadgroup(i)]] parameter `index` starts in dynamic shared memory.
-__device__ __forceinline__ void* threadgroup_parameter(const launch_t& d, int index) {
+template <class L>
+__device__ __forceinline__ void* threadgroup_parameter(const L& d, int index) {
   return threadgroup_memory + d.threadgroup_offset[index];
 }
 
