@@ -1,6 +1,7 @@
 """The CUDA backend against the anchors of DESIGN.md and issue 6, measured in the same run on the same GPU:
 
-1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize;
+1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize, and the bare
+   cuda-bindings calls (cuLaunchKernel + cuStreamSynchronize) of our kernel, the floor under both;
    (the contenders of 1 and 2 are sampled in turn, so that drift in clocks and power falls on all alike; the
    kernels of 2, 5 and 6 each after a flush of the L2 cache, so that none finds another's data there)
 2. 10M-element cos written per element in MSL, buffers resident on the GPU: kernel time (events) vs a
@@ -168,10 +169,18 @@ def main() -> None:
         tiny((1,), (1,), (cp_out,))
         stream.synchronize()
 
-    tiny_medians = interleaved_medians({"ours": lambda: gpu.run_function(1, [out]), "cupy": cupy_tiny},
-                                       repeat * 10, warmup=10)
-    ours, anchor = tiny_medians["ours"] * 1e6, tiny_medians["cupy"] * 1e6
+    gpu.run_function(1, [out])
+    driver, launch = gpu._backend.driver, next(iter(gpu._plans.values())).packed.arguments
+
+    def bare_tiny():  # the floor of any Python caller: the same two driver calls, on our kernel and stream
+        driver.cuLaunchKernel(*launch)
+        driver.cuStreamSynchronize(launch[8])
+
+    tiny_medians = interleaved_medians({"ours": lambda: gpu.run_function(1, [out]), "cupy": cupy_tiny,
+                                        "bare": bare_tiny}, repeat * 10, warmup=10)
+    ours, anchor, bare = (tiny_medians[name] * 1e6 for name in ("ours", "cupy", "bare"))
     rows.append(("tiny kernel, launch + wait (us)", ours, anchor, "CuPy RawKernel", ours / anchor, "<= 1.0"))
+    rows.append(("  the same, bare driver calls", bare, anchor, "CuPy RawKernel", bare / anchor, ""))
 
     # 2. 10M cos, resident on the GPU
     x = gpu.array_to_buffer(np.random.default_rng(0).uniform(-10, 10, n).astype(np.float32))
