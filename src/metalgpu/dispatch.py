@@ -80,6 +80,7 @@ class LaunchPlan:
     packed: Any = None  # the backend's launch record for this plan, built on first launch
     buffer_refs: list[Any] = field(default_factory=list)  # weak references to the buffers, once cached
     placed: int = -1  # the backend's count of host accesses when this plan's buffers were last placed
+    fast_record: int | None = None  # cuda: address of the launch as backends/cuda_repeat.cpp reads it
 
     def live_buffers(self) -> list["Buffer"]:
         """The buffers bound, whether held (a fresh plan) or weakly referenced (a cached one, kept only while

@@ -124,6 +124,10 @@ class Interface:
                      wait_for_completion: bool = True, *, threads_per_threadgroup: Any = None,
                      threadgroup_memory: dict[int, int] | None = None) -> Dispatch | None:
         """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]]."""
+        repeat = self._backend.repeat  # cuda: the repeat of a cached synchronous dispatch, in compiled code
+        if repeat is not None and function_name is None and wait_for_completion and threads_per_threadgroup is None \
+                and threadgroup_memory is None and repeat(self._plans, self._function, grid, buffers):
+            return None
         if function_name is not None:
             function = self._lookup(function_name)
         else:

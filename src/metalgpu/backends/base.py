@@ -69,6 +69,9 @@ class Backend(ABC):
     max_threads_per_group = 1024
     preferred_group_size = 1024   # threads per group picked when the user gives none
     max_threadgroup_memory = 32 * 1024
+    # repeat(plans, function, grid, buffers) -> bool: a compiled path for a synchronous dispatch that repeats a
+    # cached plan (Interface.run_function tries it first; False: take the Python path). None where there is none.
+    repeat = None
 
     @abstractmethod
     def fingerprint(self) -> str:

@@ -5,6 +5,7 @@ is cuda_memory.py's business.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
+from . import cuda_repeat
 from .base import Allocation, Backend, BindingInfo, CompileOptions, Module
 from .cuda_memory import ManagedAllocation, Placement
 from ..msl.translate import CudaLaunchLayout
@@ -114,6 +116,7 @@ class CudaBackend(Backend):
         self._cache = cache or CompileCache()
         self._fingerprint: str | None = None
         self._launch_kernel, self._synchronize_stream = self.driver.cuLaunchKernel, self.driver.cuStreamSynchronize
+        self.repeat = None  # the compiled repeat path, once cuda_repeat has it (see launch())
         self.stream = None
         driver = self.driver
         try:
@@ -146,6 +149,9 @@ class CudaBackend(Backend):
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
         self.placement = Placement(self, device)
+        self._entry_points = _driver_entry_points()
+        if self._entry_points is not None:
+            cuda_repeat.start(self._cache)
 
     def _retain_context(self):
         """The device's primary context, shared with CuPy and PyTorch for zero-copy exchange. After a kernel
@@ -180,6 +186,7 @@ class CudaBackend(Backend):
             raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
         if name in _STICKY:
             self.poisoned = name
+            self.repeat = None
             raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
                                 "call on this Interface fails. Create a new metalgpu.Interface to recover")
         raise DispatchError(f"{what}: {name}")
@@ -254,6 +261,11 @@ class CudaBackend(Backend):
         if plan.placed != self.placement.host_accesses:  # most dispatches: the host touched nothing since the last
             remote = self.placement.place_plan(plan)
         bounds = None if module.debug_bytes is None else self._set_bounds(module, plan)
+        # What the compiled repeat path may launch again: plans with nothing to place, check or free.
+        packed.fast[_PLACED] = plan.placed if plan.placed >= 0 and bounds is None and not packed.keepalive else _NEVER
+        if self.repeat is None and self._entry_points is not None and cuda_repeat.ready() is not None:
+            self.repeat = functools.partial(cuda_repeat.repeat, self._repeat_failed, *self._entry_points,
+                                            self.placement.host_accesses_cell.ctypes.data)
         if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
             err, = self._launch_kernel(*packed.arguments)
@@ -280,6 +292,11 @@ class CudaBackend(Backend):
         if bounds:
             self._unchecked.append(dispatch)
         return dispatch
+
+    def _repeat_failed(self, plan: LaunchPlan, code: int, waited: int) -> None:
+        """The compiled repeat path's driver error, raised as the Python path raises it."""
+        self.check(self.driver.CUresult(code), f"kernel '{plan.kernel_name}'" if waited else
+                   f"launching kernel '{plan.kernel_name}'")
 
     def _set_bounds(self, module: _CudaModule, plan: LaunchPlan) -> tuple:
         """Before a bounds-checked launch: its buffer sizes and launch number, set in the stream so that a checked
@@ -338,7 +355,10 @@ class CudaBackend(Backend):
         params = (ctypes.c_void_p * 1)(record.ctypes.data)
         arguments = (module.functions[kernel], blocks_x, plan.groups[1], plan.groups[2], *plan.group, shared,
                      self.stream, ctypes.addressof(params), 0)
-        return _PackedLaunch(arguments, keepalive, (record, params))
+        # The same launch for cuda_repeat.cpp: function, stream, parameters, placed (armed by launch()), sizes.
+        fast = np.array([int(arguments[0]), int(self.stream), arguments[9], _NEVER, *arguments[1:8]], dtype=np.uint64)
+        plan.fast_record = fast.ctypes.data
+        return _PackedLaunch(arguments, keepalive, (record, params), fast)
 
     def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int], capacity: int) -> list:
         """Constant arguments go inline in the launch record when they fit in its ``capacity`` bytes, else into
@@ -386,6 +406,7 @@ class CudaBackend(Backend):
         return f"cuda ({self.device_name}, {self.arch})"
 
     def close(self) -> None:
+        self.repeat = None
         if self.stream is None:
             return
         if not self.poisoned:  # a poisoned context can do nothing more, not even clean up
@@ -402,12 +423,27 @@ class CudaBackend(Backend):
 
 
 class _PackedLaunch:
-    """cuLaunchKernel's arguments for one plan, and what they point into (kept alive with them)."""
+    """cuLaunchKernel's arguments for one plan, what they point into (kept alive with them), and the same launch
+    as the compiled repeat path reads it (``fast``, uint64: see cuda_repeat.cpp)."""
 
-    __slots__ = ("arguments", "keepalive", "memory")
+    __slots__ = ("arguments", "keepalive", "memory", "fast")
 
-    def __init__(self, arguments: tuple, keepalive: list, memory: tuple):
-        self.arguments, self.keepalive, self.memory = arguments, keepalive, memory
+    def __init__(self, arguments: tuple, keepalive: list, memory: tuple, fast: np.ndarray):
+        self.arguments, self.keepalive, self.memory, self.fast = arguments, keepalive, memory, fast
+
+
+_PLACED = 3  # the field of _PackedLaunch.fast that must equal the count of host accesses
+_NEVER = 2**64 - 1  # a count never reached: the plan takes the Python path
+
+
+def _driver_entry_points() -> tuple[int, int] | None:
+    """The addresses of cuLaunchKernel and cuStreamSynchronize in the driver cuda-bindings uses (Linux)."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+        return tuple(ctypes.cast(getattr(driver, name), ctypes.c_void_p).value
+                     for name in ("cuLaunchKernel", "cuStreamSynchronize"))
+    except (OSError, AttributeError):
+        return None
 
 
 class _CudaDispatch(Dispatch):

@@ -99,6 +99,7 @@ class Placement:
         self._prefetch = getattr(driver, "cuMemPrefetchAsync_v2", driver.cuMemPrefetchAsync)
         self._advise = getattr(driver, "cuMemAdvise_v2", driver.cuMemAdvise)
         self.host_accesses = 0  # host_access() calls so far: a plan placed since none came needs no placing
+        self.host_accesses_cell = np.zeros(1, dtype=np.uint64)  # the same count, where compiled code reads it
 
     def host_access(self, allocation: ManagedAllocation) -> None:
         """Before the host reads or writes a shared buffer (its dispatches already waited for): GPU-resident pages
@@ -106,6 +107,7 @@ class Placement:
         if not allocation.managed:
             return
         self.host_accesses += 1
+        self.host_accesses_cell[0] = self.host_accesses
         if not allocation.on_host and not allocation.remote:
             stream = self._backend.stream
             self._prefetch(allocation.address, allocation.nbytes, self._host, 0, stream)

@@ -1,0 +1,126 @@
+// The repeat of a synchronous CUDA dispatch, in compiled code (built and loaded by backends/cuda_repeat.py).
+//
+// A loop of run_function calls spends most of its host time in Python: finding the cached plan, checking it and
+// calling the driver through cuda-bindings cost about 1 us per dispatch on an H200 host, more than CuPy's whole
+// launch path. This does the same steps for the one case that dominates, a dispatch that repeats a cached plan
+// and waits: it builds the plan cache's key, finds the plan, checks that nothing has changed since the plan last
+// went through the Python path, and calls cuLaunchKernel and cuStreamSynchronize. Anything else answers False,
+// and the Python path (interface.py, backends/cuda.py) does the whole work, as it does when this is not built.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cstdint>
+
+namespace {
+
+using launch_fn = int (*)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void**,
+                          void**);
+using sync_fn = int (*)(void*);
+
+// The uint64 fields of a plan's launch (backends/cuda.py, _PackedLaunch.fast): what cuLaunchKernel takes, and the
+// count of host accesses when the plan was last placed. The backend writes a count that never matches while the
+// plan must take the Python path (debug checks, buffers kept in host memory, constants in device memory).
+enum Field { kFunction, kStream, kParams, kPlaced, kGrid, kBlock = kGrid + 3, kShared = kBlock + 3 };
+
+PyObject* fast_record_name = nullptr;
+
+// repeat(on_error, launch, sync, epoch, plans, function, grid, buffers) -> bool
+//   on_error(plan, code, waited): raises the DispatchError of a driver error
+//   launch, sync: addresses of cuLaunchKernel and cuStreamSynchronize
+//   epoch: address of the backend's uint64 count of host accesses (all ones once the Interface closed or failed)
+//   plans, function, grid, buffers: the Interface's plan cache and the dispatch, as interface.py keys it
+PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 8) {
+    PyErr_SetString(PyExc_TypeError, "repeat() takes 8 arguments");
+    return nullptr;
+  }
+  PyObject *on_error = args[0], *plans = args[4], *function = args[5], *grid = args[6], *buffers = args[7];
+  if (!PyDict_CheckExact(plans)) {
+    PyErr_SetString(PyExc_TypeError, "repeat(): the plan cache must be a dict");
+    return nullptr;
+  }
+  if (!PyList_CheckExact(buffers) && !PyTuple_CheckExact(buffers)) Py_RETURN_FALSE;
+  const Py_ssize_t count = PySequence_Fast_GET_SIZE(buffers);
+  PyObject** items = PySequence_Fast_ITEMS(buffers);
+  // (function, grid, threads_per_threadgroup, threadgroup_memory, *map(id, buffers)), the two sizes left at None
+  PyObject* key = PyTuple_New(4 + count);
+  if (key == nullptr) return nullptr;
+  PyObject* head[4] = {function, grid, Py_None, Py_None};
+  for (int i = 0; i < 4; ++i) {
+    Py_INCREF(head[i]);
+    PyTuple_SET_ITEM(key, i, head[i]);
+  }
+  for (Py_ssize_t i = 0; i < count; ++i) {
+    PyObject* id = PyLong_FromVoidPtr(items[i]);
+    if (id == nullptr) {
+      Py_DECREF(key);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(key, 4 + i, id);
+  }
+  PyObject* plan = PyDict_GetItemWithError(plans, key);  // borrowed
+  Py_DECREF(key);
+  if (plan == nullptr) {
+    if (!PyErr_Occurred()) Py_RETURN_FALSE;
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) return nullptr;
+    PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
+    Py_RETURN_FALSE;
+  }
+  Py_INCREF(plan);  // the launch reads memory the plan owns; another thread may drop it from the cache meanwhile
+  PyObject* address = PyObject_GetAttr(plan, fast_record_name);
+  if (address == nullptr) {
+    Py_DECREF(plan);
+    return nullptr;
+  }
+  const auto* record = static_cast<const uint64_t*>(address == Py_None ? nullptr : PyLong_AsVoidPtr(address));
+  Py_DECREF(address);
+  const auto* epoch = static_cast<const uint64_t*>(PyLong_AsVoidPtr(args[3]));
+  if (record == nullptr || epoch == nullptr || record[kPlaced] != *epoch) {
+    Py_DECREF(plan);
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_FALSE;
+  }
+  const auto launch = reinterpret_cast<launch_fn>(PyLong_AsVoidPtr(args[1]));
+  const auto sync = reinterpret_cast<sync_fn>(PyLong_AsVoidPtr(args[2]));
+  if (launch == nullptr || sync == nullptr) {
+    Py_DECREF(plan);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "repeat(): no driver entry points");
+    return nullptr;
+  }
+  int code, waited = 0;
+  Py_BEGIN_ALLOW_THREADS
+  code = launch(reinterpret_cast<void*>(record[kFunction]), unsigned(record[kGrid]), unsigned(record[kGrid + 1]),
+                unsigned(record[kGrid + 2]), unsigned(record[kBlock]), unsigned(record[kBlock + 1]),
+                unsigned(record[kBlock + 2]), unsigned(record[kShared]), reinterpret_cast<void*>(record[kStream]),
+                reinterpret_cast<void**>(record[kParams]), nullptr);
+  if (code == 0) {
+    waited = 1;
+    code = sync(reinterpret_cast<void*>(record[kStream]));
+  }
+  Py_END_ALLOW_THREADS
+  if (code != 0) {
+    PyObject* result = PyObject_CallFunction(on_error, "Oii", plan, code, waited);
+    Py_DECREF(plan);
+    if (result == nullptr) return nullptr;
+    Py_DECREF(result);
+    PyErr_SetString(PyExc_RuntimeError, "repeat(): on_error returned instead of raising");
+    return nullptr;
+  }
+  Py_DECREF(plan);
+  Py_RETURN_TRUE;
+}
+
+PyMethodDef methods[] = {
+    {"repeat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(repeat)), METH_FASTCALL,
+     "Launch and wait for a cached plan's repeat; False when the Python path must do it."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "metalgpu_cuda_repeat", nullptr, -1, methods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit_metalgpu_cuda_repeat() {
+  fast_record_name = PyUnicode_InternFromString("fast_record");
+  if (fast_record_name == nullptr) return nullptr;
+  return PyModule_Create(&module);
+}
