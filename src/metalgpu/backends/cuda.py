@@ -15,10 +15,10 @@ import numpy as np
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
+from ..msl.translate import CudaLaunchLayout
 from . import cuda_repeat
 from .base import Allocation, Backend, BindingInfo, CompileOptions, Module
 from .cuda_memory import ManagedAllocation, Placement
-from ..msl.translate import CudaLaunchLayout
 from .nvrtc import cuda_bindings, nvrtc_compile, nvrtc_identity
 
 _KINDS = ("buffer", "threadgroup", "builtin")
@@ -295,8 +295,11 @@ class CudaBackend(Backend):
 
     def _repeat_failed(self, plan: LaunchPlan, code: int, waited: int) -> None:
         """The compiled repeat path's driver error, raised as the Python path raises it."""
-        self.check(self.driver.CUresult(code), f"kernel '{plan.kernel_name}'" if waited else
-                   f"launching kernel '{plan.kernel_name}'")
+        try:
+            error = self.driver.CUresult(code)
+        except ValueError:  # a code these bindings do not name
+            error = f"CUDA error {code}"
+        self.check(error, f"kernel '{plan.kernel_name}'" if waited else f"launching kernel '{plan.kernel_name}'")
 
     def _set_bounds(self, module: _CudaModule, plan: LaunchPlan) -> tuple:
         """Before a bounds-checked launch: its buffer sizes and launch number, set in the stream so that a checked
