@@ -254,6 +254,38 @@ def test_a_repeated_dispatch_writes_the_buffer_given_when_a_dropped_one_had_its_
         assert not any(dropped in key[4:] for key in iface._plans)
 
 
+def test_values_for_device_and_constant_pointers_in_one_kernel(iface):
+    """Constant values for a `device const` pointer and for `constant` parameters side by side (on cuda the first
+    goes to device memory and the others inline in the launch record)."""
+    iface.load_shader_from_str("""
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void mix(device const float* table [[buffer(0)]], constant float& scale [[buffer(1)]],
+                    constant float* offsets [[buffer(2)]], device float* out [[buffer(3)]],
+                    uint i [[thread_position_in_grid]]) {
+        out[i] = table[i] * scale + offsets[i % 2];
+    }
+    """)
+    table = np.arange(8, dtype=np.float32)
+    out = iface.create_buffer(8, "float")
+    for scale in (2.0, 3.0):
+        iface.run_function(8, [table, scale, np.array([10, 20], dtype=np.float32), out], function_name="mix")
+        np.testing.assert_array_equal(out.contents, table * scale + np.tile([10, 20], 4))
+
+
+@pytest.mark.parametrize("name", ["mix", "clamp", "abs", "max", "dot"])
+def test_a_kernel_may_be_named_like_a_metal_function(iface, name):
+    # `using namespace metal;` makes metal::mix visible beside the user's ::mix: the wrappers must name the kernel
+    iface.load_shader_from_str(f"""
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void {name}(device int* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {{ out[i] = int(i) * 3; }}
+    """)
+    out = iface.create_buffer(16, "int")
+    iface.run_function(16, [out], function_name=name)
+    np.testing.assert_array_equal(out.contents, np.arange(16) * 3)
+
+
 SLOW_COPY = """
 #include <metal_stdlib>
 using namespace metal;

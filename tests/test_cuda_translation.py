@@ -134,11 +134,15 @@ kernel void none(uint i [[thread_position_in_grid]]) {}
     layouts = [cuda_launch_layout(kernel) for kernel in program.kernels]
     # buffers 0 and 2: three slots, no inline constants (no parameter can take a value from Python)
     assert layouts[0] == CudaLaunchLayout(3, 0, 0)
-    assert layouts[1] == CudaLaunchLayout(2, 3, 1024)
+    assert layouts[1] == CudaLaunchLayout(2, 3, 1024, inline_slots=0b10)  # only `a` may hold an inline value
     assert layouts[2] == CudaLaunchLayout(1, 0, 0)
     # 3 x 16 bytes of addresses and sizes, 44 of grid and flags, 4 of offsets, 1 of constants, 16-byte aligned
     assert launch_dtype(layouts[0]).itemsize == 112
-    assert_compiles(translate(pre, program, "cuda"))
+    translation = translate(pre, program, "cuda")
+    # device pointers are declared global to the compiler; a slot that may hold an inline constant is not
+    assert "mg::global_slot(d, 0)" in translation.source and "mg::global_slot(d, 2)" in translation.source
+    assert "mg::slot(d, 1)" in translation.source and "mg::global_slot(d, 1)" not in translation.source
+    assert_compiles(translation)
 
 
 STREAMING = """#include <metal_stdlib>

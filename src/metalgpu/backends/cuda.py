@@ -43,7 +43,7 @@ class _CudaModule(Module):
         # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
         self.groups_per_block = [self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0] for i in range(kernel_count)]
         # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
-        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
+        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 4))
                                for i in range(kernel_count)]
         self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
                              for f in self.functions]
@@ -338,7 +338,7 @@ class CudaBackend(Backend):
         layout = module.launch_layouts[kernel]
         record = np.zeros((), dtype=launch_dtype(layout))
         slots = plan.buffer_addresses[:layout.slots]  # build_plan binds no slot beyond the kernel's parameters
-        keepalive = self._place_constants(plan, record, slots, layout.constant_bytes)
+        keepalive = self._place_constants(plan, record, slots, layout)
         record["slots"] = slots
         record["slot_bytes"] = plan.slot_bytes[:layout.slots]
         record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
@@ -363,13 +363,14 @@ class CudaBackend(Backend):
         plan.fast_record = fast.ctypes.data
         return _PackedLaunch(arguments, keepalive, (record, params), fast)
 
-    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int], capacity: int) -> list:
-        """Constant arguments go inline in the launch record when they fit in its ``capacity`` bytes, else into
+    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int],
+                         layout: CudaLaunchLayout) -> list:
+        """Constant arguments go inline in the launch record when their slot may hold one and they fit, else into
         device memory that the stream frees once the kernel is done."""
         used, mask, keepalive = 0, 0, []
         for index, data in plan.constants.items():
             start = -(-used // 16) * 16
-            if start + data.nbytes <= capacity:
+            if (layout.inline_slots >> index) & 1 and start + data.nbytes <= layout.constant_bytes:
                 record["constants"][start:start + data.nbytes] = data
                 slots[index] = start
                 mask |= 1 << index

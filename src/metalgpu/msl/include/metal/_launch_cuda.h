@@ -44,6 +44,15 @@ __device__ __forceinline__ void* slot(const L& d, int i) {
   return d.slots[i];
 }
 
+// A slot that never holds an inline constant (msl/translate.py's cuda_launch_layout): a device address, and saying
+// so lets the compiler emit global loads and stores rather than generic ones.
+template <class L>
+__device__ __forceinline__ void* global_slot(const L& d, int i) {
+  void* p = d.slots[i];
+  __builtin_assume(__isGlobal(p));
+  return p;
+}
+
 // Asks L2 for the element at p, read from slot `slot`, unless the slot holds an inline constant (parameter space,
 // not global memory) or p lies past the bytes bound there: a prefetch never leaves the buffer it names.
 template <class L, class T>
@@ -102,7 +111,9 @@ extern __shared__ unsigned char threadgroup_memory[];
 // Where the [[threadgroup(i)]] parameter `index` starts in dynamic shared memory.
 template <class L>
 __device__ __forceinline__ void* threadgroup_parameter(const L& d, int index) {
-  return threadgroup_memory + d.threadgroup_offset[index];
+  void* p = threadgroup_memory + d.threadgroup_offset[index];
+  __builtin_assume(__isShared(p));  // shared loads and stores rather than generic ones
+  return p;
 }
 
 // A thread's place among its block's threads in the order CUDA forms warps: x fastest, over the full block shape.
