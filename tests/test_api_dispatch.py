@@ -273,9 +273,10 @@ def test_values_for_device_and_constant_pointers_in_one_kernel(iface):
         np.testing.assert_array_equal(out.contents, table * scale + np.tile([10, 20], 4))
 
 
-@pytest.mark.parametrize("name", ["mix", "clamp", "abs", "max", "dot"])
+@pytest.mark.parametrize("name", ["mix", "clamp", "dot", "abs", "max", "sqrt", "fma", "all"])
 def test_a_kernel_may_be_named_like_a_metal_function(iface, name):
-    # `using namespace metal;` makes metal::mix visible beside the user's ::mix: the wrappers must name the kernel
+    # `using namespace metal;` makes metal::mix visible beside the user's ::mix, and NVRTC declares ::max, ::sqrt,
+    # ::all: the wrappers must still find the kernel
     iface.load_shader_from_str(f"""
     #include <metal_stdlib>
     using namespace metal;

@@ -50,6 +50,7 @@ class KernelDecl:
     params: tuple[Param, ...]
     pos: SourcePos
     body: tuple[int, int] | None  # tokens[start:end] is the `{ ... }` of the definition
+    name_token: int | None = None  # tokens[name_token] names a plain kernel's definition (None: a template's)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class _Head:
     """What a declaration says about the function it declares."""
 
     name: Token
+    name_index: int  # where `name` is in the token list
     qualified: str  # the name as written, e.g. "f" or "detail::f"
     template_args: str | None
     params: tuple[int, int] | None  # inside the parentheses; None when there are none
@@ -293,7 +295,8 @@ class _Parser:
         head = self._head(start, end)
         if head is not None and head.is_kernel and head.params is not None and body is not None:
             host_name = self._host_name(head) or head.name.text
-            self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body)
+            self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body,
+                             name_token=head.name_index)
 
     # ----- functions and kernels ---------------------------------------------------------------
 
@@ -336,7 +339,7 @@ class _Parser:
             first -= 2
         return_type = tuple(tokens[k] for k in words if k < first)
         params = (i + 1, self.match[i]) if i < end else None
-        return _Head(tokens[name_end - 1], "".join(t.text for t in tokens[first:name_end]), template_args,
+        return _Head(tokens[name_end - 1], name_end - 1, "".join(t.text for t in tokens[first:name_end]), template_args,
                      params, tuple(attributes), is_kernel, return_type)
 
     def _host_name(self, head: _Head) -> str | None:
@@ -381,7 +384,8 @@ class _Parser:
         self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params, body, template)
 
     def _add_kernel(self, head: _Head, name: str, host_name: str, template_args: str | None,
-                    params: tuple[int, int], body: tuple[int, int] | None, template: _Template | None = None) -> None:
+                    params: tuple[int, int], body: tuple[int, int] | None, template: _Template | None = None,
+                    name_token: int | None = None) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
         for other in self.kernels:
@@ -392,7 +396,7 @@ class _Parser:
         if template is not None and template.params != params:
             described = self._fill_from_template(described, template, head.name)
         bound = self._bind(described, host_name)
-        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body))
+        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body, name_token))
 
     # ----- kernel parameters -------------------------------------------------------------------
 

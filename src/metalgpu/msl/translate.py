@@ -45,6 +45,9 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values;
     ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers."""
     texts = _rewrite(pre.tokens, program)
+    for kernel in program.kernels:
+        if kernel.name_token is not None:  # see kernel_callee
+            texts[kernel.name_token] = KERNEL_PREFIX + texts[kernel.name_token]
     swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
     lines = [f"#define MG_TARGET_{target.upper()} 1"]
     if check_bounds:
@@ -388,12 +391,20 @@ _CUDA_BUILTINS = {
 _BINDING_KIND = {"buffer": "mg::bind_buffer", "threadgroup": "mg::bind_threadgroup", "builtin": "mg::bind_builtin"}
 
 
+KERNEL_PREFIX = "mg_kernel_fn_"
+
+
 def kernel_callee(kernel: KernelDecl) -> str:
-    """The kernel as the wrappers name it: qualified from the global namespace, so that a kernel called like a
-    Metal function (`mix`, `clamp`) is not confused with the `metal::` overloads that `using namespace metal;`
-    makes visible."""
-    name = kernel.name if kernel.name.startswith("::") else f"::{kernel.name}"
-    return f"{name}<{kernel.template_args}>" if kernel.template_args is not None else name
+    """The kernel as the wrappers name it, qualified from the global namespace. A plain kernel's definition is
+    renamed (KERNEL_PREFIX, by translate()), so that one called like a function of Metal (`mix`, reached through
+    `using namespace metal;`) or of CUDA (`max`, `sqrt`, `all`, declared globally by NVRTC) is not confused with
+    those overloads; Metal never lets other code call a kernel, so nothing else names it."""
+    scope, _, name = kernel.name.rpartition("::")
+    if kernel.name_token is not None:
+        name = KERNEL_PREFIX + name
+    qualified = f"{scope}::{name}" if scope else name
+    qualified = qualified if qualified.startswith("::") else f"::{qualified}"
+    return f"{qualified}<{kernel.template_args}>" if kernel.template_args is not None else qualified
 
 
 def _call_parts(kernel: KernelDecl, slot, threadgroup_address,
