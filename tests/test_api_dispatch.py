@@ -287,6 +287,26 @@ def test_a_kernel_may_be_named_like_a_metal_function(iface, name):
     np.testing.assert_array_equal(out.contents, np.arange(16) * 3)
 
 
+NO_INCLUDE = """
+kernel void scale(device float4* v [[buffer(0)]], constant uint& n [[buffer(1)]], device half* h [[buffer(2)]],
+                  uint i [[thread_position_in_grid]]) {
+    packed_float3 p = packed_float3(1.0f, 2.0f, 3.0f);
+    v[i] = v[i] * float(n) + float4(p[0], p[1], p[2], 0.0f);
+    h[i] = half(float(i) * 0.5f);
+}
+"""
+
+
+def test_a_kernel_needs_no_include_for_metal_type_names(iface):
+    # Metal declares its scalar and vector type names globally: no #include, no using namespace metal
+    iface.load_shader_from_str(NO_INCLUDE)
+    v = iface.array_to_buffer(np.arange(16, dtype=np.float32).reshape(4, 4))
+    h = iface.create_buffer(4, "half")
+    iface.run_function(4, [v, 3, h], function_name="scale")
+    np.testing.assert_array_equal(v.contents, np.arange(16).reshape(4, 4) * 3 + [1, 2, 3, 0])
+    np.testing.assert_array_equal(h.contents, np.arange(4) * 0.5)
+
+
 SLOW_COPY = """
 #include <metal_stdlib>
 using namespace metal;

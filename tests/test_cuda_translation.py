@@ -180,3 +180,10 @@ def test_streamed_inputs_are_the_read_only_buffers_read_at_the_grid_position(tmp
     reduce_wrapper = translation.source[translation.source.index("mg_run_2("):]
     assert "for_each_group" not in reduce_wrapper
     assert_compiles(translation)
+
+
+def test_a_kernel_without_include_compiles_for_cuda():
+    from test_api_dispatch import NO_INCLUDE
+
+    pre = preprocess(NO_INCLUDE, "<no include>", ())
+    assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))
