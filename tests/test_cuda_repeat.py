@@ -272,6 +272,9 @@ print("WAIT", cuda_repeat.wait(300), "READY", cuda_repeat.ready())
 print("FAILURE", cuda_repeat.failure)
 log = cuda_repeat.failure.rpartition("build log: ")[2].rstrip(")")
 print("LOG", Path(log).exists() and "error" in Path(log).read_text())
+cuda_repeat._path = cuda_repeat.failure = None  # as a later process with the same cache would start
+cuda_repeat.start(cache)
+print("AGAIN", cuda_repeat.failure)
 '''
 
 
@@ -287,3 +290,4 @@ def test_without_the_compiled_path_it_says_why(tmp_path, case):
         assert "FAILURE not built: Python's C headers are not installed" in result.stdout
     else:
         assert "FAILURE not loaded from" in result.stdout and "LOG True" in result.stdout, result.stdout
+        assert "AGAIN not built: an earlier build failed" in result.stdout, result.stdout  # no rebuild each time

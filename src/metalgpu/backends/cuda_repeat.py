@@ -3,7 +3,8 @@ machine and Python version, in the background, into the compile cache's artifact
 there.
 
 The build runs detached, as the CPU backend's precompiled headers do: a process that exits first leaves it to
-finish for the next one, and a failed build leaves nothing but its log. Where it cannot be built (no C++
+finish for the next one, and a failed build leaves nothing but its log, which keeps later processes from trying
+again until the cache is cleared. Where it cannot be built (no C++
 compiler, no Python headers) or loaded, every dispatch takes the Python path, which does the same work at about
 1 us more per dispatch. Nothing else depends on it.
 """
@@ -55,6 +56,9 @@ def start(cache: CompileCache) -> None:
         _path = folder / f"cuda-repeat-{key}.so"
         if _path.exists():
             _load()
+            return
+        if Path(f"{_path}.log").exists():  # this very build failed before: not again in every process
+            failure = f"not built: an earlier build failed, see {_path}.log (metalgpu cache --clear retries)"
             return
         stem = folder / f"cuda-repeat-{key}.{os.getpid()}"
         Path(f"{stem}.cpp").write_text(source)
