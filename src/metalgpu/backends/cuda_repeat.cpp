@@ -41,10 +41,14 @@ PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   if (!PyList_CheckExact(buffers) && !PyTuple_CheckExact(buffers)) Py_RETURN_FALSE;
   const Py_ssize_t count = PySequence_Fast_GET_SIZE(buffers);
-  PyObject** items = PySequence_Fast_ITEMS(buffers);
   // (function, grid, threads_per_threadgroup, threadgroup_memory, *map(id, buffers)), the two sizes left at None
   PyObject* key = PyTuple_New(4 + count);
   if (key == nullptr) return nullptr;
+  if (PySequence_Fast_GET_SIZE(buffers) != count) {  // a finalizer run by the allocation changed the list
+    Py_DECREF(key);
+    Py_RETURN_FALSE;
+  }
+  PyObject** items = PySequence_Fast_ITEMS(buffers);  // read after the allocation, which may have moved them
   PyObject* head[4] = {function, grid, Py_None, Py_None};
   for (int i = 0; i < 4; ++i) {
     Py_INCREF(head[i]);
@@ -58,7 +62,9 @@ PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     PyTuple_SET_ITEM(key, 4 + i, id);
   }
-  PyObject* plan = PyDict_GetItemWithError(plans, key);  // borrowed
+  // Held from here on: the launch reads memory the plan owns, and another thread may drop it from the cache.
+  PyObject* plan = PyDict_GetItemWithError(plans, key);
+  Py_XINCREF(plan);
   Py_DECREF(key);
   if (plan == nullptr) {
     if (!PyErr_Occurred()) Py_RETURN_FALSE;
@@ -66,7 +72,6 @@ PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
     Py_RETURN_FALSE;
   }
-  Py_INCREF(plan);  // the launch reads memory the plan owns; another thread may drop it from the cache meanwhile
   PyObject* address = PyObject_GetAttr(plan, fast_record_name);
   if (address == nullptr) {
     Py_DECREF(plan);
