@@ -27,7 +27,7 @@ PyObject* fast_record_name = nullptr;
 // repeat(on_error, launch, sync, epoch, plans, function, grid, buffers) -> bool
 //   on_error(plan, code, waited): raises the DispatchError of a driver error
 //   launch, sync: addresses of cuLaunchKernel and cuStreamSynchronize
-//   epoch: address of the backend's uint64 count of host accesses (all ones once the Interface closed or failed)
+//   epoch: address of the backend's uint64 count of host accesses (a plan placed at another count is declined)
 //   plans, function, grid, buffers: the Interface's plan cache and the dispatch, as interface.py keys it
 PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 8) {
