@@ -307,6 +307,24 @@ def test_a_kernel_needs_no_include_for_metal_type_names(iface):
     np.testing.assert_array_equal(h.contents, np.arange(4) * 0.5)
 
 
+def test_fixed_width_integer_types(iface):
+    load_kernel(iface, "fixed_width.metal", "fixed_width")
+    n = 300
+    record = np.dtype([("tail", np.int32), ("from", np.uint8), ("to", np.int8), ("delta", np.int16)])
+    index = np.arange(n, dtype=np.uint16) * 211
+    runs = iface.create_buffer(n, record)
+    wide, signed_wide = iface.create_buffer(n, "ulong"), iface.create_buffer(n, "long")
+    iface.run_function(n, [runs, iface.array_to_buffer(index), wide, signed_wide])
+    ids = np.arange(n)
+    out = runs.contents
+    np.testing.assert_array_equal(out["tail"], -index.astype(np.int32))
+    np.testing.assert_array_equal(out["from"], ((ids // 4 + 1) * 4).astype(np.uint8))  # wraps, as uint8_t does
+    np.testing.assert_array_equal(out["to"], -(ids % 100))
+    np.testing.assert_array_equal(out["delta"], (index.astype(np.int32) - 30000).astype(np.int16))
+    np.testing.assert_array_equal(wide.contents, (ids.astype(np.uint64) << np.uint64(40)) | index)
+    np.testing.assert_array_equal(signed_wide.contents, -(ids.astype(np.int64) << 33))
+
+
 SLOW_COPY = """
 #include <metal_stdlib>
 using namespace metal;

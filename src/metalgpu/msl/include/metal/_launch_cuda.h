@@ -5,11 +5,6 @@
 // threadgroups) and calls the user's kernel.
 #pragma once
 
-// NVRTC has no <cstdint>; the wrappers need these three.
-typedef int int32_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-
 #define MG_EXPORT extern "C"
 #define MG_KERNEL __forceinline__
 

@@ -40,6 +40,18 @@
 #  define MG_THREADGROUP_STORAGE __shared__
 #  define MG_CONSTANT_DATA __constant__
 #  include "_cuda_names.h"
+// Metal's fixed-width integer names. NVRTC has no <cstdint>; these are the choices of the CPU target (LP64, as
+// glibc makes them), so that int64_t is Metal's long there and here alike.
+typedef signed char int8_t;
+typedef unsigned char uint8_t;
+typedef short int16_t;
+typedef unsigned short uint16_t;
+typedef int int32_t;
+typedef unsigned int uint32_t;
+typedef long int64_t;
+typedef unsigned long uint64_t;
+typedef long intptr_t;
+typedef unsigned long uintptr_t;
 // The C math.h constants that Metal kernels use. The CPU gets them from math.h; NVRTC has no math.h, nor
 // __builtin_huge_valf or __builtin_nanf, but has a constexpr __builtin_bit_cast.
 #  if !defined(INFINITY)
