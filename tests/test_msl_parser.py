@@ -229,6 +229,8 @@ def test_function_constants():
     ("template [[host_name(\"g\")]] kernel decltype(g<int>) g<int>;", "no template definition of 'g'", 1, 53),
     ("constant bool b [[function_constant(0)]] = true;", "no initializer", 1, 15),
     ("kernel void f(device float* a [[buffer(0)]]) {\n  if (x) {\n}", "unmatched '{'", 1, 46),
+    ("uint wg [[threadgroup_position_in_grid]];\nkernel void f(device float* a [[buffer(0)]]) { a[wg] = 1; }",
+     "[[threadgroup_position_in_grid]] on a variable at program scope is not supported", 1, 11),
 ])
 def test_errors_are_located(source, message, line, column):
     error = error_of(source)

@@ -292,11 +292,30 @@ class _Parser:
                     a.name == "function_constant" for a in self._attributes(k)):
                 self._function_constant(start, end, body)
                 return
+        self._refuse_program_scope_builtins(start, end)
         head = self._head(start, end)
         if head is not None and head.is_kernel and head.params is not None and body is not None:
             host_name = self._host_name(head) or head.name.text
             self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body,
                              name_token=head.name_index)
+
+    def _refuse_program_scope_builtins(self, start: int, end: int) -> None:
+        """A variable at namespace scope with a builtin attribute (`uint id [[thread_position_in_grid]];`, newer
+        Metal) would otherwise compile to a plain global that stays 0: a clear error instead."""
+        k = start
+        while k < end - 1:
+            text = self.tokens[k].text
+            if text == "(":
+                k = self.match[k] + 1  # parameters may carry builtins
+                continue
+            if text == "[" and self.tokens[k + 1].text == "[":
+                for attribute in self._attributes(k):
+                    if attribute.name in BUILTINS:
+                        raise self._error(attribute.token, f"[[{attribute.name}]] on a variable at program scope is "
+                                          "not supported: declare it as a parameter of the kernel instead")
+                k = self.match[k] + 1
+                continue
+            k += 1
 
     # ----- functions and kernels ---------------------------------------------------------------
 
