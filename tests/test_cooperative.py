@@ -515,3 +515,53 @@ def test_threadgroup_parameters_count_together_against_32_kib(iface):
         iface.run_function(1, [out], function_name="two", threadgroup_memory={0: 16 * 1024, 1: 16 * 1024 + 16})
     iface.run_function(1, [out], function_name="two", threadgroup_memory={0: 16 * 1024, 1: 16 * 1024})
     assert out.contents[0] == 3.0
+
+
+SIMDGROUP_MATRIX = """
+#include <metal_stdlib>
+using namespace metal;
+
+// C (16 x 16) = A (16 x 8) * B (8 x 16) + D, one 8x8 tile of C per SIMD-group (4 SIMD-groups in one threadgroup).
+kernel void tiles(device const float* A [[buffer(0)]], device const float* B [[buffer(1)]],
+                  device const float* D [[buffer(2)]], device float* C [[buffer(3)]],
+                  uint sg [[simdgroup_index_in_threadgroup]]) {
+    const ulong2 tile = ulong2(8 * (sg % 2), 8 * (sg / 2));  // (column, row) of this SIMD-group's tile of C
+    simdgroup_float8x8 a, b, d;
+    simdgroup_load(a, A, 8, ulong2(0, tile.y));
+    simdgroup_load(b, B, 16, ulong2(tile.x, 0));
+    simdgroup_load(d, D, 16, tile);
+    simdgroup_multiply_accumulate(d, a, b, d);
+    simdgroup_store(d, C, 16, tile);
+}
+
+// out = transpose(M) * diag(2) in half, and the identity scaled by 3, through threadgroup memory.
+kernel void small(device const half* M [[buffer(0)]], device half* out [[buffer(1)]], device float* eye [[buffer(2)]],
+                  uint lane [[thread_index_in_simdgroup]]) {
+    threadgroup half staged[64];
+    staged[2 * lane] = M[2 * lane];
+    staged[2 * lane + 1] = M[2 * lane + 1];
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+    simdgroup_half8x8 m, r;
+    simdgroup_load(m, staged, 8, ulong2(0), true);
+    simdgroup_multiply(r, m, simdgroup_half8x8(half(2.0h)));
+    simdgroup_store(r, out);
+    simdgroup_store(simdgroup_float8x8(3.0f), eye);
+}
+"""
+
+
+def test_simdgroup_matrices(iface):
+    """Metal's 8x8 SIMD-group matrices: loads at an origin and with a stride, transposed loads, products with and
+    without accumulation, the diagonal constructor, float and half; against numpy (small integers: exact)."""
+    iface.load_shader_from_str(SIMDGROUP_MATRIX)
+    rng = np.random.default_rng(5)
+    a, b, d = (rng.integers(-4, 5, shape).astype(np.float32) for shape in ((16, 8), (8, 16), (16, 16)))
+    c = iface.create_buffer(256, "float")
+    iface.run_function(128, [a.ravel(), b.ravel(), d.ravel(), c], function_name="tiles", threads_per_threadgroup=128)
+    np.testing.assert_array_equal(c.contents.reshape(16, 16), a @ b + d)
+
+    m = rng.integers(-8, 9, (8, 8)).astype(np.float16)
+    out, eye = iface.create_buffer(64, "half"), iface.create_buffer(64, "float")
+    iface.run_function(32, [m.ravel(), out, eye], function_name="small", threads_per_threadgroup=32)
+    np.testing.assert_array_equal(out.contents.reshape(8, 8), m.T * 2)
+    np.testing.assert_array_equal(eye.contents.reshape(8, 8), np.eye(8) * 3)

@@ -187,3 +187,10 @@ def test_a_kernel_without_include_compiles_for_cuda():
 
     pre = preprocess(NO_INCLUDE, "<no include>", ())
     assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))
+
+
+def test_simdgroup_matrices_compile_for_cuda():
+    from test_cooperative import SIMDGROUP_MATRIX
+
+    pre = preprocess(SIMDGROUP_MATRIX, "<simdgroup matrices>", ())
+    assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))

@@ -264,3 +264,10 @@ MG_GROUP_FUNCTIONS(quad, 4u)
 #undef MG_GROUP_FILL
 
 }  // namespace metal
+
+namespace mg {
+// The calling lane's index in its SIMD-group, for _simdgroup_matrix.h.
+__device__ __forceinline__ unsigned int simd_lane() { return warp::lane_id(); }
+}  // namespace mg
+
+#include "_simdgroup_matrix.h"

@@ -287,3 +287,13 @@ MG_GROUP_FUNCTIONS(quad, 4u)
 #undef MG_GROUP_FILL
 
 }  // namespace metal
+
+namespace mg {
+// The calling lane's index in its SIMD-group (0 outside a cooperative run), for _simdgroup_matrix.h.
+inline uint32_t simd_lane() {
+    const coop::group_state* g = coop::t_group;
+    return g == nullptr ? 0 : g->current % group::kSimdWidth;
+}
+}  // namespace mg
+
+#include "_simdgroup_matrix.h"
