@@ -325,6 +325,32 @@ def test_fixed_width_integer_types(iface):
     np.testing.assert_array_equal(signed_wide.contents, -(ids.astype(np.int64) << 33))
 
 
+METAL_CONSTANTS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void constants(device float* f [[buffer(0)]], device half* h [[buffer(1)]], device int* i [[buffer(2)]],
+                      device uint* u [[buffer(3)]]) {
+    f[0] = M_PI_F; f[1] = M_E_F; f[2] = M_SQRT2_F; f[3] = M_LN2_F; f[4] = FLT_MAX; f[5] = FLT_MIN; f[6] = FLT_EPSILON;
+    h[0] = HALF_MAX; h[1] = HALF_MIN; h[2] = HALF_EPSILON; h[3] = M_PI_H;
+    i[0] = INT_MAX; i[1] = INT_MIN; i[2] = SHRT_MIN; i[3] = CHAR_BIT;
+    u[0] = UINT_MAX; u[1] = USHRT_MAX;
+}
+"""
+
+
+def test_metal_math_and_limit_constants(iface):
+    iface.load_shader_from_str(METAL_CONSTANTS)
+    f, h = iface.create_buffer(7, "float"), iface.create_buffer(4, "half")
+    i, u = iface.create_buffer(4, "int"), iface.create_buffer(2, "uint")
+    iface.run_function(1, [f, h, i, u], function_name="constants")
+    finfo, hinfo = np.finfo(np.float32), np.finfo(np.float16)
+    np.testing.assert_array_equal(f.contents, np.array([np.pi, np.e, np.sqrt(2), np.log(2), finfo.max,
+                                                        finfo.tiny, finfo.eps], dtype=np.float32))
+    np.testing.assert_array_equal(h.contents, np.array([hinfo.max, hinfo.tiny, hinfo.eps, np.pi], dtype=np.float16))
+    np.testing.assert_array_equal(i.contents, [2**31 - 1, -2**31, -2**15, 8])
+    np.testing.assert_array_equal(u.contents, [2**32 - 1, 2**16 - 1])
+
+
 SLOW_COPY = """
 #include <metal_stdlib>
 using namespace metal;

@@ -194,3 +194,10 @@ def test_simdgroup_matrices_compile_for_cuda():
 
     pre = preprocess(SIMDGROUP_MATRIX, "<simdgroup matrices>", ())
     assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))
+
+
+def test_metal_constants_compile_for_cuda():
+    from test_api_dispatch import METAL_CONSTANTS
+
+    pre = preprocess(METAL_CONSTANTS, "<constants>", ())
+    assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))
