@@ -88,8 +88,8 @@ def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
     assert "does not have" in errors[0].message
 
 
-LAYOUTS = [CudaLaunchLayout(1, 0, 0), CudaLaunchLayout(3, 0, 0), CudaLaunchLayout(4, 2, 1024),
-           CudaLaunchLayout(31, 31, 1024), CudaLaunchLayout(2, 1, 0)]
+LAYOUTS = [CudaLaunchLayout(1, 0), CudaLaunchLayout(3, 0), CudaLaunchLayout(4, 2, inline_slots=0b1000),
+           CudaLaunchLayout(31, 31, inline_slots=1 << 30), CudaLaunchLayout(2, 1)]
 
 
 def test_launch_record_layout_matches_the_header(tmp_path):
@@ -133,9 +133,9 @@ kernel void none(uint i [[thread_position_in_grid]]) {}
     program = parse(pre.tokens, pre.sources)
     layouts = [cuda_launch_layout(kernel) for kernel in program.kernels]
     # buffers 0 and 2: three slots, no inline constants (no parameter can take a value from Python)
-    assert layouts[0] == CudaLaunchLayout(3, 0, 0)
-    assert layouts[1] == CudaLaunchLayout(2, 3, 1024, inline_slots=0b10)  # only `a` may hold an inline value
-    assert layouts[2] == CudaLaunchLayout(1, 0, 0)
+    assert layouts[0] == CudaLaunchLayout(3, 0)
+    assert layouts[1] == CudaLaunchLayout(2, 3, inline_slots=0b10)  # only `a` may hold an inline value
+    assert layouts[2] == CudaLaunchLayout(1, 0)
     # 3 x 16 bytes of addresses and sizes, 44 of grid and flags, 4 of offsets, 1 of constants, 16-byte aligned
     assert launch_dtype(layouts[0]).itemsize == 112
     translation = translate(pre, program, "cuda")

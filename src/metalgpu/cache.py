@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -136,6 +137,17 @@ class CompileCache:
             except OSError:
                 continue
         raise OSError("no writable cache folder")
+
+    @staticmethod
+    def build_artifact(command: list[str], temporary: Path, final: Path, log: Path | None = None) -> subprocess.Popen:
+        """Run ``command``, a compiler writing ``temporary`` in the artifact folder, in a process of its own that
+        outlives ours, and rename its output to ``final`` only when complete, so nobody sees half a file. A failed
+        build leaves its error output in ``log``, if given, and nothing else."""
+        script = ('tmp=$1; final=$2; log=$3; shift 3; if "$@" 2>"${log:-/dev/null}"; then mv -f "$tmp" "$final"; '
+                  'if [ -n "$log" ]; then rm -f "$log"; fi; else rm -f "$tmp"; fi')
+        return subprocess.Popen(["sh", "-c", script, "sh", str(temporary), str(final), str(log or ""), *command],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
 
     def entries(self) -> list[str]:
         """The keys that have an entry (not verified: :meth:`load` does that)."""

@@ -143,8 +143,7 @@ class Interface:
         """Run a kernel. A dispatch that repeats a recent one (same kernel, sizes and buffer objects, no constant
         values) reuses its checked, packed plan: a loop of run_function calls checks its arguments once. Every
         line of the repeat path runs on each dispatch, so it is kept to a few operations."""
-        if self._closed:
-            raise MetalError("this Interface was closed")
+        self._check_open()
         key = plan = None
         if type(buffers) is list or type(buffers) is tuple:
             memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None

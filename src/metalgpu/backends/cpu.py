@@ -260,10 +260,7 @@ class CpuBackend(Backend):
         os.replace(header_temporary, header)
         command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
                    str(header), "-o", str(temporary)]
-        script = 'tmp=$1; final=$2; shift 2; if "$@"; then mv -f "$tmp" "$final"; else rm -f "$tmp"; fi'
-        self._prelude_builds[key] = subprocess.Popen(
-            ["sh", "-c", script, "sh", str(temporary), str(precompiled), *command],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
 
     def load(self, path: Path, kernel_count: int) -> Module:
         return _CpuModule(path, kernel_count)

@@ -43,7 +43,7 @@ class _CudaModule(Module):
         # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
         self.groups_per_block = [self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0] for i in range(kernel_count)]
         # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
-        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 4))
+        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
                                for i in range(kernel_count)]
         self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
                              for f in self.functions]

@@ -60,15 +60,10 @@ def start(cache: CompileCache) -> None:
         if Path(f"{_path}.log").exists():  # this very build failed before: not again in every process
             failure = f"not built: an earlier build failed, see {_path}.log (metalgpu cache --clear retries)"
             return
-        stem = folder / f"cuda-repeat-{key}.{os.getpid()}"
-        Path(f"{stem}.cpp").write_text(source)
-        command = [*compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-w", f"-I{include}", f"{stem}.cpp",
-                   "-o", f"{stem}.tmp"]
-        script = ('src=$1; tmp=$2; final=$3; log=$4; shift 4; '
-                  'if "$@" 2>"$log"; then mv -f "$tmp" "$final"; rm -f "$log"; fi; rm -f "$src" "$tmp"')
-        _build = subprocess.Popen(["sh", "-c", script, "sh", f"{stem}.cpp", f"{stem}.tmp", str(_path),
-                                   f"{_path}.log", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        temporary = folder / f"cuda-repeat-{key}.{os.getpid()}.tmp"
+        command = [*compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-w", f"-I{include}", str(SOURCE),
+                   "-o", str(temporary)]
+        _build = CompileCache.build_artifact(command, temporary, _path, Path(f"{_path}.log"))
 
 
 def ready() -> Callable | None:

@@ -60,7 +60,7 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
     cooperative = cooperative_kernels(pre.tokens, program)
     wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else
-                _cuda_wrapper(i, kernel, cooperative[i], streamed_inputs(pre.tokens, kernel))
+                _cuda_wrapper(i, kernel, cooperative[i], [] if cooperative[i] else streamed_inputs(pre.tokens, kernel))
                 for i, kernel in enumerate(program.kernels)]
     return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns)
 
@@ -473,8 +473,12 @@ class CudaLaunchLayout:
 
     slots: int
     threadgroups: int
-    constant_bytes: int
     inline_slots: int = 0  # bit i: slot i may hold an inline constant (else it always holds a device address)
+
+    @property
+    def constant_bytes(self) -> int:
+        """Room for inline constants: only where some slot may hold one."""
+        return INLINE_CONSTANT_BYTES if self.inline_slots else 0
 
     @property
     def offsets(self) -> dict[str, int]:
@@ -500,7 +504,7 @@ def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
     threadgroups = [p.index for p in kernel.params if p.binding == "threadgroup"]
     inline = sum(1 << p.index for p in buffers if p.address_space == "constant" or p.is_reference)
     return CudaLaunchLayout(max([p.index + 1 for p in buffers], default=1), max(threadgroups, default=-1) + 1,
-                            INLINE_CONSTANT_BYTES if inline else 0, inline)
+                            inline)
 
 
 def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, streamed: list[int] = ()) -> str:
@@ -532,7 +536,7 @@ MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
     {info_list}}};
 MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
 MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
-MG_EXPORT __device__ const int32_t mg_layout_{i}[4] = {{{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}, {layout.inline_slots}}};
+MG_EXPORT __device__ const int32_t mg_layout_{i}[3] = {{{layout.slots}, {layout.threadgroups}, {layout.inline_slots}}};
 static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
               "the launch record must match msl/translate.py's CudaLaunchLayout");
 }}

@@ -21,8 +21,6 @@ typedef metal::bfloat bfloat;
     typedef metal::packed_##T##2 packed_##T##2;                                               \
     typedef metal::packed_##T##3 packed_##T##3;                                               \
     typedef metal::packed_##T##4 packed_##T##4;
-MG_GLOBAL_VECTOR_NAMES(bool) MG_GLOBAL_VECTOR_NAMES(char) MG_GLOBAL_VECTOR_NAMES(uchar)
-MG_GLOBAL_VECTOR_NAMES(short) MG_GLOBAL_VECTOR_NAMES(ushort) MG_GLOBAL_VECTOR_NAMES(int)
-MG_GLOBAL_VECTOR_NAMES(uint) MG_GLOBAL_VECTOR_NAMES(long) MG_GLOBAL_VECTOR_NAMES(ulong)
-MG_GLOBAL_VECTOR_NAMES(half) MG_GLOBAL_VECTOR_NAMES(bfloat) MG_GLOBAL_VECTOR_NAMES(float)
+MG_VECTOR_ELEMENTS(MG_GLOBAL_VECTOR_NAMES)
 #undef MG_GLOBAL_VECTOR_NAMES
+#undef MG_VECTOR_ELEMENTS

@@ -284,9 +284,10 @@ struct packed_vec : mg::detail::packed_storage<T, N>, mg::detail::vec_ops<vec<T,
     typedef packed_vec<T, 2> packed_##T##2;     \
     typedef packed_vec<T, 3> packed_##T##3;     \
     typedef packed_vec<T, 4> packed_##T##4;
-MG_VECTOR_NAMES(bool) MG_VECTOR_NAMES(char) MG_VECTOR_NAMES(uchar) MG_VECTOR_NAMES(short)
-MG_VECTOR_NAMES(ushort) MG_VECTOR_NAMES(int) MG_VECTOR_NAMES(uint) MG_VECTOR_NAMES(long)
-MG_VECTOR_NAMES(ulong) MG_VECTOR_NAMES(half) MG_VECTOR_NAMES(bfloat) MG_VECTOR_NAMES(float)
+// The element types of Metal's vectors, for X(T) over each (_global_names.h uses it too, then undefines it).
+#define MG_VECTOR_ELEMENTS(X) X(bool) X(char) X(uchar) X(short) X(ushort) X(int) X(uint) X(long) X(ulong) X(half) \
+    X(bfloat) X(float)
+MG_VECTOR_ELEMENTS(MG_VECTOR_NAMES)
 
 // Layout rules. vec<T, N>: size and alignment N * sizeof(T), with 3 counted as 4. packed_vec: N * sizeof(T),
 // aligned as T. Only the float vectors are checked here, in every kernel; tests/header checks metal_layout for
