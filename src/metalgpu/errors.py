@@ -64,6 +64,12 @@ class ShaderCompileError(MetalError):
         more = f"\n({len(errors) - 3} more errors; see .diagnostics)" if len(errors) > 3 else ""
         super().__init__(shown + more if shown else (log or "shader compilation failed"))
 
+    def __reduce__(self):
+        # Exception pickles its args (here the shown text), which __init__ cannot take back: rebuild from the fields
+        # instead, so the error crosses process boundaries (multiprocessing, Dask) whole.
+        fields = {"log": self.log, "backend": self.backend, "source": self.source, "options": self.options}
+        return _rebuild_compile_error, (type(self), self.diagnostics, fields, self.__dict__)
+
     @classmethod
     def at(cls, pos: SourcePos | None, message: str, source_line: str | None = None) -> "ShaderCompileError":
         """A single located error, as the front end raises it."""
@@ -77,6 +83,12 @@ class ShaderCompileError(MetalError):
         """The user's source with line numbers, for debugging."""
         width = len(str(self.source.count("\n") + 1))
         return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(self.source.splitlines(), 1))
+
+
+def _rebuild_compile_error(cls, diagnostics, fields, state):
+    error = cls(diagnostics, **fields)
+    error.__dict__.update(state)
+    return error
 
 
 class FunctionNotFoundError(MetalError, KeyError):
