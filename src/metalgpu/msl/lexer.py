@@ -43,9 +43,11 @@ _PREFIX = r"(?:u8|[uUL])?"
 _SPACE = r"(?:[ \t\n\f\v\r]|//[^\n]*|/\*.*?\*/)*"  # comments count as whitespace
 _SPACE_RE = re.compile(_SPACE, re.DOTALL)
 _COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+# The whitespace is matched atomically (a lookahead, then a backreference): once a comment is whitespace, the
+# token after it is never found by giving part of the comment back, as at the end of a file ending in a comment.
 _TOKEN_RE = re.compile(
     rf"""
-    (?P<space>{_SPACE})
+    (?=(?P<space>{_SPACE}))(?P=space)
     (?:
       (?P<raw>{_PREFIX}R"(?P<delim>[^ ()\\\t\v\f\n"]{{0,16}})\()
     | (?P<string>{_PREFIX}"(?:[^"\\\n]|\\.)*")
