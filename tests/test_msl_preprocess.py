@@ -39,7 +39,7 @@ def test_stringizing_escapes_quotes_and_collapses_spaces():
 
 
 def test_stringizing_after_expansion_needs_two_levels():
-    assert out("#define S(x) #x\n#define X(x) S(x)\n#define V 310\nS(V) X(V)") == '"V" "310"'
+    assert out("#define S(x) #x\n#define X(x) S(x)\n#define V 310\nS(V), X(V)") == '"V" , "310"'
 
 
 def test_pasting_and_placemarkers():
