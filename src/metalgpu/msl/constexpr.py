@@ -8,7 +8,7 @@ tests, far inside any C++ integer type.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import ShaderCompileError
 from .lexer import CHAR, IDENT, NUMBER, Token
@@ -42,9 +42,9 @@ def integer_literal(tok: Token, error: ErrorFactory) -> int:
     digits = tok.text.replace("'", "").rstrip("uUlLzZ")
     try:
         if digits[:2] in ("0x", "0X"):
-            return int(digits[2:], 16)
+            return int(digits, 16)
         if digits[:2] in ("0b", "0B"):
-            return int(digits[2:], 2)
+            return int(digits, 2)
         return int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
     except ValueError:
         raise error(tok, f"'{tok.text}' is not an integer constant") from None

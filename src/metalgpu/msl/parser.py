@@ -30,10 +30,10 @@ _QUALIFIERS = frozenset({"const", "volatile", "restrict", *ADDRESS_SPACES})
 _SKIPPED_CALLS = frozenset({"decltype", "__attribute__", "alignas", "sizeof", "noexcept"})
 _FUNCTION_CONSTANT_SPECIFIERS = frozenset({"constant", "static", "constexpr", "const"})
 _CONSTANT_STARTS = frozenset({"constant", "static", "constexpr", "const", "enum", "typedef"})
-_INTEGER_TYPE_WORDS = frozenset("""
-    bool char short int long unsigned signed uchar ushort uint ulong size_t ptrdiff_t int8_t int16_t int32_t int64_t
-    uint8_t uint16_t uint32_t uint64_t auto metal ::
-""".split())
+_INTEGER_TYPE_WORDS = frozenset({
+    "bool", "char", "short", "int", "long", "unsigned", "signed", "uchar", "ushort", "uint", "ulong", "size_t",
+    "ptrdiff_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "auto",
+    "metal", "::"})
 
 
 @dataclass(frozen=True)
