@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import ShaderCompileError, SourcePos
 from .constexpr import NamedConstants, evaluate
 from .lexer import IDENT, STRING, Token
+from .walker import Attribute, TokenWalker, spell
 
 BUILTINS = frozenset("""
     thread_position_in_grid thread_position_in_threadgroup thread_index_in_threadgroup
@@ -76,13 +77,6 @@ class Program:
 
 
 @dataclass(frozen=True)
-class _Attribute:
-    name: str
-    args: tuple[Token, ...]
-    token: Token
-
-
-@dataclass(frozen=True)
 class _Head:
     """What a declaration says about the function it declares."""
 
@@ -91,7 +85,7 @@ class _Head:
     qualified: str  # the name as written, e.g. "f" or "detail::f"
     template_args: str | None
     params: tuple[int, int] | None  # inside the parentheses; None when there are none
-    attributes: tuple[_Attribute, ...]
+    attributes: tuple[Attribute, ...]
     is_kernel: bool
     return_type: tuple[Token, ...]
 
@@ -111,29 +105,9 @@ def parse(tokens: list[Token], sources: dict[str, str] | None = None) -> Program
     return _Parser(tokens, sources or {}).run()
 
 
-def spell(tokens) -> str:
-    """Tokens as type text with single spaces: ``device const float *``, ``vec<float, 4>``."""
-    parts: list[str] = []
-    previous = None
-    for tok in tokens:
-        if previous is not None and not _glued(previous, tok):
-            parts.append(" ")
-        parts.append(tok.text)
-        previous = tok
-    return "".join(parts)
-
-
-def _glued(previous: Token, tok: Token) -> bool:
-    if tok.text in (",", ")", "]", ">", ">>", "::") or previous.text in ("(", "[", "<", "::"):
-        return True
-    return tok.text == "<" and previous.kind == IDENT  # a template argument list
-
-
-class _Parser:
+class _Parser(TokenWalker):
     def __init__(self, tokens: list[Token], sources: dict[str, str]):
-        self.tokens = tokens
-        self.sources = sources
-        self.match = self._match_brackets()
+        super().__init__(tokens, sources)
         self.scopes: list[str] = []  # enclosing namespaces; "" for anonymous ones and extern "C"
         self.templates: dict[str, list[_Template]] = {}
         self.kernels: list[KernelDecl] = []
@@ -141,93 +115,6 @@ class _Parser:
         self.named = NamedConstants(lambda tok, message: self._error(tok or self.tokens[-1], message))
 
     # ----- helpers ---------------------------------------------------------------------------
-
-    def _error(self, tok: Token, message: str) -> ShaderCompileError:
-        lines = self.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
-        source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) and tok.file in self.sources else None
-        return ShaderCompileError.at(SourcePos(tok.file, tok.line, tok.column), message, source_line)
-
-    def _peek(self, i: int) -> str | None:
-        return self.tokens[i].text if i < len(self.tokens) else None
-
-    def _accept(self, i: int, text: str) -> int:
-        """``i + 1`` if the token at ``i`` is ``text``, else ``i``."""
-        return i + 1 if self._peek(i) == text else i
-
-    def _match_brackets(self) -> list[int]:
-        """For each bracket, the index of its partner; -1 for other tokens."""
-        match = [-1] * len(self.tokens)
-        stack: list[int] = []
-        closers = {")": "(", "]": "[", "}": "{"}
-        for i, tok in enumerate(self.tokens):
-            if tok.text in ("(", "[", "{"):
-                stack.append(i)
-            elif tok.text in closers:
-                if not stack:
-                    raise self._error(tok, f"unmatched '{tok.text}'")
-                opener = stack.pop()
-                if self.tokens[opener].text != closers[tok.text]:
-                    raise self._error(self.tokens[opener], f"'{self.tokens[opener].text}' is closed by '{tok.text}'")
-                match[opener], match[i] = i, opener
-        if stack:
-            raise self._error(self.tokens[stack[-1]], f"unmatched '{self.tokens[stack[-1]].text}'")
-        return match
-
-    def _skip_angles(self, i: int, end: int) -> int:
-        """From the ``<`` at ``i``, the index after its closing ``>`` (or ``end``)."""
-        depth = 0
-        while i < end:
-            text = self.tokens[i].text
-            if text in ("(", "[", "{"):
-                i = self.match[i]
-            elif text == "<":
-                depth += 1
-            elif text in (">", ">>"):
-                depth -= len(text)
-                if depth <= 0:
-                    return i + 1
-            elif text == ";":
-                return i
-            i += 1
-        return end
-
-    def _angle_start(self, i: int) -> int:
-        """From the ``>`` at ``i``, walking back, the index of its ``<`` (-1 if none)."""
-        depth = 0
-        while i >= 0:
-            text = self.tokens[i].text
-            if text in (")", "]"):
-                i = self.match[i]
-            elif text in (">", ">>"):
-                depth += len(text)
-            elif text == "<":
-                depth -= 1
-                if depth <= 0:
-                    return i
-            i -= 1
-        return -1
-
-    def _attributes(self, i: int) -> tuple[_Attribute, ...]:
-        """The items of the ``[[ ... ]]`` whose first ``[`` is at ``i``."""
-        end = self.match[i] - 1
-        items, k = [], i + 2
-        while k < end:
-            if self.tokens[k].text == ",":
-                k += 1
-                continue
-            name = self.tokens[k]
-            while self._peek(k + 1) == "::" and k + 2 < end:
-                k += 2
-                name = self.tokens[k]
-            if name.kind != IDENT:
-                raise self._error(name, f"expected an attribute name, found '{name.text}'")
-            k += 1
-            args: tuple[Token, ...] = ()
-            if self._peek(k) == "(":
-                args = tuple(self.tokens[k + 1:self.match[k]])
-                k = self.match[k] + 1
-            items.append(_Attribute(name.text, args, name))
-        return tuple(items)
 
     def _qualified(self, name: str) -> str:
         return "::".join([*(s for s in self.scopes if s), name])
@@ -311,26 +198,12 @@ class _Parser:
             self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body,
                              name_token=head.name_index)
 
-    def _outer_attributes(self, start: int, end: int) -> list[_Attribute]:
-        """The attributes of a declaration itself, not those inside its parentheses (parameters)."""
-        found, k = [], start
-        while k < end - 1:
-            text = self.tokens[k].text
-            if text == "(":
-                k = self.match[k] + 1
-            elif text == "[" and self.tokens[k + 1].text == "[":
-                found.extend(self._attributes(k))
-                k = self.match[k] + 1
-            else:
-                k += 1
-        return found
-
     # ----- functions and kernels ---------------------------------------------------------------
 
     def _head(self, start: int, end: int) -> _Head | None:
         """The function declared by ``tokens[start:end]``, or None if it declares none."""
         tokens, i = self.tokens, start
-        attributes: list[_Attribute] = []
+        attributes: list[Attribute] = []
         words: list[int] = []  # indices of the tokens that are neither attributes nor specifiers
         is_kernel = False
         while i < end and tokens[i].text != "(":
@@ -444,12 +317,12 @@ class _Parser:
         pieces.append((start, end))
         return [(a, b) for a, b in pieces if b > a and not (b - a == 1 and tokens[a].text == "void")]
 
-    def _param(self, start: int, end: int) -> tuple[list[Token], list[_Attribute], Token, bool]:
+    def _param(self, start: int, end: int) -> tuple[list[Token], list[Attribute], Token, bool]:
         """One parameter: its declaration tokens (name and default value removed), attributes, name
         (the first token when it has none) and whether it was named."""
         tokens, i = self.tokens, start
         declaration: list[Token] = []
-        attributes: list[_Attribute] = []
+        attributes: list[Attribute] = []
         while i < end and tokens[i].text != "=":
             if tokens[i].text == "[" and tokens[i + 1].text == "[":
                 attributes.extend(self._attributes(i))
@@ -521,7 +394,7 @@ class _Parser:
                 item[6] = index
         return [Param(n.text, t, s, p, r, b, i, u, n.pos) for n, t, s, p, r, b, i, u in described]
 
-    def _binding_attribute(self, attributes: list[_Attribute], name: Token, kernel: str):
+    def _binding_attribute(self, attributes: list[Attribute], name: Token, kernel: str):
         """(binding, explicit index, builtin) from a parameter's attributes."""
         found = None
         for attribute in attributes:
@@ -539,7 +412,7 @@ class _Parser:
             return "builtin", None, found.name
         return found.name, self._index(found), None
 
-    def _index(self, attribute: _Attribute, largest: int = MAX_BINDING_INDEX) -> int:
+    def _index(self, attribute: Attribute, largest: int = MAX_BINDING_INDEX) -> int:
         """The index of ``[[buffer(i)]]``, ``[[threadgroup(i)]]`` or ``[[function_constant(i)]]``: an integer
         constant expression (``FC_BIN + 1``, ``N + 2``) of literals, macros and the namespace-scope constants."""
         where = attribute.args[0] if attribute.args else attribute.token
