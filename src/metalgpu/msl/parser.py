@@ -111,6 +111,7 @@ class _Parser(TokenWalker):
         self.scopes: list[str] = []  # enclosing namespaces; "" for anonymous ones and extern "C"
         self.templates: dict[str, list[_Template]] = {}
         self.kernels: list[KernelDecl] = []
+        self.kernel_positions: dict[str, SourcePos] = {}  # by host name, to refuse a second definition
         self.constants: list[FunctionConstant] = []
         self.named = NamedConstants(lambda tok, message: self._error(tok or self.tokens[-1], message))
 
@@ -288,10 +289,11 @@ class _Parser(TokenWalker):
                     name_token: int | None = None) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
-        for other in self.kernels:
-            if other.host_name == host_name:
-                raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
-                                             f"overloaded (the first definition is at {other.pos})")
+        other = self.kernel_positions.get(host_name)
+        if other is not None:
+            raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
+                                         f"overloaded (the first definition is at {other})")
+        self.kernel_positions[host_name] = head.name.pos
         described = [self._param(a, b) for a, b in self._split_params(params)]
         if template is not None and template.params != params:
             described = self._fill_from_template(described, template, head.name)

@@ -122,19 +122,21 @@ class _Preprocessor:
     def finish(self) -> list[Token]:
         """The output tokens after translation phase 6 (adjacent string literals concatenated), less GNU's
         ``__extension__``, which only silences pedantic warnings (NVRTC does not know it)."""
+        out = self.out
+        special = [i for i, tok in enumerate(out) if tok.kind == STRING or tok.text == "__extension__"]
         tokens: list[Token] = []
-        run: list[Token] = []  # adjacent string literals not yet joined
-        for tok in self.out:
-            if tok.kind == STRING:
-                run.append(tok)
+        copied = 0  # out[:copied] is done
+        for i in special:
+            if i < copied:
                 continue
-            if run:
-                tokens.append(run[0] if len(run) == 1 else _concatenate(self, run))
-                run = []
-            if tok.kind != IDENT or tok.text != "__extension__":
-                tokens.append(tok)
-        if run:
-            tokens.append(run[0] if len(run) == 1 else _concatenate(self, run))
+            tokens.extend(out[copied:i])
+            copied = i + 1
+            if out[i].kind != STRING:
+                continue  # __extension__
+            while copied < len(out) and out[copied].kind == STRING:
+                copied += 1
+            tokens.append(out[i] if copied == i + 1 else _concatenate(self, out[i:copied]))
+        tokens.extend(out[copied:])
         return tokens
 
     # ----- files and directives -------------------------------------------------------------
@@ -155,7 +157,7 @@ class _Preprocessor:
             while j < n and not (tokens[j].at_line_start and tokens[j].text == "#" and tokens[j].kind == PUNCT):
                 j += 1
             if not conditions or conditions[-1][0]:
-                self.out.extend(t for t, _ in self.expand(tokens[i:j]))
+                self.out.extend([t for t, _ in self.expand(tokens[i:j])])
             i = j
         if conditions:
             raise _error(self, conditions[-1][3], f"unterminated #{conditions[-1][3].text}")
@@ -348,14 +350,23 @@ class _Preprocessor:
         stream = _Stream(tokens, pairs)
         out: list = []
         macros = self.macros
+        pushed = stream.pushed
         while True:
-            if not stream.pushed:  # fast path: copy the plain tokens up to the next name to expand
+            if not pushed:  # fast path: copy the plain tokens up to the next name to expand
                 start = i = stream.index
                 while i < len(tokens) and not (tokens[i].kind == IDENT and (
                         tokens[i].text in macros or tokens[i].text in _SPECIAL)):
                     i += 1
                 out.extend([(tok, _EMPTY) for tok in tokens[start:i]])
                 stream.index = i
+            else:  # the same over what an expansion pushed back (a stack: its next token is last)
+                k = len(pushed)
+                while k and not (pushed[k - 1][0].kind == IDENT and (
+                        pushed[k - 1][0].text in macros or pushed[k - 1][0].text in _SPECIAL)):
+                    k -= 1
+                if k < len(pushed):
+                    out.extend(reversed(pushed[k:]))
+                    del pushed[k:]
             item = stream.next()
             if item is None:
                 break
@@ -454,11 +465,16 @@ class _Preprocessor:
             else:
                 result.append((tok, _EMPTY))
                 i += 1
-        result = [item for item in result if item[0].kind != _PLACEMARKER]
-        for k, (tok, own_hide) in enumerate(result):
-            moved = Token(tok.kind, tok.text, name.file, name.line, name.column, True, k == 0 and name.at_line_start)
-            result[k] = (moved, own_hide | hide)
-        return result
+        file, line, column = name.file, name.line, name.column
+        # a token already at that position (from an argument, moved by an enclosing expansion) is kept
+        moved = [(tok if tok.column == column and tok.line == line and tok.file == file and tok.space_before
+                  and not tok.at_line_start else Token(tok.kind, tok.text, file, line, column, True, False),
+                  own_hide | hide if own_hide else hide)
+                 for tok, own_hide in result if tok.kind != _PLACEMARKER]
+        if moved and name.at_line_start:
+            first = moved[0][0]
+            moved[0] = (Token(first.kind, first.text, file, line, column, True, True), moved[0][1])
+        return moved
 
     def _paste(self, left: Token, right: Token, name: Token) -> Token:
         pasted = tokenize(left.text + right.text, name.file)
