@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..errors import ShaderCompileError
 from .lexer import CHAR, IDENT, NUMBER, Token
@@ -159,13 +160,20 @@ class _Evaluator:
         return self.name("::".join(parts), first)
 
 
+@dataclass(frozen=True)
+class _Named:
+    scope: tuple[str, ...]  # the namespaces it was declared in: names in its initializer are looked up from there
+    initializer: list[Token] | None
+    previous: str | None  # an enumerator without an initializer is the one before it plus one (or 0)
+
+
 class NamedConstants:
     """The namespace-scope integer constants and enumerators of a program, by qualified name. Each is evaluated
     when an attribute first names it, in the scope where it was declared."""
 
-    def __init__(self, error: ErrorFactory):
+    def __init__(self, error: Callable[[Token, str], ShaderCompileError]):
         self.error = error
-        self.entries: dict[str, tuple[tuple[str, ...], list[Token] | None, str | None]] = {}
+        self.entries: dict[str, _Named] = {}
         self.values: dict[str, int] = {}
         self.evaluating: set[str] = set()
 
@@ -174,7 +182,7 @@ class NamedConstants:
         """Record ``scope::name``, whose value is ``initializer`` or, for an enumerator without one, that of the
         ``previous`` enumerator (a qualified name) plus one; returns the qualified name."""
         qualified = "::".join((*scope, name))
-        self.entries[qualified] = (scope, initializer, previous)
+        self.entries[qualified] = _Named(scope, initializer, previous)
         self.values.pop(qualified, None)
         return qualified
 
@@ -193,14 +201,15 @@ class NamedConstants:
             return self.values[qualified]
         if qualified in self.evaluating:
             raise self.error(where, f"'{qualified}' is defined in terms of itself")
-        scope, initializer, previous = self.entries[qualified]
+        named = self.entries[qualified]
         self.evaluating.add(qualified)
         try:
-            if initializer is not None:
-                value = evaluate(initializer, self.error, lambda name, tok: self.value(name, scope, tok),
-                                 f"the value of '{qualified}'", qualified_names=True)
+            if named.initializer is not None:
+                value = evaluate(named.initializer, lambda tok, message: self.error(tok or where, message),
+                                 lambda name, tok: self.value(name, named.scope, tok), f"the value of '{qualified}'",
+                                 qualified_names=True)
             else:
-                value = 0 if previous is None else self._value(previous, where) + 1
+                value = 0 if named.previous is None else self._value(named.previous, where) + 1
         finally:
             self.evaluating.discard(qualified)
         self.values[qualified] = value

@@ -113,7 +113,7 @@ class _Parser(TokenWalker):
         self.kernels: list[KernelDecl] = []
         self.kernel_positions: dict[str, SourcePos] = {}  # by host name, to refuse a second definition
         self.constants: list[FunctionConstant] = []
-        self.named = NamedConstants(lambda tok, message: self._error(tok or self.tokens[-1], message))
+        self.named = NamedConstants(self._error)
 
     # ----- helpers ---------------------------------------------------------------------------
 
