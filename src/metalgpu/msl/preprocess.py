@@ -68,13 +68,13 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
     return PreprocessResult(pp.finish(), pp.system_headers, pp.sources, pp.warnings)
 
 
-def _diagnostic(pp: "_Preprocessor", tok: Token, message: str, severity: str = "error") -> Diagnostic:
+def _diagnostic(pp: _Preprocessor, tok: Token, message: str, severity: str = "error") -> Diagnostic:
     lines = pp.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
     source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) else None
     return Diagnostic(message, tok.pos, severity, source_line)
 
 
-def _error(pp: "_Preprocessor", tok: Token, message: str) -> ShaderCompileError:
+def _error(pp: _Preprocessor, tok: Token, message: str) -> ShaderCompileError:
     return ShaderCompileError([_diagnostic(pp, tok, message)])
 
 
