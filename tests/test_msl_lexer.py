@@ -56,6 +56,17 @@ def test_comments_are_whitespace_and_keep_line_numbers():
     ]
 
 
+@pytest.mark.parametrize("source", [
+    "}  // namespace mlx",
+    "} // namespace x\n",
+    "}\n/* end */",
+    "} /* a */ /* b */\n// c\n",
+    "}\n// one\\\n   continued\n",
+])
+def test_a_file_may_end_in_a_comment(source):
+    assert [(t.text, t.line, t.column) for t in tokenize(source, "k")] == [("}", 1, 1)]
+
+
 def test_line_splices_join_tokens_and_keep_original_positions():
     tokens = tokenize("#define X \\\n  1 + \\\n  2\nab\\\ncd", "k")
     assert [(t.text, t.line, t.column) for t in tokens] == [

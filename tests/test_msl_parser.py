@@ -266,3 +266,128 @@ def test_instantiation_may_leave_out_names_and_attributes():
 def test_unnamed_parameter_of_a_plain_kernel_is_an_error():
     error = error_of("kernel void f(device float* [[buffer(0)]]) {}")
     assert "a parameter of kernel 'f' has no name" in str(error) and error.pos == SourcePos("k.metal", 1, 15)
+
+
+# ----- names and indices written as expressions ------------------------------------------------
+
+def test_host_names_built_by_macros_from_adjacent_string_literals():
+    source = """
+    template <typename T> [[kernel]] void scale(device T* a [[buffer(0)]], uint i [[thread_position_in_grid]]) {}
+    #define instantiate_scale(tname, type) \\
+      template [[host_name("scale_" #tname)]] [[kernel]] void scale<type>(device type*, uint);
+    instantiate_scale(float32, float)
+    instantiate_scale(float16, half)
+    """
+    prog = program(source)
+    assert [(k.host_name, k.template_args) for k in prog.kernels] == [("scale_float32", "float"), ("scale_float16", "half")]
+    assert prog.kernels[0].pos == SourcePos("k.metal", 5, 5)  # the macro's name
+
+
+def test_attribute_indices_are_integer_constant_expressions():
+    source = """
+    #define FC_BASE 300
+    #define N 1
+    constant bool flag [[function_constant(FC_BASE + 2)]];
+    constant short op [[function_constant((FC_BASE + 1) * 2 - 'a' + 97)]];
+    kernel void k(device float* a [[buffer(N + 2)]], device float* b [[buffer(N << 2 | 1)]],
+                  threadgroup float* t [[threadgroup(2 * N)]], device float* c [[buffer(true ? 0 : 1 / 0)]]) {}
+    """
+    prog = program(source)
+    assert [(c.name, c.index) for c in prog.function_constants] == [("flag", 302), ("op", 602)]
+    assert bindings(prog.kernels[0]) == [("a", "buffer", 3, None), ("b", "buffer", 5, None),
+                                         ("t", "threadgroup", 2, None), ("c", "buffer", 0, None)]
+
+
+def test_attribute_indices_may_name_namespace_scope_constants_and_enumerators():
+    source = """
+    constant constexpr int kBase = 2;
+    static constexpr constant uint kNext = kBase + 1;
+    typedef enum Slot { SlotIn, SlotOut = kNext + 1, SlotAux } Slot;
+    enum class Group : int { Tile = 1 };
+    namespace lib { constexpr int kFc = 7; namespace detail { enum { Hidden = kFc * 2 }; } }
+    constant int kNotConstant[2] = {1, 2};
+    constant bool has_x [[function_constant(lib::kFc)]];
+    namespace lib {
+      constant bool has_y [[function_constant(detail::Hidden)]];
+      kernel void k(device float* a [[buffer(SlotIn)]], device float* b [[buffer(SlotAux)]],
+                    device float* c [[buffer(Slot::SlotOut)]], device float* d [[buffer(kFc + ::kBase)]],
+                    threadgroup float* t [[threadgroup(Group::Tile)]]) {}
+    }
+    """
+    prog = program(source)
+    assert [(c.name, c.index) for c in prog.function_constants] == [("has_x", 7), ("has_y", 14)]
+    assert bindings(prog.kernels[0]) == [("a", "buffer", 0, None), ("b", "buffer", 5, None),
+                                         ("c", "buffer", 4, None), ("d", "buffer", 9, None),
+                                         ("t", "threadgroup", 1, None)]
+
+
+@pytest.mark.parametrize("index, message, line, column", [
+    ("kMissing + 1", "'kMissing' has no value metalgpu knows here", 3, 40),
+    ("Tile", "'Tile' has no value", 3, 40),  # a scoped enumerator is named through its enum
+    ("2 - 3", "buffer index -1 is outside 0..30", 3, 40),
+    ("4 / (2 - 2)", "division by zero in the index of [[buffer]]", 3, 42),
+    ("1 +", "the index of [[buffer]] ends too early", 3, 40),
+    ("kSelf", "'kSelf' is defined in terms of itself", 2, 23),
+])
+def test_index_expression_errors_are_located(index, message, line, column):
+    error = error_of("enum class G { Tile };\nconstexpr int kSelf = kSelf;\n"
+                     f"kernel void f(device float* a [[buffer({index})]]) {{}}")
+    assert message in str(error)
+    assert error.pos == SourcePos("k.metal", line, column)
+
+
+# ----- function constants and array parameters -------------------------------------------------
+
+def test_function_constants_with_extra_specifiers_in_any_order():
+    source = """
+    #define STEEL_CONST static constant constexpr const
+    STEEL_CONST int radix [[function_constant(0)]];
+    constant const bool a [[function_constant(1)]];
+    const constant metal::uint b [[function_constant(2)]];
+    constexpr constant half4 c [[function_constant(3)]];
+    bool constant d [[function_constant(4)]];
+    kernel void k(device float* x [[buffer(0)]]) { if (a && radix > 0) x[0] = b; }
+    """
+    prog = program(source)
+    assert [(c.name, c.type_text, c.index) for c in prog.function_constants] == [
+        ("radix", "int", 0), ("a", "bool", 1), ("b", "metal::uint", 2), ("c", "half4", 3), ("d", "bool", 4)]
+    assert prog.function_constants[0].pos == SourcePos("k.metal", 3, 21)
+    assert prog.function_constants[1].pos == SourcePos("k.metal", 4, 25)
+
+
+@pytest.mark.parametrize("declaration, column", [
+    ("device int x [[function_constant(0)]];", 12),      # not in the constant address space
+    ("constant int* x [[function_constant(0)]];", 15),   # not a value
+    ("constant int x[2] [[function_constant(0)]];", 14),
+    ("static constexpr x [[function_constant(0)]];", 18),
+])
+def test_malformed_function_constants_are_located(declaration, column):
+    error = error_of(declaration)
+    assert "a function constant is declared as: constant T name [[function_constant(n)]]" in str(error)
+    assert error.pos == SourcePos("k.metal", 1, column)
+
+
+def test_a_parameter_enabled_by_a_function_constant_does_not_make_the_kernel_one():
+    source = """
+    constant bool has_bias [[function_constant(0)]];
+    kernel void k(device float* a [[buffer(0)]], device const float* bias [[buffer(1), function_constant(has_bias)]],
+                  uint i [[thread_position_in_grid]]) {}
+    """
+    prog = program(source)
+    assert [c.name for c in prog.function_constants] == ["has_bias"]
+    assert bindings(prog.kernels[0]) == [("a", "buffer", 0, None), ("bias", "buffer", 1, None),
+                                         ("i", "builtin", None, "thread_position_in_grid")]
+
+
+def test_array_parameters_are_bound_like_pointers():
+    source = """
+    kernel void k(constant const int64_t strides[2] [[buffer(3)]], device float out[], constant int shape[] ,
+                  threadgroup float (&tile)[16] [[threadgroup(0)]]) {}
+    """
+    k = kernel(source, "k")
+    assert [(p.name, p.type_text, p.address_space, p.is_pointer, p.is_reference, p.binding, p.index)
+            for p in k.params] == [
+        ("strides", "constant const int64_t [2]", "constant", True, False, "buffer", 3),
+        ("out", "device float []", "device", True, False, "buffer", 0),
+        ("shape", "constant int []", "constant", True, False, "buffer", 1),
+        ("tile", "threadgroup float (&) [16]", "threadgroup", False, True, "threadgroup", 0)]

@@ -39,7 +39,7 @@ def test_stringizing_escapes_quotes_and_collapses_spaces():
 
 
 def test_stringizing_after_expansion_needs_two_levels():
-    assert out("#define S(x) #x\n#define X(x) S(x)\n#define V 310\nS(V) X(V)") == '"V" "310"'
+    assert out("#define S(x) #x\n#define X(x) S(x)\n#define V 310\nS(V), X(V)") == '"V" , "310"'
 
 
 def test_pasting_and_placemarkers():
@@ -108,8 +108,47 @@ def test_unterminated_macro_call():
 
 
 def test_predefined_macros():
-    source = "__METAL__ __METAL_VERSION__ __METAL_MACOS__ __cplusplus __METAL_IOS__\n__LINE__ __FILE__ __COUNTER__ __COUNTER__"
-    assert out(source) == '1 310 1 201703L __METAL_IOS__ 2 "k.metal" 0 1'
+    source = ("__METAL__ __METAL_VERSION__ __METAL_MACOS__ __HAVE_BFLOAT__ __cplusplus __METAL_IOS__\n"
+              "__LINE__ __FILE__, __COUNTER__ __COUNTER__")
+    assert out(source) == '1 310 1 1 201703L __METAL_IOS__ 2 "k.metal" , 0 1'
+
+
+@pytest.mark.parametrize("feature", ["__HAVE_RAYTRACING__", "__HAVE_MESH__", "__METAL_IOS__", "__APPLE__"])
+def test_no_feature_test_for_what_is_not_emulated(feature):
+    assert out(f"#ifdef {feature}\napple_only\n#else\nportable\n#endif") == "portable"
+
+
+# ----- string literals ------------------------------------------------------------------------
+
+def test_adjacent_string_literals_are_one_token_at_the_first_ones_position():
+    source = '#define NAME(op, type) "k_" #op "_" #type\nx = NAME(add, float);\ny = "a"\n    "b" u8"c";'
+    tokens = preprocess(source, "k.metal").tokens
+    assert [(t.text, t.line, t.column) for t in tokens] == [
+        ("x", 2, 1), ("=", 2, 3), ('"k_add_float"', 2, 5), (";", 2, 21),
+        ("y", 3, 1), ("=", 3, 3), ('u8"abc"', 3, 5), (";", 4, 14)]
+    assert tokens[2].kind == STRING
+
+
+@pytest.mark.parametrize("source, joined", [
+    (r'"\x1" "2"', r'"\x1\062"'),        # a hex escape does not swallow the next literal's digit
+    (r'"\12" "3"', r'"\12\063"'),        # nor does a short octal one
+    (r'"\123" "4"', r'"\1234"'),          # a three-digit octal escape is complete
+    (r'"\\x" "1"', r'"\\x1"'),          # an escaped backslash is no escape
+    ('R"d(a"\\)d" "b"', r'"a\"\\b"'),  # a raw literal is escaped
+    ('L"w" "x"', 'L"wx"'),
+])
+def test_string_concatenation_keeps_each_character(source, joined):
+    assert out(source) == joined
+
+
+def test_string_literals_with_different_encoding_prefixes_are_an_error():
+    error = error_of('\n  u"a" "b" L"c"')
+    assert "different encoding prefixes (u and L)" in str(error) and (error.pos.line, error.pos.column) == (2, 12)
+
+
+def test_gnu_extension_keyword_is_dropped():
+    assert out("#define EXT __extension__\nstruct S { EXT union { int a; float b; }; };") == \
+        "struct S { union { int a ; float b ; } ; } ;"
 
 
 # ----- pragmas and directives -----------------------------------------------------------------
@@ -126,8 +165,21 @@ def test_error_directive():
     assert "#error tile size must be 16" in str(error)
 
 
-def test_warning_and_line_are_ignored():
-    assert out('#warning careful\n#line 10 "x"\nok') == "ok"
+def test_warning_and_line_directives():
+    result = preprocess('#warning careful now\n#line 10 "x"\nok', "k.metal")
+    assert [t.text for t in result.tokens] == ["ok"]
+    assert [(w.message, w.severity, w.pos.line, w.pos.column) for w in result.warnings] == [
+        ("#warning careful now", "warning", 1, 1)]
+
+
+def test_extra_tokens_after_directives_are_warnings():
+    source = "#include <metal_stdlib>;\n#ifdef A junk\n#else junk\n#endif A\n#if 0\n#if 1\n#endif B\n#endif\nok"
+    result = preprocess(source, "k.metal")
+    assert [t.text for t in result.tokens] == ["ok"] and result.system_headers == ["metal_stdlib"]
+    assert [(w.message, w.pos.line, w.pos.column) for w in result.warnings] == [
+        ("extra tokens at end of #include directive", 1, 24), ("extra tokens at end of #ifdef directive", 2, 10),
+        ("extra tokens at end of #else directive", 3, 7), ("extra tokens at end of #endif directive", 4, 8)]
+    assert "#include <metal_stdlib>;" in result.warnings[0].format()
 
 
 def test_unknown_directive_is_an_error():
@@ -189,6 +241,34 @@ def test_metal_headers_are_recorded_not_read():
 def test_unknown_system_header_is_an_error():
     error = error_of("\n  #include <vector>")
     assert "unknown system header <vector>" in str(error) and (error.pos.line, error.pos.column) == (2, 4)
+
+
+def test_angle_brackets_find_a_librarys_own_headers_in_the_include_folders(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "ops.h").write_text("#pragma once\nint ops;\n")
+    source = "#include <metal_stdlib>\n#include <lib/ops.h>\n#if __has_include(<lib/ops.h>) && !__has_include(<lib/no.h>)\nok\n#endif"
+    result = preprocess(source, "k.metal", include_dirs=[str(tmp_path)])
+    assert [t.text for t in result.tokens] == ["int", "ops", ";", "ok"]
+    assert result.tokens[0].file == str(tmp_path / "lib" / "ops.h") and result.system_headers == ["metal_stdlib"]
+
+
+def test_angle_brackets_do_not_search_the_including_files_folder(tmp_path):
+    (tmp_path / "near.h").write_text("int near;\n")
+    main = tmp_path / "main.metal"
+    with pytest.raises(ShaderCompileError, match="unknown system header <near.h>"):
+        preprocess("#include <near.h>\n", str(main))
+    assert out('#include "near.h"', include_dirs=[str(tmp_path)]) == "int near ;"
+
+
+@pytest.mark.parametrize("header, framework", [
+    ("MetalPerformancePrimitives/MetalPerformancePrimitives.h", "the MetalPerformancePrimitives framework"),
+    ("metal_tensor", "Metal 4's tensor library"),
+])
+def test_apple_only_frameworks_are_named_in_a_clear_error(header, framework):
+    error = error_of(f"#include <metal_stdlib>\n #include <{header}>")
+    assert f"<{header}> belongs to {framework}" in str(error) and "Apple-only" in str(error)
+    assert (error.pos.line, error.pos.column) == (2, 3)
+    assert out(f"#if __has_include(<{header}>)\nyes\n#else\nno\n#endif") == "no"
 
 
 def test_include_next_to_the_file(tmp_path):

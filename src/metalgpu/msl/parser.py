@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ShaderCompileError, SourcePos
-from .lexer import IDENT, NUMBER, STRING, Token
+from .constexpr import NamedConstants, evaluate
+from .lexer import IDENT, STRING, Token
+from .walker import Attribute, TokenWalker, spell
 
 BUILTINS = frozenset("""
     thread_position_in_grid thread_position_in_threadgroup thread_index_in_threadgroup
@@ -27,6 +29,12 @@ MAX_FUNCTION_CONSTANT_INDEX = 65535
 _SPECIFIERS = frozenset({"kernel", "static", "inline", "extern", "constexpr", "template"})
 _QUALIFIERS = frozenset({"const", "volatile", "restrict", *ADDRESS_SPACES})
 _SKIPPED_CALLS = frozenset({"decltype", "__attribute__", "alignas", "sizeof", "noexcept"})
+_FUNCTION_CONSTANT_SPECIFIERS = frozenset({"constant", "static", "constexpr", "const"})
+_CONSTANT_STARTS = frozenset({"constant", "static", "constexpr", "const", "enum", "typedef"})
+_INTEGER_TYPE_WORDS = frozenset({
+    "bool", "char", "short", "int", "long", "unsigned", "signed", "uchar", "ushort", "uint", "ulong", "size_t",
+    "ptrdiff_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t", "auto",
+    "metal", "::"})
 
 
 @dataclass(frozen=True)
@@ -69,13 +77,6 @@ class Program:
 
 
 @dataclass(frozen=True)
-class _Attribute:
-    name: str
-    args: tuple[Token, ...]
-    token: Token
-
-
-@dataclass(frozen=True)
 class _Head:
     """What a declaration says about the function it declares."""
 
@@ -84,7 +85,7 @@ class _Head:
     qualified: str  # the name as written, e.g. "f" or "detail::f"
     template_args: str | None
     params: tuple[int, int] | None  # inside the parentheses; None when there are none
-    attributes: tuple[_Attribute, ...]
+    attributes: tuple[Attribute, ...]
     is_kernel: bool
     return_type: tuple[Token, ...]
 
@@ -104,122 +105,17 @@ def parse(tokens: list[Token], sources: dict[str, str] | None = None) -> Program
     return _Parser(tokens, sources or {}).run()
 
 
-def spell(tokens) -> str:
-    """Tokens as type text with single spaces: ``device const float *``, ``vec<float, 4>``."""
-    parts: list[str] = []
-    previous = None
-    for tok in tokens:
-        if previous is not None and not _glued(previous, tok):
-            parts.append(" ")
-        parts.append(tok.text)
-        previous = tok
-    return "".join(parts)
-
-
-def _glued(previous: Token, tok: Token) -> bool:
-    if tok.text in (",", ")", "]", ">", ">>", "::") or previous.text in ("(", "[", "<", "::"):
-        return True
-    return tok.text == "<" and previous.kind == IDENT  # a template argument list
-
-
-class _Parser:
+class _Parser(TokenWalker):
     def __init__(self, tokens: list[Token], sources: dict[str, str]):
-        self.tokens = tokens
-        self.sources = sources
-        self.match = self._match_brackets()
+        super().__init__(tokens, sources)
         self.scopes: list[str] = []  # enclosing namespaces; "" for anonymous ones and extern "C"
         self.templates: dict[str, list[_Template]] = {}
         self.kernels: list[KernelDecl] = []
+        self.kernel_positions: dict[str, SourcePos] = {}  # by host name, to refuse a second definition
         self.constants: list[FunctionConstant] = []
+        self.named = NamedConstants(self._error)
 
     # ----- helpers ---------------------------------------------------------------------------
-
-    def _error(self, tok: Token, message: str) -> ShaderCompileError:
-        lines = self.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
-        source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) and tok.file in self.sources else None
-        return ShaderCompileError.at(SourcePos(tok.file, tok.line, tok.column), message, source_line)
-
-    def _peek(self, i: int) -> str | None:
-        return self.tokens[i].text if i < len(self.tokens) else None
-
-    def _accept(self, i: int, text: str) -> int:
-        """``i + 1`` if the token at ``i`` is ``text``, else ``i``."""
-        return i + 1 if self._peek(i) == text else i
-
-    def _match_brackets(self) -> list[int]:
-        """For each bracket, the index of its partner; -1 for other tokens."""
-        match = [-1] * len(self.tokens)
-        stack: list[int] = []
-        closers = {")": "(", "]": "[", "}": "{"}
-        for i, tok in enumerate(self.tokens):
-            if tok.text in ("(", "[", "{"):
-                stack.append(i)
-            elif tok.text in closers:
-                if not stack:
-                    raise self._error(tok, f"unmatched '{tok.text}'")
-                opener = stack.pop()
-                if self.tokens[opener].text != closers[tok.text]:
-                    raise self._error(self.tokens[opener], f"'{self.tokens[opener].text}' is closed by '{tok.text}'")
-                match[opener], match[i] = i, opener
-        if stack:
-            raise self._error(self.tokens[stack[-1]], f"unmatched '{self.tokens[stack[-1]].text}'")
-        return match
-
-    def _skip_angles(self, i: int, end: int) -> int:
-        """From the ``<`` at ``i``, the index after its closing ``>`` (or ``end``)."""
-        depth = 0
-        while i < end:
-            text = self.tokens[i].text
-            if text in ("(", "[", "{"):
-                i = self.match[i]
-            elif text == "<":
-                depth += 1
-            elif text in (">", ">>"):
-                depth -= len(text)
-                if depth <= 0:
-                    return i + 1
-            elif text == ";":
-                return i
-            i += 1
-        return end
-
-    def _angle_start(self, i: int) -> int:
-        """From the ``>`` at ``i``, walking back, the index of its ``<`` (-1 if none)."""
-        depth = 0
-        while i >= 0:
-            text = self.tokens[i].text
-            if text in (")", "]"):
-                i = self.match[i]
-            elif text in (">", ">>"):
-                depth += len(text)
-            elif text == "<":
-                depth -= 1
-                if depth <= 0:
-                    return i
-            i -= 1
-        return -1
-
-    def _attributes(self, i: int) -> tuple[_Attribute, ...]:
-        """The items of the ``[[ ... ]]`` whose first ``[`` is at ``i``."""
-        end = self.match[i] - 1
-        items, k = [], i + 2
-        while k < end:
-            if self.tokens[k].text == ",":
-                k += 1
-                continue
-            name = self.tokens[k]
-            while self._peek(k + 1) == "::" and k + 2 < end:
-                k += 2
-                name = self.tokens[k]
-            if name.kind != IDENT:
-                raise self._error(name, f"expected an attribute name, found '{name.text}'")
-            k += 1
-            args: tuple[Token, ...] = ()
-            if self._peek(k) == "(":
-                args = tuple(self.tokens[k + 1:self.match[k]])
-                k = self.match[k] + 1
-            items.append(_Attribute(name.text, args, name))
-        return tuple(items)
 
     def _qualified(self, name: str) -> str:
         return "::".join([*(s for s in self.scopes if s), name])
@@ -287,42 +183,28 @@ class _Parser:
             else:
                 self._instantiation(start + 1, end)
             return
-        for k in range(start, end - 1):
-            if self.tokens[k].text == "[" and self.tokens[k + 1].text == "[" and any(
-                    a.name == "function_constant" for a in self._attributes(k)):
-                self._function_constant(start, end, body)
-                return
-        self._refuse_program_scope_builtins(start, end)
+        attributes = self._outer_attributes(start, end)
+        if any(a.name == "function_constant" for a in attributes):
+            self._function_constant(start, end, body)
+            return
+        for attribute in attributes:
+            if attribute.name in BUILTINS:  # newer Metal; it would otherwise compile to a global that stays 0
+                raise self._error(attribute.token, f"[[{attribute.name}]] on a variable at program scope is "
+                                  "not supported: declare it as a parameter of the kernel instead")
+        if self.tokens[start].text in _CONSTANT_STARTS:
+            self._named_constant(start, end, body)
         head = self._head(start, end)
         if head is not None and head.is_kernel and head.params is not None and body is not None:
             host_name = self._host_name(head) or head.name.text
             self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body,
                              name_token=head.name_index)
 
-    def _refuse_program_scope_builtins(self, start: int, end: int) -> None:
-        """A variable at namespace scope with a builtin attribute (`uint id [[thread_position_in_grid]];`, newer
-        Metal) would otherwise compile to a plain global that stays 0: a clear error instead."""
-        k = start
-        while k < end - 1:
-            text = self.tokens[k].text
-            if text == "(":
-                k = self.match[k] + 1  # parameters may carry builtins
-                continue
-            if text == "[" and self.tokens[k + 1].text == "[":
-                for attribute in self._attributes(k):
-                    if attribute.name in BUILTINS:
-                        raise self._error(attribute.token, f"[[{attribute.name}]] on a variable at program scope is "
-                                          "not supported: declare it as a parameter of the kernel instead")
-                k = self.match[k] + 1
-                continue
-            k += 1
-
     # ----- functions and kernels ---------------------------------------------------------------
 
     def _head(self, start: int, end: int) -> _Head | None:
         """The function declared by ``tokens[start:end]``, or None if it declares none."""
         tokens, i = self.tokens, start
-        attributes: list[_Attribute] = []
+        attributes: list[Attribute] = []
         words: list[int] = []  # indices of the tokens that are neither attributes nor specifiers
         is_kernel = False
         while i < end and tokens[i].text != "(":
@@ -407,10 +289,11 @@ class _Parser:
                     name_token: int | None = None) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
-        for other in self.kernels:
-            if other.host_name == host_name:
-                raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
-                                             f"overloaded (the first definition is at {other.pos})")
+        other = self.kernel_positions.get(host_name)
+        if other is not None:
+            raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
+                                         f"overloaded (the first definition is at {other})")
+        self.kernel_positions[host_name] = head.name.pos
         described = [self._param(a, b) for a, b in self._split_params(params)]
         if template is not None and template.params != params:
             described = self._fill_from_template(described, template, head.name)
@@ -436,12 +319,12 @@ class _Parser:
         pieces.append((start, end))
         return [(a, b) for a, b in pieces if b > a and not (b - a == 1 and tokens[a].text == "void")]
 
-    def _param(self, start: int, end: int) -> tuple[list[Token], list[_Attribute], Token, bool]:
+    def _param(self, start: int, end: int) -> tuple[list[Token], list[Attribute], Token, bool]:
         """One parameter: its declaration tokens (name and default value removed), attributes, name
         (the first token when it has none) and whether it was named."""
         tokens, i = self.tokens, start
         declaration: list[Token] = []
-        attributes: list[_Attribute] = []
+        attributes: list[Attribute] = []
         while i < end and tokens[i].text != "=":
             if tokens[i].text == "[" and tokens[i + 1].text == "[":
                 attributes.extend(self._attributes(i))
@@ -513,7 +396,7 @@ class _Parser:
                 item[6] = index
         return [Param(n.text, t, s, p, r, b, i, u, n.pos) for n, t, s, p, r, b, i, u in described]
 
-    def _binding_attribute(self, attributes: list[_Attribute], name: Token, kernel: str):
+    def _binding_attribute(self, attributes: list[Attribute], name: Token, kernel: str):
         """(binding, explicit index, builtin) from a parameter's attributes."""
         found = None
         for attribute in attributes:
@@ -531,22 +414,28 @@ class _Parser:
             return "builtin", None, found.name
         return found.name, self._index(found), None
 
-    def _index(self, attribute: _Attribute, largest: int = MAX_BINDING_INDEX) -> int:
-        args = attribute.args
-        if len(args) != 1 or args[0].kind != NUMBER:
-            raise self._error(attribute.token, f"[[{attribute.name}(n)]] needs an integer literal index")
-        digits = args[0].text.replace("'", "").rstrip("uUlL")
-        try:
-            index = int(digits, 0) if not (digits.startswith("0") and digits.isdigit()) else int(digits, 8)
-        except ValueError:
-            raise self._error(args[0], f"'{args[0].text}' is not an integer index") from None
+    def _index(self, attribute: Attribute, largest: int = MAX_BINDING_INDEX) -> int:
+        """The index of ``[[buffer(i)]]``, ``[[threadgroup(i)]]`` or ``[[function_constant(i)]]``: an integer
+        constant expression (``FC_BIN + 1``, ``N + 2``) of literals, macros and the namespace-scope constants."""
+        where = attribute.args[0] if attribute.args else attribute.token
+
+        def error(tok: Token | None, message: str) -> ShaderCompileError:
+            return self._error(tok or where, message)
+
+        if not attribute.args:
+            raise self._error(attribute.token, f"[[{attribute.name}(n)]] needs an index")
+        scope = self._scope()
+        index = evaluate(list(attribute.args), error, lambda name, tok: self.named.value(name, scope, tok),
+                         f"the index of [[{attribute.name}]]", qualified_names=True)
         if not 0 <= index <= largest:
-            raise self._error(args[0], f"{attribute.name} index {index} is outside 0..{largest}")
+            raise self._error(where, f"{attribute.name} index {index} is outside 0..{largest}")
         return index
 
-    # ----- function constants ------------------------------------------------------------------
+    # ----- function constants and named constants -----------------------------------------------
 
     def _function_constant(self, start: int, end: int, body) -> None:
+        """``constant T name [[function_constant(n)]];``, with any of static, constexpr and const too, in any
+        order, as Apple's compiler takes them."""
         tokens = self.tokens
         attributes, declaration = [], []
         i = start
@@ -558,24 +447,71 @@ class _Parser:
                 declaration.append(tokens[i])
                 i += 1
         before_value = declaration[:next((k for k, t in enumerate(declaration) if t.text == "="), len(declaration))]
-        names = [t for t in before_value if t.kind == IDENT]
-        where = names[-1] if names else tokens[start]
+        where = next((t for t in reversed(before_value) if t.kind == IDENT), tokens[start])
         if body is not None or any(t.text in ("=", ",", "(") for t in declaration):
             raise self._error(where, "a function constant is declared alone, with no initializer: "
                                      "constant T name [[function_constant(n)]];")
-        if not declaration or declaration[0].text != "constant" or len(names) < 3:
-            raise self._error(where, "a function constant is declared as: constant T name [[function_constant(n)]];")
+        name, words = declaration[-1], declaration[:-1]
+        type_tokens = [t for t in words if t.text not in _FUNCTION_CONSTANT_SPECIFIERS]
+        if name.kind != IDENT or not type_tokens or "constant" not in {t.text for t in words} or any(
+                t.text in ("*", "&", "&&", "[", "]") for t in declaration):
+            raise self._error(where, "a function constant is declared as: constant T name [[function_constant(n)]]; "
+                                     "(T a scalar or vector type; static, constexpr and const may be added)")
         attribute = next(a for a in attributes if a.name == "function_constant")
         index = self._index(attribute, MAX_FUNCTION_CONSTANT_INDEX)
         if any(c.index == index for c in self.constants):
             raise self._error(attribute.token, f"function constant index {index} is used twice")
-        type_text = spell(declaration[1:-1])
-        self.constants.append(FunctionConstant(where.text, type_text, index, where.pos, (start, end + 1)))
+        self.constants.append(FunctionConstant(name.text, spell(type_tokens), index, name.pos, (start, end + 1)))
+
+    def _scope(self) -> tuple[str, ...]:
+        """The enclosing named namespaces, outermost first."""
+        return tuple(part for scope in self.scopes if scope for part in scope.split("::"))
+
+    def _named_constant(self, start: int, end: int, body: tuple[int, int] | None) -> None:
+        """Record an integer constant (``constant constexpr int kIndex = 2;``) or the enumerators of an enum, for
+        attribute indices that name them."""
+        tokens, words = self.tokens, [t.text for t in self.tokens[start:end]]
+        if "enum" in words[:2]:
+            if body is not None:
+                self._enumerators(start, end, body)
+            return
+        if "=" not in words or not {"constexpr", "const", "constant"}.intersection(words[:words.index("=")]):
+            return
+        equals = start + words.index("=")
+        name = tokens[equals - 1]
+        type_words = [w for w in words[:equals - 1 - start] if w not in _FUNCTION_CONSTANT_SPECIFIERS]
+        if name.kind != IDENT or not type_words or not _INTEGER_TYPE_WORDS.issuperset(type_words):
+            return
+        first_declarator = self._split_params((equals + 1, end))[:1]
+        if first_declarator:
+            self.named.define(self._scope(), name.text, tokens[first_declarator[0][0]:first_declarator[0][1]])
+
+    def _enumerators(self, start: int, end: int, body: tuple[int, int]) -> None:
+        tokens, k = self.tokens, start
+        while tokens[k].text != "enum":
+            k += 1
+        scoped = self._peek(k + 1) in ("class", "struct")
+        k += 1 + scoped
+        if self._peek(k) == "[":
+            k = self.match[k] + 1
+        scope = self._scope()
+        # an unscoped enum's enumerators are named in the enclosing namespace too
+        targets = ([(*scope, tokens[k].text)] if k < end and tokens[k].kind == IDENT else []) + \
+            ([] if scoped else [scope])
+        previous: dict[tuple[str, ...], str] = {}
+        for first, last in self._split_params((body[0] + 1, body[1] - 1)):
+            if tokens[first].kind != IDENT:
+                continue
+            equals = next((m for m in range(first, last) if tokens[m].text == "="), None)
+            initializer = tokens[equals + 1:last] if equals is not None else None
+            for target in targets:
+                previous[target] = self.named.define(target, tokens[first].text, initializer, previous.get(target))
 
 
 def _shape(declaration: list[Token]) -> tuple[str | None, bool, bool]:
     """(address space, is pointer, is reference) of a parameter's declaration, outside template args."""
     space, is_pointer, is_reference, depth = None, False, False, 0
+    is_array = parenthesized = False
     for tok in declaration:
         text = tok.text
         depth += (text == "<") - (text == ">") - 2 * (text == ">>")
@@ -585,6 +521,9 @@ def _shape(declaration: list[Token]) -> tuple[str | None, bool, bool]:
             space = text
         is_pointer = is_pointer or text == "*"
         is_reference = is_reference or text in ("&", "&&")
-    return space, is_pointer, is_reference
+        is_array = is_array or text == "["
+        parenthesized = parenthesized or text == "("
+    # an array parameter (`constant int strides[2]`) is a pointer, as in C++; `(&tile)[16]` is a reference
+    return space, is_pointer or (is_array and not parenthesized), is_reference
 
 

@@ -7,15 +7,24 @@ Metal's own headers (``<metal_*>``, ``<simd/simd.h>``) are not read; their names
 """
 from __future__ import annotations
 
-import operator
 import os
+import re
+import string
 from dataclasses import dataclass, field
 
-from ..errors import ShaderCompileError
+from ..errors import Diagnostic, ShaderCompileError
+from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
 
 MAX_INCLUDE_DEPTH = 64
-PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "1", "__cplusplus": "201703L"}
+# What Apple's compiler predefines for Metal 3.1 on macOS, less the feature tests of what we do not emulate
+# (__HAVE_RAYTRACING__, __HAVE_MESH__ ...): a library then takes its portable path. 3.2 would switch MLX onto
+# os_log (<metal_logging>).
+PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "1", "__HAVE_BFLOAT__": "1",
+              "__cplusplus": "201703L"}
+# Apple-only, not emulated: Metal 4's tensors and the MetalPerformancePrimitives framework (MLX's *_nax kernels)
+_APPLE_ONLY_HEADERS = (("MetalPerformancePrimitives/", "the MetalPerformancePrimitives framework"),
+                       ("metal_tensor", "Metal 4's tensor library"))
 _DYNAMIC = {"__LINE__", "__FILE__", "__COUNTER__"}
 _SPECIAL = _DYNAMIC | {"_Pragma"}
 _EMPTY: frozenset[str] = frozenset()
@@ -27,6 +36,7 @@ class PreprocessResult:
     tokens: list[Token]
     system_headers: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)  # what Apple's compiler also only warns about
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ def is_metal_header(name: str) -> bool:
     return name.startswith("metal_") or name == "simd/simd.h"
 
 
+def apple_only_framework(header: str) -> str | None:
+    """The Apple-only framework a header belongs to (None for others): those only exist in Apple's toolchain."""
+    return next((what for prefix, what in _APPLE_ONLY_HEADERS if header.startswith(prefix)), None)
+
+
 def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str] | None = None) -> PreprocessResult:
     """Run the preprocessor over ``text``, the contents of ``filename``."""
     pp = _Preprocessor(tuple(include_dirs))
@@ -50,13 +65,17 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
         pp.define_line(f"{name} {'1' if value is None else str(value)}", "<command line>")
     pp.sources[filename] = text
     pp.run_file(tokenize(text, filename), filename, depth=0)
-    return PreprocessResult(pp.out, pp.system_headers, pp.sources)
+    return PreprocessResult(pp.finish(), pp.system_headers, pp.sources, pp.warnings)
 
 
-def _error(pp: "_Preprocessor", tok: Token, message: str) -> ShaderCompileError:
+def _diagnostic(pp: _Preprocessor, tok: Token, message: str, severity: str = "error") -> Diagnostic:
     lines = pp.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
     source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) else None
-    return ShaderCompileError.at(tok.pos, message, source_line)
+    return Diagnostic(message, tok.pos, severity, source_line)
+
+
+def _error(pp: _Preprocessor, tok: Token, message: str) -> ShaderCompileError:
+    return ShaderCompileError([_diagnostic(pp, tok, message)])
 
 
 class _Stream:
@@ -95,6 +114,30 @@ class _Preprocessor:
         self.sources: dict[str, str] = {}
         self.pragma_once: set[str] = set()
         self.counter = 0
+        self.warnings: list[Diagnostic] = []
+
+    def warn(self, tok: Token, message: str) -> None:
+        self.warnings.append(_diagnostic(self, tok, message, "warning"))
+
+    def finish(self) -> list[Token]:
+        """The output tokens after translation phase 6 (adjacent string literals concatenated), less GNU's
+        ``__extension__``, which only silences pedantic warnings (NVRTC does not know it)."""
+        out = self.out
+        special = [i for i, tok in enumerate(out) if tok.kind == STRING or tok.text == "__extension__"]
+        tokens: list[Token] = []
+        copied = 0  # out[:copied] is done
+        for i in special:
+            if i < copied:
+                continue
+            tokens.extend(out[copied:i])
+            copied = i + 1
+            if out[i].kind != STRING:
+                continue  # __extension__
+            while copied < len(out) and out[copied].kind == STRING:
+                copied += 1
+            tokens.append(out[i] if copied == i + 1 else _concatenate(self, out[i:copied]))
+        tokens.extend(out[copied:])
+        return tokens
 
     # ----- files and directives -------------------------------------------------------------
 
@@ -114,7 +157,7 @@ class _Preprocessor:
             while j < n and not (tokens[j].at_line_start and tokens[j].text == "#" and tokens[j].kind == PUNCT):
                 j += 1
             if not conditions or conditions[-1][0]:
-                self.out.extend(t for t, _ in self.expand(tokens[i:j]))
+                self.out.extend([t for t, _ in self.expand(tokens[i:j])])
             i = j
         if conditions:
             raise _error(self, conditions[-1][3], f"unterminated #{conditions[-1][3].text}")
@@ -131,6 +174,8 @@ class _Preprocessor:
             if not conditions:
                 raise _error(self, line[0], f"#{name} without #if")
             state = conditions[-1]
+            if name != "elif" and args and (len(conditions) == 1 or conditions[-2][0]):
+                self.warn(args[0], f"extra tokens at end of #{name} directive")
             if name == "endif":
                 conditions.pop()
                 return
@@ -157,18 +202,27 @@ class _Preprocessor:
                 self.pragma_once.add(os.path.realpath(filename))
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
-        elif name not in ("warning", "line", "ident"):
+        elif name == "warning":
+            self.warn(hash_tok, "#warning " + _spell(args))
+        elif name not in ("line", "ident"):
             raise _error(self, line[0], f"unknown preprocessing directive '#{name}'")
 
     def _condition(self, name: str, where: Token, args: list[Token]) -> bool:
         if name != "if":
             if not args or args[0].kind != IDENT:
                 raise _error(self, where, f"#{name} needs a macro name")
+            if len(args) > 1:
+                self.warn(args[1], f"extra tokens at end of #{name} directive")
             return (args[0].text in self.macros) == (name == "ifdef")
         if not args:
             raise _error(self, where, "#if with no expression")
         tokens = [t for t, _ in self.expand(self._replace_defined(where, args))]
-        return _Condition(self, where, tokens).evaluate() != 0
+
+        def error(tok: Token | None, message: str) -> ShaderCompileError:
+            return _error(self, tok or where, message)
+
+        # names left after expansion count as 0 (`true` is 1: this is C++)
+        return evaluate(tokens, error, lambda name, tok: 0, "#if expression") != 0
 
     def _replace_defined(self, where: Token, args: list[Token]) -> list[Token]:
         """Resolve ``defined X`` and ``__has_include(...)`` before macros are expanded."""
@@ -194,25 +248,37 @@ class _Preprocessor:
         if inner and inner[0].kind == STRING:
             return self._resolve(inner[0].text[1:-1], current) is not None
         header = _spell(inner, spaces=False)[1:-1]
-        return is_metal_header(header)
+        if apple_only_framework(header):
+            return False
+        return is_metal_header(header) or self._resolve(header, current, angled=True) is not None
 
     def _include(self, where: Token, args: list[Token], filename: str, depth: int) -> None:
         if args and args[0].kind != STRING and args[0].text != "<":
             args = [t for t, _ in self.expand(args)]
+        close = next((k for k, tok in enumerate(args) if tok.text == ">"), -1)
         if args and args[0].kind == STRING and args[0].text.startswith('"'):
-            name = args[0].text[1:-1]
-        elif args and args[0].text == "<" and args[-1].text == ">":
-            header = _spell(args, spaces=False)[1:-1]
-            if not is_metal_header(header):
-                raise _error(self, where, f"unknown system header <{header}>")
-            if header not in self.system_headers:
-                self.system_headers.append(header)
-            return
+            name, extra = args[0].text[1:-1], args[1:]
+            path = self._resolve(name, filename)
+            if path is None:
+                raise _error(self, where, f"file not found: '{name}'")
+        elif args and args[0].text == "<" and close > 0:
+            name, extra = _spell(args[1:close], spaces=False), args[close + 1:]
+            framework = apple_only_framework(name)
+            if framework:
+                raise _error(self, where, f"<{name}> belongs to {framework}, which is Apple-only: metalgpu does "
+                                          "not emulate it")
+            path = None if is_metal_header(name) else self._resolve(name, filename, angled=True)
+            if path is None and not is_metal_header(name):
+                raise _error(self, where, f"unknown system header <{name}>: it is not one of Metal's headers, "
+                                          "and no include folder has it")
         else:
             raise _error(self, where, '#include expects "file" or <file>')
-        path = self._resolve(name, filename)
-        if path is None:
-            raise _error(self, where, f"file not found: '{name}'")
+        if extra:  # `#include <metal_stdlib>;`: Apple's compiler warns and goes on
+            self.warn(extra[0], "extra tokens at end of #include directive")
+        if path is None:  # one of Metal's own headers: translate.py includes our emulation
+            if name not in self.system_headers:
+                self.system_headers.append(name)
+            return
         if os.path.realpath(path) in self.pragma_once:
             return
         if depth + 1 > MAX_INCLUDE_DEPTH:
@@ -222,10 +288,13 @@ class _Preprocessor:
         self.sources[path] = text
         self.run_file(tokenize(text, path), path, depth + 1)
 
-    def _resolve(self, name: str, current: str) -> str | None:
+    def _resolve(self, name: str, current: str, angled: bool = False) -> str | None:
+        """The file ``#include "name"`` (or ``<name>``, ``angled``: the include folders only) reads."""
         if os.path.isabs(name):
             return name if os.path.isfile(name) else None
-        if current.startswith("<"):  # a source given as a string
+        if angled:
+            folders = list(self.include_dirs)
+        elif current.startswith("<"):  # a source given as a string
             folders = [*self.include_dirs, os.getcwd()]
         else:
             folders = [os.path.dirname(current) or ".", *self.include_dirs]
@@ -281,14 +350,23 @@ class _Preprocessor:
         stream = _Stream(tokens, pairs)
         out: list = []
         macros = self.macros
+        pushed = stream.pushed
         while True:
-            if not stream.pushed:  # fast path: copy the plain tokens up to the next name to expand
+            if not pushed:  # fast path: copy the plain tokens up to the next name to expand
                 start = i = stream.index
                 while i < len(tokens) and not (tokens[i].kind == IDENT and (
                         tokens[i].text in macros or tokens[i].text in _SPECIAL)):
                     i += 1
                 out.extend([(tok, _EMPTY) for tok in tokens[start:i]])
                 stream.index = i
+            else:  # the same over what an expansion pushed back (a stack: its next token is last)
+                k = len(pushed)
+                while k and not (pushed[k - 1][0].kind == IDENT and (
+                        pushed[k - 1][0].text in macros or pushed[k - 1][0].text in _SPECIAL)):
+                    k -= 1
+                if k < len(pushed):
+                    out.extend(reversed(pushed[k:]))
+                    del pushed[k:]
             item = stream.next()
             if item is None:
                 break
@@ -387,11 +465,16 @@ class _Preprocessor:
             else:
                 result.append((tok, _EMPTY))
                 i += 1
-        result = [item for item in result if item[0].kind != _PLACEMARKER]
-        for k, (tok, own_hide) in enumerate(result):
-            moved = Token(tok.kind, tok.text, name.file, name.line, name.column, True, k == 0 and name.at_line_start)
-            result[k] = (moved, own_hide | hide)
-        return result
+        file, line, column = name.file, name.line, name.column
+        # a token already at that position (from an argument, moved by an enclosing expansion) is kept
+        moved = [(tok if tok.column == column and tok.line == line and tok.file == file and tok.space_before
+                  and not tok.at_line_start else Token(tok.kind, tok.text, file, line, column, True, False),
+                  own_hide | hide if own_hide else hide)
+                 for tok, own_hide in result if tok.kind != _PLACEMARKER]
+        if moved and name.at_line_start:
+            first = moved[0][0]
+            moved[0] = (Token(first.kind, first.text, file, line, column, True, True), moved[0][1])
+        return moved
 
     def _paste(self, left: Token, right: Token, name: Token) -> Token:
         pasted = tokenize(left.text + right.text, name.file)
@@ -444,6 +527,48 @@ def _spell(tokens: list[Token], spaces: bool = True) -> str:
     return "".join(parts)
 
 
+_ESCAPE_UNITS = re.compile(r"\\(?:x[0-9A-Fa-f]+|[0-7]{1,3}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)|[^\\]", re.DOTALL)
+
+
+def _concatenate(pp: _Preprocessor, run: list[Token]) -> Token:
+    """One string literal of ``run``, at the first one's position, as C++ concatenates adjacent literals: an
+    encoding prefix of any of them applies to all, two different ones are an error, raw ones are escaped."""
+    prefix, body = "", ""
+    for tok in run:
+        own = tok.text[:tok.text.index('"')].removesuffix("R")
+        if own and prefix and own != prefix:
+            raise _error(pp, tok, f"string literals with different encoding prefixes ({prefix} and {own}) "
+                                  "cannot be concatenated")
+        prefix = prefix or own
+        part = _escaped_contents(tok.text)
+        if part and _would_extend_escape(body, part[0]):  # "\x1" "2" is two characters, not "\x12"
+            part = f"\\{ord(part[0]):03o}" + part[1:]  # octal escapes stop after three digits
+        body += part
+    first = run[0]
+    return Token(STRING, f'{prefix}"{body}"', first.file, first.line, first.column, first.space_before,
+                 first.at_line_start)
+
+
+def _would_extend_escape(body: str, following: str) -> bool:
+    """Would ``following`` continue a hexadecimal or short octal escape at the end of ``body``?"""
+    if following not in string.hexdigits or not body.endswith(tuple(string.hexdigits)):
+        return False
+    last = _ESCAPE_UNITS.findall(body)[-1]
+    if last.startswith("\\x"):
+        return True
+    return last[1:].isdigit() and len(last) < 4 and following in string.octdigits
+
+
+def _escaped_contents(text: str) -> str:
+    """What goes between the quotes of a string literal token, written as in an ordinary (not raw) literal."""
+    quote = text.index('"')
+    if not text[:quote].endswith("R"):
+        return text[quote + 1:-1]
+    delimiter = text[quote + 1:text.index("(")]
+    raw = text[text.index("(") + 1:len(text) - len(delimiter) - 2]
+    return raw.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _stringize(arg: list, name: Token) -> Token:
     parts = []
     for k, (tok, _) in enumerate(arg):
@@ -454,125 +579,3 @@ def _stringize(arg: list, name: Token) -> Token:
             text = text.replace("\\", "\\\\").replace('"', '\\"')
         parts.append(text)
     return Token(STRING, '"' + "".join(parts) + '"', name.file, name.line, name.column, True)
-
-
-_BINARY_PRECEDENCE = {
-    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
-    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
-}
-
-
-_OPERATORS = {
-    "|": operator.or_, "^": operator.xor, "&": operator.and_, "==": operator.eq, "!=": operator.ne,
-    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "<<": operator.lshift,
-    ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul,
-}
-
-
-class _Condition:
-    """Evaluates the integer constant expression of ``#if``/``#elif`` (macros already expanded)."""
-
-    def __init__(self, pp: _Preprocessor, where: Token, tokens: list[Token]):
-        self.pp, self.where, self.tokens, self.i = pp, where, tokens, 0
-        self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
-
-    def evaluate(self) -> int:
-        value = self._conditional()
-        if self.i < len(self.tokens):
-            raise self._error(f"unexpected '{self.tokens[self.i].text}' in #if expression")
-        return value
-
-    def _error(self, message: str) -> ShaderCompileError:
-        tok = self.tokens[self.i] if self.i < len(self.tokens) else self.where
-        return _error(self.pp, tok, message)
-
-    def _peek(self) -> str | None:
-        return self.tokens[self.i].text if self.i < len(self.tokens) else None
-
-    def _expect(self, text: str) -> None:
-        if self._peek() != text:
-            raise self._error(f"expected '{text}' in #if expression")
-        self.i += 1
-
-    def _conditional(self) -> int:
-        condition = self._binary(1)
-        if self._peek() != "?":
-            return condition
-        self.i += 1
-        self.dead += not condition
-        if_true = self._conditional()
-        self.dead -= not condition
-        self._expect(":")
-        self.dead += bool(condition)
-        if_false = self._conditional()
-        self.dead -= bool(condition)
-        return if_true if condition else if_false
-
-    def _binary(self, min_precedence: int) -> int:
-        left = self._unary()
-        while (op := self._peek()) in _BINARY_PRECEDENCE and _BINARY_PRECEDENCE[op] >= min_precedence:
-            self.i += 1
-            short_circuit = (op == "&&" and not left) or (op == "||" and left)
-            self.dead += short_circuit
-            right = self._binary(_BINARY_PRECEDENCE[op] + 1)
-            self.dead -= short_circuit
-            left = self._apply(op, left, right)
-        return left
-
-    def _apply(self, op: str, a: int, b: int) -> int:
-        if op in ("/", "%"):
-            if b == 0:
-                if self.dead:
-                    return 0
-                raise _error(self.pp, self.where, "division by zero in #if expression")
-            quotient = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
-            return quotient if op == "/" else a - b * quotient
-        if op == "||":
-            return int(bool(a or b))
-        if op == "&&":
-            return int(bool(a and b))
-        if op in ("<<", ">>") and b < 0:
-            return 0
-        return int(_OPERATORS[op](a, b))
-
-    def _unary(self) -> int:
-        if self.i >= len(self.tokens):
-            raise self._error("#if expression ends too early")
-        tok = self.tokens[self.i]
-        self.i += 1
-        if tok.text in ("+", "-", "~", "!"):
-            value = self._unary()
-            return {"+": value, "-": -value, "~": ~value, "!": int(not value)}[tok.text]
-        if tok.text == "(":
-            value = self._conditional()
-            self._expect(")")
-            return value
-        if tok.kind == NUMBER:
-            return self._number(tok)
-        if tok.kind == CHAR:
-            return _char_value(tok.text)
-        if tok.kind == IDENT:
-            return int(tok.text == "true")  # identifiers left after expansion count as 0
-        self.i -= 1
-        raise self._error(f"unexpected '{tok.text}' in #if expression")
-
-    def _number(self, tok: Token) -> int:
-        digits = tok.text.replace("'", "").rstrip("uUlL")
-        try:
-            if digits[:2] in ("0x", "0X"):
-                return int(digits[2:], 16)
-            if digits[:2] in ("0b", "0B"):
-                return int(digits[2:], 2)
-            return int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
-        except ValueError:
-            raise _error(self.pp, tok, f"'{tok.text}' is not an integer constant") from None
-
-
-_ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8, "f": 12, "v": 11}
-
-
-def _char_value(text: str) -> int:
-    body = text[text.index("'") + 1:-1]
-    if body.startswith("\\") and len(body) > 1:
-        return _ESCAPES.get(body[1], ord(body[1]))
-    return ord(body[0]) if body else 0

@@ -1,0 +1,216 @@
+"""Integer constant expressions over tokens: the ``#if`` condition and the indices of Metal's attributes.
+
+One evaluator serves both. The preprocessor hands it ``#if`` tokens after macro expansion (names left over count
+as 0); the parser hands it attribute arguments such as ``FC_BIN + 1``, with names resolved to the namespace-scope
+constants and enumerators it has read. Arithmetic is on Python integers: the values are indices and feature
+tests, far inside any C++ integer type.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import ShaderCompileError
+from .lexer import CHAR, IDENT, NUMBER, Token
+
+# error(token or None, message): the located error to raise; None stands for the expression as a whole
+ErrorFactory = Callable[[Token | None, str], ShaderCompileError]
+# name(qualified name, its first token) -> value; raises the caller's error when the name has no known value
+NameResolver = Callable[[str, Token], int]
+
+_BINARY_PRECEDENCE = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
+    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
+}
+_OPERATORS = {
+    "|": operator.or_, "^": operator.xor, "&": operator.and_, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge, "<<": operator.lshift,
+    ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul,
+}
+_ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8, "f": 12, "v": 11}
+
+
+def evaluate(tokens: list[Token], error: ErrorFactory, name: NameResolver, what: str = "expression",
+             qualified_names: bool = False) -> int:
+    """The value of ``tokens``; ``what`` names the expression in messages ("#if expression"); with
+    ``qualified_names``, ``a::b`` is read as one name."""
+    return _Evaluator(tokens, error, name, what, qualified_names).run()
+
+
+def integer_literal(tok: Token, error: ErrorFactory) -> int:
+    """The value of an integer literal token (``0x1Fu``, ``010``, ``0b11``, ``1'000``)."""
+    digits = tok.text.replace("'", "").rstrip("uUlLzZ")
+    try:
+        if digits[:2] in ("0x", "0X"):
+            return int(digits, 16)
+        if digits[:2] in ("0b", "0B"):
+            return int(digits, 2)
+        return int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
+    except ValueError:
+        raise error(tok, f"'{tok.text}' is not an integer constant") from None
+
+
+def char_value(text: str) -> int:
+    body = text[text.index("'") + 1:-1]
+    if body.startswith("\\") and len(body) > 1:
+        return _ESCAPES.get(body[1], ord(body[1]))
+    return ord(body[0]) if body else 0
+
+
+class _Evaluator:
+    def __init__(self, tokens: list[Token], error: ErrorFactory, name: NameResolver, what: str,
+                 qualified_names: bool):
+        self.tokens, self.i = tokens, 0
+        self.error, self.name, self.what, self.qualified_names = error, name, what, qualified_names
+        self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
+
+    def run(self) -> int:
+        if not self.tokens:
+            raise self.error(None, f"empty {self.what}")
+        value = self._conditional()
+        if self.i < len(self.tokens):
+            raise self._error(f"unexpected '{self.tokens[self.i].text}' in {self.what}")
+        return value
+
+    def _error(self, message: str) -> ShaderCompileError:
+        return self.error(self.tokens[self.i] if self.i < len(self.tokens) else None, message)
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.i].text if self.i < len(self.tokens) else None
+
+    def _expect(self, text: str) -> None:
+        if self._peek() != text:
+            raise self._error(f"expected '{text}' in {self.what}")
+        self.i += 1
+
+    def _conditional(self) -> int:
+        condition = self._binary(1)
+        if self._peek() != "?":
+            return condition
+        self.i += 1
+        self.dead += not condition
+        if_true = self._conditional()
+        self.dead -= not condition
+        self._expect(":")
+        self.dead += bool(condition)
+        if_false = self._conditional()
+        self.dead -= bool(condition)
+        return if_true if condition else if_false
+
+    def _binary(self, min_precedence: int) -> int:
+        left = self._unary()
+        while (op := self._peek()) in _BINARY_PRECEDENCE and _BINARY_PRECEDENCE[op] >= min_precedence:
+            where = self.tokens[self.i]
+            self.i += 1
+            short_circuit = (op == "&&" and not left) or (op == "||" and left)
+            self.dead += short_circuit
+            right = self._binary(_BINARY_PRECEDENCE[op] + 1)
+            self.dead -= short_circuit
+            left = self._apply(op, left, right, where)
+        return left
+
+    def _apply(self, op: str, a: int, b: int, where: Token) -> int:
+        if op in ("/", "%"):
+            if b == 0:
+                if self.dead:
+                    return 0
+                raise self.error(where, f"division by zero in {self.what}")
+            quotient = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)  # C++ truncates toward zero
+            return quotient if op == "/" else a - b * quotient
+        if op == "||":
+            return int(bool(a or b))
+        if op == "&&":
+            return int(bool(a and b))
+        if op in ("<<", ">>") and b < 0:
+            return 0
+        return int(_OPERATORS[op](a, b))
+
+    def _unary(self) -> int:
+        if self.i >= len(self.tokens):
+            raise self._error(f"{self.what} ends too early")
+        tok = self.tokens[self.i]
+        self.i += 1
+        if tok.text in ("+", "-", "~", "!"):
+            value = self._unary()
+            return {"+": value, "-": -value, "~": ~value, "!": int(not value)}[tok.text]
+        if tok.text == "(":
+            value = self._conditional()
+            self._expect(")")
+            return value
+        if tok.kind == NUMBER:
+            return integer_literal(tok, self.error)
+        if tok.kind == CHAR:
+            return char_value(tok.text)
+        if tok.kind == IDENT or (tok.text == "::" and self.qualified_names):
+            return self._name(tok)
+        self.i -= 1
+        raise self._error(f"unexpected '{tok.text}' in {self.what}")
+
+    def _name(self, first: Token) -> int:
+        if first.text in ("true", "false"):
+            return int(first.text == "true")
+        parts = [first.text] if first.kind == IDENT else []
+        if first.text == "::":
+            self.i -= 1
+        while self.qualified_names and self._peek() == "::" and self.i + 1 < len(self.tokens) \
+                and self.tokens[self.i + 1].kind == IDENT:
+            parts.append(self.tokens[self.i + 1].text)
+            self.i += 2
+        return self.name("::".join(parts), first)
+
+
+@dataclass(frozen=True)
+class _Named:
+    scope: tuple[str, ...]  # the namespaces it was declared in: names in its initializer are looked up from there
+    initializer: list[Token] | None
+    previous: str | None  # an enumerator without an initializer is the one before it plus one (or 0)
+
+
+class NamedConstants:
+    """The namespace-scope integer constants and enumerators of a program, by qualified name. Each is evaluated
+    when an attribute first names it, in the scope where it was declared."""
+
+    def __init__(self, error: Callable[[Token, str], ShaderCompileError]):
+        self.error = error
+        self.entries: dict[str, _Named] = {}
+        self.values: dict[str, int] = {}
+        self.evaluating: set[str] = set()
+
+    def define(self, scope: tuple[str, ...], name: str, initializer: list[Token] | None,
+               previous: str | None = None) -> str:
+        """Record ``scope::name``, whose value is ``initializer`` or, for an enumerator without one, that of the
+        ``previous`` enumerator (a qualified name) plus one; returns the qualified name."""
+        qualified = "::".join((*scope, name))
+        self.entries[qualified] = _Named(scope, initializer, previous)
+        self.values.pop(qualified, None)
+        return qualified
+
+    def value(self, name: str, scope: tuple[str, ...], where: Token) -> int:
+        """The value of ``name`` as written in ``scope``: the innermost enclosing namespace that declares it."""
+        for depth in range(len(scope), -1, -1):
+            qualified = "::".join((*scope[:depth], name))
+            if qualified in self.entries:
+                return self._value(qualified, where)
+        raise self.error(where, f"'{name}' has no value metalgpu knows here: an index must be an integer constant "
+                                "expression of literals, macros, and namespace-scope constexpr integers or "
+                                "enumerators")
+
+    def _value(self, qualified: str, where: Token) -> int:
+        if qualified in self.values:
+            return self.values[qualified]
+        if qualified in self.evaluating:
+            raise self.error(where, f"'{qualified}' is defined in terms of itself")
+        named = self.entries[qualified]
+        self.evaluating.add(qualified)
+        try:
+            if named.initializer is not None:
+                value = evaluate(named.initializer, lambda tok, message: self.error(tok or where, message),
+                                 lambda name, tok: self.value(name, named.scope, tok), f"the value of '{qualified}'",
+                                 qualified_names=True)
+            else:
+                value = 0 if named.previous is None else self._value(named.previous, where) + 1
+        finally:
+            self.evaluating.discard(qualified)
+        self.values[qualified] = value
+        return value
