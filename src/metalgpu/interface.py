@@ -192,7 +192,7 @@ class Interface:
         """Check and pack a dispatch, and remember its plan under ``key`` (the ids of the objects given). A cached
         plan holds its buffers weakly and is forgotten the moment one of them dies or is released, so an id in a
         key always names the object it was made from."""
-        if any(type(value) is dict for value in buffers):
+        if isinstance(buffers, (list, tuple)) and any(type(value) is dict for value in buffers):
             buffers = self._struct_arguments(function, buffers)
         plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
