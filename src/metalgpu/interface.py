@@ -15,6 +15,7 @@ from .cache import CompileCache
 from .dispatch import Dispatch, build_plan
 from .errors import ArgumentError, MetalError
 from .library import Function, Library
+from .msl.structs import pack_struct
 from .types import metal_type_of_array, resolve_type
 
 STORAGES = ("shared", "private")
@@ -80,6 +81,32 @@ class Interface:
         if key not in self._functions:
             self._functions[key] = self._library.function(name, constants)
         return self._functions[key]
+
+    def struct_dtype(self, name: str) -> np.dtype:
+        """The numpy structured dtype of a struct the loaded shader declares (``"Params"``, ``"ns::Params"``,
+        ``"Conv<2>"``), with Metal's member offsets, padding and size. ``np.zeros((), dtype)`` makes a value to
+        fill and pass for a ``constant Params&`` parameter; a dict of its fields is packed through it."""
+        self._check_open()
+        if self._library is None:
+            raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        return self._library.structs.dtype(name)
+
+    def _struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
+        """``buffers`` with every dict packed into the struct its parameter declares."""
+        packed = list(buffers)
+        for binding in function.bindings:
+            if binding.kind != "buffer" or binding.index >= len(packed) or type(packed[binding.index]) is not dict:
+                continue
+            param = function.decl.params[binding.param]
+            where = function.describe_param(binding)
+            scope = tuple(function.decl.name.split("::")[:-1])
+            type_text = param.type_text.rstrip("&* ")
+            layout = self._library.structs.layout_of(type_text, scope)
+            if layout.size != binding.elem_size:
+                raise ArgumentError(f"{where}: the compiler made it {binding.elem_size} bytes, but struct_dtype "
+                                    f"lays it out in {layout.size}; pass bytes or a numpy value instead")
+            packed[binding.index] = pack_struct(layout.dtype, packed[binding.index], where)
+        return packed
 
     def threadExecutionWidth(self) -> int:
         """SIMD width of the current function: 32 on every backend (-1 when no function is set, as before)."""
@@ -165,6 +192,8 @@ class Interface:
         """Check and pack a dispatch, and remember its plan under ``key`` (the ids of the objects given). A cached
         plan holds its buffers weakly and is forgotten the moment one of them dies or is released, so an id in a
         key always names the object it was made from."""
+        if isinstance(buffers, (list, tuple)) and any(type(value) is dict for value in buffers):
+            buffers = self._struct_arguments(function, buffers)
         plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
         if key is None or plan.constants:  # constant values are packed anew every time

@@ -18,6 +18,7 @@ from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError
 from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, Program, parse
 from .msl.preprocess import PreprocessResult, preprocess
+from .msl.structs import StructTable
 from .msl.translate import translate
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "msl" / "include"
@@ -72,11 +73,19 @@ class Library:
         self._program: Program = parse(self._pre.tokens, self._pre.sources)
         self._modules: dict[tuple, Module] = {}
         self._index = {k.host_name: i for i, k in enumerate(self._program.kernels)}
+        self._structs: StructTable | None = None
         self._module_for(())  # compile now, so errors surface at load time
 
     @property
     def function_names(self) -> list[str]:
         return list(self._index)
+
+    @property
+    def structs(self) -> StructTable:
+        """The shader's struct declarations, read on first use (struct_dtype, dict arguments)."""
+        if self._structs is None:
+            self._structs = StructTable(self._pre.tokens)
+        return self._structs
 
     def function(self, name: str, constants: dict[Any, Any] | None = None) -> Function:
         if name not in self._index:

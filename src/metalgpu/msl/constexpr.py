@@ -1,9 +1,12 @@
-"""Integer constant expressions over tokens: the ``#if`` condition and the indices of Metal's attributes.
+"""Integer constant expressions over tokens: the ``#if`` condition, the indices of Metal's attributes and the
+array bounds of struct members.
 
-One evaluator serves both. The preprocessor hands it ``#if`` tokens after macro expansion (names left over count
-as 0); the parser hands it attribute arguments such as ``FC_BIN + 1``, with names resolved to the namespace-scope
-constants and enumerators it has read. Arithmetic is on Python integers: the values are indices and feature
-tests, far inside any C++ integer type.
+One evaluator serves all three. The preprocessor hands it ``#if`` tokens after macro expansion (names left over
+count as 0); the parser hands it attribute arguments such as ``FC_BIN + 1``, with names resolved to the
+namespace-scope constants and enumerators it has read; the struct layouts (``structs.py``) hand it bounds such as
+``QK4_0 / 2`` or ``sizeof(T) * 4``, with a ``layout`` callback that sizes types, which also turns on the C++-only
+forms (``sizeof``, ``alignof`` and casts to integer types) that ``#if`` does not have. Arithmetic is on Python
+integers: the values are indices, sizes and feature tests, far inside any C++ integer type.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from .lexer import CHAR, IDENT, NUMBER, Token
 ErrorFactory = Callable[[Token | None, str], ShaderCompileError]
 # name(qualified name, its first token) -> value; raises the caller's error when the name has no known value
 NameResolver = Callable[[str, Token], int]
+# layout(type tokens) -> (size, alignment) in bytes, for sizeof and alignof
+TypeLayout = Callable[[list[Token]], tuple[int, int]]
+_INTEGER_TYPES = frozenset({"bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "unsigned",
+                            "signed", "size_t", "ptrdiff_t", "int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t",
+                            "uint32_t", "int64_t", "uint64_t"})
 
 _BINARY_PRECEDENCE = {
     "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
@@ -32,10 +40,11 @@ _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7
 
 
 def evaluate(tokens: list[Token], error: ErrorFactory, name: NameResolver, what: str = "expression",
-             qualified_names: bool = False) -> int:
+             qualified_names: bool = False, layout: TypeLayout | None = None) -> int:
     """The value of ``tokens``; ``what`` names the expression in messages ("#if expression"); with
-    ``qualified_names``, ``a::b`` is read as one name."""
-    return _Evaluator(tokens, error, name, what, qualified_names).run()
+    ``qualified_names``, ``a::b`` is read as one name; with ``layout``, C++'s sizeof, alignof and integer casts
+    are understood too."""
+    return _Evaluator(tokens, error, name, what, qualified_names, layout).run()
 
 
 def integer_literal(tok: Token, error: ErrorFactory) -> int:
@@ -60,9 +69,10 @@ def char_value(text: str) -> int:
 
 class _Evaluator:
     def __init__(self, tokens: list[Token], error: ErrorFactory, name: NameResolver, what: str,
-                 qualified_names: bool):
+                 qualified_names: bool, layout: TypeLayout | None):
         self.tokens, self.i = tokens, 0
         self.error, self.name, self.what, self.qualified_names = error, name, what, qualified_names
+        self.layout = layout
         self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
 
     def run(self) -> int:
@@ -134,6 +144,8 @@ class _Evaluator:
         if tok.text in ("+", "-", "~", "!"):
             value = self._unary()
             return {"+": value, "-": -value, "~": ~value, "!": int(not value)}[tok.text]
+        if self.layout is not None and self._cxx_form(tok):
+            return self._cxx_value(tok)
         if tok.text == "(":
             value = self._conditional()
             self._expect(")")
@@ -146,6 +158,57 @@ class _Evaluator:
             return self._name(tok)
         self.i -= 1
         raise self._error(f"unexpected '{tok.text}' in {self.what}")
+
+    # ----- C++ expressions (with a layout): sizeof, alignof, casts to integer types -------------------------
+
+    def _cxx_form(self, tok: Token) -> bool:
+        if tok.text in ("sizeof", "alignof", "__alignof__", "static_cast"):
+            return True
+        if tok.text in _INTEGER_TYPES and self._peek() == "(":  # uint(4)
+            return True
+        return tok.text == "(" and self._cast_end() is not None  # (int)4
+
+    def _cast_end(self) -> int | None:
+        """After a '(' just read: the index of the ')' closing a C-style cast to an integer type, if it is one."""
+        k = self.i
+        while k < len(self.tokens) and self.tokens[k].text in _INTEGER_TYPES:
+            k += 1
+        if k == self.i or k + 1 >= len(self.tokens) or self.tokens[k].text != ")":
+            return None
+        return k
+
+    def _cxx_value(self, tok: Token) -> int:
+        if tok.text in ("sizeof", "alignof", "__alignof__"):
+            size, align = self.layout(self._parenthesised())
+            return size if tok.text == "sizeof" else align
+        if tok.text == "static_cast":
+            self._expect("<")
+            depth = 1
+            while self.i < len(self.tokens) and depth:
+                depth += (self._peek() == "<") - (self._peek() == ">")
+                self.i += 1
+            self._expect("(")
+            value = self._conditional()
+            self._expect(")")
+            return value
+        if tok.text == "(":  # a C-style cast: the value is kept (no width is modelled; bounds are small)
+            self.i = self._cast_end() + 1
+            return self._unary()
+        self._expect("(")  # a functional cast, uint(4)
+        value = self._conditional()
+        self._expect(")")
+        return value
+
+    def _parenthesised(self) -> list[Token]:
+        """The tokens inside the parentheses that follow (an operand of sizeof)."""
+        self._expect("(")
+        start, depth = self.i, 1
+        while self.i < len(self.tokens):
+            depth += (self._peek() == "(") - (self._peek() == ")")
+            self.i += 1
+            if depth == 0:
+                return self.tokens[start:self.i - 1]
+        raise self.error(self.tokens[start - 1], f"unbalanced parentheses in {self.what}")
 
     def _name(self, first: Token) -> int:
         if first.text in ("true", "false"):
