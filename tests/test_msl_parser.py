@@ -263,6 +263,24 @@ def test_instantiation_may_leave_out_names_and_attributes():
     assert k.params[0].pos == SourcePos("k.metal", 3, 33)  # where the template names it
 
 
+def test_the_definitions_attributes_win_over_an_instantiations():
+    # Apple's compiler instantiates from the definition: a row kernel that reads its row from
+    # [[threadgroup_position_in_grid]] keeps that builtin though its instantiation writes another (PyTorch's
+    # RMSNorm does this, and computes rows right on Metal)
+    source = """
+    template <typename T>
+    [[kernel]] void rows(device T* out, uint gid [[threadgroup_position_in_grid]]) { out[gid] = T(gid); }
+    template [[host_name("rows_float")]] [[kernel]] void rows<float>(device float* out,
+                                                                     uint gid [[thread_position_in_grid]]);
+    template [[host_name("rows_half")]] [[kernel]] void rows<half>(device half* out [[buffer(3)]], uint gid);
+    """
+    assert bindings(kernel(source, "rows_float")) == [("out", "buffer", 0, None),
+                                                      ("gid", "builtin", None, "threadgroup_position_in_grid")]
+    # where the definition has none, the instantiation's attribute is taken
+    assert bindings(kernel(source, "rows_half")) == [("out", "buffer", 3, None),
+                                                     ("gid", "builtin", None, "threadgroup_position_in_grid")]
+
+
 def test_unnamed_parameter_of_a_plain_kernel_is_an_error():
     error = error_of("kernel void f(device float* [[buffer(0)]]) {}")
     assert "a parameter of kernel 'f' has no name" in str(error) and error.pos == SourcePos("k.metal", 1, 15)

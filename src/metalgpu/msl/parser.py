@@ -355,16 +355,19 @@ class _Parser(TokenWalker):
         return None
 
     def _fill_from_template(self, described: list, template: _Template, where: Token) -> list:
-        """An instantiation may leave out parameter names and attributes: take the template's."""
+        """An instantiation may leave out parameter names and attributes: take the template's. Where both give
+        attributes, the definition's win, as with Apple's compiler: the specialisation is instantiated from the
+        definition (PyTorch's RMSNorm instantiates `[[thread_position_in_grid]]` over a definition that reads
+        `[[threadgroup_position_in_grid]]`, and computes rows from the latter)."""
         from_template = [self._param(a, b) for a, b in self._split_params(template.params)]
         if len(from_template) != len(described):
             return described
         filled = []
         for (declaration, attributes, name, named), (_, t_attributes, t_name, t_named) in zip(described, from_template):
             if named:
-                filled.append((declaration, attributes or t_attributes, name, True))
+                filled.append((declaration, t_attributes or attributes, name, True))
             else:
-                filled.append((declaration, attributes or t_attributes, t_name, t_named))
+                filled.append((declaration, t_attributes or attributes, t_name, t_named))
         return filled
 
     def _bind(self, params: list, kernel: str) -> list[Param]:
