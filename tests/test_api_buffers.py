@@ -339,3 +339,29 @@ def test_a_kernel_that_rereads_a_host_written_buffer_gets_it_on_the_device(iface
         np.testing.assert_allclose(out.contents, data[index].sum(axis=1, dtype=np.float64), rtol=1e-5)
     if iface.backend == "cuda":
         assert big._allocation.keep_on_device and not big._allocation.remote
+
+
+BFLOAT_KERNEL = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void widen(device const bfloat* in [[buffer(0)]], device float* out [[buffer(1)]],
+                  uint i [[thread_position_in_grid]]) { out[i] = float(in[i]); }
+"""
+
+
+def test_write_rounds_numbers_into_a_bfloat_buffer(iface):
+    # 1 + 2**-8 is a tie between bfloat 1.0 and 1 + 2**-7 (to even: 1.0); 1 + 3 * 2**-8 rounds up to 1 + 2**-6
+    values = np.array([1.5, 2.75, -3.0, 1 + 2**-8, 1 + 3 * 2**-8, 0.0], dtype=np.float64)
+    expected = np.array([1.5, 2.75, -3.0, 1.0, 1 + 2**-6, 0.0], dtype=np.float32)
+    buffer = iface.create_buffer(len(values), "bfloat")
+    buffer.write(values)
+    iface.load_shader_from_str(BFLOAT_KERNEL)
+    iface.set_function("widen")
+    out = iface.create_buffer(len(values), "float")
+    iface.run_function(len(values), [buffer, out])
+    np.testing.assert_array_equal(out.contents, expected)
+    if buffer.dtype == np.uint16:  # no ml_dtypes: contents are the bit patterns, and patterns write as they are
+        np.testing.assert_array_equal(buffer.contents, (expected.view(np.uint32) >> 16).astype(np.uint16))
+        buffer.write(np.array([0x3F80] * len(values), dtype=np.uint16))
+        iface.run_function(len(values), [buffer, out])
+        np.testing.assert_array_equal(out.contents, np.ones(len(values), np.float32))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ArgumentError, BufferReleasedError
-from .types import MetalType, contents_view
+from .types import MetalType, bfloat16_bits, contents_view
 
 if TYPE_CHECKING:
     from .backends.base import Allocation, Backend
@@ -114,6 +114,10 @@ class Buffer:
                 raise ArgumentError(f"write() needs {self.count} records of dtype {view.dtype}")
             view[...] = values.reshape(view.shape)
             return
+        if self.metal_type.scalar == "bfloat" and view.dtype == np.uint16 and values.dtype != np.uint16:
+            # without ml_dtypes, bfloat contents are their bit patterns: numbers are rounded to those, while
+            # uint16 values are taken as patterns already
+            values = bfloat16_bits(values.astype(np.float64))
         with np.errstate(invalid="ignore", over="ignore"):
             view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
 

@@ -361,7 +361,7 @@ def _to_integer(array: np.ndarray, mtype: MetalType) -> np.ndarray:
 def _to_float(array: np.ndarray, mtype: MetalType) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         if mtype.scalar == "bfloat" and _BFLOAT16 is None:
-            converted = _bfloat16_bits(array)
+            converted = bfloat16_bits(array)
             as_float = (converted.astype(np.uint32) << 16).view(np.float32)
         else:
             converted = array.astype(mtype.scalar_dtype)
@@ -372,7 +372,7 @@ def _to_float(array: np.ndarray, mtype: MetalType) -> np.ndarray:
     return converted
 
 
-def _bfloat16_bits(array: np.ndarray) -> np.ndarray:
+def bfloat16_bits(array: np.ndarray) -> np.ndarray:
     """Round to bfloat16 (to nearest, ties to even) and return the bit patterns as uint16."""
     single = np.ascontiguousarray(array, dtype=np.float32)
     bits = single.view(np.uint32).astype(np.uint64)
