@@ -14,7 +14,8 @@ from metalgpu.backends.base import CompileOptions, CompilerFailed
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
-from metalgpu.msl.translate import CudaLaunchLayout, cuda_launch_layout, translate
+from metalgpu.msl.translate import translate
+from metalgpu.msl.wrappers import CudaLaunchLayout, cuda_launch_layout
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
 from metalgpu.backends.cuda import launch_dtype  # noqa: E402

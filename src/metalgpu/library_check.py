@@ -1,0 +1,96 @@
+"""`metalgpu check`: compile every kernel of a library, in parallel, and say which fail and why.
+
+A small library compiles as one module, as it loads. A big one compiles in chunks of kernels, several compiler
+runs at a time (g++ processes, or NVRTC programs, which compile with the GIL released). A chunk that fails is
+split in halves until each failing kernel stands alone with its own error; when both halves of a group fail
+with the same first error (a mistake every kernel of the group shares), that error is given to all of them
+without splitting further, so that one error shared by a thousand kernels costs a few compiles, not thousands.
+Every module that compiles is stored in the cache and pointed to, so a later load of the library finds it.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .errors import ShaderCompileError
+from .library import Library
+
+CHUNK_KERNELS = 64  # kernels per compiler run of a big library: a run's share of the library's own code is small
+
+
+@dataclass
+class CheckResult:
+    names: list[str]                                # every kernel, by host name, in the library's order
+    failures: dict[int, ShaderCompileError]         # kernel index -> its error
+    seconds: float
+    compiles: int                                   # compiler runs, splits included
+
+
+@dataclass
+class _Group:
+    kernels: tuple[int, ...]
+    parent: _Group | None = None
+    children: list[_Group] = field(default_factory=list)
+    error: ShaderCompileError | None = None
+    finished: bool = False
+
+
+def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -> CheckResult:
+    started = time.perf_counter()
+    count = len(library)
+    library.front_end()  # once, before the workers share it
+    if library.compiles_whole or count == 0:
+        groups = [tuple(range(count))]
+    else:
+        size = max(1, min(chunk, -(-count // jobs)))
+        groups = [tuple(range(start, min(start + size, count))) for start in range(0, count, size)]
+    failures: dict[int, ShaderCompileError] = {}
+    compiles = 0
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="metalgpu-check") as pool:
+        pending: dict[Future, _Group] = {}
+
+        def submit(group: _Group) -> None:
+            nonlocal compiles
+            compiles += 1
+            pending[pool.submit(library.try_compile, group.kernels)] = group
+
+        def settle(group: _Group) -> None:
+            if group.error is None:
+                return
+            if len(group.kernels) == 1:
+                failures[group.kernels[0]] = group.error
+                return
+            middle = len(group.kernels) // 2
+            group.children = [_Group(group.kernels[:middle], group), _Group(group.kernels[middle:], group)]
+            for child in group.children:
+                submit(child)
+
+        for kernels in groups:
+            submit(_Group(kernels))
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                group = pending.pop(future)
+                group.error, group.finished = future.result(), True
+                parent = group.parent
+                if parent is None:
+                    settle(group)
+                    continue
+                first, second = parent.children
+                if not (first.finished and second.finished):
+                    continue  # decided with its sibling
+                if first.error is not None and second.error is not None and _same(first.error, second.error):
+                    failures.update(dict.fromkeys(parent.kernels, first.error))
+                    continue
+                settle(first)
+                settle(second)
+    return CheckResult(library.function_names, failures, time.perf_counter() - started, compiles)
+
+
+def _same(a: ShaderCompileError, b: ShaderCompileError) -> bool:
+    def first(error: ShaderCompileError):
+        errors = [d for d in error.diagnostics if d.severity == "error"] or error.diagnostics
+        return (errors[0].message, errors[0].pos) if errors else (str(error), None)
+
+    return first(a) == first(b)
