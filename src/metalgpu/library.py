@@ -108,14 +108,14 @@ class Library:
         self._options = options
         self._source = (text, filename, tuple(include_dirs))
         self._front: _FrontEnd | None = None
-        self._index_key = index_key(text, filename, tuple(include_dirs))
-        summary = load_index(cache, self._index_key)
-        if summary is None:
+        key = index_key(text, filename, tuple(include_dirs))
+        found = load_index(cache, key)
+        if found is None:
             # A compile will follow: the precompiled headers it wants build in the background meanwhile.
             self._compiler.prepare(options)
-            summary = ProgramSummary.of(self.front_end().program)
-            with contextlib.suppress(OSError):  # an index only saves time
-                store_index(cache, self._index_key, self._front.program, self._front.pre.sources)
+            front = self.front_end()
+            found = ProgramSummary.of(front.program), store_index(cache, key, front.program, front.pre.sources)
+        summary, self._identity = found  # the identity of every file read: module pointers are found by it
         self._summary = summary
         self._index = {name: i for i, name in enumerate(summary.host_names)}
         self._modules: dict[tuple, Module] = {}                  # (kernels, constants) -> the module holding them
@@ -250,7 +250,7 @@ class Library:
         return module
 
     def _pointer_key(self, kernels: tuple[int, ...], constants: tuple, check_bounds: bool) -> str:
-        return pointer_key(self._index_key, self._compiler.fingerprint(), repr(self._options), headers_checksum(),
+        return pointer_key(self._identity, self._compiler.fingerprint(), repr(self._options), headers_checksum(),
                            kernels, constants, check_bounds)
 
     def _find_or_build(self, kernels: tuple[int, ...], constants: tuple, check_bounds: bool) -> Module:

@@ -6,12 +6,13 @@ expansion) takes seconds in Python; reading its index takes milliseconds.
 Both live in the compile cache, as JSON. An index is found by the source text, its file name, the include
 folders and the front end's own files (stamps); it records the size and modification time of every file the
 preprocessor read, and reads as a miss once one of them changed (as Python's .pyc files do). A module pointer is
-found by the index's key, the compiler, the options, the headers, the kernels and the function-constant values;
+found by the identity of the library's files (the index's key and their stamps), the compiler, the options, the headers, the kernels and the function-constant values;
 it names the module's own cache key, which covers the translated source itself (exactly what changes the
 binary), so two libraries or two versions of a file that translate a kernel alike share its binary.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -77,23 +78,34 @@ class ProgramSummary:
         return len(self.host_names)
 
 
-def load_index(cache: CompileCache, key: str) -> ProgramSummary | None:
-    """The summary stored under ``key``, if every file it was made from is unchanged."""
+def load_index(cache: CompileCache, key: str) -> tuple[ProgramSummary, str] | None:
+    """The summary stored under ``key`` and the identity of the files it was made from, if every one of them is
+    unchanged."""
     entry = cache.load(key)
     if entry is None:
         return None
-    if any(_stamp(stamp[0]) != stamp for stamp in entry.meta.get("files", [])):
+    stamps = entry.meta.get("files", [])
+    if any(_stamp(stamp[0]) != stamp for stamp in stamps):
         return None
     try:
-        return _decode(json.loads(entry.binary))
+        return _decode(json.loads(entry.binary)), _identity(key, stamps)
     except (ValueError, KeyError, TypeError, IndexError):
         return None
 
 
-def store_index(cache: CompileCache, key: str, program: Program, sources: dict[str, str]) -> None:
-    """Record ``program``, made from ``sources`` (every file the preprocessor read, by name)."""
+def store_index(cache: CompileCache, key: str, program: Program, sources: dict[str, str]) -> str:
+    """Record ``program``, made from ``sources`` (every file the preprocessor read, by name); return the identity
+    of those files."""
     stamps = [stamp for name in sources if (stamp := _stamp(name)) is not None]
-    cache.store(key, json.dumps(_encode(program), separators=(",", ":")).encode(), {"files": stamps})
+    with contextlib.suppress(OSError):  # an index only saves time
+        cache.store(key, json.dumps(_encode(program), separators=(",", ":")).encode(), {"files": stamps})
+    return _identity(key, stamps)
+
+
+def _identity(key: str, stamps: list) -> str:
+    """Names the source text, include folders and front end (``key``) and every file read (``stamps``): module
+    pointers are found by it, so that a changed header leads to new modules even where the text is the same."""
+    return CompileCache.key(INDEX_FORMAT, key, json.dumps(stamps))
 
 
 @dataclass(frozen=True)

@@ -299,11 +299,16 @@ class _Parser:
             else:
                 self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
             return
-        for k in range(start, end - 1):
+        k = start
+        while k < end - 1:
+            if self.tokens[k].text == "(":
+                k = self.match[k] + 1  # a parameter's [[function_constant(c)]] makes it optional, not a constant
+                continue
             if self.tokens[k].text == "[" and self.tokens[k + 1].text == "[" and any(
                     a.name == "function_constant" for a in self._attributes(k)):
                 self._function_constant(start, end, body)
                 return
+            k += 1
         self._refuse_program_scope_builtins(start, end)
         head = self._head(start, end)
         if head is not None and head.is_kernel and head.params is not None and body is not None:
