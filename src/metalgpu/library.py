@@ -254,10 +254,16 @@ class Library:
                            kernels, constants, check_bounds)
 
     def _find_or_build(self, kernels: tuple[int, ...], constants: tuple, check_bounds: bool) -> Module:
-        """The module through the pointer of ``kernels`` (it may hold fewer: those of a group that compile), else
-        compiled and pointed to."""
         if self._backend is None:
             raise ArgumentError("this library only compiles (it was made without a backend to run it)")
+        entry, pointer = self._find_or_compile(kernels, constants, check_bounds)
+        self._pointers[(kernels, constants)] = (pointer, check_bounds)
+        return self._backend.load(entry.path, pointer.kernels)
+
+    def _find_or_compile(self, kernels: tuple[int, ...], constants: tuple, check_bounds: bool
+                         ) -> tuple[CacheEntry, ModulePointer]:
+        """The compiled module through the pointer of ``kernels`` (it may hold fewer: those of a group that
+        compile), else compiled and pointed to."""
         key = self._pointer_key(kernels, constants, check_bounds)
         pointer = load_pointer(self._cache, key)
         entry = self._cache.load(pointer.module_key) if pointer is not None else None
@@ -266,8 +272,15 @@ class Library:
             pointer = ModulePointer(module_key, kernels)
             with contextlib.suppress(OSError):  # a pointer only saves time
                 store_pointer(self._cache, key, pointer)
-        self._pointers[(kernels, constants)] = (pointer, check_bounds)
-        return self._backend.load(entry.path, pointer.kernels)
+        return entry, pointer
+
+    def binary(self, name: str) -> CacheEntry:
+        """The compiled module that would run kernel ``name`` (no function constants), found or compiled through
+        the cache but not loaded: what a load costs without a device (benchmarks/load_library.py)."""
+        if name not in self._index:
+            raise FunctionNotFoundError(f"no kernel named '{name}' in the loaded shader")
+        kernels = tuple(range(len(self._summary))) if self.compiles_whole else (self._index[name],)
+        return self._find_or_compile(kernels, (), False)[0]
 
     def compile(self, kernels: tuple[int, ...], constants: tuple = (), check_bounds: bool = False
                 ) -> tuple[CacheEntry, str]:

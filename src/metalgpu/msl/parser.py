@@ -141,6 +141,8 @@ class _Parser:
         self.scopes: list[str] = []  # enclosing namespaces; "" for anonymous ones and extern "C"
         self.templates: dict[str, list[_Template]] = {}
         self.kernels: list[KernelDecl] = []
+        self.host_names: dict[str, KernelDecl] = {}
+        self.template_params: dict[tuple[int, int], tuple[Param, ...]] = {}  # a template's parameters, bound
         self.constants: list[FunctionConstant] = []
 
     # ----- helpers ---------------------------------------------------------------------------
@@ -426,18 +428,27 @@ class _Parser:
                     name_token: int | None = None, span: tuple[int, int] | None = None) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
-        for other in self.kernels:
-            if other.host_name == host_name:
-                raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
-                                             f"overloaded (the first definition is at {other.pos})")
-        described = [self._param(a, b) for a, b in self._split_params(params)]
-        if template is not None and template.params != params:
-            described = self._fill_from_template(described, template, head.name)
-        bound = self._bind(described, host_name)
+        other = self.host_names.get(host_name)
+        if other is not None:
+            raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
+                                         f"overloaded (the first definition is at {other.pos})")
+        # Instantiations that take their parameters from the template (`decltype(k<T>) k<T>;`, thousands in a
+        # production library) share one reading of them.
+        shared = template is not None and template.params == params
+        bound = self.template_params.get(params) if shared else None
+        if bound is None:
+            described = [self._param(a, b) for a, b in self._split_params(params)]
+            if template is not None and not shared:
+                described = self._fill_from_template(described, template, head.name)
+            bound = tuple(self._bind(described, host_name))
+            if shared:
+                self.template_params[params] = bound
         max_threads = self._max_total_threads(head.attributes) or (
             self._max_total_threads(template.attributes) if template is not None else None)
-        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body, name_token,
-                                       span, max_threads, template.template_params if template else None))
+        kernel = KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token, span, max_threads,
+                            template.template_params if template else None)
+        self.kernels.append(kernel)
+        self.host_names[host_name] = kernel
 
     def _max_total_threads(self, attributes: tuple[_Attribute, ...]) -> str | None:
         """The expression of a [[max_total_threads_per_threadgroup(E)]] among a kernel's attributes."""
