@@ -354,3 +354,21 @@ def test_module_pointers_are_json(tmp_path, fresh_cache, backend):
         gpu.set_function("plain_add")
     for path in fresh_cache.rglob("*.json"):
         assert isinstance(json.loads(path.read_text())["meta"], dict)
+
+
+def test_includes_never_leave_the_shader_folder_and_the_include_folders(iface, tmp_path):
+    (tmp_path / "secret.h").write_text("#define VALUE 7\n")
+    shader_folder = tmp_path / "shaders"
+    shader_folder.mkdir()
+    shader = shader_folder / "k.metal"
+    for include, message in (('"../secret.h"', "file not found: '../secret.h'"),
+                             (f'"{tmp_path / "secret.h"}"', "absolute path")):
+        shader.write_text(INCLUDER.replace('"lib/values.h"', include))
+        with pytest.raises(metalgpu.ShaderCompileError, match=message) as info:
+            iface.load_shader(shader)
+        assert (info.value.pos.file, info.value.pos.line) == (str(shader), 2)
+    shader.write_text(INCLUDER.replace('"lib/values.h"', '"../secret.h"'))
+    iface.load_shader(shader, include_dirs=[tmp_path])  # inside a folder given: allowed
+    out = iface.create_buffer(2, "int")
+    iface.run_function(2, [out], "k")
+    np.testing.assert_array_equal(out.contents, 7)

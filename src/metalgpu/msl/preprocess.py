@@ -44,6 +44,10 @@ def is_metal_header(name: str) -> bool:
 def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str] | None = None) -> PreprocessResult:
     """Run the preprocessor over ``text``, the contents of ``filename``."""
     pp = _Preprocessor(tuple(include_dirs))
+    # Includes resolve inside these folders only: the include folders and the file's own (the working folder for
+    # a source given as a string), never through an absolute path or `..` out of them.
+    home = os.getcwd() if filename.startswith("<") else os.path.dirname(filename) or "."
+    pp.roots = tuple(os.path.abspath(folder) for folder in (*include_dirs, home))
     for name, value in PREDEFINED.items():
         pp.define_line(f"{name} {value}", "<built-in>")
     for name, value in (defines or {}).items():
@@ -89,6 +93,7 @@ class _Stream:
 class _Preprocessor:
     def __init__(self, include_dirs: tuple[str, ...]):
         self.include_dirs = include_dirs
+        self.roots: tuple[str, ...] = ()  # absolute folders an include may resolve in (set by preprocess())
         self.macros: dict[str, _Macro] = {}
         self.out: list[Token] = []
         self.system_headers: list[str] = []
@@ -210,9 +215,13 @@ class _Preprocessor:
             return
         else:
             raise _error(self, where, '#include expects "file" or <file>')
+        if os.path.isabs(name):
+            raise _error(self, where, f"#include of an absolute path ('{name}'): name it relative to the shader's "
+                                      "folder or to an include folder")
         path = self._resolve(name, filename)
         if path is None:
-            raise _error(self, where, f"file not found: '{name}'")
+            raise _error(self, where, f"file not found: '{name}' (searched next to the file and in the include "
+                                      "folders, none of which it may leave)")
         if os.path.realpath(path) in self.pragma_once:
             return
         if depth + 1 > MAX_INCLUDE_DEPTH:
@@ -224,16 +233,20 @@ class _Preprocessor:
 
     def _resolve(self, name: str, current: str) -> str | None:
         if os.path.isabs(name):
-            return name if os.path.isfile(name) else None
+            return None
         if current.startswith("<"):  # a source given as a string
             folders = [*self.include_dirs, os.getcwd()]
         else:
             folders = [os.path.dirname(current) or ".", *self.include_dirs]
         for folder in folders:
             candidate = os.path.normpath(os.path.join(folder, name))
-            if os.path.isfile(candidate):
+            if os.path.isfile(candidate) and self._inside_roots(candidate):
                 return candidate
         return None
+
+    def _inside_roots(self, path: str) -> bool:
+        path = os.path.abspath(path)
+        return any(os.path.commonpath((root, path)) == root for root in self.roots)
 
     def define_line(self, text: str, origin: str) -> None:
         tokens = tokenize(text, origin)
