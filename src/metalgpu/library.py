@@ -111,8 +111,6 @@ class Library:
         key = index_key(text, filename, tuple(include_dirs))
         found = load_index(cache, key)
         if found is None:
-            # A compile will follow: the precompiled headers it wants build in the background meanwhile.
-            self._compiler.prepare(options)
             front = self.front_end()
             found = ProgramSummary.of(front.program), store_index(cache, key, front.program, front.pre.sources)
         summary, self._identity = found  # the identity of every file read: module pointers are found by it
@@ -137,6 +135,10 @@ class Library:
 
     def __len__(self) -> int:
         return len(self._summary)
+
+    @property
+    def target(self) -> str:
+        return self._compiler.target
 
     def kernel(self, index: int) -> KernelDecl:
         return self._summary.kernel(index)

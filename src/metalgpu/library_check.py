@@ -39,7 +39,7 @@ class _Group:
 def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -> CheckResult:
     started = time.perf_counter()
     count = len(library)
-    library.front_end()  # once, before the workers share it
+    library.front_end().translator(library.target, False)  # once, before the workers share it
     if library.compiles_whole or count == 0:
         groups = [tuple(range(count))]
     else:

@@ -2,9 +2,8 @@
 `metalgpu check --target cpu` and the cpu backend use the same one.
 
 GCC's precompiled form of the emulation headers (a ``.gch`` in the cache's artifact folder) saves every compile
-parsing them again. It is built in a detached compiler process, once per compiler, flags and header version:
-started as soon as a library is loaded (``prepare``), so that it is often ready by the time the front end has
-translated the first kernel, or else after the first compile.
+parsing them again. It is built in a detached compiler process, once per compiler, flags and header version, after
+the first compile that finds none (``prepare``).
 """
 from __future__ import annotations
 
