@@ -104,7 +104,7 @@ def run_child(spec: dict, cache_dir: str) -> dict:
     env = dict(os.environ, METALGPU_CACHE_DIR=cache_dir)
     env["PYTHONPATH"] = str(REPO_SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     result = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], env=env, capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=900, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"rc {result.returncode}:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -129,19 +129,12 @@ class Library:
     def function_names(self) -> list[str]:
         return list(self._summary.host_names)
 
-    @property
-    def function_constants(self):
-        return self._summary.function_constants
-
     def __len__(self) -> int:
         return len(self._summary)
 
     @property
     def target(self) -> str:
         return self._compiler.target
-
-    def kernel(self, index: int) -> KernelDecl:
-        return self._summary.kernel(index)
 
     def front_end(self) -> _FrontEnd:
         if self._front is None:
