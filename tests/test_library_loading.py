@@ -372,3 +372,40 @@ def test_includes_never_leave_the_shader_folder_and_the_include_folders(iface, t
     out = iface.create_buffer(2, "int")
     iface.run_function(2, [out], "k")
     np.testing.assert_array_equal(out.contents, 7)
+
+
+# -- metalgpu check: every kernel, per-kernel failures ------------------------------------------------------------
+
+def check(source: str, tmp_path, target: str = "cpu"):
+    from metalgpu.backends import open_compiler
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.library import Library
+    from metalgpu.library_check import check_library
+
+    cache = CompileCache(tmp_path / "check-cache")
+    (tmp_path / "factor.h").write_text("#define FACTOR 1\n")
+    library = Library(None, cache, CompileOptions(), source, str(tmp_path / "lib.metal"), (str(tmp_path),),
+                      compiler=open_compiler(target, cache))
+    return check_library(library, jobs=2, chunk=8)
+
+
+def test_check_finds_each_kernel_that_fails_on_its_own(tmp_path):
+    # two instantiations over the threadgroup limit, far apart: each is found alone, every other kernel compiles
+    source = BIG.replace('template [[host_name("staged_small")]]',
+                         'template [[host_name("staged_huge_too")]] [[kernel]] decltype(staged<8400>) staged<8400>;\n'
+                         'template [[host_name("staged_small")]]')
+    names_with_second = NAMES[:len(SCALES)] + ["staged_huge_too"] + NAMES[len(SCALES):]
+    result = check(source, tmp_path)
+    assert result.names == names_with_second
+    assert sorted(result.names[i] for i in result.failures) == ["staged_huge", "staged_huge_too"]
+    assert all("32 KiB" in str(error) for error in result.failures.values())
+
+
+def test_check_gives_an_error_every_kernel_shares_to_all_of_them_at_once(tmp_path):
+    source = BIG.replace("out[i] = in[i] * T(N * FACTOR);", "out[i] = in[i] * T(N * FACTOR) + not_declared;")
+    source = source.replace('template [[host_name("staged_huge")]] [[kernel]] decltype(staged<9000>) staged<9000>;', "")
+    result = check(source, tmp_path)
+    assert len(result.names) == len(NAMES) - 1 and set(result.failures) == set(range(len(result.names)))
+    assert all("not_declared" in str(error) for error in result.failures.values())
+    chunks = -(-len(result.names) // 8)
+    assert result.compiles == 3 * chunks  # each chunk and its two halves, never kernel by kernel

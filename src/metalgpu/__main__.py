@@ -83,7 +83,7 @@ def _check(args) -> int:
     from metalgpu.backends.base import CompileOptions
     from metalgpu.cache import CompileCache
     from metalgpu.library import Library
-    from metalgpu.library_check import check_library
+    from metalgpu.library_check import check_library, error_summary
 
     cache = CompileCache()
     compiler = open_compiler(args.target, cache, args.arch)
@@ -98,11 +98,11 @@ def _check(args) -> int:
         print(f"{args.file}: compiles for {args.target}; kernels: {', '.join(names)}")
         print(summary)
         return 0
-    by_error: dict[int, list[int]] = {}
+    by_error: dict[tuple, list[int]] = {}  # failures that print alike, printed once
     errors = {}
     for index, error in sorted(result.failures.items()):
-        by_error.setdefault(id(error), []).append(index)
-        errors[id(error)] = error
+        by_error.setdefault(error_summary(error), []).append(index)
+        errors.setdefault(error_summary(error), error)
     for key, indices in by_error.items():
         failing = [names[i] for i in indices]
         shown = ", ".join(failing[:8]) + (f" and {len(failing) - 8} more" if len(failing) > 8 else "")

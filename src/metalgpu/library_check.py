@@ -3,12 +3,14 @@
 A small library compiles as one module, as it loads. A big one compiles in chunks of kernels, several compiler
 runs at a time (g++ processes, or NVRTC programs, which compile with the GIL released). A chunk that fails is
 split in halves until each failing kernel stands alone with its own error; when both halves of a group fail
-with the same first error (a mistake every kernel of the group shares), that error is given to all of them
-without splitting further, so that one error shared by a thousand kernels costs a few compiles, not thousands.
+with the same compiler output (a mistake in code every kernel of the group shares), that error is given to all of
+them without splitting further, so that one error shared by a thousand kernels costs a few compiles, not
+thousands.
 Every module that compiles is stored in the cache and pointed to, so a later load of the library finds it.
 """
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from .errors import ShaderCompileError
 from .library import Library
 
 CHUNK_KERNELS = 64  # kernels per compiler run of a big library: a run's share of the library's own code is small
+_TEMPORARY = re.compile(r"\S*metalgpu-[^/\s]*/")  # a compile's own folder, as it appears in its log
 
 
 @dataclass
@@ -89,8 +92,13 @@ def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -
 
 
 def _same(a: ShaderCompileError, b: ShaderCompileError) -> bool:
-    def first(error: ShaderCompileError):
-        errors = [d for d in error.diagnostics if d.severity == "error"] or error.diagnostics
-        return (errors[0].message, errors[0].pos) if errors else (str(error), None)
+    """Did two compiles fail alike? Their whole logs agree (compile folders aside) only when no kernel-specific
+    context differs: an error in code the kernels share. Kernels that fail on their own, even at one line of a
+    template (a static_assert), differ in the instantiation the compiler names."""
+    return _TEMPORARY.sub("", a.log) == _TEMPORARY.sub("", b.log) and bool(a.log)
 
-    return first(a) == first(b)
+
+def error_summary(error: ShaderCompileError) -> tuple:
+    """What two failures print alike: their first error, located."""
+    errors = [d for d in error.diagnostics if d.severity == "error"] or error.diagnostics
+    return (errors[0].message, errors[0].pos) if errors else (str(error), None)
