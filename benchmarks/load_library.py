@@ -32,6 +32,8 @@ LIBRARIES = {
                    "kernel": "vv_Addfloat32"},
     "ggml-metal": {"repo": "ggml", "file": "src/ggml-metal/ggml-metal.metal", "include": ["src", "src/ggml-metal"],
                    "kernel": "kernel_repeat_f32"},
+    "candle-binary": {"repo": "candle", "file": "candle-metal-kernels/src/metal_src/binary.metal", "include": [],
+                      "kernel": "badd_f32"},
     "candle-indexing": {"repo": "candle", "file": "candle-metal-kernels/src/metal_src/indexing.metal", "include": [],
                         "kernel": "is_u32_f32"},
 }
@@ -60,6 +62,12 @@ def dispatch(gpu, kernel):
         dst = gpu.create_buffer(row, "float")
         gpu.run_function(256, [args, src, dst], threads_per_threadgroup=256)
         return np.array_equal(dst.contents, src.contents)
+    if kernel == "badd_f32":  # candle: output = left + right, each thread taking every (n / 2)-th element
+        a = gpu.array_to_buffer(np.arange(n, dtype=np.float32))
+        b = gpu.array_to_buffer(np.full(n, 2, dtype=np.float32))
+        c = gpu.create_buffer(n, "float")
+        gpu.run_function(n // 2, [n, a, b, c])
+        return np.array_equal(c.contents, a.contents + 2)
     if kernel == "is_u32_f32":  # candle: index_select of rows of a [4, 8] matrix
         ids = gpu.array_to_buffer(np.array([3, 0, 2], dtype=np.uint32))
         src = gpu.array_to_buffer(np.arange(32, dtype=np.float32))
