@@ -409,3 +409,29 @@ def test_check_gives_an_error_every_kernel_shares_to_all_of_them_at_once(tmp_pat
     assert all("not_declared" in str(error) for error in result.failures.values())
     chunks = -(-len(result.names) // 8)
     assert result.compiles == 3 * chunks  # each chunk and its two halves, never kernel by kernel
+
+
+def test_a_small_library_with_a_failing_pipeline_loads_warm_without_its_front_end(backend, fresh_cache, monkeypatch):
+    import metalgpu.library
+    from test_cooperative import OVERSIZED  # two kernels: `big` over the threadgroup limit, `two` within it
+
+    with metalgpu.Interface(backend) as gpu:
+        gpu.load_shader_from_str(OVERSIZED)
+        with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB"):
+            gpu.set_function("big")
+    front_ends = []
+
+    class CountedFrontEnd(metalgpu.library._FrontEnd):
+        def __init__(self, *args):
+            front_ends.append(args[1])
+            super().__init__(*args)
+
+    monkeypatch.setattr(metalgpu.library, "_FrontEnd", CountedFrontEnd)
+    with metalgpu.Interface(backend) as gpu:
+        gpu.load_shader_from_str(OVERSIZED)  # the module of the kernels that compile, through the pointer
+        out = gpu.create_buffer(1, "float")
+        gpu.run_function(1, [out], function_name="two", threadgroup_memory={0: 16, 1: 16})
+        assert out.contents[0] == 3.0 and front_ends == []
+        with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB"):
+            gpu.set_function("big")  # its error again, which takes the front end
+        assert front_ends == ["<string>"]
