@@ -171,7 +171,7 @@ def _decode(data: dict[str, Any]) -> ProgramSummary:
     def kernel(i: int) -> KernelDecl:
         name, host_name, template_args, list_id, f, line, column, max_threads, template_params = rows[i]
         return KernelDecl(name, host_name, template_args, params(list_id), SourcePos(files[f], line, column), None,
-                          None, None, max_threads, template_params)
+                          max_total_threads=max_threads, template_params=template_params)
 
     constants = tuple(FunctionConstant(name, type_text, index, SourcePos(files[f], line, column), (0, 0))
                       for name, type_text, index, f, line, column in data["constants"])

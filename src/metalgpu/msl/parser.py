@@ -445,8 +445,9 @@ class _Parser:
                 self.template_params[params] = bound
         max_threads = self._max_total_threads(head.attributes) or (
             self._max_total_threads(template.attributes) if template is not None else None)
-        kernel = KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token, span, max_threads,
-                            template.template_params if template else None)
+        kernel = KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token, span=span,
+                            max_total_threads=max_threads,
+                            template_params=template.template_params if template else None)
         self.kernels.append(kernel)
         self.host_names[host_name] = kernel
 
