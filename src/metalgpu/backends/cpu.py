@@ -20,7 +20,9 @@ from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
 from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
-from .cpu_compiler import CpuCompiler
+from .cpu_compiler import INCLUDE_DIR, CpuCompiler
+
+__all__ = ["INCLUDE_DIR", "CpuBackend"]  # INCLUDE_DIR: the emulation headers, which tests compile against
 
 GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
 STATUS_DEADLOCK, STATUS_NO_STACK = 1001, 1002  # issue 5: mirrors mg::coop::status
