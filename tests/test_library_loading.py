@@ -169,11 +169,11 @@ def test_a_translation_holds_only_the_kernels_selected_under_their_global_indice
     assert translation.selected == (chosen,)
     source = translation.source
     assert f"mg_run_{chosen}(" in source and source.count("MG_EXPORT int mg_run_") == 1
-    # the other instantiations (macro-made `decltype (...)` statements) and the plain kernel are gone
-    assert source.count("decltype (") == 1 and "mg_kernel_fn_plain_add" not in source
+    # the other kernels' own declarations are gone (here, the plain kernel's whole definition); templates stay
+    assert "mg_kernel_fn_plain_add" not in source and "= a[i]" not in source
     assert "void scale (" in source and "void staged (" in source
     whole = translate(pre, program, "cpu").source
-    assert whole.count("MG_EXPORT int mg_run_") == len(NAMES) and whole.count("decltype (") == len(SCALES)
+    assert whole.count("MG_EXPORT int mg_run_") == len(NAMES) and "= a[i]" in whole
 
 
 def test_selected_kernels_compile_for_cuda(tmp_path):
