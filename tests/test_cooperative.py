@@ -55,6 +55,23 @@ def test_analysis_is_conservative_about_operators():
     assert _cooperative(source) == {"k": True}
 
 
+def test_an_address_space_qualified_member_function_needs_no_fibers():
+    # MLX's complex.h: a conversion operator qualified `const threadgroup` (no name the analysis reads) declares no
+    # threadgroup memory; it made every kernel of every MLX file run as fibers
+    source = """
+    template <class T> struct vec2 { T x, y; };
+    struct cplx {
+        float re, im;
+        constexpr operator vec2<float>() const threadgroup { return {re, im}; }
+        float real() const threadgroup { return re; }
+    };
+    kernel void k(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) { a[i] = a[i] + 1.0f; }
+    """
+    assert _cooperative(source) == {"k": False}
+    declared = source.replace("a[i] = a[i] + 1.0f;", "threadgroup float t[4]; t[0] = a[i]; a[i] = t[0];")
+    assert _cooperative(declared) == {"k": True}
+
+
 # -- threadgroup memory and barriers ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("group", [256, 1024, 100])

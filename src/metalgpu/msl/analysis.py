@@ -34,6 +34,14 @@ def is_trigger(token: Token) -> bool:
     return token.kind == IDENT and (token.text in TRIGGER_WORDS or token.text.startswith(TRIGGER_PREFIXES))
 
 
+def _is_feature(tokens: list[Token], k: int) -> bool:
+    """Is ``tokens[k]`` a trigger where it stands? `threadgroup` after a member function's parameter list (`f()
+    const threadgroup`, MLX's complex.h) qualifies the object the function is called on: it declares no memory."""
+    if not is_trigger(tokens[k]):
+        return False
+    return not (tokens[k].text == "threadgroup" and k and tokens[k - 1].text in (")", "const", "volatile"))
+
+
 @dataclass
 class _Definitions:
     by_name: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # name -> token ranges
@@ -63,10 +71,11 @@ def _kernel_needs(tokens: list[Token], kernel: KernelDecl, definitions: _Definit
         if span in seen_spans:
             continue
         seen_spans.add(span)
-        for tok in tokens[span[0]:span[1]]:
+        for k in range(span[0], span[1]):
+            tok = tokens[k]
             if tok.kind != IDENT:
                 continue
-            if is_trigger(tok):
+            if _is_feature(tokens, k):
                 return True
             if tok.text in definitions.by_name and tok.text not in seen_names:
                 seen_names.add(tok.text)
@@ -75,7 +84,7 @@ def _kernel_needs(tokens: list[Token], kernel: KernelDecl, definitions: _Definit
 
 
 def _uses_feature(tokens: list[Token], span: tuple[int, int]) -> bool:
-    return any(is_trigger(tok) for tok in tokens[span[0]:span[1]])
+    return any(_is_feature(tokens, k) for k in range(span[0], span[1]))
 
 
 def _find_definitions(tokens: list[Token]) -> _Definitions:
