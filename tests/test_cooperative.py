@@ -56,8 +56,8 @@ def test_analysis_is_conservative_about_operators():
 
 
 def test_an_address_space_qualified_member_function_needs_no_fibers():
-    # MLX's complex.h: a conversion operator qualified `const threadgroup` (no name the analysis reads) declares no
-    # threadgroup memory; it made every kernel of every MLX file run as fibers
+    # MLX's complex.h: a conversion operator qualified `const threadgroup` (no name the analysis reads) and an
+    # operator on threadgroup references declare no threadgroup memory; they made every MLX kernel run as fibers
     source = """
     template <class T> struct vec2 { T x, y; };
     struct cplx {
@@ -65,6 +65,7 @@ def test_an_address_space_qualified_member_function_needs_no_fibers():
         constexpr operator vec2<float>() const threadgroup { return {re, im}; }
         float real() const threadgroup { return re; }
     };
+    template <class T> constexpr threadgroup T& operator+=(threadgroup T& a, const threadgroup T& b) { return a; }
     kernel void k(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) { a[i] = a[i] + 1.0f; }
     """
     assert _cooperative(source) == {"k": False}

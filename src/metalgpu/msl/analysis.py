@@ -35,11 +35,28 @@ def is_trigger(token: Token) -> bool:
 
 
 def _is_feature(tokens: list[Token], k: int) -> bool:
-    """Is ``tokens[k]`` a trigger where it stands? `threadgroup` after a member function's parameter list (`f()
-    const threadgroup`, MLX's complex.h) qualifies the object the function is called on: it declares no memory."""
+    """Is ``tokens[k]`` a trigger where it stands? `threadgroup` declares threadgroup memory only where it starts
+    the declaration of storage: not after a member function's parameter list (`f() const threadgroup`, MLX's
+    complex.h), and not in a pointer or reference type (`threadgroup T& operator+=(threadgroup T& a, ...)`), which
+    reaches memory declared elsewhere (a parameter or a variable, which count)."""
     if not is_trigger(tokens[k]):
         return False
-    return not (tokens[k].text == "threadgroup" and k and tokens[k - 1].text in (")", "const", "volatile"))
+    if tokens[k].text != "threadgroup":
+        return True
+    if k and tokens[k - 1].text in (")", "const", "volatile"):
+        return False
+    angles = 0
+    for tok in tokens[k + 1:k + 64]:
+        text = tok.text
+        if text == "<":
+            angles += 1
+        elif text in (">", ">>"):
+            angles -= len(text)
+        elif angles <= 0 and text in ("*", "&", "&&"):
+            return False
+        elif angles <= 0 and text in (";", "=", "[", ",", "(", ")", "{"):
+            return True
+    return True
 
 
 @dataclass
