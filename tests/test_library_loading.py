@@ -435,3 +435,22 @@ def test_a_small_library_with_a_failing_pipeline_loads_warm_without_its_front_en
         with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB"):
             gpu.set_function("big")  # its error again, which takes the front end
         assert front_ends == ["<string>"]
+
+
+def test_check_stops_splitting_when_its_budget_of_compiler_runs_is_spent(tmp_path):
+    source = BIG.replace('template [[host_name("staged_small")]]',
+                         'template [[host_name("staged_huge_too")]] [[kernel]] decltype(staged<8400>) staged<8400>;\n'
+                         'template [[host_name("staged_small")]]')
+    from metalgpu.backends import open_compiler
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.library import Library
+    from metalgpu.library_check import check_library
+
+    cache = CompileCache(tmp_path / "check-cache")
+    (tmp_path / "factor.h").write_text("#define FACTOR 1\n")
+    library = Library(None, cache, CompileOptions(), source, str(tmp_path / "lib.metal"), (str(tmp_path),),
+                      compiler=open_compiler("cpu", cache))
+    result = check_library(library, jobs=2, chunk=8, budget=4)  # 3 chunks, then one more run
+    failing = {result.names[i] for i in result.failures}
+    assert {"staged_huge", "staged_huge_too"} <= failing and result.compiles <= 4
+    assert {result.names[i] for i in result.unisolated} == failing  # reported as such, not as proven failures

@@ -108,6 +108,9 @@ def _check(args) -> int:
         shown = ", ".join(failing[:8]) + (f" and {len(failing) - 8} more" if len(failing) > 8 else "")
         print(f"{len(failing)} kernel{'s' if len(failing) > 1 else ''} fail ({shown}):\n{errors[key]}\n",
               file=sys.stderr)
+    if result.unisolated:
+        print(f"{len(result.unisolated)} of the failing kernels were not compiled alone (the budget of compiler runs "
+              "ran out): each shares a run with a kernel that fails, and may itself compile", file=sys.stderr)
     print(f"kernels: {', '.join(names)}")
     print(summary, file=sys.stderr)
     return 1

@@ -5,7 +5,7 @@ runs at a time (g++ processes, or NVRTC programs, which compile with the GIL rel
 split in halves until each failing kernel stands alone with its own error; when both halves of a group fail
 with the same compiler output (a mistake in code every kernel of the group shares), that error is given to all of
 them without splitting further, so that one error shared by a thousand kernels costs a few compiles, not
-thousands.
+thousands. A budget of compiler runs bounds the splitting of failures that differ kernel by kernel.
 Every module that compiles is stored in the cache and pointed to, so a later load of the library finds it.
 """
 from __future__ import annotations
@@ -28,6 +28,9 @@ class CheckResult:
     failures: dict[int, ShaderCompileError]         # kernel index -> its error
     seconds: float
     compiles: int                                   # compiler runs, splits included
+    # failing kernels never compiled alone (the budget of compiler runs ran out): each shares a run with one that
+    # fails, and may itself compile
+    unisolated: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -39,7 +42,12 @@ class _Group:
     finished: bool = False
 
 
-def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -> CheckResult:
+def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS, budget: int | None = None
+                  ) -> CheckResult:
+    """Compile every kernel of ``library``, ``jobs`` compiler runs at a time, ``chunk`` kernels to a run. Failing
+    runs are split until ``budget`` runs were made (default: four per chunk and a few more), so that a mistake
+    that fails many kernels each its own way (a template every kernel instantiates) cannot take hours; kernels
+    left in a failing run then are reported with its error, as not isolated."""
     started = time.perf_counter()
     count = len(library)
     library.front_end().translator(library.target, False)  # once, before the workers share it
@@ -49,7 +57,9 @@ def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -
         size = max(1, min(chunk, -(-count // jobs)))
         groups = [tuple(range(start, min(start + size, count))) for start in range(0, count, size)]
     failures: dict[int, ShaderCompileError] = {}
+    unisolated: set[int] = set()
     compiles = 0
+    budget = budget if budget is not None else 4 * len(groups) + 16
     with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="metalgpu-check") as pool:
         pending: dict[Future, _Group] = {}
 
@@ -63,6 +73,10 @@ def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -
                 return
             if len(group.kernels) == 1:
                 failures[group.kernels[0]] = group.error
+                return
+            if compiles + 2 > budget:
+                failures.update(dict.fromkeys(group.kernels, group.error))
+                unisolated.update(group.kernels)
                 return
             middle = len(group.kernels) // 2
             group.children = [_Group(group.kernels[:middle], group), _Group(group.kernels[middle:], group)]
@@ -88,7 +102,7 @@ def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS) -
                     continue
                 settle(first)
                 settle(second)
-    return CheckResult(library.function_names, failures, time.perf_counter() - started, compiles)
+    return CheckResult(library.function_names, failures, time.perf_counter() - started, compiles, unisolated)
 
 
 def _same(a: ShaderCompileError, b: ShaderCompileError) -> bool:
