@@ -412,10 +412,11 @@ def test_check_gives_an_error_every_kernel_shares_to_all_of_them_at_once(tmp_pat
 
 
 def test_a_small_library_with_a_failing_pipeline_loads_warm_without_its_front_end(backend, fresh_cache, monkeypatch):
-    import metalgpu.library
-    from test_cooperative import OVERSIZED  # two kernels: `big` over the threadgroup limit, `two` within it
+    from test_cooperative import OVERSIZED
 
-    with metalgpu.Interface(backend) as gpu:
+    import metalgpu.library
+
+    with metalgpu.Interface(backend) as gpu:  # OVERSIZED: `big` is over the threadgroup limit, `two` within it
         gpu.load_shader_from_str(OVERSIZED)
         with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB"):
             gpu.set_function("big")

@@ -18,18 +18,29 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, BindingInfo, CompileOptions, Compiler, CompilerFailed, Module
+from .backends.base import Backend, BindingInfo, CompileOptions, CompilerFailed, Module
 from .cache import CacheEntry, CompileCache
 from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError
-from .library_index import (ModulePointer, ProgramSummary, index_key, load_index, load_pointer, pointer_key,
-                            store_index, store_pointer)
+from .library_index import (
+    ModulePointer,
+    ProgramSummary,
+    index_key,
+    load_index,
+    load_pointer,
+    pointer_key,
+    store_index,
+    store_pointer,
+)
 from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, parse
 from .msl.pipeline import absent_params
 from .msl.preprocess import preprocess
 from .msl.translate import Translator
+
+if TYPE_CHECKING:
+    from .backends.base import Compiler
 
 INCLUDE_DIR = Path(__file__).resolve().parent / "msl" / "include"
 MODULE_FORMAT = "module-2"
