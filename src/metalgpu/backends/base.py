@@ -61,9 +61,6 @@ class Compiler(ABC):
     def compile(self, source: str, options: CompileOptions) -> bytes:
         """Source text to a binary. No cache access. Raises CompilerFailed with the log."""
 
-    def prepare(self, options: CompileOptions) -> None:
-        """Start, in the background, whatever later compiles with ``options`` will want (precompiled headers)."""
-
 
 class Module(ABC):
     """A loaded, compiled library holding some kernels of a program, each under its index in the whole program
