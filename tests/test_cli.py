@@ -42,3 +42,37 @@ def test_check_compiles_without_running_and_reports_errors_on_the_users_line(tar
     bad = metalgpu("check", str(broken), "--target", target)
     assert bad.returncode == 1
     assert f"{broken}:4:12" in bad.stderr and "nope" in bad.stderr
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_check_compiles_every_kernel_of_a_big_library_and_names_each_failure(target, tmp_path):
+    if target == "cuda":
+        pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed")
+    from test_library_loading import BIG, HUGE_LINE, NAMES
+
+    shader = tmp_path / "src" / "big.metal"
+    shader.parent.mkdir()
+    shader.write_text(BIG)
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "factor.h").write_text("#define FACTOR 1\n")
+    missing = metalgpu("check", str(shader), "--target", target)
+    assert missing.returncode == 1 and "factor.h" in missing.stderr  # the header is in no folder it searches
+    result = metalgpu("check", str(shader), "--target", target, "-I", str(tmp_path / "include"))
+    assert result.returncode == 1
+    assert f"kernels: {', '.join(NAMES)}" in result.stdout
+    assert "1 kernel fail (staged_huge)" in result.stderr and f"{shader}:{HUGE_LINE}:" in result.stderr
+    assert f"{len(NAMES) - 1} of {len(NAMES)} kernels compile for {target}" in result.stderr
+
+
+def test_translate_takes_include_folders_and_kernels(tmp_path):
+    from test_library_loading import BIG, NAMES
+
+    shader = tmp_path / "big.metal"
+    shader.write_text(BIG)
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "factor.h").write_text("#define FACTOR 1\n")
+    (tmp_path / "elsewhere").mkdir()
+    shader = shader.rename(tmp_path / "elsewhere" / "big.metal")
+    result = metalgpu("translate", str(shader), "-I", str(tmp_path / "include"), "--kernel", "plain_add")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("MG_EXPORT int mg_run_") == 1 and f"mg_run_{NAMES.index('plain_add')}(" in result.stdout

@@ -55,6 +55,24 @@ def test_analysis_is_conservative_about_operators():
     assert _cooperative(source) == {"k": True}
 
 
+def test_an_address_space_qualified_member_function_needs_no_fibers():
+    # MLX's complex.h: a conversion operator qualified `const threadgroup` (no name the analysis reads) and an
+    # operator on threadgroup references declare no threadgroup memory; they made every MLX kernel run as fibers
+    source = """
+    template <class T> struct vec2 { T x, y; };
+    struct cplx {
+        float re, im;
+        constexpr operator vec2<float>() const threadgroup { return {re, im}; }
+        float real() const threadgroup { return re; }
+    };
+    template <class T> constexpr threadgroup T& operator+=(threadgroup T& a, const threadgroup T& b) { return a; }
+    kernel void k(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) { a[i] = a[i] + 1.0f; }
+    """
+    assert _cooperative(source) == {"k": False}
+    declared = source.replace("a[i] = a[i] + 1.0f;", "threadgroup float t[4]; t[0] = a[i]; a[i] = t[0];")
+    assert _cooperative(declared) == {"k": True}
+
+
 # -- threadgroup memory and barriers ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("group", [256, 1024, 100])
@@ -502,10 +520,17 @@ kernel void two(device float* out [[buffer(0)]], threadgroup float* p [[threadgr
 
 
 def test_declared_threadgroup_memory_over_32_kib_is_a_compile_error(iface):
-    # 4096 + 4097 floats: 32 KiB and 4 bytes, declared in the kernel; Metal refuses such a pipeline
+    # 4096 + 4097 floats: 32 KiB and 4 bytes, declared in the kernel; Metal refuses such a pipeline, and only it:
+    # the library loads and its other kernels run
+    iface.load_shader_from_str(OVERSIZED)
     with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB") as info:
-        iface.load_shader_from_str(OVERSIZED)
+        iface.set_function("big")
     assert info.value.pos.line == 7  # the declaration that goes over
+    with pytest.raises(metalgpu.ShaderCompileError, match="32 KiB"):
+        iface.set_function("big")  # and every time it is asked for
+    out = iface.create_buffer(1, "float")
+    iface.run_function(1, [out], function_name="two", threadgroup_memory={0: 16, 1: 16})
+    assert out.contents[0] == 3.0
 
 
 def test_threadgroup_parameters_count_together_against_32_kib(iface):

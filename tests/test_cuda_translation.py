@@ -14,7 +14,8 @@ from metalgpu.backends.base import CompileOptions, CompilerFailed
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
-from metalgpu.msl.translate import CudaLaunchLayout, cuda_launch_layout, translate
+from metalgpu.msl.translate import translate
+from metalgpu.msl.wrappers import CudaLaunchLayout, cuda_launch_layout
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
 from metalgpu.backends.cuda import launch_dtype  # noqa: E402
@@ -31,7 +32,7 @@ def cuda_source(path: Path, check_bounds: bool = False) -> tuple[str, object]:
 def assert_compiles(translation) -> None:
     cubin = nvrtc_compile(translation.source, CompileOptions(), "sm_90")
     assert cubin[:4] == b"\x7fELF"  # a cubin is an ELF image
-    for i in range(len(translation.kernels)):
+    for i in translation.selected:
         assert f"mg_run_{i}".encode() in cubin and f"mg_info_{i}".encode() in cubin
 
 

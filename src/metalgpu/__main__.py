@@ -58,51 +58,81 @@ def _demo(args) -> int:
     return 0 if ok else 1
 
 
+def _shader_source(args) -> tuple[str, str, tuple[str, ...]]:
+    """The file's text, its name, and where its includes resolve: next to it, then in each -I folder."""
+    from metalgpu.errors import ArgumentError
+
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ArgumentError(f"cannot read shader {args.file!r}: {error.strerror}") from None
+    folders = [path.resolve().parent]
+    for folder in args.include:
+        if not Path(folder).is_dir():
+            raise ArgumentError(f"include folder {folder!r} does not exist")
+        folders.append(Path(folder).resolve())
+    return text, str(path), tuple(dict.fromkeys(str(folder) for folder in folders))
+
+
 def _check(args) -> int:
-    """Translate and compile without running. CUDA needs only NVRTC (no GPU, no driver)."""
-    import metalgpu
+    """Compile every kernel without running any: a compiler needs no device (CUDA: NVRTC, no GPU, no driver)."""
+    import os
 
-    try:
-        if args.target == "cuda":
-            names = _check_cuda(Path(args.file), args.arch)
-        else:
-            with metalgpu.Interface(args.target) as gpu:
-                gpu.load_shader(args.file)
-                names = gpu.function_names
-    except metalgpu.ShaderCompileError as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(f"{args.file}: compiles for {args.target}; kernels: {', '.join(names)}")
-    return 0
+    from metalgpu.backends import open_compiler
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.cache import CompileCache
+    from metalgpu.library import Library
+    from metalgpu.library_check import check_library, error_summary
 
-
-def _check_cuda(path: Path, arch: str) -> list[str]:
-    from metalgpu.backends.base import CompileOptions, CompilerFailed
-    from metalgpu.backends.nvrtc import nvrtc_compile
-    from metalgpu.errors import ShaderCompileError
-    from metalgpu.msl.diagnostics import parse_log
-    from metalgpu.msl.parser import parse
-    from metalgpu.msl.preprocess import preprocess
-    from metalgpu.msl.translate import translate
-
-    pre = preprocess(path.read_text(), str(path), (str(path.resolve().parent),))
-    translation = translate(pre, parse(pre.tokens, pre.sources), "cuda")
-    try:
-        nvrtc_compile(translation.source, CompileOptions(), arch)
-    except CompilerFailed as failure:
-        raise ShaderCompileError(parse_log(failure.log, pre.sources, translation.columns), log=failure.log,
-                                 backend="cuda", source=pre.sources.get(str(path), "")) from None
-    return [kernel.host_name for kernel in translation.kernels]
+    cache = CompileCache()
+    compiler = open_compiler(args.target, cache, args.arch)
+    library = Library(None, cache, CompileOptions(), *_shader_source(args), compiler=compiler)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = args.jobs or cores
+    result = check_library(library, jobs)
+    names = result.names
+    summary = (f"{args.file}: {len(names) - len(result.failures)} of {len(names)} kernels compile for {args.target} "
+               f"({result.seconds:.1f} s, {result.compiles} compiler runs, {jobs} at a time)")
+    if not result.failures:
+        print(f"{args.file}: compiles for {args.target}; kernels: {', '.join(names)}")
+        print(summary)
+        return 0
+    by_error: dict[tuple, list[int]] = {}  # failures that print alike, printed once
+    errors = {}
+    for index, error in sorted(result.failures.items()):
+        by_error.setdefault(error_summary(error), []).append(index)
+        errors.setdefault(error_summary(error), error)
+    for key, indices in by_error.items():
+        failing = [names[i] for i in indices]
+        shown = ", ".join(failing[:8]) + (f" and {len(failing) - 8} more" if len(failing) > 8 else "")
+        print(f"{len(failing)} kernel{'s' if len(failing) > 1 else ''} fail ({shown}):\n{errors[key]}\n",
+              file=sys.stderr)
+    if result.unisolated:
+        print(f"{len(result.unisolated)} of the failing kernels were not compiled alone (the budget of compiler runs "
+              "ran out): each shares a run with a kernel that fails, and may itself compile", file=sys.stderr)
+    print(f"kernels: {', '.join(names)}")
+    print(summary, file=sys.stderr)
+    return 1
 
 
 def _translate(args) -> int:
+    from metalgpu.errors import ArgumentError
     from metalgpu.msl.parser import parse
     from metalgpu.msl.preprocess import preprocess
     from metalgpu.msl.translate import translate
 
-    path = Path(args.file)
-    pre = preprocess(path.read_text(), str(path), (str(path.resolve().parent),))
-    print(translate(pre, parse(pre.tokens), args.target).source)
+    text, filename, include_dirs = _shader_source(args)
+    pre = preprocess(text, filename, include_dirs)
+    program = parse(pre.tokens, pre.sources)
+    kernels = None
+    if args.kernel:
+        names = [kernel.host_name for kernel in program.kernels]
+        missing = [name for name in args.kernel if name not in names]
+        if missing:
+            raise ArgumentError(f"no kernel named {', '.join(missing)}; kernels: {', '.join(names)}")
+        kernels = [names.index(name) for name in args.kernel]
+    print(translate(pre, program, args.target, kernels=kernels).source)
     return 0
 
 
@@ -127,13 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--backend", default=None)
     demo.add_argument("--size", type=int, default=10_000_000)
     demo.set_defaults(run=_demo)
-    for name, run, helptext in (("check", _check, "compile a .metal file without running it"),
+    for name, run, helptext in (("check", _check, "compile every kernel of a .metal file without running it"),
                                 ("translate", _translate, "print the C++ a .metal file becomes")):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("file")
         command.add_argument("--target", default="cpu", choices=("cpu", "cuda"))
-        command.add_argument("--arch", default="sm_90", help="CUDA architecture for check --target cuda")
+        command.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
+                             help="a folder where #include resolves (after the file's own folder)")
         command.set_defaults(run=run)
+    checking = commands.choices["check"]
+    checking.add_argument("--arch", default="sm_90", help="CUDA architecture for --target cuda")
+    checking.add_argument("--jobs", type=int, default=0, help="compiler runs at a time (default: one per core)")
+    commands.choices["translate"].add_argument("--kernel", action="append", default=[], metavar="NAME",
+                                               help="only this kernel (repeatable; default: all)")
     cache = commands.add_parser("cache", help="show or clear the compile cache")
     cache.add_argument("--clear", action="store_true")
     cache.set_defaults(run=_cache)

@@ -118,6 +118,7 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
         raise ArgumentError(f"kernel '{function.name}': {total} bytes of threadgroup memory asked in all "
                             f"({dict((i, n) for i, n in enumerate(plan.threadgroup_bytes) if n)}), the limit is "
                             f"{max_threadgroup_memory} per threadgroup")
+    bound |= function.absent_slots  # removed by a false function constant: whatever is given there is ignored
     for index, value in enumerate(buffers):
         if value is not None and index not in bound:
             raise ArgumentError(f"buffers[{index}] is given but kernel '{function.name}' has no [[buffer({index})]] "

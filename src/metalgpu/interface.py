@@ -42,15 +42,24 @@ class Interface:
     def backend(self) -> str:
         return self._backend.name
 
-    def load_shader(self, path: str | os.PathLike) -> None:
-        """Compile a .metal file; ``#include "x.h"`` resolves next to it."""
+    def load_shader(self, path: str | os.PathLike, include_dirs: Sequence[str | os.PathLike] = ()) -> None:
+        """Compile a .metal file; ``#include "x.h"`` resolves next to it and in ``include_dirs``, nowhere else.
+        A big library is parsed now and each kernel compiled when set_function first asks for it."""
         path = Path(path)
         try:
             text = path.read_text()
         except OSError as error:
             raise ArgumentError(f"cannot read shader {str(path)!r}: {error.strerror}") from None
+        if isinstance(include_dirs, (str, os.PathLike)):
+            include_dirs = (include_dirs,)
+        folders = [path.resolve().parent]
+        for folder in include_dirs:
+            folder = Path(folder)
+            if not folder.is_dir():
+                raise ArgumentError(f"include folder {str(folder)!r} does not exist")
+            folders.append(folder.resolve())
         self._set_library(Library(self._backend, self._cache, self._options, text, str(path),
-                                  (str(path.resolve().parent),)))
+                                  tuple(dict.fromkeys(str(folder) for folder in folders))))
 
     def load_shader_from_str(self, source: str) -> None:
         """Compile shader source text (``#include "x.h"`` resolves against the working directory)."""

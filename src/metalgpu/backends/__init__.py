@@ -5,7 +5,7 @@ import os
 
 from ..cache import CompileCache
 from ..errors import BackendUnavailableError
-from .base import Backend
+from .base import Backend, Compiler
 
 NAMES = ("metal", "cuda", "cpu")  # best first
 
@@ -35,6 +35,18 @@ def open_backend(name: str | None, device: int, cache: CompileCache, debug: bool
         except BackendUnavailableError as error:
             reasons.append(f"{candidate}: {error}")
     raise BackendUnavailableError("no backend works here:\n  " + "\n  ".join(reasons))
+
+
+def open_compiler(target: str, cache: CompileCache, arch: str = "sm_90") -> Compiler:
+    """The compiler of a target, with no device: "cpu" (the system C++ compiler) or "cuda" (NVRTC, for the GPU
+    architecture ``arch``)."""
+    if target == "cpu":
+        from .cpu_compiler import CpuCompiler
+        return CpuCompiler(cache)
+    if target == "cuda":
+        from .nvrtc import NvrtcCompiler
+        return NvrtcCompiler(arch)
+    raise BackendUnavailableError(f"unknown compile target {target!r}; choose cpu or cuda")
 
 
 def available() -> list[str]:

@@ -47,8 +47,26 @@ class Allocation(ABC):
     def free(self) -> None: ...
 
 
+class Compiler(ABC):
+    """Source text to a binary for one target. Needs no device: `metalgpu check` compiles anywhere the compiler
+    is installed, and a backend loads what its compiler made."""
+
+    target: str = ""  # the translator's target ("cpu" or "cuda")
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Identifies the compiler, its version, flags and target machine, for the cache key."""
+
+    @abstractmethod
+    def compile(self, source: str, options: CompileOptions) -> bytes:
+        """Source text to a binary. No cache access. Raises CompilerFailed with the log."""
+
+
 class Module(ABC):
-    """A loaded, compiled library: kernel ``i`` of the translation is ``kernel(i)``."""
+    """A loaded, compiled library holding some kernels of a program, each under its index in the whole program
+    (``mg_run_<i>``)."""
+
+    kernels: tuple[int, ...] = ()
 
     @abstractmethod
     def bindings(self, kernel: int) -> list[BindingInfo]: ...
@@ -65,6 +83,7 @@ class Module(ABC):
 class Backend(ABC):
     name: str = ""
     target: str = ""              # the translator's target ("cpu" or "cuda")
+    compiler: Compiler            # what makes the binaries this backend loads
     thread_execution_width = 32   # Apple's SIMD width, kept on every backend
     max_threads_per_group = 1024
     preferred_group_size = 1024   # threads per group picked when the user gives none
@@ -74,15 +93,8 @@ class Backend(ABC):
     repeat = None
 
     @abstractmethod
-    def fingerprint(self) -> str:
-        """Identifies the compiler, its version, flags and target machine, for the cache key."""
-
-    @abstractmethod
-    def compile(self, source: str, options: CompileOptions) -> bytes:
-        """Source text to a binary. Pure: no cache, no state. Raises CompilerFailed with the log."""
-
-    @abstractmethod
-    def load(self, path: Path, kernel_count: int) -> Module: ...
+    def load(self, path: Path, kernels: tuple[int, ...]) -> Module:
+        """The compiled module at ``path``, which holds the kernels of these indices."""
 
     @abstractmethod
     def allocate(self, nbytes: int, storage: str) -> Allocation: ...

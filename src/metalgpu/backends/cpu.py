@@ -4,20 +4,14 @@ a crashing kernel raises DispatchError instead of killing the interpreter."""
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import mmap
 import os
 import platform
-import shlex
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,56 +20,14 @@ from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
 from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+from .cpu_compiler import INCLUDE_DIR, CpuCompiler
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
+__all__ = ["INCLUDE_DIR", "CpuBackend"]  # INCLUDE_DIR: the emulation headers, which tests compile against
+
 GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
 STATUS_DEADLOCK, STATUS_NO_STACK = 1001, 1002  # issue 5: mirrors mg::coop::status
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 ALIGNMENT = 64
-
-
-def find_compiler() -> list[str]:
-    """The C++ compiler command: $CXX, else g++/clang++/c++ on PATH, else the `ziglang` package."""
-    if os.environ.get("CXX"):
-        return shlex.split(os.environ["CXX"])
-    for name in ("g++", "clang++", "c++"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    try:
-        import ziglang  # noqa: F401  (the `compiler` extra: a C++ compiler from the package index)
-        return [sys.executable, "-m", "ziglang", "c++"]
-    except ImportError:
-        pass
-    raise BackendUnavailableError(
-        "the cpu backend needs a C++17 compiler and found none: install g++ or clang++ "
-        "(Debian/Ubuntu: apt install g++; macOS: xcode-select --install), set $CXX, "
-        "or pip install 'metalgpu[compiler]' for one from the package index")
-
-
-PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
-
-
-def _compile_flags(options: CompileOptions) -> list[str]:
-    flags = ["-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-march=native", "-w", "-DMG_TARGET_CPU=1"]
-    if platform.machine() in ("x86_64", "AMD64"):
-        flags.append("-mprefer-vector-width=512")
-    if options.fast_math:
-        # Metal's default is fast math. NaN and infinity stay meaningful (isnan, isinf work) while glibc still
-        # gets to offer its vectorised math (it checks __FAST_MATH__).
-        flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1", "-DMG_FAST_MATH=1"]
-    return flags
-
-
-@lru_cache(maxsize=1)
-def _cpu_identity() -> str:
-    """What -march=native depends on."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((line for line in info if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        flags = ""
-    return f"{platform.machine()} {platform.system()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
 
 
 class _HostAllocation(Allocation):
@@ -138,11 +90,16 @@ _SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
 
 
 class _CpuModule(Module):
-    def __init__(self, path: Path, kernel_count: int):
+    def __init__(self, path: Path, kernels: Sequence[int]):
         self._library = ctypes.CDLL(str(path))
-        self.entry_points = [ctypes.cast(self._library[f"mg_run_{i}"], ctypes.c_void_p).value
-                             for i in range(kernel_count)]
-        self._bindings = [self._read_bindings(i) for i in range(kernel_count)]
+        self.kernels = tuple(kernels)
+        self.entry_points = {i: ctypes.cast(self._library[f"mg_run_{i}"], ctypes.c_void_p).value for i in kernels}
+        self._bindings = {i: self._read_bindings(i) for i in kernels}
+
+    def max_threads(self, kernel: int) -> int | None:
+        limit = self._library[f"mg_max_threads_{kernel}"]
+        limit.restype = ctypes.c_uint32
+        return limit() or None
 
     def _read_bindings(self, kernel: int) -> list[BindingInfo]:
         info = self._library[f"mg_info_{kernel}"]
@@ -165,114 +122,27 @@ class CpuBackend(Backend):
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         if device != 0:
             raise BackendUnavailableError(f"the cpu backend has one device (0), not {device}")
-        self.compiler = find_compiler()
-        self.threads = _thread_count()
         self._cache = cache or CompileCache()
+        self.compiler = CpuCompiler(self._cache)
+        self.threads = _thread_count()
         self._queue: ThreadPoolExecutor | None = None  # one thread: dispatches run in submission order
         self._pending: Future | None = None
         self._lock = threading.Lock()
-        self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
-        self._prelude_builds: dict[str, subprocess.Popen] = {}
-        self._prelude_paths: dict[CompileOptions, tuple] = {}
         self._run_native = self._load_native_runner()
         self.debug = debug
 
     # -- compiling -------------------------------------------------------------------------------------------
-    def fingerprint(self) -> str:
-        binary = shutil.which(self.compiler[0]) or self.compiler[0]
-        try:
-            stat = os.stat(binary)
-            identity = f"{os.path.realpath(binary)} {stat.st_size} {stat.st_mtime_ns}"
-        except OSError:
-            identity = binary
-        return f"cpu {' '.join(self.compiler[1:])} {identity} {_cpu_identity()}"
-
-    def compile(self, source: str, options: CompileOptions) -> bytes:
-        prelude = self._precompiled_prelude(options)
-        try:
-            return self._compile(source, options, prelude)
-        except CompilerFailed:
-            if prelude is None:
-                raise
-        finally:
-            if prelude is None:
-                self._start_prelude_build(options)  # after this compile, so the two do not compete
-        # GCC's precompiled headers are fragile (a .gch from another header version, or a compiler that crashes
-        # loading it): a failure with one is retried without, and a success then stops using it.
-        binary = self._compile(source, options, None)
-        self._prelude_usable = False
-        return binary
-
-    def _compile(self, source: str, options: CompileOptions, prelude: Path | None = None) -> bytes:
-        """Source to a shared object (pure). ``prelude`` is a header holding PRELUDE; when GCC finds its
-        precompiled ``.gch`` beside it, the emulation headers are not parsed again (most of a small kernel's
-        compile time)."""
-        with tempfile.TemporaryDirectory(prefix="metalgpu-") as folder:
-            folder = Path(folder)
-            command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR)]
-            if prelude is not None:
-                command += ["-include", str(prelude)]
-            (folder / "module.cpp").write_text(source)
-            command += ["-c", str(folder / "module.cpp"), "-o", str(folder / "module.o")]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise CompilerFailed(done.stderr + done.stdout, tuple(command))
-            # Linked apart from the fast-math compile: a fast-math link adds crtfastmath.o, whose constructor
-            # would switch the whole Python process to flushing subnormals to zero (numpy included).
-            link = [*self.compiler, "-shared", "-pthread", str(folder / "module.o"), "-o", str(folder / "module.so")]
-            done = subprocess.run(link, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise CompilerFailed(done.stderr + done.stdout, tuple(link))
-            return (folder / "module.so").read_bytes()
-
-    def _precompiled_prelude(self, options: CompileOptions) -> Path | None:
-        """The prelude header whose GCC precompiled form sits beside it, or None while there is none.
-
-        The first compile on a machine goes on without it and then starts building it in the background (a few
-        seconds, once per compiler, flags and header version), so no compile waits for it."""
-        if self._prelude_usable is None:
-            version = subprocess.run([*self.compiler, "--version"], capture_output=True, text=True).stdout
-            self._prelude_usable = "clang" not in version and "zig" not in " ".join(self.compiler)
-        if not self._prelude_usable:
-            return None
-        from ..library import headers_checksum
-
-        key = CompileCache.key("cpu-prelude-pch", self.fingerprint(), repr(options), headers_checksum())
-        try:
-            folder = self._cache.artifact_folder()
-        except OSError:
-            return None
-        header, precompiled = folder / f"{key}.h", folder / f"{key}.h.gch"
-        self._prelude_paths[options] = (key, header, precompiled)
-        return header if precompiled.exists() and header.exists() else None
-
-    def _start_prelude_build(self, options: CompileOptions) -> None:
-        """Build the precompiled headers in a detached compiler process, renamed into place only when complete
-        so that a compile never sees half a file."""
-        if options not in self._prelude_paths:
-            return
-        key, header, precompiled = self._prelude_paths[options]
-        if key in self._prelude_builds or precompiled.exists():
-            return
-        temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
-        header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
-        header_temporary.write_text(PRELUDE)
-        os.replace(header_temporary, header)
-        command = [*self.compiler, *_compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
-                   str(header), "-o", str(temporary)]
-        self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
-
-    def load(self, path: Path, kernel_count: int) -> Module:
-        return _CpuModule(path, kernel_count)
+    def load(self, path: Path, kernels: tuple[int, ...]) -> Module:
+        return _CpuModule(path, kernels)
 
     def _load_native_runner(self):
         source = GUARD_SOURCE.read_text()
-        key = CompileCache.key("cpu-guard", self.fingerprint(), source)
+        key = CompileCache.key("cpu-guard", self.compiler.fingerprint(), source)
         options = CompileOptions(fast_math=False)
         try:
-            entry, _ = self._cache.get_or_build(key, lambda: (self._compile(source, options), {}))
+            entry, _ = self._cache.get_or_build(key, lambda: (self.compiler.compile_plain(source, options), {}))
         except CompilerFailed as failure:
-            raise BackendUnavailableError(f"the C++ compiler {self.compiler[0]} does not work:\n{failure.log}")
+            raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n{failure.log}")
         run = ctypes.CDLL(str(entry.path)).mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
@@ -363,7 +233,7 @@ class CpuBackend(Backend):
             pending.result()
 
     def describe(self) -> str:
-        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler[-1]})"
+        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler.command[-1]})"
 
     def close(self) -> None:
         if self._queue is not None:

@@ -15,11 +15,11 @@ import numpy as np
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
-from ..msl.translate import CudaLaunchLayout
+from ..msl.wrappers import CudaLaunchLayout
 from . import cuda_repeat
-from .base import Allocation, Backend, BindingInfo, CompileOptions, Module
+from .base import Allocation, Backend, BindingInfo, Module
 from .cuda_memory import ManagedAllocation, Placement
-from .nvrtc import cuda_bindings, nvrtc_compile, nvrtc_identity
+from .nvrtc import NvrtcCompiler, cuda_bindings
 
 _KINDS = ("buffer", "threadgroup", "builtin")
 _SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
@@ -29,31 +29,29 @@ _STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR
 
 
 class _CudaModule(Module):
-    def __init__(self, backend: "CudaBackend", cubin: bytes, kernel_count: int):
+    def __init__(self, backend: "CudaBackend", cubin: bytes, kernels: tuple[int, ...]):
         driver = backend.driver
         err, self.handle = driver.cuModuleLoadData(cubin)
         backend.check(err, "loading the compiled module")
-        self.functions = []
-        self._bindings = []
-        for i in range(kernel_count):
+        self.kernels = tuple(kernels)
+        self.functions, self._bindings, self.groups_per_block, self.launch_layouts = {}, {}, {}, {}
+        self._max_threads, self._preferred = {}, {}
+        for i in kernels:
             err, function = driver.cuModuleGetFunction(self.handle, f"mg_run_{i}".encode())
             backend.check(err, f"finding kernel {i} in the module")
-            self.functions.append(function)
-            self._bindings.append(self._read_bindings(backend, i))
-        # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
-        self.groups_per_block = [self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0] for i in range(kernel_count)]
-        # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
-        self.launch_layouts = [CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
-                               for i in range(kernel_count)]
-        self._max_threads = [backend.function_attribute(f, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
-                             for f in self.functions]
-        # The occupancy calculator's block size, at most the backend's preferred 256: larger blocks reach the same
-        # occupancy for light kernels but ran a streaming kernel slower on an H100 (10M cos: 47 us at 256, 55 at
-        # 1024); kernels heavy on registers or shared memory get smaller ones.
-        self._preferred = []
-        for function in self.functions:
+            self.functions[i] = function
+            self._bindings[i] = self._read_bindings(backend, i)
+            # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
+            self.groups_per_block[i] = self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0]
+            # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
+            self.launch_layouts[i] = CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
+            # Its __launch_bounds__ ([[max_total_threads_per_threadgroup]]) and registers limit it.
+            self._max_threads[i] = backend.function_attribute(function, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
+            # The occupancy calculator's block size, at most the backend's preferred 256: larger blocks reach the
+            # same occupancy for light kernels but ran a streaming kernel slower on an H100 (10M cos: 47 us at
+            # 256, 55 at 1024); kernels heavy on registers or shared memory get smaller ones.
             err, _, block = driver.cuOccupancyMaxPotentialBlockSize(function, None, 0, backend.preferred_group_size)
-            self._preferred.append(block if err == driver.CUresult.CUDA_SUCCESS and block > 0 else None)
+            self._preferred[i] = block if err == driver.CUresult.CUDA_SUCCESS and block > 0 else None
         # Compiled with bounds checks (debug=True): where the buffer sizes go and where a fault is recorded.
         self.debug_bytes = self.debug_fault = None
         err, pointer, _ = driver.cuModuleGetGlobal(self.handle, b"mg_debug_bytes")
@@ -114,7 +112,6 @@ class CudaBackend(Backend):
         self.driver, _ = cuda_bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
         self._cache = cache or CompileCache()
-        self._fingerprint: str | None = None
         self._launch_kernel, self._synchronize_stream = self.driver.cuLaunchKernel, self.driver.cuStreamSynchronize
         self.repeat = None  # the compiled repeat path, once cuda_repeat has it (see launch())
         self.stream = None
@@ -136,6 +133,7 @@ class CudaBackend(Backend):
         major = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR")
         minor = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")
         self.arch = f"sm_{major}{minor}"
+        self.compiler = NvrtcCompiler(self.arch)
         self.max_threads_per_group = self._device_attribute("CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
         self.resident_threads = (self._device_attribute("CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT") *
                                  self._device_attribute("CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR"))
@@ -206,18 +204,10 @@ class CudaBackend(Backend):
         self.check(err, name)
         return value
 
-    # -- compiling -------------------------------------------------------------------------------------------
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
-            self._fingerprint = f"cuda {nvrtc_identity()} {self.arch}"
-        return self._fingerprint
-
-    def compile(self, source: str, options: CompileOptions) -> bytes:
-        return nvrtc_compile(source, options, self.arch)
-
-    def load(self, path: Path, kernel_count: int) -> Module:
+    # -- loading compiled modules ----------------------------------------------------------------------------
+    def load(self, path: Path, kernels: tuple[int, ...]) -> Module:
         self._ensure_usable()
-        return _CudaModule(self, path.read_bytes(), kernel_count)
+        return _CudaModule(self, path.read_bytes(), kernels)
 
     # -- memory ----------------------------------------------------------------------------------------------
     def _free_memory(self) -> int:

@@ -40,7 +40,7 @@ def start(cache: CompileCache) -> None:
         if _path is not None or failure is not None:
             return
         try:
-            from .cpu import find_compiler
+            from .cpu_compiler import find_compiler
 
             include = sysconfig.get_paths().get("include")
             if not include or not (Path(include) / "Python.h").exists():

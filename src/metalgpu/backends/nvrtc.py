@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import BackendUnavailableError
-from .base import CompileOptions, CompilerFailed
+from .base import CompileOptions, Compiler, CompilerFailed
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 
@@ -46,6 +46,25 @@ def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
         return cubin
     finally:
         nvrtc.nvrtcDestroyProgram(program)
+
+
+class NvrtcCompiler(Compiler):
+    """The CUDA target's compiler, for one GPU architecture ("sm_90"): needs NVRTC, not a GPU or a driver."""
+
+    target = "cuda"
+
+    def __init__(self, arch: str):
+        cuda_bindings()  # BackendUnavailableError now, rather than at the first compile
+        self.arch = arch
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
+            self._fingerprint = f"cuda {nvrtc_identity()} {self.arch}"
+        return self._fingerprint
+
+    def compile(self, source: str, options: CompileOptions) -> bytes:
+        return nvrtc_compile(source, options, self.arch)
 
 
 def nvrtc_version() -> str:

@@ -34,6 +34,31 @@ def is_trigger(token: Token) -> bool:
     return token.kind == IDENT and (token.text in TRIGGER_WORDS or token.text.startswith(TRIGGER_PREFIXES))
 
 
+def _is_feature(tokens: list[Token], k: int) -> bool:
+    """Is ``tokens[k]`` a trigger where it stands? `threadgroup` declares threadgroup memory only where it starts
+    the declaration of storage: not after a member function's parameter list (`f() const threadgroup`, MLX's
+    complex.h), and not in a pointer or reference type (`threadgroup T& operator+=(threadgroup T& a, ...)`), which
+    reaches memory declared elsewhere (a parameter or a variable, which count)."""
+    if not is_trigger(tokens[k]):
+        return False
+    if tokens[k].text != "threadgroup":
+        return True
+    if k and tokens[k - 1].text in (")", "const", "volatile"):
+        return False
+    angles = 0
+    for tok in tokens[k + 1:k + 64]:
+        text = tok.text
+        if text == "<":
+            angles += 1
+        elif text in (">", ">>"):
+            angles -= len(text)
+        elif angles <= 0 and text in ("*", "&", "&&"):
+            return False
+        elif angles <= 0 and text in (";", "=", "[", ",", "(", ")", "{"):
+            return True
+    return True
+
+
 @dataclass
 class _Definitions:
     by_name: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # name -> token ranges
@@ -63,10 +88,11 @@ def _kernel_needs(tokens: list[Token], kernel: KernelDecl, definitions: _Definit
         if span in seen_spans:
             continue
         seen_spans.add(span)
-        for tok in tokens[span[0]:span[1]]:
+        for k in range(span[0], span[1]):
+            tok = tokens[k]
             if tok.kind != IDENT:
                 continue
-            if is_trigger(tok):
+            if _is_feature(tokens, k):
                 return True
             if tok.text in definitions.by_name and tok.text not in seen_names:
                 seen_names.add(tok.text)
@@ -75,7 +101,7 @@ def _kernel_needs(tokens: list[Token], kernel: KernelDecl, definitions: _Definit
 
 
 def _uses_feature(tokens: list[Token], span: tuple[int, int]) -> bool:
-    return any(is_trigger(tok) for tok in tokens[span[0]:span[1]])
+    return any(_is_feature(tokens, k) for k in range(span[0], span[1]))
 
 
 def _find_definitions(tokens: list[Token]) -> _Definitions:

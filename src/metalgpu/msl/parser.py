@@ -48,6 +48,8 @@ class Param:
     index: int | None
     builtin: str | None
     pos: SourcePos
+    # [[function_constant(name)]]: the parameter exists only while that bool constant is true (MSL spec).
+    function_constant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class KernelDecl:
     pos: SourcePos
     body: tuple[int, int] | None  # tokens[start:end] is the `{ ... }` of the definition
     name_token: int | None = None  # tokens[name_token] names a plain kernel's definition (None: a template's)
+    # tokens[start:end] is the kernel's own declaration: a plain kernel's whole definition, or the explicit
+    # instantiation statement of a template's. A translation that leaves the kernel out drops these tokens.
+    span: tuple[int, int] | None = None
+    # [[max_total_threads_per_threadgroup(E)]]: the expression E as C++ text (it may name template parameters).
+    max_total_threads: str | None = None
+    # the parameter list of the template a kernel instantiates, as C++ text (None for a plain kernel)
+    template_params: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class _Template:
     params: tuple[int, int]
     body: tuple[int, int] | None
     is_kernel: bool
+    template_params: str = ""
+    attributes: tuple[Attribute, ...] = ()
 
 
 def parse(tokens: list[Token], sources: dict[str, str] | None = None) -> Program:
@@ -112,6 +123,7 @@ class _Parser(TokenWalker):
         self.templates: dict[str, list[_Template]] = {}
         self.kernels: list[KernelDecl] = []
         self.kernel_positions: dict[str, SourcePos] = {}  # by host name, to refuse a second definition
+        self.template_params: dict[tuple[int, int], tuple[Param, ...]] = {}  # a template's parameters, bound
         self.constants: list[FunctionConstant] = []
         self.named = NamedConstants(self._error)
 
@@ -179,9 +191,10 @@ class _Parser(TokenWalker):
             return
         if self.tokens[start].text == "template":
             if self._peek(start + 1) == "<":
-                self._template_definition(self._skip_angles(start + 1, end), end, body)
+                header_end = self._skip_angles(start + 1, end)
+                self._template_definition(header_end, end, body, _spell_expression(self.tokens[start + 2:header_end - 1]))
             else:
-                self._instantiation(start + 1, end)
+                self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
             return
         attributes = self._outer_attributes(start, end)
         if any(a.name == "function_constant" for a in attributes):
@@ -197,7 +210,7 @@ class _Parser(TokenWalker):
         if head is not None and head.is_kernel and head.params is not None and body is not None:
             host_name = self._host_name(head) or head.name.text
             self._add_kernel(head, self._qualified(head.qualified), host_name, None, head.params, body,
-                             name_token=head.name_index)
+                             name_token=head.name_index, span=(start, body[1]))
 
     # ----- functions and kernels ---------------------------------------------------------------
 
@@ -252,11 +265,12 @@ class _Parser(TokenWalker):
                 return text[text.index('"') + 1:-1]
         return None
 
-    def _template_definition(self, start: int, end: int, body: tuple[int, int] | None) -> None:
+    def _template_definition(self, start: int, end: int, body: tuple[int, int] | None, template_params: str) -> None:
         head = self._head(start, end) if start < end else None
         if head is None or head.params is None or body is None:
             return
-        self.templates.setdefault(head.name.text, []).append(_Template(head.params, body, head.is_kernel))
+        self.templates.setdefault(head.name.text, []).append(
+            _Template(head.params, body, head.is_kernel, template_params, head.attributes))
 
     def _find_template(self, name: str, param_count: int | None) -> _Template | None:
         candidates = self.templates.get(name, [])
@@ -265,7 +279,7 @@ class _Parser(TokenWalker):
             kernels = [t for t in kernels if len(self._split_params(t.params)) == param_count] or kernels
         return kernels[-1] if kernels else None
 
-    def _instantiation(self, start: int, end: int) -> None:
+    def _instantiation(self, start: int, end: int, span: tuple[int, int]) -> None:
         head = self._head(start, end)
         if head is None:
             return
@@ -282,11 +296,12 @@ class _Parser(TokenWalker):
             raise self._error(head.name, f"no template definition of '{head.name.text}' precedes this instantiation")
         params = head.params if head.params is not None else template.params
         body = template.body if template is not None else None
-        self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params, body, template)
+        self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params, body, template,
+                         span=span)
 
     def _add_kernel(self, head: _Head, name: str, host_name: str, template_args: str | None,
                     params: tuple[int, int], body: tuple[int, int] | None, template: _Template | None = None,
-                    name_token: int | None = None) -> None:
+                    name_token: int | None = None, span: tuple[int, int] | None = None) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
         other = self.kernel_positions.get(host_name)
@@ -294,11 +309,31 @@ class _Parser(TokenWalker):
             raise self._error(head.name, f"kernel '{host_name}' is defined twice; Metal kernels cannot be "
                                          f"overloaded (the first definition is at {other})")
         self.kernel_positions[host_name] = head.name.pos
-        described = [self._param(a, b) for a, b in self._split_params(params)]
-        if template is not None and template.params != params:
-            described = self._fill_from_template(described, template, head.name)
-        bound = self._bind(described, host_name)
-        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body, name_token))
+        # Instantiations that take their parameters from the template (`decltype(k<T>) k<T>;`, thousands in a
+        # production library) share one reading of them.
+        shared = template is not None and template.params == params
+        bound = self.template_params.get(params) if shared else None
+        if bound is None:
+            described = [self._param(a, b) for a, b in self._split_params(params)]
+            if template is not None and not shared:
+                described = self._fill_from_template(described, template, head.name)
+            bound = tuple(self._bind(described, host_name))
+            if shared:
+                self.template_params[params] = bound
+        max_threads = self._max_total_threads(head.attributes) or (
+            self._max_total_threads(template.attributes) if template is not None else None)
+        self.kernels.append(KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token,
+                                       span=span, max_total_threads=max_threads,
+                                       template_params=template.template_params if template else None))
+
+    def _max_total_threads(self, attributes: tuple[Attribute, ...]) -> str | None:
+        """The expression of a [[max_total_threads_per_threadgroup(E)]] among a kernel's attributes."""
+        for attribute in attributes:
+            if attribute.name == "max_total_threads_per_threadgroup":
+                if not attribute.args:
+                    raise self._error(attribute.token, "[[max_total_threads_per_threadgroup(n)]] needs a thread count")
+                return _spell_expression(attribute.args)
+        return None
 
     # ----- kernel parameters -------------------------------------------------------------------
 
@@ -378,6 +413,7 @@ class _Parser(TokenWalker):
                 raise self._error(name, f"a parameter of kernel '{kernel}' has no name")
             space, is_pointer, is_reference = _shape(declaration)
             binding, index, builtin = self._binding_attribute(attributes, name, kernel)
+            condition = self._parameter_condition(attributes, name, kernel)
             if index is not None:
                 if index in used[binding]:
                     raise self._error(name, f"{binding} index {index} is used twice in kernel '{kernel}'")
@@ -387,7 +423,8 @@ class _Parser(TokenWalker):
             if binding == "none":
                 raise self._error(name, f"parameter '{name.text}' of kernel '{kernel}' needs an attribute "
                                         "such as [[buffer(n)]]")
-            described.append([name, spell(declaration), space, is_pointer, is_reference, binding, index, builtin])
+            described.append([name, spell(declaration), space, is_pointer, is_reference, binding, index, builtin,
+                              condition])
         for item in described:
             name, binding, index = item[0], item[5], item[6]
             if binding in used and index is None:
@@ -397,7 +434,18 @@ class _Parser(TokenWalker):
                                             "parameters")
                 used[binding].add(index)
                 item[6] = index
-        return [Param(n.text, t, s, p, r, b, i, u, n.pos) for n, t, s, p, r, b, i, u in described]
+        return [Param(n.text, t, s, p, r, b, i, u, n.pos, c) for n, t, s, p, r, b, i, u, c in described]
+
+    def _parameter_condition(self, attributes: list[Attribute], name: Token, kernel: str) -> str | None:
+        """The bool function constant named by a parameter's [[function_constant(name)]], if any."""
+        for attribute in attributes:
+            if attribute.name == "function_constant":
+                args = attribute.args
+                if len(args) != 1 or args[0].kind != IDENT:
+                    raise self._error(attribute.token, f"parameter '{name.text}' of kernel '{kernel}': "
+                                      "[[function_constant(name)]] names a bool function constant")
+                return args[0].text
+        return None
 
     def _binding_attribute(self, attributes: list[Attribute], name: Token, kernel: str):
         """(binding, explicit index, builtin) from a parameter's attributes."""
@@ -509,6 +557,11 @@ class _Parser(TokenWalker):
             initializer = tokens[equals + 1:last] if equals is not None else None
             for target in targets:
                 previous[target] = self.named.define(target, tokens[first].text, initializer, previous.get(target))
+
+
+def _spell_expression(tokens) -> str:
+    """Tokens as C++ text, one space between each: the meaning of an expression never depends on the spacing."""
+    return " ".join(tok.text for tok in tokens)
 
 
 def _shape(declaration: list[Token]) -> tuple[str | None, bool, bool]:

@@ -59,6 +59,10 @@ def apple_only_framework(header: str) -> str | None:
 def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str] | None = None) -> PreprocessResult:
     """Run the preprocessor over ``text``, the contents of ``filename``."""
     pp = _Preprocessor(tuple(include_dirs))
+    # Includes resolve inside these folders only: the include folders and the file's own (the working folder for
+    # a source given as a string), never through an absolute path or `..` out of them.
+    home = os.getcwd() if filename.startswith("<") else os.path.dirname(filename) or "."
+    pp.roots = tuple(os.path.abspath(folder) for folder in (*include_dirs, home))
     for name, value in PREDEFINED.items():
         pp.define_line(f"{name} {value}", "<built-in>")
     for name, value in (defines or {}).items():
@@ -108,6 +112,7 @@ class _Stream:
 class _Preprocessor:
     def __init__(self, include_dirs: tuple[str, ...]):
         self.include_dirs = include_dirs
+        self.roots: tuple[str, ...] = ()  # absolute folders an include may resolve in (set by preprocess())
         self.macros: dict[str, _Macro] = {}
         self.out: list[Token] = []
         self.system_headers: list[str] = []
@@ -258,9 +263,13 @@ class _Preprocessor:
         close = next((k for k, tok in enumerate(args) if tok.text == ">"), -1)
         if args and args[0].kind == STRING and args[0].text.startswith('"'):
             name, extra = args[0].text[1:-1], args[1:]
+            if os.path.isabs(name):
+                raise _error(self, where, f"#include of an absolute path ('{name}'): name it relative to the "
+                                          "shader's folder or to an include folder")
             path = self._resolve(name, filename)
             if path is None:
-                raise _error(self, where, f"file not found: '{name}'")
+                raise _error(self, where, f"file not found: '{name}' (searched next to the file and in the "
+                                          "include folders, none of which it may leave)")
         elif args and args[0].text == "<" and close > 0:
             name, extra = _spell(args[1:close], spaces=False), args[close + 1:]
             framework = apple_only_framework(name)
@@ -291,7 +300,7 @@ class _Preprocessor:
     def _resolve(self, name: str, current: str, angled: bool = False) -> str | None:
         """The file ``#include "name"`` (or ``<name>``, ``angled``: the include folders only) reads."""
         if os.path.isabs(name):
-            return name if os.path.isfile(name) else None
+            return None
         if angled:
             folders = list(self.include_dirs)
         elif current.startswith("<"):  # a source given as a string
@@ -300,9 +309,13 @@ class _Preprocessor:
             folders = [os.path.dirname(current) or ".", *self.include_dirs]
         for folder in folders:
             candidate = os.path.normpath(os.path.join(folder, name))
-            if os.path.isfile(candidate):
+            if os.path.isfile(candidate) and self._inside_roots(candidate):
                 return candidate
         return None
+
+    def _inside_roots(self, path: str) -> bool:
+        path = os.path.abspath(path)
+        return any(os.path.commonpath((root, path)) == root for root in self.roots)
 
     def define_line(self, text: str, origin: str) -> None:
         tokens = tokenize(text, origin)

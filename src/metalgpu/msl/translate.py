@@ -16,6 +16,7 @@ After the user's code come the wrappers, one per kernel, that the backend calls 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,10 @@ from ..errors import ArgumentError
 from .analysis import cooperative_kernels, streamed_inputs
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .parser import KernelDecl, Program
+from .pipeline import absent_params, drop_unselected, max_threads_constant
 from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles
+from .wrappers import ABSENT_HELPER, KERNEL_PREFIX, cpu_wrapper, cuda_wrapper
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
                        "carries_dependency"}
@@ -34,35 +37,71 @@ _HALF_LITERAL = re.compile(r"^((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[hH]$")
 @dataclass(frozen=True)
 class Translation:
     source: str
-    kernels: tuple[KernelDecl, ...]  # kernel i is reached through mg_run_i / mg_info_i
+    kernels: tuple[KernelDecl, ...]  # every kernel of the program: kernel i is reached through mg_run_i / mg_info_i
     # (file, line) -> sorted (column in the translation, column in the user's source) of each token, for the
     # lines where they differ (rewritten keywords, macro expansions): compiler columns are mapped back with it.
     columns: dict[tuple[str, int], list[tuple[int, int]]]
+    selected: tuple[int, ...] = ()  # the indices of the kernels this translation holds, in increasing order
+
+
+class Translator:
+    """The rewriting of one program for one target, done once, and translations of any of its kernels, with any
+    function-constant values, from it: a library that compiles kernel after kernel rewrites its tokens once."""
+
+    def __init__(self, pre: PreprocessResult, program: Program, target: str, check_bounds: bool = False):
+        self.pre, self.program, self.target, self.check_bounds = pre, program, target, check_bounds
+        texts = _rewrite(pre.tokens, program)
+        for kernel in program.kernels:
+            if kernel.name_token is not None:  # see kernel_callee
+                texts[kernel.name_token] = KERNEL_PREFIX + texts[kernel.name_token]
+        self._swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
+        if check_bounds:
+            _check_bounds(pre.tokens, texts, program)
+        self._texts = texts
+
+    def translate(self, constants: dict[int, Any] | None = None, kernels: Iterable[int] | None = None) -> Translation:
+        """The C++ source holding ``kernels`` (indices into the program's kernels; None: all). Each keeps its index
+        in the whole program (``mg_run_<i>``), whichever others are left out."""
+        pre, program, target = self.pre, self.program, self.target
+        selected = tuple(range(len(program.kernels))) if kernels is None else tuple(sorted(set(kernels)))
+        if any(not 0 <= i < len(program.kernels) for i in selected):
+            raise ValueError(f"kernel indices {selected} are outside the program's {len(program.kernels)} kernels")
+        constants = constants or {}
+        lines = [f"#define MG_TARGET_{target.upper()} 1"]
+        if self.check_bounds:
+            lines.append("#define MG_DEBUG_BOUNDS 1")
+        texts = list(self._texts)
+        drop_unselected(texts, program, selected)
+        lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
+        lines += _function_constant_defines(program, constants)
+        lines.append(self._swizzle_helpers)
+        body, columns = _emit(pre.tokens, texts)
+        chosen = [program.kernels[i] for i in selected]
+        # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
+        cooperative = cooperative_kernels(pre.tokens, Program(tuple(chosen), program.function_constants))
+        wrappers = []
+        for i, kernel, shared in zip(selected, chosen, cooperative):
+            absent = absent_params(kernel, program.function_constants, constants)
+            if absent and ABSENT_HELPER not in wrappers:
+                wrappers.insert(0, ABSENT_HELPER)
+            limit = max_threads_constant(i, kernel)
+            if limit is not None:
+                wrappers.append(limit[0])
+            limit_expression = limit[1] if limit is not None else None
+            wrappers.append(cpu_wrapper(i, kernel, shared, absent, limit_expression) if target == "cpu" else
+                            cuda_wrapper(i, kernel, shared, [] if shared else streamed_inputs(pre.tokens, kernel),
+                                         absent, limit_expression))
+        return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns,
+                           selected)
 
 
 def translate(pre: PreprocessResult, program: Program, target: str,
-              constants: dict[int, Any] | None = None, check_bounds: bool = False) -> Translation:
+              constants: dict[int, Any] | None = None, check_bounds: bool = False,
+              kernels: Iterable[int] | None = None) -> Translation:
     """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values;
-    ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers."""
-    texts = _rewrite(pre.tokens, program)
-    for kernel in program.kernels:
-        if kernel.name_token is not None:  # see kernel_callee
-            texts[kernel.name_token] = KERNEL_PREFIX + texts[kernel.name_token]
-    swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
-    lines = [f"#define MG_TARGET_{target.upper()} 1"]
-    if check_bounds:
-        _check_bounds(pre.tokens, texts, program)
-        lines.append("#define MG_DEBUG_BOUNDS 1")
-    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
-    lines += _function_constant_defines(program, constants or {})
-    lines.append(swizzle_helpers)
-    body, columns = _emit(pre.tokens, texts)
-    # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
-    cooperative = cooperative_kernels(pre.tokens, program)
-    wrappers = [_cpu_wrapper(i, kernel, cooperative[i]) if target == "cpu" else
-                _cuda_wrapper(i, kernel, cooperative[i], [] if cooperative[i] else streamed_inputs(pre.tokens, kernel))
-                for i, kernel in enumerate(program.kernels)]
-    return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns)
+    ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers;
+    ``kernels`` (indices into ``program.kernels``; None: all) are the kernels the translation holds."""
+    return Translator(pre, program, target, check_bounds).translate(constants, kernels)
 
 
 # -- rewriting ----------------------------------------------------------------------------------------------------
@@ -343,207 +382,4 @@ def _emit(tokens: list[Token], texts: list[str]) -> tuple[str, dict]:
         out.append(text)
         column += len(text)
     return "".join(out), {key: columns[key] for key in shifted}
-
-
-# -- wrappers -----------------------------------------------------------------------------------------------------
-
-_LINEAR = "((z - g.origin[2]) * g.size[1] + (y - g.origin[1])) * g.size[0] + (x - g.origin[0])"
-_GROUP_SIZE = "(g.size[0] * g.size[1] * g.size[2])"
-_DISPATCH_SIZE = "(d.group[0] * d.group[1] * d.group[2])"
-_CPU_BUILTINS = {
-    "thread_position_in_grid": "x, y, z",
-    "thread_position_in_threadgroup": "x - g.origin[0], y - g.origin[1], z - g.origin[2]",
-    "threadgroup_position_in_grid": "g.id[0], g.id[1], g.id[2]",
-    "threads_per_threadgroup": "g.size[0], g.size[1], g.size[2]",
-    "dispatch_threads_per_threadgroup": "d.group[0], d.group[1], d.group[2]",
-    "threadgroups_per_grid": "d.groups[0], d.groups[1], d.groups[2]",
-    "threads_per_grid": "d.grid[0], d.grid[1], d.grid[2]",
-    "grid_size": "d.grid[0], d.grid[1], d.grid[2]",
-    "grid_origin": "0u, 0u, 0u",
-    "thread_index_in_threadgroup": f"{_LINEAR}, 0u, 0u",
-    "thread_execution_width": "32u, 0u, 0u",
-    "threads_per_simdgroup": "32u, 0u, 0u",
-    "thread_index_in_simdgroup": f"({_LINEAR}) % 32u, 0u, 0u",
-    "simdgroup_index_in_threadgroup": f"({_LINEAR}) / 32u, 0u, 0u",
-    "simdgroups_per_threadgroup": f"({_GROUP_SIZE} + 31u) / 32u, 0u, 0u",
-    "dispatch_simdgroups_per_threadgroup": f"({_DISPATCH_SIZE} + 31u) / 32u, 0u, 0u",
-    "threads_per_quadgroup": "4u, 0u, 0u",
-    "thread_index_in_quadgroup": f"({_LINEAR}) % 4u, 0u, 0u",
-    "quadgroup_index_in_threadgroup": f"({_LINEAR}) / 4u, 0u, 0u",
-    "quadgroups_per_threadgroup": f"({_GROUP_SIZE} + 3u) / 4u, 0u, 0u",
-    "dispatch_quadgroups_per_threadgroup": f"({_DISPATCH_SIZE} + 3u) / 4u, 0u, 0u",
-}
-# On CUDA the SIMD-group and quad-group builtins come from the lane the hardware gives a thread: warps follow
-# threadIdx linearised over the full block shape (mg::warp_order_index), while thread_index_in_threadgroup uses the
-# group's actual size. The two agree for 1-D threadgroups and for whole ones; in a partial 2-D or 3-D threadgroup at
-# the grid's edge they differ, and only the hardware numbering matches what simd_shuffle and the others exchange.
-_WARP_ORDER = "mg::warp_order_index()"
-_LAST_WARP_ORDER = "mg::last_warp_order_index(g)"
-_CUDA_BUILTINS = {
-    **_CPU_BUILTINS,
-    "thread_index_in_simdgroup": f"{_WARP_ORDER} % 32u, 0u, 0u",
-    "simdgroup_index_in_threadgroup": f"{_WARP_ORDER} / 32u, 0u, 0u",
-    "simdgroups_per_threadgroup": f"{_LAST_WARP_ORDER} / 32u + 1u, 0u, 0u",
-    "thread_index_in_quadgroup": f"{_WARP_ORDER} % 4u, 0u, 0u",
-    "quadgroup_index_in_threadgroup": f"{_WARP_ORDER} / 4u, 0u, 0u",
-    "quadgroups_per_threadgroup": f"{_LAST_WARP_ORDER} / 4u + 1u, 0u, 0u",
-}
-_BINDING_KIND = {"buffer": "mg::bind_buffer", "threadgroup": "mg::bind_threadgroup", "builtin": "mg::bind_builtin"}
-
-
-KERNEL_PREFIX = "mg_kernel_fn_"
-
-
-def kernel_callee(kernel: KernelDecl) -> str:
-    """The kernel as the wrappers name it, qualified from the global namespace. A plain kernel's definition is
-    renamed (KERNEL_PREFIX, by translate()), so that one called like a function of Metal (`mix`, reached through
-    `using namespace metal;`) or of CUDA (`max`, `sqrt`, `all`, declared globally by NVRTC) is not confused with
-    those overloads; Metal never lets other code call a kernel, so nothing else names it."""
-    scope, _, name = kernel.name.rpartition("::")
-    if kernel.name_token is not None:
-        name = KERNEL_PREFIX + name
-    qualified = f"{scope}::{name}" if scope else name
-    qualified = qualified if qualified.startswith("::") else f"::{qualified}"
-    return f"{qualified}<{kernel.template_args}>" if kernel.template_args is not None else qualified
-
-
-def _call_parts(kernel: KernelDecl, slot, threadgroup_address,
-                builtins: dict[str, str] = _CPU_BUILTINS) -> tuple[list[str], list[str]]:
-    """The binding-info initialisers and the call's arguments, in the kernel's parameter order; ``builtins`` gives
-    the x, y, z expressions of each builtin."""
-    infos, args = [], []
-    for j, param in enumerate(kernel.params):
-        ptype = f"mg::param_t<F, {j}>"
-        index = param.index if param.index is not None else -1
-        infos.append(f"mg::describe<{ptype}>({j}, {_BINDING_KIND[param.binding]}, {index})")
-        if param.binding == "buffer":
-            args.append(f"mg::buffer_arg<{ptype}>({slot(param.index)})")
-        elif param.binding == "threadgroup":
-            args.append(f"static_cast<{ptype}>({threadgroup_address(param.index)})")
-        else:
-            args.append(f"mg::builtin<{ptype}>({builtins[param.builtin]})")
-    return infos, args
-
-
-def _line_directive(kernel: KernelDecl) -> str:
-    escaped = kernel.pos.file.replace("\\", "\\\\").replace('"', '\\"')
-    return f'#line {kernel.pos.line} "{escaped}"'
-
-
-def _cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False) -> str:
-    callee = kernel_callee(kernel)
-    infos, args = _call_parts(kernel, lambda index: f"slots[{index}]",
-                              lambda index: f"mg::threadgroup_arena({index}, d.threadgroup_bytes[{index}])")
-    # Buffer arguments are converted once, before the thread loop.
-    locals_ = [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args) if arg.startswith("mg::buffer_arg")]
-    args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
-    info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
-    # issue 5: kernels whose threads wait for each other run as fibers; the others keep the plain loop.
-    run, result, tail = ("return mg::run_cooperative", "", ", report") if cooperative else \
-        ("mg::for_each_thread", "\n  (void)report;\n  return 0;", "")
-    return f"""{_line_directive(kernel)}
-namespace mg_kernel_{i} {{
-using F = decltype(&{callee});
-static const mg::binding_info bindings[] = {{
-    {info_list}}};
-}}
-MG_EXPORT const mg::binding_info* mg_info_{i}(int32_t* count) {{
-  *count = {len(infos)};
-  return mg_kernel_{i}::bindings;
-}}
-MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uint64_t first, uint64_t end,
-                        uint32_t* report) {{
-  using F = mg_kernel_{i}::F;
-  const mg::dispatch_t& d = *dispatch;
-{chr(10).join(locals_)}
-  {run}(d, first, end, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
-    (void)g; (void)x; (void)y; (void)z;
-    {callee}({", ".join(args)});
-  }}{tail});{result}
-}}
-"""
-
-
-INLINE_CONSTANT_BYTES = 1024  # the most bytes of small constant arguments a CUDA launch record carries
-
-
-@dataclass(frozen=True)
-class CudaLaunchLayout:
-    """Where mg::launch_t<slots, threadgroups, constant_bytes> (metal/_launch_cuda.h) puts its fields, in bytes."""
-
-    slots: int
-    threadgroups: int
-    inline_slots: int = 0  # bit i: slot i may hold an inline constant (else it always holds a device address)
-
-    @property
-    def constant_bytes(self) -> int:
-        """Room for inline constants: only where some slot may hold one."""
-        return INLINE_CONSTANT_BYTES if self.inline_slots else 0
-
-    @property
-    def offsets(self) -> dict[str, int]:
-        grid = 16 * self.slots
-        offset = grid + 44
-        constants = -(-(offset + 4 * max(self.threadgroups, 1)) // 16) * 16
-        return {"slots": 0, "slot_bytes": 8 * self.slots, "grid": grid, "group": grid + 12, "groups": grid + 24,
-                "inline_mask": grid + 36, "groups_per_block": grid + 40, "threadgroup_offset": offset,
-                "constants": constants}
-
-    @property
-    def size(self) -> int:
-        return -(-(self.offsets["constants"] + max(self.constant_bytes, 1)) // 16) * 16
-
-
-def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
-    """The launch record a kernel's CUDA wrapper takes: as many slots as its [[buffer(i)]] indices need, and room
-    for inline constants only if a parameter can take them: a `constant` or reference one. A value given for any
-    other (a `device const` pointer) goes to device memory, so those slots always hold device addresses and the
-    compiler may be told so (mg::global_slot: global loads and stores instead of generic ones, 15% of a streaming
-    kernel's time on an H200)."""
-    buffers = [p for p in kernel.params if p.binding == "buffer"]
-    threadgroups = [p.index for p in kernel.params if p.binding == "threadgroup"]
-    inline = sum(1 << p.index for p in buffers if p.address_space == "constant" or p.is_reference)
-    return CudaLaunchLayout(max([p.index + 1 for p in buffers], default=1), max(threadgroups, default=-1) + 1,
-                            inline)
-
-
-def _cuda_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, streamed: list[int] = ()) -> str:
-    callee = kernel_callee(kernel)
-    layout = cuda_launch_layout(kernel)
-    record = f"mg::launch_t<{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}>"
-
-    def slot(index: int) -> str:
-        return f"mg::slot(d, {index})" if (layout.inline_slots >> index) & 1 else f"mg::global_slot(d, {index})"
-
-    infos, args = _call_parts(kernel, slot, lambda index: f"mg::threadgroup_parameter(d, {index})", _CUDA_BUILTINS)
-    info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
-    if cooperative:  # one threadgroup per block: its threads meet at barriers and share memory
-        run = f"""  const mg::group_ctx g = mg::current_group(d);
-  const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
-  if (x >= d.grid[0] || y >= d.grid[1] || z >= d.grid[2]) return;  // Metal's partial edge threadgroups
-  {callee}({", ".join(args)});"""
-    else:  # threads on their own: a block may run several threadgroups (mg::for_each_group)
-        prefetches = "".join(
-            f"\n    mg::prefetch_l2(d, {kernel.params[j].index}, "
-            f"mg::buffer_arg<mg::param_t<F, {j}>>({slot(kernel.params[j].index)}) + x);" for j in streamed)
-        run = f"""  mg::for_each_group(d, [&](const mg::group_ctx& g, uint32_t x, uint32_t y, uint32_t z) {{
-    {callee}({", ".join(args)});
-  }}, [&](uint32_t x) {{{prefetches or " (void)x; "}}});"""
-    return f"""{_line_directive(kernel)}
-namespace mg_kernel_{i} {{
-using F = decltype(&{callee});
-MG_EXPORT __device__ const mg::binding_info mg_info_{i}[] = {{
-    {info_list}}};
-MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
-MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
-MG_EXPORT __device__ const int32_t mg_layout_{i}[3] = {{{layout.slots}, {layout.threadgroups}, {layout.inline_slots}}};
-static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
-              "the launch record must match msl/translate.py's CudaLaunchLayout");
-}}
-MG_EXPORT __global__ void __launch_bounds__(1024) mg_run_{i}(const __grid_constant__ {record} d) {{
-  using F = mg_kernel_{i}::F;
-{run}
-}}
-"""
-
 
