@@ -541,3 +541,24 @@ def test_function_constants_switch_between_specialisations(iface):
         iface.run_function(10, [out])
         np.testing.assert_array_equal(out.contents, np.arange(10) * factor)
 
+
+
+SIXTEEN_BIT_SCALARS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void widen(constant bfloat& b [[buffer(0)]], constant half& h [[buffer(1)]],
+                  device float* out [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    out[0] = float(b);
+    out[1] = float(h);
+}
+"""
+
+
+def test_python_numbers_round_to_bfloat_and_half_by_the_parameters_type(iface):
+    # 1.5 and 3.0 are exact in both; 1 + 2**-9 is 1.0 in bfloat (8 bits) but 1 + 2**-9 in half (11 bits)
+    iface.load_shader_from_str(SIXTEEN_BIT_SCALARS)
+    iface.set_function("widen")
+    out = iface.create_buffer(2, "float")
+    for value, as_bfloat in ((1.5, 1.5), (-3.0, -3.0), (1 + 2**-9, 1.0)):
+        iface.run_function(1, [value, value, out])
+        np.testing.assert_array_equal(out.contents, np.array([as_bfloat, np.float16(value)], np.float32))

@@ -185,7 +185,8 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
 
 _SCALAR_NAMES = {("signed", 1): "char", ("signed", 2): "short", ("signed", 4): "int", ("signed", 8): "long",
                  ("unsigned", 1): "uchar", ("unsigned", 2): "ushort", ("unsigned", 4): "uint",
-                 ("unsigned", 8): "ulong", ("float", 2): "half", ("float", 4): "float", ("bool", 1): "bool"}
+                 ("unsigned", 8): "ulong", ("float", 2): "half", ("float", 4): "float", ("bool", 1): "bool",
+                 ("bfloat", 2): "bfloat"}
 
 
 def _metal_type_of(binding) -> MetalType:

@@ -31,7 +31,7 @@ class BindingInfo:
     elem_size: int      # sizeof what the pointer points at, or of the referenced value
     is_const: bool      # the kernel cannot write through it
     is_reference: bool  # `constant T& x` (one value) rather than `T* x` (an array)
-    scalar_kind: str    # "signed", "unsigned", "float", "bool" or "other" (structs)
+    scalar_kind: str    # "signed", "unsigned", "float", "bfloat", "bool" or "other" (structs)
     scalar_size: int
     lanes: int
 

@@ -86,7 +86,7 @@ class _BindingRecord(ctypes.Structure):
 
 
 _KINDS = ("buffer", "threadgroup", "builtin")
-_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
+_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool", "bfloat")
 
 
 class _CpuModule(Module):

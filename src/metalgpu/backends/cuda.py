@@ -22,7 +22,7 @@ from .cuda_memory import ManagedAllocation, Placement
 from .nvrtc import NvrtcCompiler, cuda_bindings
 
 _KINDS = ("buffer", "threadgroup", "builtin")
-_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool")
+_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool", "bfloat")
 _STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_INSTRUCTION",
            "CUDA_ERROR_MISALIGNED_ADDRESS", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_ASSERT",
            "CUDA_ERROR_INVALID_PC", "CUDA_ERROR_INVALID_ADDRESS_SPACE", "CUDA_ERROR_LAUNCH_TIMEOUT"}

@@ -6,7 +6,10 @@
 namespace mg {
 
 enum binding_kind : int32_t { bind_buffer = 0, bind_threadgroup = 1, bind_builtin = 2 };
-enum scalar_kind : int32_t { kind_other = 0, kind_signed = 1, kind_unsigned = 2, kind_float = 3, kind_bool = 4 };
+// bfloat apart from half: both are 2-byte floats, and a Python number must be rounded to the right one
+enum scalar_kind : int32_t {
+  kind_other = 0, kind_signed = 1, kind_unsigned = 2, kind_float = 3, kind_bool = 4, kind_bfloat = 5
+};
 
 // One record per bound kernel parameter; mirrors backends/base.py's BindingInfo.
 struct binding_info {
@@ -41,6 +44,7 @@ template <class P> constexpr bool is_pointer_v = pointer_info<P>::is_pointer;
 template <class E> constexpr int32_t kind_of() {
   using S = typename metal::vec_traits<E>::type;
   if constexpr (metal::is_same_v<S, bool>) return kind_bool;
+  else if constexpr (metal::is_same_v<S, metal::bfloat>) return kind_bfloat;
   else if constexpr (metal::is_floating_point_v<S>) return kind_float;
   else if constexpr (metal::is_integral_v<S>) return metal::is_signed_v<S> ? kind_signed : kind_unsigned;
   else return kind_other;
