@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cases import case
-from .harness import NUMPY_OF, check, from_device, round_to, to_device
+from .harness import METAL_OF, NUMPY_OF, check, from_device, round_to, to_device
 
 RNG_SEED = 17
 
@@ -414,3 +414,82 @@ def naive_matmul(gpu, kernel, dtype: str, m: int = 7, k: int = 16, n: int = 9, t
     gpu.run_function(m * n, [to_device(gpu, a, dtype), to_device(gpu, stored, dtype), out, strides.tobytes(),
                              [m, k, n]])
     check(from_device(out, dtype).reshape(m, n), round_to(a @ b, dtype), kernel.family, dtype, kernel.name)
+
+
+# --- Attention.metal (sdpa_vector after MLX, and the tiled attention kernel) ----------------------------------------
+
+def _attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, mask: np.ndarray | None = None,
+               gqa: int = 1) -> np.ndarray:
+    """softmax(scale q k^T) v per head: q [H, Q, D], k and v [H / gqa, N, D], mask [H, Q, N] of kept keys."""
+    k, v = np.repeat(k, gqa, axis=0), np.repeat(v, gqa, axis=0)
+    scores = scale * q @ k.transpose(0, 2, 1)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True) @ v
+
+
+def _attention_operands(dtype: str, heads: int, gqa: int, queries: int, keys: int, dim: int):
+    rng = np.random.default_rng(RNG_SEED)
+    q = _values((heads, queries, dim), dtype, rng, -1, 1)
+    k, v = (_values((heads // gqa, keys, dim), dtype, rng, -1, 1) for _ in range(2))
+    return q, k, v, 1 / np.sqrt(dim)
+
+
+@case("pytorch.sdpa_vector")
+def sdpa_vector(gpu, kernel, dtype: str, dim: int, masked: bool = False, heads: int = 4, gqa: int = 2,
+                queries: int = 2, keys: int = 70) -> None:
+    """sdpa_vector_<T>_<D>_<V> (q, k, v, out, gqa_factor, N, uint2 (head, seq) strides of k and of v, scale,
+    bool mask, uint3 mask strides (head, kv seq, q seq), has_mask): a threadgroup of 32 SIMD-groups per
+    (head, query), each SIMD-group taking every 32nd key."""
+    q, k, v, scale = _attention_operands(dtype, heads, gqa, queries, keys, dim)
+    rng = np.random.default_rng(RNG_SEED + 1)
+    keep = rng.random((heads, queries, keys)) < 0.7 if masked else np.ones((heads, queries, keys), bool)
+    keep[..., 0] = True  # every row keeps a key
+    mask = np.ascontiguousarray(keep.transpose(0, 2, 1))  # stored [head, kv seq, q seq]
+    out = to_device(gpu, np.zeros(q.size), dtype)
+    gpu.run_function((heads * 1024, queries, 1),
+                     [to_device(gpu, q, dtype), to_device(gpu, k, dtype), to_device(gpu, v, dtype), out, gqa, keys,
+                      [keys * dim, dim], [keys * dim, dim], scale, to_device(gpu, mask, "uint8"),
+                      [keys * queries, queries, 1], masked],
+                     threads_per_threadgroup=(1024, 1, 1))
+    expected = _attention(q, k, v, scale, keep if masked else None, gqa)
+    check(from_device(out, dtype).reshape(q.shape), round_to(expected, dtype), kernel.family, dtype, kernel.name)
+
+
+@case("pytorch.sdpa_vector_2pass")
+def sdpa_vector_2pass(gpu, kernel, dtype: str, dim: int, heads: int = 2, gqa: int = 1, queries: int = 2,
+                      keys: int = 300, blocks: int = 32) -> None:
+    """sdpa_vector_2pass_1_<T>_<D>_<D> (32 blocks of 8 SIMD-groups over the keys: partial outputs, sums and
+    maxima), then sdpa_vector_2pass_2_<T>_<D> (the manifest kernel) combining the 32 blocks of each query."""
+    q, k, v, scale = _attention_operands(dtype, heads, gqa, queries, keys, dim)
+    rows = heads * queries
+    partials = to_device(gpu, np.zeros(rows * blocks * dim), dtype)
+    sums, maxs = (gpu.create_buffer(rows * blocks, "float") for _ in range(2))
+    gpu.run_function((heads * 256, queries, blocks),
+                     [to_device(gpu, q, dtype), to_device(gpu, k, dtype), to_device(gpu, v, dtype), partials, sums,
+                      maxs, gqa, keys, [keys * dim, dim], [keys * dim, dim], scale, to_device(gpu, [1], "uint8"),
+                      [0, 0, 0], False],
+                     function_name=f"sdpa_vector_2pass_1_{METAL_OF[dtype]}_{dim}_{dim}",
+                     threads_per_threadgroup=(256, 1, 1))
+    out = to_device(gpu, np.zeros(q.size), dtype)
+    gpu.run_function((heads * 1024, queries, 1), [partials, sums, maxs, out], threads_per_threadgroup=(1024, 1, 1))
+    check(from_device(out, dtype).reshape(q.shape), round_to(_attention(q, k, v, scale, None, gqa), dtype),
+          kernel.family, dtype, kernel.name)
+
+
+@case("pytorch.attention")
+def attention(gpu, kernel, dtype: str, dim: int, block_q: int = 32, block_k: int = 32, heads: int = 2,
+              gqa: int = 2, queries: int = 40, keys: int = 50) -> None:
+    """attention_<T>_bq<BQ>_bk<BK>_bd<D>_wm4_wn1 (Q, K, V, O, qL, kL, gqa_factor, scale, NK, uint3 (batch,
+    head, seq) strides of Q, K, V and O): a (32, 4, 1) threadgroup per block of BQ queries and head; one batch."""
+    q, k, v, scale = _attention_operands(dtype, heads, gqa, queries, keys, dim)
+    out = to_device(gpu, np.zeros(q.size), dtype)
+    q_strides, kv_strides = [heads * queries * dim, queries * dim, dim], [heads // gqa * keys * dim, keys * dim, dim]
+    gpu.run_function((-(-queries // block_q) * 32, heads * 4, 1),
+                     [to_device(gpu, q, dtype), to_device(gpu, k, dtype), to_device(gpu, v, dtype), out, queries, keys,
+                      gqa, scale, -(-keys // block_k), q_strides, kv_strides, kv_strides, q_strides],
+                     threads_per_threadgroup=(32, 4, 1))
+    # Q is scaled in T before the products, as the kernel does
+    expected = _attention(round_to(q * round_to(np.array(scale), dtype), dtype), k, v, 1.0, None, gqa)
+    check(from_device(out, dtype).reshape(q.shape), round_to(expected, dtype), kernel.family, dtype, kernel.name)
