@@ -493,3 +493,32 @@ def attention(gpu, kernel, dtype: str, dim: int, block_q: int = 32, block_k: int
     # Q is scaled in T before the products, as the kernel does
     expected = _attention(round_to(q * round_to(np.array(scale), dtype), dtype), k, v, 1.0, None, gqa)
     check(from_device(out, dtype).reshape(q.shape), round_to(expected, dtype), kernel.family, dtype, kernel.name)
+
+
+# --- Bucketization.metal (searchsorted) ---------------------------------------------------------------------------
+
+@case("pytorch.searchsorted")
+def searchsorted(gpu, kernel, dtype: str, index_dtype: str, right: bool, rows: int = 1, sorter: bool = False,
+                 count: int = 90, bins: int = 17, threads: int = 32) -> None:
+    """searchsorted_<T>_<int|long>[_sorter] (values, boundaries, out, idim_in, idim_bd, numel_in, right,
+    is_1d_boundaries[, sorter]): per row of values, the insertion point into its row of boundaries (or into
+    the one 1D boundaries row); with a sorter the boundaries are unsorted and the sorter orders each row."""
+    rng = np.random.default_rng(RNG_SEED)
+    low, high = (-50, 50) if dtype in FLOATS else (0, 100)
+    boundaries = np.sort(rng.integers(low, high, size=(rows, bins)), axis=1).astype(np.float64)
+    lowest = low if dtype.startswith("uint") else low - 5
+    values = rng.integers(lowest, high + 5, size=(rows, count)).astype(np.float64)  # ties with the boundaries too
+    if dtype in FLOATS:
+        boundaries, values = boundaries / 4, values / 4  # exact in every float type
+    side = "right" if right else "left"
+    expected = np.stack([np.searchsorted(boundaries[r], values[r], side=side) for r in range(rows)])
+    stored, extra = boundaries, []
+    if sorter:
+        order = np.stack([rng.permutation(bins) for _ in range(rows)])
+        stored = np.take_along_axis(boundaries, np.argsort(order, axis=1), axis=1)  # stored[order] is sorted
+        extra = [to_device(gpu, order, "int64")]
+    out = to_device(gpu, np.full(values.size, -1), index_dtype)
+    gpu.run_function((threads * 2, 1), [to_device(gpu, values, dtype), to_device(gpu, stored, dtype), out, count,
+                                        bins, values.size, int(right), int(rows == 1), *extra],
+                     threads_per_threadgroup=(threads, 1))
+    check(from_device(out, index_dtype).reshape(rows, count), expected, kernel.family, index_dtype, kernel.name)
