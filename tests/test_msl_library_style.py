@@ -105,3 +105,13 @@ def test_library_style_kernels_compile_for_cuda(library):
     translation = translate(pre, parse(pre.tokens, pre.sources), "cuda", constants={11: 5})
     assert [k.host_name for k in translation.kernels] == ["affine_float32", "affine_float16", "affine_bfloat16"]
     assert_compiles(translation)
+
+
+@pytest.mark.parametrize("name, dtype", [("fill_float", np.float32), ("fill_int", np.int32)])
+def test_instantiations_named_from_the_global_namespace(iface, name, dtype):
+    from conftest import load_kernel
+
+    load_kernel(iface, "global_qualified.metal", name)
+    out = iface.create_buffer(10, dtype)
+    iface.run_function(10, [out, dtype(7)])
+    np.testing.assert_array_equal(out.contents, 7 + np.arange(10, dtype=dtype))

@@ -409,3 +409,12 @@ def test_array_parameters_are_bound_like_pointers():
         ("out", "device float []", "device", True, False, "buffer", 0),
         ("shape", "constant int []", "constant", True, False, "buffer", 1),
         ("tile", "threadgroup float (&) [16]", "threadgroup", False, True, "threadgroup", 0)]
+
+
+def test_an_instantiation_may_name_its_template_from_the_global_namespace():
+    source = """
+    namespace ns { template <typename T> kernel void fill(device T* o [[buffer(0)]]) {} }
+    template [[host_name("f")]] kernel void ::ns::fill<float>(device float*);
+    namespace other { template [[host_name("g")]] kernel void ::ns::fill<int>(device int*); }
+    """
+    assert [(k.name, k.template_args) for k in program(source).kernels] == [("ns::fill", "float"), ("ns::fill", "int")]

@@ -28,6 +28,10 @@ MAX_BINDING_INDEX = 30
 MAX_FUNCTION_CONSTANT_INDEX = 65535
 _SPECIFIERS = frozenset({"kernel", "static", "inline", "extern", "constexpr", "template"})
 _QUALIFIERS = frozenset({"const", "volatile", "restrict", *ADDRESS_SPACES})
+# Words that end a type and cannot name a scope: in `void ::ns::f`, the `::` starts a name from the global namespace.
+_NOT_SCOPES = frozenset({"void", "bool", "char", "short", "int", "long", "float", "double", "signed", "unsigned",
+                         "auto", "kernel", "static", "inline", "constexpr", "const", "volatile", "template",
+                         "typename", "extern", "half", "bfloat", "uint", "ushort", "uchar", "ulong"})
 _SKIPPED_CALLS = frozenset({"decltype", "__attribute__", "alignas", "sizeof", "noexcept"})
 _FUNCTION_CONSTANT_SPECIFIERS = frozenset({"constant", "static", "constexpr", "const"})
 _CONSTANT_STARTS = frozenset({"constant", "static", "constexpr", "const", "enum", "typedef"})
@@ -130,6 +134,8 @@ class _Parser(TokenWalker):
     # ----- helpers ---------------------------------------------------------------------------
 
     def _qualified(self, name: str) -> str:
+        if name.startswith("::"):  # written from the global namespace
+            return name[2:]
         return "::".join([*(s for s in self.scopes if s), name])
 
     # ----- namespace scope ---------------------------------------------------------------------
@@ -249,8 +255,11 @@ class _Parser(TokenWalker):
         first = name_end - 1
         if first < start or tokens[first].kind != IDENT:
             return None
-        while first >= start + 2 and tokens[first - 1].text == "::" and tokens[first - 2].kind == IDENT:
+        while first >= start + 2 and tokens[first - 1].text == "::" and tokens[first - 2].kind == IDENT \
+                and tokens[first - 2].text not in _NOT_SCOPES:
             first -= 2
+        if first > start and tokens[first - 1].text == "::":  # `void ::ns::f`: a name from the global namespace
+            first -= 1
         return_type = tuple(tokens[k] for k in words if k < first)
         params = (i + 1, self.match[i]) if i < end else None
         return _Head(tokens[name_end - 1], name_end - 1, "".join(t.text for t in tokens[first:name_end]), template_args,
