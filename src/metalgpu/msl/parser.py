@@ -51,6 +51,8 @@ class KernelDecl:
     pos: SourcePos
     body: tuple[int, int] | None  # tokens[start:end] is the `{ ... }` of the definition
     name_token: int | None = None  # tokens[name_token] names a plain kernel's definition (None: a template's)
+    params_span: tuple[int, int] | None = None  # tokens[start:end] inside the parentheses of the declaration that
+    # names the kernel (its definition or explicit instantiation); None if that declaration has none
 
 
 @dataclass(frozen=True)
@@ -415,7 +417,8 @@ class _Parser:
         if template is not None and template.params != params:
             described = self._fill_from_template(described, template, head.name)
         bound = self._bind(described, host_name)
-        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body, name_token))
+        self.kernels.append(KernelDecl(name, host_name, template_args, tuple(bound), head.name.pos, body, name_token,
+                                       head.params))
 
     # ----- kernel parameters -------------------------------------------------------------------
 

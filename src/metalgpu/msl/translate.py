@@ -4,11 +4,15 @@ The user's code is re-emitted token by token at its original lines and columns (
 only MSL-only syntax rewritten:
 
 - address spaces: ``device`` and ``thread`` vanish, ``constant`` becomes ``const`` (a distinct qualifier, so
-  overloads on it keep working; at namespace scope it also gets the target's ``MG_CONSTANT_DATA``), a
-  ``threadgroup`` variable declared in a function body becomes ``MG_THREADGROUP_STORAGE`` (one copy per
-  threadgroup), and ``threadgroup`` elsewhere (pointers, parameters) vanishes;
+  overloads on it keep working; at namespace scope it also gets the target's ``MG_CONSTANT_DATA``) and
+  ``threadgroup`` vanishes, here token by token; msl/address_spaces.py finishes the job on declarations
+  (duplicate ``const``, variants that differ only by address space), msl/threadgroup.py turns threadgroup
+  variables into per-threadgroup storage;
 - ``kernel`` and ``[[kernel]]`` become ``MG_KERNEL``; other Metal attributes are dropped, standard C++ ones kept;
+  plain kernels become templates and explicit instantiations of kernels go, so that only the kernels a
+  translation wraps are compiled;
 - ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
+- C++ that only clang accepts (msl/compat.py);
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
@@ -20,11 +24,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
+from .address_spaces import rewrite as rewrite_address_spaces
 from .analysis import cooperative_kernels, streamed_inputs
+from .compat import rewrite as rewrite_compat
+from .declarations import bracket_partners
+from .declarations import scan as scan_declarations
+from .kernel_templates import (
+    drop_kernel_instantiations,
+    is_deduced_instantiation,
+    signature_alias,
+    template_plain_kernels,
+)
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .parser import KernelDecl, Program
 from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles
+from .threadgroup import rewrite as rewrite_threadgroup
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
                        "carries_dependency"}
@@ -45,15 +60,22 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     """The C++ source for ``target`` ("cpu" or "cuda"); ``constants`` maps function-constant indices to values;
     ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers."""
     texts = _rewrite(pre.tokens, program)
+    match = bracket_partners(pre.tokens)
+    declarations = scan_declarations(pre.tokens)
+    rewrite_address_spaces(pre.tokens, texts, declarations, match)
+    rewrite_compat(pre.tokens, texts, declarations, match)
+    plain_kernels = template_plain_kernels(pre.tokens, texts, declarations)
     for kernel in program.kernels:
         if kernel.name_token is not None:  # see kernel_callee
             texts[kernel.name_token] = KERNEL_PREFIX + texts[kernel.name_token]
+    drop_kernel_instantiations(pre.tokens, texts, declarations, program)
+    rewrite_threadgroup(pre.tokens, texts, declarations, match, plain_kernels)
     swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
     lines = [f"#define MG_TARGET_{target.upper()} 1"]
     if check_bounds:
         _check_bounds(pre.tokens, texts, program)
         lines.append("#define MG_DEBUG_BOUNDS 1")
-    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
+    lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>", "#include <metal/_translator.h>"]
     lines += _function_constant_defines(program, constants or {})
     lines.append(swizzle_helpers)
     body, columns = _emit(pre.tokens, texts)
@@ -80,8 +102,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
     parens = 0
     statement_start = 0     # index of the first token of the current declaration or statement
     previous_significant = ""
-    threadgroup_names: list[str] = []  # threadgroup variables declared so far in the current function
-    appended: dict[int, str] = {}      # text to emit after a token, added once the scan is done
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -100,8 +120,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                 parens -= 1
             elif text == "{":
                 scopes.append(_classify_brace(tokens, statement_start, i, in_function))
-                if not in_function:
-                    threadgroup_names = []  # a new function body
                 statement_start = i + 1
             elif text == "}":
                 if scopes:
@@ -122,10 +140,7 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                         and not _declares_function(tokens, i):
                     texts[i] = "MG_CONSTANT_DATA const"
             elif text == "threadgroup":
-                texts[i] = ""
-                if in_function and i == statement_start and not _declares_pointer(tokens, i):
-                    texts[i] = "MG_THREADGROUP_STORAGE"
-                    _limit_threadgroup_storage(tokens, i, threadgroup_names, appended)
+                texts[i] = ""  # or threadgroup storage: msl/threadgroup.py
             elif text == "is_function_constant_defined" and i + 3 < len(tokens) \
                     and tokens[i + 2].text in constant_index and tokens[i + 3].text == ")":
                 texts[i] = f"MG_FC_DEFINED_{constant_index[tokens[i + 2].text]}"
@@ -142,8 +157,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
         if texts[i]:
             previous_significant = text
         i += 1
-    for index, text in appended.items():
-        texts[index] += text
     return texts
 
 
@@ -230,30 +243,6 @@ def _classify_brace(tokens: list[Token], statement_start: int, brace: int, in_fu
     return "init"
 
 
-def _limit_threadgroup_storage(tokens: list[Token], start: int, names: list[str], appended: dict[int, str]) -> None:
-    """After a threadgroup variable's declaration, assert that the function's threadgroup variables fit in the
-    32 KiB Metal gives a threadgroup (a compile error on the user's line, as Metal fails the pipeline)."""
-    depth, name = 0, None
-    for end in range(start + 1, len(tokens)):
-        text = tokens[end].text
-        if text in "(<":
-            depth += 1
-        elif text in ")>":
-            depth -= 1
-        elif depth == 0 and text in ("[", "=", ";") and name is None and tokens[end - 1].kind == IDENT:
-            name = tokens[end - 1].text
-        if depth == 0 and text == ";":
-            break
-    else:
-        return
-    if name is None:
-        return
-    names.append(name)
-    total = " + ".join(f"sizeof({n})" for n in names)
-    appended[end] = (f' static_assert({total} <= 32768, "threadgroup memory: this kernel declares more than the'
-                     f' 32 KiB a threadgroup has");')
-
-
 def _declares_function(tokens: list[Token], start: int) -> bool:
     """Is the namespace-scope declaration starting at ``start`` a function (a '(' before '=', ';' or '{')?"""
     for tok in tokens[start:]:
@@ -261,21 +250,6 @@ def _declares_function(tokens: list[Token], start: int) -> bool:
             return False
         if tok.text == "(":
             return True
-    return False
-
-
-def _declares_pointer(tokens: list[Token], start: int) -> bool:
-    """Does the declaration starting at ``start`` declare a pointer or reference rather than storage?"""
-    angle = 0
-    for tok in tokens[start + 1:]:
-        if tok.text == "<":
-            angle += 1
-        elif tok.text == ">":
-            angle -= 1
-        elif angle == 0 and tok.text in ("*", "&", "&&"):
-            return True
-        elif angle == 0 and tok.text in (";", "=", "[", ",", "(", "{"):
-            return False
     return False
 
 
@@ -400,10 +374,15 @@ def kernel_callee(kernel: KernelDecl) -> str:
     `using namespace metal;`) or of CUDA (`max`, `sqrt`, `all`, declared globally by NVRTC) is not confused with
     those overloads; Metal never lets other code call a kernel, so nothing else names it."""
     scope, _, name = kernel.name.rpartition("::")
-    if kernel.name_token is not None:
+    if kernel.name_token is not None:  # a plain kernel, made a template of one defaulted parameter
         name = KERNEL_PREFIX + name
     qualified = f"{scope}::{name}" if scope else name
     qualified = qualified if qualified.startswith("::") else f"::{qualified}"
+    if kernel.name_token is not None:
+        return f"{qualified}<>"
+    if is_deduced_instantiation(kernel):  # the specialisation whose type the alias after it names
+        alias = f"{scope}::{signature_alias(kernel)}" if scope else signature_alias(kernel)
+        return f"(*static_cast<{alias if alias.startswith('::') else '::' + alias}*>(&{qualified}))"
     return f"{qualified}<{kernel.template_args}>" if kernel.template_args is not None else qualified
 
 
