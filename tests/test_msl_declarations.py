@@ -1,5 +1,5 @@
 """The translator's declaration-level rewrites, on tokens and translated text (no device): the declaration scanner,
-address spaces on declarations, clang-only C++, threadgroup checks
+address spaces on declarations, the conditional operator's operand extents, clang-only C++, threadgroup checks
 per kernel, and compiler columns on rewritten lines."""
 from __future__ import annotations
 
@@ -140,6 +140,32 @@ def test_static_constexpr_member_definitions_outside_the_class_are_dropped():
                                          "constexpr constant int S::n;\nconstant int S::m = 3;\n", "cuda")[0])
     assert "S::n" not in code
     assert squeezed("const int S::m = 3;") in code and "MG_CONSTANT_DATA" not in code
+
+
+# -- the conditional operator -------------------------------------------------------------------------------------
+
+def conditional_operands(code: str) -> list[tuple[str, str]]:
+    return re.findall(r"::mg::cond_t<decltype\(\((.*?)\)\),decltype\(\((.*?)\)\)>", code)
+
+
+def test_conditional_operands_end_where_cxx_ends_them():
+    code = user_code(translated(HEADER + "template <int N> struct I { static constexpr int v = N; };\n"
+                                         "int f(int a, int b, bool c) {\n"
+                                         "  int x = c ? a + 1 : b * 2, y = 3;\n"
+                                         "  int z = I<c ? 1 : 2 + 3>::v;\n"
+                                         "  switch (a) { case 1: x = c ? a : b; break; }\n"
+                                         "  return c ? x : a > b ? y : z;\n}\n")[0])
+    operands = conditional_operands(code)
+    assert ("a+1", "b*2") in operands
+    assert ("1", "2+3") in operands  # the false operand ends at the template argument list's `>`
+    assert ("a", "b") in operands
+    assert any(first == "x" and second.startswith("a>b?") for first, second in operands)  # nested, right
+
+
+def test_conditionals_with_lambdas_and_gnu_elvis_are_left_alone():
+    code = user_code(translated(HEADER + "int f(bool c, int a) {\n"
+                                         "  int x = c ? [&] { return a; }() : 2;\n  return x ?: a;\n}\n")[0])
+    assert "cond_t" not in code
 
 
 # -- threadgroup memory --------------------------------------------------------------------------------------------

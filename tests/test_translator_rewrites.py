@@ -1,5 +1,5 @@
 """MSL that real kernel libraries write and C++ reads differently, run on every backend: declarations that differ
-only by address space, C++ that only clang accepts, threadgroup
+only by address space, the conditional operator with 16-bit floats, C++ that only clang accepts, threadgroup
 variables in nested scopes. The kernels are in tests/kernels/, which test_cuda_translation.py also compiles for
 CUDA with NVRTC."""
 from __future__ import annotations
@@ -7,6 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import load_kernel
+
+HALF_2049 = 2048.0    # 2049 rounded to half (11 significant bits)
+BFLOAT_257 = 256.0    # 257 rounded to bfloat (8 significant bits)
+WIDE = np.float32(1.0001)  # neither a half nor a bfloat
 
 
 def test_declarations_that_differ_only_by_address_space(iface):
@@ -23,6 +27,30 @@ def test_declarations_that_differ_only_by_address_space(iface):
     expected = start + (ids + 21 + 9) + table[ids % 4] + 2 * table[0] * 2 + 1 + 10000 + 20000
     np.testing.assert_array_equal(out.contents, expected)
     assert flag.contents[0] == 1
+
+
+def test_conditional_operator_gives_metals_type(iface):
+    load_kernel(iface, "conditional_types.metal", "conditional_types")
+    n = 30
+    halves = iface.array_to_buffer(np.full(n, 1.5, dtype=np.float16))
+    bfloats = iface.create_buffer(n, "bfloat")
+    bfloats.contents[:] = 0x3FC0  # 1.5
+    wide = iface.array_to_buffer(np.full(n, WIDE, dtype=np.float32))
+    out = iface.array_to_buffer(np.zeros(8 * n, dtype=np.float32))
+    iface.run_function(n, [out, halves, bfloats, wide])
+    got = out.contents.reshape(n, 8)
+    for i in range(n):
+        even = i % 2 == 0
+        expected = [1.5 if even else WIDE,
+                    1.5 if even else HALF_2049,
+                    1.5 if even else WIDE,
+                    1.5 if even else BFLOAT_257,
+                    1.5 if even else 4097.0,
+                    np.float32(WIDE + np.float32(1)) if even else 11.5,
+                    7.0 if even else 1.0 + (3.0 if i % 3 == 1 else 0.0),  # pick() rounds 1.0001 to a half
+                    2.0 if even else 7.5]
+        # every value is exact: each is a half, a bfloat or the float given, or a sum of small exact terms
+        np.testing.assert_array_equal(got[i], np.array(expected, dtype=np.float32), err_msg=f"thread {i}")
 
 
 def test_clang_only_cxx(iface):

@@ -12,7 +12,7 @@ only MSL-only syntax rewritten:
   plain kernels become templates and explicit instantiations of kernels go, so that only the kernels a
   translation wraps are compiled;
 - ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
-- C++ that only clang accepts (msl/compat.py);
+- C++ that only clang accepts (msl/compat.py), conditional operators with 16-bit floats (msl/conditionals.py);
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
@@ -27,6 +27,7 @@ from ..errors import ArgumentError
 from .address_spaces import rewrite as rewrite_address_spaces
 from .analysis import cooperative_kernels, streamed_inputs
 from .compat import rewrite as rewrite_compat
+from .conditionals import rewrite as rewrite_conditionals
 from .declarations import bracket_partners
 from .declarations import scan as scan_declarations
 from .kernel_templates import (
@@ -78,6 +79,7 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>", "#include <metal/_translator.h>"]
     lines += _function_constant_defines(program, constants or {})
     lines.append(swizzle_helpers)
+    rewrite_conditionals(pre.tokens, texts, match)  # last: its copies of operands hold every other rewrite
     body, columns = _emit(pre.tokens, texts)
     # Kernels whose threads wait for or talk to each other: fibers on the CPU, one threadgroup per block on CUDA.
     cooperative = cooperative_kernels(pre.tokens, program)
