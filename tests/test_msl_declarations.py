@@ -159,7 +159,21 @@ def test_conditional_operands_end_where_cxx_ends_them():
     assert ("a+1", "b*2") in operands
     assert ("1", "2+3") in operands  # the false operand ends at the template argument list's `>`
     assert ("a", "b") in operands
-    assert any(first == "x" and second.startswith("a>b?") for first, second in operands)  # nested, right
+    # a conditional operand is typed by its own operands' types, not by a decltype of its text
+    assert squeezed("::mg::cond_t<decltype((x)), ::mg::cond_result_t<decltype((y)), decltype((z))>>") in code
+
+
+def test_conditionals_between_number_literals_are_left_alone_and_compile_in_class_templates():
+    source = HEADER + ("template <int N> struct Shape {\n  static constexpr short rows = N, size = 128;\n"
+                       "  static constexpr short width = (N == 8) ? 1 : (size / (rows * 2) >= 8 ? 8 : 4);\n"
+                       "  static constexpr float scale = N > 4 ? 0.5h : 2;\n};\n"
+                       "kernel void k(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n"
+                       "  o[i] = Shape<8>::width + Shape<16>::width + Shape<2>::scale;\n}\n")
+    translation, pre = translated(source)
+    code = user_code(translation)
+    assert squeezed("(N == 8) ? 1 : (size / (rows * 2) >= 8 ? 8 : 4);") in code
+    assert code.count("cond_t") == 2  # 0.5h is a half: that one is rewritten
+    assert gxx_errors(translation, pre) == []
 
 
 def test_conditionals_with_lambdas_and_gnu_elvis_are_left_alone():

@@ -16,17 +16,24 @@ Operand extents come from the tokens: the true operand runs to the `:` that matc
 consume their own); the false operand runs to the first `,`, `;`, closing bracket or `:` outside brackets, or,
 inside a template argument list, to the `>` that closes it. A conditional with a lambda in an operand is left
 alone (a lambda may not appear in decltype), as is GNU's `a ?: b`. Inner conditionals are rewritten first, so an
-outer one's copies of its operands hold the inner rewrites.
+outer one's copies of its operands hold the inner rewrites; an operand that is itself a conditional is typed by
+`mg::cond_result_t` of that conditional's operand types instead of a decltype of its text, which keeps chains
+(`a ? x : b ? y : z`) from growing exponentially and keeps conditionals out of decltype (g++ 12 crashes on some
+there). A conditional between two number literals (or such conditionals) is left as written: C++ gives it
+Metal's type already.
 """
 from __future__ import annotations
 
 from .declarations import skip_angles
-from .lexer import IDENT, PUNCT, Token
+from .lexer import IDENT, NUMBER, PUNCT, Token
 
 _CLOSERS = (")", "]", "}", ",", ";", ":")
+_COMPARISONS = ("==", "!=", "<=", ">=")
 
 
 def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
+    types: dict[int, str] = {}  # the `?` of each conditional read -> its type, as C++ text
+    plain: set[int] = set()     # the `?` of conditionals between number literals
     for q in range(len(tokens) - 1, -1, -1):
         if tokens[q].text != "?" or tokens[q].kind != PUNCT or not texts[q]:
             continue
@@ -37,12 +44,66 @@ def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
         true_operand, false_operand = range(q + 1, colon), range(colon + 1, end)
         if not false_operand or _has_lambda(tokens, match, true_operand) or _has_lambda(tokens, match, false_operand):
             continue
-        first, second = _joined(texts, true_operand), _joined(texts, false_operand)
-        if not first or not second:
+        a = _operand_type(tokens, texts, match, true_operand, types)
+        b = _operand_type(tokens, texts, match, false_operand, types)
+        if a is None or b is None:
             continue
-        a, b = f"decltype(({first}))", f"decltype(({second}))"
+        types[q] = f"::mg::cond_result_t<{a}, {b}>"
+        if _is_plain(tokens, texts, match, true_operand, plain) and _is_plain(tokens, texts, match, false_operand,
+                                                                               plain):
+            plain.add(q)
+            continue
         _wrap(texts, true_operand, f"static_cast<::mg::cond_t<{a}, {b}>>((", "))")
         _wrap(texts, false_operand, f"static_cast<::mg::cond_t<{b}, {a}>>((", "))")
+
+
+def _operand_type(tokens: list[Token], texts: list[str], match: list[int], operand: range,
+                  types: dict[int, str]) -> str | None:
+    """The operand's type as C++ text: that of a conditional read before, or decltype((operand))."""
+    inner = _top_level_question(tokens, match, _unparenthesised(tokens, match, operand))
+    if inner is not None and inner in types:
+        return types[inner]
+    text = _joined(texts, operand)
+    return f"decltype(({text}))" if text else None
+
+
+def _unparenthesised(tokens: list[Token], match: list[int], operand: range) -> range:
+    while len(operand) > 2 and tokens[operand[0]].text == "(" and match[operand[0]] == operand[-1]:
+        operand = range(operand[0] + 1, operand[-1])
+    return operand
+
+
+def _top_level_question(tokens: list[Token], match: list[int], operand: range) -> int | None:
+    """The `?` of the conditional that ``operand`` is, if it is one (no `,` or assignment around it)."""
+    k = operand[0] if operand else 0
+    while k < operand.stop:
+        tok = tokens[k]
+        if tok.text in ("(", "[", "{") and match[k] > k:
+            k = match[k] + 1
+            continue
+        if tok.text == "<" and k > operand[0] and tokens[k - 1].kind == IDENT:
+            close = skip_angles(tokens, match, k, operand.stop)
+            if close < operand.stop and tokens[close - 1].text in (">", ">>"):
+                k = close
+                continue
+        if tok.kind == PUNCT and (tok.text == "," or (tok.text.endswith("=") and tok.text not in _COMPARISONS)):
+            return None
+        if tok.text == "?":
+            return k
+        k += 1
+    return None
+
+
+def _is_plain(tokens: list[Token], texts: list[str], match: list[int], operand: range, plain: set[int]) -> bool:
+    """Is the operand a number literal (not a half one), signed or in parentheses, or a conditional of such?"""
+    operand = _unparenthesised(tokens, match, operand)
+    inner = _top_level_question(tokens, match, operand)
+    if inner is not None:
+        return inner in plain
+    words = [k for k in operand if texts[k]]
+    if words and tokens[words[0]].text in ("-", "+"):
+        words = words[1:]
+    return len(words) == 1 and tokens[words[0]].kind == NUMBER and texts[words[0]] == tokens[words[0]].text
 
 
 def _joined(texts: list[str], indices: range) -> str:

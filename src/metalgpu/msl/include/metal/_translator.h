@@ -30,4 +30,12 @@ struct conditional_operand<A, B, true> : narrow_meet<remove_cvref_t<A>, remove_c
 }  // namespace detail
 template <class A, class B> using cond_t = typename detail::conditional_operand<A, B>::type;
 
+// The type of a rewritten conditional whose operands have types A and B (an operand that is itself a conditional
+// is typed by this, not by decltype of its text). value_of<T>() is an expression of T's type and value category.
+namespace detail {
+template <class T> T value_of();
+}  // namespace detail
+template <class A, class B>
+using cond_result_t = decltype(true ? detail::value_of<cond_t<A, B>>() : detail::value_of<cond_t<B, A>>());
+
 }  // namespace mg
