@@ -217,8 +217,10 @@ def test_the_threadgroup_limit_fails_only_the_kernel_over_it(kernels, failing_li
 def test_threadgroup_initialisers_are_dropped_and_labels_start_declarations():
     code = user_code(translated(HEADER + "kernel void k(device float* o [[buffer(0)]], uint i "
                                          "[[thread_position_in_grid]]) {\n"
-                                         "  switch (i) { case 0: threadgroup float t[4] = {1, 2}; o[0] = t[i]; }\n}\n")[0])
+                                         "  switch (i) { case 0: threadgroup float t[4] = {1, 2}; o[0] = t[i]; }\n"
+                                         "  static threadgroup int u[2];\n}\n")[0])
     assert squeezed("case 0: MG_THREADGROUP_STORAGE float t[4];") in code
+    assert squeezed("} MG_THREADGROUP_STORAGE int u[2];") in code  # its own `static` goes
 
 
 # -- diagnostics stay on the user's columns ------------------------------------------------------------------------

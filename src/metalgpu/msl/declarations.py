@@ -39,10 +39,6 @@ class Declaration:
             return self.templates[-1][1]
         return self.start + 1 if self.is_instantiation else self.start
 
-    @property
-    def is_definition(self) -> bool:
-        return self.body is not None
-
 
 def bracket_partners(tokens: list[Token]) -> list[int]:
     """For each `(`, `[`, `{` and its closer, the index of its partner; -1 for other tokens. The parser has
@@ -218,7 +214,7 @@ class _Scanner:
                 params, j = self.parameters(j, end)
                 trailing = (params[1] + 1, j)
                 continue
-            if text in ("(", "[", "{") and text != "{":
+            if text in ("(", "["):
                 j = match[j] + 1
                 continue
             if text == "<" and j > head and (tokens[j - 1].kind == IDENT or self.text(j - 1) == ">"):
@@ -349,18 +345,7 @@ class _Scanner:
 
 
 def scan(tokens: list[Token]) -> list[Declaration]:
-    """Every declaration at namespace and class scope, in source order of their ends (a class's members come
-    before the class)."""
+    """Every declaration at namespace and class scope, in source order (a class before its members)."""
     scanner = _Scanner(tokens)
     scanner.scope(0, len(tokens), (), False, False)
     return sorted(scanner.found, key=lambda d: d.start)
-
-
-def function_definitions(declarations: list[Declaration]) -> list[Declaration]:
-    return [d for d in declarations if d.kind == "function" and d.body is not None]
-
-
-def enclosing_class_templates(declarations: list[Declaration], inner: Declaration) -> list[Declaration]:
-    """The class declarations whose bodies hold ``inner``, innermost first."""
-    return sorted((d for d in declarations if d.kind == "class" and d.body is not None
-                   and d.body[0] < inner.start and inner.end <= d.body[1] + 1), key=lambda d: -d.start)

@@ -93,6 +93,11 @@ def _declaration_end(tokens: list[Token], match: list[int], start: int, end: int
 def _declare_storage(tokens: list[Token], texts: list[str], match: list[int], start: int, end: int) -> list[str]:
     """Mark the declaration ``tokens[start:end]`` as threadgroup storage, drop its initialisers; its names."""
     texts[start] = "MG_THREADGROUP_STORAGE"
+    k = start - 1
+    while k >= 0 and tokens[k].text in _SPECIFIERS:
+        if tokens[k].text == "static":  # MG_THREADGROUP_STORAGE says how it is stored
+            texts[k] = ""
+        k -= 1
     names: list[str] = []
     j, name, initialiser = start + 1, None, None
     while j <= end:
