@@ -225,15 +225,28 @@ def test_threadgroup_initialisers_are_dropped_and_labels_start_declarations():
 
 # -- diagnostics stay on the user's columns ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
 @pytest.mark.parametrize("line, column", [
     ("    constant const int& r = c; float y = x ? h : f; y += not_declared;", 58),
     ("    float y = x ? h : f; float z = x ? y : h; z += not_declared;", 52),
 ])
-def test_errors_after_rewritten_tokens_keep_the_users_column(line, column):
+def test_errors_after_rewritten_tokens_keep_the_users_column(target, line, column):
     source = (HEADER + "kernel void k(device float* o [[buffer(0)]], constant int& c [[buffer(1)]], "
               "uint i [[thread_position_in_grid]]) {\n    bool x = i > 2; half h = 1.0h; float f = 2.0f;\n"
               f"{line}\n}}\n")
-    translation, pre = translated(source)
-    errors = gxx_errors(translation, pre)
+    translation, pre = translated(source, target)
+    errors = gxx_errors(translation, pre) if target == "cpu" else nvrtc_errors(translation, pre)
     assert errors and "not_declared" in errors[0].message
     assert (errors[0].pos.line, errors[0].pos.column) == (5, column)
+
+
+def nvrtc_errors(translation, pre) -> list:
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from metalgpu.backends.base import CompileOptions, CompilerFailed
+    from metalgpu.backends.nvrtc import nvrtc_compile
+
+    try:
+        nvrtc_compile(translation.source, CompileOptions(), "sm_90")
+    except CompilerFailed as failure:
+        return [d for d in parse_log(failure.log, pre.sources, translation.columns) if d.severity == "error"]
+    return []
