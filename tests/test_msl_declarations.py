@@ -202,11 +202,12 @@ kernel void plain_big(device float* out [[buffer(0)]], uint i [[thread_position_
 
 @pytest.mark.parametrize("kernels, failing_line", [(["small"], None), (["big"], 5), (["plain_big"], 12),
                                                    (["small", "plain_big"], 12)])
-def test_the_threadgroup_limit_fails_only_the_kernel_over_it(kernels, failing_line):
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_the_threadgroup_limit_fails_only_the_kernel_over_it(target, kernels, failing_line):
     # a translation that wraps only some kernels (as one compiled for a single kernel does) compiles unless one of
     # them declares more than 32 KiB; the error is on the declaration that goes over
-    translation, pre = translated(OVER_THE_LIMIT, "cpu", kernels)
-    errors = gxx_errors(translation, pre)
+    translation, pre = translated(OVER_THE_LIMIT, target, kernels)
+    errors = gxx_errors(translation, pre) if target == "cpu" else nvrtc_errors(translation, pre)
     if failing_line is None:
         assert errors == []
     else:
