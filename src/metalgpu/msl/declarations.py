@@ -131,9 +131,9 @@ def template_parameters(tokens: list[Token], match: list[int], head: tuple[int, 
 
 
 class _Scanner:
-    def __init__(self, tokens: list[Token]):
+    def __init__(self, tokens: list[Token], match: list[int]):
         self.tokens = tokens
-        self.match = bracket_partners(tokens)
+        self.match = match
         self.found: list[Declaration] = []
 
     def text(self, i: int) -> str:
@@ -344,8 +344,9 @@ class _Scanner:
         return "", None
 
 
-def scan(tokens: list[Token]) -> list[Declaration]:
-    """Every declaration at namespace and class scope, in source order (a class before its members)."""
-    scanner = _Scanner(tokens)
+def scan(tokens: list[Token], match: list[int] | None = None) -> list[Declaration]:
+    """Every declaration at namespace and class scope, in source order (a class before its members). ``match``:
+    bracket_partners(tokens), if the caller has it."""
+    scanner = _Scanner(tokens, bracket_partners(tokens) if match is None else match)
     scanner.scope(0, len(tokens), (), False, False)
     return sorted(scanner.found, key=lambda d: d.start)

@@ -27,14 +27,14 @@ def rewrite(tokens: list[Token], texts: list[str], declarations: list[Declaratio
             plain_kernels: set[int]) -> None:
     """``plain_kernels``: the start tokens of the plain kernel definitions made templates by the translator."""
     for declaration in declarations:
-        if declaration.kind != "function" or declaration.body is None:
-            continue
-        dependency = _dependency(tokens, match, declarations, declaration, plain_kernels)
-        _function_body(tokens, texts, match, declaration.body, dependency)
+        if declaration.kind == "function" and declaration.body is not None:
+            _function_body(tokens, texts, match, declaration.body,
+                           lambda d=declaration: _dependency(tokens, match, declarations, d, plain_kernels))
 
 
 def _function_body(tokens: list[Token], texts: list[str], match: list[int], body: tuple[int, int],
-                   dependency: str) -> None:
+                   dependency) -> None:
+    """``dependency()``: the term that makes the body's assertions wait for an instantiation (_dependency)."""
     blocks: list[list[str]] = [[]]  # the threadgroup variables of each open block
     j = body[0] + 1
     while j < body[1]:
@@ -51,7 +51,7 @@ def _function_body(tokens: list[Token], texts: list[str], match: list[int], body
             live = [name for block in blocks for name in block]
             if live and end < body[1]:
                 total = " + ".join(f"sizeof({name})" for name in live)
-                texts[end] += (f" static_assert({dependency}{total} <= {THREADGROUP_BYTES}, \"threadgroup memory:"
+                texts[end] += (f" static_assert({dependency()}{total} <= {THREADGROUP_BYTES}, \"threadgroup memory:"
                                f" this kernel declares more than the 32 KiB a threadgroup has\");")
             j = end
         j += 1

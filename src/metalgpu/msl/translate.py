@@ -62,7 +62,7 @@ def translate(pre: PreprocessResult, program: Program, target: str,
     ``check_bounds`` (cuda, Interface(debug=True)) tests every access through a kernel's buffer pointers."""
     texts = _rewrite(pre.tokens, program)
     match = bracket_partners(pre.tokens)
-    declarations = scan_declarations(pre.tokens)
+    declarations = scan_declarations(pre.tokens, match)
     rewrite_address_spaces(pre.tokens, texts, declarations, match)
     rewrite_compat(pre.tokens, texts, declarations, match)
     plain_kernels = template_plain_kernels(pre.tokens, texts, declarations)
