@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from .declarations import Declaration, angle_start, skip_angles
 from .lexer import IDENT, PUNCT, Token
+from .outline import Declaration, angle_start, skip_angles
 
 ADDRESS_SPACES = ("thread", "device", "threadgroup", "constant")  # also the order of preference between variants
 _SPECIFIERS = frozenset({"inline", "static", "constexpr", "explicit", "virtual", "friend", "METAL_FUNC", "MG_FUNC",

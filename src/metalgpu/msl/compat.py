@@ -16,8 +16,8 @@ meaning.
 """
 from __future__ import annotations
 
-from .declarations import Declaration
 from .lexer import IDENT, PUNCT, Token
+from .outline import Declaration
 
 CONSTANT_DATA = "MG_CONSTANT_DATA"
 

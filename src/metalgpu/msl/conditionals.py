@@ -24,8 +24,8 @@ Metal's type already.
 """
 from __future__ import annotations
 
-from .declarations import skip_angles
 from .lexer import IDENT, NUMBER, PUNCT, Token
+from .outline import skip_angles
 
 _CLOSERS = (")", "]", "}", ",", ";", ":")
 _COMPARISONS = ("==", "!=", "<=", ">=")

@@ -7,8 +7,8 @@ kernel's body (msl/threadgroup.py) fails that kernel only.
 """
 from __future__ import annotations
 
-from .declarations import Declaration
 from .lexer import IDENT, Token
+from .outline import Declaration
 from .parser import KernelDecl, Program
 from .threadgroup import PLAIN_KERNEL_PARAMETER
 

@@ -14,8 +14,8 @@
 """
 from __future__ import annotations
 
-from .declarations import Declaration, skip_angles, template_parameters
 from .lexer import IDENT, PUNCT, Token
+from .outline import Declaration, skip_angles, template_parameters
 
 THREADGROUP_BYTES = 32768
 PLAIN_KERNEL_PARAMETER = "mg_plain_kernel_"

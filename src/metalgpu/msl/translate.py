@@ -28,8 +28,6 @@ from .address_spaces import rewrite as rewrite_address_spaces
 from .analysis import cooperative_kernels, streamed_inputs
 from .compat import rewrite as rewrite_compat
 from .conditionals import rewrite as rewrite_conditionals
-from .declarations import bracket_partners
-from .declarations import scan as scan_declarations
 from .kernel_templates import (
     drop_kernel_instantiations,
     is_deduced_instantiation,
@@ -37,6 +35,8 @@ from .kernel_templates import (
     template_plain_kernels,
 )
 from .lexer import IDENT, NUMBER, PUNCT, Token
+from .outline import bracket_partners
+from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
 from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles

@@ -1,6 +1,6 @@
-"""The translator's declaration-level rewrites, on tokens and translated text (no device): the declaration scanner,
-address spaces on declarations, the conditional operator's operand extents, clang-only C++, threadgroup checks
-per kernel, and compiler columns on rewritten lines."""
+"""The translator's declaration-level rewrites, on tokens and translated text (no device): the outline of
+declarations, address spaces on declarations, the conditional operator's operand extents, clang-only C++,
+threadgroup checks per kernel, and compiler columns on rewritten lines."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from metalgpu.backends.cpu import INCLUDE_DIR
-from metalgpu.msl.declarations import scan
 from metalgpu.msl.diagnostics import parse_log
+from metalgpu.msl.outline import scan
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
 from metalgpu.msl.translate import translate

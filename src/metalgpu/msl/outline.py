@@ -1,4 +1,5 @@
-"""The declarations of a translation unit, read for the rewrites that work on declarations rather than tokens.
+"""The outline of a translation unit: its declarations at namespace and class scope, read for the rewrites that
+work on declarations rather than tokens.
 
 This is no C++ parser either: one scan splits namespace and class scope into declarations by bracket matching
 and reads, for each, what the translator compares or rewrites: its template heads, whether it declares a class
