@@ -5,6 +5,8 @@ using namespace metal;
 template <int N> struct constant_int { static constexpr int value = N; };
 constexpr constant int three = true ? 3 : 4;
 
+struct Flags { uint low : 4; uint high : 4; };
+
 template <typename T>
 T pick(bool c, T a, float b) {
     return c ? a : b;  // float when T is half or bfloat, converted back on return
@@ -23,6 +25,10 @@ kernel void conditional_types(device float* out [[buffer(0)]],
     device float* o = out + 8 * id;
     o[0] = c ? h : f;         // float: 1.0001 survives on the odd ids
     o[1] = c ? h : 2049;      // half: 2049 rounds to 2048
+    Flags flags;
+    flags.low = 5;
+    flags.high = 9;
+    o[1] += float(c ? flags.low : 7u) - (c ? 5.0f : 7.0f);  // a bit-field operand is read, not referenced: + 0
     o[2] = c ? b : f;         // float
     o[3] = c ? b : 257;       // bfloat: 257 rounds to 256
     o[4] = c ? h : id > 100 ? f : 4097;  // nested: half ? (float ? int) is float, 4097 exact

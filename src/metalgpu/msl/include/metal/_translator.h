@@ -12,8 +12,10 @@ template <auto...> constexpr unsigned long zero_for_values = 0;
 // decltype((operand)) of each side. Where a 16-bit float class (bfloat; half on CUDA) meets another arithmetic
 // type, C++ finds conversions both ways and refuses the expression; Metal applies the usual arithmetic
 // conversions (half ? float is float, half ? int is half): both sides become that type. Everywhere else cond_t
-// is the operand's own type, so the cast changes nothing (an lvalue stays an lvalue).
+// leaves the result as C++ makes it (an lvalue stays an lvalue where both operands are lvalues of one type).
 namespace detail {
+template <class T> struct names_lvalue : false_type {};  // decltype((operand)) of an lvalue
+template <class T> struct names_lvalue<T&> : true_type {};
 template <class T> struct is_narrow_float : false_type {};
 template <class F> struct is_narrow_float<narrow_float<F>> : true_type {};
 template <class A, class B> constexpr bool mixes_narrow_float =
@@ -24,9 +26,16 @@ template <class A, class B> constexpr bool mixes_narrow_float =
 template <class A, class B, bool = is_narrow_float<A>::value && is_narrow_float<B>::value>
 struct narrow_meet : meet<A, B> {};
 template <class A, class B> struct narrow_meet<A, B, true> { using type = float; };
-template <class A, class B, bool = mixes_narrow_float<A, B>> struct conditional_operand { using type = A; };
+// Other arithmetic operands are read as values unless both are lvalues of one type (whose result is an lvalue):
+// the conversion the operator applies anyway, and a bit-field operand then needs no reference to it.
 template <class A, class B>
-struct conditional_operand<A, B, true> : narrow_meet<remove_cvref_t<A>, remove_cvref_t<B>> {};
+constexpr bool read_as_value = is_arithmetic<remove_cvref_t<A>>::value && is_arithmetic<remove_cvref_t<B>>::value &&
+                               !(is_same<A, B>::value && names_lvalue<A>::value);
+template <class A, class B, bool = mixes_narrow_float<A, B>, bool = read_as_value<A, B>>
+struct conditional_operand { using type = A; };
+template <class A, class B> struct conditional_operand<A, B, false, true> { using type = remove_cvref_t<A>; };
+template <class A, class B, bool V>
+struct conditional_operand<A, B, true, V> : narrow_meet<remove_cvref_t<A>, remove_cvref_t<B>> {};
 }  // namespace detail
 template <class A, class B> using cond_t = typename detail::conditional_operand<A, B>::type;
 
