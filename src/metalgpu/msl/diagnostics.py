@@ -24,7 +24,8 @@ def parse_log(log: str, sources: dict[str, str],
     """The errors and warnings of ``log``, each placed in one of ``sources`` (the user's files) where possible.
     ``columns`` is the translation's column map (Translation.columns)."""
     diagnostics: list[Diagnostic] = []
-    context_pos: SourcePos | None = None   # the user line of the latest "required from here"
+    context_pos: SourcePos | None = None   # the innermost user line of the latest "required from" chain
+    in_chain = False                       # the previous line was one of a chain's frames
     pending: list[str] = []                # errors inside our headers still looking for a user line
     lines = log.splitlines()
     for number, raw in enumerate(lines):
@@ -34,10 +35,13 @@ def parse_log(log: str, sources: dict[str, str],
             if context.group("file") in sources:
                 file, line = context.group("file"), int(context.group("line"))
                 column = int(context.groupdict().get("col") or 0) or _first_column(sources, file, line)
-                context_pos = SourcePos(file, line, column)
+                if pending or not in_chain:  # a chain lists the innermost frame first: the user's nearest line
+                    context_pos = SourcePos(file, line, column)
                 diagnostics += [_located(m, context_pos, sources) for m in pending]
                 pending = []
+                in_chain = True
             continue
+        in_chain = False
         if match is None or match.group("severity") == "note":
             continue
         severity = "error" if "error" in match.group("severity") else "warning"

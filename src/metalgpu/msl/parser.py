@@ -65,6 +65,8 @@ class KernelDecl:
     pos: SourcePos
     body: tuple[int, int] | None  # tokens[start:end] is the `{ ... }` of the definition
     name_token: int | None = None  # tokens[name_token] names a plain kernel's definition (None: a template's)
+    params_span: tuple[int, int] | None = None  # tokens[start:end] inside the parentheses of the declaration that
+    # names the kernel (its definition or explicit instantiation); None if that declaration has none
     # tokens[start:end] is the kernel's own declaration: a plain kernel's whole definition, or the explicit
     # instantiation statement of a template's. A translation that leaves the kernel out drops these tokens.
     span: tuple[int, int] | None = None
@@ -332,7 +334,7 @@ class _Parser(TokenWalker):
         max_threads = self._max_total_threads(head.attributes) or (
             self._max_total_threads(template.attributes) if template is not None else None)
         self.kernels.append(KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token,
-                                       span=span, max_total_threads=max_threads,
+                                       head.params, span=span, max_total_threads=max_threads,
                                        template_params=template.template_params if template else None))
 
     def _max_total_threads(self, attributes: tuple[Attribute, ...]) -> str | None:

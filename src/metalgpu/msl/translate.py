@@ -4,11 +4,15 @@ The user's code is re-emitted token by token at its original lines and columns (
 only MSL-only syntax rewritten:
 
 - address spaces: ``device`` and ``thread`` vanish, ``constant`` becomes ``const`` (a distinct qualifier, so
-  overloads on it keep working; at namespace scope it also gets the target's ``MG_CONSTANT_DATA``), a
-  ``threadgroup`` variable declared in a function body becomes ``MG_THREADGROUP_STORAGE`` (one copy per
-  threadgroup), and ``threadgroup`` elsewhere (pointers, parameters) vanishes;
+  overloads on it keep working; at namespace scope it also gets the target's ``MG_CONSTANT_DATA``) and
+  ``threadgroup`` vanishes, here token by token; msl/address_spaces.py finishes the job on declarations
+  (duplicate ``const``, variants that differ only by address space), msl/threadgroup.py turns threadgroup
+  variables into per-threadgroup storage;
 - ``kernel`` and ``[[kernel]]`` become ``MG_KERNEL``; other Metal attributes are dropped, standard C++ ones kept;
+  plain kernels become templates and explicit instantiations of kernels go, so that only the kernels a
+  translation wraps are compiled;
 - ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
+- C++ that only clang accepts (msl/compat.py), conditional operators with 16-bit floats (msl/conditionals.py);
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
@@ -21,12 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ArgumentError
+from .address_spaces import rewrite as rewrite_address_spaces
 from .analysis import cooperative_kernels, streamed_inputs
+from .compat import rewrite as rewrite_compat
+from .conditionals import rewrite as rewrite_conditionals
+from .kernel_templates import (
+    drop_kernel_instantiations,
+    template_plain_kernels,
+)
 from .lexer import IDENT, NUMBER, PUNCT, Token
+from .outline import bracket_partners
+from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
 from .pipeline import absent_params, drop_unselected, max_threads_constant
 from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles
+from .threadgroup import rewrite as rewrite_threadgroup
 from .wrappers import ABSENT_HELPER, KERNEL_PREFIX, cpu_wrapper, cuda_wrapper
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
@@ -51,12 +65,20 @@ class Translator:
     def __init__(self, pre: PreprocessResult, program: Program, target: str, check_bounds: bool = False):
         self.pre, self.program, self.target, self.check_bounds = pre, program, target, check_bounds
         texts = _rewrite(pre.tokens, program)
+        match = bracket_partners(pre.tokens)
+        declarations = scan_declarations(pre.tokens, match)
+        rewrite_address_spaces(pre.tokens, texts, declarations, match)
+        rewrite_compat(pre.tokens, texts, declarations, match)
+        plain_kernels = template_plain_kernels(pre.tokens, texts, declarations)
         for kernel in program.kernels:
             if kernel.name_token is not None:  # see kernel_callee
                 texts[kernel.name_token] = KERNEL_PREFIX + texts[kernel.name_token]
+        drop_kernel_instantiations(pre.tokens, texts, declarations, program)
+        rewrite_threadgroup(pre.tokens, texts, declarations, match, plain_kernels)
         self._swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
         if check_bounds:
             _check_bounds(pre.tokens, texts, program)
+        rewrite_conditionals(pre.tokens, texts, match)  # last: its copies of operands hold every other rewrite
         self._texts = texts
 
     def translate(self, constants: dict[int, Any] | None = None, kernels: Iterable[int] | None = None) -> Translation:
@@ -72,7 +94,7 @@ class Translator:
             lines.append("#define MG_DEBUG_BOUNDS 1")
         texts = list(self._texts)
         drop_unselected(texts, program, selected)
-        lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>"]
+        lines += ["#include <metal_stdlib>", f"#include <metal/_launch_{target}.h>", "#include <metal/_translator.h>"]
         lines += _function_constant_defines(program, constants)
         lines.append(self._swizzle_helpers)
         body, columns = _emit(pre.tokens, texts)
@@ -119,8 +141,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
     parens = 0
     statement_start = 0     # index of the first token of the current declaration or statement
     previous_significant = ""
-    threadgroup_names: list[str] = []  # threadgroup variables declared so far in the current function
-    appended: dict[int, str] = {}      # text to emit after a token, added once the scan is done
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -139,8 +159,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                 parens -= 1
             elif text == "{":
                 scopes.append(_classify_brace(tokens, statement_start, i, in_function))
-                if not in_function:
-                    threadgroup_names = []  # a new function body
                 statement_start = i + 1
             elif text == "}":
                 if scopes:
@@ -161,10 +179,7 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
                         and not _declares_function(tokens, i):
                     texts[i] = "MG_CONSTANT_DATA const"
             elif text == "threadgroup":
-                texts[i] = ""
-                if in_function and i == statement_start and not _declares_pointer(tokens, i):
-                    texts[i] = "MG_THREADGROUP_STORAGE"
-                    _limit_threadgroup_storage(tokens, i, threadgroup_names, appended)
+                texts[i] = ""  # or threadgroup storage: msl/threadgroup.py
             elif text == "is_function_constant_defined" and i + 3 < len(tokens) \
                     and tokens[i + 2].text in constant_index and tokens[i + 3].text == ")":
                 texts[i] = f"MG_FC_DEFINED_{constant_index[tokens[i + 2].text]}"
@@ -181,8 +196,6 @@ def _rewrite(tokens: list[Token], program: Program) -> list[str]:
         if texts[i]:
             previous_significant = text
         i += 1
-    for index, text in appended.items():
-        texts[index] += text
     return texts
 
 
@@ -269,30 +282,6 @@ def _classify_brace(tokens: list[Token], statement_start: int, brace: int, in_fu
     return "init"
 
 
-def _limit_threadgroup_storage(tokens: list[Token], start: int, names: list[str], appended: dict[int, str]) -> None:
-    """After a threadgroup variable's declaration, assert that the function's threadgroup variables fit in the
-    32 KiB Metal gives a threadgroup (a compile error on the user's line, as Metal fails the pipeline)."""
-    depth, name = 0, None
-    for end in range(start + 1, len(tokens)):
-        text = tokens[end].text
-        if text in "(<":
-            depth += 1
-        elif text in ")>":
-            depth -= 1
-        elif depth == 0 and text in ("[", "=", ";") and name is None and tokens[end - 1].kind == IDENT:
-            name = tokens[end - 1].text
-        if depth == 0 and text == ";":
-            break
-    else:
-        return
-    if name is None:
-        return
-    names.append(name)
-    total = " + ".join(f"sizeof({n})" for n in names)
-    appended[end] = (f' static_assert({total} <= 32768, "threadgroup memory: this kernel declares more than the'
-                     f' 32 KiB a threadgroup has");')
-
-
 def _declares_function(tokens: list[Token], start: int) -> bool:
     """Is the namespace-scope declaration starting at ``start`` a function (a '(' before '=', ';' or '{')?"""
     for tok in tokens[start:]:
@@ -300,21 +289,6 @@ def _declares_function(tokens: list[Token], start: int) -> bool:
             return False
         if tok.text == "(":
             return True
-    return False
-
-
-def _declares_pointer(tokens: list[Token], start: int) -> bool:
-    """Does the declaration starting at ``start`` declare a pointer or reference rather than storage?"""
-    angle = 0
-    for tok in tokens[start + 1:]:
-        if tok.text == "<":
-            angle += 1
-        elif tok.text == ">":
-            angle -= 1
-        elif angle == 0 and tok.text in ("*", "&", "&&"):
-            return True
-        elif angle == 0 and tok.text in (";", "=", "[", ",", "(", "{"):
-            return False
     return False
 
 
@@ -382,4 +356,3 @@ def _emit(tokens: list[Token], texts: list[str]) -> tuple[str, dict]:
         out.append(text)
         column += len(text)
     return "".join(out), {key: columns[key] for key in shifted}
-

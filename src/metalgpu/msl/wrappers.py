@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .kernel_templates import is_deduced_instantiation, signature_alias
 from .parser import KernelDecl
 
 _LINEAR = "((z - g.origin[2]) * g.size[1] + (y - g.origin[1])) * g.size[0] + (x - g.origin[0])"
@@ -61,10 +62,15 @@ def kernel_callee(kernel: KernelDecl) -> str:
     `using namespace metal;`) or of CUDA (`max`, `sqrt`, `all`, declared globally by NVRTC) is not confused with
     those overloads; Metal never lets other code call a kernel, so nothing else names it."""
     scope, _, name = kernel.name.rpartition("::")
-    if kernel.name_token is not None:
+    if kernel.name_token is not None:  # a plain kernel, made a template of one defaulted parameter
         name = KERNEL_PREFIX + name
     qualified = f"{scope}::{name}" if scope else name
     qualified = qualified if qualified.startswith("::") else f"::{qualified}"
+    if kernel.name_token is not None:
+        return f"{qualified}<>"
+    if is_deduced_instantiation(kernel):  # the specialisation whose type the alias after it names
+        alias = f"{scope}::{signature_alias(kernel)}" if scope else signature_alias(kernel)
+        return f"(*static_cast<{alias if alias.startswith('::') else '::' + alias}*>(&{qualified}))"
     return f"{qualified}<{kernel.template_args}>" if kernel.template_args is not None else qualified
 
 

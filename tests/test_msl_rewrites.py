@@ -1,0 +1,253 @@
+"""The translator's declaration-level rewrites, on tokens and translated text (no device): the outline of
+declarations, address spaces on declarations, the conditional operator's operand extents, clang-only C++,
+threadgroup checks per kernel, and compiler columns on rewritten lines."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+
+import pytest
+
+from metalgpu.backends.cpu import INCLUDE_DIR
+from metalgpu.msl.diagnostics import parse_log
+from metalgpu.msl.outline import scan
+from metalgpu.msl.parser import parse
+from metalgpu.msl.preprocess import preprocess
+from metalgpu.msl.translate import translate
+
+HEADER = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+
+def translated(source: str, target: str = "cpu", kernels: list[str] | None = None):
+    pre = preprocess(source, "test.metal")
+    program = parse(pre.tokens, pre.sources)
+    if kernels is not None:  # only these kernels' wrappers, as a translation for one kernel has
+        program = dataclasses.replace(program, kernels=tuple(k for k in program.kernels if k.host_name in kernels))
+    return translate(pre, program, target), pre
+
+
+def user_code(translation) -> str:
+    """The user's part of a translation, without whitespace (the translation keeps the user's columns)."""
+    body = translation.source[translation.source.index("#line"):]
+    body = body[:body.index("namespace mg_kernel_")] if "namespace mg_kernel_" in body else body
+    return squeezed(re.sub(r'#line \d+ "[^"]*"', "", body))
+
+
+def squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def gxx_errors(translation, pre) -> list:
+    """g++ -fsyntax-only of a CPU translation: its errors, placed on the user's lines."""
+    done = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-w", "-DMG_TARGET_CPU=1", "-I", str(INCLUDE_DIR),
+                           "-x", "c++", "-"], input=translation.source, capture_output=True, text=True, check=False)
+    return [d for d in parse_log(done.stderr, pre.sources, translation.columns) if d.severity == "error"]
+
+
+# -- the declaration scanner ----------------------------------------------------------------------------------------
+
+def test_scanner_reads_functions_classes_and_their_parts():
+    pre = preprocess("namespace a {\ntemplate <typename T> struct S {\n  S() device = default;\n"
+                     "  template <typename U> operator vec<U, 2>() const thread { return {}; }\n"
+                     "  int x : 3;\n};\n}\nconstant int k = 1;\nvoid f(device float* p, int n = 2) {}\n", "t.metal")
+    found = {(d.kind, "::".join(d.scope), " ".join(t.text for t in pre.tokens[d.name[0]:d.name[1]]) if d.name else "")
+             for d in scan(pre.tokens)}
+    assert ("class", "a", "S") in found
+    assert ("function", "a::S", "S") in found
+    assert ("function", "a::S", "operator vec < U , 2 >") in found
+    assert ("function", "", "f") in found
+    assert ("other", "", "") in found  # the constant
+    constructor = next(d for d in scan(pre.tokens) if d.kind == "function" and d.scope == ("a", "S")
+                       and pre.tokens[d.name[0]].text == "S")
+    assert [t.text for t in pre.tokens[slice(*constructor.trailing)]] == ["device"]
+    assert constructor.body is None
+
+
+def test_constructor_initialisers_with_braces_end_at_the_body():
+    pre = preprocess("struct P { int a, b; P(int x) : a{x}, b(x) { a += 1; } int c; };", "t.metal")
+    constructor = next(d for d in scan(pre.tokens) if d.kind == "function")
+    assert pre.tokens[constructor.body[0] + 1].text == "a" and pre.tokens[constructor.body[0] + 2].text == "+="
+    assert any(d.kind == "other" and pre.tokens[d.end - 2].text == "c" for d in scan(pre.tokens))
+
+
+# -- address spaces on declarations ---------------------------------------------------------------------------------
+
+def test_one_const_per_qualifier_sequence():
+    code = user_code(translated(HEADER + "static constant constexpr const int a = 1;\n"
+                                         "void f(constant const int& x, const constant int* y, constant int& z) {}\n")[0])
+    assert squeezed("static MG_CONSTANT_DATA constexpr const int a") in code
+    assert squeezed("f(const int& x, const int* y, const int& z)") in code
+
+
+def test_of_variants_differing_only_by_address_space_one_is_kept():
+    code = user_code(translated(HEADER + "struct S {\n  S() device = default;\n  S() thread = default;\n"
+                                         "  int get() const constant { return 2; }\n"
+                                         "  int get() const thread { return 1; }\n"
+                                         "  operator int() thread { return 3; }\n"
+                                         "  operator int() const device { return 4; }\n};\n"
+                                         "void g(device int& x) { x = 1; }\nvoid g(thread int& x) { x = 2; }\n")[0])
+    assert code.count(squeezed("S() = default")) == 1
+    assert code.count(squeezed("int get() const")) == 1 and "return1;" in code and "return2;" not in code  # thread
+    assert squeezed("operator int() {") in code and squeezed("operator int() const {") in code  # both kept
+    assert code.count("voidg(") == 1 and "x=2;" in code
+
+
+def test_a_definition_wins_over_a_declaration_and_the_choice_agrees_outside_the_class():
+    code = user_code(translated(HEADER + "struct S {\n  int get() const device;\n  int get() const thread;\n};\n"
+                                         "int S::get() const device { return 2; }\n"
+                                         "int S::get() const thread { return 1; }\n"
+                                         "void h(device int& x);\nvoid h(thread int& x);\nvoid h(device int& x) {}\n")[0])
+    assert code.count(squeezed("int get() const;")) == 1
+    assert code.count(squeezed("S::get() const {")) == 1 and "return1;" in code
+    assert code.count("voidh(") == 2 and squeezed("void h(int& x) {}") in code  # the device declaration, defined
+
+
+def test_partial_specialisations_differing_only_by_address_space():
+    code = user_code(translated(HEADER + "template <typename T> struct E {};\n"
+                                         "template <typename T> struct E<thread T*> { using type = T; };\n"
+                                         "template <typename T> struct E<device T*> { using type = T; };\n"
+                                         "template <typename T> struct E<constant T*> { using type = T; };\n")[0])
+    assert code.count(squeezed("struct E<T*>")) == 1
+    assert squeezed("struct E<const T*>") in code  # constant T*: a distinct specialisation, with no __constant__
+
+
+def test_coherent_pointer_qualifier_vanishes_and_a_function_of_that_name_stays():
+    code = user_code(translated(HEADER + "int coherent(int x) { return x; }\n"
+                                         "kernel void k(volatile coherent(system) device uint* p [[buffer(0)]]) "
+                                         "{ p[0] = coherent(1); }\n")[0])
+    assert squeezed("(volatile uint* p)") in code
+    assert squeezed("p[0] = coherent(1);") in code
+
+
+# -- clang-only C++ ---------------------------------------------------------------------------------------------
+
+def test_member_specialisation_at_class_scope_becomes_an_overload():
+    code = user_code(translated(HEADER + "struct H {\n  template <typename T> T f(T x) { return x; }\n"
+                                         "  template <> int f(int x) { return -x; }\n};\n")[0])
+    assert code.count("template") == 1 and squeezed("int f(int x) { return -x; }") in code
+
+
+def test_range_designators_become_assignments_after_the_declaration():
+    code = user_code(translated(HEADER + "void f() {\n  float s[8] = { [0 ... 5] = 2.0h, [7] = 1 };\n}\n")[0])
+    assert squeezed("float s[8] = {};") in code
+    assert squeezed("for (long mg_i = (0); mg_i <= (5); ++mg_i) s[mg_i] = mg_value;") in code
+    assert squeezed("const auto mg_value = (half(2.0f));") in code and squeezed("s[(7)] = (1);") in code
+
+
+def test_static_constexpr_member_definitions_outside_the_class_are_dropped():
+    code = user_code(translated(HEADER + "struct S { static constexpr constant int n = 2; static constant int m; };\n"
+                                         "constexpr constant int S::n;\nconstant int S::m = 3;\n", "cuda")[0])
+    assert "S::n" not in code
+    assert squeezed("const int S::m = 3;") in code and "MG_CONSTANT_DATA" not in code
+
+
+# -- the conditional operator -------------------------------------------------------------------------------------
+
+def conditional_operands(code: str) -> list[tuple[str, str]]:
+    return re.findall(r"::mg::cond_t<decltype\(\((.*?)\)\),decltype\(\((.*?)\)\)>", code)
+
+
+def test_conditional_operands_end_where_cxx_ends_them():
+    code = user_code(translated(HEADER + "template <int N> struct I { static constexpr int v = N; };\n"
+                                         "int f(int a, int b, bool c) {\n"
+                                         "  int x = c ? a + 1 : b * 2, y = 3;\n"
+                                         "  int z = I<c ? 1 : 2 + 3>::v;\n"
+                                         "  switch (a) { case 1: x = c ? a : b; break; }\n"
+                                         "  return c ? x : a > b ? y : z;\n}\n")[0])
+    operands = conditional_operands(code)
+    assert ("a+1", "b*2") in operands
+    assert ("1", "2+3") in operands  # the false operand ends at the template argument list's `>`
+    assert ("a", "b") in operands
+    # a conditional operand is typed by its own operands' types, not by a decltype of its text
+    assert squeezed("::mg::cond_t<decltype((x)), ::mg::cond_result_t<decltype((y)), decltype((z))>>") in code
+
+
+def test_conditionals_between_number_literals_are_left_alone_and_compile_in_class_templates():
+    source = HEADER + ("template <int N> struct Shape {\n  static constexpr short rows = N, size = 128;\n"
+                       "  static constexpr short width = (N == 8) ? 1 : (size / (rows * 2) >= 8 ? 8 : 4);\n"
+                       "  static constexpr float scale = N > 4 ? 0.5h : 2;\n};\n"
+                       "kernel void k(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n"
+                       "  o[i] = Shape<8>::width + Shape<16>::width + Shape<2>::scale;\n}\n")
+    translation, pre = translated(source)
+    code = user_code(translation)
+    assert squeezed("(N == 8) ? 1 : (size / (rows * 2) >= 8 ? 8 : 4);") in code
+    assert code.count("cond_t") == 2  # 0.5h is a half: that one is rewritten
+    assert gxx_errors(translation, pre) == []
+
+
+def test_conditionals_with_lambdas_and_gnu_elvis_are_left_alone():
+    code = user_code(translated(HEADER + "int f(bool c, int a) {\n"
+                                         "  int x = c ? [&] { return a; }() : 2;\n  return x ?: a;\n}\n")[0])
+    assert "cond_t" not in code
+
+
+# -- threadgroup memory --------------------------------------------------------------------------------------------
+
+OVER_THE_LIMIT = HEADER + """template <int N>
+kernel void staged(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    threadgroup float tile[N];
+    tile[i % N] = out[i];
+    out[i] = tile[0];
+}
+template [[host_name("small")]] kernel void staged<1024>(device float*, uint);
+template [[host_name("big")]] kernel void staged<9000>(device float*, uint);
+kernel void plain_big(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    threadgroup float tile[8200];
+    tile[i] = out[i];
+    out[i] = tile[0];
+}
+"""
+
+
+@pytest.mark.parametrize("kernels, failing_line", [(["small"], None), (["big"], 5), (["plain_big"], 12),
+                                                   (["small", "plain_big"], 12)])
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_the_threadgroup_limit_fails_only_the_kernel_over_it(target, kernels, failing_line):
+    # a translation that wraps only some kernels (as one compiled for a single kernel does) compiles unless one of
+    # them declares more than 32 KiB; the error is on the declaration that goes over
+    translation, pre = translated(OVER_THE_LIMIT, target, kernels)
+    errors = gxx_errors(translation, pre) if target == "cpu" else nvrtc_errors(translation, pre)
+    if failing_line is None:
+        assert errors == []
+    else:
+        assert errors and "32 KiB" in errors[0].message
+        assert errors[0].pos.line == failing_line
+
+
+def test_threadgroup_initialisers_are_dropped_and_labels_start_declarations():
+    code = user_code(translated(HEADER + "kernel void k(device float* o [[buffer(0)]], uint i "
+                                         "[[thread_position_in_grid]]) {\n"
+                                         "  switch (i) { case 0: threadgroup float t[4] = {1, 2}; o[0] = t[i]; }\n"
+                                         "  static threadgroup int u[2];\n}\n")[0])
+    assert squeezed("case 0: MG_THREADGROUP_STORAGE float t[4];") in code
+    assert squeezed("} MG_THREADGROUP_STORAGE int u[2];") in code  # its own `static` goes
+
+
+# -- diagnostics stay on the user's columns ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+@pytest.mark.parametrize("line, column", [
+    ("    constant const int& r = c; float y = x ? h : f; y += not_declared;", 58),
+    ("    float y = x ? h : f; float z = x ? y : h; z += not_declared;", 52),
+])
+def test_errors_after_rewritten_tokens_keep_the_users_column(target, line, column):
+    source = (HEADER + "kernel void k(device float* o [[buffer(0)]], constant int& c [[buffer(1)]], "
+              "uint i [[thread_position_in_grid]]) {\n    bool x = i > 2; half h = 1.0h; float f = 2.0f;\n"
+              f"{line}\n}}\n")
+    translation, pre = translated(source, target)
+    errors = gxx_errors(translation, pre) if target == "cpu" else nvrtc_errors(translation, pre)
+    assert errors and "not_declared" in errors[0].message
+    assert (errors[0].pos.line, errors[0].pos.column) == (5, column)
+
+
+def nvrtc_errors(translation, pre) -> list:
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from metalgpu.backends.base import CompileOptions, CompilerFailed
+    from metalgpu.backends.nvrtc import nvrtc_compile
+
+    try:
+        nvrtc_compile(translation.source, CompileOptions(), "sm_90")
+    except CompilerFailed as failure:
+        return [d for d in parse_log(failure.log, pre.sources, translation.columns) if d.severity == "error"]
+    return []

@@ -1,0 +1,85 @@
+"""MSL that real kernel libraries write and C++ reads differently, run on every backend: declarations that differ
+only by address space, the conditional operator with 16-bit floats, C++ that only clang accepts, threadgroup
+variables in nested scopes. The kernels are in tests/kernels/, which test_cuda_translation.py also compiles for
+CUDA with NVRTC."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import load_kernel
+
+HALF_2049 = 2048.0    # 2049 rounded to half (11 significant bits)
+BFLOAT_257 = 256.0    # 257 rounded to bfloat (8 significant bits)
+WIDE = np.float32(1.0001)  # neither a half nor a bfloat
+
+
+def test_declarations_that_differ_only_by_address_space(iface):
+    load_kernel(iface, "address_spaces.metal", "address_spaces")
+    n = 40
+    start = np.arange(n, dtype=np.int32) * 3
+    out = iface.array_to_buffer(start)
+    table = np.array([5, 6, 7, 8], dtype=np.int32)
+    flag = iface.array_to_buffer(np.zeros(1, dtype=np.int32))
+    iface.run_function(n, [out, 9, table, flag])
+    ids = np.arange(n)
+    # id + 7 * 3 + offset, the table entry through device, twice table[0] through constant (space 2), space 1 of
+    # a device pointer, and the flags of the non-const thread and const device conversion operators
+    expected = start + (ids + 21 + 9) + table[ids % 4] + 2 * table[0] * 2 + 1 + 10000 + 20000
+    np.testing.assert_array_equal(out.contents, expected)
+    assert flag.contents[0] == 1
+
+
+def test_conditional_operator_gives_metals_type(iface):
+    load_kernel(iface, "conditional_types.metal", "conditional_types")
+    n = 30
+    halves = iface.array_to_buffer(np.full(n, 1.5, dtype=np.float16))
+    bfloats = iface.create_buffer(n, "bfloat")
+    bfloats.contents[:] = 0x3FC0  # 1.5
+    wide = iface.array_to_buffer(np.full(n, WIDE, dtype=np.float32))
+    out = iface.array_to_buffer(np.zeros(8 * n, dtype=np.float32))
+    iface.run_function(n, [out, halves, bfloats, wide])
+    got = out.contents.reshape(n, 8)
+    for i in range(n):
+        even = i % 2 == 0
+        expected = [1.5 if even else WIDE,
+                    1.5 if even else HALF_2049,
+                    1.5 if even else WIDE,
+                    1.5 if even else BFLOAT_257,
+                    1.5 if even else 4097.0,
+                    np.float32(WIDE + np.float32(1)) if even else 11.5,
+                    7.0 if even else 1.0 + (3.0 if i % 3 == 1 else 0.0),  # pick() rounds 1.0001 to a half
+                    2.0 if even else 7.5]
+        # every value is exact: each is a half, a bfloat or the float given, or a sum of small exact terms
+        np.testing.assert_array_equal(got[i], np.array(expected, dtype=np.float32), err_msg=f"thread {i}")
+
+
+def test_clang_only_cxx(iface):
+    load_kernel(iface, "cxx_compat.metal", "cxx_compat")
+    n = 12
+    out = iface.array_to_buffer(np.zeros(8 * n, dtype=np.float32))
+    iface.run_function(n, [out])
+    got = out.contents.reshape(n, 8)
+    ids = np.arange(n)
+    np.testing.assert_array_equal(got[:, 0], (4 * ids + 3) >> 1)  # the int specialisation
+    np.testing.assert_array_equal(got[:, 1], ids * 0.5 + 100)       # the float one
+    np.testing.assert_array_equal(got[:, 2], ids + 1002)
+    np.testing.assert_array_equal(got[:, 3], np.full(n, 17.0))      # range designators, element 4 zero
+    np.testing.assert_array_equal(got[:, 4], 4 * np.where(ids % 2 == 0, 0.25, 0.75) + 2)
+
+
+def test_explicit_instantiations_with_deduced_arguments(iface):
+    load_kernel(iface, "cxx_compat.metal")
+    data = iface.array_to_buffer(np.arange(20, dtype=np.float32))
+    iface.run_function(20, [data, 2.5], function_name="scale_float")
+    np.testing.assert_array_equal(data.contents, np.arange(20, dtype=np.float32) * 2.5)
+    ints = iface.array_to_buffer(np.arange(20, dtype=np.int32))
+    iface.run_function(20, [ints, 3], function_name="scale_int")
+    np.testing.assert_array_equal(ints.contents, np.arange(20) * 3 + 1)
+
+
+@pytest.mark.parametrize("mode, added", [(0, 0), (1, 100), (2, 200)])
+def test_threadgroup_arrays_in_sibling_blocks(iface, mode, added):
+    load_kernel(iface, "threadgroup_scopes.metal", "threadgroup_scopes")
+    out = iface.array_to_buffer(np.arange(64, dtype=np.float32))
+    iface.run_function(64, [out, mode], threads_per_threadgroup=64)
+    np.testing.assert_array_equal(out.contents, np.arange(63, -1, -1, dtype=np.float32) + added)
