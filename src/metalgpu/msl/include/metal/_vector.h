@@ -165,9 +165,15 @@ template <class T, int N> using packed_storage = storage<T, N, int(alignof(T))>;
 #undef MG_STORAGE_CTORS
 
 // ---- operators, as hidden friends of an empty base: found by argument-dependent lookup for vectors, packed
-// vectors and swizzles alike, and, being non-templates, they accept those through implicit conversions.
+// vectors and swizzles alike. With two vector operands they are non-templates, so that they accept packed vectors
+// and swizzles through implicit conversions; with a scalar operand they are templates, so that any scalar (a float
+// next to a half2, an int next to a float4) is an exact match, converted to the element type as Metal does,
+// rather than a user conversion as ambiguous as the vector's own broadcast from a scalar.
 template <class V, class T, int N> struct vec_ops {
     using B = metal::vec<bool, N>;
+    // A scalar operand: a number, or a class that converts to the element type (integral_constant, ...).
+    template <class S> using scalar_t = enable_if_t<
+        shape<S>::size == 0 || (shape<S>::size == -1 && is_convertible<const S&, T>::value), int>;
 // One operator three times: vector with vector, vector with scalar, scalar with vector. R is the result (V, or
 // B for comparisons), E its element type, and RIGHT what the right operand goes through: itself, or for shifts
 // its count modulo the element's width (C++ and Metal leave larger counts undefined; this is what OpenCL specifies
@@ -180,12 +186,14 @@ template <class V, class T, int N> struct vec_ops {
         for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                            \
         return r;                                                                                  \
     }                                                                                              \
-    friend MG_FUNC R operator OP(const V& a, T s) {                                                \
+    template <class S, scalar_t<S> = 0> friend MG_FUNC R operator OP(const V& a, const S& scalar) { \
+        const T s = static_cast<T>(scalar);                                                        \
         R r;                                                                                       \
         for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                 \
         return r;                                                                                  \
     }                                                                                              \
-    friend MG_FUNC R operator OP(T s, const V& b) {                                                \
+    template <class S, scalar_t<S> = 0> friend MG_FUNC R operator OP(const S& scalar, const V& b) { \
+        const T s = static_cast<T>(scalar);                                                        \
         R r;                                                                                       \
         for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                 \
         return r;                                                                                  \

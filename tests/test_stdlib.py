@@ -1,0 +1,196 @@
+"""Metal's standard library as production kernels use it (tests/kernels/stdlib_*.metal), on every backend.
+
+References are exact: numpy's float16 (correctly rounded), a bfloat rounding computed here on Python integers and
+fractions, integer arithmetic, and float32 products of exactly representable values. SIMD-group matrix products
+are compared with numpy within the tolerance stated at each test.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from conftest import load_kernel
+
+# ---- exact rounding to a 16-bit float --------------------------------------------------------------------------
+BF16 = (8, 7)  # exponent and fraction bits
+F16 = (5, 10)
+
+
+def narrow_bits(value, format=BF16) -> int:
+    """The bits of `value` (a finite float or an int, taken exactly) rounded once to nearest even into `format`:
+    subnormals, and infinity past the largest finite value."""
+    exponent_bits, fraction_bits = format
+    bias = (1 << (exponent_bits - 1)) - 1
+    infinity = ((1 << exponent_bits) - 1) << fraction_bits
+    sign = 0x8000 if math.copysign(1.0, value) < 0 else 0
+    if isinstance(value, float) and math.isinf(value):
+        return sign | infinity
+    x = abs(Fraction(value))
+    if x == 0:
+        return sign
+    exponent = x.numerator.bit_length() - x.denominator.bit_length()
+    if Fraction(2) ** exponent > x:
+        exponent -= 1
+    last = max(exponent, 1 - bias) - fraction_bits  # weight of the last bit kept
+    kept = round(x / Fraction(2) ** last)            # Python rounds a Fraction half to even
+    bits = ((last + fraction_bits + bias - 1) << fraction_bits) + kept
+    return sign | min(bits, infinity)
+
+
+def narrow_value(bits: int, format=BF16) -> float:
+    if format == F16:
+        return float(np.array([bits], np.uint16).view(np.float16)[0])
+    return float(np.array([int(bits) << 16], np.uint32).view(np.float32)[0])
+
+
+def bf16(value) -> float:
+    return narrow_value(narrow_bits(value))
+
+
+def f16(value) -> float:
+    return narrow_value(narrow_bits(value, F16), F16)
+
+
+def test_reference_rounding_agrees_with_numpy():
+    # the reference itself, against numpy's float16 over ties, subnormals and overflow
+    x = np.concatenate([np.arange(-70000, 70000, 0.5), np.float32(2.0) ** np.arange(-30, 17),
+                        np.arange(2048, 2060), np.random.default_rng(3).uniform(-1, 1, 2000) * 1e-6])
+    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    assert [narrow_bits(float(v), F16) for v in x] == list(want)
+
+
+def _tie_floats(rng, count):
+    """Floats at and around the rounding ties of half and bfloat, subnormals of both, and values near overflow."""
+    bits = rng.integers(0, 2**32, count, dtype=np.uint64).astype(np.uint32)
+    bits[: count // 4] = (bits[: count // 4] & 0xFFFF0000) | 0x8000      # bfloat ties
+    bits[count // 4: count // 2] = (bits[count // 4: count // 2] & 0xFFFFE000) | 0x1000  # half ties
+    x = bits.view(np.float32)
+    special = np.array([0.0, -0.0, 65504, 65519.99, 65520, -65520, 2.0**-24, 2.0**-25, 3 * 2.0**-26, 1e-40,
+                        3.3895314e38, 3.4e38, np.inf, -np.inf, 1.00390625, 1.01171875], np.float32)
+    x[: len(special)] = special
+    return x[np.isfinite(x) | np.isinf(x)]
+
+
+def _tie_integers(rng, count, dtype):
+    info = np.iinfo(dtype)
+    values = rng.integers(info.min, info.max, count, dtype=dtype, endpoint=True)
+    # values whose bfloat rounding a float in between would round twice: 2**25 + 2**17 + 1 and friends
+    special = [0, 1, -1, 257, 2049, 2**24 + 1, 2**25 + 2**17 + 1, 2**25 + 2**17, 2**25 + 3 * 2**17 - 1,
+               65519, 65520, info.max, info.min]
+    special = [s for s in special if info.min <= s <= info.max]
+    values[: len(special)] = special
+    return values
+
+
+def test_conversions_round_once_to_nearest_even(iface):
+    load_kernel(iface, "stdlib_narrow.metal", "narrow_from_numbers")
+    rng = np.random.default_rng(11)
+    x = _tie_floats(rng, 4096)
+    n = len(x)
+    i = _tie_integers(rng, n, np.int32)
+    u = _tie_integers(rng, n, np.uint32)
+    long = _tie_integers(rng, n, np.int64)
+    out = iface.create_buffer(8 * n, "ushort")
+    iface.run_function(n, [iface.array_to_buffer(a) for a in (x, i, u, long)] + [out])
+    rows = out.contents.reshape(8, n)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(rows[0], x.astype(np.float16).view(np.uint16))
+    np.testing.assert_array_equal(rows[1], [narrow_bits(float(v)) for v in x])
+    np.testing.assert_array_equal(rows[2], [narrow_bits(int(v), F16) for v in i])
+    np.testing.assert_array_equal(rows[3], [narrow_bits(int(v)) for v in i])
+    np.testing.assert_array_equal(rows[4], [narrow_bits(int(v)) for v in u])
+    np.testing.assert_array_equal(rows[5], [narrow_bits(int(v)) for v in long])
+    np.testing.assert_array_equal(rows[6], [narrow_bits(int(v), F16) for v in long])
+    np.testing.assert_array_equal(rows[7], [narrow_bits(f16(float(v))) for v in x])
+
+
+NARROW_CONSTANTS = [0.1, -0.1, 1.0 / 3.0, 65504.0, 65519.0, 65520.0, 1e-8, -2.98e-8, 6.1e-5, 1.00390625,
+                    1.01171875, 3.3895314e38, 3.4e38, 1e-40, -0.0, 2049.0, 2051.0, math.nan, -math.nan, math.inf]
+
+
+def test_constant_expressions_give_the_run_time_bits(iface):
+    load_kernel(iface, "stdlib_narrow.metal", "narrow_constants")
+    n = len(NARROW_CONSTANTS)
+    out, back = iface.create_buffer(4 * n, "ushort"), iface.create_buffer(3, "float")
+    iface.run_function(n, [out, back])
+    rows = out.contents.reshape(4, n)
+    x = np.array(NARROW_CONSTANTS, np.float32)
+    number = ~np.isnan(x)  # a NaN's payload is the target's own, but the same in both
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(rows[0][number], x[number].astype(np.float16).view(np.uint16))
+    np.testing.assert_array_equal(rows[1], rows[0])  # run time and constant expression: the same bits
+    np.testing.assert_array_equal(rows[2][number], [narrow_bits(float(v)) for v in x[number]])
+    np.testing.assert_array_equal(rows[3], rows[2])
+    assert np.isnan(rows[0][~number].view(np.float16)).all() and np.isnan(narrow_value(rows[2][-2]))
+    half_sum = np.float32(x[0].astype(np.float16)) + np.float32(x[7].astype(np.float16))
+    np.testing.assert_array_equal(back.contents[:2], [half_sum, half_sum])
+    assert back.contents[2] == bf16(1.0 + bf16(3 * 0.00390625))  # 1 + 3 * 2**-8, rounded once: 1.0078125
+
+
+def test_usual_arithmetic_conversions(iface):
+    load_kernel(iface, "stdlib_narrow.metal", "narrow_mixed")
+    rng = np.random.default_rng(5)
+    n = 512
+    a = (rng.uniform(-300, 300, n)).astype(np.float32)
+    b = (rng.uniform(-4, 4, n)).astype(np.float32)
+    j = rng.integers(-5000, 5000, n).astype(np.int32)
+    a[:4], j[:4] = [1, 1, 0.5, 300], [257, 2049, 4095, -4097]  # an int that only rounds as bfloat or half
+    out = iface.create_buffer(12 * n, "float")
+    iface.run_function(n, [iface.array_to_buffer(v) for v in (a, b, j)] + [out])
+    rows = out.contents.reshape(12, n)
+    ba = [bf16(float(v)) for v in a]
+    ha = [f16(float(v)) for v in a]
+    f32 = np.float32
+    want = [
+        [bf16(Fraction(p) + Fraction(bf16(int(q)))) for p, q in zip(ba, j)],
+        [f16(Fraction(p) + Fraction(f16(int(q)))) for p, q in zip(ha, j)],
+        f32(ba) * b,
+        f32(ha) * b,
+        f32(np.float64(ba) + np.float64(ha)),  # exact in float64, rounded once to float
+        [float(p < bf16(int(q))) for p, q in zip(ba, j)],
+        [bf16(Fraction(p) + Fraction(bf16(int(q)))) for p, q in zip(ba, j)],
+        [bf16(float(v)) for v in b],
+        [-bf16(float(v)) for v in b],
+        [f16(Fraction(f16(float(p))) * Fraction(f16(float(q)))) for p, q in zip(a, b)],
+        [bf16(Fraction(p) - Fraction(bf16(int(q)))) for p, q in zip(ba, j)],
+        f32(ha) * b,
+    ]
+    for k, expected in enumerate(want):
+        np.testing.assert_array_equal(rows[k], np.asarray(expected, np.float32), err_msg=f"row {k}")
+    assert rows[0][0] == 256.0 and rows[1][1] == 2048.0  # 1 + 257 in bfloat; 1 + 2049 in half
+
+
+# ---- names: traits, limits, containers, builtins ------------------------------------------------------------------
+def test_library_names(iface):
+    load_kernel(iface, "stdlib_names.metal", "stdlib_names")
+    x = np.array([0.3, -1.75, 2.6, 7.0, -0.25, 1.0], np.float32)
+    n = len(x)
+    out = iface.create_buffer(14 * n, "float")
+    iface.run_function(n, [iface.array_to_buffer(x), out])
+    rows = out.contents.reshape(14, n)
+    f32 = np.float32
+    q, r = np.trunc(np.trunc(x * f32(10)) / 7), np.fmod(np.trunc(x * f32(10)), 7)
+    want = [
+        np.full(n, np.finfo(f32).max), np.full(n, 65504.0), np.full(n, -narrow_value(0x7F7F)),
+        np.full(n, np.finfo(f32).eps), np.full(n, -65504.0), np.full(n, 6 + 24 + 20), np.full(n, 3 + 1 + 10),
+        q * 100 + r + 2, np.trunc(x * f32(4)) * 3 + 1, np.minimum(x, f32(0.5)) + np.maximum(x, f32(-0.5)),
+        np.abs(x) + np.maximum(x, f32(1)), x * f32(2) + f32(1) + np.floor(x), np.minimum(np.minimum(x, f32(0.25)), f32(2)),
+        np.full(n, np.float32(np.pi)),
+    ]
+    for k, expected in enumerate(want):
+        np.testing.assert_array_equal(rows[k], np.asarray(expected, np.float32), err_msg=f"row {k}")
+
+
+def test_simd_builtins(iface):
+    load_kernel(iface, "stdlib_names.metal", "stdlib_simd_builtins")
+    x = np.arange(32, dtype=np.float32) - 7
+    out = iface.create_buffer(4 * 32, "float")
+    iface.run_function(32, [iface.array_to_buffer(x), out], threads_per_threadgroup=32)
+    rows = out.contents.reshape(4, 32)
+    np.testing.assert_array_equal(rows[0], np.full(32, x.sum()))
+    np.testing.assert_array_equal(rows[1], x[::-1])
+    np.testing.assert_array_equal(rows[2], np.concatenate([x[3:], -x[:3]]))
+    np.testing.assert_array_equal(rows[3], x.max() + np.arange(32))
