@@ -194,3 +194,25 @@ def test_simd_builtins(iface):
     np.testing.assert_array_equal(rows[1], x[::-1])
     np.testing.assert_array_equal(rows[2], np.concatenate([x[3:], -x[:3]]))
     np.testing.assert_array_equal(rows[3], x.max() + np.arange(32))
+
+
+def test_kernel_functions_named_like_c_math(iface):
+    load_kernel(iface, "stdlib_user_math.metal", "user_math")
+    x = np.array([0.5, -1.25, 3.0, 0.0, 7.75], np.float32)
+    n = len(x)
+    out = iface.create_buffer(4 * n, "float")
+    iface.run_function(n, [iface.array_to_buffer(x), out])
+    rows = out.contents.reshape(4, n)
+    f32 = np.float32
+    np.testing.assert_array_equal(rows[0], (x + f32(1)) + x * f32(2) + (x - f32(1)) + x * x)
+    # half: log1p(float) is taken (a half converts to float, not to bfloat), so the sum runs in float, then rounds
+    hf = x.astype(np.float16).astype(f32)
+    rounded = [(hf + f32(1)), (hf - f32(1)), hf * hf]
+    a, c, d = (r.astype(np.float16).astype(f32) for r in rounded)
+    np.testing.assert_array_equal(rows[1], (((a + hf * f32(2)) + c) + d).astype(np.float16).astype(f32))
+    b = np.array([bf16(float(v)) for v in x], f32)
+    want_bfloat = [bf16(Fraction(bf16(float(p + 1))) + Fraction(bf16(float(p * 3)))) for p in b]
+    want_bfloat = [bf16(Fraction(w) + Fraction(bf16(float(p - 1)))) for w, p in zip(want_bfloat, b)]
+    want_bfloat = [bf16(Fraction(w) + Fraction(bf16(float(f32(p) * f32(p))))) for w, p in zip(want_bfloat, b)]
+    np.testing.assert_array_equal(rows[2], np.array(want_bfloat, f32))
+    np.testing.assert_array_equal(rows[3], -x)

@@ -109,9 +109,14 @@ struct f16_format {
 #endif
 
 
-// A number a 16-bit float converts from directly: an arithmetic type (another 16-bit float included) or an enum.
-template <class A, class N> using narrow_source_t =
-    enable_if_t<(is_arithmetic<A>::value || is_enum<A>::value) && !is_same<A, N>::value, int>;
+// A number a 16-bit float converts from implicitly: an integer, bool, enum, float or double. From the other 16-bit
+// float only explicitly, as in Metal (bfloat and half convert implicitly to float alone): otherwise a kernel's
+// f(float) and f(bfloat) overloads would be ambiguous for a half.
+template <class A> struct is_wide_float : bool_constant<is_same<A, float>::value || is_same<A, double>::value> {};
+template <class A, class N> using narrow_source_t = enable_if_t<
+    (is_integral<A>::value || is_enum<A>::value || is_wide_float<A>::value) && !is_same<A, N>::value, int>;
+template <class A, class N> using other_narrow_t =
+    enable_if_t<is_floating_point<A>::value && !is_wide_float<A>::value && !is_same<A, N>::value, int>;
 // A class that converts to float (operator float(), operator int(), ...) but not to N itself: converted through
 // float, as Metal converts it to its built-in bfloat (a class here, so C++ would need two user conversions).
 template <class S, class N, class = void> struct has_conversion_to : false_type {};
@@ -130,6 +135,8 @@ template <class Format> struct narrow_float {
     narrow_float() = default;
     template <class A, narrow_source_t<A, narrow_float> = 0>
     MG_FUNC constexpr narrow_float(A a) : bits(convert(a)) {}
+    template <class A, other_narrow_t<A, narrow_float> = 0>
+    MG_FUNC constexpr explicit narrow_float(A a) : bits(convert(a)) {}
     template <class S, through_float_t<S, narrow_float> = 0>
     MG_FUNC constexpr narrow_float(S&& s) : bits(Format::from_float(static_cast<float>(static_cast<S&&>(s)))) {}
     MG_FUNC constexpr operator float() const { return Format::to_float(bits); }

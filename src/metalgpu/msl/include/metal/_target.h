@@ -67,29 +67,7 @@ typedef unsigned long uintptr_t;
 #  define MG_FUNC inline
 #  define MG_THREADGROUP_STORAGE static thread_local
 #  define MG_CONSTANT_DATA
-// The C library's math.h itself, not libstdc++'s wrapper: the wrapper also puts std::signbit(float), std::isnan,
-// ... into the global namespace, and those non-templates would win over metal::signbit after
-// `using namespace metal;` (and std::signbit folds -0.0 to +0.0 under -ffast-math).
-#  if !defined(_GLIBCXX_INCLUDE_NEXT_C_HEADERS)  // libstdc++ (its wrapper honours this; others ignore it)
-#    define _GLIBCXX_INCLUDE_NEXT_C_HEADERS
-#    include <math.h>
-#    undef _GLIBCXX_INCLUDE_NEXT_C_HEADERS
-#  else
-#    include <math.h>
-#  endif
-// The C classification macros would shadow Metal's functions of the same names.
-#  undef isnan
-#  undef isinf
-#  undef isfinite
-#  undef isnormal
-#  undef signbit
-#  undef fpclassify
-#  undef isgreater
-#  undef isgreaterequal
-#  undef isless
-#  undef islessequal
-#  undef islessgreater
-#  undef isunordered
+#  include "_libm_cpu.h"
 #endif
 
 namespace mg {
@@ -227,6 +205,18 @@ MG_FUNC unsigned long long brev64(unsigned long long x) {
 }
 #endif
 
+// The double functions the headers use (sRGB packing, the CPU's rsqrt): CUDA's builtins, or on the CPU the C
+// library's, declared apart in mg::libm (_libm_cpu.h).
+#if defined(MG_TARGET_CUDA)
+MG_FUNC double libm_sqrt(double x) { return ::sqrt(x); }
+MG_FUNC double libm_pow(double x, double y) { return ::pow(x, y); }
+MG_FUNC double libm_rint(double x) { return ::rint(x); }
+#else
+MG_FUNC double libm_sqrt(double x) { return mg::libm::sqrt(x); }
+MG_FUNC double libm_pow(double x, double y) { return mg::libm::pow(x, y); }
+MG_FUNC double libm_rint(double x) { return mg::libm::rint(x); }
+#endif
+
 // keep_float(x): x, computed exactly as written. Under -ffast-math g++ replaces vectorised x / y, sqrtf and
 // 1 / sqrtf by reciprocal estimates with one Newton step (about 2 ulp); metal::precise must not, so its
 // divide, sqrt and rsqrt pass their result through this barrier, which also keeps such loops scalar.
@@ -271,7 +261,7 @@ MG_FUNC float rsqrt(float x) { return __frsqrt_rn(x); }
 MG_FUNC float divide(float x, float y) { return keep_float(keep_float(x) / keep_float(y)); }
 MG_FUNC float sqrt(float x) { return keep_float(::sqrtf(keep_float(x))); }
 // In double, then rounded once: correctly rounded (1 / sqrtf would round twice, 1.1 ulp found by the tests).
-MG_FUNC float rsqrt(float x) { return keep_float(float(1.0 / ::sqrt(double(keep_float(x))))); }
+MG_FUNC float rsqrt(float x) { return keep_float(float(1.0 / libm_sqrt(double(keep_float(x))))); }
 #endif
 }  // namespace precise
 
