@@ -216,3 +216,32 @@ def test_kernel_functions_named_like_c_math(iface):
     want_bfloat = [bf16(Fraction(w) + Fraction(bf16(float(f32(p) * f32(p))))) for w, p in zip(want_bfloat, b)]
     np.testing.assert_array_equal(rows[2], np.array(want_bfloat, f32))
     np.testing.assert_array_equal(rows[3], -x)
+
+
+def test_vector_initialisation_and_conversions(iface):
+    load_kernel(iface, "stdlib_vectors.metal", "vector_init")
+    rng = np.random.default_rng(8)
+    n = 64
+    x = rng.uniform(-300, 300, (n, 4)).astype(np.float32)
+    x[0] = [0.0, -0.0, 0.75, -2.5]
+    i = rng.integers(-1000, 1000, (n, 4)).astype(np.int32)
+    out = iface.create_buffer(10 * n, "float4")
+    iface.run_function(n, [iface.array_to_buffer(x), iface.array_to_buffer(i), out])
+    rows = out.contents.reshape(10, n, 4)
+    f32, zeros = np.float32, np.zeros(n, np.float32)
+    bfloat = np.vectorize(lambda v: bf16(float(v)))
+    want = [
+        np.c_[i[:, :3].astype(np.uint32).astype(f32), zeros],
+        np.c_[x[:, :2], zeros, zeros],
+        np.tile(np.array([1.5, -2.25, np.float16(0.1), 3.0], f32), (n, 1)),
+        np.c_[x[:, 3] + f32(1.0) + f32(0.5), np.full(n, 0.5 + 0.5 + 0.25, f32), np.full(n, 3.0, f32),
+              np.full(n, 5.0, f32)],
+        np.trunc(x),
+        (i & 0xFF).astype(f32),
+        x.astype(np.float16).astype(f32),
+        bfloat(x).astype(f32),
+        (x != 0).astype(f32),
+        (x.view(np.int32) & 0xFF).astype(f32),
+    ]
+    for k, expected in enumerate(want):
+        np.testing.assert_array_equal(rows[k], expected, err_msg=f"row {k}")

@@ -52,11 +52,14 @@ template <class T, class A> struct ctor_part<T, A, -1> {
     static constexpr bool ok = false;
     static constexpr int count = 0;
 };
-// One scalar broadcasts; two or more arguments must supply exactly N components.
+// One scalar broadcasts; two or more arguments supply exactly N components, or (scalars only) fewer, the rest
+// zero: Metal's braced form, `uint4 v = {a, b, c}` (a C++ constructor cannot tell it from the parenthesised one).
 template <class T, int N, class... A> struct ctor_args {
+    static constexpr int count = (ctor_part<T, A>::count + ... + 0);
+    static constexpr bool scalars = ((shape<A>::size == 0) && ...);
     static constexpr bool value = sizeof...(A) == 1
-        ? ((shape<A>::size == 0) && ...)
-        : ((ctor_part<T, A>::ok && ...) && (ctor_part<T, A>::count + ... + 0) == N);
+        ? scalars
+        : ((ctor_part<T, A>::ok && ...) && (count == N || (scalars && count < N)));
 };
 
 // ---- swizzles ----------------------------------------------------------------------------------------------
