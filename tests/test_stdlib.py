@@ -10,6 +10,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from conftest import load_kernel
 
 # ---- exact rounding to a 16-bit float --------------------------------------------------------------------------
@@ -245,3 +246,52 @@ def test_vector_initialisation_and_conversions(iface):
     ]
     for k, expected in enumerate(want):
         np.testing.assert_array_equal(rows[k], expected, err_msg=f"row {k}")
+
+
+# ---- SIMD-group matrices ----------------------------------------------------------------------------------------
+# Each multiply-accumulate adds 8 products to the accumulator in float, in a fixed order, and rounds once to the
+# accumulator's type. Against numpy's float64 product, the float additions cost at most 2**-24 of the running sum of
+# |products| each (N of them), and a half or bfloat accumulator one rounding to its type (2**-11, 2**-8) per 8
+# products. Half and bfloat inputs have exact float products (11 or 8 significant bits).
+@pytest.mark.parametrize("size", [16, 32])
+@pytest.mark.parametrize("kernel, in_type, out_type", [
+    ("product_float", np.float32, np.float32),
+    ("product_half", np.float16, np.float16),
+    ("product_bfloat", "bfloat", "bfloat"),
+    ("product_half_into_float", np.float16, np.float32),
+    ("product_bfloat_into_float", "bfloat", np.float32),
+])
+def test_simdgroup_matrix_products(iface, size, kernel, in_type, out_type):
+    load_kernel(iface, "stdlib_simdgroup_matrix.metal", kernel)
+    rng = np.random.default_rng(size)
+    a, b = (rng.uniform(-2, 2, (size, size)).astype(np.float32) for _ in range(2))
+    bias = 0.75
+    if in_type == "bfloat":
+        a, b = (np.vectorize(lambda v: bf16(float(v)))(m).astype(np.float32) for m in (a, b))
+        a_buf, b_buf = (iface.create_buffer(size * size, "bfloat") for _ in range(2))
+        for buf, m in ((a_buf, a), (b_buf, b)):
+            buf.contents[:] = (m.view(np.uint32) >> 16).astype(np.uint16).ravel()
+    else:
+        a, b = a.astype(in_type).astype(np.float32), b.astype(in_type).astype(np.float32)
+        a_buf, b_buf = (iface.array_to_buffer(m.astype(in_type).ravel()) for m in (a, b))
+    c = iface.create_buffer(size * size, "bfloat" if out_type == "bfloat" else out_type)
+    iface.run_function(size * size // 2, [a_buf, b_buf, c, np.uint32(size), np.float32(bias)],
+                       threads_per_threadgroup=size * size // 2)
+    exact = a.astype(np.float64) @ b.astype(np.float64) + bias
+    magnitude = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)) + bias
+    accumulator_rounding = {np.float32: 0.0, np.float16: 2.0**-11, "bfloat": 2.0**-8}[out_type]
+    tolerance = magnitude * (2.0**-24 * size + accumulator_rounding * (size // 8 + 1))
+    if out_type == "bfloat":
+        got = (c.contents.astype(np.uint32) << 16).view(np.float32).reshape(size, size)
+    else:
+        got = c.contents.reshape(size, size).astype(np.float32)
+    assert (np.abs(got - exact) <= tolerance).all(), np.abs(got - exact).max()
+
+
+def test_thread_elements_in_apples_layout(iface):
+    load_kernel(iface, "stdlib_simdgroup_matrix.metal", "thread_elements_layout")
+    m = np.random.default_rng(2).integers(-4, 5, (8, 8)).astype(np.float32)
+    product, seen = iface.create_buffer(64, "float"), iface.create_buffer(64, "float")
+    iface.run_function(32, [iface.array_to_buffer(m.ravel()), product, seen], threads_per_threadgroup=32)
+    np.testing.assert_array_equal(product.contents.reshape(8, 8), m @ m)  # small integers: exact
+    np.testing.assert_array_equal(seen.contents.reshape(8, 8), m * 2)
