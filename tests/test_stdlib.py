@@ -295,3 +295,16 @@ def test_thread_elements_in_apples_layout(iface):
     iface.run_function(32, [iface.array_to_buffer(m.ravel()), product, seen], threads_per_threadgroup=32)
     np.testing.assert_array_equal(product.contents.reshape(8, 8), m @ m)  # small integers: exact
     np.testing.assert_array_equal(seen.contents.reshape(8, 8), m * 2)
+
+
+def test_simd_bitwise_reductions_of_floats(iface):
+    load_kernel(iface, "stdlib_names.metal", "stdlib_simd_float_bits")
+    x = np.random.default_rng(4).uniform(-8, 8, 32).astype(np.float32)
+    out = iface.create_buffer(4 * 32, "uint")
+    iface.run_function(32, [iface.array_to_buffer(x), out], threads_per_threadgroup=32)
+    rows = out.contents.reshape(4, 32)
+    bits, half_bits = x.view(np.uint32), x.astype(np.float16).view(np.uint16)
+    np.testing.assert_array_equal(rows[0], np.full(32, np.bitwise_xor.reduce(bits)))
+    np.testing.assert_array_equal(rows[1], np.full(32, np.bitwise_and.reduce(bits)))
+    np.testing.assert_array_equal(rows[2], np.full(32, np.bitwise_or.reduce(half_bits)))
+    np.testing.assert_array_equal(rows[3], np.full(32, np.bitwise_xor.reduce((-x).view(np.uint32))))

@@ -16,6 +16,8 @@ static_assert(_disjunction<is_same<int, float>, is_same<int, int>>::value &&
 static_assert(vec_elements<float4>::value == 4 && vec_elements<packed_half3>::value == 3 &&
               vec_elements<float>::value == 0, "vec_elements");
 static_assert(is_same_v<metal::remove_addrspace_t<device const float>, const float>, "remove_addrspace_t");
+static_assert(_fp_encoding_traits<float>::sign_mask == 0x80000000u && _fp_encoding_traits<half>::inf_mask == 0x7c00u &&
+              _fp_encoding_traits<bfloat>::mantissa_mask == 0x7fu, "_fp_encoding_traits");
 static_assert(__is_valid_simdgroup_type<float4>::value && __is_valid_simdgroup_type<ushort>::value &&
               !__is_valid_simdgroup_type<bfloat>::value, "__is_valid_simdgroup_type");
 
@@ -30,6 +32,7 @@ static_assert(largest == MAXFLOAT && float(largest_half) == float(MAXHALF) && fl
 constexpr constant int log2_of_64 = __builtin_ctz(64u);
 constexpr constant int leading_zeros = __builtin_clz(255u);
 constexpr constant int set_bits = __builtin_popcountll(0xf0f0f0f0f0ull);
+static_assert(as_type<uint>(1.0f) == 0x3f800000u && as_type<float>(0x40000000u) == 2.0f, "as_type in constant expressions");
 static_assert(log2_of_64 == 6 && leading_zeros == 24 && set_bits == 20, "bit builtins in constant expressions");
 
 template <typename T> constexpr uint granularity() { return vec_elements<T>::value == 0 ? 1 : vec_elements<T>::value; }
@@ -81,4 +84,14 @@ kernel void stdlib_simd_builtins(device const float* x [[buffer(0)]], device flo
     out[1 * 32 + id] = __metal_simd_shuffle(v, ushort(31 - lane));
     out[2 * 32 + id] = __metal_simd_shuffle_and_fill_down(v, -v, ushort(3), __metal_get_simdgroup_size(ushort()));
     out[3 * 32 + id] = __metal_simd_max(v) + simd_prefix_exclusive_sum(1.0f);
+}
+
+// The bitwise SIMD-group reductions of floats combine their bits (Metal's builtins take them: MLX's bfloat
+// simd_xor passes a float).
+kernel void stdlib_simd_float_bits(device const float* x [[buffer(0)]], device uint* out [[buffer(1)]],
+                                   uint id [[thread_position_in_grid]]) {
+    out[0 * 32 + id] = as_type<uint>(simd_xor(x[id]));
+    out[1 * 32 + id] = as_type<uint>(__metal_simd_and(x[id]));
+    out[2 * 32 + id] = as_type<ushort>(simd_or(half(x[id])));
+    out[3 * 32 + id] = as_type<uint2>(simd_xor(float2(x[id], -x[id]))).y;
 }

@@ -6,7 +6,7 @@
 namespace metal {
 
 // as_type<T>(x): the same bits, seen as T (both must have the same size).
-template <class T, class X> MG_FUNC T as_type(const X& x) {
+template <class T, class X> MG_FUNC constexpr T as_type(const X& x) {
     static_assert(sizeof(T) == sizeof(X), "as_type: the two types differ in size");
     return mg::detail::bit_cast<T>(x);
 }

@@ -344,3 +344,24 @@ template <> struct _numeric_limits_impl<metal::half> : mg::detail::float_limits<
 template <> struct _numeric_limits_impl<metal::bfloat> : mg::detail::float_limits<
     metal::bfloat, unsigned short, 0x7f7f, 0x0080, 0x3c00, 0x7f80, 0x7fc0, 8, -125, 128> {};
 
+
+namespace mg {
+namespace detail {
+template <class Bits, Bits Sign, Bits Exponent> struct fp_encoding {
+    using encoding_type = Bits;
+    static constexpr encoding_type sign_mask = Sign;
+    static constexpr encoding_type exponent_mask = Exponent;
+    static constexpr encoding_type inf_mask = Exponent;
+    static constexpr encoding_type mantissa_mask = Bits(~Bits(Sign | Exponent));
+};
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+// The bit fields of a floating type, as Metal's library-internal trait names them (candle reads sign_mask and
+// inf_mask of float).
+template <class T> struct _fp_encoding_traits;
+template <> struct _fp_encoding_traits<float> : mg::detail::fp_encoding<uint, 0x80000000u, 0x7f800000u> {};
+template <> struct _fp_encoding_traits<half> : mg::detail::fp_encoding<ushort, 0x8000u, 0x7c00u> {};
+template <> struct _fp_encoding_traits<bfloat> : mg::detail::fp_encoding<ushort, 0x8000u, 0x7f80u> {};
+}  // namespace metal

@@ -199,14 +199,14 @@ template <class T> struct is_simd_value<T, void_t<typename shape<T>::elem>> : is
 // with float or the other 16-bit float, float.
 template <class T> struct is_narrow : false_type {};
 template <class F> struct is_narrow<narrow_float<F>> : true_type {};
-template <class N, class B> struct narrow_meet {
+template <class N, class B> struct meet_with_narrow {
     using type = conditional_t<is_same<N, B>::value || is_integral<B>::value, N,
                                conditional_t<is_same<B, double>::value, double, float>>;
 };
 template <class A, class B> struct builtin_meet { using type = remove_cvref_t<decltype(true ? declval<A>() : declval<B>())>; };
 template <class A, class B> struct meet
-    : conditional_t<is_narrow<A>::value, narrow_meet<A, B>,
-                    conditional_t<is_narrow<B>::value, narrow_meet<B, A>, builtin_meet<A, B>>> {};
+    : conditional_t<is_narrow<A>::value, meet_with_narrow<A, B>,
+                    conditional_t<is_narrow<B>::value, meet_with_narrow<B, A>, builtin_meet<A, B>>> {};
 
 // The common shape of arguments: all vectors the same size; the element type is the first vector's
 // (scalars are converted to it, as Metal does with a vector and a literal), or the meet of the scalars.
