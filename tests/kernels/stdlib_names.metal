@@ -21,6 +21,10 @@ static_assert(_fp_encoding_traits<float>::sign_mask == 0x80000000u && _fp_encodi
 static_assert(__is_valid_simdgroup_type<float4>::value && __is_valid_simdgroup_type<ushort>::value &&
               !__is_valid_simdgroup_type<bfloat>::value, "__is_valid_simdgroup_type");
 
+// Metal has no double: a function of an unsuffixed literal's double is a float.
+static_assert(is_same_v<decltype(metal::exp(0.5)), float> && is_same_v<decltype(metal::max(0.5, 1.0f)), float> &&
+              is_same_v<decltype(metal::fma(float2(1), 0.5, 1.0)), float2>, "no double results");
+
 // Constant expressions: limits, bit counts.
 constexpr constant float largest = numeric_limits<float>::max();
 constexpr constant half largest_half = numeric_limits<half>::max();

@@ -228,9 +228,12 @@ template <class T, int N> struct vec_or_scalar { using type = metal::vec<T, N>; 
 template <class T> struct vec_or_scalar<T, 0> { using type = T; };
 
 // result_t<X...>: the vector or scalar type an element-wise function of these arguments returns.
+// Metal has no double: an unsuffixed literal is a float there (`metal::exp(0.5 * x)` is a float), so a double
+// element, which such a literal makes in C++, gives float results.
 template <class C, class = void> struct result_base {};
 template <class C> struct result_base<C, enable_if_t<(C::size >= 0)>> {
-    using type = typename vec_or_scalar<typename C::elem, C::size>::type;
+    using type = typename vec_or_scalar<conditional_t<is_same<typename C::elem, double>::value, float,
+                                                      typename C::elem>, C::size>::type;
 };
 template <class... X> using result_t = typename result_base<common<remove_cvref_t<X>...>>::type;
 template <class... X> using float_result_t =
