@@ -174,7 +174,9 @@ private:
         } else if constexpr (is_enum<A>::value) {
             return convert(static_cast<long long>(a));
         } else if constexpr (is_integral<A>::value && sizeof(A) > 2) {
-            // a float holds every 16-bit integer exactly, but wider ones would be rounded twice
+            // a float holds every integer below 2**24 exactly; larger ones it would round, and then round again
+            constexpr A exact = A(1) << 24;
+            if (a < exact && (!is_signed<A>::value || a > A(-exact))) return Format::from_float(static_cast<float>(a));
             return narrow_from_integer<Format::exponent_bits, Format::fraction_bits>(a);
         } else {
             return Format::from_float(static_cast<float>(a));  // small integers, bool, the other 16-bit floats

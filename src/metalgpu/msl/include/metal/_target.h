@@ -108,14 +108,14 @@ MG_FUNC constexpr int count_bits(unsigned long long x) {
 #define MG_BIT_BUILTINS(SUFFIX, T, WIDTH, CLZ, POPC)                                                          \
     MG_FUNC constexpr int __builtin_clz##SUFFIX(T x) {                                                        \
         if (__builtin_is_constant_evaluated()) return x ? WIDTH - 1 - ::mg::detail::highest_bit(x) : WIDTH;   \
-        return CLZ(x);                                                                                         \
-    }                                                                                                          \
+        return CLZ(x);                                                                                        \
+    }                                                                                                         \
     MG_FUNC constexpr int __builtin_ctz##SUFFIX(T x) {                                                        \
-        return x ? WIDTH - 1 - __builtin_clz##SUFFIX(static_cast<T>(x & (~x + 1u))) : WIDTH;                            \
-    }                                                                                                          \
+        return x ? WIDTH - 1 - __builtin_clz##SUFFIX(static_cast<T>(x & (~x + 1u))) : WIDTH;                  \
+    }                                                                                                         \
     MG_FUNC constexpr int __builtin_popcount##SUFFIX(T x) {                                                   \
         if (__builtin_is_constant_evaluated()) return ::mg::detail::count_bits(x);                            \
-        return POPC(x);                                                                                        \
+        return POPC(x);                                                                                       \
     }
 MG_BIT_BUILTINS(, unsigned int, 32, __clz, __popc)
 MG_BIT_BUILTINS(l, unsigned long, 64, __clzll, __popcll)
