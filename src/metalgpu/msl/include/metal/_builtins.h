@@ -12,17 +12,17 @@
 #  define __METAL_MAYBE_FAST_MATH__ __METAL_PRECISE_MATH__
 #endif
 
-#define MG_BUILTIN_1(NAME)                                                                                 \
-    template <class X> MG_FUNC auto __metal_##NAME(const X& x, bool fast) {                                \
-        return fast ? metal::fast::NAME(x) : metal::precise::NAME(x);                                      \
+#define MG_BUILTIN_1(NAME)                                                                                    \
+    template <class X> MG_FUNC auto __metal_##NAME(const X& x, bool fast) {                                   \
+        return fast ? metal::fast::NAME(x) : metal::precise::NAME(x);                                         \
     }
-#define MG_BUILTIN_2(NAME)                                                                                 \
-    template <class X, class Y> MG_FUNC auto __metal_##NAME(const X& x, const Y& y, bool fast) {           \
-        return fast ? metal::fast::NAME(x, y) : metal::precise::NAME(x, y);                                \
+#define MG_BUILTIN_2(NAME)                                                                                    \
+    template <class X, class Y> MG_FUNC auto __metal_##NAME(const X& x, const Y& y, bool fast) {              \
+        return fast ? metal::fast::NAME(x, y) : metal::precise::NAME(x, y);                                   \
     }
-#define MG_BUILTIN_3(NAME)                                                                                 \
+#define MG_BUILTIN_3(NAME)                                                                                            \
     template <class X, class Y, class Z> MG_FUNC auto __metal_##NAME(const X& x, const Y& y, const Z& z, bool fast) { \
-        return fast ? metal::fast::NAME(x, y, z) : metal::precise::NAME(x, y, z);                          \
+        return fast ? metal::fast::NAME(x, y, z) : metal::precise::NAME(x, y, z);                                     \
     }
 #define MG_BUILTIN_UNARY_ENTRY(NAME, CNAME) MG_BUILTIN_1(NAME)
 #define MG_BUILTIN_BINARY_ENTRY(NAME, CNAME) MG_BUILTIN_2(NAME)

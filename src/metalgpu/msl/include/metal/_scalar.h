@@ -108,7 +108,6 @@ struct f16_format {
 };
 #endif
 
-
 // A number a 16-bit float converts from implicitly: an integer, bool, enum, float or double. From the other 16-bit
 // float only explicitly, as in Metal (bfloat and half convert implicitly to float alone): otherwise a kernel's
 // f(float) and f(bfloat) overloads would be ambiguous for a half.
@@ -195,19 +194,19 @@ template <class F, class U> using narrow_result_t = typename meet<narrow_float<F
 template <class F, class U> using narrow_bool_t = bool;
 
 // Mixed operands: both converted to the common type first (an integer rounded to the 16-bit type), as C++ does.
-#define MG_NARROW_OPERATOR(OP, R, MIXED)                                                                   \
-    template <class F> MG_FUNC constexpr R operator OP(narrow_float<F> a, narrow_float<F> b) {              \
-        return R(float(a) OP float(b));                                                                     \
-    }                                                                                                        \
-    template <class F, class U>                                                                              \
-    MG_FUNC constexpr narrow_left_t<F, U, MIXED<F, U>> operator OP(narrow_float<F> a, U b) {                       \
-        using C = typename meet<narrow_float<F>, U>::type;                                                  \
-        return C(a) OP C(b);                                                                                \
-    }                                                                                                        \
-    template <class F, class U>                                                                              \
-    MG_FUNC constexpr narrow_right_t<F, U, MIXED<F, U>> operator OP(U a, narrow_float<F> b) {                      \
-        using C = typename meet<narrow_float<F>, U>::type;                                                  \
-        return C(a) OP C(b);                                                                                \
+#define MG_NARROW_OPERATOR(OP, R, MIXED)                                                                      \
+    template <class F> MG_FUNC constexpr R operator OP(narrow_float<F> a, narrow_float<F> b) {                \
+        return R(float(a) OP float(b));                                                                       \
+    }                                                                                                         \
+    template <class F, class U>                                                                               \
+    MG_FUNC constexpr narrow_left_t<F, U, MIXED<F, U>> operator OP(narrow_float<F> a, U b) {                  \
+        using C = typename meet<narrow_float<F>, U>::type;                                                    \
+        return C(a) OP C(b);                                                                                  \
+    }                                                                                                         \
+    template <class F, class U>                                                                               \
+    MG_FUNC constexpr narrow_right_t<F, U, MIXED<F, U>> operator OP(U a, narrow_float<F> b) {                 \
+        using C = typename meet<narrow_float<F>, U>::type;                                                    \
+        return C(a) OP C(b);                                                                                  \
     }
 #define MG_NARROW_ARITH(OP) MG_NARROW_OPERATOR(OP, narrow_float<F>, narrow_result_t)
 #define MG_NARROW_COMPARE(OP) MG_NARROW_OPERATOR(OP, bool, narrow_bool_t)
@@ -222,15 +221,15 @@ MG_NARROW_COMPARE(>) MG_NARROW_COMPARE(>=)
 // are), one instruction instead of two conversions around a float one. Results are the same: both round once,
 // correctly. In a constant expression, the float route.
 #if defined(MG_TARGET_CUDA)
-#define MG_HALF_INSTRUCTION(OP, NAME, PTX)                                                                \
-    MG_FUNC unsigned short NAME(unsigned short a, unsigned short b) {                                      \
-        unsigned short r;                                                                                  \
-        asm(PTX " %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));                                                \
-        return r;                                                                                          \
-    }                                                                                                      \
-    MG_FUNC constexpr half_t operator OP(half_t a, half_t b) {                                             \
-        if (__builtin_is_constant_evaluated()) return half_t(float(a) OP float(b));                        \
-        return half_t::from_bits(NAME(a.bits, b.bits));                                                    \
+#define MG_HALF_INSTRUCTION(OP, NAME, PTX)                                                                    \
+    MG_FUNC unsigned short NAME(unsigned short a, unsigned short b) {                                         \
+        unsigned short r;                                                                                     \
+        asm(PTX " %0, %1, %2;" : "=h"(r) : "h"(a), "h"(b));                                                   \
+        return r;                                                                                             \
+    }                                                                                                         \
+    MG_FUNC constexpr half_t operator OP(half_t a, half_t b) {                                                \
+        if (__builtin_is_constant_evaluated()) return half_t(float(a) OP float(b));                           \
+        return half_t::from_bits(NAME(a.bits, b.bits));                                                       \
     }
 MG_HALF_INSTRUCTION(+, half_add, "add.rn.f16")
 MG_HALF_INSTRUCTION(-, half_sub, "sub.rn.f16")

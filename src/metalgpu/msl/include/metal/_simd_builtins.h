@@ -4,18 +4,18 @@
 // argument, nothing on CUDA) and mg::simd_lane() first.
 #pragma once
 
-#define MG_SIMD_BUILTIN_1(NAME)                                                                            \
-    template <class X> MG_SIMD_FUNC auto __metal_##NAME(const X& x MG_SITE_PARAM) {                        \
-        return metal::NAME(x MG_SITE_ARG);                                                                 \
+#define MG_SIMD_BUILTIN_1(NAME)                                                                               \
+    template <class X> MG_SIMD_FUNC auto __metal_##NAME(const X& x MG_SITE_PARAM) {                           \
+        return metal::NAME(x MG_SITE_ARG);                                                                    \
     }
-#define MG_SIMD_BUILTIN_MOVE(NAME)                                                                         \
-    template <class X> MG_SIMD_FUNC auto __metal_##NAME(const X& x, ushort lane MG_SITE_PARAM) {            \
-        return metal::NAME(x, lane MG_SITE_ARG);                                                           \
+#define MG_SIMD_BUILTIN_MOVE(NAME)                                                                            \
+    template <class X> MG_SIMD_FUNC auto __metal_##NAME(const X& x, ushort lane MG_SITE_PARAM) {              \
+        return metal::NAME(x, lane MG_SITE_ARG);                                                              \
     }
-#define MG_SIMD_BUILTIN_FILL(NAME)                                                                         \
-    template <class X>                                                                                     \
-    MG_SIMD_FUNC auto __metal_##NAME(const X& x, const X& fill, ushort delta, ushort modulo MG_SITE_PARAM) { \
-        return metal::NAME(x, fill, delta, modulo MG_SITE_ARG);                                            \
+#define MG_SIMD_BUILTIN_FILL(NAME)                                                                            \
+    template <class X>                                                                                        \
+    MG_SIMD_FUNC auto __metal_##NAME(const X& x, const X& fill, ushort delta, ushort modulo MG_SITE_PARAM) {  \
+        return metal::NAME(x, fill, delta, modulo MG_SITE_ARG);                                               \
     }
 MG_SIMD_BUILTIN_1(simd_sum) MG_SIMD_BUILTIN_1(simd_product) MG_SIMD_BUILTIN_1(simd_min) MG_SIMD_BUILTIN_1(simd_max)
 MG_SIMD_BUILTIN_1(simd_and) MG_SIMD_BUILTIN_1(simd_or) MG_SIMD_BUILTIN_1(simd_xor)
