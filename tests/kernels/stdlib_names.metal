@@ -21,6 +21,14 @@ static_assert(_fp_encoding_traits<float>::sign_mask == 0x80000000u && _fp_encodi
 static_assert(__is_valid_simdgroup_type<float4>::value && __is_valid_simdgroup_type<ushort>::value &&
               !__is_valid_simdgroup_type<bfloat>::value, "__is_valid_simdgroup_type");
 
+// Metal's traits are specialised in namespace metal (MLX: is_integral of its own integral constants).
+template <int N> struct constant_int { static constexpr int value = N; };
+namespace metal {
+template <int N> struct is_integral<constant_int<N>> : true_type {};
+}  // namespace metal
+static_assert(is_integral_v<constant_int<3>> && is_arithmetic_v<constant_int<3>> && !is_integral_v<float>,
+              "a kernel's own specialisation of a Metal trait");
+
 // Metal has no double: a function of an unsuffixed literal's double is a float.
 static_assert(is_same_v<decltype(metal::exp(0.5)), float> && is_same_v<decltype(metal::max(0.5, 1.0f)), float> &&
               is_same_v<decltype(metal::fma(float2(1), 0.5, 1.0)), float2>, "no double results");

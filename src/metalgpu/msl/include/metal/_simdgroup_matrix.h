@@ -57,8 +57,9 @@ MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T val
 }
 
 // Pointers into device, threadgroup or constant memory: one template, as the address spaces are one on our targets.
-template <class T, int Cols, int Rows, class U>
-MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const U* source, ulong elements_per_row = Cols,
+// `source` and `destination` are indexed (a plain pointer, or the checked pointer of a cuda debug build).
+template <class T, int Cols, int Rows, class P>
+MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
@@ -66,10 +67,11 @@ MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const U* source,
         d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
 }
 
-template <class T, int Cols, int Rows, class U>
-MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, U* destination,
+template <class T, int Cols, int Rows, class P>
+MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destination,
                              ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
                              bool transpose_matrix = false) {
+    using U = mg::detail::remove_cvref_t<decltype(destination[0])>;
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
     for (unsigned int k = 0; k < 2; ++k)

@@ -131,14 +131,29 @@ template <class F> struct floating_base<narrow_float<F>> : true_type {};
 template <> struct floating_base<half_t> : true_type {};
 #endif
 
-template <class T> struct is_integral : integral_base<remove_cv_t<T>> {};
-template <class T> struct is_floating_point : floating_base<remove_cv_t<T>> {};
-template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+template <class T, bool = integral_base<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
+template <class T> struct signed_base<T, false> : floating_base<T> {};
 
-template <class T, bool = is_integral<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
-template <class T> struct signed_base<T, false> : is_floating_point<T> {};
-template <class T> struct is_signed : signed_base<remove_cv_t<T>> {};
+}  // namespace detail
+}  // namespace mg
+
+// Metal's classification traits, in namespace metal, where kernels specialise them (MLX: is_integral of its
+// integral_constant).
+namespace metal {
+template <class T> struct is_integral : mg::detail::integral_base<remove_cv_t<T>> {};
+template <class T> struct is_floating_point : mg::detail::floating_base<remove_cv_t<T>> {};
+template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+template <class T> struct is_signed : mg::detail::signed_base<remove_cv_t<T>> {};
 template <class T> struct is_unsigned : bool_constant<is_integral<T>::value && !is_signed<T>::value> {};
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+using metal::is_integral;
+using metal::is_floating_point;
+using metal::is_arithmetic;
+using metal::is_signed;
+using metal::is_unsigned;
 
 template <class T> struct make_unsigned_base { using type = T; };
 template <> struct make_unsigned_base<char> { using type = unsigned char; };
@@ -177,14 +192,24 @@ template <class E, int... I> struct shape_base<swizzle_ref<E, I...>> {
 };
 template <class X> struct shape : shape_base<remove_cvref_t<X>> {};
 
-template <class X> struct make_unsigned { using type = typename make_unsigned_base<remove_cv_t<X>>::type; };
-template <class T, int N> struct make_unsigned<metal::vec<T, N>> {
-    using type = metal::vec<typename make_unsigned_base<T>::type, N>;
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+template <class X> struct make_unsigned { using type = typename mg::detail::make_unsigned_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_unsigned<vec<T, N>> {
+    using type = vec<typename mg::detail::make_unsigned_base<T>::type, N>;
 };
-template <class X> struct make_signed { using type = typename make_signed_base<remove_cv_t<X>>::type; };
-template <class T, int N> struct make_signed<metal::vec<T, N>> {
-    using type = metal::vec<typename make_signed_base<T>::type, N>;
+template <class X> struct make_signed { using type = typename mg::detail::make_signed_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_signed<vec<T, N>> {
+    using type = vec<typename mg::detail::make_signed_base<T>::type, N>;
 };
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+using metal::make_unsigned;
+using metal::make_signed;
 
 template <class E, class = void> struct is_simd_element : false_type {};
 template <class E>
@@ -247,13 +272,6 @@ template <class X> using bool_result_t = typename vec_or_scalar<bool, shape<X>::
 }  // namespace mg
 
 namespace metal {
-using mg::detail::is_integral;
-using mg::detail::is_floating_point;
-using mg::detail::is_arithmetic;
-using mg::detail::is_signed;
-using mg::detail::is_unsigned;
-using mg::detail::make_unsigned;
-using mg::detail::make_signed;
 template <class X> using make_unsigned_t = typename make_unsigned<X>::type;
 template <class X> using make_signed_t = typename make_signed<X>::type;
 template <class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
