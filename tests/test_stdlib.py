@@ -201,9 +201,9 @@ def test_kernel_functions_named_like_c_math(iface):
     load_kernel(iface, "stdlib_user_math.metal", "user_math")
     x = np.array([0.5, -1.25, 3.0, 0.0, 7.75], np.float32)
     n = len(x)
-    out = iface.create_buffer(4 * n, "float")
+    out = iface.create_buffer(5 * n, "float")
     iface.run_function(n, [iface.array_to_buffer(x), out])
-    rows = out.contents.reshape(4, n)
+    rows = out.contents.reshape(5, n)
     f32 = np.float32
     np.testing.assert_array_equal(rows[0], (x + f32(1)) + x * f32(2) + (x - f32(1)) + x * x)
     # half: log1p(float) is taken (a half converts to float, not to bfloat), so the sum runs in float, then rounds
@@ -217,6 +217,7 @@ def test_kernel_functions_named_like_c_math(iface):
     want_bfloat = [bf16(Fraction(w) + Fraction(bf16(float(f32(p) * f32(p))))) for w, p in zip(want_bfloat, b)]
     np.testing.assert_array_equal(rows[2], np.array(want_bfloat, f32))
     np.testing.assert_array_equal(rows[3], -x)
+    np.testing.assert_array_equal(rows[4], (np.trunc(x) * f32(2) + x * f32(4)) + (x - f32(3)))
 
 
 def test_vector_initialisation_and_conversions(iface):

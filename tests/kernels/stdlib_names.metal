@@ -41,6 +41,11 @@ constexpr constant float tiny_step = numeric_limits<float>::epsilon();
 constexpr constant float infinite = numeric_limits<float>::infinity();
 static_assert(largest == MAXFLOAT && float(largest_half) == float(MAXHALF) && float(HALF_MAX) == 65504.0f &&
               infinite > largest && numeric_limits<int>::max() == INT_MAX, "limits are constant expressions");
+// Every type has every member, as in C++: an integer's infinity() is 0 (PyTorch's scans ask each type for it).
+template <typename T> constexpr T neutral_max() { return numeric_limits<T>::has_infinity ? -numeric_limits<T>::infinity()
+                                                                                      : numeric_limits<T>::lowest(); }
+static_assert(numeric_limits<long>::infinity() == 0 && numeric_limits<bool>::quiet_NaN() == false &&
+              neutral_max<int>() == INT_MIN && neutral_max<float>() < -3e38f, "integer limits");
 constexpr constant int log2_of_64 = __builtin_ctz(64u);
 constexpr constant int leading_zeros = __builtin_clz(255u);
 constexpr constant int set_bits = __builtin_popcountll(0xf0f0f0f0f0ull);

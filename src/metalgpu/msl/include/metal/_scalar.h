@@ -57,7 +57,7 @@ MG_FUNC constexpr unsigned short narrow_from_double(double d) {
     const bool negative = (u >> 63) != 0;
     if (biased == 0x7ff) {
         constexpr unsigned short infinity = static_cast<unsigned short>(((1u << ExpBits) - 1u) << ManBits);
-        return fraction ? Format::nan(negative) : static_cast<unsigned short>((negative ? 0x8000u : 0u) | infinity);
+        return fraction ? Format::nan_bits(negative) : static_cast<unsigned short>((negative ? 0x8000u : 0u) | infinity);
     }
     return round_to_narrow<ExpBits, ManBits>(negative, biased ? fraction | (1ull << 52) : fraction,
                                              (biased ? biased : 1) - 1075);
@@ -73,7 +73,7 @@ MG_FUNC constexpr unsigned short narrow_from_integer(I i) {
 // dropped part (plus the last kept bit, for ties); a NaN stays a NaN, quiet.
 struct bf16_format {
     static constexpr int exponent_bits = 8, fraction_bits = 7;
-    static MG_FUNC constexpr unsigned short nan(bool negative) { return negative ? 0xffc0 : 0x7fc0; }
+    static MG_FUNC constexpr unsigned short nan_bits(bool negative) { return negative ? 0xffc0 : 0x7fc0; }
     static MG_FUNC constexpr float to_float(unsigned short b) {
         return bit_cast<float>(static_cast<unsigned int>(b) << 16);
     }
@@ -89,7 +89,7 @@ struct bf16_format {
 // that gives the same bits (NaNs included: the instructions make every NaN the canonical 0x7fff / 0x7fffffff).
 struct f16_format {
     static constexpr int exponent_bits = 5, fraction_bits = 10;
-    static MG_FUNC constexpr unsigned short nan(bool) { return 0x7fff; }
+    static MG_FUNC constexpr unsigned short nan_bits(bool) { return 0x7fff; }
     static MG_FUNC constexpr float to_float(unsigned short b) {
         if (!__builtin_is_constant_evaluated()) return f16_to_float_instruction(b);
         const unsigned int sign = static_cast<unsigned int>(b & 0x8000u) << 16;
@@ -287,12 +287,21 @@ template <class T> struct integer_limits {
     static constexpr bool is_modulo = !is_signed;
     static constexpr bool has_infinity = false;
     static constexpr bool has_quiet_NaN = false;
+    static constexpr bool has_signaling_NaN = false;
+    static constexpr bool is_iec559 = false;
     static constexpr int radix = 2;
     static constexpr int digits = int(sizeof(T) * 8) - (is_signed ? 1 : 0);
     static constexpr int digits10 = digits * 643 / 2136;  // floor(digits * log10(2))
     static MG_FUNC constexpr T max() { return T(is_signed ? U(~U(0)) >> 1 : U(~U(0))); }
     static MG_FUNC constexpr T min() { return is_signed ? T(-max() - 1) : T(0); }
     static MG_FUNC constexpr T lowest() { return min(); }
+    // The floating-point members, zero for an integer as in C++ (PyTorch's scans ask every type for infinity()).
+    static MG_FUNC constexpr T epsilon() { return T(0); }
+    static MG_FUNC constexpr T round_error() { return T(0); }
+    static MG_FUNC constexpr T infinity() { return T(0); }
+    static MG_FUNC constexpr T quiet_NaN() { return T(0); }
+    static MG_FUNC constexpr T signaling_NaN() { return T(0); }
+    static MG_FUNC constexpr T denorm_min() { return T(0); }
 };
 
 // Floating types: values built from their bit patterns (constant expressions, identical on both targets).
@@ -331,9 +340,10 @@ MG_INTEGER_LIMITS(short) MG_INTEGER_LIMITS(unsigned short) MG_INTEGER_LIMITS(int
 MG_INTEGER_LIMITS(long) MG_INTEGER_LIMITS(unsigned long) MG_INTEGER_LIMITS(long long)
 MG_INTEGER_LIMITS(unsigned long long)
 #undef MG_INTEGER_LIMITS
-template <> struct _numeric_limits_impl<bool> : mg::detail::integer_limits<unsigned char> {
+template <> struct _numeric_limits_impl<bool> : mg::detail::integer_limits<bool> {
     static constexpr int digits = 1;
     static constexpr int digits10 = 0;
+    static constexpr bool is_modulo = false;
     static MG_FUNC constexpr bool max() { return true; }
     static MG_FUNC constexpr bool min() { return false; }
     static MG_FUNC constexpr bool lowest() { return false; }
