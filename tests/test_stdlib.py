@@ -139,9 +139,9 @@ def test_usual_arithmetic_conversions(iface):
     b = (rng.uniform(-4, 4, n)).astype(np.float32)
     j = rng.integers(-5000, 5000, n).astype(np.int32)
     a[:4], j[:4] = [1, 1, 0.5, 300], [257, 2049, 4095, -4097]  # an int that only rounds as bfloat or half
-    out = iface.create_buffer(12 * n, "float")
+    out = iface.create_buffer(13 * n, "float")
     iface.run_function(n, [iface.array_to_buffer(v) for v in (a, b, j)] + [out])
-    rows = out.contents.reshape(12, n)
+    rows = out.contents.reshape(13, n)
     ba = [bf16(float(v)) for v in a]
     ha = [f16(float(v)) for v in a]
     f32 = np.float32
@@ -158,6 +158,7 @@ def test_usual_arithmetic_conversions(iface):
         [f16(Fraction(f16(float(p))) * Fraction(f16(float(q)))) for p, q in zip(a, b)],
         [bf16(Fraction(p) - Fraction(bf16(int(q)))) for p, q in zip(ba, j)],
         f32(ha) * b,
+        b - f32(ba),
     ]
     for k, expected in enumerate(want):
         np.testing.assert_array_equal(rows[k], np.asarray(expected, np.float32), err_msg=f"row {k}")

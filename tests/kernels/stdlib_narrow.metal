@@ -100,4 +100,6 @@ kernel void narrow_mixed(device const float* a [[buffer(0)]], device const float
     out[k++ * n + id] = b2.y;
     const float2 f2 = ha * float2(b[id], 1.0f);  // a half next to a float2: converted to float
     out[k++ * n + id] = f2.x;
+    const float2 g2 = float2(1.0f, b[id]) - ba;  // and a bfloat
+    out[k++ * n + id] = g2.y;
 }

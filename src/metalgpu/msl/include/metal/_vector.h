@@ -62,6 +62,10 @@ template <class T, int N, class... A> struct ctor_args {
         : ((ctor_part<T, A>::ok && ...) && (count == N || (scalars && count < N)));
 };
 
+template <class T, class... A> struct class_broadcast : false_type {};
+template <class T, class A>
+struct class_broadcast<T, A> : bool_constant<is_narrow<A>::value && !is_same<A, T>::value> {};
+
 // ---- swizzles ----------------------------------------------------------------------------------------------
 // swizzle_ref<E, I...>: the components I... of the vector whose elements start at d, written through. E is const
 // for a const vector, and then nothing can be assigned.
@@ -169,58 +173,81 @@ template <class T, int N> using packed_storage = storage<T, N, int(alignof(T))>;
 
 // ---- operators, as hidden friends of an empty base: found by argument-dependent lookup for vectors, packed
 // vectors and swizzles alike. With two vector operands they are non-templates, so that they accept packed vectors
-// and swizzles through implicit conversions; with a scalar operand they are templates, so that any scalar (a float
-// next to a half2, an int next to a float4) is an exact match, converted to the element type as Metal does,
-// rather than a user conversion as ambiguous as the vector's own broadcast from a scalar.
-template <class V, class T, int N> struct vec_ops {
-    using B = metal::vec<bool, N>;
-    // A scalar operand: a number, or a class that converts to the element type (integral_constant, ...).
-    template <class S> using scalar_t = enable_if_t<
-        shape<S>::size == 0 || (shape<S>::size == -1 && is_convertible<const S&, T>::value), int>;
-// One operator three times: vector with vector, vector with scalar, scalar with vector. R is the result (V, or
-// B for comparisons), E its element type, and RIGHT what the right operand goes through: itself, or for shifts
-// its count modulo the element's width (C++ and Metal leave larger counts undefined; this is what OpenCL specifies
-// and GPUs do), so char and short shift as 8- and 16-bit values on every target.
-    static MG_FUNC constexpr T as_is(T x) { return x; }
-    static MG_FUNC constexpr T shift_count(T x) { return T(x & T(8 * sizeof(T) - 1)); }
-#define MG_VEC_OPERATOR(OP, R, E, RIGHT)                                                           \
-    friend MG_FUNC R operator OP(const V& a, const V& b) {                                         \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                            \
-        return r;                                                                                  \
-    }                                                                                              \
-    template <class S, scalar_t<S> = 0> friend MG_FUNC R operator OP(const V& a, const S& scalar) { \
-        const T s = static_cast<T>(scalar);                                                        \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                 \
-        return r;                                                                                  \
-    }                                                                                              \
-    template <class S, scalar_t<S> = 0> friend MG_FUNC R operator OP(const S& scalar, const V& b) { \
-        const T s = static_cast<T>(scalar);                                                        \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                 \
-        return r;                                                                                  \
+// and swizzles through implicit conversions. With a scalar operand, the scalar is converted to the element type,
+// as Metal does. A conversion to a class (bfloat; half on CUDA) is a user conversion, as ambiguous as the vector's
+// own broadcast from a scalar, so where the element type is such a class the scalar forms are templates that take
+// any scalar as an exact match (a float next to a half2). (A class scalar next to a vector of built-in elements,
+// a half next to a float2, needs nothing more: a vector broadcasts a class scalar only explicitly.) Templates for
+// every element type would cost NVRTC a sixth more on a small kernel.
+template <class V, class T, int N, bool ClassElement = is_narrow<T>::value> struct vec_ops;
+
+// One operator: vector with vector, then SCALAR_FORMS(...): vector with scalar, scalar with vector, through
+// MG_VEC_WITH(..., HEAD, PARAM). R is the result (V, or B for comparisons), E its element type, and RIGHT what the
+// right operand goes through: itself, or for shifts its count modulo the element's width (C++ and Metal leave
+// larger counts undefined; this is what OpenCL specifies and GPUs do), so char and short shift as 8- and 16-bit
+// values on every target.
+#define MG_VEC_WITH(OP, R, E, RIGHT, HEAD, PARAM)                                                             \
+    HEAD R operator OP(const V& a, PARAM scalar) {                                                            \
+        const T s = static_cast<T>(scalar);                                                                   \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                            \
+        return r;                                                                                             \
+    }                                                                                                         \
+    HEAD R operator OP(PARAM scalar, const V& b) {                                                            \
+        const T s = static_cast<T>(scalar);                                                                   \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                            \
+        return r;                                                                                             \
     }
+#define MG_VEC_OPERATOR(OP, R, E, RIGHT)                                                                      \
+    friend MG_FUNC R operator OP(const V& a, const V& b) {                                                    \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                                       \
+        return r;                                                                                             \
+    }                                                                                                         \
+    SCALAR_FORMS(OP, R, E, RIGHT)
 #define MG_VEC_BINARY(OP) MG_VEC_OPERATOR(OP, V, T, as_is)
 #define MG_VEC_SHIFT(OP) MG_VEC_OPERATOR(OP, V, T, shift_count)
 #define MG_VEC_PREDICATE(OP) MG_VEC_OPERATOR(OP, B, bool, as_is)
-#define MG_VEC_UNARY(OP, R, E)                                                                     \
-    friend MG_FUNC R operator OP(const V& a) {                                                     \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(OP a.d[i]);                                          \
-        return r;                                                                                  \
+#define MG_VEC_UNARY(OP, R, E)                                                                                \
+    friend MG_FUNC R operator OP(const V& a) {                                                                \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(OP a.d[i]);                                                     \
+        return r;                                                                                             \
     }
-    MG_VEC_BINARY(+) MG_VEC_BINARY(-) MG_VEC_BINARY(*) MG_VEC_BINARY(/) MG_VEC_BINARY(%)
-    MG_VEC_BINARY(&) MG_VEC_BINARY(|) MG_VEC_BINARY(^) MG_VEC_SHIFT(<<) MG_VEC_SHIFT(>>)
-    MG_VEC_PREDICATE(==) MG_VEC_PREDICATE(!=) MG_VEC_PREDICATE(<) MG_VEC_PREDICATE(<=)
-    MG_VEC_PREDICATE(>) MG_VEC_PREDICATE(>=) MG_VEC_PREDICATE(&&) MG_VEC_PREDICATE(||)
+#define MG_VEC_OPERATORS                                                                                      \
+    using B = metal::vec<bool, N>;                                                                            \
+    static MG_FUNC constexpr T as_is(T x) { return x; }                                                       \
+    static MG_FUNC constexpr T shift_count(T x) { return T(x & T(8 * sizeof(T) - 1)); }                      \
+    MG_VEC_BINARY(+) MG_VEC_BINARY(-) MG_VEC_BINARY(*) MG_VEC_BINARY(/) MG_VEC_BINARY(%)                      \
+    MG_VEC_BINARY(&) MG_VEC_BINARY(|) MG_VEC_BINARY(^) MG_VEC_SHIFT(<<) MG_VEC_SHIFT(>>)                      \
+    MG_VEC_PREDICATE(==) MG_VEC_PREDICATE(!=) MG_VEC_PREDICATE(<) MG_VEC_PREDICATE(<=)                        \
+    MG_VEC_PREDICATE(>) MG_VEC_PREDICATE(>=) MG_VEC_PREDICATE(&&) MG_VEC_PREDICATE(||)                        \
     MG_VEC_UNARY(-, V, T) MG_VEC_UNARY(+, V, T) MG_VEC_UNARY(~, V, T) MG_VEC_UNARY(!, B, bool)
+
+// Built-in elements: a scalar converts to the element type as a parameter does.
+template <class V, class T, int N> struct vec_ops<V, T, N, false> {
+#define SCALAR_FORMS(OP, R, E, RIGHT) MG_VEC_WITH(OP, R, E, RIGHT, friend MG_FUNC, T)
+    MG_VEC_OPERATORS
+#undef SCALAR_FORMS
+};
+// Class elements: any scalar, a number or a class that converts to the element type (integral_constant, ...).
+template <class V, class T, int N> struct vec_ops<V, T, N, true> {
+    template <class S> using scalar_t = enable_if_t<
+        shape<S>::size == 0 || (shape<S>::size == -1 && is_convertible<const S&, T>::value), int>;
+#define MG_ANY_SCALAR template <class S, scalar_t<S> = 0> friend MG_FUNC
+#define SCALAR_FORMS(OP, R, E, RIGHT) MG_VEC_WITH(OP, R, E, RIGHT, MG_ANY_SCALAR, const S&)
+    MG_VEC_OPERATORS
+#undef SCALAR_FORMS
+#undef MG_ANY_SCALAR
+};
+#undef MG_VEC_OPERATORS
+#undef MG_VEC_WITH
 #undef MG_VEC_BINARY
 #undef MG_VEC_SHIFT
 #undef MG_VEC_PREDICATE
 #undef MG_VEC_OPERATOR
 #undef MG_VEC_UNARY
-};
 
 }  // namespace detail
 }  // namespace mg
@@ -238,8 +265,13 @@ struct vec : mg::detail::vec_storage<T, N>, mg::detail::vec_ops<vec<T, N>, T, N>
 
     vec() = default;  // components undefined, as in Metal; vec{} gives zeros
     // vec(s) broadcasts; vec(a, b, ...) concatenates scalars and same-typed vectors into N components.
-    template <class... A, mg::detail::enable_if_t<mg::detail::ctor_args<T, N, A...>::value, int> = 0>
+    template <class... A, mg::detail::enable_if_t<mg::detail::ctor_args<T, N, A...>::value &&
+                                                  !mg::detail::class_broadcast<T, A...>::value, int> = 0>
     MG_FUNC constexpr vec(const A&... a) : storage(mg::detail::flatten<T, N>(a...)) {}
+    // A broadcast of a 16-bit float class to vectors of another element type only explicitly: implicitly, a half
+    // next to a float2 would convert to float and to float2 alike (both user conversions), an ambiguity.
+    template <class A, mg::detail::enable_if_t<mg::detail::class_broadcast<T, A>::value, int> = 0>
+    MG_FUNC constexpr explicit vec(const A& a) : storage(mg::detail::flatten<T, N>(a)) {}
     // Element type conversion, and construction from a swizzle or packed vector of N components.
     template <class X, mg::detail::enable_if_t<mg::detail::shape<X>::size == N, int> = 0>
     MG_FUNC constexpr explicit vec(const X& x) : storage(mg::detail::flatten<T, N>(x)) {}
