@@ -20,7 +20,8 @@ kernel void vector_init(device const float4* x [[buffer(0)]], device const int4*
     const uint4 three = {uint(j.x), uint(j.y), uint(j.z)};
     out[k++ * n + id] = float4(three);
     const float4 two = {v.x, v.y};
-    out[k++ * n + id] = two;
+    const float4 zeros = {0.0h};  // a 16-bit float in braces (candle)
+    out[k++ * n + id] = two + zeros;
     const float2 literals = {1.5, -2.25};
     const half2 half_literals = {0.1, 3.0};
     out[k++ * n + id] = float4(literals, float2(half_literals));
