@@ -6,7 +6,7 @@
 namespace metal {
 
 // as_type<T>(x): the same bits, seen as T (both must have the same size).
-template <class T, class X> MG_FUNC T as_type(const X& x) {
+template <class T, class X> MG_FUNC constexpr T as_type(const X& x) {
     static_assert(sizeof(T) == sizeof(X), "as_type: the two types differ in size");
     return mg::detail::bit_cast<T>(x);
 }
@@ -85,14 +85,15 @@ MG_FUNC R max3(const X& x, const Y& y, const Z& z) { return max(max(R(x), R(y)),
 template <class X, class Y, class Z, class R = mg::detail::result_t<X, Y, Z>>
 MG_FUNC R median3(const X& x, const Y& y, const Z& z) { return max(min(R(x), R(y)), min(max(R(x), R(y)), R(z))); }
 
-// clamp and saturate are exact, so the fast:: and precise:: forms Metal declares are these same functions.
+// These are exact, so the fast:: and precise:: forms Metal declares are the same functions.
+#define MG_EXACT_IN_BOTH_FLAVOURS using metal::clamp; using metal::saturate; using metal::min; using metal::max; \
+    using metal::min3; using metal::max3; using metal::median3;
 namespace precise {
-using metal::clamp;
-using metal::saturate;
+MG_EXACT_IN_BOTH_FLAVOURS
 }  // namespace precise
 namespace fast {
-using metal::clamp;
-using metal::saturate;
+MG_EXACT_IN_BOTH_FLAVOURS
 }  // namespace fast
+#undef MG_EXACT_IN_BOTH_FLAVOURS
 
 }  // namespace metal

@@ -50,9 +50,17 @@
 #define HALF_MAX_EXP 16
 #define HALF_MIN_10_EXP (-4)
 #define HALF_MIN_EXP (-13)
+#define HALF_RADIX 2
 #define HALF_MAX ::metal::half(65504.0f)
 #define HALF_MIN ::metal::half(0x1p-14f)
 #define HALF_EPSILON ::metal::half(0x1p-10f)
+
+// The largest finite values and the infinities, as in Metal's metal_math.
+#ifndef MAXFLOAT
+#  define MAXFLOAT 0x1.fffffep+127f
+#endif
+#define MAXHALF ::metal::half(65504.0f)
+#define HUGE_VALH ::metal::half(INFINITY)
 
 #ifndef INT_MAX
 #  define CHAR_BIT 8

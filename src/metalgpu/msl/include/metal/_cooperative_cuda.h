@@ -270,4 +270,11 @@ namespace mg {
 __device__ __forceinline__ unsigned int simd_lane() { return warp::lane_id(); }
 }  // namespace mg
 
+#define MG_SIMD_FUNC __device__ __forceinline__
+#define MG_SITE_PARAM
+#define MG_SITE_ARG
+#include "_simd_builtins.h"
+#undef MG_SIMD_FUNC
+#undef MG_SITE_PARAM
+#undef MG_SITE_ARG
 #include "_simdgroup_matrix.h"

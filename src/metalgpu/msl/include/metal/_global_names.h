@@ -24,3 +24,6 @@ typedef metal::bfloat bfloat;
 MG_VECTOR_ELEMENTS(MG_GLOBAL_VECTOR_NAMES)
 #undef MG_GLOBAL_VECTOR_NAMES
 #undef MG_VECTOR_ELEMENTS
+
+// as_type<T>(x) is available to every shader, as a Metal builtin is.
+using metal::as_type;

@@ -20,9 +20,38 @@ template <class T> MG_FUNC T larger(const T& a, const T& b) { return a < b ? b :
 
 struct sum_fn { template <class T> MG_FUNC T operator()(const T& a, const T& b) const { return T(a + b); } };
 struct product_fn { template <class T> MG_FUNC T operator()(const T& a, const T& b) const { return T(a * b); } };
-struct and_fn { template <class T> MG_FUNC T operator()(const T& a, const T& b) const { return T(a & b); } };
-struct or_fn { template <class T> MG_FUNC T operator()(const T& a, const T& b) const { return T(a | b); } };
-struct xor_fn { template <class T> MG_FUNC T operator()(const T& a, const T& b) const { return T(a ^ b); } };
+// and, or, xor: floating-point values combine their bits, as Metal's builtins do (MLX's bfloat simd_xor passes a float).
+template <int Size> struct unsigned_of_size;
+template <> struct unsigned_of_size<2> { using type = unsigned short; };
+template <> struct unsigned_of_size<4> { using type = unsigned int; };
+template <> struct unsigned_of_size<8> { using type = unsigned long; };
+template <class T, int N = detail::shape<T>::size> struct bits_of {
+    using type = metal::vec<typename unsigned_of_size<int(sizeof(typename detail::shape<T>::elem))>::type, N>;
+};
+template <class T> struct bits_of<T, 0> { using type = typename unsigned_of_size<int(sizeof(T))>::type; };
+template <class T, class F> MG_FUNC T bitwise(const T& a, const T& b, F f) {
+    if constexpr (detail::is_floating_point<typename detail::shape<T>::elem>::value) {
+        using U = typename bits_of<T>::type;
+        return detail::bit_cast<T>(U(f(detail::bit_cast<U>(a), detail::bit_cast<U>(b))));
+    } else {
+        return T(f(a, b));
+    }
+}
+struct and_fn {
+    template <class T> MG_FUNC T operator()(const T& a, const T& b) const {
+        return bitwise(a, b, [](const auto& x, const auto& y) { return x & y; });
+    }
+};
+struct or_fn {
+    template <class T> MG_FUNC T operator()(const T& a, const T& b) const {
+        return bitwise(a, b, [](const auto& x, const auto& y) { return x | y; });
+    }
+};
+struct xor_fn {
+    template <class T> MG_FUNC T operator()(const T& a, const T& b) const {
+        return bitwise(a, b, [](const auto& x, const auto& y) { return x ^ y; });
+    }
+};
 struct min_fn {
     template <class T> MG_FUNC T operator()(const T& a, const T& b) const {
         if constexpr (detail::shape<T>::size == 0) {

@@ -57,3 +57,6 @@ inline void for_each_thread(const dispatch_t& d, uint64_t first, uint64_t end, B
 
 // Kernels with barriers, SIMD-group functions or threadgroup memory: mg::run_cooperative.
 #include "_cooperative_cpu.h"
+
+// Last, before the kernel's own code: the C library's names that Metal lacks are the kernel's.
+#include "_c_names.h"

@@ -128,3 +128,6 @@ __device__ __forceinline__ uint32_t last_warp_order_index(const group_ctx& g) {
 #if defined(MG_DEBUG_BOUNDS)
 #include "_debug_cuda.h"
 #endif
+
+// Last, before the kernel's own code: the C library's names that Metal lacks are the kernel's.
+#include "_c_names.h"

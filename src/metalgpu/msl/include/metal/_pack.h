@@ -69,12 +69,12 @@ template <class V, int B0, int B1, int B2, int B3> MG_FUNC V unpack_fields(unsig
 // The powers run in double (float's 2.4f alone is off by 2 ulp of the result), so unpack is correctly rounded.
 MG_FUNC float srgb_to_linear(unsigned int c) {
     if (c <= 10u) return precise::divide(float(50u * c), 164730.0f);  // 50 c / (50 * 255 * 12.92), one rounding
-    return float(::pow(double(1000u * c + 14025u) / 269025.0, 2.4));  // (1000 c + 1000 * 255 * 0.055) / ...
+    return float(mg::detail::libm_pow(double(1000u * c + 14025u) / 269025.0, 2.4));  // (1000 c + 1000 * 255 * 0.055) / ...
 }
 MG_FUNC unsigned int linear_to_srgb_unorm8(float f) {
     const double l = f > 0.0f ? (f < 1.0f ? double(f) : 1.0) : 0.0;  // NaN compares false: 0
-    const double s = l < 0.0031308 ? 12.92 * l : 1.055 * ::pow(l, 1.0 / 2.4) - 0.055;
-    return (unsigned int)::rint(255.0 * s);
+    const double s = l < 0.0031308 ? 12.92 * l : 1.055 * mg::detail::libm_pow(l, 1.0 / 2.4) - 0.055;
+    return (unsigned int)mg::detail::libm_rint(255.0 * s);
 }
 template <class V> MG_FUNC unsigned int pack_srgb(const V& v) {
     unsigned int r = 0;

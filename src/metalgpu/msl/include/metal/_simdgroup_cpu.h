@@ -296,4 +296,11 @@ inline uint32_t simd_lane() {
 }
 }  // namespace mg
 
+#define MG_SIMD_FUNC inline
+#define MG_SITE_PARAM , mg::coop::site where = MG_CALL_SITE
+#define MG_SITE_ARG , where
+#include "_simd_builtins.h"
+#undef MG_SIMD_FUNC
+#undef MG_SITE_PARAM
+#undef MG_SITE_ARG
 #include "_simdgroup_matrix.h"

@@ -2,90 +2,110 @@
 // targets on top of simd_shuffle. Included at the end of _simdgroup_cpu.h and _cooperative_cuda.h, each of which
 // defines mg::simd_lane() first.
 //
-// A SIMD-group holds the matrix together: lane L keeps the two elements 2L and 2L+1 of its 64, in row-major order
-// (row L / 4, columns 2 (L % 4) and the next). Metal leaves this layout to the implementation; loads, stores and
-// products here all use this one. Every lane of the SIMD-group must take part, as in Metal. Products add in
-// float, in the order k = 0..7, and round to the element type at the end, on every target alike.
+// A SIMD-group holds the matrix together, two elements a lane, in Apple's layout (which kernels depend on:
+// MLX's steel GEMM and attention compute the row and column of thread_elements() from the lane): lane L holds
+// row (L / 16) * 4 + (L / 2) % 4, columns ((L / 8) % 2) * 4 + (L % 2) * 2 and the next. Every lane of the
+// SIMD-group must take part, as in Metal. Products add in float, in the order k = 0..7, and round to the
+// destination's element type at the end, on every target alike; the operands may have different element types
+// (half or bfloat inputs into a float accumulator).
 #pragma once
+
+namespace mg {
+namespace sgm {
+// Where lane's two elements lie: its row, and the column of the first.
+MG_FUNC constexpr unsigned int row_of(unsigned int lane) { return (lane >> 4) * 4u + ((lane >> 1) & 3u); }
+MG_FUNC constexpr unsigned int column_of(unsigned int lane) { return ((lane >> 3) & 1u) * 4u + (lane & 1u) * 2u; }
+// The lane that holds element (row, column).
+MG_FUNC constexpr unsigned int lane_of(unsigned int row, unsigned int column) {
+    return (row >> 2) * 16u + (row & 3u) * 2u + (column >> 2) * 8u + ((column >> 1) & 1u);
+}
+// Where element (row, column) of the matrix lies in memory, for a load or a store at `origin` (x: column, y: row)
+// with `stride` elements per row; `transpose` reads the block of memory as the matrix's transpose.
+MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned long stride, metal::ulong2 origin,
+                             bool transpose) {
+    return transpose ? (origin.y + column) * stride + origin.x + row : (origin.y + row) * stride + origin.x + column;
+}
+}  // namespace sgm
+}  // namespace mg
 
 namespace metal {
 
-template <class T, int Cols, int Rows> struct simdgroup_matrix {
+template <class T, int Cols, int Rows = Cols> struct simdgroup_matrix {
     static_assert(Cols == 8 && Rows == 8, "metalgpu implements 8x8 SIMD-group matrices");
-    T e[2];  // this lane's elements: row-major indices 2 * lane and 2 * lane + 1
+    vec<T, 2> e;  // this lane's elements (see the layout above)
 
     simdgroup_matrix() = default;
     // A diagonal matrix holding `diagonal` (Metal's scalar constructor).
     MG_FUNC explicit simdgroup_matrix(T diagonal) {
-        const unsigned int first = 2u * mg::simd_lane();
-        for (unsigned int k = 0; k < 2; ++k) e[k] = (first + k) / 8u == (first + k) % 8u ? diagonal : T(0);
+        const unsigned int lane = mg::simd_lane();
+        const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+        for (unsigned int k = 0; k < 2; ++k) e[k] = row == column + k ? diagonal : T(0);
     }
-    MG_FUNC vec<T, 2> thread_elements() const { return vec<T, 2>(e[0], e[1]); }
+    MG_FUNC vec<T, 2>& thread_elements() { return e; }
+    MG_FUNC const vec<T, 2>& thread_elements() const { return e; }
 };
 
 typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
 typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
 
-template <class T, int Cols, int Rows>
-MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T value) {
+template <class T, int Cols, int Rows = Cols>
+MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
     simdgroup_matrix<T, Cols, Rows> m;
     m.e[0] = m.e[1] = value;
     return m;
 }
 
-namespace detail_sgm {
-// Where element (row, column) of the matrix lies in memory, for a load or a store at `origin` (x: column, y: row)
-// with `stride` elements per row; `transpose` reads the block of memory as the matrix's transpose.
-MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned long stride, ulong2 origin,
-                             bool transpose) {
-    return transpose ? (origin.y + column) * stride + origin.x + row : (origin.y + row) * stride + origin.x + column;
-}
-}  // namespace detail_sgm
-
 // Pointers into device, threadgroup or constant memory: one template, as the address spaces are one on our targets.
-template <class T, int Cols, int Rows, class U>
-MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const U* source, ulong elements_per_row = Cols,
+// `source` and `destination` are indexed (a plain pointer, or the checked pointer of a cuda debug build).
+template <class T, int Cols, int Rows, class P>
+MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
-    const unsigned int first = 2u * mg::simd_lane();
+    const unsigned int lane = mg::simd_lane();
+    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
     for (unsigned int k = 0; k < 2; ++k)
-        d.e[k] = T(source[detail_sgm::offset((first + k) / 8u, (first + k) % 8u, elements_per_row, matrix_origin,
-                                             transpose_matrix)]);
+        d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
 }
 
-template <class T, int Cols, int Rows, class U>
-MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, U* destination,
+template <class T, int Cols, int Rows, class P>
+MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destination,
                              ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
                              bool transpose_matrix = false) {
-    const unsigned int first = 2u * mg::simd_lane();
+    using U = mg::detail::remove_cvref_t<decltype(destination[0])>;
+    const unsigned int lane = mg::simd_lane();
+    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
     for (unsigned int k = 0; k < 2; ++k)
-        destination[detail_sgm::offset((first + k) / 8u, (first + k) % 8u, elements_per_row, matrix_origin,
-                                       transpose_matrix)] = U(a.e[k]);
+        destination[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)] = U(a.e[k]);
 }
 
-// d = a * b + c. Lane L computes row L / 4, columns 2 (L % 4) and the next: a's row comes from lanes 4 (L / 4) ..
-// 4 (L / 4) + 3, b's two columns from lanes L % 4, 4 + L % 4, ..., one shuffle each per k.
-template <class T, int Cols, int Rows>
-MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<T, Cols, Rows>& d,
-                                           const simdgroup_matrix<T, Cols, Rows>& a,
-                                           const simdgroup_matrix<T, Cols, Rows>& b,
-                                           const simdgroup_matrix<T, Cols, Rows>& c) {
-    const unsigned int lane = mg::simd_lane(), row = lane / 4u, pair = lane % 4u;
+// d = a * b + c. For each k, lane L reads a(row, k) from the lane that holds it, and b(k, column), b(k, column + 1)
+// from the lane of row k that holds the same columns as L (L's column bits, 8 and 1, on k's row lane).
+template <class TD, class TA, class TB, class TC>
+MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                                           const simdgroup_matrix<TB, 8, 8>& b, const simdgroup_matrix<TC, 8, 8>& c) {
+    const unsigned int lane = mg::simd_lane(), row = mg::sgm::row_of(lane);
     float sum0 = float(c.e[0]), sum1 = float(c.e[1]);
     for (unsigned int k = 0; k < 8; ++k) {
-        const float left = float(simd_shuffle(a.e[k & 1u], ushort(4u * row + k / 2u)));
-        sum0 = fma(left, float(simd_shuffle(b.e[0], ushort(4u * k + pair))), sum0);
-        sum1 = fma(left, float(simd_shuffle(b.e[1], ushort(4u * k + pair))), sum1);
+        const float left = float(simd_shuffle(a.e[k & 1u], ushort(mg::sgm::lane_of(row, k))));
+        const ushort right = ushort(mg::sgm::lane_of(k, 0) | (lane & 9u));
+        sum0 = fma(left, float(simd_shuffle(b.e[0], right)), sum0);
+        sum1 = fma(left, float(simd_shuffle(b.e[1], right)), sum1);
     }
-    d.e[0] = T(sum0);
-    d.e[1] = T(sum1);
+    d.e[0] = TD(sum0);
+    d.e[1] = TD(sum1);
 }
 
-template <class T, int Cols, int Rows>
-MG_FUNC void simdgroup_multiply(simdgroup_matrix<T, Cols, Rows>& d,
-                                const simdgroup_matrix<T, Cols, Rows>& a,
-                                const simdgroup_matrix<T, Cols, Rows>& b) {
-    simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<T, Cols, Rows>(T(0)));
+template <class TD, class TA, class TB>
+MG_FUNC void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                                const simdgroup_matrix<TB, 8, 8>& b) {
+    simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<TD, 8, 8>(TD(0)));
+}
+
+template <class T>
+MG_FUNC simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+    simdgroup_matrix<T, 8, 8> d;
+    simdgroup_multiply(d, a, b);
+    return d;
 }
 
 }  // namespace metal

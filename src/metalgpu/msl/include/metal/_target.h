@@ -63,83 +63,89 @@ typedef unsigned long uintptr_t;
 #  if !defined(NAN)
 #    define NAN __builtin_bit_cast(float, 0x7fc00000u)
 #  endif
-#  if !defined(MAXFLOAT)
-#    define MAXFLOAT 0x1.fffffep+127f
-#  endif
 #else
 #  define MG_FUNC inline
 #  define MG_THREADGROUP_STORAGE static thread_local
 #  define MG_CONSTANT_DATA
-// The C library's math.h itself, not libstdc++'s wrapper: the wrapper also puts std::signbit(float), std::isnan,
-// ... into the global namespace, and those non-templates would win over metal::signbit after
-// `using namespace metal;` (and std::signbit folds -0.0 to +0.0 under -ffast-math).
-#  if !defined(_GLIBCXX_INCLUDE_NEXT_C_HEADERS)  // libstdc++ (its wrapper honours this; others ignore it)
-#    define _GLIBCXX_INCLUDE_NEXT_C_HEADERS
-#    include <math.h>
-#    undef _GLIBCXX_INCLUDE_NEXT_C_HEADERS
-#  else
-#    include <math.h>
-#  endif
-// The C classification macros would shadow Metal's functions of the same names.
-#  undef isnan
-#  undef isinf
-#  undef isfinite
-#  undef isnormal
-#  undef signbit
-#  undef fpclassify
-#  undef isgreater
-#  undef isgreaterequal
-#  undef isless
-#  undef islessequal
-#  undef islessgreater
-#  undef isunordered
+#  include "_libm_cpu.h"
 #endif
 
 namespace mg {
 namespace detail {
 
 // ---- bit casts -----------------------------------------------------------------------------------
+// A constant expression on both targets (g++ >= 11, clang, NVRTC), so numeric_limits and constexpr half and
+// bfloat values can be built from bits.
 template <class To, class From>
-MG_FUNC To bit_cast(const From& from) {
+MG_FUNC constexpr To bit_cast(const From& from) {
     static_assert(sizeof(To) == sizeof(From), "as_type: source and destination sizes differ");
-    To to;
-#if defined(MG_TARGET_CUDA)
-    memcpy(&to, &from, sizeof(To));
-#else
-    __builtin_memcpy(&to, &from, sizeof(To));
-#endif
-    return to;
+    return __builtin_bit_cast(To, from);
 }
+
+// ---- bit counting in constant expressions -------------------------------------------------------------
+// The highest set bit of x (x != 0), by halving: usable in constant expressions on every target.
+MG_FUNC constexpr int highest_bit(unsigned long long x) {
+    int n = 0;
+    for (int step = 32; step > 0; step /= 2)
+        if (x >> step) {
+            x >>= step;
+            n += step;
+        }
+    return n;
+}
+MG_FUNC constexpr int count_bits(unsigned long long x) {
+    int n = 0;
+    for (; x; x &= x - 1ull) ++n;
+    return n;
+}
+
+}  // namespace detail
+}  // namespace mg
+
+#if defined(MG_TARGET_CUDA) && !__has_builtin(__builtin_ctz)
+// GCC's bit-counting builtins, which Metal (clang) has and NVRTC lacks; kernels use them in constant expressions
+// (`constexpr short log_n = __builtin_ctz(N);`). Undefined for 0 in GCC; here clz and ctz give the width.
+#define MG_BIT_BUILTINS(SUFFIX, T, WIDTH, CLZ, POPC)                                                          \
+    MG_FUNC constexpr int __builtin_clz##SUFFIX(T x) {                                                        \
+        if (__builtin_is_constant_evaluated()) return x ? WIDTH - 1 - ::mg::detail::highest_bit(x) : WIDTH;   \
+        return CLZ(x);                                                                                        \
+    }                                                                                                         \
+    MG_FUNC constexpr int __builtin_ctz##SUFFIX(T x) {                                                        \
+        return x ? WIDTH - 1 - __builtin_clz##SUFFIX(static_cast<T>(x & (~x + 1u))) : WIDTH;                  \
+    }                                                                                                         \
+    MG_FUNC constexpr int __builtin_popcount##SUFFIX(T x) {                                                   \
+        if (__builtin_is_constant_evaluated()) return ::mg::detail::count_bits(x);                            \
+        return POPC(x);                                                                                       \
+    }
+MG_BIT_BUILTINS(, unsigned int, 32, __clz, __popc)
+MG_BIT_BUILTINS(l, unsigned long, 64, __clzll, __popcll)
+MG_BIT_BUILTINS(ll, unsigned long long, 64, __clzll, __popcll)
+#undef MG_BIT_BUILTINS
+#endif
+
+namespace mg {
+namespace detail {
 
 // ---- 16-bit floats -----------------------------------------------------------------------------------
 // narrow_float<Format> (defined in _scalar.h) stores 16 bits and computes in float; Format converts.
 // bfloat is one on every target. half is the compiler's _Float16 on the CPU and one of these on CUDA, where
-// converting takes one PTX instruction each way (no cuda_fp16.h needed, and no clash with its operators).
+// converting takes one PTX instruction each way (no cuda_fp16.h needed, and no clash with its operators);
+// _scalar.h uses these outside constant evaluation, and exact integer code inside it.
 template <class Format> struct narrow_float;
-
-struct bf16_format {  // the top half of a binary32, rounded to nearest even
-    static MG_FUNC float to_float(unsigned short b) { return bit_cast<float>(static_cast<unsigned int>(b) << 16); }
-    static MG_FUNC unsigned short from_float(float f) {
-        unsigned int u = bit_cast<unsigned int>(f);
-        if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((u >> 16) | 0x0040u);  // quiet NaN
-        u += 0x7fffu + ((u >> 16) & 1u);
-        return static_cast<unsigned short>(u >> 16);
-    }
-};
+struct bf16_format;
 
 #if defined(MG_TARGET_CUDA)
-struct f16_format {  // IEEE binary16
-    static MG_FUNC float to_float(unsigned short b) {
-        float f;
-        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(b));
-        return f;
-    }
-    static MG_FUNC unsigned short from_float(float f) {
-        unsigned short b;
-        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(f));
-        return b;
-    }
-};
+MG_FUNC float f16_to_float_instruction(unsigned short b) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(b));
+    return f;
+}
+MG_FUNC unsigned short f16_from_float_instruction(float f) {
+    unsigned short b;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(f));
+    return b;
+}
+struct f16_format;
 using half_t = narrow_float<f16_format>;
 #else
 using half_t = _Float16;  // IEEE binary16 with native arithmetic in g++ >= 12 and clang
@@ -199,6 +205,18 @@ MG_FUNC unsigned long long brev64(unsigned long long x) {
 }
 #endif
 
+// The double functions the headers use (sRGB packing, the CPU's rsqrt): CUDA's builtins, or on the CPU the C
+// library's, declared apart in mg::libm (_libm_cpu.h).
+#if defined(MG_TARGET_CUDA)
+MG_FUNC double libm_sqrt(double x) { return ::sqrt(x); }
+MG_FUNC double libm_pow(double x, double y) { return ::pow(x, y); }
+MG_FUNC double libm_rint(double x) { return ::rint(x); }
+#else
+MG_FUNC double libm_sqrt(double x) { return mg::libm::sqrt(x); }
+MG_FUNC double libm_pow(double x, double y) { return mg::libm::pow(x, y); }
+MG_FUNC double libm_rint(double x) { return mg::libm::rint(x); }
+#endif
+
 // keep_float(x): x, computed exactly as written. Under -ffast-math g++ replaces vectorised x / y, sqrtf and
 // 1 / sqrtf by reciprocal estimates with one Newton step (about 2 ulp); metal::precise must not, so its
 // divide, sqrt and rsqrt pass their result through this barrier, which also keeps such loops scalar.
@@ -243,7 +261,7 @@ MG_FUNC float rsqrt(float x) { return __frsqrt_rn(x); }
 MG_FUNC float divide(float x, float y) { return keep_float(keep_float(x) / keep_float(y)); }
 MG_FUNC float sqrt(float x) { return keep_float(::sqrtf(keep_float(x))); }
 // In double, then rounded once: correctly rounded (1 / sqrtf would round twice, 1.1 ulp found by the tests).
-MG_FUNC float rsqrt(float x) { return keep_float(float(1.0 / ::sqrt(double(keep_float(x))))); }
+MG_FUNC float rsqrt(float x) { return keep_float(float(1.0 / libm_sqrt(double(keep_float(x))))); }
 #endif
 }  // namespace precise
 

@@ -1,17 +1,19 @@
 // metal/_traits.h -- type traits, written on compiler builtins only: NVRTC has no C++ standard library.
-// Internal traits live in mg::detail; metal:: re-exports the ones Metal's <metal_type_traits> names.
+// Metal's own (<metal_type_traits>) are defined in namespace metal, where kernels may specialise them; the
+// internal ones live in mg::detail, which sees Metal's through using-declarations.
 #pragma once
+
+namespace mg {
+namespace detail {
+template <class To> void convert_to(To) noexcept;
+template <class...> struct always_void { using type = void; };
+}  // namespace detail
+}  // namespace mg
 
 namespace metal {
 using bfloat = mg::detail::narrow_float<mg::detail::bf16_format>;
 template <class T, int N> struct vec;
 template <class T, int N> struct packed_vec;
-}  // namespace metal
-
-namespace mg {
-namespace detail {
-
-template <class E, int... I> struct swizzle_ref;
 
 template <class T, T v>
 struct integral_constant {
@@ -19,6 +21,7 @@ struct integral_constant {
     using value_type = T;
     using type = integral_constant;
     MG_FUNC constexpr operator T() const { return v; }
+    MG_FUNC constexpr T operator()() const { return v; }
 };
 template <bool B> using bool_constant = integral_constant<bool, B>;
 using true_type = bool_constant<true>;
@@ -40,20 +43,78 @@ template <class T> struct remove_const<const T> { using type = T; };
 template <class T> struct remove_volatile { using type = T; };
 template <class T> struct remove_volatile<volatile T> { using type = T; };
 template <class T> struct remove_cv { using type = typename remove_volatile<typename remove_const<T>::type>::type; };
-template <class T> using remove_cv_t = typename remove_cv<T>::type;
 template <class T> struct remove_reference { using type = T; };
 template <class T> struct remove_reference<T&> { using type = T; };
 template <class T> struct remove_reference<T&&> { using type = T; };
-template <class T> using remove_cvref_t = remove_cv_t<typename remove_reference<T>::type>;
+template <class T> struct remove_pointer { using type = T; };
+template <class T> struct remove_pointer<T*> { using type = T; };
+template <class T> struct remove_pointer<T* const> { using type = T; };
+template <class T> struct remove_pointer<T* volatile> { using type = T; };
+template <class T> struct remove_pointer<T* const volatile> { using type = T; };
+template <class T> using remove_const_t = typename remove_const<T>::type;
+template <class T> using remove_volatile_t = typename remove_volatile<T>::type;
+template <class T> using remove_cv_t = typename remove_cv<T>::type;
+template <class T> using remove_reference_t = typename remove_reference<T>::type;
+template <class T> using remove_pointer_t = typename remove_pointer<T>::type;
+// Address spaces are erased on every target (a `device float` is a float), so removing one changes nothing.
+template <class T> struct remove_addrspace { using type = T; };
+template <class T> using remove_addrspace_t = typename remove_addrspace<T>::type;
 
 template <class T> T&& declval() noexcept;
-template <class...> using void_t = void;
+
+template <class T> struct is_void : is_same<remove_cv_t<T>, void> {};
+template <class T> struct is_const : false_type {};
+template <class T> struct is_const<const T> : true_type {};
+template <class T> struct is_volatile : false_type {};
+template <class T> struct is_volatile<volatile T> : true_type {};
+template <class T> struct is_reference : false_type {};
+template <class T> struct is_reference<T&> : true_type {};
+template <class T> struct is_reference<T&&> : true_type {};
+template <class T> struct is_pointer_base : false_type {};
+template <class T> struct is_pointer_base<T*> : true_type {};
+template <class T> struct is_pointer : is_pointer_base<remove_cv_t<T>> {};
+template <class T> struct is_class : bool_constant<__is_class(T)> {};
+template <class T> struct is_enum : bool_constant<__is_enum(T)> {};
+template <class B, class D> struct is_base_of : bool_constant<__is_base_of(B, D)> {};
+template <class T> struct is_trivially_copyable : bool_constant<__is_trivially_copyable(T)> {};
 
 // is_convertible<From, To>: copy-initialising a To from a From compiles.
-template <class To> void convert_to(To) noexcept;
 template <class From, class To, class = void> struct is_convertible : false_type {};
 template <class From, class To>
-struct is_convertible<From, To, void_t<decltype(convert_to<To>(declval<From>()))>> : true_type {};
+struct is_convertible<From, To,
+                      typename mg::detail::always_void<decltype(mg::detail::convert_to<To>(declval<From>()))>::type>
+    : true_type {};
+
+// The library-internal folds that Metal's own headers use (and kernels reach for: MLX's atomic.h).
+template <class... B> struct _disjunction : bool_constant<(bool(B::value) || ...)> {};
+template <class... B> struct _conjunction : bool_constant<(bool(B::value) && ...)> {};
+template <class B> struct _negation : bool_constant<!bool(B::value)> {};
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+
+template <class E, int... I> struct swizzle_ref;
+
+using metal::integral_constant;
+using metal::bool_constant;
+using metal::true_type;
+using metal::false_type;
+using metal::enable_if;
+using metal::enable_if_t;
+using metal::conditional;
+using metal::conditional_t;
+using metal::is_same;
+using metal::remove_const;
+using metal::remove_volatile;
+using metal::remove_cv;
+using metal::remove_cv_t;
+using metal::remove_reference;
+using metal::declval;
+using metal::is_convertible;
+using metal::is_enum;
+template <class T> using remove_cvref_t = remove_cv_t<typename remove_reference<T>::type>;
+template <class... T> using void_t = typename always_void<T...>::type;
 
 // ---- scalar classification ------------------------------------------------------------------------
 template <class T> struct integral_base : false_type {};
@@ -70,14 +131,29 @@ template <class F> struct floating_base<narrow_float<F>> : true_type {};
 template <> struct floating_base<half_t> : true_type {};
 #endif
 
-template <class T> struct is_integral : integral_base<remove_cv_t<T>> {};
-template <class T> struct is_floating_point : floating_base<remove_cv_t<T>> {};
-template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+template <class T, bool = integral_base<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
+template <class T> struct signed_base<T, false> : floating_base<T> {};
 
-template <class T, bool = is_integral<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
-template <class T> struct signed_base<T, false> : is_floating_point<T> {};
-template <class T> struct is_signed : signed_base<remove_cv_t<T>> {};
+}  // namespace detail
+}  // namespace mg
+
+// Metal's classification traits, in namespace metal, where kernels specialise them (MLX: is_integral of its
+// integral_constant).
+namespace metal {
+template <class T> struct is_integral : mg::detail::integral_base<remove_cv_t<T>> {};
+template <class T> struct is_floating_point : mg::detail::floating_base<remove_cv_t<T>> {};
+template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+template <class T> struct is_signed : mg::detail::signed_base<remove_cv_t<T>> {};
 template <class T> struct is_unsigned : bool_constant<is_integral<T>::value && !is_signed<T>::value> {};
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+using metal::is_integral;
+using metal::is_floating_point;
+using metal::is_arithmetic;
+using metal::is_signed;
+using metal::is_unsigned;
 
 template <class T> struct make_unsigned_base { using type = T; };
 template <> struct make_unsigned_base<char> { using type = unsigned char; };
@@ -116,26 +192,46 @@ template <class E, int... I> struct shape_base<swizzle_ref<E, I...>> {
 };
 template <class X> struct shape : shape_base<remove_cvref_t<X>> {};
 
-template <class X> struct make_unsigned { using type = typename make_unsigned_base<remove_cv_t<X>>::type; };
-template <class T, int N> struct make_unsigned<metal::vec<T, N>> {
-    using type = metal::vec<typename make_unsigned_base<T>::type, N>;
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+template <class X> struct make_unsigned { using type = typename mg::detail::make_unsigned_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_unsigned<vec<T, N>> {
+    using type = vec<typename mg::detail::make_unsigned_base<T>::type, N>;
 };
-template <class X> struct make_signed { using type = typename make_signed_base<remove_cv_t<X>>::type; };
-template <class T, int N> struct make_signed<metal::vec<T, N>> {
-    using type = metal::vec<typename make_signed_base<T>::type, N>;
+template <class X> struct make_signed { using type = typename mg::detail::make_signed_base<remove_cv_t<X>>::type; };
+template <class T, int N> struct make_signed<vec<T, N>> {
+    using type = vec<typename mg::detail::make_signed_base<T>::type, N>;
 };
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+using metal::make_unsigned;
+using metal::make_signed;
+
+template <class E, class = void> struct is_simd_element : false_type {};
+template <class E>
+struct is_simd_element<E, enable_if_t<(is_integral<E>::value && sizeof(E) <= 4 && !is_same<E, bool>::value) ||
+                                      is_same<E, float>::value || is_same<E, half_t>::value>> : true_type {};
+template <class T, class = void> struct is_simd_value : false_type {};
+template <class T> struct is_simd_value<T, void_t<typename shape<T>::elem>> : is_simd_element<typename shape<T>::elem> {};
 
 // ---- result types of the element-wise functions ------------------------------------------------------
-// Two scalar element types meet like C++'s usual conversions, except that a narrow_float (bfloat; half on CUDA)
-// meets integers as itself, and other floats as float (double as double).
-template <class A, class B, class = void> struct meet { using type = decltype(true ? declval<A>() : declval<B>()); };
-template <class A> struct meet<A, A> { using type = A; };
-template <class F, class B> struct meet<narrow_float<F>, B, enable_if_t<!is_same<B, narrow_float<F>>::value>> {
-    using type = conditional_t<is_integral<B>::value, narrow_float<F>,
+// Two scalar element types meet like C++'s usual arithmetic conversions. A 16-bit float class (bfloat; half on
+// CUDA) takes part as a built-in type would: with an integer it stays itself, with double it becomes double, and
+// with float or the other 16-bit float, float.
+template <class T> struct is_narrow : false_type {};
+template <class F> struct is_narrow<narrow_float<F>> : true_type {};
+template <class N, class B> struct meet_with_narrow {
+    using type = conditional_t<is_same<N, B>::value || is_integral<B>::value, N,
                                conditional_t<is_same<B, double>::value, double, float>>;
 };
-template <class A, class F> struct meet<A, narrow_float<F>, enable_if_t<!is_same<A, narrow_float<F>>::value>>
-    : meet<narrow_float<F>, A> {};
+template <class A, class B> struct builtin_meet { using type = remove_cvref_t<decltype(true ? declval<A>() : declval<B>())>; };
+template <class A, class B> struct meet
+    : conditional_t<is_narrow<A>::value, meet_with_narrow<A, B>,
+                    conditional_t<is_narrow<B>::value, meet_with_narrow<B, A>, builtin_meet<A, B>>> {};
 
 // The common shape of arguments: all vectors the same size; the element type is the first vector's
 // (scalars are converted to it, as Metal does with a vector and a literal), or the meet of the scalars.
@@ -157,9 +253,12 @@ template <class T, int N> struct vec_or_scalar { using type = metal::vec<T, N>; 
 template <class T> struct vec_or_scalar<T, 0> { using type = T; };
 
 // result_t<X...>: the vector or scalar type an element-wise function of these arguments returns.
+// Metal has no double: an unsuffixed literal is a float there (`metal::exp(0.5 * x)` is a float), so a double
+// element, which such a literal makes in C++, gives float results.
 template <class C, class = void> struct result_base {};
 template <class C> struct result_base<C, enable_if_t<(C::size >= 0)>> {
-    using type = typename vec_or_scalar<typename C::elem, C::size>::type;
+    using type = typename vec_or_scalar<conditional_t<is_same<typename C::elem, double>::value, float,
+                                                      typename C::elem>, C::size>::type;
 };
 template <class... X> using result_t = typename result_base<common<remove_cvref_t<X>...>>::type;
 template <class... X> using float_result_t =
@@ -173,28 +272,6 @@ template <class X> using bool_result_t = typename vec_or_scalar<bool, shape<X>::
 }  // namespace mg
 
 namespace metal {
-using mg::detail::integral_constant;
-using mg::detail::bool_constant;
-using mg::detail::true_type;
-using mg::detail::false_type;
-using mg::detail::enable_if;
-using mg::detail::enable_if_t;
-using mg::detail::conditional;
-using mg::detail::conditional_t;
-using mg::detail::is_same;
-using mg::detail::remove_cv;
-using mg::detail::remove_cv_t;
-using mg::detail::remove_const;
-using mg::detail::remove_volatile;
-using mg::detail::remove_reference;
-using mg::detail::is_integral;
-using mg::detail::is_floating_point;
-using mg::detail::is_arithmetic;
-using mg::detail::is_signed;
-using mg::detail::is_unsigned;
-using mg::detail::make_unsigned;
-using mg::detail::make_signed;
-using mg::detail::declval;
 template <class X> using make_unsigned_t = typename make_unsigned<X>::type;
 template <class X> using make_signed_t = typename make_signed<X>::type;
 template <class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
@@ -203,12 +280,28 @@ template <class T> constexpr bool is_floating_point_v = is_floating_point<T>::va
 template <class T> constexpr bool is_arithmetic_v = is_arithmetic<T>::value;
 template <class T> constexpr bool is_signed_v = is_signed<T>::value;
 template <class T> constexpr bool is_unsigned_v = is_unsigned<T>::value;
+template <class From, class To> constexpr bool is_convertible_v = is_convertible<From, To>::value;
+template <class T> constexpr bool is_void_v = is_void<T>::value;
+template <class T> constexpr bool is_const_v = is_const<T>::value;
+template <class T> constexpr bool is_volatile_v = is_volatile<T>::value;
+template <class T> constexpr bool is_reference_v = is_reference<T>::value;
+template <class T> constexpr bool is_pointer_v = is_pointer<T>::value;
+template <class T> constexpr bool is_class_v = is_class<T>::value;
+template <class T> constexpr bool is_enum_v = is_enum<T>::value;
+template <class B, class D> constexpr bool is_base_of_v = is_base_of<B, D>::value;
+template <class T> constexpr bool is_trivially_copyable_v = is_trivially_copyable<T>::value;
 
 // Metal: a scalar is a bool, integer or floating type; a vector is one of the vec<T, N> (packed included).
 template <class T> struct is_scalar : is_arithmetic<T> {};
 template <class T> struct is_vector : bool_constant<(mg::detail::shape<T>::size > 0)> {};
 template <class T> constexpr bool is_scalar_v = is_scalar<T>::value;
 template <class T> constexpr bool is_vector_v = is_vector<T>::value;
+// Whether the SIMD-group functions take T as Metal's own do (scalars and vectors of 8-, 16- and 32-bit integers,
+// half and float); ours take any type, so this only steers kernels that choose a code path by it (candle).
+template <class T> struct __is_valid_simdgroup_type
+    : mg::detail::is_simd_value<T> {};
+// The number of components of a vector type; 0 for anything else.
+template <class T> struct vec_elements : integral_constant<int, (mg::detail::shape<T>::size > 0 ? mg::detail::shape<T>::size : 0)> {};
 
 // What the launch code asks of a parameter type: its element type and number of elements.
 template <class T> struct vec_traits {

@@ -52,11 +52,14 @@ template <class T, class A> struct ctor_part<T, A, -1> {
     static constexpr bool ok = false;
     static constexpr int count = 0;
 };
-// One scalar broadcasts; two or more arguments must supply exactly N components.
+// One scalar broadcasts; two or more arguments supply exactly N components, or (scalars only) fewer, the rest
+// zero: Metal's braced form, `uint4 v = {a, b, c}` (a C++ constructor cannot tell it from the parenthesised one).
 template <class T, int N, class... A> struct ctor_args {
+    static constexpr int count = (ctor_part<T, A>::count + ... + 0);
+    static constexpr bool scalars = ((shape<A>::size == 0) && ...);
     static constexpr bool value = sizeof...(A) == 1
-        ? ((shape<A>::size == 0) && ...)
-        : ((ctor_part<T, A>::ok && ...) && (ctor_part<T, A>::count + ... + 0) == N);
+        ? scalars
+        : ((ctor_part<T, A>::ok && ...) && (count == N || (scalars && count < N)));
 };
 
 // ---- swizzles ----------------------------------------------------------------------------------------------
@@ -80,10 +83,10 @@ template <class E, int... I> struct swizzle_ref {
         return d[idx[i]];
     }
 };
-#define MG_SWIZZLE_COMPOUND(OP)                                                                  \
-    template <class E, int... I, class U>                                                        \
-    MG_FUNC const swizzle_ref<E, I...>& operator OP##=(const swizzle_ref<E, I...>& s, const U& u) { \
-        return s = typename swizzle_ref<E, I...>::V(s) OP u;                                     \
+#define MG_SWIZZLE_COMPOUND(OP)                                                                               \
+    template <class E, int... I, class U>                                                                     \
+    MG_FUNC const swizzle_ref<E, I...>& operator OP##=(const swizzle_ref<E, I...>& s, const U& u) {           \
+        return s = typename swizzle_ref<E, I...>::V(s) OP u;                                                  \
     }
 MG_SWIZZLE_COMPOUND(+) MG_SWIZZLE_COMPOUND(-) MG_SWIZZLE_COMPOUND(*) MG_SWIZZLE_COMPOUND(/)
 MG_SWIZZLE_COMPOUND(%) MG_SWIZZLE_COMPOUND(&) MG_SWIZZLE_COMPOUND(|) MG_SWIZZLE_COMPOUND(^)
@@ -139,10 +142,10 @@ template <int... J, class E, int... I> MG_FUNC decltype(auto) swizzle_ref_of(con
 }
 
 // ---- storage: the union, per size --------------------------------------------------------------------------
-#define MG_STORAGE_CTORS(NAME, N)                                    \
-    NAME() = default;                                                \
-    MG_FUNC constexpr explicit NAME(const carray<T, N>& c) : d{} {   \
-        for (int i = 0; i < N; ++i) d[i] = c.v[i];                   \
+#define MG_STORAGE_CTORS(NAME, N)                                                                             \
+    NAME() = default;                                                                                         \
+    MG_FUNC constexpr explicit NAME(const carray<T, N>& c) : d{} {                                            \
+        for (int i = 0; i < N; ++i) d[i] = c.v[i];                                                            \
     }
 
 // One storage template serves vec (aligned as N elements, 3 counted as 4) and packed_vec (aligned as one
@@ -165,58 +168,101 @@ template <class T, int N> using packed_storage = storage<T, N, int(alignof(T))>;
 #undef MG_STORAGE_CTORS
 
 // ---- operators, as hidden friends of an empty base: found by argument-dependent lookup for vectors, packed
-// vectors and swizzles alike, and, being non-templates, they accept those through implicit conversions.
-template <class V, class T, int N> struct vec_ops {
-    using B = metal::vec<bool, N>;
-// One operator three times: vector with vector, vector with scalar, scalar with vector. R is the result (V, or
-// B for comparisons), E its element type, and RIGHT what the right operand goes through: itself, or for shifts
-// its count modulo the element's width (C++ and Metal leave larger counts undefined; this is what OpenCL specifies
-// and GPUs do), so char and short shift as 8- and 16-bit values on every target.
-    static MG_FUNC constexpr T as_is(T x) { return x; }
-    static MG_FUNC constexpr T shift_count(T x) { return T(x & T(8 * sizeof(T) - 1)); }
-#define MG_VEC_OPERATOR(OP, R, E, RIGHT)                                                           \
-    friend MG_FUNC R operator OP(const V& a, const V& b) {                                         \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                            \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC R operator OP(const V& a, T s) {                                                \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                 \
-        return r;                                                                                  \
-    }                                                                                              \
-    friend MG_FUNC R operator OP(T s, const V& b) {                                                \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                 \
-        return r;                                                                                  \
+// vectors and swizzles alike. With two vector operands they are non-templates, so that they accept packed vectors
+// and swizzles through implicit conversions. With a scalar operand, the scalar is converted to the element type,
+// as Metal does. A conversion from or to a class (bfloat; half on CUDA) is a user conversion, as ambiguous as the
+// vector's own broadcast from a scalar, so those operands get forms that take them as an exact match: vectors of a
+// class element type take any scalar through templates (a float next to a half2), and the arithmetic and
+// comparisons of other vectors take the classes through templates (a half next to a float2). Templates for every
+// scalar of every vector would cost NVRTC a sixth more on a small kernel.
+template <class V, class T, int N, bool ClassElement = is_narrow<T>::value> struct vec_ops;
+
+// One operator: vector with vector, then SCALAR_FORMS(...): vector with scalar, scalar with vector, through
+// MG_VEC_WITH(..., HEAD, PARAM). R is the result (V, or B for comparisons), E its element type, and RIGHT what the
+// right operand goes through: itself, or for shifts its count modulo the element's width (C++ and Metal leave
+// larger counts undefined; this is what OpenCL specifies and GPUs do), so char and short shift as 8- and 16-bit
+// values on every target.
+#define MG_VEC_WITH(OP, R, E, RIGHT, HEAD, PARAM)                                                             \
+    HEAD R operator OP(const V& a, PARAM scalar) {                                                            \
+        const T s = static_cast<T>(scalar);                                                                   \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(s));                                           \
+        return r;                                                                                             \
+    }                                                                                                         \
+    HEAD R operator OP(PARAM scalar, const V& b) {                                                            \
+        const T s = static_cast<T>(scalar);                                                                   \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(s OP RIGHT(b.d[i]));                                           \
+        return r;                                                                                             \
     }
-#define MG_VEC_BINARY(OP) MG_VEC_OPERATOR(OP, V, T, as_is)
-#define MG_VEC_SHIFT(OP) MG_VEC_OPERATOR(OP, V, T, shift_count)
-#define MG_VEC_PREDICATE(OP) MG_VEC_OPERATOR(OP, B, bool, as_is)
-#define MG_VEC_UNARY(OP, R, E)                                                                     \
-    friend MG_FUNC R operator OP(const V& a) {                                                     \
-        R r;                                                                                       \
-        for (int i = 0; i < N; ++i) r.d[i] = E(OP a.d[i]);                                          \
-        return r;                                                                                  \
+#define MG_VEC_OPERATOR(OP, R, E, RIGHT, FORMS)                                                               \
+    friend MG_FUNC R operator OP(const V& a, const V& b) {                                                    \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(a.d[i] OP RIGHT(b.d[i]));                                      \
+        return r;                                                                                             \
+    }                                                                                                         \
+    FORMS(OP, R, E, RIGHT)
+// Arithmetic and comparisons take every scalar form; the integer-only operators the element type alone.
+#define MG_VEC_ARITH(OP) MG_VEC_OPERATOR(OP, V, T, as_is, SCALAR_FORMS)
+#define MG_VEC_COMPARE(OP) MG_VEC_OPERATOR(OP, B, bool, as_is, SCALAR_FORMS)
+#define MG_VEC_BITWISE(OP) MG_VEC_OPERATOR(OP, V, T, as_is, ELEMENT_FORMS)
+#define MG_VEC_SHIFT(OP) MG_VEC_OPERATOR(OP, V, T, shift_count, ELEMENT_FORMS)
+#define MG_VEC_LOGICAL(OP) MG_VEC_OPERATOR(OP, B, bool, as_is, ELEMENT_FORMS)
+#define MG_VEC_UNARY(OP, R, E)                                                                                \
+    friend MG_FUNC R operator OP(const V& a) {                                                                \
+        R r;                                                                                                  \
+        for (int i = 0; i < N; ++i) r.d[i] = E(OP a.d[i]);                                                    \
+        return r;                                                                                             \
     }
-    MG_VEC_BINARY(+) MG_VEC_BINARY(-) MG_VEC_BINARY(*) MG_VEC_BINARY(/) MG_VEC_BINARY(%)
-    MG_VEC_BINARY(&) MG_VEC_BINARY(|) MG_VEC_BINARY(^) MG_VEC_SHIFT(<<) MG_VEC_SHIFT(>>)
-    MG_VEC_PREDICATE(==) MG_VEC_PREDICATE(!=) MG_VEC_PREDICATE(<) MG_VEC_PREDICATE(<=)
-    MG_VEC_PREDICATE(>) MG_VEC_PREDICATE(>=) MG_VEC_PREDICATE(&&) MG_VEC_PREDICATE(||)
+#define MG_VEC_OPERATORS                                                                                      \
+    using B = metal::vec<bool, N>;                                                                            \
+    static MG_FUNC constexpr T as_is(T x) { return x; }                                                       \
+    static MG_FUNC constexpr T shift_count(T x) { return T(x & T(8 * sizeof(T) - 1)); }                       \
+    MG_VEC_ARITH(+) MG_VEC_ARITH(-) MG_VEC_ARITH(*) MG_VEC_ARITH(/) MG_VEC_BITWISE(%)                         \
+    MG_VEC_BITWISE(&) MG_VEC_BITWISE(|) MG_VEC_BITWISE(^) MG_VEC_SHIFT(<<) MG_VEC_SHIFT(>>)                   \
+    MG_VEC_COMPARE(==) MG_VEC_COMPARE(!=) MG_VEC_COMPARE(<) MG_VEC_COMPARE(<=)                                \
+    MG_VEC_COMPARE(>) MG_VEC_COMPARE(>=) MG_VEC_LOGICAL(&&) MG_VEC_LOGICAL(||)                                \
     MG_VEC_UNARY(-, V, T) MG_VEC_UNARY(+, V, T) MG_VEC_UNARY(~, V, T) MG_VEC_UNARY(!, B, bool)
-#undef MG_VEC_BINARY
+
+// Built-in elements: a scalar converts to the element type as a parameter does.
+template <class V, class T, int N> struct vec_ops<V, T, N, false> {
+#define MG_CLASS_SCALAR template <class F> friend MG_FUNC
+#define ELEMENT_FORMS(OP, R, E, RIGHT) MG_VEC_WITH(OP, R, E, RIGHT, friend MG_FUNC, T)
+#define SCALAR_FORMS(OP, R, E, RIGHT)                                                                         \
+    ELEMENT_FORMS(OP, R, E, RIGHT) MG_VEC_WITH(OP, R, E, RIGHT, MG_CLASS_SCALAR, narrow_float<F>)
+    MG_VEC_OPERATORS
+#undef SCALAR_FORMS
+#undef ELEMENT_FORMS
+#undef MG_CLASS_SCALAR
+};
+// Class elements: any scalar, a number or a class that converts to the element type (integral_constant, ...).
+template <class V, class T, int N> struct vec_ops<V, T, N, true> {
+    template <class S> using scalar_t = enable_if_t<
+        shape<S>::size == 0 || (shape<S>::size == -1 && is_convertible<const S&, T>::value), int>;
+#define MG_ANY_SCALAR template <class S, scalar_t<S> = 0> friend MG_FUNC
+#define SCALAR_FORMS(OP, R, E, RIGHT) MG_VEC_WITH(OP, R, E, RIGHT, MG_ANY_SCALAR, const S&)
+#define ELEMENT_FORMS SCALAR_FORMS
+    MG_VEC_OPERATORS
+#undef ELEMENT_FORMS
+#undef SCALAR_FORMS
+#undef MG_ANY_SCALAR
+};
+#undef MG_VEC_OPERATORS
+#undef MG_VEC_WITH
+#undef MG_VEC_ARITH
+#undef MG_VEC_COMPARE
+#undef MG_VEC_BITWISE
 #undef MG_VEC_SHIFT
-#undef MG_VEC_PREDICATE
+#undef MG_VEC_LOGICAL
 #undef MG_VEC_OPERATOR
 #undef MG_VEC_UNARY
-};
 
 }  // namespace detail
 }  // namespace mg
 
 namespace metal {
 
-#define MG_VEC_COMPOUND(OP) \
+#define MG_VEC_COMPOUND(OP)                                                                                   \
     template <class U> MG_FUNC auto& operator OP##=(const U& u) { return *this = *this OP u; }
 
 template <class T, int N>
@@ -277,12 +323,12 @@ struct packed_vec : mg::detail::packed_storage<T, N>, mg::detail::vec_ops<vec<T,
 #undef MG_VEC_COMPOUND
 
 // ---- Metal's names -----------------------------------------------------------------------------------------
-#define MG_VECTOR_NAMES(T)                      \
-    typedef vec<T, 2> T##2;                     \
-    typedef vec<T, 3> T##3;                     \
-    typedef vec<T, 4> T##4;                     \
-    typedef packed_vec<T, 2> packed_##T##2;     \
-    typedef packed_vec<T, 3> packed_##T##3;     \
+#define MG_VECTOR_NAMES(T)                                                                                    \
+    typedef vec<T, 2> T##2;                                                                                   \
+    typedef vec<T, 3> T##3;                                                                                   \
+    typedef vec<T, 4> T##4;                                                                                   \
+    typedef packed_vec<T, 2> packed_##T##2;                                                                   \
+    typedef packed_vec<T, 3> packed_##T##3;                                                                   \
     typedef packed_vec<T, 4> packed_##T##4;
 // The element types of Metal's vectors, for X(T) over each (_global_names.h uses it too, then undefines it).
 #define MG_VECTOR_ELEMENTS(X) X(bool) X(char) X(uchar) X(short) X(ushort) X(int) X(uint) X(long) X(ulong) X(half) \
