@@ -272,7 +272,7 @@ def test_simdgroup_matrix_products(iface, size, kernel, in_type, out_type):
         a, b = (np.vectorize(lambda v: bf16(float(v)))(m).astype(np.float32) for m in (a, b))
         a_buf, b_buf = (iface.create_buffer(size * size, "bfloat") for _ in range(2))
         for buf, m in ((a_buf, a), (b_buf, b)):
-            buf.contents[:] = (m.view(np.uint32) >> 16).astype(np.uint16).ravel()
+            buf.contents.view(np.uint16)[:] = (m.view(np.uint32) >> 16).astype(np.uint16).ravel()
     else:
         a, b = a.astype(in_type).astype(np.float32), b.astype(in_type).astype(np.float32)
         a_buf, b_buf = (iface.array_to_buffer(m.astype(in_type).ravel()) for m in (a, b))
@@ -284,7 +284,7 @@ def test_simdgroup_matrix_products(iface, size, kernel, in_type, out_type):
     accumulator_rounding = {np.float32: 0.0, np.float16: 2.0**-11, "bfloat": 2.0**-8}[out_type]
     tolerance = magnitude * (2.0**-24 * size + accumulator_rounding * (size // 8 + 1))
     if out_type == "bfloat":
-        got = (c.contents.astype(np.uint32) << 16).view(np.float32).reshape(size, size)
+        got = (c.contents.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(size, size)
     else:
         got = c.contents.reshape(size, size).astype(np.float32)
     assert (np.abs(got - exact) <= tolerance).all(), np.abs(got - exact).max()

@@ -34,7 +34,7 @@ def test_conditional_operator_gives_metals_type(iface):
     n = 30
     halves = iface.array_to_buffer(np.full(n, 1.5, dtype=np.float16))
     bfloats = iface.create_buffer(n, "bfloat")
-    bfloats.contents[:] = 0x3FC0  # 1.5
+    bfloats.contents.view(np.uint16)[:] = 0x3FC0  # 1.5 (its bits, with or without ml_dtypes)
     wide = iface.array_to_buffer(np.full(n, WIDE, dtype=np.float32))
     out = iface.array_to_buffer(np.zeros(8 * n, dtype=np.float32))
     iface.run_function(n, [out, halves, bfloats, wide])
