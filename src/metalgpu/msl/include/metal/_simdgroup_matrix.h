@@ -23,7 +23,9 @@ MG_FUNC constexpr unsigned int lane_of(unsigned int row, unsigned int column) {
 // CUDA the warp's own shuffle serves, without the partial-group bookkeeping of simd_shuffle: a product of 8x8
 // matrices is 24 shuffles, and a GEMM kernel unrolls hundreds of products.
 #if defined(MG_TARGET_CUDA)
-__device__ __forceinline__ float shuffle(float v, unsigned int lane) { return __shfl_sync(__activemask(), v, int(lane)); }
+__device__ __forceinline__ float shuffle(float v, unsigned int lane) {
+    return __shfl_sync(__activemask(), v, int(lane));
+}
 #else
 inline float shuffle(float v, unsigned int lane) { return metal::simd_shuffle(v, ushort(lane)); }
 #endif
