@@ -299,6 +299,14 @@ def test_thread_elements_in_apples_layout(iface):
     np.testing.assert_array_equal(seen.contents.reshape(8, 8), m * 2)
 
 
+def test_simd_builtin_called_alone(iface):
+    load_kernel(iface, "stdlib_names.metal", "stdlib_simd_builtin_alone")
+    x = iface.array_to_buffer(np.arange(64, dtype=np.float32))
+    iface.run_function(64, [x], threads_per_threadgroup=64)
+    sums = np.repeat([np.arange(32).sum(), np.arange(32, 64).sum()], 32).astype(np.float32)
+    np.testing.assert_array_equal(x.contents, sums + np.tile(np.arange(32, dtype=np.float32), 2))
+
+
 def test_simd_bitwise_reductions_of_floats(iface):
     load_kernel(iface, "stdlib_names.metal", "stdlib_simd_float_bits")
     x = np.random.default_rng(4).uniform(-8, 8, 32).astype(np.float32)

@@ -112,3 +112,8 @@ kernel void stdlib_simd_float_bits(device const float* x [[buffer(0)]], device u
     out[2 * 32 + id] = as_type<ushort>(simd_or(half(x[id])));
     out[3 * 32 + id] = as_type<uint2>(simd_xor(float2(x[id], -x[id]))).y;
 }
+
+// A SIMD-group builtin called directly is a SIMD-group function too (the kernel cooperates on the CPU).
+kernel void stdlib_simd_builtin_alone(device float* x [[buffer(0)]], uint id [[thread_position_in_grid]]) {
+    x[id] = __metal_simd_sum(x[id]) + float(__metal_get_thread_index_in_simdgroup(ushort()));
+}

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from .lexer import IDENT, Token
 from .parser import KernelDecl, Program
 
-TRIGGER_WORDS = frozenset({"threadgroup_barrier", "simdgroup_barrier", "threadgroup", "threadgroup_imageblock"})
-TRIGGER_PREFIXES = ("simd_", "quad_", "simdgroup_")
+TRIGGER_WORDS = frozenset({"threadgroup_barrier", "simdgroup_barrier", "threadgroup", "threadgroup_imageblock",
+                           "__metal_get_thread_index_in_simdgroup"})
+TRIGGER_PREFIXES = ("simd_", "quad_", "simdgroup_", "__metal_simd_")  # the last: the builtins behind simd_*
 _NOT_NAMES = frozenset({"decltype", "__attribute__", "alignas", "sizeof", "noexcept", "alignof", "if", "for",
                         "while", "switch", "return", "static_assert"})
 _CLASS_WORDS = ("struct", "class", "union")

@@ -19,6 +19,16 @@ MG_FUNC constexpr unsigned int column_of(unsigned int lane) { return ((lane >> 3
 MG_FUNC constexpr unsigned int lane_of(unsigned int row, unsigned int column) {
     return (row >> 2) * 16u + (row & 3u) * 2u + (column >> 2) * 8u + ((column >> 1) & 1u);
 }
+// A value of another lane, as a float. Every lane takes part in a matrix operation (Metal requires it), so on
+// CUDA the warp's own shuffle serves, without the partial-group bookkeeping of simd_shuffle: a product of 8x8
+// matrices is 24 shuffles, and a GEMM kernel unrolls hundreds of products.
+#if defined(MG_TARGET_CUDA)
+__device__ __forceinline__ float shuffle(float v, unsigned int lane) {
+    return __shfl_sync(__activemask(), v, int(lane));
+}
+#else
+inline float shuffle(float v, unsigned int lane) { return metal::simd_shuffle(v, ushort(lane)); }
+#endif
 // Where element (row, column) of the matrix lies in memory, for a load or a store at `origin` (x: column, y: row)
 // with `stride` elements per row; `transpose` reads the block of memory as the matrix's transpose.
 MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned long stride, metal::ulong2 origin,
@@ -86,10 +96,10 @@ MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const 
     const unsigned int lane = mg::simd_lane(), row = mg::sgm::row_of(lane);
     float sum0 = float(c.e[0]), sum1 = float(c.e[1]);
     for (unsigned int k = 0; k < 8; ++k) {
-        const float left = float(simd_shuffle(a.e[k & 1u], ushort(mg::sgm::lane_of(row, k))));
-        const ushort right = ushort(mg::sgm::lane_of(k, 0) | (lane & 9u));
-        sum0 = fma(left, float(simd_shuffle(b.e[0], right)), sum0);
-        sum1 = fma(left, float(simd_shuffle(b.e[1], right)), sum1);
+        const float left = mg::sgm::shuffle(float(a.e[k & 1u]), mg::sgm::lane_of(row, k));
+        const unsigned int right = mg::sgm::lane_of(k, 0) | (lane & 9u);
+        sum0 = fma(left, mg::sgm::shuffle(float(b.e[0]), right), sum0);
+        sum1 = fma(left, mg::sgm::shuffle(float(b.e[1]), right), sum1);
     }
     d.e[0] = TD(sum0);
     d.e[1] = TD(sum1);
