@@ -10,7 +10,7 @@ import re
 from bisect import bisect_right
 from typing import NamedTuple
 
-from ..errors import ShaderCompileError, SourcePos
+from ..errors import ShaderCompileError, SourcePos, line_in
 
 IDENT = "ident"
 NUMBER = "number"
@@ -80,8 +80,7 @@ class _Positions:
 
     def error(self, file: str, offset: int, message: str) -> ShaderCompileError:
         line, column = self.line_col(offset)
-        source_line = self.original.split("\n")[line - 1]
-        return ShaderCompileError.at(SourcePos(file, line, column), message, source_line)
+        return ShaderCompileError.at(SourcePos(file, line, column), message, line_in(self.original, line))
 
 
 def _splice(text: str) -> tuple[str, list[int]]:
