@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from metalgpu.backends.cpu import INCLUDE_DIR
+from metalgpu.msl.abi import INCLUDE_DIR
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.outline import scan
 from metalgpu.msl.parser import parse

@@ -4,8 +4,7 @@ docs/architecture.md, "The compiled module"). Each carries the kernel's index in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .abi import CudaLaunchLayout
 from .kernel_templates import is_deduced_instantiation, signature_alias
 from .parser import KernelDecl
 
@@ -158,36 +157,6 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 """
 
 
-INLINE_CONSTANT_BYTES = 1024  # the most bytes of small constant arguments a CUDA launch record carries
-
-
-@dataclass(frozen=True)
-class CudaLaunchLayout:
-    """Where mg::launch_t<slots, threadgroups, constant_bytes> (metal/_launch_cuda.h) puts its fields, in bytes."""
-
-    slots: int
-    threadgroups: int
-    inline_slots: int = 0  # bit i: slot i may hold an inline constant (else it always holds a device address)
-
-    @property
-    def constant_bytes(self) -> int:
-        """Room for inline constants: only where some slot may hold one."""
-        return INLINE_CONSTANT_BYTES if self.inline_slots else 0
-
-    @property
-    def offsets(self) -> dict[str, int]:
-        grid = 16 * self.slots
-        offset = grid + 44
-        constants = -(-(offset + 4 * max(self.threadgroups, 1)) // 16) * 16
-        return {"slots": 0, "slot_bytes": 8 * self.slots, "grid": grid, "group": grid + 12, "groups": grid + 24,
-                "inline_mask": grid + 36, "groups_per_block": grid + 40, "threadgroup_offset": offset,
-                "constants": constants}
-
-    @property
-    def size(self) -> int:
-        return -(-(self.offsets["constants"] + max(self.constant_bytes, 1)) // 16) * 16
-
-
 def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
     """The launch record a kernel's CUDA wrapper takes: as many slots as its [[buffer(i)]] indices need, and room
     for inline constants only if a parameter can take them: a `constant` or reference one. A value given for any
@@ -239,7 +208,7 @@ MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
 MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
 MG_EXPORT __device__ const int32_t mg_layout_{i}[3] = {{{layout.slots}, {layout.threadgroups}, {layout.inline_slots}}};
 static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
-              "the launch record must match msl/wrappers.py's CudaLaunchLayout");
+              "the launch record must match msl/abi.py's CudaLaunchLayout");
 }}
 MG_EXPORT __global__ void __launch_bounds__({bound}) mg_run_{i}(const __grid_constant__ {record} d) {{
   using F = mg_kernel_{i}::F;
