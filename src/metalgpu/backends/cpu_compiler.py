@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..cache import CompileCache
 from ..errors import BackendUnavailableError
+from ..msl.abi import INCLUDE_DIR, headers_checksum
 from .base import CompileOptions, Compiler, CompilerFailed
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
 
 
@@ -135,8 +135,6 @@ class CpuCompiler(Compiler):
             self._prelude_usable = "clang" not in version and "zig" not in " ".join(self.command)
         if not self._prelude_usable:
             return None
-        from ..library import headers_checksum
-
         key = CompileCache.key("cpu-prelude-pch", self.fingerprint(), repr(options), headers_checksum())
         try:
             folder = self._cache.artifact_folder()
