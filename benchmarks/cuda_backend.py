@@ -27,8 +27,8 @@ import numpy as np
 
 import compile as compile_benchmark
 import metalgpu
-from metalgpu.backends import cuda_repeat
 from _timing import interleaved_medians, median_seconds
+from metalgpu.backends import cuda_repeat
 
 SOURCE = """
 #include <metal_stdlib>

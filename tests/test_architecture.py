@@ -137,7 +137,7 @@ def test_no_other_modules_private_names(module):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("metalgpu")):
             wrong += [f"from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
         if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-            receiver = node.value
-            if not (isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")) and node.attr not in own | DOCUMENTED:
+            on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            if not on_self and node.attr not in own | DOCUMENTED:
                 wrong.append(f"line {node.lineno}: .{node.attr}")
     assert not wrong, f"{module} reaches into other modules' private names: {wrong}"

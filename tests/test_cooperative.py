@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import metalgpu
+from conftest import load_kernel
 from metalgpu.msl.analysis import cooperative_kernels
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
-
-from conftest import load_kernel
 
 # -- the front end's choice: cooperative or the plain loop ------------------------------------------------------
 

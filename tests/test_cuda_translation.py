@@ -89,7 +89,8 @@ def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
 def test_launch_record_is_sized_to_the_kernel():
     source = """#include <metal_stdlib>
 using namespace metal;
-kernel void streams(device const float* x [[buffer(0)]], device float* y [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+kernel void streams(device const float* x [[buffer(0)]], device float* y [[buffer(2)]],
+                    uint i [[thread_position_in_grid]]) {
     y[i] = x[i];
 }
 kernel void scaled(device float* y [[buffer(0)]], constant float& a [[buffer(1)]],

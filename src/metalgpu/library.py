@@ -34,8 +34,8 @@ from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, parse
 from .msl.pipeline import absent_params
 from .msl.preprocess import preprocess
-from .msl.translate import Translator
 from .msl.structs import StructTable
+from .msl.translate import Translator
 
 if TYPE_CHECKING:
     from .backends.base import Compiler

@@ -128,7 +128,8 @@ class CpuBackend(Backend):
         try:
             entry, _ = self._cache.get_or_build(key, lambda: (self.compiler.compile_plain(source, options), {}))
         except CompilerFailed as failure:
-            raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n{failure.log}")
+            raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
+                                          f"{failure.log}") from None
         run = ctypes.CDLL(str(entry.path)).mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
@@ -219,7 +220,8 @@ class CpuBackend(Backend):
             pending.result()
 
     def describe(self) -> str:
-        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler.command[-1]})"
+        machine = platform.processor() or platform.machine()
+        return f"cpu ({machine}, {self.threads} threads, {self.compiler.command[-1]})"
 
     def close(self) -> None:
         if self._queue is not None:

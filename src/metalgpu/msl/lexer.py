@@ -62,7 +62,8 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_KIND_OF_GROUP = {"raw": None, "open_comment": None, "string": STRING, "char": CHAR, "number": NUMBER, "ident": IDENT, "punct": PUNCT}
+_KIND_OF_GROUP = {"raw": None, "open_comment": None, "string": STRING, "char": CHAR, "number": NUMBER, "ident": IDENT,
+                  "punct": PUNCT}
 _UNTERMINATED_STRING_RE = re.compile(rf"{_PREFIX}R?[\"']")
 
 

@@ -120,9 +120,9 @@ def _helper(helper: str) -> str:
     name = helper[len("mg_sw_"):].removesuffix("_ref")
     indices = ",".join(str(_INDEX[c]) for c in name)
     make = "swizzle_ref_of" if helper.endswith("_ref") else "swizzle_value"
-    vector = (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) -> decltype(mg::detail::{make}<{indices}>(t)) "
-              f"{{ return mg::detail::{make}<{indices}>(t); }}\n")
+    vector = (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) "
+              f"-> decltype(mg::detail::{make}<{indices}>(t)) {{ return mg::detail::{make}<{indices}>(t); }}\n")
     if len(name) == 1:  # a component of a swizzle: the vector's own member would make the call ambiguous
         return vector
-    return vector + (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) -> decltype((static_cast<T&&>(t).{name})) "
-                     f"{{ return static_cast<T&&>(t).{name}; }}\n")
+    return vector + (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) "
+                     f"-> decltype((static_cast<T&&>(t).{name})) {{ return static_cast<T&&>(t).{name}; }}\n")

@@ -127,7 +127,8 @@ def cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, absent: f
                               absent=absent)
     # Buffer arguments are converted once, before the thread loop.
     locals_ = _absent_locals(absent, kernel)
-    locals_ += [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args) if arg.startswith("mg::buffer_arg")]
+    locals_ += [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args)
+                if arg.startswith("mg::buffer_arg")]
     args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
     # issue 5: kernels whose threads wait for each other run as fibers; the others keep the plain loop.
