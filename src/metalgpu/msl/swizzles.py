@@ -1,8 +1,8 @@
 """Swizzles (``v.zyx``, ``v.xy = w``, ``p->rgb``) rewritten into calls of small helpers at translation time.
 
 C++ has no swizzle syntax. Giving every vector type one member per swizzle name (336 of them on a four-component
-vector) made each vector type cost about 0.1 s of compile time with NVRTC or g++, paid by every kernel that used
-it. Instead the translator rewrites ``E.zyx`` into ``mg_sw_zyx(E)`` and emits, once per name the program uses, a
+vector) made each vector type costly to compile with NVRTC or g++ (benchmarks/README.md), paid by every kernel that
+used it. Instead the translator rewrites ``E.zyx`` into ``mg_sw_zyx(E)`` and emits, once per name the program uses, a
 helper pair: one for vectors (and packed vectors), one that reads a struct's own member of that name, chosen by
 SFINAE, so ``s.xy`` of a user struct keeps meaning its member.
 

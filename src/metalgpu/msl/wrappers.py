@@ -131,7 +131,7 @@ def cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, absent: f
                 if arg.startswith("mg::buffer_arg")]
     args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
-    # issue 5: kernels whose threads wait for each other run as fibers; the others keep the plain loop.
+    # Kernels whose threads wait for each other run as fibers; the others keep the plain loop.
     run, result, tail = ("return mg::run_cooperative", "", ", report") if cooperative else \
         ("mg::for_each_thread", "\n  (void)report;\n  return 0;", "")
     return f"""{_line_directive(kernel)}
@@ -162,8 +162,8 @@ def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
     """The launch record a kernel's CUDA wrapper takes: as many slots as its [[buffer(i)]] indices need, and room
     for inline constants only if a parameter can take them: a `constant` or reference one. A value given for any
     other (a `device const` pointer) goes to device memory, so those slots always hold device addresses and the
-    compiler may be told so (mg::global_slot: global loads and stores instead of generic ones, 15% of a streaming
-    kernel's time on an H200)."""
+    compiler may be told so (mg::global_slot: global loads and stores instead of generic ones, which a streaming
+    kernel runs faster with: benchmarks/README.md)."""
     buffers = [p for p in kernel.params if p.binding == "buffer"]
     threadgroups = [p.index for p in kernel.params if p.binding == "threadgroup"]
     inline = sum(1 << p.index for p in buffers if p.address_space == "constant" or p.is_reference)
