@@ -1,4 +1,4 @@
-"""The CUDA backend against the anchors of DESIGN.md and issue 6, measured in the same run on the same GPU:
+"""The CUDA backend against the anchors of DESIGN.md, measured in the same run on the same GPU:
 
 1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize, and the bare
    cuda-bindings calls (cuLaunchKernel + cuStreamSynchronize) of our kernel, the floor under both;

@@ -1,4 +1,4 @@
-"""Threadgroups, barriers, SIMD-groups and atomics (issue 5), checked against numpy.
+"""Threadgroups, barriers, SIMD-groups and atomics, checked against numpy.
 
 Integer-valued float inputs keep every sum exact, so float results are compared exactly unless a tolerance is
 stated. The SIMD-group tests dispatch 200 threads in threadgroups of 80, so every threadgroup has a partial last

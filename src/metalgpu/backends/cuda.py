@@ -77,8 +77,8 @@ class CudaBackend(Backend):
 
     def _retain_context(self):
         """The device's primary context, shared with CuPy and PyTorch for zero-copy exchange. After a kernel
-        fault it stays unusable for the life of the process (a sticky error, not undone by a reset: measured on
-        an H100 with driver 580), so a later Interface gets a context of its own instead."""
+        fault it stays unusable for the life of the process (a sticky error, which neither a reset nor a new context
+        undoes), so a later Interface gets a context of its own instead."""
         driver = self.driver
         ok = driver.CUresult.CUDA_SUCCESS
         self._owns_context = False

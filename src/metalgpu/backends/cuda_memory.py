@@ -2,12 +2,11 @@
 hints never decide correctness: managed memory stays coherent):
 
 - a buffer the GPU uses in two dispatches in a row, with no host access between them, lives on the GPU: it is
-  prefetched once, and never again while the host leaves it alone (a prefetch of resident memory still costs
-  ~45 us on an H100);
+  prefetched once, and never again while the host leaves it alone (even a prefetch of resident memory has a fixed
+  cost);
 - a buffer the host touches between every two dispatches (numpy writes, kernel, numpy reads, again) stays in host
-  memory and the GPU reaches it over the bus. Measured on an H100 for 40 MB: migrating the pages back to the host
-  took 4.8 ms (8 GB/s), while the kernel's own reads and writes over the bus took 1.0 ms, about what two explicit
-  pinned copies cost;
+  memory and the GPU reaches it over the bus: the kernel's own reads and writes there cost about what two explicit
+  pinned copies do, where migrating the pages back and forth costs several times more (benchmarks/README.md);
 - a kernel that re-reads a host-kept buffer would crawl over the bus: a dispatch that takes longer than moving its
   host-kept buffers there and back would have (Placement.keep_on_device_if_slow) sends them to the GPU for good.
 
@@ -82,8 +81,8 @@ class _HostView:
 class Placement:
     """The rule of this module's docstring, for one backend's device and stream."""
 
-    # Moving a buffer to the GPU and back, as measured on an H100: 43 GB/s there, 8 GB/s back, and about 45 us a
-    # prefetch costs whatever its size.
+    # The cost of moving a buffer to the GPU and back: the bandwidths of a prefetch there and of a migration back, and
+    # what a prefetch costs whatever its size (benchmarks/README.md, "Figures behind the code").
     MIGRATION_SECONDS_PER_BYTE = 1 / 43e9 + 1 / 8e9
     MIGRATION_SECONDS_EACH = 2 * 45e-6
 

@@ -75,8 +75,8 @@ def nvrtc_version() -> str:
 
 @lru_cache(maxsize=1)
 def nvrtc_identity() -> str:
-    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC costs ~9 ms, most of
-    a warm load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
+    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC would be most of a warm
+    load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
     folders = []
     try:
         import nvidia
