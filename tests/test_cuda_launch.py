@@ -175,3 +175,109 @@ def test_module_metadata_is_read_as_the_module_holds_it():
     assert (module.max_threads(0), module.preferred_threads(1)) == (1024, 128)
     assert module.functions == {0: "mg_run_0", 1: "mg_run_1"}
     assert module.debug_bytes is None  # compiled without bounds checks
+
+
+class LaunchingDriver:
+    """The driver calls CudaBackend.launch and its Placement make, recorded; memory is host memory."""
+
+    CUresult = SimpleNamespace(CUDA_SUCCESS=0)
+    CUmemLocationType = SimpleNamespace(CU_MEM_LOCATION_TYPE_DEVICE="device", CU_MEM_LOCATION_TYPE_HOST="host")
+    CUmem_advise = SimpleNamespace(**{name: name for name in (
+        "CU_MEM_ADVISE_SET_PREFERRED_LOCATION", "CU_MEM_ADVISE_SET_ACCESSED_BY",
+        "CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION", "CU_MEM_ADVISE_UNSET_ACCESSED_BY")})
+    CUmemAttach_flags = SimpleNamespace(CU_MEM_ATTACH_GLOBAL=SimpleNamespace(value=1))
+
+    def __init__(self):
+        self.calls, self.memory = [], []
+
+    class CUmemLocation:
+        type = id = None
+
+    def _record(self, name, *args):
+        self.calls.append((name, *args))
+        return (0,)
+
+    def cuLaunchKernel(self, *args):
+        return self._record("launch", *args)
+
+    def cuStreamSynchronize(self, stream):
+        return self._record("sync", stream)
+
+    def cuMemPrefetchAsync(self, address, nbytes, location, flags, stream):
+        return self._record("prefetch", address, location.type)
+
+    def cuMemAdvise(self, address, nbytes, advice, location):
+        return self._record("advise", address, advice)
+
+    def cuMemAllocManaged(self, nbytes, flags):
+        self.memory.append(np.zeros(nbytes, dtype=np.uint8))
+        return 0, self.memory[-1].ctypes.data
+
+    def cuMemAllocAsync(self, nbytes, stream):
+        self.memory.append(np.zeros(nbytes, dtype=np.uint8))
+        return 0, self.memory[-1].ctypes.data
+
+    def cuMemcpyHtoDAsync(self, destination, source, nbytes, stream):
+        ctypes.memmove(destination, source, nbytes)
+        return self._record("copy", destination)
+
+    def cuMemFreeAsync(self, pointer, stream):
+        return self._record("free", pointer)
+
+    def cuMemFree(self, pointer):
+        return (0,)
+
+    def cuMemGetInfo(self):
+        return 0, 1 << 30, 1 << 30
+
+
+def _backend():
+    """A CudaBackend over LaunchingDriver, with what its constructor would have set up."""
+    from metalgpu.backends.cuda import CudaBackend
+    from metalgpu.backends.cuda_memory import Placement
+
+    backend = object.__new__(CudaBackend)
+    driver = LaunchingDriver()
+    backend.driver, backend.poisoned, backend.stream, backend.debug = driver, None, 0x5, False
+    backend._launch_kernel, backend._synchronize_stream = driver.cuLaunchKernel, driver.cuStreamSynchronize
+    backend.compiled_repeat, backend._entry_points, backend.resident_threads = None, None, 1 << 20
+    backend._events, backend._spare_events, backend._unchecked, backend._launches = [], [], [], 0
+    backend.placement = Placement(backend, 0)
+    module = SimpleNamespace(functions={0: 0xF00}, launch_layouts={0: LAYOUT}, groups_per_block={0: 1},
+                             debug_bytes=None)
+    return backend, driver, module
+
+
+def _names(driver) -> list[str]:
+    names, driver.calls[:] = [call[0] for call in driver.calls], []
+    return names
+
+
+def test_a_launch_places_buffers_once_and_arms_the_repeat_path():
+    backend, driver, module = _backend()
+    out, table = backend.allocate(4 * 4096, "shared"), backend.allocate(64, "shared")
+    plan = build_plan(Kernel(), [out, 2.5, table], 4096, 256, {0: 100}, 32 * 1024)
+    backend.launch(module, 0, plan, True)
+    assert _names(driver) == ["prefetch", "prefetch", "launch", "sync"]  # new memory goes to the device once
+    launch = plan.packed
+    assert launch.placed_at == 0 and launch.repeat_fields[REPEAT_FIELDS.index("placed_at")] == 0
+    backend.launch(module, 0, plan, True)
+    assert _names(driver) == ["launch", "sync"]  # nothing touched since: nothing placed
+    backend.host_access(out)  # numpy reads it: it comes back in one prefetch
+    assert _names(driver) == ["prefetch", "sync"] and backend.placement.host_accesses == 1
+    # touched by the host before its previous dispatch too: kept in host memory, so placed at every dispatch
+    backend.launch(module, 0, plan, True)
+    assert _names(driver) == ["advise", "advise", "launch", "sync"] and out.remote
+    assert launch.placed_at == -1 and launch.repeat_fields[REPEAT_FIELDS.index("placed_at")] == NEVER
+    backend.launch(module, 0, plan, True)  # the GPU used it twice with no host access between: back to the device
+    assert _names(driver) == ["advise", "advise", "prefetch", "launch", "sync"] and not out.remote
+    assert launch.placed_at == 1 and launch.repeat_fields[REPEAT_FIELDS.index("placed_at")] == 1
+
+
+def test_a_launch_with_constants_in_device_memory_frees_them_and_never_repeats():
+    backend, driver, module = _backend()
+    out = backend.allocate(4 * 4096, "shared")
+    plan = build_plan(Kernel(), [out, 2.5, np.arange(16, dtype=np.float32)], 4096, 256, {0: 100}, 32 * 1024)
+    backend.launch(module, 0, plan, True)
+    assert _names(driver) == ["copy", "prefetch", "launch", "free", "sync"]
+    assert plan.packed.repeat_fields[REPEAT_FIELDS.index("placed_at")] == NEVER
