@@ -36,7 +36,7 @@ def headers_checksum() -> str:
 
 BINDING_FIELDS = ("param", "kind", "index", "elem_size", "is_const", "is_reference", "scalar_kind", "scalar_size",
                   "lanes")
-BINDING_DTYPE = np.dtype([(name, np.int32) for name in BINDING_FIELDS])
+BINDING_DTYPE = np.dtype([(name, np.int32) for name in BINDING_FIELDS])  # all int32: read_bindings reads rows
 BINDING_KINDS = ("buffer", "threadgroup", "builtin")                        # mg::binding_kind, by value
 SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool", "bfloat")  # mg::scalar_kind, by value
 
@@ -58,10 +58,10 @@ class BindingInfo:
 
 def read_bindings(raw: bytes, count: int) -> list[BindingInfo]:
     """The first ``count`` mg::binding_info records of ``raw`` (their bytes, as the module holds them)."""
-    return [BindingInfo(int(r["param"]), BINDING_KINDS[r["kind"]], int(r["index"]), int(r["elem_size"]),
-                        bool(r["is_const"]), bool(r["is_reference"]), SCALAR_KINDS[r["scalar_kind"]],
-                        int(r["scalar_size"]), int(r["lanes"]))
-            for r in np.frombuffer(raw, BINDING_DTYPE, count)]
+    rows = np.frombuffer(raw, np.int32, count * len(BINDING_FIELDS)).reshape(count, len(BINDING_FIELDS)).tolist()
+    return [BindingInfo(param, BINDING_KINDS[kind], index, elem_size, bool(is_const), bool(is_reference),
+                        SCALAR_KINDS[scalar_kind], scalar_size, lanes)
+            for param, kind, index, elem_size, is_const, is_reference, scalar_kind, scalar_size, lanes in rows]
 
 
 # -- the CPU target: mg::dispatch_t (metal/_launch_cpu.h) and the statuses of mg::coop (metal/_fibers_cpu.h) ----------
