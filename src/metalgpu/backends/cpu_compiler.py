@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class CpuCompiler(Compiler):
         self._fingerprint: str | None = None
         self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
         self._prelude_builds: dict[str, subprocess.Popen] = {}
+        self._prelude_lock = threading.Lock()  # `metalgpu check` compiles in several threads
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -150,12 +152,13 @@ class CpuCompiler(Compiler):
         if prelude is None:
             return
         header, precompiled, key = prelude
-        if key in self._prelude_builds or precompiled.exists():
-            return
-        temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
-        header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
-        header_temporary.write_text(PRELUDE)
-        os.replace(header_temporary, header)
-        command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
-                   str(header), "-o", str(temporary)]
-        self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
+        with self._prelude_lock:
+            if key in self._prelude_builds or precompiled.exists():
+                return
+            temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
+            header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
+            header_temporary.write_text(PRELUDE)
+            os.replace(header_temporary, header)
+            command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
+                       str(header), "-o", str(temporary)]
+            self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
