@@ -107,8 +107,7 @@ class _Head:
 
 @dataclass(frozen=True)
 class _ParamSyntax:
-    """One parameter as written: its declaration (name and default value removed), attributes, name (the first
-    token when it has none) and whether it was named."""
+    """A parameter as written: declaration without name or default, attributes, name (or first token), named."""
 
     declaration: list[Token]
     attributes: list[Attribute]
