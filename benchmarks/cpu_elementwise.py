@@ -117,15 +117,15 @@ def main() -> None:
             out_buf = gpu.create_buffer(args.n, "float")
             expected = np.empty_like(data)
             calls = {
-                "numpy": lambda f=numpy_functions[op]: f(data, out=expected),
+                "numpy": lambda f=numpy_functions[op], data=data, expected=expected: f(data, out=expected),
                 "metalgpu": lambda name=f"{op}_kernel", bufs=[in_buf, out_buf]:
                     gpu.run_function(args.n, bufs, function_name=name),
             }
             if loops:  # on metalgpu's own buffers: the same work on the same memory, written by hand
                 loop = getattr(loops, f"{op}_loop")
                 pointers = (in_buf.contents.ctypes.data, out_buf.contents.ctypes.data)
-                calls["loop"] = lambda: loop(ctypes.c_void_p(pointers[0]), ctypes.c_void_p(pointers[1]),
-                                             ctypes.c_long(args.n))
+                calls["loop"] = lambda loop=loop, pointers=pointers: loop(
+                    ctypes.c_void_p(pointers[0]), ctypes.c_void_p(pointers[1]), ctypes.c_long(args.n))
             timings = {
                 "repeated": {name: median_seconds(call, args.repeat) for name, call in calls.items()},
                 "cold": interleaved_medians(calls, args.repeat, between=lambda: evict.sum()),

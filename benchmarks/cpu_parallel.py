@@ -1,4 +1,4 @@
-"""Cooperative kernels on the CPU backend (issue 5): reductions, barrier cost, and the plain loop unchanged.
+"""Cooperative kernels on the CPU backend: reductions, barrier cost, and the plain loop unchanged.
 
     PYTHONPATH=src python benchmarks/cpu_parallel.py --repeat 15
 

@@ -1,4 +1,4 @@
-"""The CUDA backend against the anchors of DESIGN.md and issue 6, measured in the same run on the same GPU:
+"""The CUDA backend against the anchors of DESIGN.md, measured in the same run on the same GPU:
 
 1. synchronous dispatch of a tiny kernel, Python to Python, vs CuPy RawKernel launch + synchronize, and the bare
    cuda-bindings calls (cuLaunchKernel + cuStreamSynchronize) of our kernel, the floor under both;
@@ -27,8 +27,8 @@ import numpy as np
 
 import compile as compile_benchmark
 import metalgpu
-from metalgpu.backends import cuda_repeat
 from _timing import interleaved_medians, median_seconds
+from metalgpu.backends import cuda_repeat
 
 SOURCE = """
 #include <metal_stdlib>
@@ -172,7 +172,7 @@ def main() -> None:
         stream.synchronize()
 
     gpu.run_function(1, [out])
-    driver, launch = gpu._backend.driver, next(iter(gpu._plans.values())).packed.arguments
+    driver, launch = gpu._backend.driver, gpu._plans.plans()[0].packed.arguments
 
     def bare_tiny():  # the floor of any Python caller: the same two driver calls, on our kernel and stream
         driver.cuLaunchKernel(*launch)

@@ -174,7 +174,7 @@ def main() -> None:
     print(f"\nload_shader + set_function + first dispatch, {args.repeat} processes per phase, medians")
     print(f"{'library':<17}{'path':<32}{'phase':<6}{'load s':>8}{'set_fn s':>9}{'disp s':>8}{'total s':>9}"
           f"{'target s':>9}  result")
-    for name, path_name, kernel, cold, warm, cold_target, correct in rows:
+    for name, path_name, _kernel, cold, warm, cold_target, correct in rows:
         for phase, samples, target in (("cold", cold, cold_target), ("warm", warm, WARM_TARGET_S)):
             total = median(samples, "total")
             verdict = ("ok" if total <= target else "MISSED") + ("" if correct != {False} else ", WRONG RESULT")

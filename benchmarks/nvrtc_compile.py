@@ -3,7 +3,7 @@ compile in the process (NVRTC loads and initialises itself) and later ones (each
 
     PYTHONPATH=src python benchmarks/nvrtc_compile.py --repeat 5
 
-Target (issue 4 / DESIGN.md): NVRTC <= 0.3 s.
+Target (DESIGN.md): NVRTC <= 0.3 s.
 """
 from __future__ import annotations
 

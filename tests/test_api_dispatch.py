@@ -251,7 +251,7 @@ def test_a_repeated_dispatch_writes_the_buffer_given_when_a_dropped_one_had_its_
         dropped = id(out)
         del out
         gc.collect()
-        assert not any(dropped in key[4:] for key in iface._plans)
+        assert not any(dropped in key[4:] for key in iface._plans.table)
 
 
 def test_values_for_device_and_constant_pointers_in_one_kernel(iface):

@@ -44,6 +44,12 @@ def test_check_compiles_without_running_and_reports_errors_on_the_users_line(tar
     assert f"{broken}:4:12" in bad.stderr and "nope" in bad.stderr
 
 
+def test_check_for_metal_says_why_it_cannot():
+    result = metalgpu("check", str(KERNELS / "matmul.metal"), "--target", "metal")
+    assert result.returncode == 1 and "BackendUnavailableError" in result.stderr
+    assert "Apple's Metal compiler" in result.stderr and "--target cpu or cuda" in result.stderr
+
+
 @pytest.mark.parametrize("target", ["cpu", "cuda"])
 def test_check_compiles_every_kernel_of_a_big_library_and_names_each_failure(target, tmp_path):
     if target == "cuda":

@@ -1,4 +1,4 @@
-"""Threadgroups, barriers, SIMD-groups and atomics (issue 5), checked against numpy.
+"""Threadgroups, barriers, SIMD-groups and atomics, checked against numpy.
 
 Integer-valued float inputs keep every sum exact, so float results are compared exactly unless a tolerance is
 stated. The SIMD-group tests dispatch 200 threads in threadgroups of 80, so every threadgroup has a partial last
@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import metalgpu
+from conftest import load_kernel
 from metalgpu.msl.analysis import cooperative_kernels
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
-
-from conftest import load_kernel
 
 # -- the front end's choice: cooperative or the plain loop ------------------------------------------------------
 

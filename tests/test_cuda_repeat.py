@@ -18,7 +18,10 @@ import pytest
 
 import metalgpu
 from metalgpu.backends import cuda_repeat
+from metalgpu.backends.cuda_module import REPEAT_PLACED_AT
 from metalgpu.cache import CompileCache
+from metalgpu.dispatch import PlanCache
+from metalgpu.msl import abi
 
 if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
     pytest.skip("Python's C headers are not installed: the repeat path is not built here", allow_module_level=True)
@@ -31,10 +34,10 @@ NEVER = 2**64 - 1
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    """The compiled module's namespace: built here into a fresh cache, unless this process did already."""
+    """The compiled extension: built here into a fresh cache, unless this process did already."""
     cuda_repeat.start(CompileCache(tmp_path_factory.mktemp("cache")))
     assert cuda_repeat.wait(300), cuda_repeat.failure
-    return SimpleNamespace(repeat=cuda_repeat.repeat)
+    return cuda_repeat.extension
 
 
 class FakeDriver:
@@ -58,12 +61,14 @@ class FakeDriver:
 
 
 class Plan:
+    """A LaunchPlan as the repeat path reads it: ``packed.repeat_address``, where its launch's fields are."""
+
     kernel_name = "k"
 
     def __init__(self, placed: int):
-        # function, stream, kernel parameters, placed, grid x y z, block x y z, shared bytes
+        # msl/abi.py's REPEAT_FIELDS: function, stream, kernel parameters, placed at, grid x y z, block x y z, shared
         self.record = np.array([0x1000, 0x2000, 0x3000, placed, 7, 8, 9, 32, 2, 1, 256], dtype=np.uint64)
-        self.fast_record = self.record.ctypes.data
+        self.packed = SimpleNamespace(repeat_address=self.record.ctypes.data)
 
 
 class Buffer:
@@ -80,12 +85,23 @@ def setup(module):
     accesses = np.array([5], dtype=np.uint64)
     function, a, b = object(), Buffer(), Buffer()
     plan = Plan(placed=5)
-    plans = {(function, 1000, None, None, id(a), id(b)): plan}
+    plans = {PlanCache.key(function, 1000, None, None, [a, b]): plan}
 
     def repeat(grid, buffers, fn=function):
         return module.repeat(on_error, *driver.addresses, accesses.ctypes.data, plans, fn, grid, buffers)
 
     return driver, accesses, plan, plans, repeat, (function, a, b)
+
+
+def test_its_fields_are_msl_abis(module):
+    """The order of a launch's fields in cuda_repeat.cpp's enum is msl/abi.py's REPEAT_FIELDS."""
+    fields = abi.REPEAT_FIELDS
+    assert [module.FIELD_FUNCTION, module.FIELD_STREAM, module.FIELD_PARAMS, module.FIELD_PLACED_AT, module.FIELD_GRID,
+            module.FIELD_BLOCK, module.FIELD_SHARED, module.FIELD_COUNT] == [
+        fields.index(name) for name in ("function", "stream", "params", "placed_at", "grid_x", "block_x",
+                                        "shared_bytes")] + [len(fields)]
+    assert fields[fields.index("grid_x"):fields.index("grid_x") + 6] == ("grid_x", "grid_y", "grid_z", "block_x",
+                                                                           "block_y", "block_z")
 
 
 def test_a_cached_plan_is_launched_with_its_record_and_waited_for(setup):
@@ -114,11 +130,11 @@ def test_a_host_access_since_the_plan_was_placed_leaves_it_to_the_python_path(se
     driver, accesses, plan, _, repeat, (_, a, b) = setup
     accesses[0] = 6
     assert repeat(1000, [a, b]) is False
-    plan.record[3] = 6  # placed again by the Python path
+    plan.record[REPEAT_PLACED_AT] = 6  # placed again by the Python path
     assert repeat(1000, [a, b]) is True
-    plan.record[3] = NEVER  # a plan that must always take the Python path (debug checks, say)
+    plan.record[REPEAT_PLACED_AT] = NEVER  # a plan that must always take the Python path (debug checks, say)
     assert repeat(1000, [a, b]) is False
-    plan.fast_record = None
+    plan.packed = None  # not launched yet (its first launch failed, say)
     assert repeat(1000, [a, b]) is False
     assert len(driver.calls) == 2
 
@@ -151,6 +167,16 @@ def test_no_references_are_leaked(setup):
     assert [sys.getrefcount(x) for x in (plan, function, a, b)] == before
 
 
+@pytest.mark.parametrize("buffers", [[], [None], ["a", None, "b"], ("a", "b", "a")])
+@pytest.mark.parametrize("grid", [1000, (4, 4), metalgpu.MetalSize(8, 2)])
+def test_the_compiled_key_is_the_plan_caches_own(module, grid, buffers):
+    """The key the compiled path looks a dispatch up by is dispatch.PlanCache.key's for default sizes."""
+    function, a, b = object(), Buffer(), Buffer()
+    given = type(buffers)({"a": a, "b": b, None: None}[name] for name in buffers)
+    assert module.plan_key(function, grid, given) == PlanCache.key(function, grid, None, None, given)
+    assert module.plan_key(function, grid, iter(given)) is None  # not a list or tuple: no key
+
+
 def test_it_finds_the_plans_the_interface_caches(module):
     """The compiled key must be the Interface's own: a plan cached by a real dispatch is found."""
     gpu = metalgpu.Interface("cpu")
@@ -160,13 +186,13 @@ def test_it_finds_the_plans_the_interface_caches(module):
     gpu.set_function("k")
     a, b = gpu.create_buffer(4, "float"), gpu.create_buffer(4, "float")
     gpu.run_function(4, [a, b])
-    (plan,) = gpu._plans.values()
+    (plan,) = gpu._plans.plans()
     record = Plan(placed=0).record
-    plan.fast_record = record.ctypes.data
-    driver, accesses = FakeDriver(), np.zeros(1, dtype=np.uint64)
-    assert module.repeat(on_error, *driver.addresses, accesses.ctypes.data, gpu._plans, gpu._function, 4, [a, b])
+    plan.packed = SimpleNamespace(repeat_address=record.ctypes.data)
+    driver, accesses, plans = FakeDriver(), np.zeros(1, dtype=np.uint64), gpu._plans.table
+    assert module.repeat(on_error, *driver.addresses, accesses.ctypes.data, plans, gpu._function, 4, [a, b])
     assert driver.calls[0][1] == 0x1000
-    assert not module.repeat(on_error, *driver.addresses, accesses.ctypes.data, gpu._plans, gpu._function, 4, [b, a])
+    assert not module.repeat(on_error, *driver.addresses, accesses.ctypes.data, plans, gpu._function, 4, [b, a])
 
 
 def test_cuda_repeat_on_the_gpu():
@@ -188,7 +214,7 @@ def test_cuda_repeat_on_the_gpu():
     backend.launch = lambda *args: python_launches.append(1) or launch(*args)
     for _ in range(10):
         gpu.run_function(1000, [data])
-    assert len(python_launches) == 1 and backend.repeat is not None
+    assert len(python_launches) == 1 and backend.compiled_repeat is not None
     np.testing.assert_array_equal(data.contents, 10)  # a host access
     data.contents[:5] = -1
     for _ in range(10):
@@ -226,7 +252,7 @@ gpu.load_shader_from_str(SOURCE)
 out, wild = gpu.create_buffer(64, "float"), gpu.array_to_buffer(np.zeros(1, dtype=np.uint32))
 for _ in range(3):
     gpu.run_function(64, [out, wild], function_name="poke")
-assert gpu._backend.repeat is not None
+assert gpu._backend.compiled_repeat is not None
 gpu.run_function(1, [wild], function_name="aim")  # on the GPU: no host access, the next poke is a repeat
 try:
     gpu.run_function(64, [out, wild], function_name="poke")

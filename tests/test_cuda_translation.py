@@ -3,22 +3,19 @@ land on the user's lines, and the launch record's layout matches the header (a s
 NVRTC comes from NVIDIA's wheels (the test extra installs them on Linux x86-64)."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-import metalgpu
-
 from metalgpu.backends.base import CompileOptions, CompilerFailed
+from metalgpu.msl.abi import CudaLaunchLayout
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
 from metalgpu.msl.translate import translate
-from metalgpu.msl.wrappers import CudaLaunchLayout, cuda_launch_layout
+from metalgpu.msl.wrappers import cuda_launch_layout
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
-from metalgpu.backends.cuda import launch_dtype  # noqa: E402
 from metalgpu.backends.nvrtc import nvrtc_compile  # noqa: E402
 
 KERNELS = sorted((Path(__file__).parent / "kernels").glob("*.metal"))
@@ -89,39 +86,11 @@ def test_error_inside_the_header_lands_on_the_users_line(tmp_path):
     assert "does not have" in errors[0].message
 
 
-LAYOUTS = [CudaLaunchLayout(1, 0), CudaLaunchLayout(3, 0), CudaLaunchLayout(4, 2, inline_slots=0b1000),
-           CudaLaunchLayout(31, 31, inline_slots=1 << 30), CudaLaunchLayout(2, 1)]
-
-
-def test_launch_record_layout_matches_the_header(tmp_path):
-    """The C++ compiler's own offsets of mg::launch_t<...> (the struct taken from the header, compiled by the host
-    compiler: same field sizes and alignments as on the GPU) against the layout the backend packs records by."""
-    header = (Path(metalgpu.__file__).parent / "msl" / "include" / "metal" / "_launch_cuda.h").read_text()
-    struct = header[header.index("template <int Slots, int Threadgroups, int ConstantBytes>"):]
-    struct = struct[:struct.index("};") + 2]
-    fields = list(launch_dtype(LAYOUTS[0]).names)
-    aliases, lines = [], []
-    for k, layout in enumerate(LAYOUTS):  # aliases: offsetof is a macro, and would split the template's commas
-        aliases.append(f"using L{k} = launch_t<{layout.slots}, {layout.threadgroups}, {layout.constant_bytes}>;")
-        lines += [f'  std::printf("%zu ", offsetof(L{k}, {name}));' for name in fields]
-        lines.append(f'  std::printf("%zu %zu\\n", sizeof(L{k}), alignof(L{k}));')
-    program = tmp_path / "layout.cpp"
-    program.write_text("#include <cstddef>\n#include <cstdint>\n#include <cstdio>\n" + struct + "\n" +
-                       "\n".join(aliases) + "\nint main() {\n" + "\n".join(lines) + "\n}\n")
-    subprocess.run(["g++", "-std=c++17", "-w", "-o", str(tmp_path / "layout"), str(program)], check=True)
-    printed = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout
-    for layout, row in zip(LAYOUTS, printed.splitlines()):
-        numbers = [int(n) for n in row.split()]
-        dtype = launch_dtype(layout)
-        assert numbers[:-2] == [dtype.fields[name][1] for name in fields], layout
-        assert numbers[-2:] == [dtype.itemsize, 16], layout
-        assert dtype.itemsize == layout.size
-
-
 def test_launch_record_is_sized_to_the_kernel():
     source = """#include <metal_stdlib>
 using namespace metal;
-kernel void streams(device const float* x [[buffer(0)]], device float* y [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+kernel void streams(device const float* x [[buffer(0)]], device float* y [[buffer(2)]],
+                    uint i [[thread_position_in_grid]]) {
     y[i] = x[i];
 }
 kernel void scaled(device float* y [[buffer(0)]], constant float& a [[buffer(1)]],
@@ -138,7 +107,7 @@ kernel void none(uint i [[thread_position_in_grid]]) {}
     assert layouts[1] == CudaLaunchLayout(2, 3, inline_slots=0b10)  # only `a` may hold an inline value
     assert layouts[2] == CudaLaunchLayout(1, 0)
     # 3 x 16 bytes of addresses and sizes, 44 of grid and flags, 4 of offsets, 1 of constants, 16-byte aligned
-    assert launch_dtype(layouts[0]).itemsize == 112
+    assert layouts[0].size == 112
     translation = translate(pre, program, "cuda")
     # device pointers are declared global to the compiler; a slot that may hold an inline constant is not
     assert "mg::global_slot(d, 0)" in translation.source and "mg::global_slot(d, 2)" in translation.source

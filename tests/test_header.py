@@ -72,7 +72,8 @@ def values(tmp_path_factory):
     for line in out.splitlines():
         name, _, rest = line.rpartition(": ")
         # %.9g identifies a float32 uniquely: round back to it
-        table.setdefault(name, []).append(np.array([float(t) for t in rest.split()], dtype=np.float32).astype(np.float64))
+        values = np.array([float(t) for t in rest.split()], dtype=np.float32)
+        table.setdefault(name, []).append(values.astype(np.float64))
     return table
 
 

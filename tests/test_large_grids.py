@@ -121,7 +121,7 @@ def test_cuda_runs_several_threadgroups_per_block_only_for_large_grids(gpu, back
     for n in (3_000_007, 4096):
         out = gpu.create_buffer(4 * n, "uint")
         gpu.run_function(n, [out], function_name="builtins_1d", threads_per_threadgroup=256)
-        plan = next(plan for plan in gpu._plans.values() if plan.grid[0] == n)
+        plan = next(plan for plan in gpu._plans.plans() if plan.grid[0] == n)
         record, blocks_x = plan.packed.memory[0], plan.packed.arguments[1]
         chosen[n] = (int(record["groups_per_block"]), blocks_x)
     assert chosen[3_000_007] == (4, -(-3_000_007 // (256 * 4))), chosen

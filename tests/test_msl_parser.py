@@ -103,7 +103,8 @@ template [[host_name("abs_int32")]] [[kernel]] void unary<int, Abs>(
 def test_templated_kernels_and_both_instantiation_forms():
     prog = program(MLX_STYLE)
     assert [(k.name, k.host_name, k.template_args) for k in prog.kernels] == [
-        ("unary", "abs_float32", "float, Abs"), ("unary", "abs_float16", "half, Abs"), ("unary", "abs_int32", "int, Abs"),
+        ("unary", "abs_float32", "float, Abs"), ("unary", "abs_float16", "half, Abs"),
+        ("unary", "abs_int32", "int, Abs"),
     ]
     decltype_form, _, explicit_form = prog.kernels
     assert decltype_form.pos == SourcePos("k.metal", 10, 1)  # the macro invocation
@@ -297,7 +298,8 @@ def test_host_names_built_by_macros_from_adjacent_string_literals():
     instantiate_scale(float16, half)
     """
     prog = program(source)
-    assert [(k.host_name, k.template_args) for k in prog.kernels] == [("scale_float32", "float"), ("scale_float16", "half")]
+    assert [(k.host_name, k.template_args) for k in prog.kernels] == [("scale_float32", "float"),
+                                                                     ("scale_float16", "half")]
     assert prog.kernels[0].pos == SourcePos("k.metal", 5, 5)  # the macro's name
 
 

@@ -43,7 +43,8 @@ def test_stringizing_after_expansion_needs_two_levels():
 
 
 def test_pasting_and_placemarkers():
-    source = "#define CAT(a, b) a##b\n#define CAT3(a, b, c) a##b##c\nCAT(add_, float) CAT(, y) CAT(x, ) [CAT(,)] CAT3(a, 1, _z)"
+    source = ("#define CAT(a, b) a##b\n#define CAT3(a, b, c) a##b##c\n"
+              "CAT(add_, float) CAT(, y) CAT(x, ) [CAT(,)] CAT3(a, 1, _z)")
     assert out(source) == "add_float y x [ ] a1_z"
 
 
@@ -246,7 +247,8 @@ def test_unknown_system_header_is_an_error():
 def test_angle_brackets_find_a_librarys_own_headers_in_the_include_folders(tmp_path):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "ops.h").write_text("#pragma once\nint ops;\n")
-    source = "#include <metal_stdlib>\n#include <lib/ops.h>\n#if __has_include(<lib/ops.h>) && !__has_include(<lib/no.h>)\nok\n#endif"
+    source = ("#include <metal_stdlib>\n#include <lib/ops.h>\n"
+              "#if __has_include(<lib/ops.h>) && !__has_include(<lib/no.h>)\nok\n#endif")
     result = preprocess(source, "k.metal", include_dirs=[str(tmp_path)])
     assert [t.text for t in result.tokens] == ["int", "ops", ";", "ok"]
     assert result.tokens[0].file == str(tmp_path / "lib" / "ops.h") and result.system_headers == ["metal_stdlib"]
@@ -315,7 +317,8 @@ def test_has_include_checks_user_files(tmp_path):
 
 
 def test_three_thousand_lines_preprocess_quickly():
-    unit = ("#define IDX(i, j, n) ((i) * (n) + (j))\n// comment\nkernel void k{0}(device const float* a [[buffer(0)]],\n"
+    unit = ("#define IDX(i, j, n) ((i) * (n) + (j))\n// comment\n"
+            "kernel void k{0}(device const float* a [[buffer(0)]],\n"
             "    device float* b [[buffer(1)]], uint2 gid [[thread_position_in_grid]]) {{\n"
             "    float acc = 0.0f; /* block */\n    for (uint k = 0; k < 8; ++k) {{ acc += a[IDX(gid.y, k, 8)]; }}\n"
             "    b[IDX(gid.y, gid.x, 8)] = acc;\n}}\n\n\n")

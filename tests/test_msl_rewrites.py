@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from metalgpu.backends.cpu import INCLUDE_DIR
+from metalgpu.msl.abi import INCLUDE_DIR
 from metalgpu.msl.diagnostics import parse_log
 from metalgpu.msl.outline import scan
 from metalgpu.msl.parser import parse
@@ -74,8 +74,9 @@ def test_constructor_initialisers_with_braces_end_at_the_body():
 # -- address spaces on declarations ---------------------------------------------------------------------------------
 
 def test_one_const_per_qualifier_sequence():
-    code = user_code(translated(HEADER + "static constant constexpr const int a = 1;\n"
-                                         "void f(constant const int& x, const constant int* y, constant int& z) {}\n")[0])
+    translation, _ = translated(HEADER + "static constant constexpr const int a = 1;\n"
+                                         "void f(constant const int& x, const constant int* y, constant int& z) {}\n")
+    code = user_code(translation)
     assert squeezed("static MG_CONSTANT_DATA constexpr const int a") in code
     assert squeezed("f(const int& x, const int* y, const int& z)") in code
 
@@ -94,10 +95,11 @@ def test_of_variants_differing_only_by_address_space_one_is_kept():
 
 
 def test_a_definition_wins_over_a_declaration_and_the_choice_agrees_outside_the_class():
-    code = user_code(translated(HEADER + "struct S {\n  int get() const device;\n  int get() const thread;\n};\n"
+    translation, _ = translated(HEADER + "struct S {\n  int get() const device;\n  int get() const thread;\n};\n"
                                          "int S::get() const device { return 2; }\n"
                                          "int S::get() const thread { return 1; }\n"
-                                         "void h(device int& x);\nvoid h(thread int& x);\nvoid h(device int& x) {}\n")[0])
+                                         "void h(device int& x);\nvoid h(thread int& x);\nvoid h(device int& x) {}\n")
+    code = user_code(translation)
     assert code.count(squeezed("int get() const;")) == 1
     assert code.count(squeezed("S::get() const {")) == 1 and "return1;" in code
     assert code.count("voidh(") == 2 and squeezed("void h(int& x) {}") in code  # the device declaration, defined

@@ -29,7 +29,9 @@ enum class Kind : uint8_t { Small, Large = 7 };
 enum Axis { X, Y, Z, AXES };
 struct Vectors { float3 a; char c; packed_float3 p; half3 h3; char2 c2; half4 h4; float2 f2; packed_half3 ph; };
 struct Matrices { float2x3 m23; half3x3 h33; float4x4 m44; half2x2 h22; };
-struct Arrays : detail::Scalars { int dims[RANK + 1]; int64_t strides[AXES][2]; float3 points[2]; Kind kind; Axis axis; };
+struct Arrays : detail::Scalars {
+  int dims[RANK + 1]; int64_t strides[AXES][2]; float3 points[2]; Kind kind; Axis axis;
+};
 }
 struct alignas(16) Aligned { char c; };
 struct Mixed { char first; Aligned aligned; shapes::Vectors vectors; device float* pointer; ushort last; };
@@ -42,9 +44,10 @@ typedef Pair<char, 5> SpecialPair;
 struct Holder { static constexpr int COUNT = sizeof(float4) / sizeof(float); float w[COUNT]; HalfPair pair; };
 """
 
-STRUCTS = {"shapes::detail::Scalars": "Scalars", "shapes::detail::Floats16": "Floats16", "shapes::Vectors": "Vectors", "shapes::Matrices": "Matrices",
-           "shapes::Arrays": "Arrays", "Aligned": "Aligned", "Mixed": "Mixed", "block_like": "block_like",
-           "DefaultPair": "DefaultPair", "HalfPair": "HalfPair", "SpecialPair": "SpecialPair", "Holder": "Holder"}
+STRUCTS = {"shapes::detail::Scalars": "Scalars", "shapes::detail::Floats16": "Floats16", "shapes::Vectors": "Vectors",
+           "shapes::Matrices": "Matrices", "shapes::Arrays": "Arrays", "Aligned": "Aligned", "Mixed": "Mixed",
+           "block_like": "block_like", "DefaultPair": "DefaultPair", "HalfPair": "HalfPair",
+           "SpecialPair": "SpecialPair", "Holder": "Holder"}
 
 
 def table(source: str) -> StructTable:

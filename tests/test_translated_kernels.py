@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from conftest import load_kernel
 
 HALF_2049 = 2048.0    # 2049 rounded to half (11 significant bits)

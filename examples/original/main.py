@@ -1,6 +1,8 @@
-from metalgpu import Interface
 import ctypes
+
 import numpy as np
+
+from metalgpu import Interface
 
 instance = Interface() # Initialise the metal instance
 instance.load_shader("./shader.metal") # Path to the metal shader
@@ -20,7 +22,7 @@ for i in range(buffer_size):
 instance.run_function(buffer_size, [buffer1, buffer2, buffer3]) # Computes i + int(sqrt(i))
 
 for i in range(buffer_size):
-    assert(buffer3.contents[i] == i + int(np.sqrt(i))) 
+    assert(buffer3.contents[i] == i + int(np.sqrt(i)))
 
 buffer1.release()
 buffer2.release()

@@ -4,11 +4,42 @@ from ._version import __version__
 from .backends import available as backends
 from .buffer import Buffer
 from .dispatch import Dispatch, MetalSize
-from .errors import (ArgumentError, BackendUnavailableError, BufferReleasedError, DispatchError,
-                     FunctionNotFoundError, MetalError, OutOfMemoryError, ShaderCompileError)
+from .errors import (
+    ArgumentError,
+    BackendUnavailableError,
+    BufferReleasedError,
+    DispatchError,
+    FunctionNotFoundError,
+    MetalError,
+    OutOfMemoryError,
+    ShaderCompileError,
+)
 from .interface import Interface
-from .ops import (UNARY_FUNCTIONS, abs, acos, asin, atan, ceil, cos, cosh, exp, exp2, floor, from_dlpack, log,
-                  log2, log10, round, rsqrt, sin, sinh, sqrt, tan, tanh, trunc)
+from .ops import (
+    UNARY_FUNCTIONS,
+    abs,
+    acos,
+    asin,
+    atan,
+    ceil,
+    cos,
+    cosh,
+    exp,
+    exp2,
+    floor,
+    from_dlpack,
+    log,
+    log2,
+    log10,
+    round,
+    rsqrt,
+    sin,
+    sinh,
+    sqrt,
+    tan,
+    tanh,
+    trunc,
+)
 
 __all__ = ["__version__", "backends", "Interface", "Buffer", "Dispatch", "MetalSize", "from_dlpack",
            "MetalError", "BackendUnavailableError", "ShaderCompileError", "FunctionNotFoundError",

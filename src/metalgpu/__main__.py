@@ -149,6 +149,7 @@ def _cache(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     import metalgpu
+    from metalgpu.backends import COMPILE_TARGETS
 
     parser = argparse.ArgumentParser(prog="metalgpu", description="Metal Shading Language kernels from Python")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                                 ("translate", _translate, "print the C++ a .metal file becomes")):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("file")
-        command.add_argument("--target", default="cpu", choices=("cpu", "cuda"))
+        command.add_argument("--target", default="cpu", choices=COMPILE_TARGETS if name == "check" else ("cpu", "cuda"))
         command.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
                              help="a folder where #include resolves (after the file's own folder)")
         command.set_defaults(run=run)

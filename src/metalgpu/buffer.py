@@ -10,8 +10,8 @@ from .errors import ArgumentError, BufferReleasedError
 from .types import MetalType, bfloat16_bits, contents_view
 
 if TYPE_CHECKING:
-    from .backends.base import Allocation, Backend
-    from .dispatch import Dispatch
+    from .backends.base import Backend
+    from .dispatch import Allocation, Dispatch
     from .interface import Interface
 
 
@@ -160,7 +160,7 @@ class Buffer:
     @property
     def __cuda_array_interface__(self) -> dict:
         """Zero-copy exchange with CuPy, Numba, PyTorch (cuda backend only)."""
-        if self.interface_backend.name != "cuda":
+        if not self.interface_backend.cuda_array_interface:
             raise AttributeError("__cuda_array_interface__ exists only for buffers of the cuda backend")
         allocation = self._live()
         self._wait_pending(for_host=False)

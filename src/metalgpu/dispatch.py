@@ -1,20 +1,20 @@
 """Backend-agnostic dispatch: grid and threadgroup sizes, the binding plan that checks a buffer list against the
-kernel's signature and packs it once, and the ``Dispatch`` handle of an asynchronous run."""
+kernel's signature and packs it once, the cache of recent plans, and the ``Dispatch`` handle of an asynchronous
+run. It knows kernels and memory only through the small interfaces below (KernelSignature, Allocation): the
+Interface resolves Buffers to their Allocations before a plan is made, and backends launch plans."""
 from __future__ import annotations
 
 import numbers
+import weakref
+from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, BufferReleasedError
+from .errors import ArgumentError
 from .types import MetalType, pack_values, resolve_type
-
-if TYPE_CHECKING:
-    from .buffer import Buffer
-    from .library import Function
 
 MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entries each
 
@@ -62,6 +62,29 @@ def default_threadgroup(grid: tuple[int, int, int], max_threads: int) -> tuple[i
     return x, y, z
 
 
+class Allocation(ABC):
+    """Memory a backend handed out. ``host`` is a uint8 numpy view of it, or None for device-only memory."""
+
+    address: int
+    nbytes: int
+    host: np.ndarray | None
+
+    @abstractmethod
+    def free(self) -> None: ...
+
+
+class KernelSignature(Protocol):
+    """What a plan needs to know of a kernel (library.Function has it)."""
+
+    name: str
+    bindings: list  # msl.abi.BindingInfo, one per bound parameter
+    max_threads: int
+    preferred_threads: int
+    absent_slots: frozenset[int]
+
+    def describe_param(self, binding) -> str: ...
+
+
 @dataclass
 class LaunchPlan:
     """One dispatch, checked and packed: what a backend needs to launch it."""
@@ -72,28 +95,23 @@ class LaunchPlan:
     groups: tuple[int, int, int]
     buffer_addresses: list[int]          # slot i: address of buffer i's data, or of a constant's bytes
     threadgroup_bytes: list[int]         # slot i: size of [[threadgroup(i)]] memory
-    buffers: list["Buffer"] = field(default_factory=list)  # kept alive, and told when the dispatch ends
-    buffer_params: list[str] = field(default_factory=list)  # which parameter each of `buffers` binds
+    allocations: list[Allocation] = field(default_factory=list)  # the memory bound, held as long as the plan
+    allocation_params: list[str] = field(default_factory=list)  # which parameter each of `allocations` binds
     constants: dict[int, np.ndarray] = field(default_factory=dict)  # slot -> packed bytes of a constant value
     slot_bytes: list[int] = field(default_factory=lambda: [0] * MAX_BINDINGS)  # bytes bound at each slot
     slot_params: dict[int, str] = field(default_factory=dict)  # slot -> the parameter it binds, for messages
-    packed: Any = None  # the backend's launch record for this plan, built on first launch
-    buffer_refs: list[Any] = field(default_factory=list)  # weak references to the buffers, once cached
-    placed: int = -1  # the backend's count of host accesses when this plan's buffers were last placed
-    fast_record: int | None = None  # cuda: address of the launch as backends/cuda_repeat.cpp reads it
-
-    def live_buffers(self) -> list["Buffer"]:
-        """The buffers bound, whether held (a fresh plan) or weakly referenced (a cached one, kept only while
-        every one of them lives)."""
-        return self.buffers or [ref() for ref in self.buffer_refs]
+    packed: Any = None  # the backend's own launch record for this plan, built on its first launch
 
 
-def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
+def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
                threadgroup_memory: dict[int, int] | None, max_threadgroup_memory: int) -> LaunchPlan:
-    if not isinstance(buffers, (list, tuple)):
-        raise ArgumentError(f"buffers must be a list of Buffer, None or constant values, not {type(buffers).__name__}")
-    if len(buffers) > MAX_BINDINGS:
-        raise ArgumentError(f"{len(buffers)} buffers given; Metal binds at most {MAX_BINDINGS}")
+    """Check ``arguments`` (slot i: an Allocation, None, or a constant value) against the kernel's bindings and
+    pack them with the sizes."""
+    if not isinstance(arguments, (list, tuple)):
+        raise ArgumentError(f"buffers must be a list of Buffer, None or constant values, not "
+                            f"{type(arguments).__name__}")
+    if len(arguments) > MAX_BINDINGS:
+        raise ArgumentError(f"{len(arguments)} buffers given; Metal binds at most {MAX_BINDINGS}")
     grid3 = normalize_size(grid, "grid")
     if threads_per_threadgroup is None:
         group = default_threadgroup(grid3, function.preferred_threads)
@@ -109,7 +127,7 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
     for binding in function.bindings:
         if binding.kind == "buffer":
             bound.add(binding.index)
-            value = buffers[binding.index] if binding.index < len(buffers) else None
+            value = arguments[binding.index] if binding.index < len(arguments) else None
             _bind_buffer(plan, function, binding, value)
         elif binding.kind == "threadgroup":
             _bind_threadgroup(plan, function, binding, threadgroup_memory or {}, max_threadgroup_memory)
@@ -119,34 +137,28 @@ def build_plan(function: "Function", buffers: Sequence[Any], grid: Any, threads_
                             f"({dict((i, n) for i, n in enumerate(plan.threadgroup_bytes) if n)}), the limit is "
                             f"{max_threadgroup_memory} per threadgroup")
     bound |= function.absent_slots  # removed by a false function constant: whatever is given there is ignored
-    for index, value in enumerate(buffers):
+    for index, value in enumerate(arguments):
         if value is not None and index not in bound:
             raise ArgumentError(f"buffers[{index}] is given but kernel '{function.name}' has no [[buffer({index})]] "
                                 f"parameter (it binds {sorted(bound) or 'none'}); pass None to skip a slot")
     return plan
 
 
-def _bind_buffer(plan: LaunchPlan, function: "Function", binding, value: Any) -> None:
-    from .buffer import Buffer
-
+def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: Any) -> None:
     where = function.describe_param(binding)
     if value is None:
         raise ArgumentError(f"{where} has no argument: buffers[{binding.index}] is missing or None")
-    if isinstance(value, Buffer):
-        if value.released:
-            raise BufferReleasedError(f"{where}: the buffer was released")
-        if value.interface_backend is not function.backend:
-            raise ArgumentError(f"{where}: the buffer belongs to another Interface's device")
+    if isinstance(value, Allocation):
         size = value.nbytes
         if binding.is_reference and size < binding.elem_size:
             raise ArgumentError(f"{where} reads {binding.elem_size} bytes but the buffer holds {size}")
         if not binding.is_reference and size % binding.elem_size:
             raise ArgumentError(f"{where} has {binding.elem_size}-byte elements, which do not divide the buffer's "
-                                f"{size} bytes ({value.count} x {value.dtype_name})")
+                                f"{size} bytes")
         plan.buffer_addresses[binding.index] = value.address
         plan.slot_bytes[binding.index], plan.slot_params[binding.index] = size, where
-        plan.buffers.append(value)
-        plan.buffer_params.append(where)
+        plan.allocations.append(value)
+        plan.allocation_params.append(where)
         return
     if not binding.is_const:
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
@@ -199,7 +211,7 @@ def _metal_type_of(binding) -> MetalType:
     return resolve_type(f"{'packed_' if packed else ''}{scalar}{binding.lanes}")
 
 
-def _bind_threadgroup(plan: LaunchPlan, function: "Function", binding, memory: dict[int, int], limit: int) -> None:
+def _bind_threadgroup(plan: LaunchPlan, function: KernelSignature, binding, memory: dict[int, int], limit: int) -> None:
     where = function.describe_param(binding)
     if binding.index not in memory:
         raise ArgumentError(f"{where} needs threadgroup_memory={{{binding.index}: nbytes}}")
@@ -209,6 +221,70 @@ def _bind_threadgroup(plan: LaunchPlan, function: "Function", binding, memory: d
     if nbytes > limit:
         raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory asked, the limit is {limit}")
     plan.threadgroup_bytes[binding.index] = int(nbytes)
+
+
+class PlanCache:
+    """The plans of recent dispatches, found by the objects a dispatch was given.
+
+    A key is ``PlanCache.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)``: the
+    function, the two sizes as given, the threadgroup memory as sorted items (or None), then the id of each
+    argument. A plan is kept only while every Buffer it was made from lives (a weak reference to each drops the
+    plan the moment one dies) and until clear() (called when a Buffer of the Interface is released), so an id in
+    a key always names the object the plan was made from, and a plan found needs no check of its arguments.
+
+    ``table`` (a dict from key to LaunchPlan) is the interface of compiled code: backends/cuda_repeat.cpp looks
+    plans up in it by the key of a dispatch with default sizes, ``(function, grid, None, None, *ids)``, which
+    tests/test_cuda_repeat.py checks against key().
+    """
+
+    LIMIT = 64  # plans kept; the oldest goes first
+
+    def __init__(self):
+        self.table: dict[tuple, LaunchPlan] = {}
+        self._owners: dict[tuple, list[weakref.ref]] = {}
+
+    @staticmethod
+    def key(function: Any, grid: Any, threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None,
+            arguments: Sequence[Any]) -> tuple:
+        memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
+        return (function, grid, threads_per_threadgroup, memory, *map(id, arguments))
+
+    def find(self, function: Any, grid: Any, threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None,
+             arguments: Any) -> tuple[tuple | None, LaunchPlan | None]:
+        """(key, the plan cached under it or None); (None, None) for what cannot be a key: arguments that are not
+        a list or tuple, an unhashable grid. Runs on every dispatch: kept to a few operations."""
+        if type(arguments) is not list and type(arguments) is not tuple:
+            return None, None
+        key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
+        try:
+            return key, self.table.get(key)
+        except TypeError:  # an unhashable grid, such as a list
+            return None, None
+
+    def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:
+        """Cache ``plan`` under ``key`` while every one of ``owners`` (the Buffers whose ids the key holds) lives."""
+        table, owned = self.table, self._owners
+        if len(table) >= self.LIMIT:
+            oldest = next(iter(table))
+            del table[oldest]
+            owned.pop(oldest, None)
+
+        def forget(_, key=key):
+            table.pop(key, None)
+            owned.pop(key, None)
+
+        owned[key] = [weakref.ref(owner, forget) for owner in owners]
+        table[key] = plan
+
+    def clear(self) -> None:
+        self.table.clear()
+        self._owners.clear()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def plans(self) -> list[LaunchPlan]:
+        return list(self.table.values())
 
 
 class Dispatch:

@@ -4,6 +4,7 @@ Errors carry fields, not only text, so callers and tests can inspect them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -25,6 +26,21 @@ class SourcePos:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
+
+
+def line_in(text: str, line: int) -> str | None:
+    """Line ``line`` (1-based) of ``text``, without its end, or None past the end. Lines end at "\\n", as the lexer
+    counts them; a "\\r" before it is not part of the line."""
+    lines = text.split("\n")
+    return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else None
+
+
+def source_line(sources: Mapping[str, str], pos: SourcePos | None) -> str | None:
+    """The text of ``pos``'s line in the user's files (``sources``: file name -> text), for the caret display of
+    a Diagnostic; None where the file or the line is not known."""
+    if pos is None or pos.file not in sources:
+        return None
+    return line_in(sources[pos.file], pos.line)
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,8 @@ class ShaderCompileError(MetalError):
 
     @classmethod
     def at(cls, pos: SourcePos | None, message: str, source_line: str | None = None) -> "ShaderCompileError":
-        """A single located error, as the front end raises it."""
+        """A single located error, as the front end raises it; ``source_line`` is the text of ``pos``'s line
+        (the function source_line() finds it)."""
         return cls([Diagnostic(message, pos, "error", source_line)])
 
     @property

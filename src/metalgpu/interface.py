@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,8 +11,8 @@ from .backends import open_backend
 from .backends.base import CompileOptions
 from .buffer import Buffer
 from .cache import CompileCache
-from .dispatch import Dispatch, build_plan
-from .errors import ArgumentError, MetalError
+from .dispatch import Dispatch, PlanCache, build_plan
+from .errors import ArgumentError, BufferReleasedError, MetalError
 from .library import Function, Library
 from .msl.structs import pack_struct
 from .types import metal_type_of_array, resolve_type
@@ -33,7 +32,7 @@ class Interface:
         self._library: Library | None = None
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
-        self._plans: dict[tuple, Any] = {}  # recent dispatches, see _dispatch()
+        self._plans = PlanCache()  # recent dispatches, see _dispatch()
         self._ops = None
         self._closed = False
 
@@ -126,9 +125,13 @@ class Interface:
         return self._function.max_threads if self._function else -1
 
     # -- buffers ---------------------------------------------------------------------------------------------
-    def create_buffer(self, count: int, type: Any, storage: str = "shared", *,
-                      _shape: tuple[int, ...] | None = None) -> Buffer:
+    def create_buffer(self, count: int, type: Any, storage: str = "shared") -> Buffer:
         """A buffer of ``count`` elements of ``type`` (ctypes type, numpy dtype or Metal type name)."""
+        return self._new_buffer(count, type, storage)
+
+    def _new_buffer(self, count: int, type: Any, storage: str = "shared",
+                    shape: tuple[int, ...] | None = None) -> Buffer:
+        """create_buffer(); ``shape`` is the shape ``contents`` takes (array_to_buffer keeps the array's)."""
         self._check_open()
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
             raise ArgumentError(f"count must be a positive int (elements, not bytes), got {count!r}")
@@ -136,7 +139,7 @@ class Interface:
             raise ArgumentError(f"storage must be one of {STORAGES}, not {storage!r}")
         mtype = resolve_type(type)
         allocation = self._backend.allocate(int(count) * mtype.itemsize, storage)
-        return Buffer(self, allocation, mtype, int(count), storage, _shape)
+        return Buffer(self, allocation, mtype, int(count), storage, shape)
 
     def array_to_buffer(self, array: Any) -> Buffer:
         """A new shared buffer holding a copy of ``array``: a numpy array keeps its dtype; a list of Python ints
@@ -150,8 +153,8 @@ class Interface:
         if values.size == 0:
             raise ArgumentError("array_to_buffer needs at least one element")
         mtype = metal_type_of_array(values)
-        buffer = self.create_buffer(values.size, values.dtype if mtype.name == "struct" else mtype.name,
-                                    _shape=values.shape if values.ndim > 1 else None)
+        buffer = self._new_buffer(values.size, values.dtype if mtype.name == "struct" else mtype.name,
+                                  shape=values.shape if values.ndim > 1 else None)
         buffer.write(values.reshape(-1))
         return buffer
 
@@ -160,9 +163,11 @@ class Interface:
                      wait_for_completion: bool = True, *, threads_per_threadgroup: Any = None,
                      threadgroup_memory: dict[int, int] | None = None) -> Dispatch | None:
         """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]]."""
-        repeat = self._backend.repeat  # cuda: the repeat of a cached synchronous dispatch, in compiled code
+        # A backend may repeat a cached synchronous dispatch with default sizes in compiled code (Backend.
+        # compiled_repeat); False sends it down the Python path below.
+        repeat = self._backend.compiled_repeat
         if repeat is not None and function_name is None and wait_for_completion and threads_per_threadgroup is None \
-                and threadgroup_memory is None and repeat(self._plans, self._function, grid, buffers):
+                and threadgroup_memory is None and repeat(self._plans.table, self._function, grid, buffers):
             return None
         if function_name is not None:
             function = self._lookup(function_name)
@@ -177,43 +182,42 @@ class Interface:
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
         """Run a kernel. A dispatch that repeats a recent one (same kernel, sizes and buffer objects, no constant
-        values) reuses its checked, packed plan: a loop of run_function calls checks its arguments once. Every
-        line of the repeat path runs on each dispatch, so it is kept to a few operations."""
+        values) reuses its checked, packed plan (dispatch.PlanCache): a loop of run_function calls checks its
+        arguments once. Every line of the repeat path runs on each dispatch, so it is kept to a few operations."""
         self._check_open()
-        key = plan = None
-        if type(buffers) is list or type(buffers) is tuple:
-            memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
-            key = (function, grid, threads_per_threadgroup, memory, *map(id, buffers))
-            try:
-                plan = self._plans.get(key)
-            except TypeError:  # an unhashable grid, such as a list
-                key = None
+        key, plan = self._plans.find(function, grid, threads_per_threadgroup, threadgroup_memory, buffers)
         if plan is None:
             plan = self._new_plan(key, function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
         dispatch = self._backend.launch(function.module, function.index, plan, wait)
         if not wait:
-            for buffer in plan.live_buffers():
-                buffer._pending = dispatch
+            for value in buffers:
+                if isinstance(value, Buffer):
+                    value._pending = dispatch
         return dispatch
 
     def _new_plan(self, key: tuple | None, function: Function, buffers: Sequence[Any], grid: Any,
                   threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None):
-        """Check and pack a dispatch, and remember its plan under ``key`` (the ids of the objects given). A cached
-        plan holds its buffers weakly and is forgotten the moment one of them dies or is released, so an id in a
-        key always names the object it was made from."""
-        if isinstance(buffers, (list, tuple)) and any(type(value) is dict for value in buffers):
-            buffers = self._struct_arguments(function, buffers)
-        plan = build_plan(function, buffers, grid, threads_per_threadgroup, threadgroup_memory,
+        """Check and pack a dispatch, and cache its plan under ``key`` unless it packs constant values (they are
+        packed anew every time)."""
+        arguments = buffers
+        if isinstance(buffers, (list, tuple)):
+            if any(type(value) is dict for value in buffers):
+                arguments = self._struct_arguments(function, buffers)
+            arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
+                         for index, value in enumerate(arguments)]
+        plan = build_plan(function, arguments, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory)
-        if key is None or plan.constants:  # constant values are packed anew every time
-            return plan
-        plans = self._plans
-        if len(plans) >= 64:
-            plans.pop(next(iter(plans)))
-        plan.buffer_refs = [weakref.ref(buffer, lambda _, key=key: plans.pop(key, None)) for buffer in plan.buffers]
-        plan.buffers = []  # the plan must not keep its buffers alive
-        plans[key] = plan
+        if key is not None and not plan.constants:
+            self._plans.store(key, plan, [value for value in buffers if isinstance(value, Buffer)])
         return plan
+
+    def _memory_of(self, buffer: Buffer, index: int, function: Function):
+        """The allocation of a Buffer given for slot ``index``: it must be alive and of this Interface's device."""
+        if buffer.released:
+            raise BufferReleasedError(f"{function.describe_slot(index)}: the buffer was released")
+        if buffer.interface_backend is not self._backend:
+            raise ArgumentError(f"{function.describe_slot(index)}: the buffer belongs to another Interface's device")
+        return buffer._allocation
 
     def _forget_plans(self) -> None:
         """A buffer of this Interface is being released: no cached plan may launch with it again."""

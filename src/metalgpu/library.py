@@ -13,14 +13,10 @@ load. Function constants specialise: each distinct set of values is its own modu
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import warnings
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, BindingInfo, CompileOptions, CompilerFailed, Module
+from .backends.base import Backend, CompileOptions, CompilerFailed, Module
 from .cache import CacheEntry, CompileCache
 from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError
 from .library_index import (
@@ -33,17 +29,17 @@ from .library_index import (
     store_index,
     store_pointer,
 )
+from .msl.abi import BindingInfo, headers_checksum
 from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, parse
 from .msl.pipeline import absent_params
 from .msl.preprocess import preprocess
-from .msl.translate import Translator
 from .msl.structs import StructTable
+from .msl.translate import Translator
 
 if TYPE_CHECKING:
     from .backends.base import Compiler
 
-INCLUDE_DIR = Path(__file__).resolve().parent / "msl" / "include"
 MODULE_FORMAT = "module-2"
 # Libraries with at most this many kernels compile whole at load (one compiler run, errors at load); bigger ones
 # compile a kernel when set_function first asks for it. Our own and most hand-written libraries are small;
@@ -52,19 +48,6 @@ SMALL_LIBRARY_KERNELS = 16
 # Errors that belong to one kernel's pipeline rather than to the library: Metal reports them when that pipeline
 # is made, and still makes the others.
 PIPELINE_ERRORS = ("32 KiB a threadgroup has",)
-
-
-@lru_cache(maxsize=1)
-def headers_checksum() -> str:
-    """Changes whenever an emulation header changes, so modules built against old headers miss the cache.
-    Names, sizes and modification times are enough (as for Python's own .pyc files) and cost no reading."""
-    digest = hashlib.sha256()
-    for folder in (INCLUDE_DIR, INCLUDE_DIR / "metal"):
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.is_file():
-                stat = entry.stat()
-                digest.update(f"{folder.name}/{entry.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 class Function:
@@ -88,6 +71,13 @@ class Function:
         param = self.decl.params[binding.param]
         attribute = f"[[{binding.kind}({binding.index})]]"
         return f"kernel '{self.name}' parameter '{param.name}' ({param.type_text} {attribute})"
+
+    def describe_slot(self, index: int) -> str:
+        """The parameter that binds buffers[index], or the slot itself where none does."""
+        for binding in self.bindings:
+            if binding.kind == "buffer" and binding.index == index:
+                return self.describe_param(binding)
+        return f"buffers[{index}]"
 
     def __repr__(self) -> str:
         return f"<metalgpu.Function {self.name!r}>"
@@ -248,8 +238,9 @@ class Library:
         key = (kernels, constants)
         if key in self._modules:
             return self._modules[key]
-        # debug=True on cuda compiles bounds checks into the kernels (cpu: guard pages at allocation instead)
-        checked = self._options.debug and self._compiler.target == "cuda"
+        # debug=True compiles bounds checks into the kernels where the compiler offers them (cpu: guard pages at
+        # allocation instead)
+        checked = self._options.debug and self._compiler.checks_bounds
         try:
             module = self._find_or_build(kernels, constants, checked)
         except ShaderCompileError as error:

@@ -6,8 +6,9 @@ expansion) takes seconds in Python; reading its index takes milliseconds.
 Both live in the compile cache, as JSON. An index is found by the source text, its file name, the include
 folders and the front end's own files (stamps); it records the size and modification time of every file the
 preprocessor read, and reads as a miss once one of them changed (as Python's .pyc files do). A module pointer is
-found by the identity of the library's files (the index's key and their stamps), the compiler, the options, the headers, the kernels and the function-constant values;
-it names the module's own cache key, which covers the translated source itself (exactly what changes the
+found by the identity of the library's files (the index's key and their stamps), the compiler, the options, the
+headers, the kernels and the function-constant values; it names the module's own cache key, which covers the
+translated source itself (exactly what changes the
 binary), so two libraries or two versions of a file that translate a kernel alike share its binary.
 """
 from __future__ import annotations

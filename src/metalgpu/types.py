@@ -129,7 +129,8 @@ _BY_DTYPE = {dtype: _BY_NAME[name] for name, dtype, _ in _SCALARS if name != "bf
 
 _VEC_TEMPLATE = re.compile(r"vec ?< ?(?:metal::)?([a-z_0-9 ]+?) ?, ?([234]) ?>")
 _DOUBLE_NAMES = re.compile(r"(packed_)?double[234]?|float64|long double")
-_NO_FLOAT64 = "Metal has no 64-bit float; use float32 (np.float32, ctypes.c_float or 'float'), e.g. arr.astype(np.float32)"
+_NO_FLOAT64 = ("Metal has no 64-bit float; use float32 (np.float32, ctypes.c_float or 'float'), "
+               "e.g. arr.astype(np.float32)")
 
 
 def resolve_type(t: Any) -> MetalType:

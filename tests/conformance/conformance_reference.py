@@ -35,7 +35,8 @@ def float_inputs(count: int, seed: int) -> np.ndarray:
     third = rest // 3
     unit = rng.uniform(-1.0, 1.0, third)
     ten = rng.uniform(-10.0, 10.0, third)
-    wide = np.exp(rng.uniform(np.log(1e-30), np.log(1e30), rest - 2 * third)) * rng.choice([-1.0, 1.0], rest - 2 * third)
+    wide = (np.exp(rng.uniform(np.log(1e-30), np.log(1e30), rest - 2 * third)) *
+            rng.choice([-1.0, 1.0], rest - 2 * third))
     return np.concatenate([FLOAT_EDGES, unit.astype(F32), ten.astype(F32), wide.astype(F32)])
 
 

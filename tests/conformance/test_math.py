@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance_reference import (CR, F32, N, check_ulp, float_inputs, flushed, report, run, ulp_error, widen)
+from conformance_reference import CR, F32, N, check_ulp, float_inputs, flushed, report, run, ulp_error, widen
 
 
 # ---- math ---------------------------------------------------------------------------------------------------
@@ -70,7 +70,8 @@ def fast_bound(name, x, reference, precise_bound):
             return 4 * (2.0 ** -13) / ulp, _in(-1, 1)(x)
         if name in ("exp", "exp2"):  # 3 + floor(|2 x|) ulp
             return 3 + np.floor(np.abs(2 * x)), FINITE(x)
-        if name in ("log", "log2"):  # 2**-21 (log) / 2**-22 (log2) absolute on [0.5, 2]; 3 (log) / 2 (log2) ulp elsewhere
+        # 2**-21 (log) / 2**-22 (log2) absolute on [0.5, 2]; 3 (log) / 2 (log2) ulp elsewhere
+        if name in ("log", "log2"):
             absolute, elsewhere = (2.0 ** -21, 3) if name == "log" else (2.0 ** -22, 2)
             return np.where(_in(0.5, 2)(x), absolute / ulp, elsewhere), NONNEG(x)
         if name in ("acos", "asin"):  # 5 ulp
@@ -123,7 +124,8 @@ def _atan2(a, b):
 BINARY = [
     ("atan2", _atan2, 6, None), ("pow", np.power, 16, lambda a, b: a > 0), ("powr", np.power, 16, lambda a, b: a > 0),
     ("fmod", np.fmod, 0, None), ("fmin", np.fmin, 0, None), ("fmax", np.fmax, 0, None),
-    ("copysign", np.copysign, 0, None), ("fdim", lambda a, b: np.where(np.isnan(a) | np.isnan(b), np.nan, np.where(a > b, a - b, 0.0)), CR, None),
+    ("copysign", np.copysign, 0, None),
+    ("fdim", lambda a, b: np.where(np.isnan(a) | np.isnan(b), np.nan, np.where(a > b, a - b, 0.0)), CR, None),
     ("divide", np.divide, CR, None), ("nextafter", None, 0, None),
     ("fma", lambda a, b: a * b + a, CR, None),
     ("fmin3", lambda a, b: np.fmin(np.fmin(a, b), 1.0), 0, None),
@@ -318,13 +320,15 @@ def _bfloat_bits(x: np.ndarray) -> np.ndarray:
 def test_half_and_bfloat(iface):
     x = float_inputs(N, seed=20)
     x[-8:] = [65504.0, 65520.0, 65519.99, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -26, 1.00048828125, 1.0009765625 + 2**-12]
-    h, b, back = run(iface, "half_bfloat.metal", "narrow_convert", [x], [(N, "half"), (N, "ushort"), (2 * N, "float")], N)
+    h, b, back = run(iface, "half_bfloat.metal", "narrow_convert", [x], [(N, "half"), (N, "ushort"), (2 * N, "float")],
+                     N)
     with np.errstate(over="ignore"):
         want_h = x.astype(np.float16)
     np.testing.assert_array_equal(h.view(np.uint16)[~np.isnan(x)], want_h.view(np.uint16)[~np.isnan(x)])
     assert np.all(np.isnan(h[np.isnan(x)]))
     np.testing.assert_array_equal(b[~np.isnan(x)], _bfloat_bits(x)[~np.isnan(x)])
-    np.testing.assert_array_equal(back[:N].view(np.uint32)[~np.isnan(x)], want_h.astype(F32).view(np.uint32)[~np.isnan(x)])
+    np.testing.assert_array_equal(back[:N].view(np.uint32)[~np.isnan(x)],
+                                  want_h.astype(F32).view(np.uint32)[~np.isnan(x)])
 
     rng = np.random.default_rng(21)
     a = rng.uniform(-100, 100, N).astype(np.float16)

@@ -37,16 +37,22 @@ def open_backend(name: str | None, device: int, cache: CompileCache, debug: bool
     raise BackendUnavailableError("no backend works here:\n  " + "\n  ".join(reasons))
 
 
+COMPILE_TARGETS = ("cpu", "cuda", "metal")
+
+
 def open_compiler(target: str, cache: CompileCache, arch: str = "sm_90") -> Compiler:
     """The compiler of a target, with no device: "cpu" (the system C++ compiler) or "cuda" (NVRTC, for the GPU
-    architecture ``arch``)."""
+    architecture ``arch``): the same compilers the backends load modules from."""
     if target == "cpu":
         from .cpu_compiler import CpuCompiler
         return CpuCompiler(cache)
     if target == "cuda":
         from .nvrtc import NvrtcCompiler
         return NvrtcCompiler(arch)
-    raise BackendUnavailableError(f"unknown compile target {target!r}; choose cpu or cuda")
+    if target == "metal":  # Apple's compiler, on macOS, would make a metallib of the preprocessed MSL
+        raise BackendUnavailableError("compiling for metal needs Apple's Metal compiler, which this release of "
+                                      "metalgpu does not drive yet; use --target cpu or cuda")
+    raise BackendUnavailableError(f"unknown compile target {target!r}; choose one of {', '.join(COMPILE_TARGETS)}")
 
 
 def available() -> list[str]:

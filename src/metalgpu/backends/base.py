@@ -1,16 +1,20 @@
-"""What every backend provides. Backends compile (pure), allocate, load modules and launch; everything they
-share (binding plans, grid maths, argument checks, the cache) lives above them, in dispatch.py and library.py."""
+"""What every compiler and backend provides. A Compiler turns a translation into a binary and needs no device; a
+Backend (device, memory, launch) loads what its compiler made and runs it. What they share with the rest (binding
+plans, grid maths, argument checks, the cache) lives in the core modules (dispatch.py, cache.py), and every record
+they exchange with C++ is described in msl/abi.py."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ..dispatch import Dispatch, LaunchPlan
+from ..dispatch import Allocation, Dispatch, LaunchPlan
+from ..msl.abi import BindingInfo
+
+__all__ = ["Allocation", "Backend", "BindingInfo", "CompileOptions", "Compiler", "CompilerFailed", "Module"]
 
 
 @dataclass(frozen=True)
@@ -21,37 +25,15 @@ class CompileOptions:
     fast_math: bool = True
 
 
-@dataclass(frozen=True)
-class BindingInfo:
-    """One bound kernel parameter, as the compiled module describes it (mirrors mg::binding_info)."""
-
-    param: int          # position in the kernel's signature
-    kind: str           # "buffer", "threadgroup" or "builtin"
-    index: int          # [[buffer(i)]] / [[threadgroup(i)]] index
-    elem_size: int      # sizeof what the pointer points at, or of the referenced value
-    is_const: bool      # the kernel cannot write through it
-    is_reference: bool  # `constant T& x` (one value) rather than `T* x` (an array)
-    scalar_kind: str    # "signed", "unsigned", "float", "bfloat", "bool" or "other" (structs)
-    scalar_size: int
-    lanes: int
-
-
-class Allocation(ABC):
-    """Memory a backend handed out. ``host`` is a uint8 numpy view of it, or None for device-only memory."""
-
-    address: int
-    nbytes: int
-    host: np.ndarray | None
-
-    @abstractmethod
-    def free(self) -> None: ...
-
-
 class Compiler(ABC):
     """Source text to a binary for one target. Needs no device: `metalgpu check` compiles anywhere the compiler
-    is installed, and a backend loads what its compiler made."""
+    is installed, and a backend loads what its compiler made. backends.open_compiler() makes one by target: "cpu"
+    (cpu_compiler.py, the system C++ compiler) or "cuda" (nvrtc.py, NVRTC for one GPU architecture). A Metal
+    compiler would take the target "metal": the preprocessed MSL itself, made into a metallib."""
 
     target: str = ""  # the translator's target ("cpu" or "cuda")
+    # debug=True compiles a bounds check into every buffer access (else the backend guards memory on its own)
+    checks_bounds: bool = False
 
     @abstractmethod
     def fingerprint(self) -> str:
@@ -88,9 +70,11 @@ class Backend(ABC):
     max_threads_per_group = 1024
     preferred_group_size = 1024   # threads per group picked when the user gives none
     max_threadgroup_memory = 32 * 1024
-    # repeat(plans, function, grid, buffers) -> bool: a compiled path for a synchronous dispatch that repeats a
-    # cached plan (Interface.run_function tries it first; False: take the Python path). None where there is none.
-    repeat = None
+    # compiled_repeat(plans, function, grid, buffers) -> bool: a compiled path for a synchronous dispatch with
+    # default sizes that repeats a cached plan (plans: dispatch.PlanCache.table). Interface.run_function tries it
+    # first; False sends the dispatch down the Python path. None where a backend has none.
+    compiled_repeat: Callable | None = None
+    cuda_array_interface = False  # buffers are CUDA device memory, exchanged through __cuda_array_interface__
 
     @abstractmethod
     def load(self, path: Path, kernels: tuple[int, ...]) -> Module:
@@ -100,7 +84,7 @@ class Backend(ABC):
     def allocate(self, nbytes: int, storage: str) -> Allocation: ...
 
     @abstractmethod
-    def launch(self, module: Module, kernel: int, plan: "LaunchPlan", wait: bool) -> "Dispatch | None":
+    def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch | None:
         """Runs one dispatch in queue order. Returns its Dispatch, or None when ``wait`` (it already finished)."""
 
     @abstractmethod
@@ -123,7 +107,7 @@ class Backend(ABC):
 
 
 class CompilerFailed(Exception):
-    """Raised by Backend.compile; library.py turns it into ShaderCompileError located in the user's source."""
+    """Raised by Compiler.compile; library.py turns it into ShaderCompileError located in the user's source."""
 
     def __init__(self, log: str, command: tuple[str, ...] = ()):
         super().__init__(log)

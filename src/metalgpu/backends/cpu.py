@@ -19,13 +19,13 @@ import numpy as np
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
 from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
-from .base import Allocation, Backend, BindingInfo, CompileOptions, CompilerFailed, Module
-from .cpu_compiler import INCLUDE_DIR, CpuCompiler
+from ..msl.abi import BINDING_DTYPE, STATUS_DEADLOCK, STATUS_NO_STACK, BindingInfo, cpu_dispatch_record, read_bindings
+from .base import Allocation, Backend, CompileOptions, CompilerFailed, Module
+from .cpu_compiler import CpuCompiler
 
-__all__ = ["INCLUDE_DIR", "CpuBackend"]  # INCLUDE_DIR: the emulation headers, which tests compile against
+__all__ = ["CpuBackend"]
 
 GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
-STATUS_DEADLOCK, STATUS_NO_STACK = 1001, 1002  # issue 5: mirrors mg::coop::status
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 ALIGNMENT = 64
 
@@ -77,18 +77,6 @@ class _GuardedAllocation(Allocation):
         self.host = None  # the mapping goes when no numpy view of it is left
 
 
-class _BindingRecord(ctypes.Structure):
-    """Mirrors mg::binding_info."""
-
-    _fields_ = [(name, ctypes.c_int32) for name in
-                ("param", "kind", "index", "elem_size", "is_const", "is_reference", "scalar_kind", "scalar_size",
-                 "lanes")]
-
-
-_KINDS = ("buffer", "threadgroup", "builtin")
-_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool", "bfloat")
-
-
 class _CpuModule(Module):
     def __init__(self, path: Path, kernels: Sequence[int]):
         self._library = ctypes.CDLL(str(path))
@@ -103,13 +91,11 @@ class _CpuModule(Module):
 
     def _read_bindings(self, kernel: int) -> list[BindingInfo]:
         info = self._library[f"mg_info_{kernel}"]
-        info.restype = ctypes.POINTER(_BindingRecord)
+        info.restype = ctypes.c_void_p
         info.argtypes = [ctypes.POINTER(ctypes.c_int32)]
         count = ctypes.c_int32(0)
         records = info(ctypes.byref(count))
-        return [BindingInfo(r.param, _KINDS[r.kind], r.index, r.elem_size, bool(r.is_const), bool(r.is_reference),
-                            _SCALAR_KINDS[r.scalar_kind], r.scalar_size, r.lanes)
-                for r in (records[i] for i in range(count.value))]
+        return read_bindings(ctypes.string_at(records, count.value * BINDING_DTYPE.itemsize), count.value)
 
     def bindings(self, kernel: int) -> list[BindingInfo]:
         return self._bindings[kernel]
@@ -142,7 +128,8 @@ class CpuBackend(Backend):
         try:
             entry, _ = self._cache.get_or_build(key, lambda: (self.compiler.compile_plain(source, options), {}))
         except CompilerFailed as failure:
-            raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n{failure.log}")
+            raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
+                                          f"{failure.log}") from None
         run = ctypes.CDLL(str(entry.path)).mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
@@ -165,15 +152,14 @@ class CpuBackend(Backend):
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch:
         entry = module.entry_points[kernel]
         if plan.packed is None:
-            # Laid out as mg::dispatch_t (metal/_launch_cpu.h): grid, group, groups, threadgroup_bytes[31].
-            plan.packed = (np.array((*plan.grid, *plan.group, *plan.groups, *plan.threadgroup_bytes), np.uint32),
+            plan.packed = (cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes),
                            np.array(plan.buffer_addresses, dtype=np.uint64))
         record, slots = plan.packed
-        buffers = plan.live_buffers()  # held until the kernel has run: a buffer dropped meanwhile stays allocated
+        # The plan holds its memory until the kernel has run: a buffer dropped meanwhile stays allocated.
 
         def run() -> float:
             started = time.perf_counter()
-            self._run_groups(entry, slots, record, plan, buffers)
+            self._run_groups(entry, slots, record, plan)
             return time.perf_counter() - started
 
         with self._lock:
@@ -191,22 +177,21 @@ class CpuBackend(Backend):
             return None
         return dispatch
 
-    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan, buffers: list) -> None:
+    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan) -> None:
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
         threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
         # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
         chunks = min(total_groups, 4 * threads) if threads > 1 else 1
         address = ctypes.c_size_t(0)
-        report = (ctypes.c_uint32 * 8)()  # issue 5: details of a cooperative run's status
+        report = (ctypes.c_uint32 * 8)()  # details of a cooperative run's status
         code = self._run_native(entry, slots.ctypes.data, record.ctypes.data, 0, total_groups, threads, chunks,
                                 ctypes.byref(address), report)
         if code:
-            raise DispatchError(self._describe_fault(plan, buffers, code, address.value, tuple(report)))
+            raise DispatchError(self._describe_fault(plan, code, address.value, tuple(report)))
 
-    def _describe_fault(self, plan: LaunchPlan, buffers: list, code: int, address: int,
-                        report: tuple[int, ...] = ()) -> str:
-        # issue 5: statuses of the cooperative runner (metal/_cooperative_cpu.h), not signals
+    def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = ()) -> str:
+        # statuses of the cooperative runner (metal/_fibers_cpu.h), not signals
         if code == STATUS_DEADLOCK:
             returned, total, gx, gy, gz = report[:5]
             return (f"kernel '{plan.kernel_name}': barrier deadlock: {returned} of {total} threads of threadgroup "
@@ -215,9 +200,11 @@ class CpuBackend(Backend):
         if code == STATUS_NO_STACK:
             return (f"kernel '{plan.kernel_name}': cannot allocate fiber stacks for a threadgroup of "
                     f"{plan.group[0] * plan.group[1] * plan.group[2]} threads on the cpu backend")
-        name = signal.Signals(code).name if code in signal.Signals._value2member_map_ else f"signal {code}"
-        for buffer, param in zip(buffers, plan.buffer_params):
-            allocation = buffer._allocation
+        try:
+            name = signal.Signals(code).name
+        except ValueError:
+            name = f"signal {code}"
+        for allocation, param in zip(plan.allocations, plan.allocation_params):
             where = allocation.locate(address) if isinstance(allocation, _GuardedAllocation) else None
             if where:
                 return (f"out-of-bounds access in kernel '{plan.kernel_name}': {param} was accessed {where}. "
@@ -233,7 +220,8 @@ class CpuBackend(Backend):
             pending.result()
 
     def describe(self) -> str:
-        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} threads, {self.compiler.command[-1]})"
+        machine = platform.processor() or platform.machine()
+        return f"cpu ({machine}, {self.threads} threads, {self.compiler.command[-1]})"
 
     def close(self) -> None:
         if self._queue is not None:

@@ -15,14 +15,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
 from ..cache import CompileCache
 from ..errors import BackendUnavailableError
+from ..msl.abi import INCLUDE_DIR, headers_checksum
 from .base import CompileOptions, Compiler, CompilerFailed
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
 
 
@@ -78,6 +79,7 @@ class CpuCompiler(Compiler):
         self._fingerprint: str | None = None
         self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
         self._prelude_builds: dict[str, subprocess.Popen] = {}
+        self._prelude_lock = threading.Lock()  # `metalgpu check` compiles in several threads
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -135,8 +137,6 @@ class CpuCompiler(Compiler):
             self._prelude_usable = "clang" not in version and "zig" not in " ".join(self.command)
         if not self._prelude_usable:
             return None
-        from ..library import headers_checksum
-
         key = CompileCache.key("cpu-prelude-pch", self.fingerprint(), repr(options), headers_checksum())
         try:
             folder = self._cache.artifact_folder()
@@ -152,12 +152,13 @@ class CpuCompiler(Compiler):
         if prelude is None:
             return
         header, precompiled, key = prelude
-        if key in self._prelude_builds or precompiled.exists():
-            return
-        temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
-        header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
-        header_temporary.write_text(PRELUDE)
-        os.replace(header_temporary, header)
-        command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
-                   str(header), "-o", str(temporary)]
-        self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
+        with self._prelude_lock:
+            if key in self._prelude_builds or precompiled.exists():
+                return
+            temporary = header.with_name(f"{key}.{os.getpid()}.tmp")
+            header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
+            header_temporary.write_text(PRELUDE)
+            os.replace(header_temporary, header)
+            command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
+                       str(header), "-o", str(temporary)]
+            self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)

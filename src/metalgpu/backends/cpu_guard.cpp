@@ -129,7 +129,7 @@ struct Job {
 };
 
 // Long-lived worker threads. The calling thread works too and starts at once; workers join as they wake, so a small
-// dispatch is done by the caller alone before a sleeping worker has even woken (which can take 100 us in a VM), and
+// dispatch is done by the caller alone before a sleeping worker has even woken (slow in a VM), and
 // the caller waits only for workers that took part. After a dispatch a worker stays awake briefly (kSpin), so that
 // back-to-back dispatches find it ready. One dispatch runs at a time; others wait for the pool (they would only
 // compete for the same cores).

@@ -1,12 +1,11 @@
-"""The CUDA backend: MSL translated to CUDA C++, compiled by NVRTC (nvrtc.py) to a cubin for the device's own
-architecture, launched through NVIDIA's cuda-bindings (driver API) on one stream per Interface. Where buffers live
-is cuda_memory.py's business.
+"""The CUDA backend: the device, its memory and launches. MSL translated to CUDA C++ is compiled by NVRTC (nvrtc.py)
+to a cubin for the device's own architecture, loaded and packed for launch by cuda_module.py, and launched through
+NVIDIA's cuda-bindings (driver API) on one stream per Interface. Where buffers live is cuda_memory.py's business.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import time
 from pathlib import Path
 
@@ -14,106 +13,31 @@ import numpy as np
 
 from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan
-from ..errors import ArgumentError, BackendUnavailableError, DispatchError, OutOfMemoryError
-from ..msl.wrappers import CudaLaunchLayout
+from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
+from ..msl.abi import DEBUG_BYTES_COUNT, DEBUG_FAULT_FIELDS
 from . import cuda_repeat
-from .base import Allocation, Backend, BindingInfo, Module
+from .base import Allocation, Backend, Module
 from .cuda_memory import ManagedAllocation, Placement
+from .cuda_module import NEVER, REPEAT_PLACED_AT, CudaLaunch, CudaModule, pack_launch
 from .nvrtc import NvrtcCompiler, cuda_bindings
 
-_KINDS = ("buffer", "threadgroup", "builtin")
-_SCALAR_KINDS = ("other", "signed", "unsigned", "float", "bool", "bfloat")
 _STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_INSTRUCTION",
            "CUDA_ERROR_MISALIGNED_ADDRESS", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_ASSERT",
            "CUDA_ERROR_INVALID_PC", "CUDA_ERROR_INVALID_ADDRESS_SPACE", "CUDA_ERROR_LAUNCH_TIMEOUT"}
-
-
-class _CudaModule(Module):
-    def __init__(self, backend: "CudaBackend", cubin: bytes, kernels: tuple[int, ...]):
-        driver = backend.driver
-        err, self.handle = driver.cuModuleLoadData(cubin)
-        backend.check(err, "loading the compiled module")
-        self.kernels = tuple(kernels)
-        self.functions, self._bindings, self.groups_per_block, self.launch_layouts = {}, {}, {}, {}
-        self._max_threads, self._preferred = {}, {}
-        for i in kernels:
-            err, function = driver.cuModuleGetFunction(self.handle, f"mg_run_{i}".encode())
-            backend.check(err, f"finding kernel {i} in the module")
-            self.functions[i] = function
-            self._bindings[i] = self._read_bindings(backend, i)
-            # How many threadgroups one block may run (mg::for_each_group): 1 for kernels whose threads cooperate.
-            self.groups_per_block[i] = self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0]
-            # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
-            self.launch_layouts[i] = CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
-            # Its __launch_bounds__ ([[max_total_threads_per_threadgroup]]) and registers limit it.
-            self._max_threads[i] = backend.function_attribute(function, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
-            # The occupancy calculator's block size, at most the backend's preferred 256: larger blocks reach the
-            # same occupancy for light kernels but ran a streaming kernel slower on an H100 (10M cos: 47 us at
-            # 256, 55 at 1024); kernels heavy on registers or shared memory get smaller ones.
-            err, _, block = driver.cuOccupancyMaxPotentialBlockSize(function, None, 0, backend.preferred_group_size)
-            self._preferred[i] = block if err == driver.CUresult.CUDA_SUCCESS and block > 0 else None
-        # Compiled with bounds checks (debug=True): where the buffer sizes go and where a fault is recorded.
-        self.debug_bytes = self.debug_fault = None
-        err, pointer, _ = driver.cuModuleGetGlobal(self.handle, b"mg_debug_bytes")
-        if err == driver.CUresult.CUDA_SUCCESS:
-            self.debug_bytes = pointer
-            err, self.debug_fault, _ = driver.cuModuleGetGlobal(self.handle, b"mg_debug_fault")
-            backend.check(err, "reading the bounds-check record")
-
-    def max_threads(self, kernel: int) -> int | None:
-        return self._max_threads[kernel]
-
-    def preferred_threads(self, kernel: int) -> int | None:
-        return self._preferred[kernel]
-
-    def _read_ints(self, backend: "CudaBackend", name: str, count: int) -> list[int]:
-        driver = backend.driver
-        values = np.zeros(count, dtype=np.int32)
-        err, pointer, _ = driver.cuModuleGetGlobal(self.handle, name.encode())
-        backend.check(err, "reading kernel metadata")
-        backend.check(driver.cuMemcpyDtoH(values.ctypes.data, pointer, values.nbytes)[0], "reading kernel metadata")
-        return values.tolist()
-
-    def _read_bindings(self, backend: "CudaBackend", kernel: int) -> list[BindingInfo]:
-        driver = backend.driver
-        count = self._read_ints(backend, f"mg_info_count_{kernel}", 1)[0]
-        if count == 0:
-            return []
-        err, pointer, size = driver.cuModuleGetGlobal(self.handle, f"mg_info_{kernel}".encode())
-        backend.check(err, "reading binding metadata")
-        raw = np.zeros(size // 4, dtype=np.int32)
-        backend.check(driver.cuMemcpyDtoH(raw.ctypes.data, pointer, size)[0], "reading binding metadata")
-        rows = raw.reshape(-1, 9)[:count]
-        return [BindingInfo(int(r[0]), _KINDS[r[1]], int(r[2]), int(r[3]), bool(r[4]), bool(r[5]),
-                            _SCALAR_KINDS[r[6]], int(r[7]), int(r[8])) for r in rows]
-
-    def bindings(self, kernel: int) -> list[BindingInfo]:
-        return self._bindings[kernel]
-
-
-def launch_dtype(layout: CudaLaunchLayout) -> np.dtype:
-    """mg::launch_t<...> of one kernel as a numpy record, at the offsets msl/translate.py works out for it."""
-    slots, groups, constants = layout.slots, max(layout.threadgroups, 1), max(layout.constant_bytes, 1)
-    formats = {"slots": (np.uint64, slots), "slot_bytes": (np.uint64, slots), "grid": (np.uint32, 3),
-               "group": (np.uint32, 3), "groups": (np.uint32, 3), "inline_mask": np.uint32,
-               "groups_per_block": np.uint32, "threadgroup_offset": (np.uint32, groups),
-               "constants": (np.uint8, constants)}
-    offsets = layout.offsets
-    return np.dtype({"names": list(formats), "formats": list(formats.values()),
-                     "offsets": [offsets[name] for name in formats], "itemsize": layout.size})
 
 
 class CudaBackend(Backend):
     name = "cuda"
     target = "cuda"
     preferred_group_size = 256  # a full warp multiple that keeps several blocks per SM
+    cuda_array_interface = True
 
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         self.driver, _ = cuda_bindings()
         self.poisoned: str | None = None  # the sticky error that made the context unusable
         self._cache = cache or CompileCache()
         self._launch_kernel, self._synchronize_stream = self.driver.cuLaunchKernel, self.driver.cuStreamSynchronize
-        self.repeat = None  # the compiled repeat path, once cuda_repeat has it (see launch())
+        self.compiled_repeat = None  # once cuda_repeat has it (see launch())
         self.stream = None
         driver = self.driver
         try:
@@ -153,8 +77,8 @@ class CudaBackend(Backend):
 
     def _retain_context(self):
         """The device's primary context, shared with CuPy and PyTorch for zero-copy exchange. After a kernel
-        fault it stays unusable for the life of the process (a sticky error, not undone by a reset: measured on
-        an H100 with driver 580), so a later Interface gets a context of its own instead."""
+        fault it stays unusable for the life of the process (a sticky error, which neither a reset nor a new context
+        undoes), so a later Interface gets a context of its own instead."""
         driver = self.driver
         ok = driver.CUresult.CUDA_SUCCESS
         self._owns_context = False
@@ -184,7 +108,7 @@ class CudaBackend(Backend):
             raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
         if name in _STICKY:
             self.poisoned = name
-            self.repeat = None
+            self.compiled_repeat = None
             raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
                                 "call on this Interface fails. Create a new metalgpu.Interface to recover")
         raise DispatchError(f"{what}: {name}")
@@ -207,7 +131,7 @@ class CudaBackend(Backend):
     # -- loading compiled modules ----------------------------------------------------------------------------
     def load(self, path: Path, kernels: tuple[int, ...]) -> Module:
         self._ensure_usable()
-        return _CudaModule(self, path.read_bytes(), kernels)
+        return CudaModule(self, path.read_bytes(), kernels)
 
     # -- memory ----------------------------------------------------------------------------------------------
     def _free_memory(self) -> int:
@@ -244,41 +168,42 @@ class CudaBackend(Backend):
         # Every line here runs on each dispatch: a repeated synchronous one costs two driver calls and a few tests.
         if self.poisoned:
             self._ensure_usable()
-        packed = plan.packed
-        if packed is None:
-            packed = plan.packed = self._pack(plan, module, kernel)
-        remote = None  # the host-kept buffers of this dispatch, judged by its run time
-        if plan.placed != self.placement.host_accesses:  # most dispatches: the host touched nothing since the last
-            remote = self.placement.place_plan(plan)
+        launch = plan.packed
+        if launch is None:
+            launch = plan.packed = self._pack(plan, module, kernel)
+        remote = None  # the host-kept buffers of this dispatch, for keep_on_device_if_slow() once it ran
+        if launch.placed_at != self.placement.host_accesses:  # most dispatches: the host touched nothing since
+            remote, launch.placed_at = self.placement.place_all(plan.allocations)
         bounds = None if module.debug_bytes is None else self._set_bounds(module, plan)
         # What the compiled repeat path may launch again: plans with nothing to place, check or free.
-        packed.fast[_PLACED] = plan.placed if plan.placed >= 0 and bounds is None and not packed.keepalive else _NEVER
-        if self.repeat is None and self._entry_points is not None and cuda_repeat.ready() is not None:
-            self.repeat = functools.partial(cuda_repeat.repeat, self._repeat_failed, *self._entry_points,
-                                            self.placement.host_accesses_cell.ctypes.data)
+        repeatable = launch.placed_at >= 0 and bounds is None and not launch.device_constants
+        launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
+        if self.compiled_repeat is None and self._entry_points is not None and cuda_repeat.ready() is not None:
+            self.compiled_repeat = functools.partial(cuda_repeat.repeat, self._repeat_failed, *self._entry_points,
+                                                     self.placement.host_accesses_cell.ctypes.data)
         if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
-            err, = self._launch_kernel(*packed.arguments)
+            err, = self._launch_kernel(*launch.arguments)
             if err:
                 self.check(err, f"launching kernel '{plan.kernel_name}'")
-            if packed.keepalive:
-                self._free_after_launch(packed.keepalive)
+            if launch.device_constants:
+                self._free_after_launch(launch.device_constants)
             err, = self._synchronize_stream(self.stream)
             if err:
                 self.check(err, f"kernel '{plan.kernel_name}'")
             if remote:
-                self.placement.judge(remote, time.perf_counter() - started)
+                self.placement.keep_on_device_if_slow(remote, time.perf_counter() - started)
             if bounds:
                 self.check_bounds_record(bounds)
             return None
         driver = self.driver
         start, end = self._event(), self._event()
         driver.cuEventRecord(start, self.stream)
-        err, = self._launch_kernel(*packed.arguments)
+        err, = self._launch_kernel(*launch.arguments)
         self.check(err, f"launching kernel '{plan.kernel_name}'")
-        self._free_after_launch(packed.keepalive)
+        self._free_after_launch(launch.device_constants)
         driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, packed, bounds, remote)
+        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, launch, bounds, remote)
         if bounds:
             self._unchecked.append(dispatch)
         return dispatch
@@ -291,11 +216,12 @@ class CudaBackend(Backend):
             error = f"CUDA error {code}"
         self.check(error, f"kernel '{plan.kernel_name}'" if waited else f"launching kernel '{plan.kernel_name}'")
 
-    def _set_bounds(self, module: _CudaModule, plan: LaunchPlan) -> tuple:
+    def _set_bounds(self, module: CudaModule, plan: LaunchPlan) -> tuple:
         """Before a bounds-checked launch: its buffer sizes and launch number, set in the stream so that a checked
         dispatch still running keeps its own. Returns what check_bounds_record() needs afterwards."""
         self._launches += 1
-        sizes = np.array([*plan.slot_bytes, self._launches], dtype=np.uint64)
+        sizes = np.zeros(DEBUG_BYTES_COUNT, dtype=np.uint64)  # mg_debug_bytes: each slot's bytes, the launch's number
+        sizes[:len(plan.slot_bytes)], sizes[-1] = plan.slot_bytes, self._launches
         self.check(self.driver.cuMemcpyHtoDAsync(module.debug_bytes, sizes.ctypes.data, sizes.nbytes, self.stream)[0],
                    "setting the bounds checks")
         return module, plan, self._launches, sizes
@@ -307,77 +233,36 @@ class CudaBackend(Backend):
         report. The access itself went to a scratch element, so the context is still sound."""
         module, plan, launch, _ = bounds
         driver = self.driver
-        fault = np.zeros(4, dtype=np.int64)
+        fault = np.zeros(len(DEBUG_FAULT_FIELDS), dtype=np.int64)  # mg_debug_fault
         self.check(driver.cuMemcpyDtoH(fault.ctypes.data, module.debug_fault, fault.nbytes)[0],
                    "reading the bounds checks")
-        if not fault[0] or fault[3] != launch:
+        slot_plus_one, element, count, fault_launch = (int(value) for value in fault)
+        if not slot_plus_one or fault_launch != launch:
             return
         self.check(driver.cuMemsetD8(module.debug_fault, 0, fault.nbytes)[0], "clearing the bounds checks")
-        slot, element, count = int(fault[0]) - 1, int(fault[1]), int(fault[2])
+        slot = slot_plus_one - 1
         where = plan.slot_params.get(slot, f"[[buffer({slot})]]")
         side = "past its end" if element >= count else "before its start"
         raise DispatchError(f"out-of-bounds access through {where}: element {element} is {side} (the buffer "
                             f"holds {count}); caught by debug=True, the kernel's other work was done and the "
                             "Interface stays usable")
 
-    def _pack(self, plan: LaunchPlan, module: _CudaModule, kernel: int) -> "_PackedLaunch":
+    def _pack(self, plan: LaunchPlan, module: CudaModule, kernel: int) -> CudaLaunch:
         """The launch of a plan, built once: a plan without constants is reused by later dispatches."""
-        if max(plan.groups[1], plan.groups[2]) > 65535:
-            raise ArgumentError(f"grid {plan.grid} needs {plan.groups} threadgroups; CUDA allows at most 65535 "
-                                "in y and z: use larger threadgroups or put the long dimension first")
-        layout = module.launch_layouts[kernel]
-        record = np.zeros((), dtype=launch_dtype(layout))
-        slots = plan.buffer_addresses[:layout.slots]  # build_plan binds no slot beyond the kernel's parameters
-        keepalive = self._place_constants(plan, record, slots, layout)
-        record["slots"] = slots
-        record["slot_bytes"] = plan.slot_bytes[:layout.slots]
-        record["grid"], record["group"], record["groups"] = plan.grid, plan.group, plan.groups
-        shared = 0
-        offsets = record["threadgroup_offset"]
-        for index, nbytes in enumerate(plan.threadgroup_bytes[:layout.threadgroups]):
-            if nbytes:
-                offsets[index] = shared
-                shared += -(-nbytes // 16) * 16
-        # Several threadgroups per block (kernels whose threads never wait for each other) keep more loads in
-        # flight, but only pay while the fewer blocks still fill every SM twice over; a smaller grid keeps one.
-        per = module.groups_per_block[kernel]
-        blocks_x = -(-plan.groups[0] // per)
-        if blocks_x * plan.groups[1] * plan.groups[2] * math.prod(plan.group) < 2 * self.resident_threads:
-            per, blocks_x = 1, plan.groups[0]
-        record["groups_per_block"] = per
-        params = (ctypes.c_void_p * 1)(record.ctypes.data)
-        arguments = (module.functions[kernel], blocks_x, plan.groups[1], plan.groups[2], *plan.group, shared,
-                     self.stream, ctypes.addressof(params), 0)
-        # The same launch for cuda_repeat.cpp: function, stream, parameters, placed (armed by launch()), sizes.
-        fast = np.array([int(arguments[0]), int(self.stream), arguments[9], _NEVER, *arguments[1:8]], dtype=np.uint64)
-        plan.fast_record = fast.ctypes.data
-        return _PackedLaunch(arguments, keepalive, (record, params), fast)
+        return pack_launch(plan, module.functions[kernel], module.launch_layouts[kernel],
+                           module.groups_per_block[kernel], self.stream, self.resident_threads, self._constant_copy)
 
-    def _place_constants(self, plan: LaunchPlan, record: np.ndarray, slots: list[int],
-                         layout: CudaLaunchLayout) -> list:
-        """Constant arguments go inline in the launch record when their slot may hold one and they fit, else into
-        device memory that the stream frees once the kernel is done."""
-        used, mask, keepalive = 0, 0, []
-        for index, data in plan.constants.items():
-            start = -(-used // 16) * 16
-            if (layout.inline_slots >> index) & 1 and start + data.nbytes <= layout.constant_bytes:
-                record["constants"][start:start + data.nbytes] = data
-                slots[index] = start
-                mask |= 1 << index
-                used = start + data.nbytes
-                continue
-            driver = self.driver
-            err, pointer = driver.cuMemAllocAsync(data.nbytes, self.stream)
-            self.check(err, f"allocating {data.nbytes:,} bytes for a constant argument")
-            self.check(driver.cuMemcpyHtoDAsync(pointer, data.ctypes.data, data.nbytes, self.stream)[0],
-                       "copying a constant argument")
-            slots[index] = int(pointer)
-            keepalive.append((pointer, data))
-        record["inline_mask"] = mask
-        return keepalive
+    def _constant_copy(self, data: np.ndarray) -> int:
+        """A device copy of a constant argument, in the stream (freed after the launch by _free_after_launch)."""
+        driver = self.driver
+        err, pointer = driver.cuMemAllocAsync(data.nbytes, self.stream)
+        self.check(err, f"allocating {data.nbytes:,} bytes for a constant argument")
+        self.check(driver.cuMemcpyHtoDAsync(pointer, data.ctypes.data, data.nbytes, self.stream)[0],
+                   "copying a constant argument")
+        return int(pointer)
 
-    def _free_after_launch(self, keepalive: list) -> None:
-        for pointer, _ in keepalive:
+    def _free_after_launch(self, device_constants: list) -> None:
+        for pointer, _ in device_constants:
             self.driver.cuMemFreeAsync(pointer, self.stream)
 
     def _event(self):
@@ -400,7 +285,7 @@ class CudaBackend(Backend):
         return f"cuda ({self.device_name}, {self.arch})"
 
     def close(self) -> None:
-        self.repeat = None
+        self.compiled_repeat = None
         if self.stream is None:
             return
         if not self.poisoned:  # a poisoned context can do nothing more, not even clean up
@@ -416,20 +301,6 @@ class CudaBackend(Backend):
         self.stream = None
 
 
-class _PackedLaunch:
-    """cuLaunchKernel's arguments for one plan, what they point into (kept alive with them), and the same launch
-    as the compiled repeat path reads it (``fast``, uint64: see cuda_repeat.cpp)."""
-
-    __slots__ = ("arguments", "keepalive", "memory", "fast")
-
-    def __init__(self, arguments: tuple, keepalive: list, memory: tuple, fast: np.ndarray):
-        self.arguments, self.keepalive, self.memory, self.fast = arguments, keepalive, memory, fast
-
-
-_PLACED = 3  # the field of _PackedLaunch.fast that must equal the count of host accesses
-_NEVER = 2**64 - 1  # a count never reached: the plan takes the Python path
-
-
 def _driver_entry_points() -> tuple[int, int] | None:
     """The addresses of cuLaunchKernel and cuStreamSynchronize in the driver cuda-bindings uses (Linux)."""
     try:
@@ -441,10 +312,12 @@ def _driver_entry_points() -> tuple[int, int] | None:
 
 
 class _CudaDispatch(Dispatch):
-    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, keepalive, bounds=None, remote=None):
+    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, launch: CudaLaunch, bounds=None,
+                 remote=None):
         super().__init__(kernel_name)
-        self._backend, self._start, self._end, self._keepalive = backend, start, end, keepalive
-        self._remote = remote  # host-kept buffers it reached, judged by its run time once it is done
+        self._backend, self._start, self._end = backend, start, end
+        self._launch = launch  # what the launch reads (its record, device copies of constants) lives until it ran
+        self._remote = remote  # host-kept buffers it reached, for keep_on_device_if_slow() once it is done
         self._bounds = bounds  # (module, plan, launch number, sizes) of a checked dispatch, until its record is read
         self._error: DispatchError | None = None  # what the bounds checks found, raised by every wait()
         self._finished = False
@@ -464,7 +337,7 @@ class _CudaDispatch(Dispatch):
             if self._remote:
                 seconds = self.gpu_time
                 if seconds is not None:
-                    self._backend.placement.judge(self._remote, seconds)
+                    self._backend.placement.keep_on_device_if_slow(self._remote, seconds)
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:

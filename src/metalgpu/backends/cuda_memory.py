@@ -2,14 +2,13 @@
 hints never decide correctness: managed memory stays coherent):
 
 - a buffer the GPU uses in two dispatches in a row, with no host access between them, lives on the GPU: it is
-  prefetched once, and never again while the host leaves it alone (a prefetch of resident memory still costs
-  ~45 us on an H100);
+  prefetched once, and never again while the host leaves it alone (even a prefetch of resident memory has a fixed
+  cost);
 - a buffer the host touches between every two dispatches (numpy writes, kernel, numpy reads, again) stays in host
-  memory and the GPU reaches it over the bus. Measured on an H100 for 40 MB: migrating the pages back to the host
-  took 4.8 ms (8 GB/s), while the kernel's own reads and writes over the bus took 1.0 ms, about what two explicit
-  pinned copies cost;
+  memory and the GPU reaches it over the bus: the kernel's own reads and writes there cost about what two explicit
+  pinned copies do, where migrating the pages back and forth costs several times more (benchmarks/README.md);
 - a kernel that re-reads a host-kept buffer would crawl over the bus: a dispatch that takes longer than moving its
-  host-kept buffers there and back would have (Placement.judge) sends them to the GPU for good.
+  host-kept buffers there and back would have (Placement.keep_on_device_if_slow) sends them to the GPU for good.
 
 Private buffers are device memory (cuMemAlloc) and never move.
 """
@@ -82,8 +81,8 @@ class _HostView:
 class Placement:
     """The rule of this module's docstring, for one backend's device and stream."""
 
-    # Moving a buffer to the GPU and back, as measured on an H100: 43 GB/s there, 8 GB/s back, and about 45 us a
-    # prefetch costs whatever its size.
+    # The cost of moving a buffer to the GPU and back: the bandwidths of a prefetch there and of a migration back, and
+    # what a prefetch costs whatever its size (benchmarks/README.md, "Figures behind the code").
     MIGRATION_SECONDS_PER_BYTE = 1 / 43e9 + 1 / 8e9
     MIGRATION_SECONDS_EACH = 2 * 45e-6
 
@@ -114,17 +113,16 @@ class Placement:
             self._backend.check(self._driver.cuStreamSynchronize(stream)[0], "bringing a buffer to the host")
         allocation.on_host = True
 
-    def place_plan(self, plan) -> list[ManagedAllocation] | None:
-        """Before a dispatch: place the buffers of ``plan`` that the host touched or that live in host memory.
-        Returns those that stay there (None if none). A plan found with none is marked with the count of host
-        accesses so far: until another host access, its next dispatches skip this."""
+    def place_all(self, allocations: list[ManagedAllocation]) -> tuple[list[ManagedAllocation] | None, int]:
+        """Before a dispatch: place the buffers it binds (``allocations``) that the host touched or that live in host
+        memory. Returns those that stay there (None if none), and the count of host accesses the placement holds
+        for: until another host access, a dispatch of the same buffers needs no placing (-1 while some stay in host
+        memory, which every dispatch places again)."""
         remote = None
-        for buffer in plan.live_buffers():
-            allocation = buffer._allocation
+        for allocation in allocations:
             if (allocation.on_host or allocation.remote) and self.place(allocation):
                 remote = [allocation] if remote is None else remote + [allocation]
-        plan.placed = -1 if remote else self.host_accesses
-        return remote
+        return remote, -1 if remote else self.host_accesses
 
     def place(self, allocation: ManagedAllocation) -> bool:
         """Before a dispatch, for a buffer the host touched since the last one or one kept in host memory: where
@@ -147,7 +145,7 @@ class Placement:
         allocation.on_host = False
         return stay_on_host
 
-    def judge(self, allocations: list[ManagedAllocation], seconds: float) -> None:
+    def keep_on_device_if_slow(self, allocations: list[ManagedAllocation], seconds: float) -> None:
         """After a dispatch that reached host-kept buffers over the bus: if it ran longer than moving them to the GPU
         and back would have taken, the kernel re-reads them (a matrix product, say), and they stay on the GPU from
         now on. So the rule costs at most one slow dispatch per buffer."""

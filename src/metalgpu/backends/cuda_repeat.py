@@ -4,9 +4,9 @@ there.
 
 The build runs detached, as the CPU backend's precompiled headers do: a process that exits first leaves it to
 finish for the next one, and a failed build leaves nothing but its log, which keeps later processes from trying
-again until the cache is cleared. Where it cannot be built (no C++
-compiler, no Python headers) or loaded, every dispatch takes the Python path, which does the same work at about
-1 us more per dispatch. Nothing else depends on it.
+again until the cache is cleared. Where it cannot be built (no C++ compiler, no Python headers) or loaded, every
+dispatch takes the Python path, which does the same work more slowly (benchmarks/README.md). Nothing else depends
+on it.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import sys
 import sysconfig
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from ..cache import CompileCache
@@ -30,6 +31,7 @@ _lock = threading.Lock()
 _path: Path | None = None            # where the built extension is, or will be
 _build: subprocess.Popen | None = None  # the build this process started, until it is done
 repeat: Callable | None = None       # the compiled function, once loaded
+extension: ModuleType | None = None  # the whole extension (its plan_key() and field constants serve tests)
 failure: str | None = None           # why there is none, once that is known
 
 
@@ -92,12 +94,12 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def _load() -> None:
-    global repeat, failure
+    global repeat, extension, failure
     try:
         loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(_path))
         module = importlib.util.module_from_spec(importlib.util.spec_from_loader(MODULE_NAME, loader))
         loader.exec_module(module)
-        repeat = module.repeat
+        repeat, extension = module.repeat, module
     except Exception as error:  # a failed build (its log is beside it) or a file that does not load
         log = Path(f"{_path}.log")
         failure = f"not loaded from {_path}: {error}" + (f" (build log: {log})" if log.exists() else "")

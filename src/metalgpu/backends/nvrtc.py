@@ -7,9 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import BackendUnavailableError
+from ..msl.abi import INCLUDE_DIR
 from .base import CompileOptions, Compiler, CompilerFailed
-
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "msl" / "include"
 
 
 def cuda_bindings():
@@ -52,6 +51,7 @@ class NvrtcCompiler(Compiler):
     """The CUDA target's compiler, for one GPU architecture ("sm_90"): needs NVRTC, not a GPU or a driver."""
 
     target = "cuda"
+    checks_bounds = True
 
     def __init__(self, arch: str):
         cuda_bindings()  # BackendUnavailableError now, rather than at the first compile
@@ -75,8 +75,8 @@ def nvrtc_version() -> str:
 
 @lru_cache(maxsize=1)
 def nvrtc_identity() -> str:
-    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC costs ~9 ms, most of
-    a warm load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
+    """Which NVRTC builds our cubins, for the cache key, without loading it (loading NVRTC would be most of a warm
+    load): every libnvrtc that cuda-bindings may pick, NVIDIA's wheels and toolkits, by path, size and date."""
     folders = []
     try:
         import nvidia

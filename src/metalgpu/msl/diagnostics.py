@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-from ..errors import Diagnostic, SourcePos
+from ..errors import Diagnostic, SourcePos, source_line
 
 # g++/clang: "file:12:5: error: msg"; NVRTC: "file(12): error: msg"
 _LINE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+):(?:(?P<col>\d+):)?|\((?P<pline>\d+)\):)\s*"
@@ -52,9 +52,10 @@ def parse_log(log: str, sources: dict[str, str],
             if match.group("col"):  # a column of the translation
                 column = _user_column(columns, file, line, int(match.group("col")))
             else:  # NVRTC: from the caret under its copy of the translated line
-                column = _caret_column(lines, number, columns, file, line, _line_of(sources, SourcePos(file, line, 1)))
+                user_line = source_line(sources, SourcePos(file, line, 1))
+                column = _caret_column(lines, number, columns, file, line, user_line)
             pos = SourcePos(file, line, column)
-            diagnostics.append(Diagnostic(message, pos, severity, _line_of(sources, pos)))
+            diagnostics.append(Diagnostic(message, pos, severity, source_line(sources, pos)))
             context_pos = None
         elif severity == "error":
             if context_pos is not None:
@@ -67,7 +68,7 @@ def parse_log(log: str, sources: dict[str, str],
 
 def _first_column(sources: dict[str, str], file: str, line: int) -> int:
     """Where the text of a line starts (NVRTC names the line of an instantiation, not its column)."""
-    text = _line_of(sources, SourcePos(file, line, 1)) or ""
+    text = source_line(sources, SourcePos(file, line, 1)) or ""
     return len(text) - len(text.lstrip()) + 1
 
 
@@ -94,9 +95,4 @@ def _caret_column(lines: list[str], number: int, columns, file: str, line: int, 
 
 
 def _located(message: str, pos: SourcePos, sources: dict[str, str]) -> Diagnostic:
-    return Diagnostic(message, pos, "error", _line_of(sources, pos))
-
-
-def _line_of(sources: dict[str, str], pos: SourcePos) -> str | None:
-    lines = sources.get(pos.file, "").splitlines()
-    return lines[pos.line - 1] if 0 < pos.line <= len(lines) else None
+    return Diagnostic(message, pos, "error", source_line(sources, pos))

@@ -10,7 +10,7 @@ import re
 from bisect import bisect_right
 from typing import NamedTuple
 
-from ..errors import ShaderCompileError, SourcePos
+from ..errors import ShaderCompileError, SourcePos, line_in
 
 IDENT = "ident"
 NUMBER = "number"
@@ -62,7 +62,8 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_KIND_OF_GROUP = {"raw": None, "open_comment": None, "string": STRING, "char": CHAR, "number": NUMBER, "ident": IDENT, "punct": PUNCT}
+_KIND_OF_GROUP = {"raw": None, "open_comment": None, "string": STRING, "char": CHAR, "number": NUMBER, "ident": IDENT,
+                  "punct": PUNCT}
 _UNTERMINATED_STRING_RE = re.compile(rf"{_PREFIX}R?[\"']")
 
 
@@ -80,8 +81,7 @@ class _Positions:
 
     def error(self, file: str, offset: int, message: str) -> ShaderCompileError:
         line, column = self.line_col(offset)
-        source_line = self.original.split("\n")[line - 1]
-        return ShaderCompileError.at(SourcePos(file, line, column), message, source_line)
+        return ShaderCompileError.at(SourcePos(file, line, column), message, line_in(self.original, line))
 
 
 def _splice(text: str) -> tuple[str, list[int]]:

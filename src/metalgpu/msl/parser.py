@@ -7,7 +7,7 @@ needs: kernel signatures (plain, attributed, and explicit instantiations of temp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ShaderCompileError, SourcePos
 from .constexpr import NamedConstants, evaluate
@@ -106,6 +106,16 @@ class _Head:
 
 
 @dataclass(frozen=True)
+class _ParamSyntax:
+    """A parameter as written: declaration without name or default, attributes, name (or first token), named."""
+
+    declaration: list[Token]
+    attributes: list[Attribute]
+    name: Token
+    named: bool
+
+
+@dataclass(frozen=True)
 class _Template:
     params: tuple[int, int]
     body: tuple[int, int] | None
@@ -200,7 +210,8 @@ class _Parser(TokenWalker):
         if self.tokens[start].text == "template":
             if self._peek(start + 1) == "<":
                 header_end = self._skip_angles(start + 1, end)
-                self._template_definition(header_end, end, body, _spell_expression(self.tokens[start + 2:header_end - 1]))
+                template_params = _spell_expression(self.tokens[start + 2:header_end - 1])
+                self._template_definition(header_end, end, body, template_params)
             else:
                 self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
             return
@@ -327,7 +338,7 @@ class _Parser(TokenWalker):
         if bound is None:
             described = [self._param(a, b) for a, b in self._split_params(params)]
             if template is not None and not shared:
-                described = self._fill_from_template(described, template, head.name)
+                described = self._fill_from_template(described, template)
             bound = tuple(self._bind(described, host_name))
             if shared:
                 self.template_params[params] = bound
@@ -365,9 +376,7 @@ class _Parser(TokenWalker):
         pieces.append((start, end))
         return [(a, b) for a, b in pieces if b > a and not (b - a == 1 and tokens[a].text == "void")]
 
-    def _param(self, start: int, end: int) -> tuple[list[Token], list[Attribute], Token, bool]:
-        """One parameter: its declaration tokens (name and default value removed), attributes, name
-        (the first token when it has none) and whether it was named."""
+    def _param(self, start: int, end: int) -> _ParamSyntax:
         tokens, i = self.tokens, start
         declaration: list[Token] = []
         attributes: list[Attribute] = []
@@ -382,7 +391,7 @@ class _Parser(TokenWalker):
                 declaration.append(tokens[i])
                 i += 1
         name = self._pop_name(declaration)
-        return declaration, attributes, name or tokens[start], name is not None
+        return _ParamSyntax(declaration, attributes, name or tokens[start], name is not None)
 
     @staticmethod
     def _pop_name(declaration: list[Token]) -> Token | None:
@@ -400,7 +409,7 @@ class _Parser(TokenWalker):
             return declaration.pop(k)
         return None
 
-    def _fill_from_template(self, described: list, template: _Template, where: Token) -> list:
+    def _fill_from_template(self, described: list[_ParamSyntax], template: _Template) -> list[_ParamSyntax]:
         """An instantiation may leave out parameter names and attributes: take the template's. Where both give
         attributes, the definition's win, as with Apple's compiler: the specialisation is instantiated from the
         definition (PyTorch's RMSNorm instantiates `[[thread_position_in_grid]]` over a definition that reads
@@ -408,23 +417,19 @@ class _Parser(TokenWalker):
         from_template = [self._param(a, b) for a, b in self._split_params(template.params)]
         if len(from_template) != len(described):
             return described
-        filled = []
-        for (declaration, attributes, name, named), (_, t_attributes, t_name, t_named) in zip(described, from_template):
-            if named:
-                filled.append((declaration, t_attributes or attributes, name, True))
-            else:
-                filled.append((declaration, t_attributes or attributes, t_name, t_named))
-        return filled
+        return [replace(p, attributes=t.attributes or p.attributes, name=p.name if p.named else t.name,
+                        named=p.named or t.named) for p, t in zip(described, from_template, strict=True)]
 
-    def _bind(self, params: list, kernel: str) -> list[Param]:
+    def _bind(self, params: list[_ParamSyntax], kernel: str) -> list[Param]:
         """Give every parameter its binding; unattributed buffers take the lowest free index."""
-        described, used = [], {"buffer": set(), "threadgroup": set()}
-        for declaration, attributes, name, named in params:
-            if not named:
+        bound, used = [], {"buffer": set(), "threadgroup": set()}
+        for param in params:
+            name = param.name
+            if not param.named:
                 raise self._error(name, f"a parameter of kernel '{kernel}' has no name")
-            space, is_pointer, is_reference = _shape(declaration)
-            binding, index, builtin = self._binding_attribute(attributes, name, kernel)
-            condition = self._parameter_condition(attributes, name, kernel)
+            space, is_pointer, is_reference = _shape(param.declaration)
+            binding, index, builtin = self._binding_attribute(param.attributes, name, kernel)
+            condition = self._parameter_condition(param.attributes, name, kernel)
             if index is not None:
                 if index in used[binding]:
                     raise self._error(name, f"{binding} index {index} is used twice in kernel '{kernel}'")
@@ -434,18 +439,17 @@ class _Parser(TokenWalker):
             if binding == "none":
                 raise self._error(name, f"parameter '{name.text}' of kernel '{kernel}' needs an attribute "
                                         "such as [[buffer(n)]]")
-            described.append([name, spell(declaration), space, is_pointer, is_reference, binding, index, builtin,
-                              condition])
-        for item in described:
-            name, binding, index = item[0], item[5], item[6]
-            if binding in used and index is None:
-                index = min(set(range(MAX_BINDING_INDEX + 2)) - used[binding])
+            bound.append(Param(name.text, spell(param.declaration), space, is_pointer, is_reference, binding, index,
+                               builtin, name.pos, condition))
+        for k, param in enumerate(bound):
+            if param.binding in used and param.index is None:
+                index = min(set(range(MAX_BINDING_INDEX + 2)) - used[param.binding])
                 if index > MAX_BINDING_INDEX:
-                    raise self._error(name, f"kernel '{kernel}' has more than {MAX_BINDING_INDEX + 1} {binding} "
-                                            "parameters")
-                used[binding].add(index)
-                item[6] = index
-        return [Param(n.text, t, s, p, r, b, i, u, n.pos, c) for n, t, s, p, r, b, i, u, c in described]
+                    raise self._error(params[k].name, f"kernel '{kernel}' has more than {MAX_BINDING_INDEX + 1} "
+                                                      f"{param.binding} parameters")
+                used[param.binding].add(index)
+                bound[k] = replace(param, index=index)
+        return bound
 
     def _parameter_condition(self, attributes: list[Attribute], name: Token, kernel: str) -> str | None:
         """The bool function constant named by a parameter's [[function_constant(name)]], if any."""

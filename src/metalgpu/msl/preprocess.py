@@ -12,7 +12,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
-from ..errors import Diagnostic, ShaderCompileError
+from ..errors import Diagnostic, ShaderCompileError, source_line
 from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
 
@@ -73,9 +73,7 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
 
 
 def _diagnostic(pp: _Preprocessor, tok: Token, message: str, severity: str = "error") -> Diagnostic:
-    lines = pp.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
-    source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) else None
-    return Diagnostic(message, tok.pos, severity, source_line)
+    return Diagnostic(message, tok.pos, severity, source_line(pp.sources, tok.pos))
 
 
 def _error(pp: _Preprocessor, tok: Token, message: str) -> ShaderCompileError:

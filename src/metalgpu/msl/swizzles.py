@@ -1,8 +1,8 @@
 """Swizzles (``v.zyx``, ``v.xy = w``, ``p->rgb``) rewritten into calls of small helpers at translation time.
 
 C++ has no swizzle syntax. Giving every vector type one member per swizzle name (336 of them on a four-component
-vector) made each vector type cost about 0.1 s of compile time with NVRTC or g++, paid by every kernel that used
-it. Instead the translator rewrites ``E.zyx`` into ``mg_sw_zyx(E)`` and emits, once per name the program uses, a
+vector) made each vector type costly to compile with NVRTC or g++ (benchmarks/README.md), paid by every kernel that
+used it. Instead the translator rewrites ``E.zyx`` into ``mg_sw_zyx(E)`` and emits, once per name the program uses, a
 helper pair: one for vectors (and packed vectors), one that reads a struct's own member of that name, chosen by
 SFINAE, so ``s.xy`` of a user struct keeps meaning its member.
 
@@ -120,9 +120,9 @@ def _helper(helper: str) -> str:
     name = helper[len("mg_sw_"):].removesuffix("_ref")
     indices = ",".join(str(_INDEX[c]) for c in name)
     make = "swizzle_ref_of" if helper.endswith("_ref") else "swizzle_value"
-    vector = (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) -> decltype(mg::detail::{make}<{indices}>(t)) "
-              f"{{ return mg::detail::{make}<{indices}>(t); }}\n")
+    vector = (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) "
+              f"-> decltype(mg::detail::{make}<{indices}>(t)) {{ return mg::detail::{make}<{indices}>(t); }}\n")
     if len(name) == 1:  # a component of a swizzle: the vector's own member would make the call ambiguous
         return vector
-    return vector + (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) -> decltype((static_cast<T&&>(t).{name})) "
-                     f"{{ return static_cast<T&&>(t).{name}; }}\n")
+    return vector + (f"template <class T> MG_FUNC constexpr auto {helper}(T&& t) "
+                     f"-> decltype((static_cast<T&&>(t).{name})) {{ return static_cast<T&&>(t).{name}; }}\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ShaderCompileError, SourcePos
+from ..errors import ShaderCompileError, SourcePos, source_line
 from .lexer import IDENT, Token
 
 
@@ -46,9 +46,8 @@ class TokenWalker:
         self.match = self._match_brackets()
 
     def _error(self, tok: Token, message: str) -> ShaderCompileError:
-        lines = self.sources.get(tok.file, "").replace("\r\n", "\n").split("\n")
-        source_line = lines[tok.line - 1] if 0 < tok.line <= len(lines) and tok.file in self.sources else None
-        return ShaderCompileError.at(SourcePos(tok.file, tok.line, tok.column), message, source_line)
+        pos = SourcePos(tok.file, tok.line, tok.column)
+        return ShaderCompileError.at(pos, message, source_line(self.sources, pos))
 
     def _peek(self, i: int) -> str | None:
         return self.tokens[i].text if i < len(self.tokens) else None

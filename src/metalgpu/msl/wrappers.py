@@ -4,8 +4,7 @@ docs/architecture.md, "The compiled module"). Each carries the kernel's index in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .abi import CudaLaunchLayout
 from .kernel_templates import is_deduced_instantiation, signature_alias
 from .parser import KernelDecl
 
@@ -128,10 +127,11 @@ def cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, absent: f
                               absent=absent)
     # Buffer arguments are converted once, before the thread loop.
     locals_ = _absent_locals(absent, kernel)
-    locals_ += [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args) if arg.startswith("mg::buffer_arg")]
+    locals_ += [f"  mg::param_t<F, {j}> a{j} = {arg};" for j, arg in enumerate(args)
+                if arg.startswith("mg::buffer_arg")]
     args = [f"a{j}" if arg.startswith("mg::buffer_arg") else arg for j, arg in enumerate(args)]
     info_list = ",\n    ".join(infos) or "{-1, 0, 0, 0, 0, 0, 0, 0, 0}"
-    # issue 5: kernels whose threads wait for each other run as fibers; the others keep the plain loop.
+    # Kernels whose threads wait for each other run as fibers; the others keep the plain loop.
     run, result, tail = ("return mg::run_cooperative", "", ", report") if cooperative else \
         ("mg::for_each_thread", "\n  (void)report;\n  return 0;", "")
     return f"""{_line_directive(kernel)}
@@ -158,42 +158,12 @@ MG_EXPORT int mg_run_{i}(void* const* slots, const mg::dispatch_t* dispatch, uin
 """
 
 
-INLINE_CONSTANT_BYTES = 1024  # the most bytes of small constant arguments a CUDA launch record carries
-
-
-@dataclass(frozen=True)
-class CudaLaunchLayout:
-    """Where mg::launch_t<slots, threadgroups, constant_bytes> (metal/_launch_cuda.h) puts its fields, in bytes."""
-
-    slots: int
-    threadgroups: int
-    inline_slots: int = 0  # bit i: slot i may hold an inline constant (else it always holds a device address)
-
-    @property
-    def constant_bytes(self) -> int:
-        """Room for inline constants: only where some slot may hold one."""
-        return INLINE_CONSTANT_BYTES if self.inline_slots else 0
-
-    @property
-    def offsets(self) -> dict[str, int]:
-        grid = 16 * self.slots
-        offset = grid + 44
-        constants = -(-(offset + 4 * max(self.threadgroups, 1)) // 16) * 16
-        return {"slots": 0, "slot_bytes": 8 * self.slots, "grid": grid, "group": grid + 12, "groups": grid + 24,
-                "inline_mask": grid + 36, "groups_per_block": grid + 40, "threadgroup_offset": offset,
-                "constants": constants}
-
-    @property
-    def size(self) -> int:
-        return -(-(self.offsets["constants"] + max(self.constant_bytes, 1)) // 16) * 16
-
-
 def cuda_launch_layout(kernel: KernelDecl) -> CudaLaunchLayout:
     """The launch record a kernel's CUDA wrapper takes: as many slots as its [[buffer(i)]] indices need, and room
     for inline constants only if a parameter can take them: a `constant` or reference one. A value given for any
     other (a `device const` pointer) goes to device memory, so those slots always hold device addresses and the
-    compiler may be told so (mg::global_slot: global loads and stores instead of generic ones, 15% of a streaming
-    kernel's time on an H200)."""
+    compiler may be told so (mg::global_slot: global loads and stores instead of generic ones, which a streaming
+    kernel runs faster with: benchmarks/README.md)."""
     buffers = [p for p in kernel.params if p.binding == "buffer"]
     threadgroups = [p.index for p in kernel.params if p.binding == "threadgroup"]
     inline = sum(1 << p.index for p in buffers if p.address_space == "constant" or p.is_reference)
@@ -239,7 +209,7 @@ MG_EXPORT __device__ const int32_t mg_info_count_{i} = {len(infos)};
 MG_EXPORT __device__ const int32_t mg_groups_per_block_{i} = {1 if cooperative else "MG_GROUPS_PER_BLOCK"};
 MG_EXPORT __device__ const int32_t mg_layout_{i}[3] = {{{layout.slots}, {layout.threadgroups}, {layout.inline_slots}}};
 static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
-              "the launch record must match msl/wrappers.py's CudaLaunchLayout");
+              "the launch record must match msl/abi.py's CudaLaunchLayout");
 }}
 MG_EXPORT __global__ void __launch_bounds__({bound}) mg_run_{i}(const __grid_constant__ {record} d) {{
   using F = mg_kernel_{i}::F;

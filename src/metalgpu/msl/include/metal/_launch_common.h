@@ -11,7 +11,7 @@ enum scalar_kind : int32_t {
   kind_other = 0, kind_signed = 1, kind_unsigned = 2, kind_float = 3, kind_bool = 4, kind_bfloat = 5
 };
 
-// One record per bound kernel parameter; mirrors backends/base.py's BindingInfo.
+// One record per bound kernel parameter; msl/abi.py describes it to Python (BINDING_FIELDS, BindingInfo).
 struct binding_info {
   int32_t param, kind, index, elem_size, is_const, is_reference, scalar_kind, scalar_size, lanes;
 };

@@ -13,7 +13,7 @@
 
 namespace mg {
 
-// The dispatch record backends/cpu.py packs: sizes in threads or threadgroups, x/y/z.
+// The dispatch record backends/cpu.py packs (msl/abi.py's CPU_DISPATCH_FIELDS): sizes in threads or threadgroups.
 struct dispatch_t {
   uint32_t grid[3];    // threads per grid
   uint32_t group[3];   // requested threads per threadgroup

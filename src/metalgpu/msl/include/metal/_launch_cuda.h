@@ -13,12 +13,12 @@
 namespace mg {
 
 // The launch record of one kernel, sized to it: launches are timed in microseconds and the driver copies the whole
-// record each time (an H200 took 0.3 us longer per launch and wait with 1.7 KB than with 8 bytes). Slots covers the
+// record each time, so a large record makes every launch slower (benchmarks/README.md). Slots covers the
 // kernel's [[buffer(i)]] indices, Threadgroups its [[threadgroup(i)]] indices; ConstantBytes (0 or 1024) carries
 // small constant arguments inline when the kernel has a `constant` or reference parameter (slot i then holds an
 // offset into `constants`, and bit i of inline_mask is set). The fields every launch reads come first, in one
-// cache line for kernels of a few buffers. msl/translate.py's cuda_launch_layout() gives the same offsets, and
-// each wrapper static_asserts the size it computes.
+// cache line for kernels of a few buffers. msl/abi.py's CudaLaunchLayout gives the same offsets (tests/test_abi.py
+// compares them), and each wrapper static_asserts the size it computes.
 template <int Slots, int Threadgroups, int ConstantBytes>
 struct launch_t {
   void* slots[Slots];
@@ -39,7 +39,7 @@ __device__ __forceinline__ void* slot(const L& d, int i) {
   return d.slots[i];
 }
 
-// A slot that never holds an inline constant (msl/translate.py's cuda_launch_layout): a device address, and saying
+// A slot that never holds an inline constant (msl/wrappers.py's cuda_launch_layout): a device address, and saying
 // so lets the compiler emit global loads and stores rather than generic ones.
 template <class L>
 __device__ __forceinline__ void* global_slot(const L& d, int i) {
@@ -76,8 +76,8 @@ __device__ __forceinline__ group_ctx current_group(const L& d) { return group_at
 // unrolled path with no bounds test. Fewer, longer blocks alone still leave each thread one load in flight: the
 // branches inside a body (cosf's slow path, say) keep the compiler from issuing the next threadgroups' loads before
 // the current one's stores. So prefetch(x) first asks L2 for what the thread at grid position x of each next
-// threadgroup will read of the inputs the kernel streams (msl/analysis.py's streamed_inputs). 10M cos on an H200,
-// L2 flushed: 36.2 us one threadgroup per block, 32.2 us four, 26.6 us four with prefetch, 25.2 us the float4 kernel.
+// threadgroup will read of the inputs the kernel streams (msl/analysis.py's streamed_inputs); what each step gained
+// is in benchmarks/README.md.
 #define MG_GROUPS_PER_BLOCK 4
 template <class L, class Body, class Prefetch>
 __device__ __forceinline__ void for_each_group(const L& d, Body&& body, Prefetch&& prefetch) {
