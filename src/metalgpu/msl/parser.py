@@ -200,7 +200,10 @@ class _Parser(TokenWalker):
         if self.tokens[start].text == "template":
             if self._peek(start + 1) == "<":
                 header_end = self._skip_angles(start + 1, end)
-                self._template_definition(header_end, end, body, _spell_expression(self.tokens[start + 2:header_end - 1]))
+                params = _spell_expression(self.tokens[start + 2:header_end - 1])
+                if self.tokens[header_end - 1].text == ">>":  # a default argument's '>' shares the closing token
+                    params += " >"
+                self._template_definition(header_end, end, body, params)
             else:
                 self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
             return
