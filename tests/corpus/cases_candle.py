@@ -267,4 +267,9 @@ def conv_transpose2d(gpu, kernel, dtype: str, stride: int = 2, padding: int = 1,
     check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
 
 
-from . import cases_candle_elementwise, cases_candle_matmul, cases_candle_reduce  # noqa: F401  (they register cases)
+from . import (  # noqa: F401  (they register their cases)
+    cases_candle_elementwise,
+    cases_candle_matmul,
+    cases_candle_quantized,
+    cases_candle_reduce,
+)
