@@ -271,5 +271,7 @@ from . import (  # noqa: F401  (they register their cases)
     cases_candle_elementwise,
     cases_candle_matmul,
     cases_candle_quantized,
+    cases_candle_random,
     cases_candle_reduce,
+    cases_candle_sort,
 )
