@@ -262,6 +262,41 @@ def test_thread_limits_are_parsed_and_become_cuda_launch_bounds():
     assert nvrtc_compile(source, CompileOptions(), "sm_90")[:4] == b"\x7fELF"
 
 
+DEFAULTED = """#include <metal_stdlib>
+using namespace metal;
+template <typename T> struct Less { bool operator()(T a, T b) const { return a < b; } };
+template <typename T, short THREADS, typename Compare = Less<T>>
+[[kernel, max_total_threads_per_threadgroup(THREADS)]]
+void first_less(device const T* in [[buffer(0)]], device uint* out [[buffer(1)]], uint i [[thread_position_in_grid]],
+                uint size [[threads_per_threadgroup]]) {
+    out[i] = Compare()(in[i], T(0)) ? size : 0u;
+}
+template [[host_name("first_less_f32")]] [[kernel]] decltype(first_less<float, 32>) first_less<float, 32>;
+"""
+
+
+def test_a_thread_limit_reads_template_parameters_whose_last_default_closes_with_two_angles(iface):
+    """``typename C = Less<T>>``: the default argument's '>' and the parameter list's are one token."""
+    iface.load_shader_from_str(DEFAULTED)
+    iface.set_function("first_less_f32")
+    assert iface.maxThreadsPerGroup() == 32
+    values = iface.array_to_buffer(np.array([-1.0, 2.0, -3.0, 0.0], np.float32))
+    out = iface.create_buffer(4, "uint")
+    iface.run_function(4, [values, out], threads_per_threadgroup=4)
+    np.testing.assert_array_equal(out.contents, [4, 0, 4, 0])
+
+
+def test_template_parameters_closing_with_two_angles_compile_for_cuda():
+    pre = preprocess(DEFAULTED, "k.metal")
+    program = parse(pre.tokens, pre.sources)
+    assert program.kernels[0].template_params == "typename T , short THREADS , typename Compare = Less < T >"
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed")
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.backends.nvrtc import nvrtc_compile
+
+    assert nvrtc_compile(translate(pre, program, "cuda").source, CompileOptions(), "sm_90")[:4] == b"\x7fELF"
+
+
 # -- [[function_constant(name)]] on parameters --------------------------------------------------------------------
 
 OPTIONAL = """#include <metal_stdlib>

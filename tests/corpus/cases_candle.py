@@ -1,23 +1,17 @@
 """Runtime cases of candle's kernels (candle-metal-kernels/src/metal_src), argument conventions as candle's Rust
-host code passes them: sizes as ``constant size_t&``, shapes and strides as ``constant size_t*`` arrays."""
+host code passes them: sizes as ``constant size_t&``, shapes and strides as ``constant size_t*`` arrays.
+
+This module holds fill, sort, indexing and convolution; the other families live in cases_candle_*.py, imported at
+the end so that every candle case registers with this module."""
 from __future__ import annotations
 
 import numpy as np
 
+from .candle_support import RNG_SEED, SIZES
+from .candle_support import strides as _strides
+from .candle_support import values as _values
 from .cases import case
 from .harness import check, from_device, round_to, to_device
-
-SIZES = np.uint64  # constant size_t* arrays
-RNG_SEED = 13
-
-
-def _values(shape, dtype: str, rng, low=-4.0, high=4.0) -> np.ndarray:
-    """Random inputs already representable in ``dtype`` (integers for integer types, small for uint8 sums)."""
-    if dtype in ("float32", "float16", "bfloat16"):
-        return round_to(rng.uniform(low, high, size=shape), dtype)
-    top = 7 if dtype == "uint8" else 50
-    return rng.integers(0, top, size=shape).astype(np.float64)
-
 
 # --- fill.metal ---------------------------------------------------------------------------------------------------
 
@@ -117,10 +111,6 @@ def index_add(gpu, kernel, dtype: str, index_dtype: str, left: int = 2, ids_dim:
 
 
 # --- conv.metal ---------------------------------------------------------------------------------------------------
-
-def _strides(shape) -> np.ndarray:
-    return np.array([int(np.prod(shape[k + 1:])) for k in range(len(shape))], SIZES)
-
 
 @case("candle.im2col")
 def im2col(gpu, kernel, dtype: str, stride: int = 2, padding: int = 1, dilation: int = 1) -> None:
@@ -275,3 +265,13 @@ def conv_transpose2d(gpu, kernel, dtype: str, stride: int = 2, padding: int = 1,
                                      _strides(src.shape), np.array(weight.shape, SIZES), _strides(weight.shape),
                                      to_device(gpu, src, dtype), to_device(gpu, weight, dtype), out])
     check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
+
+
+from . import (  # noqa: F401  (they register their cases)
+    cases_candle_elementwise,
+    cases_candle_matmul,
+    cases_candle_quantized,
+    cases_candle_random,
+    cases_candle_reduce,
+    cases_candle_sort,
+)

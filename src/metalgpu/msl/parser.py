@@ -211,6 +211,8 @@ class _Parser(TokenWalker):
             if self._peek(start + 1) == "<":
                 header_end = self._skip_angles(start + 1, end)
                 template_params = _spell_expression(self.tokens[start + 2:header_end - 1])
+                if self.tokens[header_end - 1].text == ">>":  # a default argument's '>' shares the closing token
+                    template_params += " >"
                 self._template_definition(header_end, end, body, template_params)
             else:
                 self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
