@@ -20,7 +20,7 @@ def case(name: str) -> Callable[[Callable], Callable]:
 
 
 def all_cases() -> dict[str, Callable]:
-    from . import cases_candle, cases_mlx, cases_pytorch  # noqa: F401  (they register their cases)
+    from . import cases_candle, cases_mlx, cases_mlx_reduce, cases_pytorch  # noqa: F401  (they register their cases)
     return CASES
 
 

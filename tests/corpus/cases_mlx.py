@@ -65,6 +65,10 @@ class Strided:
         return self.base.reshape(-1)[self.index]
 
 
+def ceildiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def contiguous(shape) -> np.ndarray:
     return np.array([int(np.prod(shape[k + 1:])) for k in range(len(shape))], STRIDES)
 
@@ -74,15 +78,15 @@ def general_grid(shape, per_thread: int = 1) -> tuple[int, int, int]:
     last = shape[-1] if shape else 1
     before = shape[-2] if len(shape) > 1 else 1
     rest = int(np.prod(shape)) // (last * before)
-    return (-(-last // per_thread), before, rest)
+    return (ceildiv(last, per_thread), before, rest)
 
 
 def contiguous_launch(gpu, prefix: str, count: int, per_thread: int, buffers: list) -> None:
     """Launch a ``v``/``vn`` kernel (size as uint32) or a ``v2`` kernel (size as int64, a 2-D grid)."""
-    threads = -(-count // per_thread)
+    threads = ceildiv(count, per_thread)
     if prefix.endswith("2"):
         width = 64
-        gpu.run_function((width, -(-threads // width)), [*buffers, np.int64(count)])
+        gpu.run_function((width, ceildiv(threads, width)), [*buffers, np.int64(count)])
     else:
         gpu.run_function(threads, [*buffers, np.uint32(count)])
 
