@@ -291,3 +291,124 @@ def arange(gpu, kernel, dtype: str, start: float, step: float, count: int = 300)
     products = as_dtype(np.arange(count) * as_dtype(step, dtype), dtype)  # start + index * step, each step in T
     expected = as_dtype(as_dtype(start, dtype) + products, dtype)
     check(from_device(out, dtype), expected, kernel.family, dtype, kernel.name)
+
+
+# --- rope.metal ---------------------------------------------------------------------------------------------------
+
+def _rotate(x: np.ndarray, positions: np.ndarray, inv_freq: np.ndarray, traditional: bool, forward: bool):
+    """Rotary embedding of x (..., T, D) by angle position * inv_freq[i] on pair i: (x[2i], x[2i+1]) when
+    traditional, else (x[i], x[i + D/2]); the inverse rotation when not forward."""
+    theta = positions[..., None] * inv_freq  # (..., T, D/2)
+    cos, sin = np.cos(theta), np.sin(theta) * (1 if forward else -1)
+    first, second = (x[..., 0::2], x[..., 1::2]) if traditional else np.split(x, 2, axis=-1)
+    rotated = (first * cos - second * sin, first * sin + second * cos)
+    out = np.empty_like(x)
+    if traditional:
+        out[..., 0::2], out[..., 1::2] = rotated
+    else:
+        out[..., :x.shape[-1] // 2], out[..., x.shape[-1] // 2:] = rotated
+    return out
+
+
+@case("mlx.rope")
+def rope(gpu, kernel, dtype: str, batch: int, heads: int, length: int, dims: int, traditional: bool,
+         forward: bool = True, offsets: list | None = None, scale: float = 1.0, base: float = 10000.0) -> None:
+    """``rope_single_*``: one position a matrix (length 1, one offset); ``rope_*``: offsets per batch entry;
+    ``*freqs*``: the frequencies given (inv_freq = 1 / freqs[i]) instead of base ** (-2 i / dims)."""
+    rng = np.random.default_rng(RNG_SEED)
+    x = values((batch, heads, length, dims), dtype, rng, -2.0, 2.0)
+    out = to_device(gpu, np.zeros(x.size), dtype)
+    half = dims // 2
+    if "freqs" in kernel.name:  # buffers 10 and 11: the frequencies and their stride
+        freqs = (np.float32(base) ** (np.arange(half) / half) * rng.uniform(0.8, 1.2, half)).astype(np.float32)
+        inv_freq = 1.0 / freqs.astype(np.float64)
+        frequencies = [to_device(gpu, freqs, "float32"), np.int64(1)]
+    else:  # buffer 10: log2 of the base
+        inv_freq = np.exp2(-(np.arange(half) / half) * np.log2(base))
+        frequencies = [np.float32(np.log2(base))]
+    offsets = offsets or [3] * batch
+    gpu.set_function(kernel.name, constants={1: forward, 2: traditional, 3: False})
+    if kernel.name.startswith("rope_single"):
+        assert length == 1 and len(set(offsets)) == 1
+        arguments = [to_device(gpu, x, dtype), out, np.int32(offsets[0]), np.float32(scale), np.int64(dims),
+                     None, None, None, None, None, *frequencies]
+        gpu.run_function((half, batch * heads), arguments)
+    else:
+        heads_a_thread = 4
+        strides = np.array([length * dims, dims, 1], STRIDES)
+        arguments = [to_device(gpu, x, dtype), out, to_device(gpu, np.array(offsets), "int32"), np.float32(scale),
+                     strides, strides, np.int64(1), np.int32(heads), None, None, *frequencies]
+        gpu.run_function((half, length, batch * ceildiv(heads, heads_a_thread)), arguments)
+    positions = scale * (np.arange(length)[None, :] + np.array(offsets)[:, None])  # (batch, T)
+    expected = _rotate(x, positions[:, None, :], inv_freq, traditional, forward)
+    check(from_device(out, dtype).reshape(x.shape), expected, kernel.family, dtype, kernel.name)
+
+
+# --- random.metal (Threefry-2x32, 20 rounds) ------------------------------------------------------------------------
+
+_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+_PARITY = 0x1BD11BDA
+# Known-answer vectors of Threefry-2x32-20 published with Random123 (Salmon et al., SC'11): (key, counter, result).
+_THREEFRY_VECTORS = (((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
+                     ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+                     ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)))
+
+
+def threefry2x32(key, counter) -> tuple[np.ndarray, np.ndarray]:
+    """Threefry-2x32 with 20 rounds, from its definition: the key schedule (k0, k1, k0 ^ k1 ^ parity) is injected
+    after every fourth round (with the injection count added to the second word), rotations cycle through 8
+    constants. Arrays of uint32, elementwise."""
+    k = [np.uint32(key[0]), np.uint32(key[1])]
+    schedule = (k[0], k[1], np.uint32(k[0] ^ k[1] ^ np.uint32(_PARITY)))
+    with np.errstate(over="ignore"):
+        x0 = np.asarray(counter[0], np.uint32) + schedule[0]
+        x1 = np.asarray(counter[1], np.uint32) + schedule[1]
+        for r in range(20):
+            rotation = np.uint32(_ROTATIONS[r % 8])
+            x0 = x0 + x1
+            x1 = (x1 << rotation) | (x1 >> (np.uint32(32) - rotation))
+            x1 = x1 ^ x0
+            if r % 4 == 3:
+                s = r // 4 + 1
+                x0 = x0 + schedule[s % 3]
+                x1 = x1 + schedule[(s + 1) % 3] + np.uint32(s)
+    return x0, x1
+
+
+def _random_bits_reference(keys: np.ndarray, bytes_per_key: int) -> np.ndarray:
+    """MLX's bits for each key: words = ceil(bytes / 4); thread j of [0, half + odd) hashes the counter
+    (j, j + half + odd) into words j and j + half + odd (the last thread of an odd count keeps only the first,
+    with counter (j, 0)); the bytes little-endian, cut at bytes_per_key."""
+    words = ceildiv(bytes_per_key, 4)
+    half, odd = words // 2, words % 2
+    rows = []
+    for key in keys:
+        j = np.arange(half + odd, dtype=np.uint32)
+        second = np.where(j == half, 0, j + half + odd) if odd else j + half + odd
+        x0, x1 = threefry2x32(key, (j, second.astype(np.uint32)))
+        out = np.zeros(words, np.uint32)
+        out[:half + odd] = x0
+        out[half + odd:] = x1[:half]
+        rows.append(out.view(np.uint8)[:bytes_per_key])
+    return np.concatenate(rows)
+
+
+@case("mlx.random_bits")
+def random_bits(gpu, kernel, count: int, bytes_per_key: int) -> None:
+    """``rbitsc``: keys row-contiguous (count, 2); ``rbits``: the keys a transposed (2, count) array."""
+    for key, counter, result in _THREEFRY_VECTORS:  # the reference itself, against the published answers
+        assert tuple(int(v) for v in threefry2x32(key, counter)) == result
+    rng = np.random.default_rng(RNG_SEED)
+    keys = rng.integers(0, 2**32, size=(count, 2), dtype=np.uint64).astype(np.uint32)
+    words = ceildiv(bytes_per_key, 4)
+    out = gpu.create_buffer(count * bytes_per_key, "uchar")
+    grid = (count, words // 2 + words % 2)
+    head = [None, out, bool(words % 2), np.uint64(bytes_per_key)]
+    if kernel.name == "rbitsc":
+        head[0] = to_device(gpu, keys, "uint32")
+        gpu.run_function(grid, head)
+    else:
+        head[0] = to_device(gpu, keys.T.copy(), "uint32")
+        gpu.run_function(grid, [*head, np.int32(2), np.array([count, 2], SHAPES), np.array([1, count], STRIDES)])
+    expected = _random_bits_reference(keys, bytes_per_key).astype(np.float64)
+    check(out.contents.astype(np.float64), expected, kernel.family, "uint8", kernel.name)
