@@ -157,6 +157,66 @@ def sdpa_vector(gpu, kernel, dtype: str, batch: int, q_heads: int, kv_heads: int
     check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
 
 
+# --- steel/attn/kernels/steel_attention.metal (one threadgroup of 4 SIMD-groups a block of 32 queries) ----------
+
+@case("mlx.steel_attention")
+def steel_attention(gpu, kernel, dtype: str, batch: int, heads: int, kv_heads: int, queries: int, keys: int,
+                    masked: bool = False, causal: bool = False, scale: float = 0.125) -> None:
+    """softmax(scale q k^T + mask) v over (batch, heads) with grouped-query heads; the mask is boolean (keys masked
+    out) or additive in T, as the kernel name's mask type says; ``causal``: query i sees keys up to
+    i + keys - queries. AttnParams and AttnMaskParams come from MLX's steel/attn/params.h."""
+    rng = np.random.default_rng(RNG_SEED)
+    bq, bk, bd, wm, wn = _tile(kernel.name, "bq", "bk", "bd", "wm", "wn")
+    q = values((batch, heads, queries, bd), dtype, rng, -1.0, 1.0)
+    k = values((batch, kv_heads, keys, bd), dtype, rng, -1.0, 1.0)
+    v = values((batch, kv_heads, keys, bd), dtype, rng, -1.0, 1.0)
+    out = to_device(gpu, np.zeros(q.size), dtype)
+
+    def strides(shape):
+        return [int(np.prod(shape[i + 1:])) for i in range(3)]
+
+    params = np.zeros(1, gpu.struct_dtype("AttnParams"))
+    fields = {"B": batch, "H": heads, "D": bd, "qL": queries, "kL": keys, "gqa_factor": heads // kv_heads,
+              "scale": scale, "NQ": ceildiv(queries, bq), "NK": ceildiv(keys, bk), "NQ_aligned": queries // bq,
+              "NK_aligned": keys // bk, "qL_rem": queries % bq, "kL_rem": keys % bk, "qL_off": keys - queries,
+              "Q_strides": strides(q.shape), "K_strides": strides(k.shape), "V_strides": strides(v.shape),
+              "O_strides": strides(q.shape)}
+    for name, value in fields.items():
+        params[name] = value
+    buffers = [to_device(gpu, q, dtype), to_device(gpu, k, dtype), to_device(gpu, v, dtype), out, params,
+               None, None, None]
+    rows = batch * heads
+    allowed = additive = None
+    if masked:
+        mask_shape = (batch, heads, queries, keys)
+        mask_params = np.zeros(1, gpu.struct_dtype("AttnMaskParams"))
+        mask_params["M_strides"] = strides(mask_shape)
+        buffers[5] = mask_params
+        if kernel.name.endswith("maskbool_"):
+            allowed = rng.random(mask_shape) < 0.7
+            allowed[..., 0] = True
+            buffers[6] = bool_buffer(gpu, allowed)
+            allowed = allowed.reshape(rows, queries, keys)
+        else:
+            additive = values(mask_shape, dtype, rng, -2.0, 2.0)
+            buffers[6] = to_device(gpu, additive, dtype)
+            additive = additive.reshape(rows, queries, keys)
+    if causal:
+        seen = np.arange(keys)[None, :] <= np.arange(queries)[:, None] + keys - queries
+        allowed = seen if allowed is None else allowed & seen
+    gpu.set_function(kernel.name, constants={200: queries % bq == 0, 201: keys % bk == 0, 300: masked,
+                                             301: causal, 302: False})
+    gpu.run_function((32 * ceildiv(queries, bq), wm * heads, wn * batch), buffers,
+                     threads_per_threadgroup=(32, wm, wn))
+    expand = heads // kv_heads
+    k_rows = np.repeat(k, expand, axis=1).reshape(rows, keys, bd)
+    v_rows = np.repeat(v, expand, axis=1).reshape(rows, keys, bd)
+    if allowed is not None:
+        allowed = np.broadcast_to(allowed, (rows, queries, keys))
+    expected = _attention(q.reshape(rows, queries, bd), k_rows, v_rows, np.float32(scale), allowed, additive)
+    check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
+
+
 # --- quantized.metal (MLX's affine format) --------------------------------------------------------------------------
 
 def _no_batch(gpu) -> list:
