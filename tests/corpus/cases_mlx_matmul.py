@@ -299,3 +299,72 @@ def affine_dequantize(gpu, kernel, dtype: str, rows: int, columns: int) -> None:
                                                to_device(gpu, scales, dtype), to_device(gpu, biases, dtype), out])
     check(from_device(out, dtype).reshape(rows, columns), w, kernel.family, dtype, kernel.name)
 
+
+
+# --- steel/conv/kernels/steel_conv.metal (2-D convolution as an implicit GEMM) ----------------------------------
+
+def _conv2d_reference(x, w, stride, padding, dilation, groups):
+    """Cross-correlation of x (N, H, W, C) with w (O, KH, KW, C / groups) into (N, OH, OW, O), channels split into
+    groups."""
+    n, h, width, _ = x.shape
+    o, kh, kw, c_group = w.shape
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (width + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    padded = np.pad(x, ((0, 0), (padding[0], padding[0]), (padding[1], padding[1]), (0, 0)))
+    out = np.zeros((n, oh, ow, o))
+    o_group = o // groups
+    for i in range(kh):
+        for j in range(kw):
+            rows = padded[:, i * dilation[0]:i * dilation[0] + stride[0] * (oh - 1) + 1:stride[0],
+                          j * dilation[1]:j * dilation[1] + stride[1] * (ow - 1) + 1:stride[1], :]
+            for g in range(groups):
+                out[..., g * o_group:(g + 1) * o_group] += (
+                    rows[..., g * c_group:(g + 1) * c_group] @ w[g * o_group:(g + 1) * o_group, i, j, :].T)
+    return out
+
+
+@case("mlx.conv2d")
+def conv2d(gpu, kernel, dtype: str, batch: int, size: list, channels: int, out_channels: int, filter: list,
+           stride: list, padding: list, dilation: list, groups: int = 1) -> None:
+    """MLX's implicit-GEMM 2-D convolution over NHWC input and OHWC weights, arguments as conv.cpp's
+    implicit_gemm_conv_2D_gpu computes them (MLXConvParams<2> and ImplicitGemmConv2DParams through struct_dtype).
+    As MLX's dispatch_conv_2D_gpu, ``channel_l`` kernels take channels a multiple of 16 (a group's, with groups) and
+    output channels up to 16 or a multiple of 16; ``channel_1``..``channel_4`` take that many channels."""
+    rng = np.random.default_rng(RNG_SEED)
+    bm, bn, bk, wm, wn = _tile(kernel.name, "bm", "bn", "bk", "wm", "wn")
+    x = values((batch, *size, channels), dtype, rng, -1.0, 1.0)
+    w = values((out_channels, *filter, channels // groups), dtype, rng, -1.0, 1.0)
+    expected = _conv2d_reference(x, w, stride, padding, dilation, groups)
+    out = to_device(gpu, np.zeros(expected.size), dtype)
+
+    def strides(shape):
+        return [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+
+    conv = np.zeros(1, gpu.struct_dtype("MLXConvParams<2>"))
+    for name, value in {"N": batch, "C": channels, "O": out_channels, "iS": size, "wS": filter,
+                        "oS": expected.shape[1:3], "str": stride, "pad": padding, "kdil": dilation, "idil": [1, 1],
+                        "in_strides": strides(x.shape), "wt_strides": strides(w.shape),
+                        "out_strides": strides(expected.shape), "groups": groups, "flip": False}.items():
+        conv[name] = value
+    c_group, o_group = channels // groups, out_channels // groups
+    implicit_m, implicit_k = batch * expected.shape[1] * expected.shape[2], filter[0] * filter[1] * c_group
+    channel_name = re.search(r"_channel_(\w)_", kernel.name).group(1)
+    if channel_name == "l":
+        k_iterations = filter[0] * filter[1] * ceildiv(c_group, bk)
+    elif c_group <= 2:
+        k_iterations = ceildiv(implicit_k, bk)
+    else:
+        k_iterations = ceildiv(filter[0] * filter[1] * 4, bk)
+    jump_w = strides(x.shape)[2] * dilation[1]
+    jump_h = strides(x.shape)[1] * dilation[0]
+    tiles_n, tiles_m = ceildiv(o_group, bn), ceildiv(implicit_m, bm)
+    gemm = np.zeros(1, gpu.struct_dtype("ImplicitGemmConv2DParams"))
+    for name, value in {"M": implicit_m, "N": o_group, "K": implicit_k, "gemm_k_iterations": k_iterations,
+                        "inp_jump_w": jump_w, "inp_jump_h": jump_h - (filter[1] - 1) * jump_w,
+                        "inp_jump_c": bk - (filter[0] - 1) * jump_h - (filter[1] - 1) * jump_w,
+                        "tiles_n": tiles_n, "tiles_m": tiles_m, "swizzle_log": 0}.items():
+        gemm[name] = value
+    gpu.run_function((32 * tiles_n, wn * tiles_m, wm * groups),
+                     [to_device(gpu, x, dtype), to_device(gpu, w, dtype), out, conv, gemm],
+                     threads_per_threadgroup=(32, wn, wm))
+    check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
