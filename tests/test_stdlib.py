@@ -307,6 +307,26 @@ def test_simd_builtin_called_alone(iface):
     np.testing.assert_array_equal(x.contents, sums + np.tile(np.arange(32, dtype=np.float32), 2))
 
 
+def test_simdgroup_matrix_store_completes_before_any_lane_reads(iface):
+    """Two SIMD-groups each store a filled matrix to threadgroup memory; each lane then reads an element another lane
+    stored, with no barrier (Apple's lanes run in lockstep)."""
+    load_kernel(iface, "simdgroup_lockstep.metal", "store_then_read_other_lanes")
+    out = iface.create_buffer(64, "float")
+    iface.run_function(64, [out], threads_per_threadgroup=64)
+    np.testing.assert_array_equal(out.contents, np.repeat([1.0, 2.0], 32))
+
+
+def test_simdgroup_matrix_load_sees_earlier_writes_and_not_later_ones(iface):
+    load_kernel(iface, "simdgroup_lockstep.metal", "write_load_overwrite")
+    out = iface.create_buffer(64, "float")
+    iface.run_function(32, [out], threads_per_threadgroup=32)
+    lanes = np.arange(32)
+    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
+    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
+    expected = np.stack([rows * 8 + columns, rows * 8 + columns + 1], axis=1).ravel()
+    np.testing.assert_array_equal(out.contents, expected.astype(np.float32))
+
+
 def test_simd_bitwise_reductions_of_floats(iface):
     load_kernel(iface, "stdlib_names.metal", "stdlib_simd_float_bits")
     x = np.random.default_rng(4).uniform(-8, 8, 32).astype(np.float32)

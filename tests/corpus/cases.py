@@ -20,7 +20,13 @@ def case(name: str) -> Callable[[Callable], Callable]:
 
 
 def all_cases() -> dict[str, Callable]:
-    from . import cases_candle, cases_pytorch  # noqa: F401  (they register their cases)
+    from . import (  # noqa: F401
+        cases_candle,
+        cases_mlx,
+        cases_mlx_matmul,
+        cases_mlx_reduce,
+        cases_pytorch,
+    )
     return CASES
 
 

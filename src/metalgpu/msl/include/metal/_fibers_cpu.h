@@ -7,8 +7,9 @@
 // the group is a fiber with a stack of its own, and fibers switch only where a kernel waits:
 //
 //   threadgroup_barrier  the fiber counts itself in and switches to the next ready fiber of the group (in index
-//                        order); the last one in releases all and carries on. A barrier that cannot complete
-//                        because some threads returned is reported as status_deadlock.
+//                        order); the last one in releases all and carries on. A thread that returned counts as
+//                        arrived, as on Apple's GPUs, where a barrier waits for the SIMD-groups still running:
+//                        MLX's gemv returns whole SIMD-groups before a barrier that lane 0 of the others reaches.
 //   simd_* / quad_*      a rendezvous of the SIMD-group's lanes at one call site (_simdgroup_cpu.h): each lane
 //                        leaves a pointer to its argument and to its result slot; the lane that completes the set
 //                        computes every lane's result. Active lanes are those that arrive. When no fiber of the
@@ -228,6 +229,13 @@ inline void yield_from(group_state& g, uint32_t self) {
     mg_coop_switch(&g.fibers[self].sp, next == kNone ? g.main_sp : g.fibers[next].sp);
 }
 
+// Every thread waiting at the threadgroup barrier goes on.
+inline void release_barrier(group_state& g) {
+    g.at_barrier = 0;
+    for (uint32_t i = 0; i < g.count; ++i)
+        if (g.fibers[i].state == at_barrier) g.fibers[i].state = ready;
+}
+
 [[noreturn]] inline void fiber_main() {
     group_state& g = *t_group;
     const uint32_t self = g.current;
@@ -235,6 +243,7 @@ inline void yield_from(group_state& g, uint32_t self) {
     g.fibers[self].state = finished;
     g.finished += 1;
     g.simd[self / kSimdWidth].live -= 1;
+    if (g.at_barrier > 0 && g.at_barrier + g.finished == g.count) release_barrier(g);  // it was the last one out
     yield_from(g, self);
     __builtin_unreachable();
 }
@@ -291,7 +300,7 @@ inline int schedule(group_state& g) {
                 released = true;
             }
         }
-        if (!released) return status_deadlock;  // waiting at a barrier that threads that returned never reach
+        if (!released) return status_deadlock;  // cannot happen while every wait ends once the others are in
     }
 }
 
@@ -301,10 +310,8 @@ inline void threadgroup_barrier() {
     group_state* g = t_group;
     if (g == nullptr) return;  // not in a cooperative run: one thread at a time, nothing to wait for
     const uint32_t self = g->current;
-    if (g->at_barrier + 1 == g->count) {
-        g->at_barrier = 0;
-        for (uint32_t i = 0; i < g->count; ++i)
-            if (g->fibers[i].state == at_barrier) g->fibers[i].state = ready;
+    if (g->at_barrier + 1 + g->finished == g->count) {  // the last thread still running: all go on
+        release_barrier(*g);
         return;
     }
     g->at_barrier += 1;
@@ -318,8 +325,8 @@ inline void threadgroup_barrier() {
 namespace metal {
 
 // ---- barriers -------------------------------------------------------------------------------------------------
-// Every thread of the threadgroup reaches the barrier before any passes it. Memory is shared by all fibers of an
-// OS thread, so the flags need no action.
+// Every thread of the threadgroup that has not returned reaches the barrier before any passes it. Memory is shared
+// by all fibers of an OS thread, so the flags need no action.
 inline void threadgroup_barrier(mem_flags = mem_flags::mem_none) { mg::coop::threadgroup_barrier(); }
 
 }  // namespace metal

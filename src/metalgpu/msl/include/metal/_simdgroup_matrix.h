@@ -8,6 +8,11 @@
 // SIMD-group must take part, as in Metal. Products add in float, in the order k = 0..7, and round to the
 // destination's element type at the end, on every target alike; the operands may have different element types
 // (half or bfloat inputs into a float accumulator).
+//
+// Loads and stores are collective, as on Apple's GPUs, whose lanes run in lockstep: every lane of the SIMD-group
+// has done what came before before any lane's part of a load or store, and all parts are done before any lane goes
+// on. Kernels rely on it: PyTorch's int8 matrix product reads elements other lanes stored with simdgroup_store, with
+// no barrier between. On the CPU the lanes are fibers that would otherwise run ahead of each other.
 #pragma once
 
 namespace mg {
@@ -73,8 +78,10 @@ MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong 
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+    simdgroup_barrier(mem_flags::mem_threadgroup);
     for (unsigned int k = 0; k < 2; ++k)
         d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
+    simdgroup_barrier(mem_flags::mem_threadgroup);
 }
 
 template <class T, int Cols, int Rows, class P>
@@ -84,8 +91,10 @@ MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destina
     using U = mg::detail::remove_cvref_t<decltype(destination[0])>;
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+    simdgroup_barrier(mem_flags::mem_threadgroup);
     for (unsigned int k = 0; k < 2; ++k)
         destination[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)] = U(a.e[k]);
+    simdgroup_barrier(mem_flags::mem_threadgroup);
 }
 
 // d = a * b + c. For each k, lane L reads a(row, k) from the lane that holds it, and b(k, column), b(k, column + 1)

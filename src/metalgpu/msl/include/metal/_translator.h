@@ -18,20 +18,27 @@ template <class T> struct names_lvalue : false_type {};  // decltype((operand)) 
 template <class T> struct names_lvalue<T&> : true_type {};
 template <class T> struct is_narrow_float : false_type {};
 template <class F> struct is_narrow_float<narrow_float<F>> : true_type {};
-template <class A, class B> constexpr bool mixes_narrow_float =
-    !is_same<remove_cvref_t<A>, remove_cvref_t<B>>::value &&
-    (is_narrow_float<remove_cvref_t<A>>::value || is_narrow_float<remove_cvref_t<B>>::value) &&
-    is_arithmetic<remove_cvref_t<A>>::value && is_arithmetic<remove_cvref_t<B>>::value;
+// The two tests below are class templates, not variable templates: NVRTC's front end crashes on a variable template
+// in a default template argument when the operand type is decltype((tile[v.x])), a threadgroup array indexed by a
+// vector's component, inside a function template (MLX's all_reduce).
+template <class A, class B> struct mixes_narrow_float {
+    static constexpr bool value = !is_same<remove_cvref_t<A>, remove_cvref_t<B>>::value &&
+                                  (is_narrow_float<remove_cvref_t<A>>::value ||
+                                   is_narrow_float<remove_cvref_t<B>>::value) &&
+                                  is_arithmetic<remove_cvref_t<A>>::value && is_arithmetic<remove_cvref_t<B>>::value;
+};
 // bfloat with half (two classes on CUDA): float, as their arithmetic gives
 template <class A, class B, bool = is_narrow_float<A>::value && is_narrow_float<B>::value>
 struct narrow_meet : meet<A, B> {};
 template <class A, class B> struct narrow_meet<A, B, true> { using type = float; };
 // Other arithmetic operands are read as values unless both are lvalues of one type (whose result is an lvalue):
 // the conversion the operator applies anyway, and a bit-field operand then needs no reference to it.
-template <class A, class B>
-constexpr bool read_as_value = is_arithmetic<remove_cvref_t<A>>::value && is_arithmetic<remove_cvref_t<B>>::value &&
-                               !(is_same<A, B>::value && names_lvalue<A>::value);
-template <class A, class B, bool = mixes_narrow_float<A, B>, bool = read_as_value<A, B>>
+template <class A, class B> struct read_as_value {
+    static constexpr bool value = is_arithmetic<remove_cvref_t<A>>::value &&
+                                  is_arithmetic<remove_cvref_t<B>>::value &&
+                                  !(is_same<A, B>::value && names_lvalue<A>::value);
+};
+template <class A, class B, bool = mixes_narrow_float<A, B>::value, bool = read_as_value<A, B>::value>
 struct conditional_operand { using type = A; };
 template <class A, class B> struct conditional_operand<A, B, false, true> { using type = remove_cvref_t<A>; };
 template <class A, class B, bool V>
