@@ -49,12 +49,13 @@ def kargs(gpu, struct: str, **fields) -> np.ndarray:
     return record
 
 
-def dispatch(gpu, groups, threads, buffers, threadgroup_memory: int = 0, function: str | None = None) -> None:
+def dispatch(gpu, groups, threads, buffers, threadgroup_memory: int | None = None, function: str | None = None
+             ) -> None:
     """ggml's ``dispatch_threadgroups(groups, threads)`` as a dispatch of whole threadgroups; ``threadgroup_memory``
-    bytes for ``[[threadgroup(0)]]``, as ggml's ``set_threadgroup_memory_size(enc, smem, 0)``."""
+    bytes for ``[[threadgroup(0)]]``, as ggml's ``set_threadgroup_memory_size(enc, smem, 0)`` (0 included)."""
     groups, threads = tuple(groups) + (1,) * (3 - len(groups)), tuple(threads) + (1,) * (3 - len(threads))
     grid = tuple(g * t for g, t in zip(groups, threads))
-    memory = {0: threadgroup_memory} if threadgroup_memory else None
+    memory = {0: threadgroup_memory} if threadgroup_memory is not None else None
     gpu.run_function(grid, buffers, function, threads_per_threadgroup=threads, threadgroup_memory=memory)
 
 

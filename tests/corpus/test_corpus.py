@@ -46,10 +46,12 @@ def loaded_files():
 
 
 @pytest.mark.parametrize("source, kernel", KERNELS, ids=[f"{s.label}::{k.name}" for s, k in KERNELS])
-def test_kernel(backend, loaded_files, source, kernel):
+def test_kernel(request, backend, loaded_files, source, kernel):
     reason = missing_reason(source)
     if reason:
         pytest.skip(reason)
+    if kernel.xfail:  # not run: undefined behaviour (an out-of-bounds write) may corrupt the test process
+        request.applymarker(pytest.mark.xfail(reason=kernel.xfail, run=False))
     run_case(loaded_files(backend, source), kernel)
 
 
