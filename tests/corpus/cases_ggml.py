@@ -13,14 +13,17 @@ import numpy as np
 
 from .cases import case
 from .ggml_support import (
+    FORMATS,
     RNG_SEED,
     Tensor,
     constant,
     dispatch,
     download,
+    ggml_shape,
     kargs,
     output,
     quantize_random,
+    quantize_reference,
     upload,
     upload_quantized,
     upload_stack,
@@ -412,3 +415,75 @@ def cpy(gpu, kernel, src_dtype: str, dst_dtype: str, shape: list[int], dst_shape
              [args, src.buffer, dst.buffer])
     expected = round_to(logical.reshape(dst_shape), dst_dtype)
     check(download(dst), expected, kernel.family, dst_dtype, kernel.name)
+
+
+# --- quantising copies: cpy to q8_0/q4_0 (ggml's quantisers, one block per thread) and set_rows ------------------
+
+def _quantized_output(gpu, shape, kind: str) -> Tensor:
+    """A result tensor of ``kind`` blocks, every byte 0xA5 (a pattern no quantiser writes everywhere), its size
+    rounded up to whole words (the kernels take it as ``device float *``)."""
+    block_bytes = gpu.struct_dtype(f"block_{kind}").itemsize
+    ne = ggml_shape(shape)
+    row = ne[0] // FORMATS[kind].elements * block_bytes
+    count = -(-row * ne[1] * ne[2] * ne[3] // 16) * 16
+    buffer = gpu.create_buffer(count, "uchar")
+    buffer.contents[:] = 0xA5
+    return Tensor(buffer, "uint8", ne, (block_bytes, row, row * ne[1], row * ne[1] * ne[2]), tuple(shape))
+
+
+def _blocks_of(tensor: Tensor) -> np.ndarray:
+    return tensor.buffer.read()[:tensor.nb[3] * tensor.ne[3]]
+
+
+@case("ggml.cpy_quantize")
+def cpy_quantize(gpu, kernel, kind: str, shape: list[int]) -> None:
+    """kernel_cpy_f32_<kind>: every 32 values of a row become one block, bit for bit as ggml-quants.c's
+    reference quantiser makes it (the scale as half, rounded to nearest even)."""
+    rng = np.random.default_rng(RNG_SEED)
+    x = values(shape, "float32", rng, -3.0, 3.0)
+    x[..., 0, :32] = 0.0  # a block of zeros: scale 0, no division
+    src, dst = upload(gpu, x, "float32"), _quantized_output(gpu, shape, kind)
+    nk0 = src.ne[0] // FORMATS[kind].elements
+    nth = min(nk0 * src.ne[1], 256, nk0)
+    args = kargs(gpu, "ggml_metal_kargs_cpy", nk0=nk0, **src.fields("0"), **dst.fields(""))
+    dispatch(gpu, (-(-nk0 // nth) * src.ne[1], src.ne[2], src.ne[3]), (nth, 1, 1), [args, src.buffer, dst.buffer])
+    check(_blocks_of(dst), quantize_reference(gpu, x, kind), kernel.family, "uint8", kernel.name)
+
+
+@case("ggml.set_rows")
+def set_rows(gpu, kernel, dst_type: str, index_type: str, cols: int = 64, rows: int = 5, dst_rows: int = 9,
+             heads: int = 3) -> None:
+    """dst[h, ids[h % ne11, i]] = src[h, i] for i < rows (a KV-cache write: each new token's row lands at its
+    slot), converted to dst_type (f16, f32, or quantised blocks); the other rows keep what they held."""
+    rng = np.random.default_rng(RNG_SEED)
+    x = values((heads, rows, cols), "float32", rng, -3.0, 3.0)
+    ids = np.stack([rng.permutation(dst_rows)[:rows] for _ in range(1)])  # ne11 = 1: shared by every head
+    src, src1 = upload(gpu, x, "float32"), upload(gpu, ids, index_type)
+    if dst_type in FORMATS:
+        dst = _quantized_output(gpu, (heads, dst_rows, cols), dst_type)
+        nk0 = cols // FORMATS[dst_type].elements
+    else:
+        initial = values((heads, dst_rows, cols), dst_type, rng)
+        dst, nk0 = upload(gpu, initial, dst_type), cols
+    nth, limit = 32, gpu.maxThreadsPerGroup()
+    while nth < nk0 and nth < limit:
+        nth *= 2
+    nrptg = 1
+    if nth > nk0:
+        nrptg, nth = -(-nth // nk0), nk0
+        if nrptg * nth > limit:
+            nrptg -= 1
+    nth = min(nth, nk0)
+    args = kargs(gpu, "ggml_metal_kargs_set_rows", nk0=nk0, ne01=rows, nb01=src.nb[1], nb02=src.nb[2],
+                 nb03=src.nb[3], ne11=src1.ne[1], ne12=src1.ne[2], nb10=src1.nb[0], nb11=src1.nb[1],
+                 nb12=src1.nb[2], nb1=dst.nb[1], nb2=dst.nb[2], nb3=dst.nb[3])
+    dispatch(gpu, (-(-rows // nrptg), heads, 1), (nth, nrptg, 1), [args, src.buffer, src1.buffer, dst.buffer])
+    if dst_type in FORMATS:
+        expected = np.frombuffer(np.full(dst.nb[3], 0xA5, np.uint8), np.uint8).copy().reshape(heads, dst_rows, -1)
+        written = quantize_reference(gpu, x, dst_type).reshape(heads, rows, -1)
+        expected[:, ids[0], :] = written
+        check(_blocks_of(dst).reshape(expected.shape), expected, kernel.family, "uint8", kernel.name)
+        return
+    expected = initial.copy()
+    expected[:, ids[0], :] = round_to(x, dst_type)
+    check(download(dst), expected, kernel.family, dst_type, kernel.name)

@@ -239,3 +239,27 @@ def upload_quantized(gpu, quantized: Quantized, slack_rows: int = 0) -> Tensor:
     buffer.contents[:] = raw
     nb = (quantized.block_bytes, nb1, nb1 * ne[1], nb1 * ne[1] * ne[2])
     return Tensor(buffer, "uint8", ne, nb, quantized.values.shape)
+
+
+def quantize_reference(gpu, x: np.ndarray, kind: str) -> np.ndarray:
+    """ggml-quants.c's reference quantisers (quantize_row_<kind>_ref), in float32 as they compute: the blocks of
+    ``x`` (rows of whole blocks) as bytes, row after row."""
+    rows = np.asarray(x, np.float32).reshape(-1, FORMATS[kind].elements)
+    blocks = np.zeros(rows.shape[0], gpu.struct_dtype(f"block_{kind}"))
+    with np.errstate(divide="ignore"):
+        if kind == "q8_0":
+            d = (np.abs(rows).max(axis=1) / np.float32(127)).astype(np.float32)
+            inverse = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+            scaled = (rows * inverse[:, None]).astype(np.float64)
+            blocks["qs"] = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # roundf: halves away from zero
+        elif kind == "q4_0":
+            largest = rows[np.arange(rows.shape[0]), np.argmax(np.abs(rows), axis=1)]  # the first of equal |x|
+            d = (largest / np.float32(-8)).astype(np.float32)
+            inverse = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+            shifted = (rows * inverse[:, None]).astype(np.float32) + np.float32(8.5)
+            codes = np.minimum(15, np.trunc(shifted)).astype(np.uint8)             # (int8_t) truncates
+            blocks["qs"] = codes[:, :16] | (codes[:, 16:] << 4)
+        else:
+            raise ValueError(f"no reference quantiser for {kind}")
+    blocks["d"] = d.astype(np.float16)
+    return blocks.view(np.uint8)
