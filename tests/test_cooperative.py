@@ -102,6 +102,29 @@ def test_threadgroup_parameter_over_32_kib_is_refused(iface):
                            threadgroup_memory={0: 32 * 1024 + 4})
 
 
+def test_lanes_read_before_the_leading_lane_overwrites(iface):
+    # Apple's lockstep SIMD-groups: every lane reads a threadgroup value, then lane 0 overwrites it, no barrier
+    load_kernel(iface, "simdgroup_leader_writes.metal")
+    out = iface.create_buffer(64, "float")
+    iface.run_function(64, [out], "read_then_leader_writes", threads_per_threadgroup=64, threadgroup_memory={0: 256})
+    np.testing.assert_array_equal(out.contents, np.repeat([0.0, 100.0], 32))
+    iface.run_function(64, [out], "combine_then_leader_writes", threads_per_threadgroup=64,
+                       threadgroup_memory={0: 16})
+    np.testing.assert_array_equal(out.contents[:32], np.full(32, (1 + 2) + 10 * 20))
+
+
+def test_threadgroup_parameter_of_zero_bytes_is_accepted(iface):
+    # Metal takes setThreadgroupMemoryLength:0 for a parameter the kernel never touches (ggml sets it so)
+    load_kernel(iface, "threadgroup_unused.metal", "simd_sums_unused_scratch")
+    values = np.arange(128, dtype=np.float32)
+    sums = iface.create_buffer(4, "float")
+    iface.run_function(128, [iface.array_to_buffer(values), sums], threads_per_threadgroup=64,
+                       threadgroup_memory={0: 0})
+    np.testing.assert_array_equal(sums.contents, values.reshape(4, 32).sum(axis=1))
+    with pytest.raises(metalgpu.ArgumentError, match="non-negative"):
+        iface.run_function(128, [iface.array_to_buffer(values), sums], threadgroup_memory={0: -16})
+
+
 def test_two_level_reduction_with_simd_sum(iface):
     load_kernel(iface, "coop_reduce.metal")
     n, group = 1000 * 256 + 77, 256  # the last threadgroup is partial: 77 threads, a partial SIMD-group

@@ -216,8 +216,8 @@ def _bind_threadgroup(plan: LaunchPlan, function: KernelSignature, binding, memo
     if binding.index not in memory:
         raise ArgumentError(f"{where} needs threadgroup_memory={{{binding.index}: nbytes}}")
     nbytes = memory[binding.index]
-    if not isinstance(nbytes, numbers.Integral) or nbytes <= 0:
-        raise ArgumentError(f"{where}: threadgroup memory size must be a positive int, got {nbytes!r}")
+    if not isinstance(nbytes, numbers.Integral) or nbytes < 0:  # 0: as Metal, for memory the kernel never touches
+        raise ArgumentError(f"{where}: threadgroup memory size must be a non-negative int, got {nbytes!r}")
     if nbytes > limit:
         raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory asked, the limit is {limit}")
     plan.threadgroup_bytes[binding.index] = int(nbytes)

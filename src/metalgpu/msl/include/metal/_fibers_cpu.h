@@ -6,8 +6,8 @@
 // mg::run_cooperative instead of mg::for_each_thread. One OS thread runs one threadgroup at a time; each thread of
 // the group is a fiber with a stack of its own, and fibers switch only where a kernel waits:
 //
-//   threadgroup_barrier  the fiber counts itself in and switches to the next ready fiber of the group (in index
-//                        order); the last one in releases all and carries on. A thread that returned counts as
+//   threadgroup_barrier  the fiber counts itself in and switches to the next ready fiber of the group; the
+//                        last one in releases all and carries on. A thread that returned counts as
 //                        arrived, as on Apple's GPUs, where a barrier waits for the SIMD-groups still running:
 //                        MLX's gemv returns whole SIMD-groups before a barrier that lane 0 of the others reaches.
 //   simd_* / quad_*      a rendezvous of the SIMD-group's lanes at one call site (_simdgroup_cpu.h): each lane
@@ -16,6 +16,13 @@
 //                        group can run, the scheduler here releases waiting lanes with the lanes that did arrive
 //                        (per call site): that is how divergent code (`if (lane < 16) simd_sum(x)`) and lanes that
 //                        returned behave.
+//
+// Order: fibers run from the highest index down, and after a barrier or a rendezvous releases them the highest
+// goes first again, so that lane 0 of each SIMD-group runs last between two meetings. Apple's SIMD-groups run in
+// lockstep, and kernels count on it with no barrier where every lane reads a threadgroup value and then the
+// leading lane (lane 0, by convention) overwrites it: ggml's flash attention reads the partial sums of its
+// SIMD-group before lane 0 stores the combined ones in the same slots. Lanes as fibers cannot interleave
+// statement by statement; running the writer last keeps that pattern right.
 //
 // The switch is a few lines of assembly (x86-64 System V, aarch64): callee-saved registers and the stack pointer,
 // no signal mask, so a switch costs a few nanoseconds (ucontext's swapcontext makes a system call each time).
@@ -213,14 +220,17 @@ inline thread_runtime* this_thread_runtime() {
 
 // ---- scheduling -----------------------------------------------------------------------------------------------
 
-// The next ready fiber after `from`, in index order, wrapping around; kNone if there is none.
+// The next ready fiber after `from`, in descending index order, wrapping around; kNone if there is none.
 inline uint32_t next_ready(const group_state& g, uint32_t from) {
-    for (uint32_t i = from + 1; i < g.count; ++i)
+    for (uint32_t i = from < g.count ? from : g.count; i-- > 0;)
         if (g.fibers[i].state == ready) return i;
-    for (uint32_t i = 0; i <= from && i < g.count; ++i)
+    for (uint32_t i = g.count; i-- > from;)
         if (g.fibers[i].state == ready) return i;
     return kNone;
 }
+
+// The ready fiber with the highest index; kNone if there is none.
+inline uint32_t highest_ready(const group_state& g) { return next_ready(g, g.count); }
 
 // Leaves the running fiber (its state already says why) for the next ready one, or for the scheduler.
 inline void yield_from(group_state& g, uint32_t self) {
@@ -236,6 +246,15 @@ inline void release_barrier(group_state& g) {
         if (g.fibers[i].state == at_barrier) g.fibers[i].state = ready;
 }
 
+// The fiber that released a barrier or a rendezvous (ready again, as every fiber it released) lets the highest
+// ready fiber run first: the order of the top of this file, whichever lane arrived last.
+inline void run_highest_first(group_state& g, uint32_t self) {
+    const uint32_t next = highest_ready(g);
+    if (next == self || next == kNone) return;
+    g.current = next;
+    mg_coop_switch(&g.fibers[self].sp, g.fibers[next].sp);
+}
+
 [[noreturn]] inline void fiber_main() {
     group_state& g = *t_group;
     const uint32_t self = g.current;
@@ -243,7 +262,12 @@ inline void release_barrier(group_state& g) {
     g.fibers[self].state = finished;
     g.finished += 1;
     g.simd[self / kSimdWidth].live -= 1;
-    if (g.at_barrier > 0 && g.at_barrier + g.finished == g.count) release_barrier(g);  // it was the last one out
+    if (g.at_barrier > 0 && g.at_barrier + g.finished == g.count) {  // the last one out: the others go on,
+        release_barrier(g);                                          // the highest first
+        g.current = highest_ready(g);
+        mg_coop_switch(&g.fibers[self].sp, g.fibers[g.current].sp);
+        __builtin_unreachable();
+    }
     yield_from(g, self);
     __builtin_unreachable();
 }
@@ -286,7 +310,7 @@ inline void release_waiting_lanes(group_state& g, uint32_t sg) {
 // Runs the group's fibers until all have returned. Returns status_ok, or status_deadlock with the group stuck.
 inline int schedule(group_state& g) {
     for (;;) {
-        const uint32_t next = next_ready(g, g.count - 1);
+        const uint32_t next = highest_ready(g);
         if (next != kNone) {
             g.current = next;
             mg_coop_switch(&g.main_sp, g.fibers[next].sp);
@@ -312,6 +336,7 @@ inline void threadgroup_barrier() {
     const uint32_t self = g->current;
     if (g->at_barrier + 1 + g->finished == g->count) {  // the last thread still running: all go on
         release_barrier(*g);
+        run_highest_first(*g, self);
         return;
     }
     g->at_barrier += 1;
