@@ -93,7 +93,8 @@ def test_library_style_kernel_runs(iface, library, tname):
     out = iface.create_buffer(12, type_name)
     iface.run_function((4, 3), [data, None, out, np.array([1, 3], dtype=np.int64)])
     # small integers times 10: exact in every type
-    contents = out.contents.view(np.uint16) if type_name == "bfloat" else out.contents  # bits, with or without ml_dtypes
+    # bfloat as bits, with or without ml_dtypes
+    contents = out.contents.view(np.uint16) if type_name == "bfloat" else out.contents
     np.testing.assert_array_equal(loaded(contents, type_name).reshape(3, 4), 10 * columns.T)
 
 

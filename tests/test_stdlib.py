@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
 from conftest import load_kernel
 
 # ---- exact rounding to a 16-bit float --------------------------------------------------------------------------
@@ -179,7 +180,8 @@ def test_library_names(iface):
         np.full(n, np.finfo(f32).max), np.full(n, 65504.0), np.full(n, -narrow_value(0x7F7F)),
         np.full(n, np.finfo(f32).eps), np.full(n, -65504.0), np.full(n, 6 + 24 + 20), np.full(n, 3 + 1 + 10),
         q * 100 + r + 2, np.trunc(x * f32(4)) * 3 + 1, np.minimum(x, f32(0.5)) + np.maximum(x, f32(-0.5)),
-        np.abs(x) + np.maximum(x, f32(1)), x * f32(2) + f32(1) + np.floor(x), np.minimum(np.minimum(x, f32(0.25)), f32(2)),
+        np.abs(x) + np.maximum(x, f32(1)), x * f32(2) + f32(1) + np.floor(x),
+        np.minimum(np.minimum(x, f32(0.25)), f32(2)),
         np.full(n, np.float32(np.pi)),
     ]
     for k, expected in enumerate(want):

@@ -64,7 +64,8 @@ def probe_source() -> tuple[str, dict[str, np.dtype]]:
         writes = [f"sizeof({name})", f"alignof({name})"] + [
             f"reinterpret_cast<thread const char*>(&probe.{field}) - reinterpret_cast<thread const char*>(&probe)"
             for field in dtypes[name].names]
-        body = f"    {name} probe{{}};\n" + "".join(f"    out[{k}] = {expression};\n" for k, expression in enumerate(writes))
+        body = f"    {name} probe{{}};\n" + "".join(f"    out[{k}] = {expression};\n"
+                                                 for k, expression in enumerate(writes))
         kernels.append(f"kernel void probe_{short}(device ulong* out [[buffer(0)]], uint i [[thread_position_in_grid]])"
                        f" {{\n{body}}}\n")
     return LAYOUT_SHADER + "\n".join(kernels), dtypes

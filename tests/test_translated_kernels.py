@@ -86,7 +86,8 @@ def test_threadgroup_arrays_in_sibling_blocks(iface, mode, added):
     np.testing.assert_array_equal(out.contents, np.arange(63, -1, -1, dtype=np.float32) + added)
 
 
-@pytest.mark.parametrize("kernel, dtype", [("first_half_of_tile_float", np.float32), ("first_half_of_tile_half", np.float16)])
+@pytest.mark.parametrize("kernel, dtype", [("first_half_of_tile_float", np.float32),
+                                           ("first_half_of_tile_half", np.float16)])
 def test_conditional_over_threadgroup_array_indexed_by_vector_component(iface, kernel, dtype):
     load_kernel(iface, "conditional_threadgroup.metal", kernel)
     out = iface.create_buffer(64, "float" if dtype == np.float32 else "half")

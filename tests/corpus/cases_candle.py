@@ -267,7 +267,7 @@ def conv_transpose2d(gpu, kernel, dtype: str, stride: int = 2, padding: int = 1,
     check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
 
 
-from . import (  # noqa: F401  (they register their cases)
+from . import (  # noqa: E402, F401  (they register their cases, after the helpers they import)
     cases_candle_elementwise,
     cases_candle_matmul,
     cases_candle_quantized,
