@@ -24,6 +24,7 @@ from .ggml_support import (
     output,
     quantize_random,
     quantize_reference,
+    softmax_rows,
     upload,
     upload_quantized,
     upload_stack,
@@ -190,14 +191,8 @@ def soft_max(gpu, kernel, shape: list[int], mask: bool, scale: float = 1.0, max_
         slope = np.where(h < n_head_log2, m0 ** (h + 1), m1 ** (2 * (h - n_head_log2) + 1)) if max_bias else 1.0
         slope = np.broadcast_to(slope, (heads,)).reshape(heads, 1, 1)
         logits = logits + slope * m[np.arange(heads) % m.shape[0]][:, :rows, :]
-    top = logits.max(axis=-1, keepdims=True)
-    if sinks:
-        top = np.maximum(top, sink.reshape(heads, 1, 1))
-    weights = np.exp(logits - top)
-    total = weights.sum(axis=-1, keepdims=True)
-    if sinks:
-        total = total + np.exp(sink.reshape(heads, 1, 1) - top)
-    check(download(dst).reshape(shape), weights / total, kernel.family, "float32", kernel.name)
+    expected = softmax_rows(logits, sink if sinks else None)
+    check(download(dst).reshape(shape), expected, kernel.family, "float32", kernel.name)
 
 
 # --- norms (kernel_norm_* / kernel_rms_norm_*: optionally fused with a following MUL and ADD) ---------------------

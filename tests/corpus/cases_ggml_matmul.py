@@ -24,6 +24,7 @@ from .ggml_support import (
     kargs,
     output,
     quantize_random,
+    softmax_rows,
     upload,
     upload_quantized,
     values,
@@ -185,12 +186,5 @@ def flash_attn_ext_vec(gpu, kernel, head_dim: int, queries: int = 2, heads: int 
     logits = scale * np.einsum("hqd,hkd->hqk", qh, kh)
     if mask:
         logits = logits + m[0, 0, :queries][None]
-    top = logits.max(axis=-1, keepdims=True)
-    if sinks:
-        top = np.maximum(top, sink.reshape(heads, 1, 1))
-    weights = np.exp(logits - top)
-    total = weights.sum(axis=-1, keepdims=True)
-    if sinks:
-        total = total + np.exp(sink.reshape(heads, 1, 1) - top)
-    expected = np.einsum("hqk,hkd->qhd", weights / total, vh)[None]
+    expected = np.einsum("hqk,hkd->qhd", softmax_rows(logits, sink if sinks else None), vh)[None]
     check(download(dst), expected, kernel.family, "float32", kernel.name)

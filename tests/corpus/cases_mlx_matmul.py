@@ -258,34 +258,29 @@ def affine_qmv(gpu, kernel, dtype: str, out_size: int, in_size: int) -> None:
     check(from_device(y, dtype), w @ x, kernel.family, dtype, kernel.name)
 
 
-@case("mlx.affine_qmm_t")
-def affine_qmm_t(gpu, kernel, dtype: str, M: int, N: int, K: int) -> None:
-    """y = x W^T, x (M x K), W (N x K) affine-quantised along K; tiles of 32 x 32, 2 x 2 SIMD-groups."""
+def _affine_qmm(gpu, kernel, dtype: str, M: int, N: int, K: int, transposed: bool) -> None:
+    """y = x W^T with W (N x K) affine-quantised along K, or y = x W with W (K x N) quantised along N, x (M x K);
+    tiles of 32 x 32, 2 x 2 SIMD-groups."""
     rng = np.random.default_rng(RNG_SEED)
     group_size, bits = _tile(kernel.name, "gs", "b")
-    packed, scales, biases, w = _affine_quantized(N, K, group_size, bits, dtype, rng)
+    packed, scales, biases, w = _affine_quantized(*((N, K) if transposed else (K, N)), group_size, bits, dtype, rng)
     x = values((M, K), dtype, rng, -1.0, 1.0)
     y = to_device(gpu, np.zeros(M * N), dtype)
     gpu.run_function((32 * ceildiv(N, 32), 2 * ceildiv(M, 32), 2),
                      [to_device(gpu, packed, "uint32"), to_device(gpu, scales, dtype), to_device(gpu, biases, dtype),
                       to_device(gpu, x, dtype), y, np.int32(K), np.int32(N), np.int32(M), *_no_batch(gpu)],
                      threads_per_threadgroup=(32, 2, 2))
-    check(from_device(y, dtype).reshape(M, N), x @ w.T, kernel.family, dtype, kernel.name)
+    check(from_device(y, dtype).reshape(M, N), x @ (w.T if transposed else w), kernel.family, dtype, kernel.name)
+
+
+@case("mlx.affine_qmm_t")
+def affine_qmm_t(gpu, kernel, dtype: str, M: int, N: int, K: int) -> None:
+    _affine_qmm(gpu, kernel, dtype, M, N, K, transposed=True)
 
 
 @case("mlx.affine_qmm_n")
 def affine_qmm_n(gpu, kernel, dtype: str, M: int, N: int, K: int) -> None:
-    """y = x W, x (M x K), W (K x N) affine-quantised along N."""
-    rng = np.random.default_rng(RNG_SEED)
-    group_size, bits = _tile(kernel.name, "gs", "b")
-    packed, scales, biases, w = _affine_quantized(K, N, group_size, bits, dtype, rng)
-    x = values((M, K), dtype, rng, -1.0, 1.0)
-    y = to_device(gpu, np.zeros(M * N), dtype)
-    gpu.run_function((32 * ceildiv(N, 32), 2 * ceildiv(M, 32), 2),
-                     [to_device(gpu, packed, "uint32"), to_device(gpu, scales, dtype), to_device(gpu, biases, dtype),
-                      to_device(gpu, x, dtype), y, np.int32(K), np.int32(N), np.int32(M), *_no_batch(gpu)],
-                     threads_per_threadgroup=(32, 2, 2))
-    check(from_device(y, dtype).reshape(M, N), x @ w, kernel.family, dtype, kernel.name)
+    _affine_qmm(gpu, kernel, dtype, M, N, K, transposed=False)
 
 
 @case("mlx.affine_dequantize")

@@ -263,3 +263,16 @@ def quantize_reference(gpu, x: np.ndarray, kind: str) -> np.ndarray:
             raise ValueError(f"no reference quantiser for {kind}")
     blocks["d"] = d.astype(np.float16)
     return blocks.view(np.uint8)
+
+
+def softmax_rows(logits: np.ndarray, sink: np.ndarray | None = None) -> np.ndarray:
+    """Softmax along the last axis of (..., heads, rows, columns) logits; a head's sink (ggml's attention sinks) is
+    one more logit in every row's denominator that takes no share of the output."""
+    top = logits.max(axis=-1, keepdims=True)
+    if sink is not None:
+        top = np.maximum(top, sink.reshape(-1, 1, 1))
+    weights = np.exp(logits - top)
+    total = weights.sum(axis=-1, keepdims=True)
+    if sink is not None:
+        total = total + np.exp(sink.reshape(-1, 1, 1) - top)
+    return weights / total

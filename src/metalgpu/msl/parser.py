@@ -211,8 +211,7 @@ class _Parser(TokenWalker):
             if self._peek(start + 1) == "<":
                 header_end = self._skip_angles(start + 1, end)
                 template_params = _spell_expression(self.tokens[start + 2:header_end - 1])
-                if self.tokens[header_end - 1].text == ">>":  # a default argument's '>' shares the closing token
-                    template_params += " >"
+                template_params += " >" * (self.tokens[header_end - 1].text == ">>")  # a default's '>' shares the end
                 self._template_definition(header_end, end, body, template_params)
             else:
                 self._instantiation(start + 1, end, (start, end + 1 if self._peek(end) == ";" else end))
@@ -386,12 +385,10 @@ class _Parser(TokenWalker):
             if tokens[i].text == "[" and tokens[i + 1].text == "[":
                 attributes.extend(self._attributes(i))
                 i = self.match[i] + 1
-            elif tokens[i].text == "[":
-                declaration.extend(tokens[i:self.match[i] + 1])
-                i = self.match[i] + 1
-            else:
-                declaration.append(tokens[i])
-                i += 1
+            else:  # an array extent whole, or one token
+                stop = self.match[i] + 1 if tokens[i].text == "[" else i + 1
+                declaration.extend(tokens[i:stop])
+                i = stop
         name = self._pop_name(declaration)
         return _ParamSyntax(declaration, attributes, name or tokens[start], name is not None)
 
