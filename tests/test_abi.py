@@ -110,8 +110,12 @@ def _nvrtc_assertions(wrong: str | None = None) -> str:
 
 def test_nvrtc_lays_the_records_out_as_abi_says():
     pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from cuda.bindings import nvrtc
+
     from metalgpu.backends.nvrtc import nvrtc_compile
 
+    if nvrtc.nvrtcVersion()[1:] < (13, 5):  # the records are still exercised by every CUDA dispatch test
+        pytest.skip("this NVRTC has no __builtin_offsetof (13.5 and later have)")
     nvrtc_compile(_nvrtc_assertions(), CompileOptions(), "sm_90")
     with pytest.raises(CompilerFailed, match="offsetof\\(L3, constants\\) is not"):  # the checks can fail
         nvrtc_compile(_nvrtc_assertions(wrong="offsetof(L3, constants)"), CompileOptions(), "sm_90")

@@ -94,3 +94,34 @@ def test_conditional_over_threadgroup_array_indexed_by_vector_component(iface, k
     iface.run_function(64, [out, np.uint32(24)], threads_per_threadgroup=64)
     lid = np.arange(64)
     np.testing.assert_array_equal(out.contents, np.where(lid < 24, 2 * lid, -1).astype(dtype))
+
+
+def test_reads_through_casts_at_any_byte_offset(iface):
+    """Fields of packed 22-byte blocks read through casts to wider types: CUDA faults on a misaligned load, which
+    Apple's GPUs make; the translator reads such addresses byte by byte."""
+    load_kernel(iface, "unaligned_loads.metal", "unaligned_block_fields")
+    n = 33
+    block = np.dtype([("scale", np.float16), ("bits", np.uint8, 4), ("codes", np.uint8, 16)])
+    assert block.itemsize == 22
+    rng = np.random.default_rng(7)
+    blocks = np.zeros(n, block)
+    blocks["scale"] = rng.integers(0, 100, n)
+    blocks["bits"] = rng.integers(0, 256, (n, 4))
+    blocks["codes"] = rng.integers(0, 256, (n, 16))
+    out = iface.create_buffer(2 * n, "uint")
+    written = iface.create_buffer(4 * n, "uchar")
+    iface.run_function(n, [iface.array_to_buffer(blocks.view(np.uint8)), out, written])
+    words = blocks["bits"].copy().view("<u4").ravel()  # little-endian, as every backend
+    pairs = blocks["codes"][:, 1:3].copy().view("<u2").ravel()
+    np.testing.assert_array_equal(out.contents[0::2], words)
+    np.testing.assert_array_equal(out.contents[1::2], pairs.astype(np.uint32) + blocks["scale"].astype(np.uint32))
+    np.testing.assert_array_equal(written.contents.view("<u4"), ~words)
+
+
+def test_threadgroup_reads_through_casts_at_odd_offsets(iface):
+    load_kernel(iface, "unaligned_loads.metal", "unaligned_threadgroup_read")
+    data = np.random.default_rng(8).integers(0, 256, 40).astype(np.uint8)
+    out = iface.create_buffer(32, "uint")
+    iface.run_function(32, [iface.array_to_buffer(data), out], threads_per_threadgroup=32)
+    expected = np.array([data[i + 1:i + 5].view("<u4")[0] for i in range(32)], dtype=np.uint32)
+    np.testing.assert_array_equal(out.contents, expected)

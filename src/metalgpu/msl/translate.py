@@ -13,7 +13,8 @@ only MSL-only syntax rewritten:
   translation wraps are compiled;
 - ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
 - C++ that only clang accepts (msl/compat.py), conditional operators with 16-bit floats (msl/conditionals.py);
-- swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py).
+- swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py);
+- reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -41,6 +42,7 @@ from .pipeline import absent_params, drop_unselected, max_threads_constant
 from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles
 from .threadgroup import rewrite as rewrite_threadgroup
+from .unaligned import rewrite as rewrite_unaligned_loads
 from .wrappers import ABSENT_HELPER, KERNEL_PREFIX, cpu_wrapper, cuda_wrapper
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
@@ -76,6 +78,7 @@ class Translator:
         drop_kernel_instantiations(pre.tokens, texts, declarations, program)
         rewrite_threadgroup(pre.tokens, texts, declarations, match, plain_kernels)
         self._swizzle_helpers = rewrite_swizzles(pre.tokens, texts)
+        rewrite_unaligned_loads(pre.tokens, texts, match)
         if check_bounds:
             _check_bounds(pre.tokens, texts, program)
         rewrite_conditionals(pre.tokens, texts, match)  # last: its copies of operands hold every other rewrite

@@ -54,4 +54,19 @@ template <class T> T value_of();
 template <class A, class B>
 using cond_result_t = decltype(true ? detail::value_of<cond_t<A, B>>() : detail::value_of<cond_t<B, A>>());
 
+// ---- loads that may be misaligned ----------------------------------------------------------------------------
+// `*((device const uint32_t *) block->qh)` is rewritten to `load_unaligned(((device const uint32_t *) block->qh))`
+// (msl/unaligned.py): a field of a packed block may sit at any byte offset, which Apple's GPUs load from and CUDA
+// faults on. Aligned addresses take one load; others are read byte by byte.
+template <class T>
+MG_FUNC T load_unaligned(const T* p) {
+    if (reinterpret_cast<decltype(sizeof(0))>(p) % alignof(T) == 0) return *p;
+    struct alignas(T) bytes_of { unsigned char b[sizeof(T)]; } bytes;
+    const unsigned char* from = reinterpret_cast<const unsigned char*>(p);
+    for (decltype(sizeof(0)) k = 0; k < sizeof(T); ++k) bytes.b[k] = from[k];
+    return *reinterpret_cast<const T*>(&bytes);
+}
+template <class T>
+MG_FUNC T load_unaligned(const volatile T* p) { return load_unaligned(const_cast<const T*>(p)); }
+
 }  // namespace mg
