@@ -153,3 +153,43 @@ def test_one_thread_gives_the_same_results(monkeypatch):
     with metalgpu.Interface(backend="cpu") as gpu:
         gpu.load_shader_from_string(SOURCE)
         run_affine(gpu, 9)
+
+
+COOPERATIVE = """
+#include <metal_stdlib>
+using namespace metal;
+
+kernel void reverse_in_group(device uint* data [[buffer(0)]], uint lid [[thread_position_in_threadgroup]],
+                             uint id [[thread_position_in_grid]], uint size [[threads_per_threadgroup]])
+{
+    threadgroup uint staged[256];
+    staged[lid] = data[id];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    data[id] = staged[size - 1 - lid] + %d;
+}
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts the process's mappings in /proc")
+def test_modules_share_the_threads_fiber_stacks(monkeypatch):
+    """Every module's cooperative kernels run on the pool threads' one set of fiber stacks: a stack is two mappings
+    (its guard page apart), and stacks kept per module and thread ran into the kernel's limit on mappings after a
+    few hundred libraries."""
+    monkeypatch.setenv("METALGPU_NUM_THREADS", "4")
+
+    def mappings() -> int:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+
+    with metalgpu.Interface(backend="cpu") as gpu:
+        grown = []
+        for k in range(6):  # distinct sources: six modules
+            gpu.load_shader_from_string(COOPERATIVE % k)
+            data = np.arange(N, dtype=np.uint32)
+            buffer = gpu.array_to_buffer(data)
+            before = mappings()
+            gpu.run_function(N, [buffer], function_name="reverse_in_group", threads_per_threadgroup=256)
+            grown.append(mappings() - before)
+            np.testing.assert_array_equal(buffer.contents, data.reshape(-1, 256)[:, ::-1].ravel() + k)
+        # The first dispatch may map the stacks (256 a thread, two mappings each); later modules map none.
+        assert max(grown[1:]) < 2 * 256 // 4, grown

@@ -130,7 +130,8 @@ class CpuBackend(Backend):
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
                                           f"{failure.log}") from None
-        run = ctypes.CDLL(str(entry.path)).mg_parallel_run
+        # In the global scope: the kernels' modules take their fiber stacks from it (mg_fiber_stacks).
+        run = ctypes.CDLL(str(entry.path), mode=os.RTLD_GLOBAL).mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
                                                                        ctypes.POINTER(ctypes.c_uint32)]

@@ -6,6 +6,8 @@
 // happened on a thread that is inside one; any other fault goes to the handler that was installed before ours
 // (Python's faulthandler, for instance) or to the default action.
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -208,6 +210,49 @@ Pool* pool() {
 }
 
 }  // namespace
+
+// Fiber stacks for cooperative kernels (metal/_fibers_cpu.h), one pool per OS thread for every loaded module:
+// each stack below an inaccessible guard page, so that two mappings a stack. Kept by each module, they grew with
+// the modules times the threads and ran into the kernel's limit on mappings (vm.max_map_count) after a few hundred
+// libraries. backends/cpu.py loads this file into the global scope, where the modules' weak reference finds it.
+namespace {
+
+struct StackPool {
+  unsigned char* base = nullptr;
+  std::size_t count = 0;
+  std::size_t stride = 0;
+  ~StackPool() {
+    if (base != nullptr) munmap(base, count * stride);
+  }
+};
+thread_local StackPool t_stacks;
+
+}  // namespace
+
+// The base of at least `count` stacks of `stack_bytes` each, `*stride` apart (guard page first), or nullptr when
+// they cannot be mapped. Valid until the next call on this thread.
+extern "C" __attribute__((visibility("default"))) unsigned char* mg_fiber_stacks(uint32_t count,
+                                                                                std::size_t stack_bytes,
+                                                                                std::size_t* stride) {
+  StackPool& pool = t_stacks;
+  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+  const std::size_t want_stride = page + (stack_bytes + page - 1) / page * page;
+  if (pool.base == nullptr || pool.count < count || pool.stride != want_stride) {
+    std::size_t want = pool.count != 0 && pool.stride == want_stride ? pool.count * 2 : 64;
+    while (want < count) want *= 2;
+    void* memory = mmap(nullptr, want * want_stride, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) return nullptr;
+    unsigned char* bytes = static_cast<unsigned char*>(memory);
+    for (std::size_t i = 0; i < want; ++i) mprotect(bytes + i * want_stride, page, PROT_NONE);
+    if (pool.base != nullptr) munmap(pool.base, pool.count * pool.stride);
+    pool.base = bytes;
+    pool.count = want;
+    pool.stride = want_stride;
+  }
+  *stride = pool.stride;
+  return pool.base;
+}
 
 // Runs threadgroups [first, end) in `chunks` pieces on `threads` threads (the caller's included). Returns 0, or the
 // status of a piece that failed (see guarded_run) with its fault address and report; pieces not yet started when

@@ -29,7 +29,7 @@
 // Not saved: the x87 control word and MXCSR/FPCR, which kernels do not change.
 //
 // Stacks: kStackBytes each, below an inaccessible guard page, allocated once per OS thread (grown to the largest
-// threadgroup seen) and reused. A kernel overflowing its stack hits the guard page and faults, which the fault
+// threadgroup seen) and reused, by the host for every module (mg_fiber_stacks in backends/cpu_guard.cpp). A kernel overflowing its stack hits the guard page and faults, which the fault
 // guard (backends/cpu_guard.cpp, running its handler on sigaltstack) reports as a DispatchError.
 #pragma once
 #include <cstdint>
@@ -160,12 +160,34 @@ namespace coop {
 
 // ---- fiber stacks ---------------------------------------------------------------------------------------------
 
+}  // namespace coop
+}  // namespace mg
+
+// The host's stacks (backends/cpu_guard.cpp), shared by every module on an OS thread; null where the module was
+// loaded without it (then each module keeps stacks of its own). ELF only: Mach-O has no weak undefined symbols
+// without extra link flags.
+#if defined(__ELF__)
+extern "C" __attribute__((weak, visibility("default"))) unsigned char* mg_fiber_stacks(uint32_t count,
+                                                                                      std::size_t stack_bytes,
+                                                                                      std::size_t* stride);
+#define MG_HOST_FIBER_STACKS 1
+#endif
+
+namespace mg {
+namespace coop {
+
 struct stack_pool {
     unsigned char* base = nullptr;
-    std::size_t capacity = 0;  // stacks
+    std::size_t capacity = 0;  // stacks mapped by this module (none while the host's are used)
     std::size_t stride = 0;    // guard page + stack
 
     bool reserve(uint32_t count) {
+#ifdef MG_HOST_FIBER_STACKS
+        if (mg_fiber_stacks != nullptr) {  // asked again each time: another module may have grown them
+            base = mg_fiber_stacks(count, kStackBytes, &stride);
+            return base != nullptr;
+        }
+#endif
         if (count <= capacity) return true;
         const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
         std::size_t want = capacity ? capacity * 2 : 64;
@@ -186,7 +208,7 @@ struct stack_pool {
     // The highest address of stack i (stacks grow down towards their guard page).
     unsigned char* top(uint32_t i) const { return base + (std::size_t(i) + 1) * stride; }
     void release() {
-        if (base != nullptr) munmap(base, capacity * stride);
+        if (base != nullptr && capacity != 0) munmap(base, capacity * stride);
         base = nullptr;
         capacity = 0;
     }
