@@ -17,8 +17,9 @@
 //                        (per call site): that is how divergent code (`if (lane < 16) simd_sum(x)`) and lanes that
 //                        returned behave.
 //
-// Order: fibers run from the highest index down, and after a barrier or a rendezvous releases them the highest
-// goes first again, so that lane 0 of each SIMD-group runs last between two meetings. Apple's SIMD-groups run in
+// Order: fibers run from the highest index down, and after a barrier releases them the highest goes first again;
+// after a SIMD-group's rendezvous the other SIMD-groups go first, then its own lanes from the highest. So lane 0
+// of each SIMD-group runs last between two meetings, and no SIMD-group runs far ahead of the others. Apple's SIMD-groups run in
 // lockstep, and kernels count on it with no barrier where every lane reads a threadgroup value and then the
 // leading lane (lane 0, by convention) overwrites it: ggml's flash attention reads the partial sums of its
 // SIMD-group before lane 0 stores the combined ones in the same slots. Lanes as fibers cannot interleave
@@ -272,6 +273,17 @@ inline void release_barrier(group_state& g) {
 // ready fiber run first: the order of the top of this file, whichever lane arrived last.
 inline void run_highest_first(group_state& g, uint32_t self) {
     const uint32_t next = highest_ready(g);
+    if (next == self || next == kNone) return;
+    g.current = next;
+    mg_coop_switch(&g.fibers[self].sp, g.fibers[next].sp);
+}
+
+// After a SIMD-group's lanes meet (a SIMD-group function), the other SIMD-groups go first, from the next lower one
+// down and round, each from its highest ready lane; this one's lanes last. Apple's SIMD-groups run side by side, so
+// each reaches its next meeting before another runs far past its own: PyTorch's int8 matrix product loads a
+// threadgroup tile in every SIMD-group before any of them stores over it, with no barrier between.
+inline void run_other_simdgroups_first(group_state& g, uint32_t self) {
+    const uint32_t next = next_ready(g, self / kSimdWidth * kSimdWidth);
     if (next == self || next == kNone) return;
     g.current = next;
     mg_coop_switch(&g.fibers[self].sp, g.fibers[next].sp);

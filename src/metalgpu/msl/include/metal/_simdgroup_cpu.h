@@ -61,7 +61,7 @@ template <class Op> typename Op::result rendezvous(const typename Op::arg& a, si
         for (uint32_t i = 0; i < kSimdWidth && first + i < g->count; ++i)
             if (g->fibers[first + i].state == at_simd) lanes |= 1u << i;
         complete<Op>(*g, sg, lanes);
-        run_highest_first(*g, self);
+        run_other_simdgroups_first(*g, self);
         return r;
     }
     s.waiting += 1;
