@@ -6,7 +6,6 @@ variable is unset or a library's folder is missing, the tests that need it skip 
 """
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,15 +100,7 @@ def missing_reason(source: SourceFile) -> str | None:
 
 def load(interface, source: SourceFile) -> None:
     """Load ``source`` with its library's include folders into ``interface``."""
-    if "include_dirs" in inspect.signature(interface.load_shader).parameters:
-        interface.load_shader(str(source.location), include_dirs=source.include_dirs)
-        return
-    # Until load_shader takes include folders: the same Library, built with them (switch over once it does).
-    from metalgpu.library import Library as CompiledLibrary
-
-    folders = (str(source.location.resolve().parent), *source.include_dirs)
-    interface._set_library(CompiledLibrary(interface._backend, interface._cache, interface._options,
-                                           source.location.read_text(), str(source.location), folders))
+    interface.load_shader(str(source.location), include_dirs=source.include_dirs)
 
 
 # --- buffers ----------------------------------------------------------------------------------------------------

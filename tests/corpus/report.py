@@ -1,8 +1,9 @@
 """Whole-file compile report of the corpus: ``python -m tests.corpus.report --target cpu`` (from the repository root).
 
-For every file of the manifest: does the front end read it, does the whole file compile for the target (cpu: the
-C++ compiler through the cpu backend; cuda: NVRTC, no GPU needed), how many kernels it has, and, where the
-target's backend runs here, how many of the manifest's runtime kernels run and pass. Prints a table per library
+For every file of the manifest: does the front end read it, does every kernel compile for the target (with the
+compiler alone, as ``metalgpu check FILE --target T`` does: the system C++ compiler, or NVRTC with no GPU), how
+many kernels it has and how many compile, and, where the target's backend runs here, how many of the manifest's
+runtime kernels run and pass. Prints a table per library
 and, with ``--files``, one line per file with the first error.
 """
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from .harness import ENVIRONMENT, corpus_dir, libraries, load, missing_reason
@@ -28,6 +28,7 @@ class FileResult:
     ran: int = 0
     passed: int = 0
     failures: list[str] = field(default_factory=list)
+    failed: int = 0      # kernels that do not compile
 
 
 def _first_line(error: BaseException) -> str:
@@ -37,7 +38,7 @@ def _first_line(error: BaseException) -> str:
 
 def compile_file(args: tuple) -> FileResult:
     """Front end and whole-file compile of one file, in a worker process."""
-    library_index, file_index, target = args
+    library_index, file_index, target, jobs = args
     source = libraries()[library_index].files[file_index]
     started = time.perf_counter()
     if source.skip:
@@ -53,26 +54,37 @@ def compile_file(args: tuple) -> FileResult:
     try:
         pre = preprocess(source.location.read_text(), str(source.location), folders)
         program = parse(pre.tokens, pre.sources)
-        translation = translate(pre, program, target)
+        translate(pre, program, target)
     except Exception as error:  # noqa: BLE001  (any front-end failure is this file's result)
         return FileResult(source.label, "front", error=_first_line(error), seconds=time.perf_counter() - started)
     kernels = len(program.kernels)
-    try:
-        if target == "cuda":
-            from metalgpu.backends.base import CompileOptions
-            from metalgpu.backends.nvrtc import nvrtc_compile
-
-            nvrtc_compile(translation.source, CompileOptions(), "sm_90")
-        else:
-            import metalgpu
-
-            with metalgpu.Interface("cpu") as interface:
-                load(interface, source)
+    try:  # every kernel, as `metalgpu check FILE --target T` compiles them: the compiler alone, no device
+        check = check_file(source, target, jobs)
     except Exception as error:  # noqa: BLE001
-        log = getattr(error, "log", "") or str(error)
-        first = next((line for line in log.splitlines() if "error" in line), _first_line(error))
-        return FileResult(source.label, "compile", kernels, first.strip()[:300], time.perf_counter() - started)
-    return FileResult(source.label, "ok", kernels, seconds=time.perf_counter() - started)
+        return FileResult(source.label, "compile", kernels, _first_line(error), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if not check.failures:
+        return FileResult(source.label, "ok", kernels, seconds=seconds)
+    first = check.failures[min(check.failures)]
+    log = first.log or str(first)
+    line = next((line for line in log.splitlines() if "error" in line), _first_line(first))
+    return FileResult(source.label, "compile", kernels, f"{len(check.failures)} kernels fail: {line.strip()[:300]}",
+                      seconds, failed=len(check.failures))
+
+
+def check_file(source, target: str, jobs: int):
+    """Compile every kernel of ``source`` for ``target`` with the compiler alone: library_check.CheckResult."""
+    from metalgpu.backends import open_compiler
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.cache import CompileCache
+    from metalgpu.library import Library
+    from metalgpu.library_check import check_library
+
+    cache = CompileCache()
+    folders = (str(source.location.resolve().parent), *source.include_dirs)
+    library = Library(None, cache, CompileOptions(), source.location.read_text(), str(source.location), folders,
+                      compiler=open_compiler(target, cache))
+    return check_library(library, jobs)
 
 
 def run_kernels(source, result: FileResult, backend: str) -> None:
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--corpus", help=f"the corpus folder (default: ${ENVIRONMENT})")
     parser.add_argument("--library", action="append", help="only these libraries (repeatable)")
-    parser.add_argument("--jobs", type=int, default=2, help="compiles at once (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="compiler runs at once (default 2)")
     parser.add_argument("--no-run", action="store_true", help="compile only, run no kernels")
     parser.add_argument("--files", action="store_true", help="one line per file, with its first error")
     parser.add_argument("--failures", action="store_true", help="list the runtime kernels that failed")
@@ -114,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     chosen = [(n, lib) for n, lib in enumerate(libraries()) if not args.library or lib.name in args.library]
-    jobs = [(n, k, args.target) for n, lib in chosen for k in range(len(lib.files))]
-    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-        results = list(pool.map(compile_file, jobs))
-    by_file = {(n, k): result for (n, k, _), result in zip(jobs, results)}
+    files = [(n, k, args.target, max(1, args.jobs)) for n, lib in chosen for k in range(len(lib.files))]
+    by_file = {}
+    for job in files:  # one file at a time, its kernels compiled --jobs at a time
+        result = compile_file(job)
+        by_file[job[:2]] = result
+        print(f"{result.status:8} {result.kernels:5} {result.seconds:6.1f}s {result.label}", file=sys.stderr,
+              flush=True)
     runnable = _backend_runs(args.target) and not args.no_run
     for (n, k), result in by_file.items():
         source = libraries()[n].files[k]
@@ -145,22 +160,24 @@ def _backend_runs(target: str) -> bool:
 
 def _print_table(target: str, chosen, by_file: dict, runnable: bool) -> None:
     header = (f"{'library':10} {'files':>5} {'in scope':>8} {'front ok':>8} {f'{target} ok':>8} {'kernels':>8} "
-              f"{'run':>5} {'passed':>6}")
+              f"{'compile':>8} {'run':>5} {'passed':>6}")
     print(header)
     print("-" * len(header))
-    totals = [0] * 7
+    totals = [0] * 8
     for n, library in chosen:
         results = [by_file[(n, k)] for k in range(len(library.files))]
         row = [len(results), sum(r.status not in ("skipped",) for r in results),
                sum(r.status in ("compile", "ok") for r in results), sum(r.status == "ok" for r in results),
-               sum(r.kernels for r in results), sum(r.ran for r in results), sum(r.passed for r in results)]
+               sum(r.kernels for r in results),
+               sum(r.kernels - r.failed for r in results if r.status in ("compile", "ok")),
+               sum(r.ran for r in results), sum(r.passed for r in results)]
         totals = [a + b for a, b in zip(totals, row)]
         missing = sum(r.status == "missing" for r in results)
         note = f"  ({missing} files missing from the corpus folder)" if missing else ""
-        print(f"{library.name:10} {row[0]:5} {row[1]:8} {row[2]:8} {row[3]:8} {row[4]:8} "
-              f"{row[5] if runnable else '-':>5} {row[6] if runnable else '-':>6}{note}")
-    print(f"{'total':10} {totals[0]:5} {totals[1]:8} {totals[2]:8} {totals[3]:8} {totals[4]:8} "
-          f"{totals[5] if runnable else '-':>5} {totals[6] if runnable else '-':>6}")
+        print(f"{library.name:10} {row[0]:5} {row[1]:8} {row[2]:8} {row[3]:8} {row[4]:8} {row[5]:8} "
+              f"{row[6] if runnable else '-':>5} {row[7] if runnable else '-':>6}{note}")
+    print(f"{'total':10} {totals[0]:5} {totals[1]:8} {totals[2]:8} {totals[3]:8} {totals[4]:8} {totals[5]:8} "
+          f"{totals[6] if runnable else '-':>5} {totals[7] if runnable else '-':>6}")
     if not runnable:
         print(f"(kernels not run: the {target} backend does not run here, or --no-run)")
 

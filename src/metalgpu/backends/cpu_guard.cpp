@@ -24,6 +24,12 @@
 #include <thread>
 #include <vector>
 
+// The kernels' half is the compiler's _Float16 (metal/_target.h). Built first by the backend, this file turns a
+// compiler without it into one clear error instead of one on every kernel.
+#if !defined(__FLT16_MAX__)
+#error "this C++ compiler has no _Float16, which the kernels' half needs: use g++ 12 or later, or clang 15 or later"
+#endif
+
 // Returns 0, or a status of its own (>= 1000, see metal/_cooperative_cpu.h) with details in report[0..4].
 typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t*);
 
