@@ -199,14 +199,15 @@ class Interface:
                   threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None):
         """Check and pack a dispatch, and cache its plan under ``key`` unless it packs constant values (they are
         packed anew every time)."""
-        arguments = buffers
+        arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
             if any(type(value) is dict for value in buffers):
                 arguments = self._struct_arguments(function, buffers)
             arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
                          for index, value in enumerate(arguments)]
+            buffer_types = [value._element_type() if isinstance(value, Buffer) else None for value in buffers]
         plan = build_plan(function, arguments, grid, threads_per_threadgroup, threadgroup_memory,
-                          self._backend.max_threadgroup_memory)
+                          self._backend.max_threadgroup_memory, buffer_types)
         if key is not None and not plan.constants:
             self._plans.store(key, plan, [value for value in buffers if isinstance(value, Buffer)])
         return plan
