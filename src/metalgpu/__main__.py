@@ -61,12 +61,10 @@ def _demo(args) -> int:
 def _shader_source(args) -> tuple[str, str, tuple[str, ...]]:
     """The file's text, its name, and where its includes resolve: next to it, then in each -I folder."""
     from metalgpu.errors import ArgumentError
+    from metalgpu.library import read_source
 
     path = Path(args.file)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ArgumentError(f"cannot read shader {args.file!r}: {error.strerror}") from None
+    text = read_source(path)
     folders = [path.resolve().parent]
     for folder in args.include:
         if not Path(folder).is_dir():

@@ -13,7 +13,7 @@ from .buffer import Buffer
 from .cache import CompileCache
 from .dispatch import Dispatch, PlanCache, build_plan
 from .errors import ArgumentError, BufferReleasedError, MetalError
-from .library import Function, Library
+from .library import Function, Library, read_source
 from .msl.structs import pack_struct
 from .types import metal_type_of_array, resolve_type
 
@@ -45,10 +45,7 @@ class Interface:
         """Compile a .metal file; ``#include "x.h"`` resolves next to it and in ``include_dirs``, nowhere else.
         A big library is parsed now and each kernel compiled when set_function first asks for it."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise ArgumentError(f"cannot read shader {str(path)!r}: {error.strerror}") from None
+        text = read_source(path)
         if isinstance(include_dirs, (str, os.PathLike)):
             include_dirs = (include_dirs,)
         folders = [path.resolve().parent]
