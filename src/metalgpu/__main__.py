@@ -138,10 +138,17 @@ def _cache(args) -> int:
     from metalgpu.cache import CompileCache
 
     cache = CompileCache()
-    if args.clear:
-        print(f"removed {cache.clear()} entries from {cache.directory}")
-    else:
-        print(f"{cache.directory}: {len(list(cache.entries()))} entries, {cache.size_bytes() / 1e6:.1f} MB")
+    try:
+        if args.clear:
+            print(f"removed {cache.clear()} entries from {cache.directory}")
+        else:
+            print(f"{cache.directory}: {len(list(cache.entries()))} entries, {cache.size_bytes() / 1e6:.1f} MB")
+    except OSError as error:  # a read-only or unreadable folder: say so in one line, not a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        action = "clear" if args.clear else "read"
+        print(f"metalgpu: cannot {action} the compile cache in {cache.directory}: {error.strerror or error}{where}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
