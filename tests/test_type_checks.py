@@ -249,3 +249,12 @@ def test_dict_for_a_struct_pointer_parameter(gpu):
         run(gpu, "weigh_one", [{"weight": 2.0, "count": 3}, out])
     with pytest.raises(metalgpu.ArgumentError, match="has no field 'scale'"):
         run(gpu, "weigh_one", [{"weight": 2.0, "count": 3, "offset": [0, 1], "scale": 1}, out])
+
+
+def test_list_of_dicts_for_an_array_of_structs(gpu):
+    out = gpu.create_buffer(4, "float")
+    given = [{"weight": 0.5, "count": i, "offset": [1, 2]} for i in range(4)]
+    run(gpu, "weigh", [given, out])
+    assert out.contents.tolist() == [3, 3.5, 4, 4.5]
+    with pytest.raises(metalgpu.ArgumentError, match=r"parameter 'records'.*\[2\]: fields 'offset' are not given"):
+        run(gpu, "weigh", [given[:2] + [{"weight": 1.0, "count": 1}] + given[3:], out])

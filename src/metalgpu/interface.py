@@ -97,10 +97,11 @@ class Interface:
         return self._library.structs.dtype(name)
 
     def _struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
-        """``buffers`` with every dict packed into the struct its parameter declares."""
+        """``buffers`` with every dict (or list of dicts, for an array) packed into the struct its parameter
+        declares."""
         packed = list(buffers)
         for binding in function.bindings:
-            if binding.kind != "buffer" or binding.index >= len(packed) or type(packed[binding.index]) is not dict:
+            if binding.kind != "buffer" or binding.index >= len(packed) or not _is_struct_value(packed[binding.index]):
                 continue
             param = function.decl.params[binding.param]
             where = function.describe_param(binding)
@@ -110,7 +111,12 @@ class Interface:
             if layout.size != binding.elem_size:
                 raise ArgumentError(f"{where}: the compiler made it {binding.elem_size} bytes, but struct_dtype "
                                     f"lays it out in {layout.size}; pass bytes or a numpy value instead")
-            packed[binding.index] = pack_struct(layout.dtype, packed[binding.index], where)
+            value = packed[binding.index]
+            if type(value) is dict:
+                packed[binding.index] = pack_struct(layout.dtype, value, where)
+            else:
+                packed[binding.index] = np.stack([pack_struct(layout.dtype, item, f"{where}[{i}]")
+                                                  for i, item in enumerate(value)])
         return packed
 
     def threadExecutionWidth(self) -> int:
@@ -198,7 +204,7 @@ class Interface:
         packed anew every time)."""
         arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
-            if any(type(value) is dict for value in buffers):
+            if any(_is_struct_value(value) for value in buffers):
                 arguments = self._struct_arguments(function, buffers)
             arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
                          for index, value in enumerate(arguments)]
@@ -251,3 +257,8 @@ class Interface:
 
     def __repr__(self) -> str:
         return f"<metalgpu.Interface {self._backend.describe()}>"
+
+
+def _is_struct_value(value: Any) -> bool:
+    """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
+    return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))
