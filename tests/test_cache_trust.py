@@ -155,7 +155,7 @@ def test_kernels_compile_and_run_on_a_full_disk(tmp_path, monkeypatch, full_disk
     monkeypatch.setenv("METALGPU_CACHE_DIR", str(tmp_path / "full-cache"))
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
-        for attempt in range(2):  # every later load too
+        for _ in range(2):  # every later load too
             with metalgpu.Interface(backend="cpu") as gpu:
                 gpu.load_shader_from_str(SHADER % "3.0f")
                 values = gpu.array_to_buffer(np.arange(4, dtype=np.float32))
