@@ -262,7 +262,7 @@ def check_buffer_type(where: str, binding, held: BufferType) -> None:
     wanted = _param_class(binding)
     if mtype.is_struct:
         leaves = _leaf_classes(mtype.scalar_dtype)
-        if leaves and all(leaf == wanted or leaf is None for leaf in leaves):
+        if all(leaf == wanted for leaf in leaves):
             return
         raise ArgumentError(f"{where} points at {_param_type(binding)} elements, but the buffer holds structs "
                             f"({mtype.scalar_dtype}); pass a buffer of {_param_type(binding)} or view it as one "
@@ -314,7 +314,7 @@ def _class_of(scalar: str) -> tuple[str, int]:
 
 
 def _leaf_classes(dtype: np.dtype) -> list[tuple[str, int] | None]:
-    """The (kind, width) of every scalar in a structured dtype, None for one with no Metal scalar."""
+    """The (kind, width) of every scalar in a structured dtype; None for one that is no Metal scalar (float64)."""
     base = dtype.base
     if base.names is not None:
         return [leaf for name in base.names for leaf in _leaf_classes(base.fields[name][0])]
