@@ -165,6 +165,25 @@ def test_kernels_compile_and_run_on_a_full_disk(tmp_path, monkeypatch, full_disk
     assert 1 <= len(fallbacks) <= 2 and all("kept in memory" in str(w.message) for w in fallbacks)  # one per Interface
 
 
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memory files are Linux's (memfd_create)")
+def test_an_untrusted_folder_is_never_written_even_without_a_temporary_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "untrusted-full"
+    key, _ = stored(folder)
+    folder.chmod(0o777)
+
+    def no_space(prefix=None):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(metalgpu.cache.tempfile, "mkdtemp", no_space)
+    cache = CompileCache(folder)
+    with pytest.warns(CacheFallbackWarning) as warned:
+        entry = cache.store(cache.key("new"), BINARY, META)
+    assert any(issubclass(w.category, CacheTrustWarning) for w in warned)
+    assert entry.path.read_bytes() == BINARY and not entry.path.is_relative_to(folder)
+    assert CompileCache(tmp_path / "untrusted-full").entries() == [key]  # nothing added there
+    with pytest.raises(OSError):
+        cache.artifact_folder()  # callers treat it as "no precompiled headers"
+
+
 # -- metalgpu cache --clear -------------------------------------------------------------------------------------------
 
 def test_cache_clear_on_a_read_only_folder_is_one_line_and_fails(tmp_path, monkeypatch, capsys):

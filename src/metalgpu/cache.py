@@ -135,10 +135,12 @@ class CompileCache:
             raise TypeError(f"cache meta must be plain JSON data: {e}") from None
         meta = json.loads(text)["meta"]
         folder = self._writable_folder()
-        try:
-            return CacheEntry(_write_entry(folder, key, binary, text), binary, meta)
-        except OSError as e:
-            error = e
+        error = OSError("no private temporary folder could be made")
+        if folder is not None:
+            try:
+                return CacheEntry(_write_entry(folder, key, binary, text), binary, meta)
+            except OSError as e:
+                error = e
         if folder == self.directory:
             try:
                 entry = CacheEntry(_write_entry(self._start_fallback(error, warn=False), key, binary, text), binary,
@@ -161,19 +163,26 @@ class CompileCache:
     def artifact_folder(self) -> Path:
         """A folder for files a compiler itself writes and validates (GCC's precompiled headers), created if
         needed. Files there must be written under a temporary name and renamed into place."""
-        for folder in (self._writable_folder(), None):
-            if folder is None:
-                folder = self._start_fallback(OSError("not writable"))
+        folder = self._writable_folder()
+        if folder is not None:
             try:
-                artifacts = folder / "artifacts"
-                _make_private_folder(artifacts)
-                reason = untrusted_reason(artifacts)
-                if reason is None:
-                    return artifacts
-                self._distrust(reason)
+                return self._artifacts_in(folder)
             except OSError:
-                continue
-        raise OSError("no writable cache folder")
+                pass
+        if self._fallback is not None and folder != self._fallback:  # the cache folder was just found untrusted
+            return self._artifacts_in(self._fallback)
+        if folder is not None and folder == self._fallback:
+            raise OSError("no writable cache folder")
+        return self._artifacts_in(self._start_fallback(OSError("not writable")))
+
+    def _artifacts_in(self, folder: Path) -> Path:
+        artifacts = folder / "artifacts"
+        _make_private_folder(artifacts)
+        reason = untrusted_reason(artifacts)
+        if reason is not None:
+            self._distrust(reason)
+            raise OSError(reason)
+        return artifacts
 
     @staticmethod
     def build_artifact(command: list[str], temporary: Path, final: Path, log: Path | None = None) -> subprocess.Popen:
@@ -224,10 +233,13 @@ class CompileCache:
         mine = [self.directory] if self._trusted else []
         return mine + ([self._fallback] if self._fallback is not None else [])
 
-    def _writable_folder(self) -> Path:
-        """Where a store goes: the fallback once there is one (the cache folder failed a write, or trust)."""
+    def _writable_folder(self) -> Path | None:
+        """Where a store goes: the fallback once there is one (the cache folder failed a write, or trust), else
+        the cache folder if trusted; None where neither can be used."""
         self._folders()
-        return self._fallback or self.directory
+        if self._fallback is not None:
+            return self._fallback
+        return self.directory if self._trusted else None
 
     def _distrust(self, reason: str) -> None:
         """Stop using the cache folder for this process: warn once, and cache in a private folder instead."""
@@ -239,8 +251,9 @@ class CompileCache:
                           "(chmod go-w), or set METALGPU_CACHE_DIR to such a folder", CacheTrustWarning,
                           stacklevel=4)
         if self._fallback is None:
-            self._fallback = Path(tempfile.mkdtemp(prefix="metalgpu-cache-"))
-            weakref.finalize(self, shutil.rmtree, str(self._fallback), ignore_errors=True)
+            with contextlib.suppress(OSError):  # none can be made (a full disk): stores go to memory
+                self._fallback = Path(tempfile.mkdtemp(prefix="metalgpu-cache-"))
+                weakref.finalize(self, shutil.rmtree, str(self._fallback), ignore_errors=True)
 
     def _store_in_memory(self, key: str, binary: bytes, meta: dict, error: OSError) -> CacheEntry:
         """No folder can be written (a full disk): keep the entry in this process, in a memory file that a backend
