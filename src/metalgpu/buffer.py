@@ -121,7 +121,13 @@ class Buffer:
     def write(self, array: Any) -> None:
         """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer."""
         allocation = self._live()
-        values = np.asarray(array)
+        try:
+            values = np.asarray(array)
+        except (TypeError, ValueError) as error:  # ragged lists
+            raise ArgumentError(f"write(): cannot make an array of the values given: {error}") from None
+        if values.dtype.kind in "USMmc":  # strings, dates, complex numbers
+            raise ArgumentError(f"write() takes numbers (or records for a struct buffer), not an array of "
+                                f"dtype {values.dtype}")
         expected = self.count * self.metal_type.lanes
         if self.metal_type.name != "struct" and values.size != expected:
             raise ArgumentError(f"write() needs {expected} values for {self.count} x {self.metal_type.name}, "
@@ -145,8 +151,11 @@ class Buffer:
             # without ml_dtypes, bfloat contents are their bit patterns: numbers are rounded to those, while
             # uint16 values are taken as patterns already
             values = bfloat16_bits(values.astype(np.float64))
-        with np.errstate(invalid="ignore", over="ignore"):
-            view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
+        except (TypeError, ValueError, OverflowError) as error:  # Python objects that are not numbers
+            raise ArgumentError(f"write(): cannot store the values given as {self.metal_type.name}: {error}") from None
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def release(self) -> None:

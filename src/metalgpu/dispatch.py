@@ -114,6 +114,9 @@ def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, t
                             f"{type(arguments).__name__}")
     if len(arguments) > MAX_BINDINGS:
         raise ArgumentError(f"{len(arguments)} buffers given; Metal binds at most {MAX_BINDINGS}")
+    if threadgroup_memory is not None and not isinstance(threadgroup_memory, dict):
+        raise ArgumentError(f"threadgroup_memory must be a dict {{index: nbytes}}, not "
+                            f"{type(threadgroup_memory).__name__}")
     grid3 = normalize_size(grid, "grid")
     if threads_per_threadgroup is None:
         group = default_threadgroup(grid3, function.preferred_threads)
@@ -369,10 +372,10 @@ class PlanCache:
         a list or tuple, an unhashable grid. Runs on every dispatch: kept to a few operations."""
         if type(arguments) is not list and type(arguments) is not tuple:
             return None, None
-        key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
         try:
+            key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
             return key, self.table.get(key)
-        except TypeError:  # an unhashable grid, such as a list
+        except (TypeError, AttributeError):  # an unhashable grid (a list), threadgroup_memory not a dict
             return None, None
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:

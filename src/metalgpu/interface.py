@@ -44,6 +44,8 @@ class Interface:
     def load_shader(self, path: str | os.PathLike, include_dirs: Sequence[str | os.PathLike] = ()) -> None:
         """Compile a .metal file; ``#include "x.h"`` resolves next to it and in ``include_dirs``, nowhere else.
         A big library is parsed now and each kernel compiled when set_function first asks for it."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentError(f"the shader path must be a str or a path, not {type(path).__name__}")
         path = Path(path)
         text = read_source(path)
         if isinstance(include_dirs, (str, os.PathLike)):
@@ -82,6 +84,9 @@ class Interface:
         self._check_open()
         if self._library is None:
             raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        if constants is not None and not isinstance(constants, dict):
+            raise ArgumentError(f"constants must be a dict of function constant index or name to value, not "
+                                f"{type(constants).__name__}")
         key = (name, tuple(sorted((str(k), repr(v)) for k, v in (constants or {}).items())))
         if key not in self._functions:
             self._functions[key] = self._library.function(name, constants)
@@ -94,6 +99,8 @@ class Interface:
         self._check_open()
         if self._library is None:
             raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        if not isinstance(name, str):
+            raise ArgumentError(f"struct_dtype takes the struct's name as a str, not {type(name).__name__}")
         return self._library.structs.dtype(name)
 
     def _struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
@@ -147,7 +154,7 @@ class Interface:
     def array_to_buffer(self, array: Any) -> Buffer:
         """A new shared buffer holding a copy of ``array``: a numpy array keeps its dtype; a list of Python ints
         becomes int32 (int64 if a value needs it) and a list of Python floats float32, as Metal has no double."""
-        values = np.asarray(array)
+        values = _as_array(array, "array_to_buffer")
         if not isinstance(array, np.ndarray):
             if values.dtype.kind == "i" and values.size and -2**31 <= values.min() and values.max() < 2**31:
                 values = values.astype(np.int32)
@@ -257,6 +264,14 @@ class Interface:
 
     def __repr__(self) -> str:
         return f"<metalgpu.Interface {self._backend.describe()}>"
+
+
+def _as_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as a numpy array; a ragged nesting of lists raises ArgumentError."""
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(f"{what}: cannot make an array of the values given: {error}") from None
 
 
 def _is_struct_value(value: Any) -> bool:
