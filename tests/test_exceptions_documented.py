@@ -76,3 +76,18 @@ def test_write_of_python_ints_beyond_64_bits_still_converts(iface):
     buffer = iface.create_buffer(2, "float")
     buffer.write([10**40, 1])
     assert buffer.contents.tolist() == [float("inf"), 1]
+
+
+def test_include_dirs_that_are_not_paths(iface, tmp_path):
+    shader = tmp_path / "k.metal"
+    shader.write_text(SHADER)
+    with pytest.raises(metalgpu.ArgumentError, match="include_dirs must hold folder paths"):
+        iface.load_shader(shader, include_dirs=[3])
+    iface.load_shader(shader, include_dirs=[tmp_path])
+    assert iface.function_names == ["fill"]
+
+
+@pytest.mark.parametrize("name", [3, ["cpu"]])
+def test_backend_that_is_not_a_name(name):
+    with pytest.raises(metalgpu.ArgumentError, match="backend must be a name"):
+        metalgpu.Interface(backend=name)

@@ -25,6 +25,9 @@ class Interface:
     best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses."""
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False):
+        if backend is not None and not isinstance(backend, str):
+            raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
+                                f"{type(backend).__name__}")
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
         self._backend = open_backend(backend, device, self._cache, self.debug)
@@ -52,6 +55,8 @@ class Interface:
             include_dirs = (include_dirs,)
         folders = [path.resolve().parent]
         for folder in include_dirs:
+            if not isinstance(folder, (str, os.PathLike)):
+                raise ArgumentError(f"include_dirs must hold folder paths (str or path), not {type(folder).__name__}")
             folder = Path(folder)
             if not folder.is_dir():
                 raise ArgumentError(f"include folder {str(folder)!r} does not exist")
