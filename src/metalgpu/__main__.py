@@ -61,12 +61,10 @@ def _demo(args) -> int:
 def _shader_source(args) -> tuple[str, str, tuple[str, ...]]:
     """The file's text, its name, and where its includes resolve: next to it, then in each -I folder."""
     from metalgpu.errors import ArgumentError
+    from metalgpu.library import read_source
 
     path = Path(args.file)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ArgumentError(f"cannot read shader {args.file!r}: {error.strerror}") from None
+    text = read_source(path)
     folders = [path.resolve().parent]
     for folder in args.include:
         if not Path(folder).is_dir():
@@ -140,10 +138,17 @@ def _cache(args) -> int:
     from metalgpu.cache import CompileCache
 
     cache = CompileCache()
-    if args.clear:
-        print(f"removed {cache.clear()} entries from {cache.directory}")
-    else:
-        print(f"{cache.directory}: {len(list(cache.entries()))} entries, {cache.size_bytes() / 1e6:.1f} MB")
+    try:
+        if args.clear:
+            print(f"removed {cache.clear()} entries from {cache.directory}")
+        else:
+            print(f"{cache.directory}: {len(list(cache.entries()))} entries, {cache.size_bytes() / 1e6:.1f} MB")
+    except OSError as error:  # a read-only or unreadable folder: say so in one line, not a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        action = "clear" if args.clear else "read"
+        print(f"metalgpu: cannot {action} the compile cache in {cache.directory}: {error.strerror or error}{where}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dispatch import BufferType
 from .errors import ArgumentError, BufferReleasedError
-from .types import MetalType, bfloat16_bits, contents_view
+from .types import MetalType, bfloat16_bits, contents_view, resolve_type
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -30,8 +31,17 @@ class Buffer:
         self.count = count
         self.storage = storage
         self._view: np.ndarray | None = None
-        self._pending: Dispatch | None = None  # the last asynchronous dispatch that used this buffer
+        # The last asynchronous dispatch that used this buffer's memory, in a box that its views share
+        self._pending_box: list[Dispatch | None] = [None]
         self._shape = shape  # array_to_buffer keeps the array's shape for `contents`
+
+    @property
+    def _pending(self) -> "Dispatch | None":
+        return self._pending_box[0]
+
+    @_pending.setter
+    def _pending(self, dispatch: "Dispatch | None") -> None:
+        self._pending_box[0] = dispatch
 
     # -- what it holds -------------------------------------------------------------------------------------
     @property
@@ -49,6 +59,23 @@ class Buffer:
 
     def __len__(self) -> int:
         return self.count
+
+    def _element_type(self) -> BufferType:
+        """What a kernel parameter bound to this buffer is checked against (dispatch.check_buffer_type)."""
+        return BufferType(self.metal_type, self._shape[-1] if self._shape else None)
+
+    def view(self, type_: Any) -> "Buffer":
+        """The same memory as elements of ``type_`` (a Metal type name, numpy or ctypes type), no copy: the
+        explicit way to bind a buffer to a parameter of another element type. Writes through either show in
+        both. The memory is freed when the last of the buffer and its views is released or collected."""
+        allocation = self._live()
+        mtype = resolve_type(type_)
+        if self.nbytes % mtype.itemsize:
+            raise ArgumentError(f"this buffer's {self.nbytes} bytes are not a whole number of {mtype} "
+                                f"({mtype.itemsize} bytes each)")
+        view = Buffer(self._interface, allocation, mtype, self.nbytes // mtype.itemsize, self.storage)
+        view._pending_box = self._pending_box
+        return view
 
     @property
     def released(self) -> bool:
@@ -94,7 +121,13 @@ class Buffer:
     def write(self, array: Any) -> None:
         """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer."""
         allocation = self._live()
-        values = np.asarray(array)
+        try:
+            values = np.asarray(array)
+        except (TypeError, ValueError) as error:  # ragged lists
+            raise ArgumentError(f"write(): cannot make an array of the values given: {error}") from None
+        if values.dtype.kind in "USMmc":  # strings, dates, complex numbers
+            raise ArgumentError(f"write() takes numbers (or records for a struct buffer), not an array of "
+                                f"dtype {values.dtype}")
         expected = self.count * self.metal_type.lanes
         if self.metal_type.name != "struct" and values.size != expected:
             raise ArgumentError(f"write() needs {expected} values for {self.count} x {self.metal_type.name}, "
@@ -118,8 +151,11 @@ class Buffer:
             # without ml_dtypes, bfloat contents are their bit patterns: numbers are rounded to those, while
             # uint16 values are taken as patterns already
             values = bfloat16_bits(values.astype(np.float64))
-        with np.errstate(invalid="ignore", over="ignore"):
-            view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                view[...] = values.reshape(view.shape).astype(view.dtype, copy=False)
+        except (TypeError, ValueError, OverflowError) as error:  # Python objects that are not numbers
+            raise ArgumentError(f"write(): cannot store the values given as {self.metal_type.name}: {error}") from None
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def release(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import ArgumentError
-from .types import MetalType, pack_values, resolve_type
+from .types import MetalType, metal_type_of_array, pack_values, resolve_type
 
 MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entries each
 
@@ -104,14 +104,19 @@ class LaunchPlan:
 
 
 def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
-               threadgroup_memory: dict[int, int] | None, max_threadgroup_memory: int) -> LaunchPlan:
+               threadgroup_memory: dict[int, int] | None, max_threadgroup_memory: int,
+               buffer_types: Sequence[BufferType | None] = ()) -> LaunchPlan:
     """Check ``arguments`` (slot i: an Allocation, None, or a constant value) against the kernel's bindings and
-    pack them with the sizes."""
+    pack them with the sizes. ``buffer_types[i]``, where given, is what the Buffer of an Allocation holds: its
+    element type is checked against the parameter's (check_buffer_type)."""
     if not isinstance(arguments, (list, tuple)):
         raise ArgumentError(f"buffers must be a list of Buffer, None or constant values, not "
                             f"{type(arguments).__name__}")
     if len(arguments) > MAX_BINDINGS:
         raise ArgumentError(f"{len(arguments)} buffers given; Metal binds at most {MAX_BINDINGS}")
+    if threadgroup_memory is not None and not isinstance(threadgroup_memory, dict):
+        raise ArgumentError(f"threadgroup_memory must be a dict {{index: nbytes}}, not "
+                            f"{type(threadgroup_memory).__name__}")
     grid3 = normalize_size(grid, "grid")
     if threads_per_threadgroup is None:
         group = default_threadgroup(grid3, function.preferred_threads)
@@ -128,7 +133,8 @@ def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, t
         if binding.kind == "buffer":
             bound.add(binding.index)
             value = arguments[binding.index] if binding.index < len(arguments) else None
-            _bind_buffer(plan, function, binding, value)
+            held = buffer_types[binding.index] if binding.index < len(buffer_types) else None
+            _bind_buffer(plan, function, binding, value, held)
         elif binding.kind == "threadgroup":
             _bind_threadgroup(plan, function, binding, threadgroup_memory or {}, max_threadgroup_memory)
     total = sum(plan.threadgroup_bytes)
@@ -144,11 +150,13 @@ def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, t
     return plan
 
 
-def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: Any) -> None:
+def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: Any, held: BufferType | None) -> None:
     where = function.describe_param(binding)
     if value is None:
         raise ArgumentError(f"{where} has no argument: buffers[{binding.index}] is missing or None")
     if isinstance(value, Allocation):
+        if held is not None:
+            check_buffer_type(where, binding, held)
         size = value.nbytes
         if binding.is_reference and size < binding.elem_size:
             raise ArgumentError(f"{where} reads {binding.elem_size} bytes but the buffer holds {size}")
@@ -173,6 +181,7 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
     elif isinstance(value, np.ndarray) and value.dtype.fields is not None or isinstance(value, np.void):
+        check_buffer_type(where, binding, BufferType(metal_type_of_array(np.asarray(value))))
         raw = np.ascontiguousarray(value).tobytes()
     elif binding.scalar_kind == "other":
         raise ArgumentError(f"{where} is a structure of {binding.elem_size} bytes: pass bytes or a numpy "
@@ -195,14 +204,8 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     return aligned
 
 
-_SCALAR_NAMES = {("signed", 1): "char", ("signed", 2): "short", ("signed", 4): "int", ("signed", 8): "long",
-                 ("unsigned", 1): "uchar", ("unsigned", 2): "ushort", ("unsigned", 4): "uint",
-                 ("unsigned", 8): "ulong", ("float", 2): "half", ("float", 4): "float", ("bool", 1): "bool",
-                 ("bfloat", 2): "bfloat"}
-
-
 def _metal_type_of(binding) -> MetalType:
-    scalar = _SCALAR_NAMES.get((binding.scalar_kind, binding.scalar_size))
+    scalar = SCALAR_NAMES.get((binding.scalar_kind, binding.scalar_size))
     if scalar is None:
         raise ArgumentError(f"cannot convert a Python value to a {binding.scalar_size}-byte {binding.scalar_kind}")
     if binding.lanes == 1:
@@ -221,6 +224,120 @@ def _bind_threadgroup(plan: LaunchPlan, function: KernelSignature, binding, memo
     if nbytes > limit:
         raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory asked, the limit is {limit}")
     plan.threadgroup_bytes[binding.index] = int(nbytes)
+
+
+# -- element types: a Buffer's against the parameter it binds -----------------------------------------------------
+# Refuse the pairs a user cannot mean (an int32 buffer for a float*, half for float, rows of three floats for a
+# float3*), allow the reinterpretations production kernels rely on (bytes for anything, float for float4*, bfloat
+# bit patterns in uint16). docs/buffer-types.md states the rule; check_buffer_type applies it.
+
+_INTEGERS = ("char", "uchar", "short", "ushort", "int", "uint", "long", "ulong")
+_BYTES = ("char", "uchar")
+_BFLOAT_BITS = (("int", 2), ("bfloat", 2))  # what a bfloat buffer or parameter pairs with
+
+# The Metal scalar of a binding's (scalar_kind, scalar_size).
+SCALAR_NAMES = {("signed", 1): "char", ("signed", 2): "short", ("signed", 4): "int", ("signed", 8): "long",
+                ("unsigned", 1): "uchar", ("unsigned", 2): "ushort", ("unsigned", 4): "uint",
+                ("unsigned", 8): "ulong", ("float", 2): "half", ("float", 4): "float", ("bool", 1): "bool",
+                ("bfloat", 2): "bfloat"}
+
+
+@dataclass(frozen=True)
+class BufferType:
+    """What a bound buffer holds: its element type, and the length of its rows where its contents are shaped
+    (``array_to_buffer`` of an ``(n, 4)`` array: 4), else None."""
+
+    mtype: MetalType
+    row: int | None = None
+
+
+def check_buffer_type(where: str, binding, held: BufferType) -> None:
+    """Raise ArgumentError, naming ``where`` (the parameter) and both types, when the buffer's elements cannot be
+    what the parameter points at (the rule of docs/buffer-types.md)."""
+    mtype = held.mtype
+    if mtype.scalar in _BYTES or _is_untyped(binding):
+        return
+    if binding.scalar_kind == "other":
+        if mtype.is_struct and mtype.itemsize != binding.elem_size:
+            raise ArgumentError(f"{where} has {binding.elem_size}-byte elements, but the buffer's structs "
+                                f"({mtype.scalar_dtype}) are {mtype.itemsize} bytes each")
+        return
+    wanted = _param_class(binding)
+    if mtype.is_struct:
+        leaves = _leaf_classes(mtype.scalar_dtype)
+        if all(leaf == wanted for leaf in leaves):
+            return
+        raise ArgumentError(f"{where} points at {_param_type(binding)} elements, but the buffer holds structs "
+                            f"({mtype.scalar_dtype}); pass a buffer of {_param_type(binding)} or view it as one "
+                            f"(buffer.view('{_param_type(binding)}'))")
+    held_class = _class_of(mtype.scalar)
+    if held_class != wanted and {held_class, wanted} != set(_BFLOAT_BITS):
+        raise ArgumentError(f"{where} points at {_param_type(binding)} ({_describe_class(wanted)}), but the buffer "
+                            f"holds {mtype.name} ({_describe_class(held_class)}); convert it "
+                            f"(buffer.astype('{_param_type(binding)}')) or reinterpret its bytes explicitly "
+                            f"(buffer.view('{_param_type(binding)}'))")
+    if binding.lanes == 3:
+        _check_three_lanes(where, binding, held)
+
+
+def _check_three_lanes(where: str, binding, held: BufferType) -> None:
+    mtype = held.mtype
+    padded_param = binding.elem_size == 4 * binding.scalar_size
+    padded_buffer = mtype.is_vector and not mtype.packed and mtype.lanes in (3, 4)
+    name = _param_type(binding)
+    if padded_param and not padded_buffer and not (mtype.lanes == 1 and held.row == 4):
+        rows = f"rows of {held.row}" if held.row else f"{mtype.name} elements"
+        raise ArgumentError(f"{where}: Metal's {name} takes {binding.elem_size} bytes (4 lanes, the last one "
+                            f"padding), but the buffer holds {rows}. Pass a {name} or {name[:-1]}4 buffer "
+                            f"(create_buffer(n, '{name}'), buffer.view('{name}')), or declare the parameter "
+                            f"packed_{name} for {mtype.scalar_dtype.itemsize * 3}-byte elements")
+    if not padded_param and mtype.is_vector and mtype.lanes == 3 and not mtype.packed:
+        raise ArgumentError(f"{where} points at packed {name} elements of {binding.elem_size} bytes, but the "
+                            f"buffer holds {mtype.name}, {mtype.itemsize} bytes each (Metal pads them to 4 lanes); "
+                            f"pass a packed_{mtype.name} buffer")
+
+
+def _is_untyped(binding) -> bool:
+    """A ``char*``/``uchar*`` parameter, or a ``void*`` one (described as one byte of kind other)."""
+    if binding.scalar_size == 1 and binding.scalar_kind in ("signed", "unsigned"):
+        return True
+    return binding.scalar_kind == "other" and binding.elem_size == 1
+
+
+def _param_class(binding) -> tuple[str, int]:
+    kind = "int" if binding.scalar_kind in ("signed", "unsigned") else binding.scalar_kind
+    return kind, binding.scalar_size
+
+
+def _class_of(scalar: str) -> tuple[str, int]:
+    size = resolve_type(scalar).itemsize
+    if scalar in _INTEGERS:
+        return "int", size
+    return ("float" if scalar in ("half", "float") else scalar), size
+
+
+def _leaf_classes(dtype: np.dtype) -> list[tuple[str, int] | None]:
+    """The (kind, width) of every scalar in a structured dtype; None for one that is no Metal scalar (float64)."""
+    base = dtype.base
+    if base.names is not None:
+        return [leaf for name in base.names for leaf in _leaf_classes(base.fields[name][0])]
+    try:
+        scalar = resolve_type(base).scalar
+    except ArgumentError:
+        return [None]
+    return [_class_of(scalar)]
+
+
+def _param_type(binding) -> str:
+    """The Metal spelling of the parameter's pointee: its scalar, with its lanes."""
+    kind, size = binding.scalar_kind, binding.scalar_size
+    scalar = SCALAR_NAMES.get((kind, size), f"{size}-byte {kind}")
+    return scalar if binding.lanes == 1 else f"{scalar}{binding.lanes}"
+
+
+def _describe_class(entry: tuple[str, int]) -> str:
+    kind, size = entry
+    return f"{size}-byte {'integer' if kind == 'int' else kind}"
 
 
 class PlanCache:
@@ -255,10 +372,10 @@ class PlanCache:
         a list or tuple, an unhashable grid. Runs on every dispatch: kept to a few operations."""
         if type(arguments) is not list and type(arguments) is not tuple:
             return None, None
-        key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
         try:
+            key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
             return key, self.table.get(key)
-        except TypeError:  # an unhashable grid, such as a list
+        except (TypeError, AttributeError):  # an unhashable grid (a list), threadgroup_memory not a dict
             return None, None
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:

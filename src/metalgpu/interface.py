@@ -13,7 +13,7 @@ from .buffer import Buffer
 from .cache import CompileCache
 from .dispatch import Dispatch, PlanCache, build_plan
 from .errors import ArgumentError, BufferReleasedError, MetalError
-from .library import Function, Library
+from .library import Function, Library, read_source
 from .msl.structs import pack_struct
 from .types import metal_type_of_array, resolve_type
 
@@ -25,6 +25,9 @@ class Interface:
     best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses."""
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False):
+        if backend is not None and not isinstance(backend, str):
+            raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
+                                f"{type(backend).__name__}")
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
         self._backend = open_backend(backend, device, self._cache, self.debug)
@@ -44,15 +47,16 @@ class Interface:
     def load_shader(self, path: str | os.PathLike, include_dirs: Sequence[str | os.PathLike] = ()) -> None:
         """Compile a .metal file; ``#include "x.h"`` resolves next to it and in ``include_dirs``, nowhere else.
         A big library is parsed now and each kernel compiled when set_function first asks for it."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentError(f"the shader path must be a str or a path, not {type(path).__name__}")
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise ArgumentError(f"cannot read shader {str(path)!r}: {error.strerror}") from None
+        text = read_source(path)
         if isinstance(include_dirs, (str, os.PathLike)):
             include_dirs = (include_dirs,)
         folders = [path.resolve().parent]
         for folder in include_dirs:
+            if not isinstance(folder, (str, os.PathLike)):
+                raise ArgumentError(f"include_dirs must hold folder paths (str or path), not {type(folder).__name__}")
             folder = Path(folder)
             if not folder.is_dir():
                 raise ArgumentError(f"include folder {str(folder)!r} does not exist")
@@ -85,6 +89,9 @@ class Interface:
         self._check_open()
         if self._library is None:
             raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        if constants is not None and not isinstance(constants, dict):
+            raise ArgumentError(f"constants must be a dict of function constant index or name to value, not "
+                                f"{type(constants).__name__}")
         key = (name, tuple(sorted((str(k), repr(v)) for k, v in (constants or {}).items())))
         if key not in self._functions:
             self._functions[key] = self._library.function(name, constants)
@@ -97,13 +104,16 @@ class Interface:
         self._check_open()
         if self._library is None:
             raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        if not isinstance(name, str):
+            raise ArgumentError(f"struct_dtype takes the struct's name as a str, not {type(name).__name__}")
         return self._library.structs.dtype(name)
 
     def _struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
-        """``buffers`` with every dict packed into the struct its parameter declares."""
+        """``buffers`` with every dict (or list of dicts, for an array) packed into the struct its parameter
+        declares."""
         packed = list(buffers)
         for binding in function.bindings:
-            if binding.kind != "buffer" or binding.index >= len(packed) or type(packed[binding.index]) is not dict:
+            if binding.kind != "buffer" or binding.index >= len(packed) or not _is_struct_value(packed[binding.index]):
                 continue
             param = function.decl.params[binding.param]
             where = function.describe_param(binding)
@@ -113,7 +123,12 @@ class Interface:
             if layout.size != binding.elem_size:
                 raise ArgumentError(f"{where}: the compiler made it {binding.elem_size} bytes, but struct_dtype "
                                     f"lays it out in {layout.size}; pass bytes or a numpy value instead")
-            packed[binding.index] = pack_struct(layout.dtype, packed[binding.index], where)
+            value = packed[binding.index]
+            if type(value) is dict:
+                packed[binding.index] = pack_struct(layout.dtype, value, where)
+            else:
+                packed[binding.index] = np.stack([pack_struct(layout.dtype, item, f"{where}[{i}]")
+                                                  for i, item in enumerate(value)])
         return packed
 
     def threadExecutionWidth(self) -> int:
@@ -144,7 +159,7 @@ class Interface:
     def array_to_buffer(self, array: Any) -> Buffer:
         """A new shared buffer holding a copy of ``array``: a numpy array keeps its dtype; a list of Python ints
         becomes int32 (int64 if a value needs it) and a list of Python floats float32, as Metal has no double."""
-        values = np.asarray(array)
+        values = _as_array(array, "array_to_buffer")
         if not isinstance(array, np.ndarray):
             if values.dtype.kind == "i" and values.size and -2**31 <= values.min() and values.max() < 2**31:
                 values = values.astype(np.int32)
@@ -199,14 +214,15 @@ class Interface:
                   threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None):
         """Check and pack a dispatch, and cache its plan under ``key`` unless it packs constant values (they are
         packed anew every time)."""
-        arguments = buffers
+        arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
-            if any(type(value) is dict for value in buffers):
+            if any(_is_struct_value(value) for value in buffers):
                 arguments = self._struct_arguments(function, buffers)
             arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
                          for index, value in enumerate(arguments)]
+            buffer_types = [value._element_type() if isinstance(value, Buffer) else None for value in buffers]
         plan = build_plan(function, arguments, grid, threads_per_threadgroup, threadgroup_memory,
-                          self._backend.max_threadgroup_memory)
+                          self._backend.max_threadgroup_memory, buffer_types)
         if key is not None and not plan.constants:
             self._plans.store(key, plan, [value for value in buffers if isinstance(value, Buffer)])
         return plan
@@ -253,3 +269,16 @@ class Interface:
 
     def __repr__(self) -> str:
         return f"<metalgpu.Interface {self._backend.describe()}>"
+
+
+def _as_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as a numpy array; a ragged nesting of lists raises ArgumentError."""
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(f"{what}: cannot make an array of the values given: {error}") from None
+
+
+def _is_struct_value(value: Any) -> bool:
+    """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
+    return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))

@@ -13,12 +13,13 @@ load. Function constants specialise: each distinct set of values is its own modu
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, CompileOptions, CompilerFailed, Module
 from .cache import CacheEntry, CompileCache
-from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError
+from .errors import ArgumentError, FunctionNotFoundError, ShaderCompileError, SourcePos
 from .library_index import (
     ModulePointer,
     ProgramSummary,
@@ -48,6 +49,23 @@ SMALL_LIBRARY_KERNELS = 16
 # Errors that belong to one kernel's pipeline rather than to the library: Metal reports them when that pipeline
 # is made, and still makes the others.
 PIPELINE_ERRORS = ("32 KiB a threadgroup has",)
+
+
+def read_source(path: str | os.PathLike) -> str:
+    """A shader file's text. A file that cannot be read raises ArgumentError; one that is not UTF-8 (Metal's
+    source encoding) raises ShaderCompileError at its first bad byte: line, column and byte offset."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise ArgumentError(f"cannot read shader {str(path)!r}: {error.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        pos = SourcePos(str(path), data.count(b"\n", 0, error.start) + 1, error.start - line_start + 1)
+        raise ShaderCompileError.at(pos, f"the file is not UTF-8 text: byte 0x{data[error.start]:02x} at offset "
+                                         f"{error.start} cannot be decoded (save it as UTF-8)") from None
 
 
 class Function:

@@ -472,7 +472,9 @@ def set_rows(gpu, kernel, dst_type: str, index_type: str, cols: int = 64, rows: 
     args = kargs(gpu, "ggml_metal_kargs_set_rows", nk0=nk0, ne01=rows, nb01=src.nb[1], nb02=src.nb[2],
                  nb03=src.nb[3], ne11=src1.ne[1], ne12=src1.ne[2], nb10=src1.nb[0], nb11=src1.nb[1],
                  nb12=src1.nb[2], nb1=dst.nb[1], nb2=dst.nb[2], nb3=dst.nb[3])
-    dispatch(gpu, (-(-rows // nrptg), heads, 1), (nth, nrptg, 1), [args, src.buffer, src1.buffer, dst.buffer])
+    # ggml declares dst `device float *` whatever it holds (half rows too) and addresses it in bytes: bind its bytes
+    dst_bytes = dst.buffer.view("uchar")
+    dispatch(gpu, (-(-rows // nrptg), heads, 1), (nth, nrptg, 1), [args, src.buffer, src1.buffer, dst_bytes])
     if dst_type in FORMATS:
         expected = np.frombuffer(np.full(dst.nb[3], 0xA5, np.uint8), np.uint8).copy().reshape(heads, dst_rows, -1)
         written = quantize_reference(gpu, x, dst_type).reshape(heads, rows, -1)
