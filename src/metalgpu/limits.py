@@ -1,0 +1,42 @@
+"""Limits on what compiling one shader may cost, so that a hostile or broken source fails fast instead of
+exhausting the machine: each one's default is well above what production libraries need, and an environment
+variable raises it.
+
+- METALGPU_MAX_TOKENS: tokens the preprocessor may produce, the source's own and every macro expansion's
+  (MLX, candle, ggml and PyTorch files need at most 250,000).
+- METALGPU_MAX_EXPANSION: tokens one macro name in the source may expand to, through every macro it uses (at most
+  230,000 in those libraries): a macro bomb, which grows exponentially, stops here in about a second.
+- METALGPU_MAX_INCLUDE_DEPTH: how deeply ``#include`` may nest.
+- METALGPU_COMPILE_TIMEOUT: seconds the C++ compiler may run for one module (cpu backend).
+- METALGPU_COMPILE_MEMORY: MiB of address space the C++ compiler may use (cpu backend, Linux).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limit:
+    variable: str
+    default: int
+    what: str  # how a message names it
+
+    def value(self) -> int:
+        """The limit now: the environment variable when it holds a positive integer, else the default."""
+        text = os.environ.get(self.variable, "").strip()
+        return int(text) if text.isdigit() and int(text) > 0 else self.default
+
+    def exceeded(self, detail: str = "") -> str:
+        """The message for a source that went past this limit."""
+        return f"{detail or 'the shader'} exceeds the limit of {self.value()} {self.what}: {self.how_to_raise()}"
+
+    def how_to_raise(self) -> str:
+        return f"set the environment variable {self.variable} to a larger number to allow more"
+
+
+MAX_TOKENS = Limit("METALGPU_MAX_TOKENS", 2_000_000, "preprocessing tokens (macro expansions included)")
+MAX_EXPANSION = Limit("METALGPU_MAX_EXPANSION", 500_000, "tokens from one macro")
+MAX_INCLUDE_DEPTH = Limit("METALGPU_MAX_INCLUDE_DEPTH", 64, "nested #include levels")
+COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 600, "seconds of C++ compilation")
+COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 16384, "MiB of C++ compiler memory")
