@@ -38,5 +38,5 @@ class Limit:
 MAX_TOKENS = Limit("METALGPU_MAX_TOKENS", 2_000_000, "preprocessing tokens (macro expansions included)")
 MAX_EXPANSION = Limit("METALGPU_MAX_EXPANSION", 500_000, "tokens from one macro")
 MAX_INCLUDE_DEPTH = Limit("METALGPU_MAX_INCLUDE_DEPTH", 64, "nested #include levels")
-COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 600, "seconds of C++ compilation")
-COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 16384, "MiB of C++ compiler memory")
+COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 600, "seconds")
+COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 16384, "MiB of memory")
