@@ -168,3 +168,42 @@ def test_production_attributes_and_pragmas_compile_for_cuda():
     pre = preprocess(ACCEPTED, "accepted.metal")
     translation = translate(pre, parse(pre.tokens, pre.sources), "cuda")
     assert nvrtc_compile(translation.source, CompileOptions(), "sm_90")[:4] == b"\x7fELF"
+
+
+# ----- includes read only shader sources, and file names never become code ------------------------------------
+
+def test_include_of_a_file_that_is_not_a_shader_source_is_refused_without_its_text(tmp_path):
+    (tmp_path / "secret.txt").write_text("TOPSECRET password line\n")
+    (tmp_path / "binary.h").write_bytes(b"\xff\xfe TOPSECRET \x80\n")
+    for name, reason in (("secret.txt", "only shader sources"), ("binary.h", "not UTF-8 text")):
+        with pytest.raises(ShaderCompileError) as info:
+            preprocess(f'int a;\n #include "{name}"\n', str(tmp_path / "k.metal"))
+        assert where(info.value) == (2, 3) and reason in str(info.value)
+        assert "TOPSECRET" not in str(info.value) and "TOPSECRET" not in repr(info.value.diagnostics)
+
+
+HEADER = "inline float helper(float x) { return x * 2.0f + 1.0f; }\n"
+INCLUDER = '#include <metal_stdlib>\n#include "helper.h"\n' + KERNEL
+
+
+def test_a_folder_name_with_a_newline_and_a_quote_cannot_inject_code(iface, tmp_path):
+    folder = tmp_path / 'odd"\n#error injected\n"name'
+    folder.mkdir()
+    (folder / "helper.h").write_text(HEADER)
+    (folder / "kernel.metal").write_text(INCLUDER)
+    iface.load_shader(folder / "kernel.metal")
+    out_buffer = iface.create_buffer(4, "float")
+    iface.run_function(4, [out_buffer], function_name="k")
+    np.testing.assert_array_equal(np.asarray(out_buffer), np.arange(4) * 2.0 + 1.0)
+
+    path = str(folder / "kernel.metal")
+    pre = preprocess(INCLUDER + 'constant char where[] = __FILE__;\n', path, (str(folder),))
+    for target in ("cpu", "cuda"):
+        source = translate(pre, parse(pre.tokens, pre.sources), target).source
+        assert "#error injected" not in source.splitlines()
+        assert 'odd\\"\\012#error injected\\012\\"name' in source  # each character escaped in #line
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.backends.nvrtc import nvrtc_compile
+
+    assert nvrtc_compile(source, CompileOptions(), "sm_90")[:4] == b"\x7fELF"

@@ -48,3 +48,17 @@ def _escaped_contents(text: str) -> str:
     delimiter = text[quote + 1:text.index("(")]
     raw = text[text.index("(") + 1:len(text) - len(delimiter) - 2]
     return raw.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def string_literal(text: str) -> str:
+    """``text`` as a C++ string literal for generated code (a ``#line`` directive's file name): backslashes,
+    quotes and every control character escaped, so that no file or folder name can end the literal or the line."""
+    escaped = []
+    for char in text:
+        if char in '\\"':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\{ord(char):03o}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'

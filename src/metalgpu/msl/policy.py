@@ -55,6 +55,15 @@ _CXX_HEADERS = frozenset("""
 _HOST_HEADER_FOLDERS = ("sys/", "bits/", "linux/", "asm/", "netinet/", "arpa/", "ext/", "c++/")
 
 
+# What an #include may read: source files only, so that no other file's text ends up in an error message.
+SHADER_SUFFIXES = (".metal", ".h", ".hpp", ".hh", ".hxx", ".inc", ".inl", ".ipp", ".tcc", ".def", ".cpp", ".cc",
+                   ".cxx", ".c")
+
+
+def is_shader_source(path: str) -> bool:
+    return path.lower().endswith(SHADER_SUFFIXES)
+
+
 def host_header(name: str) -> bool:
     """Is ``<name>`` a C, C++ or POSIX library header rather than a Metal or user one?"""
     return name in _C_HEADERS or name in _CXX_HEADERS or name.startswith(_HOST_HEADER_FOLDERS)

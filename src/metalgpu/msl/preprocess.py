@@ -13,10 +13,10 @@ from functools import partial
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
 from ..limits import MAX_EXPANSION, MAX_INCLUDE_DEPTH, MAX_TOKENS
+from . import policy
 from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
-from .literals import concatenate
-from .policy import check_tokens, host_header, refused_pragma, refused_pragma_operator
+from .literals import concatenate, string_literal
 
 # What Apple's compiler predefines for Metal 3.1 on macOS, less the feature tests of what we do not emulate
 # (__HAVE_RAYTRACING__, __HAVE_MESH__ ...): a library then takes its portable path. 3.2 would switch MLX onto
@@ -71,7 +71,7 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
     pp.sources[filename] = text
     pp.run_file(tokenize(text, filename), filename, depth=0)
     tokens = pp.finish()
-    check_tokens(tokens, pp.sources)
+    policy.check_tokens(tokens, pp.sources)
     return PreprocessResult(tokens, pp.system_headers, pp.sources, pp.warnings)
 
 
@@ -223,7 +223,7 @@ class _Preprocessor:
         elif name == "pragma":
             if args and args[0].text == "once":
                 self.pragma_once.add(os.path.realpath(filename))
-            elif refusal := refused_pragma(args):
+            elif refusal := policy.refused_pragma(args):
                 raise _error(self, args[0], refusal)
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
@@ -273,7 +273,7 @@ class _Preprocessor:
         if inner and inner[0].kind == STRING:
             return self._resolve(inner[0].text[1:-1], current) is not None
         header = _spell(inner, spaces=False)[1:-1]
-        if apple_only_framework(header) or host_header(header):
+        if apple_only_framework(header) or policy.host_header(header):
             return False
         return is_metal_header(header) or self._resolve(header, current, angled=True) is not None
 
@@ -296,7 +296,7 @@ class _Preprocessor:
             if framework:
                 raise _error(self, where, f"<{name}> belongs to {framework}, which is Apple-only: metalgpu does "
                                           "not emulate it")
-            if host_header(name):
+            if policy.host_header(name):
                 raise _error(self, where, f"unknown system header <{name}>: it belongs to the C, C++ or system "
                                           "libraries, and a shader has only Metal's own headers and the user's")
             path = None if is_metal_header(name) else self._resolve(name, filename, angled=True)
@@ -316,8 +316,15 @@ class _Preprocessor:
         if depth + 1 > self.max_depth:
             raise _error(self, where, f"#include nested more than {self.max_depth} levels deep: "
                                       + MAX_INCLUDE_DEPTH.how_to_raise())
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        if not policy.is_shader_source(path):
+            suffixes = ", ".join(policy.SHADER_SUFFIXES)
+            raise _error(self, where, f"#include of '{name}': only shader sources ({suffixes}) can be included")
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as problem:  # its text is never shown
+            what = "is not UTF-8 text" if isinstance(problem, UnicodeDecodeError) else "cannot be read"
+            raise _error(self, where, f"#include of '{name}': the file {what}") from None
         self.sources[path] = text
         self.run_file(tokenize(text, path), path, depth + 1)
 
@@ -533,8 +540,8 @@ class _Preprocessor:
         if tok.text == "__LINE__":
             return Token(NUMBER, str(tok.line), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
         if tok.text == "__FILE__":
-            quoted = '"' + tok.file.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            return Token(STRING, quoted, tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
+            return Token(STRING, string_literal(tok.file), tok.file, tok.line, tok.column, tok.space_before,
+                         tok.at_line_start)
         self.counter += 1
         return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
 
@@ -545,7 +552,7 @@ class _Preprocessor:
             texts.append(item[0] if item else None)
         if None in texts or texts[0].text != "(" or texts[1].kind != STRING or texts[2].text != ")":
             raise _error(self, tok, "_Pragma takes a parenthesized string literal")
-        refusal = refused_pragma_operator(texts[1])
+        refusal = policy.refused_pragma_operator(texts[1])
         if refusal:
             raise _error(self, tok, refusal)
 
