@@ -164,3 +164,33 @@ def test_constant_tables_and_math_still_load(iface):
     i = np.arange(8)
     expected = np.array([1, 2, 4, 8], np.float32)[i % 4] * np.array([0.5, 0.25, 2, 1], np.float32)[i % 4] + 1 + i
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
+
+
+def test_a_c_function_our_headers_declare_is_refused_before_loading(iface):
+    if iface.backend != "cpu":
+        pytest.skip("the module check is the cpu backend's")
+    source = """
+        #include <metal_stdlib>
+        kernel void leaked(device int* out [[buffer(0)]]) { out[0] = int(write(1, "reached the host\\n", 17)); }
+    """
+    with pytest.raises(ShaderCompileError, match="'write'"):
+        iface.load_shader_from_str(source)
+
+
+def test_check_never_runs_the_shader(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    shader = tmp_path / "announces.metal"
+    shader.write_text("""
+        #include <metal_stdlib>
+        int announce() { return int(write(1, "LOADED\\n", 7)); }
+        constant int loaded = announce();
+        kernel void k(device int* out [[buffer(0)]]) { out[0] = loaded; }
+    """)
+    source_folder = Path(__file__).resolve().parent.parent / "src"
+    env = dict(os.environ, PYTHONPATH=str(source_folder) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-m", "metalgpu", "check", str(shader), "--target", "cpu"],
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 1
+    assert "LOADED" not in result.stdout and "'write'" in result.stderr

@@ -29,6 +29,8 @@ from .base import CompileOptions, Compiler, CompilerFailed
 from .cpu_module_check import init_entries, math_symbols, refusal
 
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
+_BASELINE_INIT_ENTRIES: dict[str, int] = {}  # by compiler fingerprint: see CpuCompiler._baseline_init_entries
+_BASELINE_LOCK = threading.Lock()
 
 
 def find_compiler() -> list[str]:
@@ -124,7 +126,6 @@ class CpuCompiler(Compiler):
         self._prelude_usable: bool | None = None  # GCC precompiled headers work with this compiler
         self._prelude_builds: dict[str, subprocess.Popen] = {}
         self._prelude_lock = threading.Lock()  # `metalgpu check` compiles in several threads
-        self._baseline: int | None = None
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -148,9 +149,11 @@ class CpuCompiler(Compiler):
 
     def _baseline_init_entries(self) -> int:
         """How many load-time initialisers the toolchain puts in a module of its own (GCC's frame_dummy)."""
-        if self._baseline is None:
-            self._baseline = init_entries(self.compile_plain("", CompileOptions(fast_math=False)))
-        return self._baseline
+        with _BASELINE_LOCK:
+            if self.fingerprint() not in _BASELINE_INIT_ENTRIES:
+                empty = self.compile_plain("", CompileOptions(fast_math=False))
+                _BASELINE_INIT_ENTRIES[self.fingerprint()] = init_entries(empty)
+            return _BASELINE_INIT_ENTRIES[self.fingerprint()]
 
     def _compile_translation(self, source: str, options: CompileOptions) -> bytes:
         prelude = self._prelude(options)

@@ -26,8 +26,8 @@ _HOST_ATTRIBUTES = frozenset({"constructor", "destructor", "section", "alias", "
                               "ifunc", "init_priority", "cleanup", "optimize", "target", "target_clones", "naked",
                               "used", "retain", "symver", "externally_visible", "no_instrument_function"})
 _ATTRIBUTE_NAMESPACES = frozenset({"gnu", "__gnu__", "clang", "_Clang", "__clang__"})
-# The C library functions our own headers call (the fibers' stacks), so the module check must let them through:
-# a shader itself may not name them.
+# The C library functions our own headers call (the fibers' stacks), which the module check must therefore let
+# through, and those that would reach anything at all: a shader itself may not call them.
 HOST_FUNCTIONS = frozenset({"mmap", "munmap", "mprotect", "madvise", "sysconf", "syscall", "dlopen", "dlsym"})
 
 # Pragmas that only hint at loops or diagnostics, which production MSL uses; other GCC and clang pragmas could
