@@ -69,6 +69,19 @@ def test_host_acting_attributes_are_refused(attribute, column):
     assert "act on the host" in str(error)
 
 
+def test_a_directive_made_by_a_macro_or_a_digraph_is_refused():
+    # the translation goes through the host compiler's preprocessor again, where these would be directives
+    error = refusal('#define HASH #\nvoid f() {\n  HASH include "/etc/hostname"\n}')
+    assert where(error) == (3, 3) and "a macro cannot make a directive" in str(error)
+    assert where(refusal('int a;\n %:include "/etc/hostname"\n')) == (2, 2)
+    error = refusal("<:<:gnu::constructor:>:> static void f() {}")
+    assert where(error) == (1, 1) and "digraphs" in str(error)
+
+
+def test_less_than_before_a_scope_is_not_a_digraph():
+    assert out("bool b = x <::y; int c = 5 % ::z;") == "bool b = x < :: y ; int c = 5 % :: z ;"
+
+
 def test_every_refusal_is_reported():
     error = refusal('asm("nop");\n__attribute__((constructor)) void f() {}\nextern int y;')
     assert [d.pos.line for d in error.diagnostics] == [1, 2, 3]

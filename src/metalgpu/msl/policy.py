@@ -96,6 +96,12 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
         if tok.kind != IDENT:
             if tok.text == "[" and i + 1 < n and tokens[i + 1].text == "[":
                 problems += _standard_attribute(tokens, i + 2)
+            elif tok.text in ("#", "##") or (tok.text in ("%", "<") and _joined(tok, tokens[i + 1:i + 2], ":")):
+                # The translation goes through the host compiler's preprocessor again: a '#' a macro made (or the
+                # digraphs %: and <:, '#' and '[') would become a directive or an attribute there.
+                spelled = tok.text if tok.text in ("#", "##") else tok.text + ":"
+                problems.append((tok, f"'{spelled}' outside a preprocessing directive is not MSL (a macro cannot "
+                                      "make a directive, and digraphs are not accepted)"))
             continue
         text = tok.text
         if text in _ASSEMBLY:
@@ -117,6 +123,12 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
     if problems:
         raise ShaderCompileError([Diagnostic(message, tok.pos, "error", source_line(sources, tok.pos))
                                   for tok, message in problems])
+
+
+def _joined(tok: Token, following: list[Token], text: str) -> bool:
+    """Is ``following`` (zero or one token) ``text`` written right after ``tok``, with no space between?"""
+    return bool(following) and following[0].text == text and not following[0].space_before \
+        and following[0].line == tok.line and following[0].file == tok.file
 
 
 def _named_as_a_function(tokens: list[Token], i: int) -> bool:
