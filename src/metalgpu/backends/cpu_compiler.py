@@ -148,7 +148,8 @@ class CpuCompiler(Compiler):
         return binary
 
     def _baseline_init_entries(self) -> int:
-        """How many load-time initialisers the toolchain puts in a module of its own (GCC's frame_dummy)."""
+        """How many load and unload functions the toolchain puts in a module of its own (GCC: frame_dummy and
+        __do_global_dtors_aux)."""
         with _BASELINE_LOCK:
             if self.fingerprint() not in _BASELINE_INIT_ENTRIES:
                 empty = self.compile_plain("", CompileOptions(fast_math=False))

@@ -4,7 +4,8 @@ The front end refuses the C++ that would call out of a shader (msl/policy.py); t
 object catches whatever got past it. A module may only need, from outside itself, the math library (libm, its
 vector variants in libmvec, libgcc's arithmetic helpers) and the few runtime functions our emulation headers call
 (memory for fiber stacks, operator new, thread-local storage). And it may not run code when it is loaded: a
-constructor, or a global variable initialised at run time, adds an .init_array entry beyond the toolchain's own.
+constructor or destructor, or a global variable initialised at run time, adds an .init_array or .fini_array entry
+beyond the toolchain's own.
 
 Only 64-bit little-endian ELF modules (Linux on x86-64 and ARM64) are read; elsewhere the check is skipped.
 """
@@ -15,7 +16,8 @@ import struct
 import subprocess
 from functools import lru_cache
 
-_SHT_DYNSYM, _SHT_INIT_ARRAY, _SHT_PREINIT_ARRAY = 11, 14, 16
+_SHT_DYNSYM = 11
+_LOAD_AND_EXIT_ARRAYS = (14, 15, 16)  # SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY
 _SECTION = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
 _SYMBOL = struct.Struct("<IBBHQQ")       # Elf64_Sym
 _GLOBAL, _WEAK = 1, 2
@@ -58,11 +60,11 @@ def _dynamic_symbols(image: bytes, sections: list[tuple]):
 
 
 def _undefined_and_initialisers(image: bytes) -> tuple[set[str], int]:
-    """The module's undefined dynamic symbols (without version) and how many load-time initialisers it has."""
+    """The module's undefined dynamic symbols (without version), and how many functions it has run when it is
+    loaded or unloaded (its init, preinit and fini arrays)."""
     sections = _sections(image)
     undefined = {name.partition("@")[0] for name, _, defined in _dynamic_symbols(image, sections) if not defined}
-    entries = sum(size // 8 for _, kind, _, _, _, size, *_ in sections
-                  if kind in (_SHT_INIT_ARRAY, _SHT_PREINIT_ARRAY))
+    entries = sum(size // 8 for _, kind, _, _, _, size, *_ in sections if kind in _LOAD_AND_EXIT_ARRAYS)
     return undefined, entries
 
 
@@ -97,11 +99,12 @@ def refusal(image: bytes, allowed: frozenset[str], baseline_init_entries: int) -
         return (f"the shader calls functions outside itself and the Metal library ({shown}): on the cpu backend "
                 "a shader may use only what Metal has, and the module was not loaded")
     if entries > baseline_init_entries:
-        return ("the shader's module would run code when it is loaded (a global variable initialised at run time, "
-                "or a constructor): Metal has neither; make such globals 'constant' with a constant initialiser")
+        return ("the shader's module would run code when it is loaded or unloaded (a global variable initialised at "
+                "run time, a constructor or a destructor): Metal has none of them; make such globals 'constant' with "
+                "a constant initialiser")
     return None
 
 
 def init_entries(image: bytes) -> int:
-    """How many load-time initialisers the module ``image`` has (0 when it is not read)."""
+    """How many functions the module ``image`` runs when loaded or unloaded (0 when it is not read)."""
     return _undefined_and_initialisers(image)[1] if _is_elf64_le(image) else 0

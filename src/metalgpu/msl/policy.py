@@ -116,6 +116,8 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
                                   "in the shader or come from the Metal library"))
         elif text in ("__attribute__", "__attribute"):
             problems += _gnu_attribute(tokens, i + 1)
+        elif text == "_Pragma":  # the preprocessor applies every one; none may reach the host compiler
+            problems.append((tok, "'_Pragma' is only accepted where the preprocessor sees it"))
         elif text == "__declspec":
             problems.append((tok, "'__declspec' is not MSL"))
         elif text in HOST_FUNCTIONS and _named_as_a_function(tokens, i):
