@@ -7,8 +7,10 @@ variable raises it.
 - METALGPU_MAX_EXPANSION: tokens one macro name in the source may expand to, through every macro it uses (at most
   230,000 in those libraries): a macro bomb, which grows exponentially, stops here in about a second.
 - METALGPU_MAX_INCLUDE_DEPTH: how deeply ``#include`` may nest.
-- METALGPU_COMPILE_TIMEOUT: seconds the C++ compiler may run for one module (cpu backend).
-- METALGPU_COMPILE_MEMORY: MiB of address space the C++ compiler may use (cpu backend, Linux).
+- METALGPU_COMPILE_TIMEOUT: seconds the C++ compiler may run for one module (cpu backend; MLX's binary.metal
+  compiled whole, the slowest file of those libraries, took ten minutes on one core).
+- METALGPU_COMPILE_MEMORY: MiB of address space the C++ compiler may use (cpu backend, Linux; that compile
+  peaked at 1.3 GiB).
 """
 from __future__ import annotations
 
@@ -38,5 +40,5 @@ class Limit:
 MAX_TOKENS = Limit("METALGPU_MAX_TOKENS", 2_000_000, "preprocessing tokens (macro expansions included)")
 MAX_EXPANSION = Limit("METALGPU_MAX_EXPANSION", 500_000, "tokens from one macro")
 MAX_INCLUDE_DEPTH = Limit("METALGPU_MAX_INCLUDE_DEPTH", 64, "nested #include levels")
-COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 600, "seconds")
-COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 16384, "MiB of memory")
+COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 1800, "seconds")
+COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 8192, "MiB of memory")
