@@ -49,10 +49,16 @@ def test_extern_declarations_are_refused():
     assert where(refusal("extern float table[16];")) == (1, 1)
 
 
-def test_extern_template_and_linkage_blocks_are_accepted():
+def test_extern_template_linkage_blocks_and_definitions_are_accepted():
     source = ('template <typename T> T twice(T x) { return x + x; }\nextern template float twice<float>(float);\n'
-              'extern "C" { float helper(float x) { return twice(x); } }')
-    assert "twice" in [t.text for t in preprocess(source, "k.metal").tokens]
+              'extern "C" { float helper(float x) { return twice(x); } }\n'
+              'extern "C" float thrice(float x) { return x * 3.0f; }')
+    assert [t.text for t in preprocess(source, "k.metal").tokens].count("extern") == 3
+
+
+def test_extern_declaration_with_parentheses_and_brackets_is_refused():
+    error = refusal('float f();\n  extern "C" int pick(int (*choose)(int), int table[4]);')
+    assert where(error) == (2, 3)
 
 
 @pytest.mark.parametrize("attribute, column", [

@@ -9,7 +9,7 @@ backends/cpu_module_check.py) catches whatever else would call out of it.
 from __future__ import annotations
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
-from .lexer import IDENT, STRING, Token, tokenize
+from .lexer import IDENT, Token, tokenize
 
 _ASSEMBLY = frozenset({"asm", "__asm__", "__asm"})
 # GNU attributes with no effect outside the code they are on; production MSL uses the inlining ones (Apple's own
@@ -106,12 +106,7 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
         text = tok.text
         if text in _ASSEMBLY:
             problems.append((tok, f"'{text}': inline assembly is not MSL, and a shader cannot contain machine code"))
-        elif text == "extern":
-            following = tokens[i + 1] if i + 1 < n else None
-            if following is not None and following.text == "template":
-                continue  # an explicit instantiation declaration
-            if following is not None and following.kind == STRING and i + 2 < n and tokens[i + 2].text == "{":
-                continue  # a linkage block: what it declares is checked on its own
+        elif text == "extern" and not _extern_defines(tokens, i + 1):
             problems.append((tok, "'extern' declarations are refused: everything a shader calls must be defined "
                                   "in the shader or come from the Metal library"))
         elif text in ("__attribute__", "__attribute"):
@@ -125,6 +120,23 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
     if problems:
         raise ShaderCompileError([Diagnostic(message, tok.pos, "error", source_line(sources, tok.pos))
                                   for tok, message in problems])
+
+
+def _extern_defines(tokens: list[Token], i: int) -> bool:
+    """Does the ``extern`` before ``i`` open something defined here: an explicit instantiation declaration, a
+    linkage block (``extern "C" { ... }``: what it holds is checked on its own) or a function definition? Only a
+    declaration, ending at a ``;`` before any ``{``, names something outside the shader."""
+    if i < len(tokens) and tokens[i].text == "template":
+        return True
+    depth = 0
+    for tok in tokens[i:]:
+        if tok.text in ("(", "["):
+            depth += 1
+        elif tok.text in (")", "]"):
+            depth -= 1
+        elif depth == 0 and tok.text in ("{", ";"):
+            return tok.text == "{"
+    return False
 
 
 def _joined(tok: Token, following: list[Token], text: str) -> bool:
