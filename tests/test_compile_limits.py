@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -109,15 +110,18 @@ def test_compiler_timeout_ends_the_compiler_and_its_children(tmp_path, monkeypat
 def test_compiler_memory_limit_is_a_shader_compile_error(iface, monkeypatch):
     if iface.backend != "cpu":
         pytest.skip("the memory limit applies to the cpu backend's C++ compiler")
+    # a value of its own, so that no cache (a persistent METALGPU_CACHE_DIR included) already holds the module
+    value = f"{uuid.uuid4().int % 10**6}.5f"
+    source = f"kernel void memory_limited(device float* a [[buffer(0)]]) {{ a[0] = {value}; }}"
     monkeypatch.setenv("METALGPU_COMPILE_MEMORY", "40")
     with pytest.raises(ShaderCompileError) as info:
-        iface.load_shader_from_str("kernel void memory_limited(device float* a [[buffer(0)]]) { a[0] = 41.5f; }")
+        iface.load_shader_from_str(source)
     assert "limit of 40 MiB of memory" in str(info.value) and "METALGPU_COMPILE_MEMORY" in str(info.value)
     monkeypatch.delenv("METALGPU_COMPILE_MEMORY")
-    iface.load_shader_from_str("kernel void memory_limited(device float* a [[buffer(0)]]) { a[0] = 41.5f; }")
+    iface.load_shader_from_str(source)
     out = iface.create_buffer(1, "float")
     iface.run_function(1, [out], function_name="memory_limited")
-    assert np.asarray(out)[0] == 41.5
+    assert np.asarray(out)[0] == np.float32(value[:-1])
 
 
 # ----- the built module ------------------------------------------------------------------------------------------
