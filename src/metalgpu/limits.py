@@ -2,8 +2,8 @@
 exhausting the machine: each one's default is well above what production libraries need, and an environment
 variable raises it.
 
-- METALGPU_MAX_TOKENS: tokens the preprocessor may produce, the source's own and every macro expansion's
-  (MLX, candle, ggml and PyTorch files need at most 250,000).
+- METALGPU_MAX_TOKENS: tokens the preprocessor may produce, the source's own and every macro expansion's, each
+  file read counting as at least 1,000 (MLX, candle, ggml and PyTorch files need at most 300,000).
 - METALGPU_MAX_EXPANSION: tokens one macro name in the source may expand to, through every macro it uses (at most
   230,000 in those libraries): a macro bomb, which grows exponentially, stops here in about a second.
 - METALGPU_MAX_INCLUDE_DEPTH: how deeply ``#include`` may nest.
@@ -37,7 +37,7 @@ class Limit:
         return f"set the environment variable {self.variable} to a larger number to allow more"
 
 
-MAX_TOKENS = Limit("METALGPU_MAX_TOKENS", 2_000_000, "preprocessing tokens (macro expansions included)")
+MAX_TOKENS = Limit("METALGPU_MAX_TOKENS", 2_000_000, "preprocessing tokens")
 MAX_EXPANSION = Limit("METALGPU_MAX_EXPANSION", 500_000, "tokens from one macro")
 MAX_INCLUDE_DEPTH = Limit("METALGPU_MAX_INCLUDE_DEPTH", 64, "nested #include levels")
 COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 1800, "seconds")

@@ -26,6 +26,7 @@ PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "
 # Apple-only, not emulated: Metal 4's tensors and the MetalPerformancePrimitives framework (MLX's *_nax kernels)
 _APPLE_ONLY_HEADERS = (("MetalPerformancePrimitives/", "the MetalPerformancePrimitives framework"),
                        ("metal_tensor", "Metal 4's tensor library"))
+FILE_COST = 1000
 _DYNAMIC = {"__LINE__", "__FILE__", "__COUNTER__"}
 _SPECIAL = _DYNAMIC | {"_Pragma"}
 _EMPTY: frozenset[str] = frozenset()
@@ -132,7 +133,7 @@ class _Preprocessor:
         one for each macro of the source with what it expands to (a macro bomb is found before it has grown)."""
         self.tokens_left -= count
         if self.tokens_left < 0:
-            raise _error(self, where, MAX_TOKENS.exceeded("the shader with its macro expansions"))
+            raise _error(self, where, MAX_TOKENS.exceeded("the shader with its includes and macro expansions"))
         if self.expansion_base - self.tokens_left > self.max_expansion:
             raise _error(self, where, MAX_EXPANSION.exceeded("this macro's expansion"))
 
@@ -162,8 +163,8 @@ class _Preprocessor:
     # ----- files and directives -------------------------------------------------------------
 
     def run_file(self, tokens: list[Token], filename: str, depth: int) -> None:
-        if tokens:
-            self.spend(len(tokens), tokens[0])
+        if tokens:  # a file read counts as at least FILE_COST tokens: a header read a million times is a bomb too
+            self.spend(max(len(tokens), FILE_COST), tokens[0])
             self.expansion_base = self.tokens_left
         conditions: list[list] = []  # [active, some_branch_taken, seen_else, opening token]
         i, n = 0, len(tokens)
