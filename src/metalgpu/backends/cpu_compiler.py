@@ -135,7 +135,8 @@ class CpuCompiler(Compiler):
                 identity = f"{os.path.realpath(binary)} {stat.st_size} {stat.st_mtime_ns}"
             except OSError:
                 identity = binary
-            self._fingerprint = f"cpu {' '.join(self.command[1:])} {identity} -fwrapv {_cpu_identity()}"
+            # "checked": every module in the cache was built under the module check (cpu_module_check.py)
+            self._fingerprint = f"cpu {' '.join(self.command[1:])} {identity} -fwrapv checked {_cpu_identity()}"
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
