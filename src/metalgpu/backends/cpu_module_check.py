@@ -88,21 +88,22 @@ def math_symbols(compiler: tuple[str, ...]) -> frozenset[str]:
 
 def refusal(image: bytes, allowed: frozenset[str], baseline_init_entries: int) -> str | None:
     """Why the module ``image`` may not be loaded, or None. ``allowed``: math_symbols(); the baseline is how many
-    initialisers the toolchain itself puts in a module with no code."""
+    load and unload functions the toolchain itself puts in a module with no code."""
     if not _is_elf64_le(image):
         return None
     undefined, entries = _undefined_and_initialisers(image)
-    outside = sorted(undefined - allowed - _RUNTIME)
-    outside = [name for name in outside if not _RUNTIME_PATTERN.fullmatch(name)]
+    reasons = []
+    if entries > baseline_init_entries:
+        reasons.append("the shader's module would run code when it is loaded or unloaded (a global variable "
+                       "initialised at run time, a constructor or a destructor): Metal has none of them; make such "
+                       "globals 'constant' with a constant initialiser")
+    expected = allowed | _RUNTIME | ({"__cxa_atexit"} if reasons else set())  # a global's destructor: said above
+    outside = [name for name in sorted(undefined - expected) if not _RUNTIME_PATTERN.fullmatch(name)]
     if outside:
         shown = ", ".join(f"'{name}'" for name in outside[:8]) + (" ..." if len(outside) > 8 else "")
-        return (f"the shader calls functions outside itself and the Metal library ({shown}): on the cpu backend "
-                "a shader may use only what Metal has, and the module was not loaded")
-    if entries > baseline_init_entries:
-        return ("the shader's module would run code when it is loaded or unloaded (a global variable initialised at "
-                "run time, a constructor or a destructor): Metal has none of them; make such globals 'constant' with "
-                "a constant initialiser")
-    return None
+        reasons.append(f"the shader calls functions outside itself and the Metal library ({shown}): on the cpu "
+                       "backend a shader may use only what Metal has")
+    return "; ".join(reasons) + ". The module was not loaded." if reasons else None
 
 
 def init_entries(image: bytes) -> int:
