@@ -177,8 +177,9 @@ def test_a_c_function_our_headers_declare_is_refused_before_loading(iface):
         #include <metal_stdlib>
         kernel void leaked(device int* out [[buffer(0)]]) { out[0] = int(write(1, "reached the host\\n", 17)); }
     """
-    with pytest.raises(ShaderCompileError, match="'write'"):
+    with pytest.raises(ShaderCompileError, match="'write'") as info:
         iface.load_shader_from_str(source)
+    assert (info.value.pos.line, info.value.pos.column) == (3, source.splitlines()[2].index("write") + 1)
 
 
 def test_check_never_runs_the_shader(tmp_path):

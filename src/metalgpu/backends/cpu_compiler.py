@@ -26,7 +26,7 @@ from ..errors import BackendUnavailableError
 from ..limits import COMPILE_MEMORY, COMPILE_TIMEOUT
 from ..msl.abi import INCLUDE_DIR, headers_checksum
 from .base import CompileOptions, Compiler, CompilerFailed
-from .cpu_module_check import init_entries, math_symbols, refusal
+from .cpu_module_check import init_entries, locate_call, math_symbols, refusal
 
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
 _BASELINE_INIT_ENTRIES: dict[str, int] = {}  # by compiler fingerprint: see CpuCompiler._baseline_init_entries
@@ -145,7 +145,9 @@ class CpuCompiler(Compiler):
         binary = self._compile_translation(source, options)
         problem = refusal(binary, math_symbols(tuple(self.command)), self._baseline_init_entries())
         if problem:
-            raise CompilerFailed(problem, tuple(self.command))
+            message, outside = problem
+            where = next(filter(None, (locate_call(source, name) for name in outside)), None)
+            raise CompilerFailed(f"{where}: error: {message}" if where else message, tuple(self.command))
         return binary
 
     def _baseline_init_entries(self) -> int:

@@ -86,9 +86,10 @@ def math_symbols(compiler: tuple[str, ...]) -> frozenset[str]:
     return frozenset(names)
 
 
-def refusal(image: bytes, allowed: frozenset[str], baseline_init_entries: int) -> str | None:
-    """Why the module ``image`` may not be loaded, or None. ``allowed``: math_symbols(); the baseline is how many
-    load and unload functions the toolchain itself puts in a module with no code."""
+def refusal(image: bytes, allowed: frozenset[str], baseline_init_entries: int) -> tuple[str, list[str]] | None:
+    """Why the module ``image`` may not be loaded, with the outside functions it calls; None if it may.
+    ``allowed``: math_symbols(); the baseline is how many load and unload functions the toolchain itself puts in a
+    module with no code."""
     if not _is_elf64_le(image):
         return None
     undefined, entries = _undefined_and_initialisers(image)
@@ -103,7 +104,32 @@ def refusal(image: bytes, allowed: frozenset[str], baseline_init_entries: int) -
         shown = ", ".join(f"'{name}'" for name in outside[:8]) + (" ..." if len(outside) > 8 else "")
         reasons.append(f"the shader calls functions outside itself and the Metal library ({shown}): on the cpu "
                        "backend a shader may use only what Metal has")
-    return "; ".join(reasons) + ". The module was not loaded." if reasons else None
+    return ("; ".join(reasons) + ". The module was not loaded.", outside) if reasons else None
+
+
+_LINE_DIRECTIVE = re.compile(r'#line (\d+) "((?:[^"\\]|\\.)*)"')
+_ESCAPE = re.compile(r"\\([0-7]{3}|.)")
+
+
+def locate_call(translation: str, name: str) -> str | None:
+    """``file:line:column`` of the first call of ``name`` in the user's code of ``translation``, read back
+    through its ``#line`` directives (the compiler's own format, which diagnostics.parse_log places); None if
+    the name is not called there (a C++ name, mangled, is not looked for)."""
+    call = re.compile(rf"(?<![\w.>]){re.escape(name)}\s*\(")
+    file, line = None, 0
+    for text in translation.splitlines():
+        directive = _LINE_DIRECTIVE.fullmatch(text)
+        if directive:
+            line = int(directive.group(1))
+            file = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)) if len(m.group(1)) == 3 else m.group(1),
+                               directive.group(2))
+            continue
+        if file is not None:
+            found = call.search(text)
+            if found:
+                return f"{file}:{line}:{found.start() + 1}"
+            line += 1
+    return None
 
 
 def init_entries(image: bytes) -> int:
