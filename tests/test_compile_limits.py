@@ -199,3 +199,15 @@ def test_check_never_runs_the_shader(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 1
     assert "LOADED" not in result.stdout and "'write'" in result.stderr
+
+
+def test_outside_call_is_located_through_escaped_line_directives():
+    from metalgpu.backends.cpu_module_check import locate_call
+    from metalgpu.msl.literals import string_literal
+
+    odd = 'folder "quoted"\nnewline/k.metal'
+    translation = (f"#include <metal_stdlib>\nint write(int, const void*, unsigned long);\n"
+                   f"#line 7 {string_literal(odd)}\nfloat f(float x) {{\n  return x + obj.write(1);\n"
+                   f"  int r = write(1, \"\", 0);\n}}\n")
+    assert locate_call(translation, "write") == f"{odd}:9:11"  # not the declaration before #line, not a member
+    assert locate_call(translation, "_Z6systemPKc") is None
