@@ -135,8 +135,8 @@ def test_c_library_headers_are_refused_even_from_an_include_folder(header, tmp_p
     assert out(f"#if __has_include(<{header}>)\nyes\n#else\nno\n#endif", include_dirs=[str(tmp_path)]) == "no"
 
 
-def out(source: str, **kwargs) -> str:
-    return " ".join(t.text for t in preprocess(source, "k.metal", **kwargs).tokens)
+def out(source: str, filename: str = "k.metal", **kwargs) -> str:
+    return " ".join(t.text for t in preprocess(source, filename, **kwargs).tokens)
 
 
 # ----- what production MSL writes keeps working, on every backend -----------------------------------------------
@@ -226,3 +226,19 @@ def test_a_folder_name_with_a_newline_and_a_quote_cannot_inject_code(iface, tmp_
     from metalgpu.backends.nvrtc import nvrtc_compile
 
     assert nvrtc_compile(source, CompileOptions(), "sm_90")[:4] == b"\x7fELF"
+
+
+def test_a_symbolic_link_out_of_the_roots_is_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.h").write_text("TOPSECRET here\n")
+    shaders = tmp_path / "shaders"
+    shaders.mkdir()
+    (shaders / "inside.h").write_text("int inside;\n")
+    (shaders / "linked.h").symlink_to(outside / "secret.h")
+    (shaders / "alias.h").symlink_to(shaders / "inside.h")
+    main = str(shaders / "k.metal")
+    assert out('#include "alias.h"\n', filename=main) == "int inside ;"  # a link that stays inside is followed
+    with pytest.raises(ShaderCompileError) as info:
+        preprocess('#include "linked.h"\n', main)
+    assert "file not found: 'linked.h'" in str(info.value) and "TOPSECRET" not in str(info.value)

@@ -64,7 +64,7 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
     # Includes resolve inside these folders only: the include folders and the file's own (the working folder for
     # a source given as a string), never through an absolute path or `..` out of them.
     home = os.getcwd() if filename.startswith("<") else os.path.dirname(filename) or "."
-    pp.roots = tuple(os.path.abspath(folder) for folder in (*include_dirs, home))
+    pp.roots = tuple(os.path.realpath(folder) for folder in (*include_dirs, home))
     for name, value in PREDEFINED.items():
         pp.define_line(f"{name} {value}", "<built-in>")
     for name, value in (defines or {}).items():
@@ -346,7 +346,7 @@ class _Preprocessor:
         return None
 
     def _inside_roots(self, path: str) -> bool:
-        path = os.path.abspath(path)
+        path = os.path.realpath(path)  # nor through a symbolic link
         return any(os.path.commonpath((root, path)) == root for root in self.roots)
 
     def define_line(self, text: str, origin: str) -> None:
