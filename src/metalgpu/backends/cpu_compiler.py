@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,10 +23,14 @@ from pathlib import Path
 
 from ..cache import CompileCache
 from ..errors import BackendUnavailableError
+from ..limits import COMPILE_MEMORY, COMPILE_TIMEOUT
 from ..msl.abi import INCLUDE_DIR, headers_checksum
 from .base import CompileOptions, Compiler, CompilerFailed
+from .cpu_module_check import init_entries, locate_call, math_symbols, refusal
 
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
+_BASELINE_INIT_ENTRIES: dict[str, int] = {}  # by compiler fingerprint: see CpuCompiler._baseline_init_entries
+_BASELINE_LOCK = threading.Lock()
 
 
 def find_compiler() -> list[str]:
@@ -59,6 +65,46 @@ def compile_flags(options: CompileOptions) -> list[str]:
     return flags
 
 
+def run_limited(command: list[str]) -> None:
+    """Run a compiler command within COMPILE_TIMEOUT and, on Linux, COMPILE_MEMORY of address space; raise
+    CompilerFailed with its output if it fails, saying which limit stopped it. The compiler runs in a session of
+    its own, so that a timeout or Ctrl-C ends its subprocesses (cc1plus, as, ld) too."""
+    limited = command
+    if sys.platform.startswith("linux"):
+        kib = COMPILE_MEMORY.value() * 1024
+        limited = ["/bin/sh", "-c", f'ulimit -v {kib} && exec "$@"', "metalgpu-compiler", *command]
+    process = subprocess.Popen(limited, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=os.name == "posix")
+    try:
+        out, err = process.communicate(timeout=COMPILE_TIMEOUT.value())
+    except BaseException as stopped:
+        _kill_session(process)
+        if isinstance(stopped, subprocess.TimeoutExpired):
+            raise CompilerFailed(COMPILE_TIMEOUT.exceeded(f"the C++ compiler {command[0]}"), tuple(command)) from None
+        raise
+    if process.returncode != 0:
+        log = err + out
+        if limited is not command and _OUT_OF_MEMORY.search(log):
+            log = COMPILE_MEMORY.exceeded(f"the C++ compiler {command[0]}") + "\n" + log
+        raise CompilerFailed(log, tuple(command))
+
+
+# how GCC, clang, the linker and the loader of their programs say that an allocation failed
+_OUT_OF_MEMORY = re.compile(r"out of memory|memory exhausted|Cannot allocate memory|std::bad_alloc|"
+                            r"failed to map segment")
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.communicate()
+
+
 @lru_cache(maxsize=1)
 def _cpu_identity() -> str:
     """What -march=native depends on."""
@@ -89,10 +135,31 @@ class CpuCompiler(Compiler):
                 identity = f"{os.path.realpath(binary)} {stat.st_size} {stat.st_mtime_ns}"
             except OSError:
                 identity = binary
-            self._fingerprint = f"cpu {' '.join(self.command[1:])} {identity} -fwrapv {_cpu_identity()}"
+            # "checked": every module in the cache was built under the module check (cpu_module_check.py)
+            self._fingerprint = f"cpu {' '.join(self.command[1:])} {identity} -fwrapv checked {_cpu_identity()}"
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
+        """A shader's translation to a shared object, refused unless it reaches nothing outside the shader and the
+        Metal library and runs nothing when loaded (cpu_module_check.py)."""
+        binary = self._compile_translation(source, options)
+        problem = refusal(binary, math_symbols(tuple(self.command)), self._baseline_init_entries())
+        if problem:
+            message, outside = problem
+            where = next(filter(None, (locate_call(source, name) for name in outside)), None)
+            raise CompilerFailed(f"{where}: error: {message}" if where else message, tuple(self.command))
+        return binary
+
+    def _baseline_init_entries(self) -> int:
+        """How many load and unload functions the toolchain puts in a module of its own (GCC: frame_dummy and
+        __do_global_dtors_aux)."""
+        with _BASELINE_LOCK:
+            if self.fingerprint() not in _BASELINE_INIT_ENTRIES:
+                empty = self.compile_plain("", CompileOptions(fast_math=False))
+                _BASELINE_INIT_ENTRIES[self.fingerprint()] = init_entries(empty)
+            return _BASELINE_INIT_ENTRIES[self.fingerprint()]
+
+    def _compile_translation(self, source: str, options: CompileOptions) -> bytes:
         prelude = self._prelude(options)
         ready = prelude is not None and prelude[1].exists() and prelude[0].exists()
         try:
@@ -119,15 +186,11 @@ class CpuCompiler(Compiler):
                 command += ["-include", str(prelude)]
             (folder / "module.cpp").write_text(source)
             command += ["-c", str(folder / "module.cpp"), "-o", str(folder / "module.o")]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise CompilerFailed(done.stderr + done.stdout, tuple(command))
+            run_limited(command)
             # Linked apart from the fast-math compile: a fast-math link adds crtfastmath.o, whose constructor
             # would switch the whole Python process to flushing subnormals to zero (numpy included).
-            link = [*self.command, "-shared", "-pthread", str(folder / "module.o"), "-o", str(folder / "module.so")]
-            done = subprocess.run(link, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise CompilerFailed(done.stderr + done.stdout, tuple(link))
+            run_limited([*self.command, "-shared", "-pthread", str(folder / "module.o"), "-o",
+                         str(folder / "module.so")])
             return (folder / "module.so").read_bytes()
 
     def _prelude(self, options: CompileOptions) -> tuple[Path, Path, str] | None:

@@ -8,15 +8,16 @@ Metal's own headers (``<metal_*>``, ``<simd/simd.h>``) are not read; their names
 from __future__ import annotations
 
 import os
-import re
-import string
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
+from ..limits import MAX_EXPANSION, MAX_INCLUDE_DEPTH, MAX_TOKENS
+from . import policy
 from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
+from .literals import concatenate, string_literal
 
-MAX_INCLUDE_DEPTH = 64
 # What Apple's compiler predefines for Metal 3.1 on macOS, less the feature tests of what we do not emulate
 # (__HAVE_RAYTRACING__, __HAVE_MESH__ ...): a library then takes its portable path. 3.2 would switch MLX onto
 # os_log (<metal_logging>).
@@ -25,6 +26,7 @@ PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "
 # Apple-only, not emulated: Metal 4's tensors and the MetalPerformancePrimitives framework (MLX's *_nax kernels)
 _APPLE_ONLY_HEADERS = (("MetalPerformancePrimitives/", "the MetalPerformancePrimitives framework"),
                        ("metal_tensor", "Metal 4's tensor library"))
+FILE_COST = 1000
 _DYNAMIC = {"__LINE__", "__FILE__", "__COUNTER__"}
 _SPECIAL = _DYNAMIC | {"_Pragma"}
 _EMPTY: frozenset[str] = frozenset()
@@ -62,14 +64,16 @@ def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str
     # Includes resolve inside these folders only: the include folders and the file's own (the working folder for
     # a source given as a string), never through an absolute path or `..` out of them.
     home = os.getcwd() if filename.startswith("<") else os.path.dirname(filename) or "."
-    pp.roots = tuple(os.path.abspath(folder) for folder in (*include_dirs, home))
+    pp.roots = tuple(os.path.realpath(folder) for folder in (*include_dirs, home))
     for name, value in PREDEFINED.items():
         pp.define_line(f"{name} {value}", "<built-in>")
     for name, value in (defines or {}).items():
         pp.define_line(f"{name} {'1' if value is None else str(value)}", "<command line>")
     pp.sources[filename] = text
     pp.run_file(tokenize(text, filename), filename, depth=0)
-    return PreprocessResult(pp.finish(), pp.system_headers, pp.sources, pp.warnings)
+    tokens = pp.finish()
+    policy.check_tokens(tokens, pp.sources)
+    return PreprocessResult(tokens, pp.system_headers, pp.sources, pp.warnings)
 
 
 def _diagnostic(pp: _Preprocessor, tok: Token, message: str, severity: str = "error") -> Diagnostic:
@@ -118,6 +122,20 @@ class _Preprocessor:
         self.pragma_once: set[str] = set()
         self.counter = 0
         self.warnings: list[Diagnostic] = []
+        self.tokens_left = MAX_TOKENS.value()  # what the source and its expansions may still produce
+        self.max_expansion = MAX_EXPANSION.value()
+        self.max_depth = MAX_INCLUDE_DEPTH.value()
+        self.expanding = 0  # nested calls of expand()
+        self.expansion_base = self.tokens_left  # tokens_left before the current macro of the source expanded
+
+    def spend(self, count: int, where: Token) -> None:
+        """Count ``count`` more tokens made at ``where`` against the token budgets: one for the whole source and
+        one for each macro of the source with what it expands to (a macro bomb is found before it has grown)."""
+        self.tokens_left -= count
+        if self.tokens_left < 0:
+            raise _error(self, where, MAX_TOKENS.exceeded("the shader with its includes and macro expansions"))
+        if self.expansion_base - self.tokens_left > self.max_expansion:
+            raise _error(self, where, MAX_EXPANSION.exceeded("this macro's expansion"))
 
     def warn(self, tok: Token, message: str) -> None:
         self.warnings.append(_diagnostic(self, tok, message, "warning"))
@@ -138,13 +156,16 @@ class _Preprocessor:
                 continue  # __extension__
             while copied < len(out) and out[copied].kind == STRING:
                 copied += 1
-            tokens.append(out[i] if copied == i + 1 else _concatenate(self, out[i:copied]))
+            tokens.append(out[i] if copied == i + 1 else concatenate(out[i:copied], partial(_error, self)))
         tokens.extend(out[copied:])
         return tokens
 
     # ----- files and directives -------------------------------------------------------------
 
     def run_file(self, tokens: list[Token], filename: str, depth: int) -> None:
+        if tokens:  # a file read counts as at least FILE_COST tokens: a header read a million times is a bomb too
+            self.spend(max(len(tokens), FILE_COST), tokens[0])
+            self.expansion_base = self.tokens_left
         conditions: list[list] = []  # [active, some_branch_taken, seen_else, opening token]
         i, n = 0, len(tokens)
         while i < n:
@@ -203,6 +224,8 @@ class _Preprocessor:
         elif name == "pragma":
             if args and args[0].text == "once":
                 self.pragma_once.add(os.path.realpath(filename))
+            elif refusal := policy.refused_pragma(args):
+                raise _error(self, args[0], refusal)
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
         elif name == "warning":
@@ -251,7 +274,7 @@ class _Preprocessor:
         if inner and inner[0].kind == STRING:
             return self._resolve(inner[0].text[1:-1], current) is not None
         header = _spell(inner, spaces=False)[1:-1]
-        if apple_only_framework(header):
+        if apple_only_framework(header) or policy.host_header(header):
             return False
         return is_metal_header(header) or self._resolve(header, current, angled=True) is not None
 
@@ -274,6 +297,9 @@ class _Preprocessor:
             if framework:
                 raise _error(self, where, f"<{name}> belongs to {framework}, which is Apple-only: metalgpu does "
                                           "not emulate it")
+            if policy.host_header(name):
+                raise _error(self, where, f"unknown system header <{name}>: it belongs to the C, C++ or system "
+                                          "libraries, and a shader has only Metal's own headers and the user's")
             path = None if is_metal_header(name) else self._resolve(name, filename, angled=True)
             if path is None and not is_metal_header(name):
                 raise _error(self, where, f"unknown system header <{name}>: it is not one of Metal's headers, "
@@ -288,10 +314,18 @@ class _Preprocessor:
             return
         if os.path.realpath(path) in self.pragma_once:
             return
-        if depth + 1 > MAX_INCLUDE_DEPTH:
-            raise _error(self, where, f"#include nested more than {MAX_INCLUDE_DEPTH} levels deep")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        if depth + 1 > self.max_depth:
+            raise _error(self, where, f"#include nested more than {self.max_depth} levels deep: "
+                                      + MAX_INCLUDE_DEPTH.how_to_raise())
+        if not policy.is_shader_source(path):
+            suffixes = ", ".join(policy.SHADER_SUFFIXES)
+            raise _error(self, where, f"#include of '{name}': only shader sources ({suffixes}) can be included")
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as problem:  # its text is never shown
+            what = "is not UTF-8 text" if isinstance(problem, UnicodeDecodeError) else "cannot be read"
+            raise _error(self, where, f"#include of '{name}': the file {what}") from None
         self.sources[path] = text
         self.run_file(tokenize(text, path), path, depth + 1)
 
@@ -312,7 +346,7 @@ class _Preprocessor:
         return None
 
     def _inside_roots(self, path: str) -> bool:
-        path = os.path.abspath(path)
+        path = os.path.realpath(path)  # nor through a symbolic link
         return any(os.path.commonpath((root, path)) == root for root in self.roots)
 
     def define_line(self, text: str, origin: str) -> None:
@@ -358,12 +392,21 @@ class _Preprocessor:
 
     def expand(self, tokens: list[Token], pairs: list | None = None) -> list:
         """Fully expand plain ``tokens`` or (token, hide set) ``pairs``; return pairs."""
+        self.expanding += 1
+        try:
+            return self._expand(tokens, pairs)
+        finally:
+            self.expanding -= 1
+
+    def _expand(self, tokens: list[Token], pairs: list | None) -> list:
         stream = _Stream(tokens, pairs)
         out: list = []
         macros = self.macros
         pushed = stream.pushed
         while True:
             if not pushed:  # fast path: copy the plain tokens up to the next name to expand
+                if self.expanding == 1:  # between two macros of the source
+                    self.expansion_base = self.tokens_left
                 start = i = stream.index
                 while i < len(tokens) and not (tokens[i].kind == IDENT and (
                         tokens[i].text in macros or tokens[i].text in _SPECIAL)):
@@ -482,6 +525,7 @@ class _Preprocessor:
                   and not tok.at_line_start else Token(tok.kind, tok.text, file, line, column, True, False),
                   own_hide | hide if own_hide else hide)
                  for tok, own_hide in result if tok.kind != _PLACEMARKER]
+        self.spend(len(moved), name)
         if moved and name.at_line_start:
             first = moved[0][0]
             moved[0] = (Token(first.kind, first.text, file, line, column, True, True), moved[0][1])
@@ -497,8 +541,8 @@ class _Preprocessor:
         if tok.text == "__LINE__":
             return Token(NUMBER, str(tok.line), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
         if tok.text == "__FILE__":
-            quoted = '"' + tok.file.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            return Token(STRING, quoted, tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
+            return Token(STRING, string_literal(tok.file), tok.file, tok.line, tok.column, tok.space_before,
+                         tok.at_line_start)
         self.counter += 1
         return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
 
@@ -509,6 +553,9 @@ class _Preprocessor:
             texts.append(item[0] if item else None)
         if None in texts or texts[0].text != "(" or texts[1].kind != STRING or texts[2].text != ")":
             raise _error(self, tok, "_Pragma takes a parenthesized string literal")
+        refusal = policy.refused_pragma_operator(texts[1])
+        if refusal:
+            raise _error(self, tok, refusal)
 
 
 def _operand(tokens: list[Token], i: int) -> tuple[int, list[Token] | None]:
@@ -536,48 +583,6 @@ def _spell(tokens: list[Token], spaces: bool = True) -> str:
             parts.append(" ")
         parts.append(tok.text)
     return "".join(parts)
-
-
-_ESCAPE_UNITS = re.compile(r"\\(?:x[0-9A-Fa-f]+|[0-7]{1,3}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)|[^\\]", re.DOTALL)
-
-
-def _concatenate(pp: _Preprocessor, run: list[Token]) -> Token:
-    """One string literal of ``run``, at the first one's position, as C++ concatenates adjacent literals: an
-    encoding prefix of any of them applies to all, two different ones are an error, raw ones are escaped."""
-    prefix, body = "", ""
-    for tok in run:
-        own = tok.text[:tok.text.index('"')].removesuffix("R")
-        if own and prefix and own != prefix:
-            raise _error(pp, tok, f"string literals with different encoding prefixes ({prefix} and {own}) "
-                                  "cannot be concatenated")
-        prefix = prefix or own
-        part = _escaped_contents(tok.text)
-        if part and _would_extend_escape(body, part[0]):  # "\x1" "2" is two characters, not "\x12"
-            part = f"\\{ord(part[0]):03o}" + part[1:]  # octal escapes stop after three digits
-        body += part
-    first = run[0]
-    return Token(STRING, f'{prefix}"{body}"', first.file, first.line, first.column, first.space_before,
-                 first.at_line_start)
-
-
-def _would_extend_escape(body: str, following: str) -> bool:
-    """Would ``following`` continue a hexadecimal or short octal escape at the end of ``body``?"""
-    if following not in string.hexdigits or not body.endswith(tuple(string.hexdigits)):
-        return False
-    last = _ESCAPE_UNITS.findall(body)[-1]
-    if last.startswith("\\x"):
-        return True
-    return last[1:].isdigit() and len(last) < 4 and following in string.octdigits
-
-
-def _escaped_contents(text: str) -> str:
-    """What goes between the quotes of a string literal token, written as in an ordinary (not raw) literal."""
-    quote = text.index('"')
-    if not text[:quote].endswith("R"):
-        return text[quote + 1:-1]
-    delimiter = text[quote + 1:text.index("(")]
-    raw = text[text.index("(") + 1:len(text) - len(delimiter) - 2]
-    return raw.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _stringize(arg: list, name: Token) -> Token:

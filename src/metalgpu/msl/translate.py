@@ -35,6 +35,7 @@ from .kernel_templates import (
     template_plain_kernels,
 )
 from .lexer import IDENT, NUMBER, PUNCT, Token
+from .literals import string_literal
 from .outline import bracket_partners
 from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
@@ -344,8 +345,7 @@ def _emit(tokens: list[Token], texts: list[str]) -> tuple[str, dict]:
             if tok.file == file and 0 < tok.line - line <= 8:
                 out.append("\n" * (tok.line - line))
             else:
-                escaped = tok.file.replace("\\", "\\\\").replace('"', '\\"')
-                out.append(f'\n#line {tok.line} "{escaped}"\n')
+                out.append(f'\n#line {tok.line} {string_literal(tok.file)}\n')
             file, line, column = tok.file, tok.line, 1
         if tok.column > column:
             out.append(" " * (tok.column - column))

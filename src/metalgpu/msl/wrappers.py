@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .abi import CudaLaunchLayout
 from .kernel_templates import is_deduced_instantiation, signature_alias
+from .literals import string_literal
 from .parser import KernelDecl
 
 _LINEAR = "((z - g.origin[2]) * g.size[1] + (y - g.origin[1])) * g.size[0] + (x - g.origin[0])"
@@ -113,8 +114,7 @@ def _absent_locals(absent: frozenset[int], kernel: KernelDecl) -> list[str]:
 
 
 def _line_directive(kernel: KernelDecl) -> str:
-    escaped = kernel.pos.file.replace("\\", "\\\\").replace('"', '\\"')
-    return f'#line {kernel.pos.line} "{escaped}"'
+    return f'#line {kernel.pos.line} {string_literal(kernel.pos.file)}'
 
 
 def cpu_wrapper(i: int, kernel: KernelDecl, cooperative: bool = False, absent: frozenset[int] = frozenset(),

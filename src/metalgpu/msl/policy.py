@@ -1,0 +1,217 @@
+"""What a shader may not contain: the C++ that Metal does not have and that would reach the host.
+
+On the cpu backend a shader becomes native code in the caller's process, so C++ that Metal lacks would let it act
+on the host: inline assembly, declarations of functions defined elsewhere (the C library), GNU attributes that
+place code or data (load-time constructors, sections, aliases), pragmas that change how it is compiled, and the C
+library's headers. The front end refuses them on the user's own line; a check of the built module's symbols (see
+backends/cpu_module_check.py) catches whatever else would call out of it.
+"""
+from __future__ import annotations
+
+from ..errors import Diagnostic, ShaderCompileError, source_line
+from .lexer import IDENT, Token, tokenize
+
+_ASSEMBLY = frozenset({"asm", "__asm__", "__asm"})
+# GNU attributes with no effect outside the code they are on; production MSL uses the inlining ones (Apple's own
+# METAL_FUNC is always_inline). Everything else, constructor, section, alias, visibility, cleanup ..., is refused.
+ALLOWED_ATTRIBUTES = frozenset({
+    "always_inline", "noinline", "flatten", "unused", "maybe_unused", "aligned", "packed", "const", "pure", "hot",
+    "cold", "deprecated", "nodiscard", "warn_unused_result", "noreturn", "nonnull", "returns_nonnull", "nothrow",
+    "fallthrough", "likely", "unlikely", "may_alias", "vector_size", "ext_vector_type", "overloadable",
+    "artificial", "noescape",
+})
+# Host-acting attributes that an unscoped [[name]] spells too: compilers ignore those today, but a shader has no
+# use for them.
+_HOST_ATTRIBUTES = frozenset({"constructor", "destructor", "section", "alias", "weak", "weakref", "visibility",
+                              "ifunc", "init_priority", "cleanup", "optimize", "target", "target_clones", "naked",
+                              "used", "retain", "symver", "externally_visible", "no_instrument_function"})
+_ATTRIBUTE_NAMESPACES = frozenset({"gnu", "__gnu__", "clang", "_Clang", "__clang__"})
+# The C library functions our own headers call (the fibers' stacks), which the module check must therefore let
+# through, and those that would reach anything at all: a shader itself may not call them.
+HOST_FUNCTIONS = frozenset({"mmap", "munmap", "mprotect", "madvise", "sysconf", "syscall", "dlopen", "dlsym"})
+
+# Pragmas that only hint at loops or diagnostics, which production MSL uses; other GCC and clang pragmas could
+# change how the module is compiled (optimisation levels, target options, instrumentation).
+_HARMLESS_COMPILER_PRAGMAS = {"clang": frozenset({"loop", "diagnostic", "unroll", "nounroll"}),
+                              "GCC": frozenset({"unroll", "ivdep", "diagnostic"})}
+
+# The C and C++ standard libraries' and POSIX headers: a Metal shader has none of them, and on the cpu backend
+# they would bring the host's functions into the shader's scope.
+_C_HEADERS = frozenset("""
+    assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h locale.h math.h setjmp.h signal.h
+    stdalign.h stdarg.h stdatomic.h stdbool.h stddef.h stdint.h stdio.h stdlib.h stdnoreturn.h string.h tgmath.h
+    threads.h time.h uchar.h wchar.h wctype.h unistd.h fcntl.h dlfcn.h pthread.h dirent.h poll.h sched.h spawn.h
+    termios.h pwd.h grp.h netdb.h syslog.h malloc.h alloca.h elf.h link.h
+""".split())
+_CXX_HEADERS = frozenset("""
+    cassert ccomplex cctype cerrno cfenv cfloat cinttypes ciso646 climits clocale cmath csetjmp csignal cstdalign
+    cstdarg cstdbool cstddef cstdint cstdio cstdlib cstring ctgmath ctime cuchar cwchar cwctype algorithm any array
+    atomic bitset chrono codecvt condition_variable deque exception execution filesystem forward_list fstream
+    functional future initializer_list iomanip ios iosfwd iostream istream iterator limits list locale map memory
+    memory_resource mutex new numeric optional ostream queue random ratio regex scoped_allocator set shared_mutex
+    sstream stack stdexcept streambuf string string_view system_error thread tuple typeindex typeinfo
+    type_traits unordered_map unordered_set utility valarray variant vector
+""".split())
+_HOST_HEADER_FOLDERS = ("sys/", "bits/", "linux/", "asm/", "netinet/", "arpa/", "ext/", "c++/")
+
+
+# What an #include may read: source files only, so that no other file's text ends up in an error message.
+SHADER_SUFFIXES = (".metal", ".h", ".hpp", ".hh", ".hxx", ".inc", ".inl", ".ipp", ".tcc", ".def", ".cpp", ".cc",
+                   ".cxx", ".c")
+
+
+def is_shader_source(path: str) -> bool:
+    return path.lower().endswith(SHADER_SUFFIXES)
+
+
+def host_header(name: str) -> bool:
+    """Is ``<name>`` a C, C++ or POSIX library header rather than a Metal or user one?"""
+    return name in _C_HEADERS or name in _CXX_HEADERS or name.startswith(_HOST_HEADER_FOLDERS)
+
+
+def refused_pragma(args: list[Token]) -> str | None:
+    """Why the pragma ``#pragma <args>`` is refused, or None. Pragmas are otherwise not passed on."""
+    if len(args) < 2 or args[0].text not in _HARMLESS_COMPILER_PRAGMAS:
+        return None
+    if args[1].text in _HARMLESS_COMPILER_PRAGMAS[args[0].text]:
+        return None
+    return (f"'#pragma {args[0].text} {args[1].text}' is refused: it could change how the host compiler builds "
+            "the shader, and Metal does not have it (loop hints such as '#pragma unroll' and "
+            "'#pragma clang loop' are accepted)")
+
+
+def refused_pragma_operator(literal: Token) -> str | None:
+    """Why ``_Pragma(literal)`` is refused, or None."""
+    if literal.text.startswith(("R", "u", "U", "L")):
+        return "_Pragma takes an ordinary string literal"
+    text = literal.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return refused_pragma(tokenize(text, literal.file))
+
+
+def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
+    """Raise ShaderCompileError on every construct of the preprocessed ``tokens`` that a shader may not have."""
+    problems: list[tuple[Token, str]] = []
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if tok.kind != IDENT:
+            if tok.text == "[" and i + 1 < n and tokens[i + 1].text == "[":
+                problems += _standard_attribute(tokens, i + 2)
+            elif tok.text in ("#", "##") or (tok.text in ("%", "<") and _joined(tok, tokens[i + 1:i + 2], ":")):
+                # The translation goes through the host compiler's preprocessor again: a '#' a macro made (or the
+                # digraphs %: and <:, '#' and '[') would become a directive or an attribute there.
+                spelled = tok.text if tok.text in ("#", "##") else tok.text + ":"
+                problems.append((tok, f"'{spelled}' outside a preprocessing directive is not MSL (a macro cannot "
+                                      "make a directive, and digraphs are not accepted)"))
+            continue
+        text = tok.text
+        if text in _ASSEMBLY:
+            problems.append((tok, f"'{text}': inline assembly is not MSL, and a shader cannot contain machine code"))
+        elif text == "extern" and not _extern_defines(tokens, i + 1):
+            problems.append((tok, "'extern' declarations are refused: everything a shader calls must be defined "
+                                  "in the shader or come from the Metal library"))
+        elif text in ("__attribute__", "__attribute"):
+            problems += _gnu_attribute(tokens, i + 1)
+        elif text == "_Pragma":  # the preprocessor applies every one; none may reach the host compiler
+            problems.append((tok, "'_Pragma' is only accepted where the preprocessor sees it"))
+        elif text == "__declspec":
+            problems.append((tok, "'__declspec' is not MSL"))
+        elif text in HOST_FUNCTIONS and _named_as_a_function(tokens, i):
+            problems.append((tok, f"'{text}' is a host C library function: a shader cannot call it"))
+    if problems:
+        raise ShaderCompileError([Diagnostic(message, tok.pos, "error", source_line(sources, tok.pos))
+                                  for tok, message in problems])
+
+
+def _extern_defines(tokens: list[Token], i: int) -> bool:
+    """Does the ``extern`` before ``i`` open something defined here: an explicit instantiation declaration, a
+    linkage block (``extern "C" { ... }``: what it holds is checked on its own) or a function definition? Only a
+    declaration, ending at a ``;`` before any ``{``, names something outside the shader."""
+    if i < len(tokens) and tokens[i].text == "template":
+        return True
+    depth = 0
+    for tok in tokens[i:]:
+        if tok.text in ("(", "["):
+            depth += 1
+        elif tok.text in (")", "]"):
+            depth -= 1
+        elif depth == 0 and tok.text in ("{", ";"):
+            return tok.text == "{"
+    return False
+
+
+def _joined(tok: Token, following: list[Token], text: str) -> bool:
+    """Is ``following`` (zero or one token) ``text`` written right after ``tok``, with no space between?"""
+    return bool(following) and following[0].text == text and not following[0].space_before \
+        and following[0].line == tok.line and following[0].file == tok.file
+
+
+def _named_as_a_function(tokens: list[Token], i: int) -> bool:
+    """Is the name at ``i`` called or its address taken, rather than a member's or a variable's own name?"""
+    before = tokens[i - 1].text if i else ""
+    after = tokens[i + 1].text if i + 1 < len(tokens) else ""
+    return before not in (".", "->") and (after == "(" or before in ("::", "&"))
+
+
+def _refused_attribute(name: Token, scoped: bool) -> tuple[Token, str] | None:
+    bare = name.text.strip("_") if name.text.startswith("__") else name.text
+    if (bare in ALLOWED_ATTRIBUTES) if scoped else (bare not in _HOST_ATTRIBUTES):
+        return None
+    return name, (f"attribute '{bare}' is refused: Metal does not have it, and it would act on the host "
+                  "(only attributes such as always_inline, noinline, unused, aligned and packed are accepted)")
+
+
+def _gnu_attribute(tokens: list[Token], i: int) -> list[tuple[Token, str]]:
+    """The refused attributes of ``__attribute__((a, b(x), ...))`` whose first ``(`` is at ``i``."""
+    problems = []
+    depth, expect_name = 0, False
+    for tok in tokens[i:]:
+        if tok.text == "(":
+            depth += 1
+            expect_name = depth == 2
+        elif tok.text == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 2 and tok.text == ",":
+            expect_name = True
+        elif expect_name and tok.kind == IDENT:
+            problem = _refused_attribute(tok, scoped=True)
+            if problem:
+                problems.append(problem)
+            expect_name = False
+        else:
+            expect_name = False
+    return problems
+
+
+def _standard_attribute(tokens: list[Token], i: int) -> list[tuple[Token, str]]:
+    """The refused attributes of ``[[...]]`` whose contents start at ``i``: a GNU or clang one, namespaced or
+    under ``using gnu:``, must be harmless; an unscoped one must not be one of the host's."""
+    problems = []
+    using_gnu = (i + 2 < len(tokens) and tokens[i].text == "using" and tokens[i + 1].text in _ATTRIBUTE_NAMESPACES
+                 and tokens[i + 2].text == ":")
+    depth, k = 0, i + 3 if using_gnu else i
+    expect_name = True
+    while k < len(tokens):
+        tok = tokens[k]
+        if tok.text == "]" and depth == 0:
+            break
+        if tok.text in ("(", "["):
+            depth += 1
+        elif tok.text in (")", "]"):
+            depth -= 1
+        elif depth == 0 and tok.text == ",":
+            expect_name = True
+        elif depth == 0 and expect_name and tok.kind == IDENT:
+            expect_name = False
+            scoped = using_gnu
+            if k + 2 < len(tokens) and tokens[k + 1].text == "::":
+                if tok.text not in _ATTRIBUTE_NAMESPACES:
+                    k += 3
+                    continue
+                tok, scoped, k = tokens[k + 2], True, k + 2
+            problem = _refused_attribute(tok, scoped)
+            if problem:
+                problems.append(problem)
+        k += 1
+    return problems
