@@ -38,6 +38,26 @@ def pytest_unconfigure(config):
         shutil.rmtree(_session_cache_dir, ignore_errors=True)
 
 
+# A CUDA kernel fault leaves the process's GPU unusable (a sticky error), so every later CUDA test of the process
+# would fail with it. Under pytest-xdist the worker ends after the faulting test has been reported, and xdist starts
+# a fresh one for the tests that remain: one fault is one failure.
+_sticky_fault = False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    global _sticky_fault
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and "sticky error" in str(call.excinfo.value):
+        _sticky_fault = True
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if _sticky_fault and os.environ.get("PYTEST_XDIST_WORKER"):
+        os._exit(75)  # after this test's report went to the controller
+
+
 def _requested_backends() -> list[str] | None:
     selector = os.environ.get("METALGPU_BACKENDS", "").strip()
     if not selector:

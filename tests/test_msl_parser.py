@@ -420,3 +420,9 @@ def test_an_instantiation_may_name_its_template_from_the_global_namespace():
     namespace other { template [[host_name("g")]] kernel void ::ns::fill<int>(device int*); }
     """
     assert [(k.name, k.template_args) for k in program(source).kernels] == [("ns::fill", "float"), ("ns::fill", "int")]
+
+
+def test_function_constant_at_the_end_of_the_file_needs_its_semicolon():
+    source = "kernel void k(device float* o [[buffer(0)]]) {}\nconstant bool flag [[function_constant(0)]]"
+    error = error_of(source)
+    assert "expected ';'" in str(error) and error.diagnostics[0].pos == SourcePos("k.metal", 2, 15)

@@ -499,8 +499,7 @@ class _Parser(TokenWalker):
     # ----- function constants and named constants -----------------------------------------------
 
     def _function_constant(self, start: int, end: int, body) -> None:
-        """``constant T name [[function_constant(n)]];``, with any of static, constexpr and const too, in any
-        order, as Apple's compiler takes them."""
+        """``constant T name [[function_constant(n)]];``, also with static, constexpr and const in any order."""
         tokens = self.tokens
         attributes, declaration = [], []
         i = start
@@ -522,6 +521,8 @@ class _Parser(TokenWalker):
                 t.text in ("*", "&", "&&", "[", "]") for t in declaration):
             raise self._error(where, "a function constant is declared as: constant T name [[function_constant(n)]]; "
                                      "(T a scalar or vector type; static, constexpr and const may be added)")
+        if self._peek(end) != ";":
+            raise self._error(name, "expected ';' after the function constant's declaration")
         attribute = next(a for a in attributes if a.name == "function_constant")
         index = self._index(attribute, MAX_FUNCTION_CONSTANT_INDEX)
         if any(c.index == index for c in self.constants):
