@@ -1,0 +1,279 @@
+"""metalgpu.dask: kernels over Dask arrays, on the threaded scheduler and on a LocalCluster of two worker processes,
+checked against numpy. The cluster starts once for the module."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="metalgpu.dask needs dask[array] (pip install 'metalgpu[dask]')")
+distributed = pytest.importorskip("distributed", reason="the cluster tests need distributed")
+
+import dask  # noqa: E402
+
+import metalgpu  # noqa: E402
+import metalgpu.dask as mgd  # noqa: E402
+from metalgpu.dask import worker  # noqa: E402
+from metalgpu.dask.blocks import kernel_spec  # noqa: E402
+
+SAXPY = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void saxpy(device const float* x [[buffer(0)]], device const float* y [[buffer(1)]],
+                  device float* out [[buffer(2)]], constant float& a [[buffer(3)]],
+                  uint i [[thread_position_in_grid]]) {
+    out[i] = a * x[i] + y[i];
+}
+"""
+
+# A 3x3 box sum that clamps its reads to the block it is given: over blocks with halos it must give what it gives
+# over the whole image.
+BOX = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void box3(device const int* image [[buffer(0)]], device int* out [[buffer(1)]],
+                 constant uint& width [[buffer(2)]], constant uint& height [[buffer(3)]],
+                 uint2 p [[thread_position_in_grid]]) {
+    int total = 0;
+    for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+            int x = clamp(int(p.x) + dx, 0, int(width) - 1), y = clamp(int(p.y) + dy, 0, int(height) - 1);
+            total += image[y * int(width) + x];
+        }
+    out[p.y * width + p.x] = total;
+}
+"""
+
+REDUCE = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void atomic_sum(device const int* x [[buffer(0)]], device atomic_int* total [[buffer(1)]],
+                       uint i [[thread_position_in_grid]]) {
+    atomic_fetch_add_explicit(total, x[i], memory_order_relaxed);
+}
+// each thread takes the maximum of eight consecutive elements: n elements become ceil(n / 8) partials
+kernel void max8(device const float* x [[buffer(0)]], device float* partial [[buffer(1)]],
+                 constant uint& n [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    float best = x[i * 8];
+    for (uint k = i * 8 + 1; k < min(n, i * 8 + 8); ++k) best = max(best, x[k]);
+    partial[i] = best;
+}
+"""
+
+TABLE = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void lookup(device const uchar* codes [[buffer(0)]], constant float* table [[buffer(1)]],
+                   device float* out [[buffer(2)]], device uint* count [[buffer(3)]],
+                   constant float& scale [[buffer(4)]], constant uint& offset [[buffer(5)]],
+                   uint i [[thread_position_in_grid]]) {
+    out[i] = table[codes[i]] * scale;
+    count[i] += offset;
+}
+"""
+
+FAULTY = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void fault_on_negative(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                              uint i [[thread_position_in_grid]]) {
+    if (x[i] < 0) *(device float*)(ulong(8)) = x[i];  // address 8 is never mapped
+    out[i] = x[i];
+}
+kernel void copy_first(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                       constant uint& first [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    out[i] = x[i + first];
+}
+"""
+
+RNG = np.random.default_rng(18)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes of one thread each, CPU backend; they inherit the session's compile cache folder."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=40)
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(params=["threads", "cluster"])
+def compute(request):
+    """Compute Dask collections with the threaded scheduler, or with the LocalCluster."""
+    if request.param == "threads":
+        return lambda *collections: dask.compute(*collections, scheduler="threads")
+    client = request.getfixturevalue("client")
+    return lambda *collections: client.compute(list(collections), sync=True)
+
+
+def test_elementwise_kernel_over_a_chunked_array(compute):
+    x = RNG.standard_normal((300, 70), dtype=np.float32)
+    y = RNG.standard_normal((300, 70), dtype=np.float32)
+    result = mgd.map_blocks(SAXPY, "saxpy", da.from_array(x, chunks=(128, 40)), da.from_array(y, chunks=(128, 40)),
+                            1.5, backend="cpu")
+    assert result.dtype == np.float32 and result.chunks == ((128, 128, 44), (40, 30))
+    (value,) = compute(result)
+    # float32: one multiply and one add (fused or not): within 2 ulp of numpy's float32 result
+    np.testing.assert_allclose(value, np.float32(1.5) * x + y, rtol=2.5e-7, atol=1e-6)
+
+
+def test_stencil_with_overlap(compute):
+    image = RNG.integers(-1000, 1000, size=(90, 130), dtype=np.int32)
+    result = mgd.map_overlap(BOX, "box3", da.from_array(image, chunks=(40, 50)), depth=1, boundary="none",
+                             constants={"width": lambda shape: shape[1], "height": lambda shape: shape[0]},
+                             backend="cpu")
+    (value,) = compute(result)
+    padded = np.pad(image, 1, mode="edge")
+    expected = sum(padded[1 + dy:91 + dy, 1 + dx:131 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert value.shape == image.shape
+    np.testing.assert_array_equal(value, expected)
+
+
+def test_reduction_with_a_numpy_combine(compute):
+    values = RNG.integers(-10**4, 10**4, size=(257, 33), dtype=np.int32)
+    total = mgd.reduction(REDUCE, "atomic_sum", da.from_array(values, chunks=(64, 16)), out_dtype=np.int32,
+                          combine=np.sum, split_every=3, backend="cpu")
+    (value,) = compute(total)
+    assert value.shape == () and int(value) == int(values.sum(dtype=np.int64))
+
+
+def test_reduction_with_the_kernel_as_its_own_combine(compute):
+    values = RNG.standard_normal(10_001).astype(np.float32)
+    largest = mgd.reduction(REDUCE, "max8", da.from_array(values, chunks=1000), combine="kernel",
+                            partials=lambda n: -(-n // 8), grid=lambda shape: -(-shape[0] // 8),
+                            constants={"n": lambda shape: shape[0]}, split_every=4, backend="cpu")
+    (value,) = compute(largest)
+    assert value.dtype == np.float32 and value == values.max()
+
+
+def test_kernel_with_constants_a_table_and_an_inout_output(compute):
+    codes = RNG.integers(0, 16, size=5000, dtype=np.uint8)
+    counts = RNG.integers(0, 100, size=5000, dtype=np.uint32)
+    table = np.linspace(-1, 1, 16, dtype=np.float32)
+    out, count = mgd.map_blocks(TABLE, "lookup", da.from_array(codes, chunks=1200), table,
+                                da.from_array(counts, chunks=1000), inout="count",
+                                constants={"scale": 4.0, "offset": lambda shape: shape[0]}, backend="cpu")
+    out_value, count_value = compute(out, count)
+    np.testing.assert_array_equal(out_value, table[codes] * np.float32(4.0))
+    # the second array was rechunked to the first's blocks: each block adds its own length
+    block_lengths = np.repeat([1200, 1200, 1200, 1200, 200], [1200, 1200, 1200, 1200, 200])
+    np.testing.assert_array_equal(count_value, counts + block_lengths.astype(np.uint32))
+
+
+def test_a_fault_in_a_worker_reaches_the_client_naming_the_block(compute):
+    x = np.ones(4000, dtype=np.float32)
+    x[2500] = -1  # in block 2 of 1000-element blocks
+    result = mgd.map_blocks(FAULTY, "fault_on_negative", da.from_array(x, chunks=1000), backend="cpu")
+    with pytest.raises(metalgpu.DispatchError) as caught:
+        compute(result)
+    assert caught.value.block == (2,)
+    assert "kernel 'fault_on_negative', block (2,)" in str(caught.value)
+    assert "faulted" in str(caught.value)
+
+
+def test_an_argument_error_in_a_worker_keeps_its_type(compute):
+    x = da.from_array(np.arange(30, dtype=np.float32), chunks=10)
+    result = mgd.map_blocks(FAULTY, "copy_first", x, lambda shape: -shape[0], backend="cpu")
+    with pytest.raises(metalgpu.ArgumentError) as caught:
+        compute(result)
+    assert "kernel 'copy_first', block (" in str(caught.value) and "first" in str(caught.value)
+    assert caught.value.block in {(0,), (1,), (2,)}
+
+
+def test_a_compile_error_surfaces_when_the_graph_is_built():
+    broken = "kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = y; }\n"
+    with pytest.raises(metalgpu.ShaderCompileError) as caught:
+        mgd.map_blocks(broken, "k", da.zeros(10, dtype=np.float32, chunks=5), backend="cpu")
+    assert caught.value.pos.line == 1 and caught.value.backend == "cpu"
+
+
+def test_a_compile_error_crosses_processes_with_its_fields_and_the_block_named():
+    with metalgpu.Interface("cpu") as gpu, pytest.raises(metalgpu.ShaderCompileError) as caught:
+        gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = y; }")
+    error = caught.value
+    annotated = worker.in_chunk(error, "kernel 'k', block (1, 2)", (1, 2))
+    copy = pickle.loads(pickle.dumps(annotated))
+    assert type(copy) is metalgpu.ShaderCompileError
+    assert str(copy).startswith("kernel 'k', block (1, 2): ") and str(copy).endswith(str(error))
+    assert copy.diagnostics == error.diagnostics and copy.block == (1, 2) and copy.log == error.log
+
+
+def test_arguments_that_do_not_fit_the_signature_are_refused_on_the_client():
+    x = da.zeros(10, dtype=np.float32, chunks=5)
+    with pytest.raises(metalgpu.ArgumentError, match=r"takes 3 positional arguments \(x, y, a\), got 2"):
+        mgd.map_blocks(SAXPY, "saxpy", x, x, backend="cpu")
+    with pytest.raises(metalgpu.ArgumentError, match="reads float32, but the Dask array given has int32"):
+        mgd.map_blocks(SAXPY, "saxpy", x, x.astype(np.int32), 1.0, backend="cpu")
+    with pytest.raises(metalgpu.ArgumentError, match="is one constant value, not a Dask array"):
+        mgd.map_blocks(SAXPY, "saxpy", x, x, x, backend="cpu")
+    with pytest.raises(metalgpu.ArgumentError, match="give out_dtype"):
+        mgd.reduction(REDUCE, "atomic_sum", x.astype(np.int32), backend="cpu")
+    with pytest.raises(metalgpu.FunctionNotFoundError, match="kernels: saxpy"):
+        mgd.map_blocks(SAXPY, "saxpz", x, x, 1.0, backend="cpu")
+
+
+def test_the_source_is_one_key_of_the_graph():
+    x = da.from_array(np.zeros(4000, dtype=np.float32), chunks=500)
+    result = mgd.map_blocks(SAXPY + "// marker-of-this-source\n", "saxpy", x, x, 2.0, backend="cpu")
+    cloudpickle = pytest.importorskip("cloudpickle")
+    graph = dict(result.__dask_graph__())
+    holding = [key for key, task in graph.items() if b"marker-of-this-source" in cloudpickle.dumps(task)]
+    assert len(holding) == 1 and str(holding[0]).startswith("metalgpu-kernel-")
+    assert len(graph) == 1 + 2 * 8  # the kernel, the blocks of x, the blocks of the result
+
+
+def test_each_worker_compiles_a_kernel_once_from_the_shared_cache(client, tmp_path):
+    source = SAXPY + "// compiled once per worker\n"
+    x = da.from_array(np.ones(8000, dtype=np.float32), chunks=500)
+    first = mgd.map_blocks(source, "saxpy", x, x, 2.0, backend="cpu")  # compiled here, into the shared cache
+    cache_files = sorted(p.name for p in _cache_folder().glob("*/*.bin"))
+    second = mgd.map_blocks(source, "saxpy", x, x, 3.0, backend="cpu")
+    values = client.compute([first, second], sync=True)
+    np.testing.assert_array_equal(values[0], np.full(8000, 3.0, np.float32))
+    np.testing.assert_array_equal(values[1], np.full(8000, 4.0, np.float32))
+
+    digest = kernel_spec(source, "saxpy", backend="cpu").digest
+
+    def compiled_here(digest=digest):
+        from metalgpu.dask import worker as process
+        device = process._devices.get(("cpu", 0))
+        return None if device is None else sorted(k for k in device._functions if k == digest)
+
+    per_worker = client.run(compiled_here)
+    assert len(per_worker) == 2 and all(found == [digest] for found in per_worker.values()), per_worker
+    # the workers found the client's binary: nothing new was compiled into the shared cache
+    assert sorted(p.name for p in _cache_folder().glob("*/*.bin")) == cache_files
+
+
+def _cache_folder() -> Path:
+    return Path(os.environ["METALGPU_CACHE_DIR"])
+
+
+def test_default_grids_follow_the_kernels_thread_position():
+    from metalgpu.dask.kernel import default_grid
+    assert default_grid((40, 50), 1) == (2000,)
+    assert default_grid((40, 50), 2) == (50, 40)
+    assert default_grid((3, 40, 50), 2) == (50, 120)
+    assert default_grid((3, 40, 50), 3) == (50, 40, 3)
+    assert default_grid((7,), 3) == (7,)
+
+
+def test_cupy_chunks_are_used_in_place_on_cuda():
+    cupy = pytest.importorskip("cupy", reason="CuPy chunks need cupy")
+    if "cuda" not in metalgpu.backends():
+        pytest.skip("no CUDA GPU here")
+    x = cupy.asarray(RNG.standard_normal(100_000, dtype=np.float32))
+    y = cupy.asarray(RNG.standard_normal(100_000, dtype=np.float32))
+    result = mgd.map_blocks(SAXPY, "saxpy", da.from_array(x, chunks=30_000, asarray=False),
+                            da.from_array(y, chunks=30_000, asarray=False), 2.0, backend="cuda")
+    (value,) = dask.compute(result, scheduler="threads")
+    assert isinstance(value, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(value), 2 * cupy.asnumpy(x) + cupy.asnumpy(y), rtol=2.5e-7, atol=1e-6)
