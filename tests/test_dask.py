@@ -146,8 +146,9 @@ def test_reduction_with_a_numpy_combine(compute):
 
 
 def test_reduction_with_the_kernel_as_its_own_combine(compute):
-    values = RNG.standard_normal(10_001).astype(np.float32)
-    largest = mgd.reduction(REDUCE, "max8", da.from_array(values, chunks=1000), combine="kernel",
+    values = RNG.standard_normal((101, 99)).astype(np.float32)
+    values[77, 80] = 9.5  # deep inside block (2, 1): every element of a block must be read
+    largest = mgd.reduction(REDUCE, "max8", da.from_array(values, chunks=(30, 45)), combine="kernel",
                             partials=lambda n: -(-n // 8), grid=lambda shape: -(-shape[0] // 8),
                             constants={"n": lambda shape: shape[0]}, split_every=4, backend="cpu")
     (value,) = compute(largest)

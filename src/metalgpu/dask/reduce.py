@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -32,8 +33,8 @@ def _partials_of(nested: Any) -> Any:
     blocks = [block.reshape(-1) for block in _flatten(nested)]
     if len(blocks) == 1:
         return blocks[0]
-    concatenate = getattr(type(blocks[0]), "__module__", "").startswith("cupy")
-    return (__import__("cupy").concatenate if concatenate else np.concatenate)(blocks)
+    on_gpu = type(blocks[0]).__module__.startswith("cupy")
+    return (sys.modules["cupy"].concatenate if on_gpu else np.concatenate)(blocks)
 
 
 def _identity_step(block, axis=None, keepdims=None):
@@ -60,8 +61,10 @@ def _kernel_step(kernel: KernelSpec, call: BlockCall, final: bool, nested, axis=
     return partials.reshape(()) if final else partials
 
 
-def _block_partials(kernel: KernelSpec, call: BlockCall, *chunks, block_id=None):
-    return run_block(kernel, call, *chunks, block_id=block_id).reshape((1,) * (chunks[0].ndim - 1) + (-1,))
+def _block_partials(kernel: KernelSpec, call: BlockCall, block, block_id=None):
+    """The kernel over one block, raveled: its partials, as a block of the partials array."""
+    partials = run_block(kernel, call, block.reshape(-1), block_id=block_id)
+    return partials.reshape((1,) * (block.ndim - 1) + (-1,))
 
 
 def reduction(source: str | os.PathLike, function_name: str, array: da.Array, *args: Any,
