@@ -94,7 +94,7 @@ RNG = np.random.default_rng(18)
 
 @pytest.fixture(scope="module")
 def client():
-    """Two worker processes of one thread each, CPU backend; they inherit the session's compile cache folder."""
+    """Two worker processes of one thread each; they inherit the session's compile cache folder."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                        silence_logs=40)
     client = distributed.Client(cluster, set_as_default=False)
@@ -114,22 +114,22 @@ def compute(request):
     return lambda *collections: client.compute(list(collections), sync=True)
 
 
-def test_elementwise_kernel_over_a_chunked_array(compute):
+def test_elementwise_kernel_over_a_chunked_array(compute, backend):
     x = RNG.standard_normal((300, 70), dtype=np.float32)
     y = RNG.standard_normal((300, 70), dtype=np.float32)
     result = mgd.map_blocks(SAXPY, "saxpy", da.from_array(x, chunks=(128, 40)), da.from_array(y, chunks=(128, 40)),
-                            1.5, backend="cpu")
+                            1.5, backend=backend)
     assert result.dtype == np.float32 and result.chunks == ((128, 128, 44), (40, 30))
     (value,) = compute(result)
     # float32: one multiply and one add (fused or not): within 2 ulp of numpy's float32 result
     np.testing.assert_allclose(value, np.float32(1.5) * x + y, rtol=2.5e-7, atol=1e-6)
 
 
-def test_stencil_with_overlap(compute):
+def test_stencil_with_overlap(compute, backend):
     image = RNG.integers(-1000, 1000, size=(90, 130), dtype=np.int32)
     result = mgd.map_overlap(BOX, "box3", da.from_array(image, chunks=(40, 50)), depth=1, boundary="none",
                              constants={"width": lambda shape: shape[1], "height": lambda shape: shape[0]},
-                             backend="cpu")
+                             backend=backend)
     (value,) = compute(result)
     padded = np.pad(image, 1, mode="edge")
     expected = sum(padded[1 + dy:91 + dy, 1 + dx:131 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
@@ -137,31 +137,31 @@ def test_stencil_with_overlap(compute):
     np.testing.assert_array_equal(value, expected)
 
 
-def test_reduction_with_a_numpy_combine(compute):
+def test_reduction_with_a_numpy_combine(compute, backend):
     values = RNG.integers(-10**4, 10**4, size=(257, 33), dtype=np.int32)
     total = mgd.reduction(REDUCE, "atomic_sum", da.from_array(values, chunks=(64, 16)), out_dtype=np.int32,
-                          combine=np.sum, split_every=3, backend="cpu")
+                          combine=np.sum, split_every=3, backend=backend)
     (value,) = compute(total)
     assert value.shape == () and int(value) == int(values.sum(dtype=np.int64))
 
 
-def test_reduction_with_the_kernel_as_its_own_combine(compute):
+def test_reduction_with_the_kernel_as_its_own_combine(compute, backend):
     values = RNG.standard_normal((101, 99)).astype(np.float32)
     values[77, 80] = 9.5  # deep inside block (2, 1): every element of a block must be read
     largest = mgd.reduction(REDUCE, "max8", da.from_array(values, chunks=(30, 45)), combine="kernel",
                             partials=lambda n: -(-n // 8), grid=lambda shape: -(-shape[0] // 8),
-                            constants={"n": lambda shape: shape[0]}, split_every=4, backend="cpu")
+                            constants={"n": lambda shape: shape[0]}, split_every=4, backend=backend)
     (value,) = compute(largest)
     assert value.dtype == np.float32 and value == values.max()
 
 
-def test_kernel_with_constants_a_table_and_an_inout_output(compute):
+def test_kernel_with_constants_a_table_and_an_inout_output(compute, backend):
     codes = RNG.integers(0, 16, size=5000, dtype=np.uint8)
     counts = RNG.integers(0, 100, size=5000, dtype=np.uint32)
     table = np.linspace(-1, 1, 16, dtype=np.float32)
     out, count = mgd.map_blocks(TABLE, "lookup", da.from_array(codes, chunks=1200), table,
                                 da.from_array(counts, chunks=1000), inout="count",
-                                constants={"scale": 4.0, "offset": lambda shape: shape[0]}, backend="cpu")
+                                constants={"scale": 4.0, "offset": lambda shape: shape[0]}, backend=backend)
     out_value, count_value = compute(out, count)
     np.testing.assert_array_equal(out_value, table[codes] * np.float32(4.0))
     # the second array was rechunked to the first's blocks: each block adds its own length
@@ -170,6 +170,7 @@ def test_kernel_with_constants_a_table_and_an_inout_output(compute):
 
 
 def test_a_fault_in_a_worker_reaches_the_client_naming_the_block(compute):
+    # cpu only: on a GPU a fault is sticky, and would leave the process (or worker) unable to use the device
     x = np.ones(4000, dtype=np.float32)
     x[2500] = -1  # in block 2 of 1000-element blocks
     result = mgd.map_blocks(FAULTY, "fault_on_negative", da.from_array(x, chunks=1000), backend="cpu")
@@ -180,9 +181,9 @@ def test_a_fault_in_a_worker_reaches_the_client_naming_the_block(compute):
     assert "faulted" in str(caught.value)
 
 
-def test_an_argument_error_in_a_worker_keeps_its_type(compute):
+def test_an_argument_error_in_a_worker_keeps_its_type(compute, backend):
     x = da.from_array(np.arange(30, dtype=np.float32), chunks=10)
-    result = mgd.map_blocks(FAULTY, "copy_first", x, lambda shape: -shape[0], backend="cpu")
+    result = mgd.map_blocks(FAULTY, "copy_first", x, lambda shape: -shape[0], backend=backend)
     with pytest.raises(metalgpu.ArgumentError) as caught:
         compute(result)
     assert "kernel 'copy_first', block (" in str(caught.value) and "first" in str(caught.value)
@@ -267,14 +268,65 @@ def test_default_grids_follow_the_kernels_thread_position():
     assert default_grid((7,), 3) == (7,)
 
 
-def test_cupy_chunks_are_used_in_place_on_cuda():
-    cupy = pytest.importorskip("cupy", reason="CuPy chunks need cupy")
+# -- CuPy blocks on a GPU: with the threaded scheduler, and with dask_cuda's LocalCUDACluster (one worker per GPU) --
+
+def _cupy():
+    cupy = pytest.importorskip("cupy", reason="CuPy blocks need cupy")
     if "cuda" not in metalgpu.backends():
         pytest.skip("no CUDA GPU here")
-    x = cupy.asarray(RNG.standard_normal(100_000, dtype=np.float32))
-    y = cupy.asarray(RNG.standard_normal(100_000, dtype=np.float32))
-    result = mgd.map_blocks(SAXPY, "saxpy", da.from_array(x, chunks=30_000, asarray=False),
-                            da.from_array(y, chunks=30_000, asarray=False), 2.0, backend="cuda")
-    (value,) = dask.compute(result, scheduler="threads")
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def cuda_client():
+    _cupy()
+    dask_cuda = pytest.importorskip("dask_cuda", reason="LocalCUDACluster needs dask-cuda")
+    cluster = dask_cuda.LocalCUDACluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                         silence_logs=40)
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(params=["threads", "LocalCUDACluster"])
+def compute_on_gpu(request):
+    if request.param == "threads":
+        return lambda *collections: dask.compute(*collections, scheduler="threads")
+    client = request.getfixturevalue("cuda_client")
+    return lambda *collections: client.compute(list(collections), sync=True)
+
+
+def test_cupy_blocks_are_used_in_place_on_cuda(compute_on_gpu):
+    cupy = _cupy()
+    x = RNG.standard_normal((3000, 70), dtype=np.float32)
+    y = RNG.standard_normal((3000, 70), dtype=np.float32)
+    blocks = [da.from_array(cupy.asarray(a), chunks=(1000, 70), asarray=False) for a in (x, y)]
+    result = mgd.map_blocks(SAXPY, "saxpy", *blocks, 2.0)
+    assert isinstance(result._meta, cupy.ndarray)
+    (value,) = compute_on_gpu(result)
     assert isinstance(value, cupy.ndarray)
-    np.testing.assert_allclose(cupy.asnumpy(value), 2 * cupy.asnumpy(x) + cupy.asnumpy(y), rtol=2.5e-7, atol=1e-6)
+    np.testing.assert_allclose(cupy.asnumpy(value), np.float32(2.0) * x + y, rtol=2.5e-7, atol=1e-6)
+
+
+def test_cupy_stencil_and_reduction_on_cuda(compute_on_gpu):
+    cupy = _cupy()
+    image = RNG.integers(-1000, 1000, size=(90, 130), dtype=np.int32)
+    blurred = mgd.map_overlap(BOX, "box3", da.from_array(cupy.asarray(image), chunks=(40, 50), asarray=False),
+                              depth=1, constants={"width": lambda shape: shape[1], "height": lambda shape: shape[0]})
+    total = mgd.reduction(REDUCE, "atomic_sum", blurred, out_dtype=np.int32, combine=cupy.sum)
+    blurred_value, total_value = compute_on_gpu(blurred, total)
+    padded = np.pad(image, 1, mode="edge")
+    expected = sum(padded[1 + dy:91 + dy, 1 + dx:131 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    np.testing.assert_array_equal(cupy.asnumpy(blurred_value), expected)
+    assert int(total_value) == int(expected.sum(dtype=np.int64))
+
+
+def test_an_argument_error_on_a_gpu_worker_reaches_the_client(compute_on_gpu):
+    cupy = _cupy()
+    x = da.from_array(cupy.arange(30, dtype=cupy.float32), chunks=10, asarray=False)
+    with pytest.raises(metalgpu.ArgumentError) as caught:
+        compute_on_gpu(mgd.map_blocks(FAULTY, "copy_first", x, lambda shape: -shape[0]))
+    assert "kernel 'copy_first', block (" in str(caught.value) and caught.value.block in {(0,), (1,), (2,)}

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import dask.array as da
 import numpy as np
+from dask.array.utils import meta_from_array
 
 from ..errors import ArgumentError
 from .blocks import prepare, shared_key
@@ -101,9 +102,12 @@ def reduction(source: str | os.PathLike, function_name: str, array: da.Array, *a
         result_dtype = partial_dtype
     elif callable(combine):
         step = functools.partial(_numpy_step, combine)
-        result_dtype = np.asarray(combine(np.zeros(2, partial_dtype))).dtype
+        # what the combine makes of partials: np.sum of int32 is int64, say (on the blocks' kind: cupy.sum takes
+        # only CuPy arrays)
+        result_dtype = combine(np.zeros_like(source_array._meta, shape=(2,), dtype=partial_dtype)).dtype
     else:
         raise ArgumentError(f"combine must be a numpy function or 'kernel', not {combine!r}")
     return da.reduction(blocks, _identity_step, functools.partial(step, True), combine=functools.partial(step, False),
                         axis=None, keepdims=False, dtype=result_dtype, split_every=split_every, concatenate=False,
-                        meta=np.empty((), dtype=result_dtype), name=f"metalgpu-{function.name}-reduce")
+                        meta=meta_from_array(source_array._meta, 0, dtype=result_dtype),
+                        name=f"metalgpu-{function.name}-reduce")

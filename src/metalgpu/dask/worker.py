@@ -139,6 +139,8 @@ class WorkerDevice:
                     buffer, array = self._output(size, next(dtypes), on_device, initial)
                     buffers[slot.index] = buffer
                     outputs.append((buffer, array))
+            if on_device:  # CuPy made the blocks and zeroed the outputs on its own stream: let that finish first
+                sys.modules["cupy"].cuda.get_current_stream().synchronize()
             grid = _evaluate(call.grid, shape) if call.grid is not None else default_grid(shape, call.grid_dimensions)
             group = _evaluate(call.threads_per_threadgroup, shape)
             self.interface._dispatch(function, grid, buffers, True, group, None)
@@ -189,12 +191,10 @@ class WorkerDevice:
 
 
 def _contiguous_device_array(chunk: Any) -> Any:
-    interface = chunk.__cuda_array_interface__
-    strides = interface.get("strides")
-    if strides is None:
+    """The chunk itself where its elements are contiguous (no strides given), else a contiguous copy."""
+    if chunk.__cuda_array_interface__.get("strides") is None:
         return chunk
-    contiguous = sys.modules["cupy"].ascontiguousarray(chunk)
-    return contiguous
+    return sys.modules["cupy"].ascontiguousarray(chunk)
 
 
 _devices: dict[tuple[str | None, int], WorkerDevice] = {}
