@@ -220,6 +220,21 @@ def test_arguments_that_do_not_fit_the_signature_are_refused_on_the_client():
         mgd.reduction(REDUCE, "atomic_sum", x.astype(np.int32), backend="cpu")
     with pytest.raises(metalgpu.FunctionNotFoundError, match="kernels: saxpy"):
         mgd.map_blocks(SAXPY, "saxpz", x, x, 1.0, backend="cpu")
+    vectors = "kernel void v(device const float4* a [[buffer(0)]], device float* b [[buffer(1)]], uint i " \
+              "[[thread_position_in_grid]]) { b[i] = a[i].x; }\n"
+    with pytest.raises(metalgpu.ArgumentError, match=r"reads vectors \(float4\)"):
+        mgd.map_blocks(vectors, "v", da.zeros((8, 4), dtype=np.float32, chunks=4), backend="cpu")
+
+
+def test_a_kernel_file_with_an_include_beside_it(tmp_path):
+    (tmp_path / "scale.h").write_text("inline float scaled(float v) { return v * 3.0f - 1.0f; }\n")
+    (tmp_path / "scale.metal").write_text('#include "scale.h"\n'
+                                          "kernel void scale(device const float* x [[buffer(0)]], device float* y "
+                                          "[[buffer(1)]], uint i [[thread_position_in_grid]]) {\n"
+                                          "    y[i] = scaled(x[i]);\n}\n")
+    values = np.arange(100, dtype=np.float32)
+    result = mgd.map_blocks(str(tmp_path / "scale.metal"), "scale", da.from_array(values, chunks=30), backend="cpu")
+    np.testing.assert_array_equal(result.compute(scheduler="threads"), values * np.float32(3) - np.float32(1))
 
 
 def test_the_source_is_one_key_of_the_graph():

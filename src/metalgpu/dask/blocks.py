@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -21,11 +22,14 @@ from .worker import BlockCall, device_for, run_block
 
 def kernel_spec(source: str | os.PathLike, function_name: str, *, include_dirs=(), function_constants=None,
                 backend: str | None = None, device: int = 0) -> KernelSpec:
-    """The kernel as workers get it. A path is read here, once: workers need not see the file (its include folder
-    must exist on them, at the same path, if it includes other files)."""
+    """The kernel as workers get it. ``source`` is MSL text, or a path (an os.PathLike, or a str ending in
+    ".metal"), read here, once: workers need not see the file (its folder must exist on them, at the same path,
+    if it includes other files)."""
     if isinstance(include_dirs, (str, os.PathLike)):
         include_dirs = (include_dirs,)
     folders = [str(os.path.abspath(folder)) for folder in include_dirs]
+    if isinstance(source, str) and source.endswith(".metal") and "\n" not in source:
+        source = Path(source)  # a file name, not MSL text
     if isinstance(source, os.PathLike):
         try:
             text = open(source).read()
@@ -95,6 +99,10 @@ def bind(function: Function, args: tuple, constants: Mapping | None, inout, out_
             if slot.role == "constant":
                 raise ArgumentError(f"parameter '{slot.param}' of kernel '{function.name}' is one constant value, "
                                     "not a Dask array")
+            if slot.dtype is None and slot.metal_type is not None:
+                raise ArgumentError(f"parameter '{slot.param}' of kernel '{function.name}' reads vectors "
+                                    f"({slot.metal_type}): blocks are bound as arrays of scalars, one thread per "
+                                    "element; declare it a pointer to scalars")
             if slot.dtype is not None and value.dtype != slot.dtype:
                 raise ArgumentError(f"parameter '{slot.param}' of kernel '{function.name}' reads {slot.dtype}, but "
                                     f"the Dask array given has {value.dtype}: pass .astype({slot.dtype.name!r})")

@@ -93,8 +93,7 @@ def grid_dimensions(function) -> int:
     the default grid is then the chunk's element count)."""
     for param in function.decl.params:
         if param.builtin == "thread_position_in_grid":
-            return _GRID_DIMENSIONS.get(param.type_text.replace("metal::", "").replace("vec<uint, 2>", "uint2")
-                                        .strip(), 1)
+            return _GRID_DIMENSIONS.get(param.type_text.replace("metal::", "").strip(), 1)
     return 1
 
 
