@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 from dask.array.overlap import coerce_boundary, coerce_depth, overlap, trim_internal
 from dask.array.utils import meta_from_array
+from dask.base import tokenize
 
 from ..errors import ArgumentError, BackendUnavailableError
 from ..library import Function
@@ -153,16 +154,22 @@ def shared_key(kernel: KernelSpec):
     return dask.delayed(kernel, pure=True, traverse=False, name=f"metalgpu-kernel-{kernel.digest}")
 
 
+def unique_name(prefix: str, *parts: Any) -> str:
+    """A key name that starts with ``prefix`` (what the dashboard shows) and is unique to ``parts``."""
+    return f"{prefix}-{tokenize(*parts)}"
+
+
 def blockwise(kernel: KernelSpec, call: BlockCall, arrays: list[da.Array], dtypes: list[np.dtype],
-              token: str) -> da.Array | tuple[da.Array, ...]:
+              prefix: str) -> da.Array | tuple[da.Array, ...]:
     """One task per block; several outputs come from one task each, picked from its tuple."""
     first = arrays[0]
+    name = unique_name(prefix, kernel.digest, call, *arrays)
     if len(dtypes) == 1:
-        return da.map_blocks(run_block, shared_key(kernel), call, *arrays, dtype=dtypes[0], token=token,
+        return da.map_blocks(run_block, shared_key(kernel), call, *arrays, dtype=dtypes[0], name=name,
                              meta=meta_from_array(first._meta, first.ndim, dtype=dtypes[0]))
-    blocks = da.map_blocks(run_block, shared_key(kernel), call, *arrays, dtype=object, token=token,
+    blocks = da.map_blocks(run_block, shared_key(kernel), call, *arrays, dtype=object, name=name,
                            meta=np.empty((0,) * first.ndim, dtype=object))
-    return tuple(da.map_blocks(operator.getitem, blocks, i, dtype=dtype, token=f"{token}-out{i}",
+    return tuple(da.map_blocks(operator.getitem, blocks, i, dtype=dtype, name=f"{name}-out{i}",
                                meta=meta_from_array(first._meta, first.ndim, dtype=dtype))
                  for i, dtype in enumerate(dtypes))
 

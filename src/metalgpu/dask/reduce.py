@@ -18,7 +18,7 @@ import numpy as np
 from dask.array.utils import meta_from_array
 
 from ..errors import ArgumentError
-from .blocks import prepare, shared_key
+from .blocks import prepare, shared_key, unique_name
 from .kernel import KernelSpec
 from .worker import BlockCall, run_block, run_flat
 
@@ -93,7 +93,9 @@ def reduction(source: str | os.PathLike, function_name: str, array: da.Array, *a
     source_array, partial_dtype = arrays[0], dtypes[0]
     one_per_block = tuple((1,) * len(sizes) for sizes in source_array.chunks)
     blocks = da.map_blocks(_block_partials, shared_key(kernel), call, source_array, dtype=partial_dtype,
-                           chunks=one_per_block, token=f"metalgpu-{function.name}-partials")
+                           chunks=one_per_block, meta=meta_from_array(source_array._meta, source_array.ndim,
+                                                                      dtype=partial_dtype),
+                           name=unique_name(f"metalgpu-{function.name}-partials", kernel.digest, call, source_array))
     if combine == "kernel":
         if source_array.dtype != partial_dtype:
             raise ArgumentError(f"combine='kernel': kernel '{function.name}' reads {source_array.dtype} but writes "
