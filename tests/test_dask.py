@@ -208,6 +208,17 @@ def test_a_compile_error_crosses_processes_with_its_fields_and_the_block_named()
     assert copy.diagnostics == error.diagnostics and copy.block == (1, 2) and copy.log == error.log
 
 
+@pytest.mark.parametrize("cls", [value for value in vars(metalgpu.errors).values() if isinstance(value, type)
+                                 and issubclass(value, metalgpu.MetalError)], ids=lambda cls: cls.__name__)
+def test_every_error_pickles_under_the_hooks_distributed_installs(cls):
+    from tblib import pickling_support
+    pickling_support.install()  # what importing distributed does, for every exception class defined by then
+    error = cls([]) if cls is metalgpu.ShaderCompileError else cls("went wrong")
+    error.block = (3, 1)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls and str(copy) == str(error) and copy.block == (3, 1)
+
+
 def test_arguments_that_do_not_fit_the_signature_are_refused_on_the_client():
     x = da.zeros(10, dtype=np.float32, chunks=5)
     with pytest.raises(metalgpu.ArgumentError, match=r"takes 3 positional arguments \(x, y, a\), got 2"):

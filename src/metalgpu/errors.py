@@ -11,6 +11,13 @@ from dataclasses import dataclass
 class MetalError(Exception):
     """Base class of every metalgpu error."""
 
+    def __reduce__(self):
+        # What BaseException's own gives (the class, its args, the fields set since), as a method of our own:
+        # pickling hooks that second-guess BaseException's reduction (tblib's, which Dask's distributed installs
+        # for every exception class) then leave ours alone, where they would fail on OutOfMemoryError (a
+        # MemoryError, which they cannot create without its constructor).
+        return type(self), self.args, self.__dict__ or None
+
 
 class BackendUnavailableError(MetalError):
     """The requested backend cannot run here; the message says why."""

@@ -123,7 +123,7 @@ class WorkerDevice:
             raise ArgumentError(f"a chunk is a CUDA array ({type(chunks[0]).__name__}), but this worker runs the "
                                 f"{self.interface.backend} backend")
         buffers: list[Any] = [None] * (max(slot.index for slot in call.slots) + 1)
-        outputs: list[tuple[Buffer, Any]] = []
+        outputs: list[tuple[Buffer, Any, tuple[int, ...]]] = []  # (buffer, CuPy array or None, shape)
         temporary: list[Buffer] = []
         dtypes = iter(call.output_dtypes)
         try:
@@ -136,15 +136,15 @@ class WorkerDevice:
                     initial = chunks[value] if kind == "inout" else None
                     size = shape if call.output_size is None else (int(_evaluate(call.output_size,
                                                                                   int(np.prod(shape)))),)
-                    buffer, array = self._output(size, next(dtypes), on_device, initial)
+                    buffer, device_array = self._output(size, next(dtypes), on_device, initial)
                     buffers[slot.index] = buffer
-                    outputs.append((buffer, array))
+                    outputs.append((buffer, device_array, size))
             if on_device:  # CuPy made the blocks and zeroed the outputs on its own stream: let that finish first
                 sys.modules["cupy"].cuda.get_current_stream().synchronize()
             grid = _evaluate(call.grid, shape) if call.grid is not None else default_grid(shape, call.grid_dimensions)
             group = _evaluate(call.threads_per_threadgroup, shape)
             self.interface._dispatch(function, grid, buffers, True, group, None)
-            return [self._result(buffer, array) for buffer, array in outputs]
+            return [self._result(*output) for output in outputs]
         finally:
             for buffer in temporary:
                 buffer.release()
@@ -165,8 +165,8 @@ class WorkerDevice:
         return buffer
 
     def _output(self, shape: tuple[int, ...], dtype: np.dtype, on_device: bool, initial: Any) -> tuple[Buffer, Any]:
-        """A zeroed output (or a copy of ``initial``), and the array that will hold the result: a CuPy array bound
-        in place when the chunks are on the GPU, else the buffer's own memory."""
+        """A zeroed output (or a copy of ``initial``), and the CuPy array it is bound in place to when the chunks
+        are on the GPU (else None: the buffer's own memory holds the result)."""
         count = int(np.prod(shape))
         if on_device:
             cupy = sys.modules["cupy"]
@@ -178,14 +178,14 @@ class WorkerDevice:
             buffer.write(np.asarray(initial, dtype=dtype).reshape(-1))
         elif not self._in_place:  # the cpu backend's memory starts zeroed; device memory does not
             buffer.write(np.zeros(count, dtype))
-        return buffer, shape
+        return buffer, None
 
-    def _result(self, buffer: Buffer, array: Any) -> Any:
-        if not isinstance(array, tuple):  # a CuPy array the kernel wrote in place
-            return array
+    def _result(self, buffer: Buffer, device_array: Any, shape: tuple[int, ...]) -> Any:
+        if device_array is not None:  # the kernel wrote it in place
+            return device_array
         if self._in_place:  # the buffer's own memory, which the returned view keeps alive
-            return buffer.contents.reshape(array)
-        result = buffer.read().reshape(array)
+            return buffer.contents.reshape(shape)
+        result = buffer.read().reshape(shape)  # device memory: copied out, and freed now rather than by the GC
         buffer.release()
         return result
 
