@@ -123,7 +123,7 @@ class WorkerDevice:
             raise ArgumentError(f"a chunk is a CUDA array ({type(chunks[0]).__name__}), but this worker runs the "
                                 f"{self.interface.backend} backend")
         buffers: list[Any] = [None] * (max(slot.index for slot in call.slots) + 1)
-        outputs: list[tuple[Buffer, Any, tuple[int, ...]]] = []  # (buffer, CuPy array or None, shape)
+        outputs: list[tuple[Buffer, Any, tuple[int, ...]]] = []  # (buffer, array bound in place or None, shape)
         temporary: list[Buffer] = []
         dtypes = iter(call.output_dtypes)
         try:
@@ -136,9 +136,9 @@ class WorkerDevice:
                     initial = chunks[value] if kind == "inout" else None
                     size = shape if call.output_size is None else (int(_evaluate(call.output_size,
                                                                                   int(np.prod(shape)))),)
-                    buffer, device_array = self._output(size, next(dtypes), on_device, initial)
+                    buffer, array = self._output(size, next(dtypes), on_device, initial)
                     buffers[slot.index] = buffer
-                    outputs.append((buffer, device_array, size))
+                    outputs.append((buffer, array, size))
             if on_device:  # CuPy made the blocks and zeroed the outputs on its own stream: let that finish first
                 sys.modules["cupy"].cuda.get_current_stream().synchronize()
             grid = _evaluate(call.grid, shape) if call.grid is not None else default_grid(shape, call.grid_dimensions)
@@ -165,26 +165,24 @@ class WorkerDevice:
         return buffer
 
     def _output(self, shape: tuple[int, ...], dtype: np.dtype, on_device: bool, initial: Any) -> tuple[Buffer, Any]:
-        """A zeroed output (or a copy of ``initial``), and the CuPy array it is bound in place to when the chunks
-        are on the GPU (else None: the buffer's own memory holds the result)."""
+        """A zeroed output (or a copy of ``initial``), and the array it is bound in place to: a CuPy array when the
+        chunks are on the GPU, a numpy array on the cpu backend; None where the result must be copied out."""
         count = int(np.prod(shape))
         if on_device:
             cupy = sys.modules["cupy"]
             array = cupy.zeros(shape, dtype) if initial is None else cupy.array(initial, dtype=dtype, copy=True)
             allocation = _DeviceArrayAllocation(array)
             return Buffer(self.interface, allocation, resolve_type(dtype), count, "private"), array
+        if self._in_place:  # a numpy array the kernel writes in place, returned as the block
+            array = np.zeros(shape, dtype) if initial is None else np.array(initial, dtype=dtype, order="C")
+            return Buffer(self.interface, _HostArrayAllocation(array), resolve_type(dtype), count, "shared"), array
         buffer = self.interface.create_buffer(count, dtype)
-        if initial is not None:
-            buffer.write(np.asarray(initial, dtype=dtype).reshape(-1))
-        elif not self._in_place:  # the cpu backend's memory starts zeroed; device memory does not
-            buffer.write(np.zeros(count, dtype))
+        buffer.write(np.zeros(count, dtype) if initial is None else np.asarray(initial, dtype=dtype).reshape(-1))
         return buffer, None
 
-    def _result(self, buffer: Buffer, device_array: Any, shape: tuple[int, ...]) -> Any:
-        if device_array is not None:  # the kernel wrote it in place
-            return device_array
-        if self._in_place:  # the buffer's own memory, which the returned view keeps alive
-            return buffer.contents.reshape(shape)
+    def _result(self, buffer: Buffer, array: Any, shape: tuple[int, ...]) -> Any:
+        if array is not None:  # the kernel wrote it in place
+            return array
         result = buffer.read().reshape(shape)  # device memory: copied out, and freed now rather than by the GC
         buffer.release()
         return result
