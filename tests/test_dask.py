@@ -197,6 +197,22 @@ def test_a_compile_error_surfaces_when_the_graph_is_built():
     assert caught.value.pos.line == 1 and caught.value.backend == "cpu"
 
 
+def test_a_compile_error_in_a_worker_reaches_the_client_with_its_fields(compute):
+    # the graph map_blocks makes, without the client's own compile: as when a worker's backend refuses a kernel
+    # that the client's compiled
+    broken = "kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n  x[i] = y;\n}\n"
+    kernel = kernel_spec(broken, "k", backend="cpu")
+    call = worker.BlockCall((), (), (np.dtype(np.float32),))
+    x = da.zeros(20, dtype=np.float32, chunks=10)
+    result = da.map_blocks(worker.run_block, kernel, call, x, dtype=np.float32)
+    with pytest.raises(metalgpu.ShaderCompileError) as caught:
+        compute(result)
+    error = caught.value
+    assert str(error).startswith("kernel 'k', block (") and error.block in {(0,), (1,)}
+    assert (error.pos.line, error.pos.column) == (2, 10) and error.backend == "cpu" and error.source == broken
+    assert "not declared" in error.diagnostics[0].message and error.log
+
+
 def test_a_compile_error_crosses_processes_with_its_fields_and_the_block_named():
     with metalgpu.Interface("cpu") as gpu, pytest.raises(metalgpu.ShaderCompileError) as caught:
         gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = y; }")
@@ -283,6 +299,23 @@ def test_each_worker_compiles_a_kernel_once_from_the_shared_cache(client, tmp_pa
 
 def _cache_folder() -> Path:
     return Path(os.environ["METALGPU_CACHE_DIR"])
+
+
+@pytest.mark.parametrize("source", [SAXPY, BOX, REDUCE, TABLE, FAULTY], ids=["saxpy", "box", "reduce", "table",
+                                                                           "faulty"])
+def test_the_kernels_compile_for_cuda(source):
+    """What a cuda worker compiles, with NVRTC and no GPU."""
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.backends.nvrtc import nvrtc_compile
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+    from metalgpu.msl.translate import translate
+
+    pre = preprocess(source, "<dask test>", ())
+    translation = translate(pre, parse(pre.tokens, pre.sources), "cuda")
+    cubin = nvrtc_compile(translation.source, CompileOptions(), "sm_90")
+    assert cubin[:4] == b"\x7fELF" and all(f"mg_run_{i}".encode() in cubin for i in translation.selected)
 
 
 def test_default_grids_follow_the_kernels_thread_position():
