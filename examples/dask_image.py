@@ -8,6 +8,7 @@ reduction kernel then finds the brightest pixel, block by block, and Dask combin
     python examples/dask_image.py                      # the threaded scheduler
     python examples/dask_image.py --cluster 2          # a LocalCluster of 2 worker processes; prints its dashboard
     python examples/dask_image.py --backend cpu --size 2048
+    python examples/dask_image.py --gpus                # dask_cuda's LocalCUDACluster: one worker per GPU
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096, help="the image is size x size float32 pixels")
     parser.add_argument("--chunk", type=int, default=1024, help="blocks are chunk x chunk pixels")
     parser.add_argument("--cluster", type=int, default=0, help="worker processes of a LocalCluster (0: threads)")
+    parser.add_argument("--gpus", action="store_true", help="a LocalCUDACluster (dask-cuda): one worker per GPU")
     args = parser.parse_args()
 
     rows = da.arange(args.size, chunks=args.chunk, dtype=np.float32)[:, None]
@@ -79,9 +81,14 @@ def main() -> None:
                               backend=args.backend)
 
     client = None
-    if args.cluster:
+    if args.gpus:
+        from dask_cuda import LocalCUDACluster
+        from distributed import Client
+        client = Client(LocalCUDACluster())
+    elif args.cluster:
         from distributed import Client, LocalCluster
         client = Client(LocalCluster(n_workers=args.cluster, threads_per_worker=1))
+    if client is not None:
         print(f"dashboard: {client.dashboard_link}  (task stream: one 'metalgpu-box_blur' task per block)")
     started = time.perf_counter()
     image_value, blurred_value, brightest_value = dask.compute(image, blurred, brightest)
