@@ -318,6 +318,20 @@ def test_the_kernels_compile_for_cuda(source):
     assert cubin[:4] == b"\x7fELF" and all(f"mg_run_{i}".encode() in cubin for i in translation.selected)
 
 
+def test_the_image_example_runs_and_agrees_with_numpy():
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "dask_image.py"
+    result = subprocess.run([sys.executable, str(script), "--size", "300", "--chunk", "128", "--backend", "cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"difference from numpy's blur: (\S+); brightest pixel (\S+) \(numpy: (\S+)\)", result.stdout)
+    assert found, result.stdout
+    assert float(found[1]) < 1e-6 and found[2] == found[3]  # 25 float32 additions of values under 2, then a divide
+
+
 def test_default_grids_follow_the_kernels_thread_position():
     from metalgpu.dask.kernel import default_grid
     assert default_grid((40, 50), 1) == (2000,)
