@@ -271,6 +271,9 @@ def test_the_source_is_one_key_of_the_graph():
     graph = dict(result.__dask_graph__())
     holding = [key for key, task in graph.items() if b"marker-of-this-source" in cloudpickle.dumps(task)]
     assert len(holding) == 1 and str(holding[0]).startswith("metalgpu-kernel-")
+    (optimized,) = dask.optimize(result)  # what a scheduler gets: Dask's fusing does not copy it into the tasks
+    assert sum(b"marker-of-this-source" in cloudpickle.dumps(task)
+               for task in dict(optimized.__dask_graph__()).values()) == 1
     assert sum(isinstance(key, tuple) and key[0] == result.name for key in graph) == 8  # the result's blocks
 
 
