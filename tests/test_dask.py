@@ -213,6 +213,17 @@ def test_a_compile_error_in_a_worker_reaches_the_client_with_its_fields(compute)
     assert "declared" in error.diagnostics[0].message and error.log  # g++: not declared; clang++: undeclared
 
 
+def test_a_graph_for_gpu_workers_builds_on_a_client_without_one():
+    if "cuda" in metalgpu.backends():
+        pytest.skip("this machine has a CUDA GPU")
+    x = da.from_array(np.arange(20, dtype=np.float32), chunks=10)
+    result = mgd.map_blocks(SAXPY, "saxpy", x, x, 2.0, backend="cuda")  # the signature is read on the cpu here
+    assert result.dtype == np.float32
+    with pytest.raises(metalgpu.BackendUnavailableError) as caught:
+        result.compute(scheduler="threads")
+    assert str(caught.value).startswith("kernel 'saxpy', block (")
+
+
 def test_a_compile_error_crosses_processes_with_its_fields_and_the_block_named():
     with metalgpu.Interface("cpu") as gpu, pytest.raises(metalgpu.ShaderCompileError) as caught:
         gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = y; }")
