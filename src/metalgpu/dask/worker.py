@@ -242,13 +242,3 @@ def in_chunk(error: MetalError, where: str, block_id: Any) -> MetalError:
     annotated.args = (f"{where}: {error}", *error.args[1:])
     annotated.block = block_id
     return annotated
-
-
-def reset() -> None:
-    """Close this process's Interfaces (tests; a worker keeps them until it exits)."""
-    with _devices_lock:
-        devices = list(_devices.values())
-        _devices.clear()
-    for device in devices:
-        device.interface.close()
-
