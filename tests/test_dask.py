@@ -169,6 +169,17 @@ def test_kernel_with_constants_a_table_and_an_inout_output(compute, backend):
     np.testing.assert_array_equal(count_value, counts + block_lengths.astype(np.uint32))
 
 
+def test_empty_blocks_run_no_kernel():
+    x = da.from_array(np.arange(10, dtype=np.float32), chunks=((5, 0, 5),))
+    result = mgd.map_blocks(SAXPY, "saxpy", x, x, 2.0, backend="cpu")
+    np.testing.assert_array_equal(result.compute(scheduler="threads"), 3 * np.arange(10, dtype=np.float32))
+    values = np.array([3, -7, 12, 5, 1, 8, 2, -4, 6, 9], dtype=np.float32)
+    largest = mgd.reduction(REDUCE, "max8", da.from_array(values, chunks=((4, 0, 6),)), combine=np.max,
+                            partials=lambda n: -(-n // 8), grid=lambda shape: -(-shape[0] // 8),
+                            constants={"n": lambda shape: shape[0]}, backend="cpu")
+    assert largest.compute(scheduler="threads") == 12
+
+
 def test_a_fault_in_a_worker_reaches_the_client_naming_the_block(compute):
     # cpu only: on a GPU a fault is sticky, and would leave the process (or worker) unable to use the device
     x = np.ones(4000, dtype=np.float32)

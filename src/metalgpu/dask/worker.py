@@ -122,6 +122,10 @@ class WorkerDevice:
         if on_device and not self.interface._backend.cuda_array_interface:
             raise ArgumentError(f"a chunk is a CUDA array ({type(chunks[0]).__name__}), but this worker runs the "
                                 f"{self.interface.backend} backend")
+        if any(0 in np.shape(chunk) for chunk in chunks):  # Dask makes empty blocks; no grid is empty
+            empty = shape if call.output_size is None else (0,)  # a reduction's empty block has no partials
+            module = sys.modules["cupy"] if on_device else np
+            return [module.zeros(empty, dtype) for dtype in call.output_dtypes]
         buffers: list[Any] = [None] * (max(slot.index for slot in call.slots) + 1)
         outputs: list[tuple[Buffer, Any, tuple[int, ...]]] = []  # (buffer, array bound in place or None, shape)
         temporary: list[Buffer] = []
