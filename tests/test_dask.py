@@ -265,6 +265,8 @@ def test_arguments_that_do_not_fit_the_signature_are_refused_on_the_client():
         mgd.map_blocks(SAXPY, "saxpy", x, x.astype(np.int32), 1.0, backend="cpu")
     with pytest.raises(metalgpu.ArgumentError, match="is one constant value, not a Dask array"):
         mgd.map_blocks(SAXPY, "saxpy", x, x, x, backend="cpu")
+    with pytest.raises(metalgpu.ArgumentError, match="constants names 'out', which is no input or constant"):
+        mgd.map_blocks(SAXPY, "saxpy", x, x, 1.0, constants={"out": 0.0}, backend="cpu")
     with pytest.raises(metalgpu.ArgumentError, match="give out_dtype"):
         mgd.reduction(REDUCE, "atomic_sum", x.astype(np.int32), backend="cpu")
     with pytest.raises(metalgpu.FunctionNotFoundError, match="kernels: saxpy"):

@@ -77,8 +77,9 @@ def bind(function: Function, args: tuple, constants: Mapping | None, inout, out_
     given: dict[int, Any] = {}
     for key, value in (constants or {}).items():
         matches = [slot for slot in slots if key in (slot.param, slot.index)]
-        if not matches:
-            raise ArgumentError(f"constants names {key!r}, which is no parameter of {describe(function, slots)}")
+        if not matches or matches[0].role == "output":
+            raise ArgumentError(f"constants names {key!r}, which is no input or constant of "
+                                f"{describe(function, slots)}")
         given[matches[0].index] = value
     open_slots = [slot for slot in slots if slot.index not in given
                   and (slot.role != "output" or slot.param in inout)]
