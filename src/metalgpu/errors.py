@@ -11,6 +11,13 @@ from dataclasses import dataclass
 class MetalError(Exception):
     """Base class of every metalgpu error."""
 
+    def __reduce__(self):
+        # What BaseException's own gives (the class, its args, the fields set since), as a method of our own:
+        # pickling hooks that second-guess BaseException's reduction (tblib's, which Dask's distributed installs
+        # for every exception class) then leave ours alone, where they would fail on OutOfMemoryError (a
+        # MemoryError, which they cannot create without its constructor).
+        return type(self), self.args, self.__dict__ or None
+
 
 class BackendUnavailableError(MetalError):
     """The requested backend cannot run here; the message says why."""
@@ -84,7 +91,8 @@ class ShaderCompileError(MetalError):
         # Exception pickles its args (here the shown text), which __init__ cannot take back: rebuild from the fields
         # instead, so the error crosses process boundaries (multiprocessing, Dask) whole.
         fields = {"log": self.log, "backend": self.backend, "source": self.source, "options": self.options}
-        return _rebuild_compile_error, (type(self), self.diagnostics, fields, self.__dict__)
+        # The message travels too: a caller may have reworded it (metalgpu.dask names the chunk that failed).
+        return _rebuild_compile_error, (type(self), self.diagnostics, fields, self.__dict__, self.args)
 
     @classmethod
     def at(cls, pos: SourcePos | None, message: str, source_line: str | None = None) -> "ShaderCompileError":
@@ -102,9 +110,11 @@ class ShaderCompileError(MetalError):
         return "\n".join(f"{i:>{width}} | {line}" for i, line in enumerate(self.source.splitlines(), 1))
 
 
-def _rebuild_compile_error(cls, diagnostics, fields, state):
+def _rebuild_compile_error(cls, diagnostics, fields, state, args=None):
     error = cls(diagnostics, **fields)
     error.__dict__.update(state)
+    if args is not None:
+        error.args = args
     return error
 
 
