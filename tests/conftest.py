@@ -31,6 +31,9 @@ def pytest_configure(config):
     if not os.environ.get("METALGPU_CACHE_DIR"):
         _session_cache_dir = tempfile.mkdtemp(prefix="metalgpu-test-cache-")
         os.environ["METALGPU_CACHE_DIR"] = _session_cache_dir
+    elif os.environ.get("PYTEST_XDIST_WORKER"):  # a folder per pytest-xdist worker: tests that list the cache
+        os.environ["METALGPU_CACHE_DIR"] = os.path.join(os.environ["METALGPU_CACHE_DIR"],
+                                                        os.environ["PYTEST_XDIST_WORKER"])
 
 
 def pytest_unconfigure(config):

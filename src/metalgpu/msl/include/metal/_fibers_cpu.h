@@ -35,7 +35,6 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include <new>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -91,7 +90,7 @@ struct simdgroup_state {
     bool mixed;        // waiting lanes are at more than one call site
 };
 
-// Everything one OS thread needs to run one threadgroup. Lives on the heap, once per OS thread.
+// Everything one OS thread needs to run one threadgroup (about 60 KB, on the stack of run_cooperative).
 struct group_state {
     fiber fibers[kMaxThreads];
     simdgroup_state simd[kMaxThreads / kSimdWidth];
@@ -215,30 +214,13 @@ struct stack_pool {
     }
 };
 
-struct thread_runtime {
-    stack_pool stacks;
-    group_state state;
-};
-
-// Owns this OS thread's runtime and frees it when the thread ends.
-struct runtime_owner {
-    thread_runtime* runtime = nullptr;
-    ~runtime_owner() {
-        if (runtime != nullptr) {
-            runtime->stacks.release();
-            ::operator delete(runtime);
-        }
-    }
-};
-
-inline thread_runtime* this_thread_runtime() {
-    static thread_local runtime_owner owner;
-    if (owner.runtime == nullptr) {
-        void* memory = ::operator new(sizeof(thread_runtime), std::nothrow);
-        if (memory == nullptr) return nullptr;
-        owner.runtime = new (memory) thread_runtime();
-    }
-    return owner.runtime;
+// This OS thread's stacks. Trivially destructible on purpose: a thread_local with a destructor, like memory from
+// operator new, makes the module refer to the C++ runtime, which a toolchain linking it statically would copy into
+// every module with its malloc and stdio (the module check refuses those). With the host's stacks nothing is
+// kept here; a module loaded without the host keeps its own until the process ends.
+inline stack_pool& this_thread_stacks() {
+    static thread_local stack_pool stacks;
+    return stacks;
 }
 
 // ---- scheduling -----------------------------------------------------------------------------------------------
@@ -397,9 +379,8 @@ namespace mg {
 template <class Body>
 inline int run_cooperative(const dispatch_t& d, uint64_t first, uint64_t end, Body&& body, uint32_t* report) {
     using B = std::remove_reference_t<Body>;
-    coop::thread_runtime* runtime = coop::this_thread_runtime();
-    if (runtime == nullptr) return coop::status_no_stack;
-    coop::group_state& g = runtime->state;
+    coop::stack_pool& stacks = coop::this_thread_stacks();
+    coop::group_state g;
     group_ctx ctx;
     g.ctx = &ctx;
     g.body = const_cast<void*>(static_cast<const void*>(&body));
@@ -412,12 +393,12 @@ inline int run_cooperative(const dispatch_t& d, uint64_t first, uint64_t end, Bo
     for (uint64_t group = first; group < end; ++group) {
         ctx = group_at(d, group);
         const uint32_t count = ctx.size[0] * ctx.size[1] * ctx.size[2];
-        if (count > coop::kMaxThreads || !runtime->stacks.reserve(count)) return coop::status_no_stack;
+        if (count > coop::kMaxThreads || !stacks.reserve(count)) return coop::status_no_stack;
         g.count = count;
         g.finished = 0;
         g.at_barrier = 0;
         for (uint32_t i = 0; i < count; ++i) {
-            g.fibers[i].sp = coop::initial_frame(runtime->stacks.top(i));
+            g.fibers[i].sp = coop::initial_frame(stacks.top(i));
             g.fibers[i].state = coop::ready;
         }
         for (uint32_t sg = 0; sg * coop::kSimdWidth < count; ++sg) {
