@@ -125,3 +125,14 @@ def test_threadgroup_reads_through_casts_at_odd_offsets(iface):
     iface.run_function(32, [iface.array_to_buffer(data), out], threads_per_threadgroup=32)
     expected = np.array([data[i + 1:i + 5].view("<u4")[0] for i in range(32)], dtype=np.uint32)
     np.testing.assert_array_equal(out.contents, expected)
+
+
+def test_a_kernels_c_named_function_called_with_a_half_takes_the_float_overload(iface):
+    """A library's log1p(float) beside a log1p for a type any number converts to, called with a half from a
+    template: Metal converts the half to float (a class on CUDA, where C++ found the call ambiguous)."""
+    load_kernel(iface, "c_named_overloads.metal", "half_log1p")
+    x = np.linspace(0.0, 3.0, 64).astype(np.float16)
+    out = iface.create_buffer(64, "half")
+    iface.run_function(64, [iface.array_to_buffer(x), out])
+    expected = (np.log(np.float32(1) + x.astype(np.float32)) + np.float32(100)).astype(np.float16)
+    np.testing.assert_allclose(out.contents.astype(np.float32), expected.astype(np.float32), rtol=1e-3)

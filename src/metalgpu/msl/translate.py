@@ -14,7 +14,8 @@ only MSL-only syntax rewritten:
 - ``1.5h`` literals become ``half(1.5f)``; function constants become compile-time constants;
 - C++ that only clang accepts (msl/compat.py), conditional operators with 16-bit floats (msl/conditionals.py);
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py);
-- reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py).
+- reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py);
+- on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -30,6 +31,7 @@ from .address_spaces import rewrite as rewrite_address_spaces
 from .analysis import cooperative_kernels, streamed_inputs
 from .compat import rewrite as rewrite_compat
 from .conditionals import rewrite as rewrite_conditionals
+from .half_overloads import half_overloads
 from .kernel_templates import (
     drop_kernel_instantiations,
     template_plain_kernels,
@@ -84,6 +86,7 @@ class Translator:
             _check_bounds(pre.tokens, texts, program)
         rewrite_conditionals(pre.tokens, texts, match)  # last: its copies of operands hold every other rewrite
         self._texts = texts
+        self._after_user_code = half_overloads(pre.tokens, declarations) if target == "cuda" else ""
 
     def translate(self, constants: dict[int, Any] | None = None, kernels: Iterable[int] | None = None) -> Translation:
         """The C++ source holding ``kernels`` (indices into the program's kernels; None: all). Each keeps its index
@@ -117,8 +120,8 @@ class Translator:
             wrappers.append(cpu_wrapper(i, kernel, shared, absent, limit_expression) if target == "cpu" else
                             cuda_wrapper(i, kernel, shared, [] if shared else streamed_inputs(pre.tokens, kernel),
                                          absent, limit_expression))
-        return Translation("\n".join(lines) + "\n" + body + "\n" + "\n".join(wrappers), program.kernels, columns,
-                           selected)
+        return Translation("\n".join(lines) + "\n" + body + "\n" + self._after_user_code + "\n".join(wrappers),
+                           program.kernels, columns, selected)
 
 
 def translate(pre: PreprocessResult, program: Program, target: str,
