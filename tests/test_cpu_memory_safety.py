@@ -147,3 +147,18 @@ def test_released_buffers_give_their_mappings_back(gpu):
     assert memory.live_mappings == start + 2  # the view still holds its buffer's memory
     del view
     assert memory.live_mappings == start
+
+
+def test_threadgroup_memory_smaller_than_one_element_is_an_argument_error(gpu):
+    gpu.load_shader_from_string(SOURCE.replace("threadgroup float* scratch", "threadgroup float4* scratch")
+                                .replace("scratch[tid] = float(id);", "scratch[tid] = float4(float(id));")
+                                .replace("out[id] = scratch[tid];", "out[id] = scratch[tid].x;"))
+    try:
+        with pytest.raises(metalgpu.ArgumentError, match="less than one 16-byte element"):
+            gpu.run_function(1, [gpu.create_buffer(1, "float")], function_name="fill_threadgroup",
+                             threadgroup_memory={0: 8})
+        out = gpu.create_buffer(1, "float")
+        gpu.run_function(1, [out], function_name="fill_threadgroup", threadgroup_memory={0: 16})
+        assert out.contents[0] == 0
+    finally:
+        gpu.load_shader_from_string(SOURCE)

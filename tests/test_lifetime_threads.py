@@ -77,7 +77,7 @@ def test_release_from_another_thread_waits_for_the_running_dispatch(gpu):
     for buffer in fresh:
         assert not buffer.contents.any()
     with pytest.raises(metalgpu.BufferReleasedError):
-        data.contents
+        _ = data.contents
 
 
 def test_run_function_by_name_from_8_threads(gpu):

@@ -4,6 +4,7 @@ a crashing kernel raises DispatchError instead of killing the interpreter, and s
 timeout or is interrupted by Ctrl-C. Buffer memory: cpu_memory.py."""
 from __future__ import annotations
 
+import _signal
 import atexit
 import ctypes
 import os
@@ -37,6 +38,8 @@ STATUS_STACK_OVERFLOW, STATUS_INTERRUPTED, STATUS_TIMED_OUT = 1003, 1004, 1005
 FLAG_INTERRUPTIBLE = 1
 EXIT_GRACE_SECONDS = 5.0  # how long interpreter exit waits for asynchronous dispatches before abandoning them
 _MAIN_THREAD = threading.main_thread().ident
+# Per dispatch: signal.getsignal itself costs microseconds (it converts the handler to an enum); _signal's is direct.
+_thread_id, _sigint_handler, _SIGINT = threading.get_ident, _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
 
 
@@ -108,7 +111,8 @@ class CpuBackend(Backend):
 
     # -- memory ----------------------------------------------------------------------------------------------
     def allocate(self, nbytes: int, storage: str) -> Allocation:
-        available = _available_memory()
+        # Reading /proc/meminfo costs more than mapping a small buffer: only large ones are checked first.
+        available = _available_memory() if nbytes >= 1 << 20 else None
         if available is not None and nbytes > available:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {available:,} bytes of "
                                    "memory are available")
@@ -159,9 +163,9 @@ class CpuBackend(Backend):
         address = ctypes.c_size_t(0)
         report = (ctypes.c_uint32 * 8)()  # details of a cooperative run's status
         flags = 0
-        if threading.get_ident() == _MAIN_THREAD:  # Ctrl-C raises KeyboardInterrupt here: the kernel must stop
+        if _thread_id() == _MAIN_THREAD:  # Ctrl-C raises KeyboardInterrupt here: the kernel must stop
             flags = FLAG_INTERRUPTIBLE
-            handler = signal.getsignal(signal.SIGINT)
+            handler = _sigint_handler(_SIGINT)
             if handler is not self._hooked_handler:  # Python's handler was set anew: put ours in front again
                 self._hook_interrupts()
                 self._hooked_handler = handler

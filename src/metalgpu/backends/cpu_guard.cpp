@@ -174,6 +174,7 @@ struct Job {
   std::atomic<unsigned> member_count{0};
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool interruptible = false;
+  uint64_t sequence = 0;  // of a main-thread dispatch announced in Watchdog::main_job
   Job* next_active = nullptr;
 
   void cancel(int why) {
@@ -212,14 +213,53 @@ struct Job {
 
 int cancel_status(const Job* job) { return job->cancelled.load(std::memory_order_relaxed); }
 
-// The dispatches that may be cancelled (those with a deadline or made from Python's main thread), and the thread
-// that cancels them: it sleeps in poll() on an eventfd until the nearest deadline, a new deadline, or Ctrl-C.
+// The dispatches that may be cancelled, and the thread that cancels them: it sleeps in poll() on an eventfd until
+// the nearest deadline, a new deadline, or Ctrl-C. A synchronous dispatch of Python's main thread with no deadline
+// (the common case, which Ctrl-C must stop) is announced in one atomic slot, `main_job`, instead of the locked list,
+// to keep the cost of a small dispatch down; the watchdog marks `touching` while it uses that slot's job, and the
+// dispatch waits for it to clear before its Job goes away.
 struct Watchdog {
   std::mutex mutex;
   Job* active = nullptr;
   int wake_fd = -1;
-  bool started = false;
+  std::atomic<bool> started{false};
   std::atomic<bool> interrupted{false};
+  std::atomic<Job*> main_job{nullptr};
+  std::atomic<bool> touching{false};
+  std::atomic<uint64_t> main_sequence{0};
+  uint64_t interrupted_sequence = 0;  // of the main-thread dispatch being stopped by Ctrl-C, or 0
+
+  void announce(Job& job) {
+    job.sequence = main_sequence.fetch_add(1, std::memory_order_relaxed) + 1;
+    main_job.store(&job);
+    if (!started) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!started) start();
+    }
+  }
+
+  void withdraw() {
+    main_job.store(nullptr);
+    while (touching.load()) std::this_thread::yield();
+  }
+
+  // Cancels the main thread's dispatch if Ctrl-C came during it; true while it still runs.
+  bool interrupt_main(bool interrupt) {
+    touching.store(true);
+    Job* job = main_job.load();
+    bool running = false;
+    if (job != nullptr && job->interruptible) {
+      if (interrupt) interrupted_sequence = job->sequence;
+      if (interrupted_sequence == job->sequence) {
+        job->cancel(status_interrupted);
+        signal_members(*job);
+        running = true;
+      }
+    }
+    touching.store(false);
+    if (!running) interrupted_sequence = 0;
+    return running;
+  }
 
   void add(Job& job, bool has_deadline) {
     {
@@ -274,6 +314,7 @@ struct Watchdog {
       {
         std::lock_guard<std::mutex> lock(mutex);
         const bool interrupt = interrupted.exchange(false);
+        if ((interrupt || interrupted_sequence != 0) && interrupt_main(interrupt)) wait_ms = 20;
         const auto now = std::chrono::steady_clock::now();
         for (Job* job = active; job != nullptr; job = job->next_active) {
           if (interrupt && job->interruptible) job->cancel(status_interrupted);
@@ -436,12 +477,16 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
     job.deadline = std::chrono::steady_clock::now() +
                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(
                        std::min(timeout, 1e9)));
-  // Every dispatch is known to the watchdog, so that mg_cancel_all finds it too.
-  Watchdog* watchdog = g_watchdog;
-  if (watchdog != nullptr) watchdog->add(job, has_deadline);
+  // Every dispatch is known to the watchdog: Ctrl-C, deadlines and mg_cancel_all find it.
+  Watchdog* const watchdog = g_watchdog;
+  const bool listed = watchdog != nullptr && (has_deadline || !job.interruptible);
+  const bool announced = watchdog != nullptr && job.interruptible;
+  if (listed) watchdog->add(job, has_deadline);
+  if (announced) watchdog->announce(job);
   Pool* workers = threads <= 1 || job.chunks == 1 ? nullptr : pool();
   const int status = workers != nullptr ? workers->run(job, threads) : (job.work(), job.status);
-  if (watchdog != nullptr) watchdog->remove(job);
+  if (announced) watchdog->withdraw();
+  if (listed) watchdog->remove(job);
   *fault_address = job.address;
   std::memcpy(report, job.report, sizeof job.report);
   return status;
@@ -460,13 +505,18 @@ extern "C" __attribute__((visibility("default"))) void mg_hook_interrupts() {
   if (sigaction(SIGINT, &action, nullptr) == 0) g_interrupt_hooked = true;
 }
 
-// Cancels every dispatch running now (at interpreter exit: work abandoned). Returns how many there were.
+// Cancels every dispatch running now, except a synchronous one of the main thread (it is the caller): work
+// abandoned at interpreter exit, or queued kernels stopped by Ctrl-C. Returns how many there were. A thread inside
+// a kernel is signalled once here, and again by the watchdog until it has left.
 extern "C" __attribute__((visibility("default"))) int mg_cancel_all() {
   int count = 0;
-  std::lock_guard<std::mutex> lock(g_watchdog->mutex);
-  for (Job* job = g_watchdog->active; job != nullptr; job = job->next_active, ++count) {
-    job->cancel(status_interrupted);
-    Watchdog::signal_members(*job);
+  {
+    std::lock_guard<std::mutex> lock(g_watchdog->mutex);
+    for (Job* job = g_watchdog->active; job != nullptr; job = job->next_active, ++count) {
+      job->cancel(status_interrupted);
+      Watchdog::signal_members(*job);
+    }
   }
+  g_watchdog->wake();
   return count;
 }
