@@ -135,3 +135,24 @@ def test_a_hung_asynchronous_dispatch_is_abandoned_at_exit(tmp_path, monkeypatch
     assert "EXITING" in result.stdout
     assert "were abandoned" in result.stderr
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(gpu):
+    stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
+    running = gpu.run_function(1 << 16, [stop, out], function_name="spin", wait_for_completion=False)
+    queued = gpu.run_function(1, [stop, out], function_name="spin", wait_for_completion=False)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gpu.synchronize()
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(metalgpu.DispatchError, match="interrupted"):
+        running.wait()
+    with pytest.raises(metalgpu.DispatchError, match="before it ran"):
+        queued.wait()
+    check_still_usable(gpu)

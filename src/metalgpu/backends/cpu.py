@@ -7,6 +7,7 @@ from __future__ import annotations
 import _signal
 import atexit
 import ctypes
+import itertools
 import os
 import platform
 import queue
@@ -41,6 +42,7 @@ _MAIN_THREAD = threading.main_thread().ident
 # Per dispatch: signal.getsignal itself costs microseconds (it converts the handler to an enum); _signal's is direct.
 _thread_id, _sigint_handler, _SIGINT = threading.get_ident, _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
+_OWNER_NUMBERS = itertools.count(1)
 
 
 class _CpuModule(Module):
@@ -82,6 +84,7 @@ class CpuBackend(Backend):
         self._lock = threading.Lock()
         self._run_native = self._load_native_runner()
         self._hooked_handler = None  # Python's SIGINT handler when ours was put in front of it
+        self._owner = next(_OWNER_NUMBERS) % (1 << 24) or 1  # names its dispatches to the native watchdog
         self.debug = debug
         _BACKENDS.add(self)
 
@@ -106,7 +109,8 @@ class CpuBackend(Backend):
                                                                        ctypes.c_uint32, ctypes.c_double]
         run.restype = ctypes.c_int
         self._hook_interrupts = native.mg_hook_interrupts
-        self._cancel_all = native.mg_cancel_all
+        self._cancel = native.mg_cancel
+        self._cancel.argtypes = [ctypes.c_uint32]
         return run
 
     # -- memory ----------------------------------------------------------------------------------------------
@@ -149,7 +153,11 @@ class CpuBackend(Backend):
             self._pending = future
         dispatch = Dispatch(plan.kernel_name, future)
         if wait:
-            dispatch.wait()
+            try:
+                dispatch.wait()
+            except KeyboardInterrupt:  # Ctrl-C while waiting behind the queue
+                self._stop_queued()
+                raise
             return None
         return dispatch
 
@@ -162,9 +170,9 @@ class CpuBackend(Backend):
         chunks = min(total_groups, 4 * threads) if threads > 1 else 1
         address = ctypes.c_size_t(0)
         report = (ctypes.c_uint32 * 8)()  # details of a cooperative run's status
-        flags = 0
+        flags = self._owner << 8
         if _thread_id() == _MAIN_THREAD:  # Ctrl-C raises KeyboardInterrupt here: the kernel must stop
-            flags = FLAG_INTERRUPTIBLE
+            flags |= FLAG_INTERRUPTIBLE
             handler = _sigint_handler(_SIGINT)
             if handler is not self._hooked_handler:  # Python's handler was set anew: put ours in front again
                 self._hook_interrupts()
@@ -214,8 +222,8 @@ class CpuBackend(Backend):
         if pending is not None:
             try:
                 pending.result()
-            except KeyboardInterrupt:  # Ctrl-C while waiting: the queued kernels stop too
-                self._cancel_all()
+            except KeyboardInterrupt:
+                self._stop_queued()
                 raise
 
     def describe(self) -> str:
@@ -228,12 +236,18 @@ class CpuBackend(Backend):
             try:
                 pending.exception()  # waits; the fault was reported by wait() or synchronize()
             except KeyboardInterrupt:
-                self._cancel_all()
+                self._stop_queued()
                 raise
         if self._queue is not None:
             self._queue.shutdown()
         self._queue = None
         _BACKENDS.discard(self)
+
+    def _stop_queued(self) -> None:
+        """Ctrl-C while waiting: the running kernel of this backend stops, and those queued behind it never run."""
+        if self._queue is not None:
+            self._queue.cancel_waiting()
+        self._cancel(self._owner)
 
     def _abandon(self, deadline: float) -> bool:
         """At exit: waits for the pending dispatch until ``deadline``; False if it still runs."""
@@ -277,6 +291,20 @@ class _Queue:
     def shutdown(self) -> None:
         self._items.put(None)
 
+    def cancel_waiting(self) -> None:
+        """The dispatches not yet started never run: their waiters get DispatchError."""
+        while True:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:  # shut down meanwhile: keep it so
+                self._items.put(None)
+                return
+            function, future = item
+            if future.set_running_or_notify_cancel():
+                future.set_exception(DispatchError("the dispatch was cancelled by Ctrl-C before it ran"))
+
     def _serve(self) -> None:
         while (item := self._items.get()) is not None:
             function, future = item
@@ -297,7 +325,8 @@ def _abandon_at_exit() -> None:
     if running:
         warnings.warn(f"metalgpu: {len(running)} asynchronous cpu dispatch(es) still running after "
                       f"{EXIT_GRACE_SECONDS:g} s at exit were abandoned", RuntimeWarning, stacklevel=1)
-        running[0]._cancel_all()
+        for backend in running:
+            backend._cancel(backend._owner)
 
 
 def _after_fork_in_child() -> None:

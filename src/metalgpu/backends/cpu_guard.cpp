@@ -41,14 +41,16 @@ typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t
 
 // Statuses of this runner, beside the signal numbers of faults and the kernels' own (backends/cpu.py reads them).
 enum runner_status : int { status_stack_overflow = 1003, status_interrupted = 1004, status_timed_out = 1005 };
-// mg_parallel_run's flags
-enum run_flags : uint32_t { flag_interruptible = 1 };
+// mg_parallel_run's flags: bit 0, and from bit 8 up the number of the dispatch's owner (its backend), for mg_cancel
+enum run_flags : uint32_t { flag_interruptible = 1, owner_shift = 8 };
 
 namespace {
 
 const int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 const int kCancelSignal = SIGRTMAX - 3;
-constexpr uintptr_t kStackReach = 64 * 1024;  // a fault this far below or above the stack pointer: an overflow
+// A fault this close to the stack pointer is an overflow: stack-clash probes and pushes fault at or just below
+// it, a store into a frame just allocated (less than a page, unprobed) just above it.
+constexpr uintptr_t kStackReach = 8 * 1024;
 struct sigaction g_previous[NSIG];
 struct Job;
 thread_local sigjmp_buf* t_jump = nullptr;
@@ -175,6 +177,7 @@ struct Job {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool interruptible = false;
   uint64_t sequence = 0;  // of a main-thread dispatch announced in Watchdog::main_job
+  uint32_t owner = 0;
   Job* next_active = nullptr;
 
   void cancel(int why) {
@@ -472,6 +475,7 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
   job.end = end;
   job.chunks = chunks < 1 ? 1 : chunks;
   job.interruptible = (flags & flag_interruptible) != 0 && g_interrupt_hooked;
+  job.owner = flags >> owner_shift;
   const bool has_deadline = timeout > 0;
   if (has_deadline)
     job.deadline = std::chrono::steady_clock::now() +
@@ -505,16 +509,18 @@ extern "C" __attribute__((visibility("default"))) void mg_hook_interrupts() {
   if (sigaction(SIGINT, &action, nullptr) == 0) g_interrupt_hooked = true;
 }
 
-// Cancels every dispatch running now, except a synchronous one of the main thread (it is the caller): work
-// abandoned at interpreter exit, or queued kernels stopped by Ctrl-C. Returns how many there were. A thread inside
-// a kernel is signalled once here, and again by the watchdog until it has left.
-extern "C" __attribute__((visibility("default"))) int mg_cancel_all() {
+// Cancels the dispatches of `owner` (0: of every owner) running now, except a synchronous one of the main thread
+// (it is the caller): queued kernels stopped by Ctrl-C, or work abandoned at interpreter exit. Returns how many
+// there were. A thread inside a kernel is signalled once here, and again by the watchdog until it has left.
+extern "C" __attribute__((visibility("default"))) int mg_cancel(uint32_t owner) {
   int count = 0;
   {
     std::lock_guard<std::mutex> lock(g_watchdog->mutex);
-    for (Job* job = g_watchdog->active; job != nullptr; job = job->next_active, ++count) {
+    for (Job* job = g_watchdog->active; job != nullptr; job = job->next_active) {
+      if (owner != 0 && job->owner != owner) continue;
       job->cancel(status_interrupted);
       Watchdog::signal_members(*job);
+      ++count;
     }
   }
   g_watchdog->wake();
