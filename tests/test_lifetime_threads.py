@@ -135,3 +135,19 @@ def test_fork_while_another_thread_dispatches(gpu):
         pytest.fail("the forked child hung")
     assert os.waitstatus_to_exitcode(status) == 0
     assert (data.contents == 7).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_has_its_own_copy_of_the_buffers(gpu):
+    data = gpu.array_to_buffer(np.arange(1 << 16, dtype=np.uint32))
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            gpu.run_function(1 << 16, [data, data, 1], function_name="add_k")
+            status = 0 if data.contents[5] == 6 else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    np.testing.assert_array_equal(data.contents, np.arange(1 << 16, dtype=np.uint32))  # the parent's, unchanged

@@ -7,7 +7,6 @@ from __future__ import annotations
 import _signal
 import atexit
 import ctypes
-import itertools
 import os
 import platform
 import queue
@@ -36,13 +35,11 @@ GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 # Statuses of cpu_guard.cpp's runner (beside signal numbers and the kernels' own, msl/abi.py)
 STATUS_STACK_OVERFLOW, STATUS_INTERRUPTED, STATUS_TIMED_OUT = 1003, 1004, 1005
-FLAG_INTERRUPTIBLE = 1
 EXIT_GRACE_SECONDS = 5.0  # how long interpreter exit waits for asynchronous dispatches before abandoning them
-_MAIN_THREAD = threading.main_thread().ident
 # Per dispatch: signal.getsignal itself costs microseconds (it converts the handler to an enum); _signal's is direct.
-_thread_id, _sigint_handler, _SIGINT = threading.get_ident, _signal.getsignal, int(signal.SIGINT)
+_sigint_handler, _SIGINT = _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
-_OWNER_NUMBERS = itertools.count(1)
+TIMEOUT_SLOT = 6  # report[TIMEOUT_SLOT]: the timeout in milliseconds, read by mg_parallel_run
 
 
 class _CpuModule(Module):
@@ -84,7 +81,11 @@ class CpuBackend(Backend):
         self._lock = threading.Lock()
         self._run_native = self._load_native_runner()
         self._hooked_handler = None  # Python's SIGINT handler when ours was put in front of it
-        self._owner = next(_OWNER_NUMBERS) % (1 << 24) or 1  # names its dispatches to the native watchdog
+        # Kept for every dispatch (they never overlap: see launch): the fault address and the report of the native
+        # runner, whose address also names this backend's dispatches to the native watchdog.
+        self._address = ctypes.c_size_t(0)
+        self._address_ref = ctypes.byref(self._address)
+        self._report = (ctypes.c_uint32 * 8)()
         self.debug = debug
         _BACKENDS.add(self)
 
@@ -105,12 +106,11 @@ class CpuBackend(Backend):
         run = native.mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
-                                                                       ctypes.POINTER(ctypes.c_uint32),
-                                                                       ctypes.c_uint32, ctypes.c_double]
+                                                                       ctypes.POINTER(ctypes.c_uint32)]
         run.restype = ctypes.c_int
         self._hook_interrupts = native.mg_hook_interrupts
         self._cancel = native.mg_cancel
-        self._cancel.argtypes = [ctypes.c_uint32]
+        self._cancel.argtypes = [ctypes.c_void_p]
         return run
 
     # -- memory ----------------------------------------------------------------------------------------------
@@ -142,6 +142,8 @@ class CpuBackend(Backend):
             self._run_groups(entry, slots, record, plan, timeout)
             return time.perf_counter() - started
 
+        # Runs of one backend never overlap: a synchronous one runs under the lock, and only when the queue is idle;
+        # the queue runs one at a time.
         with self._lock:
             previous = self._pending
             if wait and (previous is None or previous.done()):
@@ -168,19 +170,19 @@ class CpuBackend(Backend):
         threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
         # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
         chunks = min(total_groups, 4 * threads) if threads > 1 else 1
-        address = ctypes.c_size_t(0)
-        report = (ctypes.c_uint32 * 8)()  # details of a cooperative run's status
-        flags = self._owner << 8
-        if _thread_id() == _MAIN_THREAD:  # Ctrl-C raises KeyboardInterrupt here: the kernel must stop
-            flags |= FLAG_INTERRUPTIBLE
-            handler = _sigint_handler(_SIGINT)
-            if handler is not self._hooked_handler:  # Python's handler was set anew: put ours in front again
-                self._hook_interrupts()
-                self._hooked_handler = handler
+        report = self._report
+        # Ctrl-C must stop a kernel of the main thread (where KeyboardInterrupt is raised): cpu_guard.cpp's SIGINT
+        # handler goes in front of Python's, and again after Python's was set anew.
+        handler = _sigint_handler(_SIGINT)
+        if handler is not self._hooked_handler:
+            self._hook_interrupts()
+            self._hooked_handler = handler
+        if timeout:
+            report[TIMEOUT_SLOT] = min(max(1, round(timeout * 1000)), 0xFFFFFFFF)
         code = self._run_native(entry, slots.ctypes.data, record.ctypes.data, 0, total_groups, threads, chunks,
-                                ctypes.byref(address), report, flags, timeout or 0.0)
+                                self._address_ref, report)
         if code:
-            raise DispatchError(self._describe_fault(plan, code, address.value, tuple(report), timeout))
+            raise DispatchError(self._describe_fault(plan, code, self._address.value, tuple(report), timeout))
 
     def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = (),
                         timeout: float | None = None) -> str:
@@ -247,7 +249,7 @@ class CpuBackend(Backend):
         """Ctrl-C while waiting: the running kernel of this backend stops, and those queued behind it never run."""
         if self._queue is not None:
             self._queue.cancel_waiting()
-        self._cancel(self._owner)
+        self._cancel(ctypes.addressof(self._report))
 
     def _abandon(self, deadline: float) -> bool:
         """At exit: waits for the pending dispatch until ``deadline``; False if it still runs."""
@@ -326,7 +328,7 @@ def _abandon_at_exit() -> None:
         warnings.warn(f"metalgpu: {len(running)} asynchronous cpu dispatch(es) still running after "
                       f"{EXIT_GRACE_SECONDS:g} s at exit were abandoned", RuntimeWarning, stacklevel=1)
         for backend in running:
-            backend._cancel(backend._owner)
+            backend._cancel(ctypes.addressof(backend._report))
 
 
 def _after_fork_in_child() -> None:

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -41,8 +42,10 @@ typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t
 
 // Statuses of this runner, beside the signal numbers of faults and the kernels' own (backends/cpu.py reads them).
 enum runner_status : int { status_stack_overflow = 1003, status_interrupted = 1004, status_timed_out = 1005 };
-// mg_parallel_run's flags: bit 0, and from bit 8 up the number of the dispatch's owner (its backend), for mg_cancel
-enum run_flags : uint32_t { flag_interruptible = 1, owner_shift = 8 };
+// mg_parallel_run reads its timeout in milliseconds (0: none) from report[kTimeoutSlot] (an argument more would cost
+// Python's ctypes more than the rest of the call), and takes the address of `report`, which each backend keeps for
+// all its dispatches, as the name of the dispatch's owner for mg_cancel.
+constexpr int kTimeoutSlot = 6;
 
 namespace {
 
@@ -177,7 +180,7 @@ struct Job {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool interruptible = false;
   uint64_t sequence = 0;  // of a main-thread dispatch announced in Watchdog::main_job
-  uint32_t owner = 0;
+  const void* owner = nullptr;
   Job* next_active = nullptr;
 
   void cancel(int why) {
@@ -456,15 +459,14 @@ void start_afresh_after_fork() {
 }  // namespace
 
 // Runs threadgroups [first, end) in `chunks` pieces on `threads` threads (the caller's included). Returns 0, or the
-// status of a piece that failed (see guarded_run) with its fault address and report; pieces not yet started when
-// one fails are skipped. `timeout` > 0: seconds after which the dispatch is cancelled (status_timed_out);
-// flag_interruptible: Ctrl-C cancels it (status_interrupted).
+// status of a piece that failed (see guarded_run) with its fault address and report (all of it written, so
+// report[kTimeoutSlot] is 0 again); pieces not yet started when one fails are skipped. A timeout cancels the dispatch when it runs longer (status_timed_out); Ctrl-C
+// cancels a dispatch of the process's main thread, where Python runs its signal handlers (status_interrupted).
 extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn run, void* const* slots,
                                                                        const void* dispatch, uint64_t first,
                                                                        uint64_t end, uint32_t threads,
                                                                        uint64_t chunks, uintptr_t* fault_address,
-                                                                       uint32_t* report, uint32_t flags,
-                                                                       double timeout) {
+                                                                       uint32_t* report) {
   static std::once_flag installed;
   std::call_once(installed, install_handlers);
   Job job;
@@ -474,13 +476,12 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
   job.first = first;
   job.end = end;
   job.chunks = chunks < 1 ? 1 : chunks;
-  job.interruptible = (flags & flag_interruptible) != 0 && g_interrupt_hooked;
-  job.owner = flags >> owner_shift;
-  const bool has_deadline = timeout > 0;
-  if (has_deadline)
-    job.deadline = std::chrono::steady_clock::now() +
-                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(
-                       std::min(timeout, 1e9)));
+  static thread_local const bool main_thread = pid_t(syscall(SYS_gettid)) == getpid();
+  job.interruptible = main_thread && g_interrupt_hooked;
+  job.owner = report;
+  const uint32_t timeout_ms = report[kTimeoutSlot];
+  const bool has_deadline = timeout_ms != 0;
+  if (has_deadline) job.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   // Every dispatch is known to the watchdog: Ctrl-C, deadlines and mg_cancel_all find it.
   Watchdog* const watchdog = g_watchdog;
   const bool listed = watchdog != nullptr && (has_deadline || !job.interruptible);
@@ -509,15 +510,15 @@ extern "C" __attribute__((visibility("default"))) void mg_hook_interrupts() {
   if (sigaction(SIGINT, &action, nullptr) == 0) g_interrupt_hooked = true;
 }
 
-// Cancels the dispatches of `owner` (0: of every owner) running now, except a synchronous one of the main thread
+// Cancels the dispatches of `owner` (null: of every owner) running now, except a synchronous one of the main thread
 // (it is the caller): queued kernels stopped by Ctrl-C, or work abandoned at interpreter exit. Returns how many
 // there were. A thread inside a kernel is signalled once here, and again by the watchdog until it has left.
-extern "C" __attribute__((visibility("default"))) int mg_cancel(uint32_t owner) {
+extern "C" __attribute__((visibility("default"))) int mg_cancel(const void* owner) {
   int count = 0;
   {
     std::lock_guard<std::mutex> lock(g_watchdog->mutex);
     for (Job* job = g_watchdog->active; job != nullptr; job = job->next_active) {
-      if (owner != 0 && job->owner != owner) continue;
+      if (owner != nullptr && job->owner != owner) continue;
       job->cancel(status_interrupted);
       Watchdog::signal_members(*job);
       ++count;

@@ -32,6 +32,7 @@ SLAB_ALIGNMENT = 64
 SLAB_BYTES = 1 << 20
 SLAB_ITEM_BYTES = 64 * 1024  # larger buffers always get a mapping of their own
 MAPPING_SHARE = 2  # buffers may use 1/MAPPING_SHARE of the process's mapping limit
+HUGE_PAGE_THRESHOLD = 4 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -51,13 +52,18 @@ def _guarded_mapping(data_bytes: int, leading_guard: bool) -> tuple[mmap.mmap, i
     data_pages = -(-data_bytes // PAGE)
     lead = PAGE if leading_guard else 0
     try:
-        mapping = mmap.mmap(-1, lead + (data_pages + 1) * PAGE)
+        # private, as numpy's memory: a forked child gets a copy, and huge pages apply (not to shared memory)
+        mapping = mmap.mmap(-1, lead + (data_pages + 1) * PAGE, flags=mmap.MAP_PRIVATE)
     except OSError as error:  # ENOMEM: no memory, or no mapping left
         raise OutOfMemoryError(f"cannot map {data_bytes:,} bytes on the cpu backend: {error.strerror}") from None
     handle = ctypes.c_char.from_buffer(mapping)
     base = ctypes.addressof(handle)
     del handle  # an exported buffer would keep the mapping from ever closing
     end_guard = base + lead + data_pages * PAGE
+    if data_bytes >= HUGE_PAGE_THRESHOLD and hasattr(mmap, "MADV_HUGEPAGE"):
+        # as numpy does for its large arrays: with transparent huge pages "on request" (a common default), a
+        # streaming kernel over 4 KiB pages spends much of its time on TLB misses
+        mapping.madvise(mmap.MADV_HUGEPAGE, 0, lead + data_pages * PAGE)
     for guard in ((base, end_guard) if leading_guard else (end_guard,)):
         if _libc.mprotect(guard, PAGE, 0) != 0:
             raise OutOfMemoryError(f"cannot protect a guard page: errno {ctypes.get_errno()}")
