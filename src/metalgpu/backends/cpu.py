@@ -329,6 +329,9 @@ def _abandon_at_exit() -> None:
                       f"{EXIT_GRACE_SECONDS:g} s at exit were abandoned", RuntimeWarning, stacklevel=1)
         for backend in running:
             backend._cancel(ctypes.addressof(backend._report))
+        deadline = time.monotonic() + 1.0  # the kernels leave within milliseconds: before memory is torn down
+        for backend in running:
+            backend._abandon(deadline)
 
 
 def _after_fork_in_child() -> None:
