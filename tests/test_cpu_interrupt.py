@@ -156,3 +156,21 @@ def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(gpu):
     with pytest.raises(metalgpu.DispatchError, match="before it ran"):
         queued.wait()
     check_still_usable(gpu)
+
+
+def test_timeouts_work_with_the_runner_loaded_twice_from_two_cache_folders(gpu, tmp_path, monkeypatch):
+    # Each cache folder builds its own copy of the native runner, with its own signal handlers: the copy loaded
+    # last must pass on what belongs to the other.
+    monkeypatch.setenv("METALGPU_CACHE_DIR", str(tmp_path))
+    with metalgpu.Interface(backend="cpu") as other:
+        other.load_shader_from_string(SOURCE)
+        stop, out = other.create_buffer(1, "uint"), other.create_buffer(1 << 16, "uint")
+        with pytest.raises(metalgpu.DispatchError, match="timeout"):
+            other.run_function(1 << 16, [stop, out], function_name="spin", timeout=0.2)
+        for interface in (gpu, other):
+            stop, out = interface.create_buffer(1, "uint"), interface.create_buffer(1 << 16, "uint")
+            started = time.monotonic()
+            with pytest.raises(metalgpu.DispatchError, match="timeout"):
+                interface.run_function(1 << 16, [stop, out], function_name="spin", timeout=0.3)
+            assert time.monotonic() - started < 3
+            check_still_usable(interface)

@@ -98,16 +98,26 @@ void on_fault(int sig, siginfo_t* info, void* context) {
   raise(sig);
 }
 
-// A thread inside a cancelled dispatch leaves the kernel; elsewhere the signal does nothing.
-void on_cancel(int, siginfo_t*, void*) {
-  if (t_jump == nullptr || t_job == nullptr) return;
-  const int status = cancel_status(t_job);
-  if (status == 0) return;
-  t_signal = status;
-  t_address = nullptr;
-  siglongjmp(*t_jump, 1);
+// A thread inside a cancelled dispatch leaves the kernel. A thread outside any dispatch of this copy of the library
+// passes the signal on: another copy (built into another cache folder, so with its own handlers and thread-local
+// state) may be running it.
+struct sigaction g_previous_cancel;
+
+void on_cancel(int sig, siginfo_t* info, void* context) {
+  if (t_jump != nullptr && t_job != nullptr) {
+    const int status = cancel_status(t_job);
+    if (status == 0) return;
+    t_signal = status;
+    t_address = nullptr;
+    siglongjmp(*t_jump, 1);
+  }
+  const struct sigaction& previous = g_previous_cancel;
+  if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction != nullptr && previous.sa_sigaction != on_cancel)
+    previous.sa_sigaction(sig, info, context);
 }
 
+// Once per copy of this library (mg_parallel_run calls it): installed twice, a copy would find itself as the
+// handler to pass signals on to, and lose the one before it.
 void install_handlers() {
   struct sigaction action = {};
   action.sa_sigaction = on_fault;
@@ -118,7 +128,7 @@ void install_handlers() {
   cancel.sa_sigaction = on_cancel;
   cancel.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigemptyset(&cancel.sa_mask);
-  sigaction(kCancelSignal, &cancel, nullptr);
+  sigaction(kCancelSignal, &cancel, &g_previous_cancel);
   pthread_atfork(nullptr, nullptr, start_afresh_after_fork);
 }
 
@@ -142,8 +152,6 @@ void ensure_altstack() {
 // with its details in report.
 int guarded_run(mg_run_fn run, void* const* slots, const void* dispatch, uint64_t first, uint64_t end,
                 uintptr_t* fault_address, uint32_t* report) {
-  static std::once_flag installed;
-  std::call_once(installed, install_handlers);
   ensure_altstack();
   sigjmp_buf jump;
   if (sigsetjmp(jump, 1) != 0) {
@@ -175,7 +183,7 @@ struct Job {
   uint32_t report[8] = {};
   // For the watchdog: the threads inside, when the dispatch is due, whether Ctrl-C stops it.
   static constexpr unsigned kMaxMembers = 1024;
-  pthread_t members[kMaxMembers];
+  std::atomic<pthread_t> members[kMaxMembers];  // 0 until the thread has written itself (see mg_parallel_run)
   std::atomic<unsigned> member_count{0};
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool interruptible = false;
@@ -190,7 +198,7 @@ struct Job {
 
   void work() {
     const unsigned slot = member_count.fetch_add(1);
-    if (slot < kMaxMembers) members[slot] = pthread_self();
+    if (slot < kMaxMembers) members[slot].store(pthread_self());
     Job* const outer = t_job;
     t_job = this;
     for (uint64_t chunk; !failed.load(std::memory_order_relaxed) && cancelled.load(std::memory_order_relaxed) == 0 &&
@@ -308,7 +316,10 @@ struct Watchdog {
   // Signals every thread inside a cancelled dispatch, again at each round until it has left.
   static void signal_members(Job& job) {
     const unsigned count = std::min(job.member_count.load(), Job::kMaxMembers);
-    for (unsigned i = 0; i < count; ++i) pthread_kill(job.members[i], kCancelSignal);
+    for (unsigned i = 0; i < count; ++i) {
+      const pthread_t member = job.members[i].load();
+      if (member != pthread_t()) pthread_kill(member, kCancelSignal);
+    }
   }
 
   void serve() {
@@ -467,7 +478,7 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
                                                                        uint64_t end, uint32_t threads,
                                                                        uint64_t chunks, uintptr_t* fault_address,
                                                                        uint32_t* report) {
-  static std::once_flag installed;
+  static std::once_flag installed;  // the one place that installs them
   std::call_once(installed, install_handlers);
   Job job;
   job.run = run;
@@ -476,6 +487,10 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
   job.first = first;
   job.end = end;
   job.chunks = chunks < 1 ? 1 : chunks;
+  // The slots of the threads that may join (the caller and threads - 1 workers): a slot claimed but not yet
+  // written reads 0, which the watchdog skips.
+  for (unsigned i = 0, n = std::min<unsigned>(std::max(threads, 1u), Job::kMaxMembers); i < n; ++i)
+    job.members[i].store(pthread_t(), std::memory_order_relaxed);
   static thread_local const bool main_thread = pid_t(syscall(SYS_gettid)) == getpid();
   job.interruptible = main_thread && g_interrupt_hooked;
   job.owner = report;
