@@ -102,7 +102,8 @@ class CpuBackend(Backend):
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
                                           f"{failure.log}") from None
-        native = ctypes.CDLL(str(entry.path))
+        # RTLD_GLOBAL: kernel modules find mg_shared_fiber_stacks in it (metal/_fibers_cpu.h)
+        native = ctypes.CDLL(str(entry.path), mode=ctypes.RTLD_GLOBAL)
         run = native.mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),

@@ -14,6 +14,7 @@
 // fault handler does, so an endless loop inside one kernel thread ends too. Ctrl-C is seen through a SIGINT
 // handler installed in front of Python's (mg_hook_interrupts), which calls Python's first.
 #include <poll.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -510,6 +511,41 @@ extern "C" __attribute__((visibility("default"))) int mg_parallel_run(mg_run_fn 
   *fault_address = job.address;
   std::memcpy(report, job.report, sizeof job.report);
   return status;
+}
+
+// The fiber stacks of this OS thread, shared by every kernel module (metal/_fibers_cpu.h finds this through
+// RTLD_DEFAULT): `count` stacks of `stack_bytes`, each above an inaccessible page. Returns their base with the
+// capacity and the stride (guard page + stack), or null when no memory is left. Grown by doubling, never shrunk.
+extern "C" __attribute__((visibility("default"))) unsigned char* mg_shared_fiber_stacks(uint32_t count,
+                                                                                       size_t stack_bytes,
+                                                                                       size_t* capacity,
+                                                                                       size_t* stride) {
+  struct Stacks {
+    unsigned char* base = nullptr;
+    size_t capacity = 0, stride = 0;
+    ~Stacks() {
+      if (base != nullptr) munmap(base, capacity * stride);
+    }
+  };
+  static thread_local Stacks stacks;
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t wanted_stride = page + (stack_bytes + page - 1) / page * page;
+  if (count > stacks.capacity || wanted_stride != stacks.stride) {
+    size_t want = stacks.capacity != 0 && wanted_stride == stacks.stride ? stacks.capacity * 2 : 32;
+    while (want < count) want *= 2;
+    void* memory = mmap(nullptr, want * wanted_stride, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) return nullptr;
+    unsigned char* bytes = static_cast<unsigned char*>(memory);
+    for (size_t i = 0; i < want; ++i) mprotect(bytes + i * wanted_stride, page, PROT_NONE);
+    if (stacks.base != nullptr) munmap(stacks.base, stacks.capacity * stacks.stride);
+    stacks.base = bytes;
+    stacks.capacity = want;
+    stacks.stride = wanted_stride;
+  }
+  *capacity = stacks.capacity;
+  *stride = stacks.stride;
+  return stacks.base;
 }
 
 // Installs the Ctrl-C handler in front of the one there now (Python's); called again after Python replaced it.

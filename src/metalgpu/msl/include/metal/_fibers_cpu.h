@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -160,12 +161,31 @@ namespace coop {
 
 // ---- fiber stacks ---------------------------------------------------------------------------------------------
 
+// The stacks of one OS thread are shared by every kernel module: the native runner (backends/cpu_guard.cpp, loaded
+// with RTLD_GLOBAL) keeps them, so a pool per module and thread does not run the process out of memory mappings
+// (two per stack). Without the runner (a module loaded on its own) a module keeps a pool of its own.
+using shared_stacks_fn = unsigned char* (*)(uint32_t count, std::size_t stack_bytes, std::size_t* capacity,
+                                            std::size_t* stride);
+inline shared_stacks_fn shared_stacks() {
+    static const shared_stacks_fn provider =
+        reinterpret_cast<shared_stacks_fn>(dlsym(RTLD_DEFAULT, "mg_shared_fiber_stacks"));
+    return provider;
+}
+
 struct stack_pool {
     unsigned char* base = nullptr;
     std::size_t capacity = 0;  // stacks
     std::size_t stride = 0;    // guard page + stack
+    bool shared = false;
 
     bool reserve(uint32_t count) {
+        if (shared_stacks_fn provider = shared_stacks()) {  // asked each time: another module may have grown it
+            unsigned char* stacks = provider(count, kStackBytes, &capacity, &stride);
+            if (stacks == nullptr) return false;
+            base = stacks;
+            shared = true;
+            return true;
+        }
         if (count <= capacity) return true;
         const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
         std::size_t want = capacity ? capacity * 2 : 64;
@@ -186,7 +206,7 @@ struct stack_pool {
     // The highest address of stack i (stacks grow down towards their guard page).
     unsigned char* top(uint32_t i) const { return base + (std::size_t(i) + 1) * stride; }
     void release() {
-        if (base != nullptr) munmap(base, capacity * stride);
+        if (base != nullptr && !shared) munmap(base, capacity * stride);
         base = nullptr;
         capacity = 0;
     }
