@@ -40,6 +40,8 @@ EXIT_GRACE_SECONDS = 5.0  # how long interpreter exit waits for asynchronous dis
 _sigint_handler, _SIGINT = _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
 TIMEOUT_SLOT = 6  # report[TIMEOUT_SLOT]: the timeout in milliseconds, read by mg_parallel_run
+_NATIVE: ctypes.CDLL | None = None  # the native runner, loaded once per process
+_NATIVE_LOCK = threading.Lock()
 
 
 class _CpuModule(Module):
@@ -102,8 +104,14 @@ class CpuBackend(Backend):
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
                                           f"{failure.log}") from None
-        # RTLD_GLOBAL: kernel modules find mg_shared_fiber_stacks in it (metal/_fibers_cpu.h)
-        native = ctypes.CDLL(str(entry.path), mode=ctypes.RTLD_GLOBAL)
+        # One copy per process, whichever cache folder built it: its signal handlers, watchdog and fiber stacks
+        # are process-wide (copies from several cache folders would each install handlers and hook Ctrl-C).
+        # RTLD_GLOBAL: kernel modules find mg_shared_fiber_stacks in it (metal/_fibers_cpu.h).
+        global _NATIVE
+        with _NATIVE_LOCK:
+            if _NATIVE is None:
+                _NATIVE = ctypes.CDLL(str(entry.path), mode=ctypes.RTLD_GLOBAL)
+        native = _NATIVE
         run = native.mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
                                                                        ctypes.POINTER(ctypes.c_size_t),
