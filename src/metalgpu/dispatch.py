@@ -223,6 +223,9 @@ def _bind_threadgroup(plan: LaunchPlan, function: KernelSignature, binding, memo
         raise ArgumentError(f"{where}: threadgroup memory size must be a non-negative int, got {nbytes!r}")
     if nbytes > limit:
         raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory asked, the limit is {limit}")
+    if 0 < nbytes < binding.elem_size:  # smaller than one element of what the kernel declares: never enough
+        raise ArgumentError(f"{where}: {nbytes} bytes of threadgroup memory given, less than one "
+                            f"{binding.elem_size}-byte element of the parameter")
     plan.threadgroup_bytes[binding.index] = int(nbytes)
 
 

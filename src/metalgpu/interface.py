@@ -22,9 +22,16 @@ STORAGES = ("shared", "private")
 
 class Interface:
     """One device, one queue. ``backend`` is "metal", "cuda", "cpu" or None (``$METALGPU_BACKEND``, else the
-    best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses."""
+    best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses.
+    ``timeout``: seconds after which a running kernel is stopped with DispatchError, unless run_function gives its
+    own (the cpu backend; a GPU kernel cannot be stopped, see docs/api.md).
 
-    def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False):
+    The current function (set_function) is state of the Interface, shared by every thread that uses it; threads
+    that dispatch different kernels through one Interface name them: ``run_function(..., function_name=)``."""
+
+    def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False,
+                 timeout: float | None = None):
+        self.timeout = _check_timeout(timeout)
         if backend is not None and not isinstance(backend, str):
             raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
                                 f"{type(backend).__name__}")
@@ -176,14 +183,19 @@ class Interface:
     # -- running ---------------------------------------------------------------------------------------------
     def run_function(self, grid: Any, buffers: Sequence[Any], function_name: str | None = None,
                      wait_for_completion: bool = True, *, threads_per_threadgroup: Any = None,
-                     threadgroup_memory: dict[int, int] | None = None) -> Dispatch | None:
-        """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]]."""
+                     threadgroup_memory: dict[int, int] | None = None,
+                     timeout: float | None = None) -> Dispatch | None:
+        """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]].
+        ``timeout``: seconds after which the running kernel is stopped with DispatchError (default: the
+        Interface's). Ctrl-C during a synchronous dispatch stops the kernel and raises KeyboardInterrupt."""
         # A backend may repeat a cached synchronous dispatch with default sizes in compiled code (Backend.
         # compiled_repeat); False sends it down the Python path below.
         repeat = self._backend.compiled_repeat
         if repeat is not None and function_name is None and wait_for_completion and threads_per_threadgroup is None \
-                and threadgroup_memory is None and repeat(self._plans.table, self._function, grid, buffers):
+                and threadgroup_memory is None and timeout is None and self.timeout is None \
+                and repeat(self._plans.table, self._function, grid, buffers):
             return None
+        timeout = self.timeout if timeout is None else _check_timeout(timeout)
         if function_name is not None:
             function = self._lookup(function_name)
         else:
@@ -191,11 +203,12 @@ class Interface:
             if function is None:
                 raise MetalError("no function is set: call set_function(name) or pass function_name=")
         dispatch = self._dispatch(function, grid, buffers, wait_for_completion, threads_per_threadgroup,
-                                  threadgroup_memory)
+                                  threadgroup_memory, timeout)
         return None if wait_for_completion else dispatch
 
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
-                  threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None) -> Dispatch:
+                  threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None,
+                  timeout: float | None = None) -> Dispatch:
         """Run a kernel. A dispatch that repeats a recent one (same kernel, sizes and buffer objects, no constant
         values) reuses its checked, packed plan (dispatch.PlanCache): a loop of run_function calls checks its
         arguments once. Every line of the repeat path runs on each dispatch, so it is kept to a few operations."""
@@ -203,7 +216,10 @@ class Interface:
         key, plan = self._plans.find(function, grid, threads_per_threadgroup, threadgroup_memory, buffers)
         if plan is None:
             plan = self._new_plan(key, function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
-        dispatch = self._backend.launch(function.module, function.index, plan, wait)
+        if timeout is not None and getattr(self._backend, "supports_timeout", False):
+            dispatch = self._backend.launch(function.module, function.index, plan, wait, timeout)
+        else:  # a GPU kernel cannot be stopped: docs/api.md, "Kernels that run away"
+            dispatch = self._backend.launch(function.module, function.index, plan, wait)
         if not wait:
             for value in buffers:
                 if isinstance(value, Buffer):
@@ -282,3 +298,11 @@ def _as_array(values: Any, what: str) -> np.ndarray:
 def _is_struct_value(value: Any) -> bool:
     """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
     return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ArgumentError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    return float(timeout)

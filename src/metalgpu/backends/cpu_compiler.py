@@ -54,8 +54,10 @@ def find_compiler() -> list[str]:
 
 def compile_flags(options: CompileOptions) -> list[str]:
     # -fwrapv: signed integer overflow wraps, as on Apple's GPUs, where hash and random-number kernels rely on it.
+    # -fstack-clash-protection: a frame larger than a page (a big private array) touches each page it takes, so
+    # it reaches the guard page below a fiber's or thread's stack and faults instead of skipping past it.
     flags = ["-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-march=native", "-w", "-fwrapv",
-             "-DMG_TARGET_CPU=1"]
+             "-fstack-clash-protection", "-DMG_TARGET_CPU=1"]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
     if options.fast_math:

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #define MG_EXPORT extern "C" __attribute__((visibility("default")))
 // What `kernel` becomes: the wrapper's thread loop should see the kernel's body, to vectorise it.
 #define MG_KERNEL __attribute__((always_inline)) inline
@@ -21,13 +24,44 @@ struct dispatch_t {
   uint32_t threadgroup_bytes[31];  // sizes of [[threadgroup(i)]] parameters
 };
 
-// Threadgroup memory for [[threadgroup(i)]] parameters: one arena per OS thread, because an OS thread runs one
-// threadgroup at a time.
+// Threadgroup memory for [[threadgroup(i)]] parameters: one arena per index and OS thread, because an OS thread runs
+// one threadgroup at a time. Each arena ends where an inaccessible page begins, so a kernel that uses more than the
+// threadgroup_memory it was given (rounded up to 16 bytes, as Metal asks) faults instead of overwriting other memory.
+struct threadgroup_arenas {
+  struct arena {
+    unsigned char* guard = nullptr;  // the inaccessible page after the arena
+    std::size_t capacity = 0;
+  } arenas[31];
+
+  ~threadgroup_arenas() {
+    for (arena& a : arenas)
+      if (a.guard != nullptr) munmap(a.guard - a.capacity, a.capacity + page());
+  }
+  static std::size_t page() { return std::size_t(sysconf(_SC_PAGESIZE)); }
+
+  // Returns the arena's guard page, or null when no memory is left (the kernel then faults on its first access).
+  __attribute__((noinline)) unsigned char* grow(arena& a, std::size_t bytes) {
+    const std::size_t size = (bytes + page() - 1) / page() * page();
+    void* memory = mmap(nullptr, size + page(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return nullptr;
+    unsigned char* guard = static_cast<unsigned char*>(memory) + size;
+    if (mprotect(guard, page(), PROT_NONE) != 0) {
+      munmap(memory, size + page());
+      return nullptr;
+    }
+    if (a.guard != nullptr) munmap(a.guard - a.capacity, a.capacity + page());
+    a.guard = guard;
+    a.capacity = size;
+    return guard;
+  }
+};
+
 inline void* threadgroup_arena(int index, uint32_t bytes) {
-  static thread_local std::vector<unsigned char> arenas[31];
-  std::vector<unsigned char>& arena = arenas[index];
-  if (arena.size() < bytes) arena.resize(bytes);
-  return arena.data();
+  static thread_local threadgroup_arenas all;
+  threadgroup_arenas::arena& a = all.arenas[index];
+  const std::size_t used = (std::size_t(bytes) + 15) & ~std::size_t(15);
+  unsigned char* guard = a.capacity >= used ? a.guard : all.grow(a, used);
+  return guard != nullptr ? guard - used : nullptr;
 }
 
 // Threadgroup number g of the dispatch, x fastest.

@@ -1,0 +1,176 @@
+"""Stopping kernels on the cpu backend: a timeout raises DispatchError, Ctrl-C during a synchronous dispatch raises
+KeyboardInterrupt within a fraction of a second, and the Interface works afterwards; a hung asynchronous dispatch
+does not keep the interpreter from exiting."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import metalgpu
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.skipif("cpu" not in metalgpu.backends(), reason="needs the cpu backend")
+
+# The loops read device memory that never changes, so the compiler may not assume they end.
+SOURCE = """
+#include <metal_stdlib>
+using namespace metal;
+
+kernel void spin(device const uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
+                 uint id [[thread_position_in_grid]])
+{
+    uint n = 0;
+    while (stop[0] == 0) n++;
+    out[id] = n;
+}
+
+kernel void spin_at_barrier(device const uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
+                            uint id [[thread_position_in_grid]])
+{
+    uint n = 0;
+    while (stop[0] == 0) n++;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[id] = n;
+}
+
+kernel void twice(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                  uint id [[thread_position_in_grid]])
+{
+    out[id] = 2.0f * in[id];
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    with metalgpu.Interface(backend="cpu") as interface:
+        interface.load_shader_from_string(SOURCE)
+        yield interface
+
+
+def check_still_usable(gpu):
+    data = gpu.array_to_buffer(np.arange(1 << 16, dtype=np.float32))
+    out = gpu.create_buffer(1 << 16, "float")
+    gpu.run_function(1 << 16, [data, out], function_name="twice")
+    np.testing.assert_array_equal(out.contents, 2 * np.arange(1 << 16, dtype=np.float32))
+
+
+@pytest.mark.parametrize("kernel, grid", [("spin", 1), ("spin", 1 << 16), ("spin_at_barrier", 64)])
+def test_a_timeout_stops_an_endless_kernel(gpu, kernel, grid):
+    stop = gpu.create_buffer(1, "uint")
+    out = gpu.create_buffer(grid, "uint")
+    started = time.monotonic()
+    with pytest.raises(metalgpu.DispatchError, match=f"'{kernel}' ran longer than its timeout of 0.5 s"):
+        gpu.run_function(grid, [stop, out], function_name=kernel, timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 3
+    check_still_usable(gpu)
+
+
+def test_the_interface_default_timeout_and_an_asynchronous_dispatch():
+    with metalgpu.Interface(backend="cpu", timeout=0.3) as gpu:
+        gpu.load_shader_from_string(SOURCE)
+        stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1, "uint")
+        dispatch = gpu.run_function(1, [stop, out], function_name="spin", wait_for_completion=False)
+        with pytest.raises(metalgpu.DispatchError, match="timeout of 0.3 s"):
+            dispatch.wait()
+        stop.contents[0] = 1  # now it ends by itself
+        gpu.run_function(1, [stop, out], function_name="spin")
+        assert out.contents[0] == 0
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "1", True])
+def test_a_bad_timeout_is_an_argument_error(gpu, timeout):
+    with pytest.raises(metalgpu.ArgumentError, match="timeout"):
+        gpu.run_function(1, [gpu.create_buffer(1, "uint"), gpu.create_buffer(1, "uint")], function_name="spin",
+                         timeout=timeout)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+@pytest.mark.parametrize("kernel, grid", [("spin", 1), ("spin", 1 << 16), ("spin_at_barrier", 64)])
+def test_ctrl_c_stops_a_synchronous_dispatch(gpu, kernel, grid):
+    stop = gpu.create_buffer(1, "uint")
+    out = gpu.create_buffer(grid, "uint")
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gpu.run_function(grid, [stop, out], function_name=kernel)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 1.5  # 0.3 s until the signal, then a fraction of a second
+    check_still_usable(gpu)
+
+
+EXIT_SCRIPT = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import metalgpu
+    from test_cpu_interrupt import SOURCE
+
+    gpu = metalgpu.Interface(backend="cpu")
+    gpu.load_shader_from_string(SOURCE)
+    stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
+    gpu.run_function(1 << 16, [stop, out], function_name="spin", wait_for_completion=False)
+    print("EXITING", flush=True)
+''')
+
+
+def test_a_hung_asynchronous_dispatch_is_abandoned_at_exit(tmp_path, monkeypatch):
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(script), str(REPO_ROOT / "tests")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "EXITING" in result.stdout
+    assert "were abandoned" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(gpu):
+    stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
+    running = gpu.run_function(1 << 16, [stop, out], function_name="spin", wait_for_completion=False)
+    queued = gpu.run_function(1, [stop, out], function_name="spin", wait_for_completion=False)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gpu.synchronize()
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(metalgpu.DispatchError, match="interrupted"):
+        running.wait()
+    with pytest.raises(metalgpu.DispatchError, match="before it ran"):
+        queued.wait()
+    check_still_usable(gpu)
+
+
+def test_timeouts_work_with_the_runner_loaded_twice_from_two_cache_folders(gpu, tmp_path, monkeypatch):
+    # Each cache folder builds its own copy of the native runner, with its own signal handlers: the copy loaded
+    # last must pass on what belongs to the other.
+    monkeypatch.setenv("METALGPU_CACHE_DIR", str(tmp_path))
+    with metalgpu.Interface(backend="cpu") as other:
+        other.load_shader_from_string(SOURCE)
+        stop, out = other.create_buffer(1, "uint"), other.create_buffer(1 << 16, "uint")
+        with pytest.raises(metalgpu.DispatchError, match="timeout"):
+            other.run_function(1 << 16, [stop, out], function_name="spin", timeout=0.2)
+        for interface in (gpu, other):
+            stop, out = interface.create_buffer(1, "uint"), interface.create_buffer(1 << 16, "uint")
+            started = time.monotonic()
+            with pytest.raises(metalgpu.DispatchError, match="timeout"):
+                interface.run_function(1 << 16, [stop, out], function_name="spin", timeout=0.3)
+            assert time.monotonic() - started < 3
+            check_still_usable(interface)
