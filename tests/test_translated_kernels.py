@@ -136,3 +136,11 @@ def test_a_kernels_c_named_function_called_with_a_half_takes_the_float_overload(
     iface.run_function(64, [iface.array_to_buffer(x), out])
     expected = (np.log(np.float32(1) + x.astype(np.float32)) + np.float32(100)).astype(np.float16)
     np.testing.assert_allclose(out.contents.astype(np.float32), expected.astype(np.float32), rtol=1e-3)
+
+
+def test_a_kernels_c_named_function_template_takes_the_half_as_it_is(iface):
+    load_kernel(iface, "c_named_overloads.metal", "half_erf_template")
+    x = np.linspace(-3.0, 3.0, 64).astype(np.float16)
+    out = iface.create_buffer(64, "half")
+    iface.run_function(64, [iface.array_to_buffer(x), out])
+    np.testing.assert_array_equal(out.contents, x * np.float16(2))  # exact: doubling a half

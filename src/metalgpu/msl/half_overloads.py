@@ -30,9 +30,14 @@ def c_names() -> frozenset[str]:
 
 def half_overloads(tokens: list[Token], declarations: list[Declaration]) -> str:
     """The C++ to put after the kernel's code on CUDA (empty when the kernel declares none of the names)."""
-    names = sorted({tokens[d.name[0]].text for d in declarations
-                    if d.kind == "function" and not d.in_class and not d.scope and d.name is not None
-                    and d.name[1] - d.name[0] == 1 and tokens[d.name[0]].text in c_names()})
+    plain, templates = set(), set()
+    for d in declarations:
+        if d.kind == "function" and not d.in_class and not d.scope and d.name is not None \
+                and d.name[1] - d.name[0] == 1 and tokens[d.name[0]].text in c_names():
+            (templates if d.templates else plain).add(tokens[d.name[0]].text)
+    # a function template of the name (candle's `template <typename T> T erf(T)`) takes a half exactly already,
+    # and would tie with the helper
+    names = sorted(plain - templates)
     if not names:
         return ""
     # the float type spelled through H, so that a call with no float overload is a substitution failure
