@@ -23,8 +23,13 @@ kernel void half_log1p(device const half* in [[buffer(0)]], device half* out [[b
 
 // A library's own function template of such a name (candle's erf) takes the half as it is.
 template <typename T> T erf(T x) { return x * T(2); }
+inline float erf(float x) { return x * 3.0f; }  // a plain overload beside it
+
+struct ErfOp {
+    template <typename T> T operator()(T x) { return erf(x); }
+};
 
 kernel void half_erf_template(device const half* in [[buffer(0)]], device half* out [[buffer(1)]],
                               uint i [[thread_position_in_grid]]) {
-    out[i] = erf(in[i]);
+    out[i] = ErfOp{}(in[i]);
 }
