@@ -1,5 +1,6 @@
-"""Memory safety of the cpu backend without debug=True: an access past a buffer's end, past the threadgroup memory
-given, or past a thread's stack raises DispatchError naming the kernel and reaches no other memory; buffers keep
+"""Memory safety of the cpu backend without debug=True: a write past a buffer's end (a read there gives zeros, as
+production kernels need), an access past the threadgroup memory given, or past a thread's stack raises
+DispatchError naming the kernel and reaches no other memory; buffers keep
 their alignment; many live buffers stay within the process's mapping limit."""
 from __future__ import annotations
 
@@ -80,13 +81,29 @@ def test_a_write_past_the_end_raises_and_reaches_no_other_buffer(gpu, extra):
     check_still_usable(gpu)
 
 
-def test_a_read_past_the_end_raises(gpu):
-    data = gpu.array_to_buffer(np.arange(256, dtype=np.float32))
+def test_a_read_within_a_page_past_the_end_gives_zeros_and_reaches_no_other_buffer(gpu):
+    """Production kernels read past the ends of their operands and discard what they read (MLX's steel GEMM loads
+    whole tiles at a matrix's edge), which Apple's GPUs allow: the page after a buffer reads as zeros. A read
+    cannot harm other memory; writes there fault (above), and debug=True faults on reads too (below)."""
+    neighbour = gpu.array_to_buffer(np.full(1024, 5, dtype=np.float32))
+    data = gpu.array_to_buffer(np.arange(256, dtype=np.float32) + 1)
     out = gpu.create_buffer(256, "float")
-    with pytest.raises(metalgpu.DispatchError, match="read_past"):
-        gpu.run_function(256, [data, out, 256], function_name="read_past")
+    gpu.run_function(256, [data, out, 256], function_name="read_past")  # 1 KiB past a 1 KiB buffer
+    np.testing.assert_array_equal(out.contents, np.zeros(256, dtype=np.float32))
     gpu.run_function(256, [data, out, 0], function_name="read_past")  # in bounds: the same kernel works
-    np.testing.assert_array_equal(out.contents, np.arange(256, dtype=np.float32))
+    np.testing.assert_array_equal(out.contents, np.arange(256, dtype=np.float32) + 1)
+    np.testing.assert_array_equal(neighbour.contents, np.full(1024, 5, dtype=np.float32))
+
+
+def test_with_debug_a_read_past_the_end_raises_naming_the_parameter():
+    with metalgpu.Interface(backend="cpu", debug=True) as gpu:
+        gpu.load_shader_from_string(SOURCE)
+        data = gpu.array_to_buffer(np.arange(256, dtype=np.float32))
+        out = gpu.create_buffer(256, "float")
+        with pytest.raises(metalgpu.DispatchError, match="read_past.*'data'"):
+            gpu.run_function(256, [data, out, 256], function_name="read_past")
+        gpu.run_function(256, [data, out, 0], function_name="read_past")
+        np.testing.assert_array_equal(out.contents, np.arange(256, dtype=np.float32))
 
 
 @pytest.mark.parametrize("count", [1, 3, 5, 16, 100, 1024, 1025, 100_000])

@@ -1,9 +1,12 @@
 """Buffer memory of the CPU backend, placed so that a kernel reading or writing past a buffer's end faults (and the
 fault guard reports a DispatchError) instead of reaching other memory.
 
-- Each buffer has a mapping of its own whose data ends where an inaccessible page begins. The start is 16-byte
-  aligned (what Metal's vector types need), so the end lies within 15 bytes of the guard page: an access up to a
-  page past the end faults, and one inside those few bytes of padding reaches nothing else. A buffer whose size
+- Each buffer has a mapping of its own whose data ends where a guard page begins. The start is 16-byte aligned
+  (what Metal's vector types need), so the end lies within 15 bytes of the guard page: a write up to a page past
+  the end faults, and one inside those few bytes of padding reaches nothing else. The guard page reads as zeros:
+  production kernels read past the ends of their operands and discard what they read (MLX's steel GEMM,
+  convolutions and quantised products load whole tiles at a matrix's edge), which Apple's GPUs allow; a read
+  cannot harm other memory, a write could. A buffer whose size
   is a multiple of 64 starts on a cache line. With ``debug=True`` the end is exact and a second guard page
   precedes the data, so an access just before the start faults too, and the fault names the buffer.
 - Mappings are a process-wide resource (``vm.max_map_count``, 65530 by default on Linux) that numpy, the loaded
@@ -47,8 +50,9 @@ def _mapping_limit() -> int:
 
 
 def _guarded_mapping(data_bytes: int, leading_guard: bool) -> tuple[mmap.mmap, int, int]:
-    """An anonymous mapping of ``data_bytes`` (rounded up to pages) followed by an inaccessible page, and preceded
-    by one if ``leading_guard``. Returns the mapping, its address and the address of the trailing guard page."""
+    """An anonymous mapping of ``data_bytes`` (rounded up to pages) followed by a guard page, and preceded by an
+    inaccessible one if ``leading_guard`` (debug). The trailing guard can be read (zeros) but not written, unless
+    ``leading_guard``: then it is inaccessible. Returns the mapping, its address and the trailing guard's."""
     data_pages = -(-data_bytes // PAGE)
     lead = PAGE if leading_guard else 0
     try:
@@ -64,8 +68,9 @@ def _guarded_mapping(data_bytes: int, leading_guard: bool) -> tuple[mmap.mmap, i
         # as numpy does for its large arrays: with transparent huge pages "on request" (a common default), a
         # streaming kernel over 4 KiB pages spends much of its time on TLB misses
         mapping.madvise(mmap.MADV_HUGEPAGE, 0, lead + data_pages * PAGE)
-    for guard in ((base, end_guard) if leading_guard else (end_guard,)):
-        if _libc.mprotect(guard, PAGE, 0) != 0:
+    guards = ((base, 0), (end_guard, 0)) if leading_guard else ((end_guard, mmap.PROT_READ),)
+    for guard, protection in guards:
+        if _libc.mprotect(guard, PAGE, protection) != 0:
             raise OutOfMemoryError(f"cannot protect a guard page: errno {ctypes.get_errno()}")
     return mapping, base, end_guard
 
