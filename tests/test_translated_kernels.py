@@ -144,3 +144,14 @@ def test_a_kernels_c_named_function_template_takes_the_half_as_it_is(iface):
     out = iface.create_buffer(64, "half")
     iface.run_function(64, [iface.array_to_buffer(x), out])
     np.testing.assert_array_equal(out.contents, x * np.float16(2))  # exact: doubling a half
+
+
+def test_overloaded_kernel_templates_are_told_apart_by_their_template_arguments(iface):
+    load_kernel(iface, "overloaded_kernel_templates.metal", "scaled_three")
+    out = iface.create_buffer(16, "float")
+    iface.run_function(16, [out])
+    np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32) * 3 + 4)  # + sizeof(int)
+    out, other = iface.create_buffer(16, "float"), iface.create_buffer(16, "float")
+    iface.run_function(16, [out, other], "scaled_two")
+    np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32) * 5)
+    np.testing.assert_array_equal(other.contents, np.ones(16, dtype=np.float32))

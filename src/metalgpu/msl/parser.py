@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from ..errors import ShaderCompileError, SourcePos
 from .constexpr import NamedConstants, evaluate
 from .lexer import IDENT, STRING, Token
-from .walker import Attribute, TokenWalker, spell
+from .walker import Attribute, TokenWalker, spell, takes_arguments
 
 BUILTINS = frozenset("""
     thread_position_in_grid thread_position_in_threadgroup thread_index_in_threadgroup
@@ -125,10 +125,8 @@ class _Template:
 
 
 def parse(tokens: list[Token], sources: dict[str, str] | None = None) -> Program:
-    """Read the kernels and function constants of a preprocessed translation unit.
-
-    ``sources`` (``{file: text}``, as the preprocessor returns it) only adds source lines to errors.
-    """
+    """Read the kernels and function constants of a preprocessed translation unit; ``sources`` (``{file: text}``,
+    as the preprocessor returns it) only adds source lines to errors."""
     return _Parser(tokens, sources or {}).run()
 
 
@@ -295,11 +293,13 @@ class _Parser(TokenWalker):
         self.templates.setdefault(head.name.text, []).append(
             _Template(head.params, body, head.is_kernel, template_params, head.attributes))
 
-    def _find_template(self, name: str, param_count: int | None) -> _Template | None:
+    def _find_template(self, name: str, param_count: int | None, arguments: str | None) -> _Template | None:
         candidates = self.templates.get(name, [])
         kernels = [t for t in candidates if t.is_kernel] or candidates
         if param_count is not None:
             kernels = [t for t in kernels if len(self._split_params(t.params)) == param_count] or kernels
+        if arguments is not None:
+            kernels = [t for t in kernels if takes_arguments(t.template_params, arguments)] or kernels
         return kernels[-1] if kernels else None
 
     def _instantiation(self, start: int, end: int, span: tuple[int, int]) -> None:
@@ -307,7 +307,7 @@ class _Parser(TokenWalker):
         if head is None:
             return
         param_count = None if head.params is None else len(self._split_params(head.params))
-        template = self._find_template(head.name.text, param_count)
+        template = self._find_template(head.name.text, param_count, head.template_args)
         if not head.is_kernel and not (template and template.is_kernel):
             return  # an instantiation of some helper function
         label = head.qualified + (f"<{head.template_args}>" if head.template_args is not None else "")

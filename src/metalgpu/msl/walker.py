@@ -37,6 +37,40 @@ def _glued(previous: Token, tok: Token) -> bool:
     return tok.text == "<" and previous.kind == IDENT  # a template argument list
 
 
+def top_level_items(text: str) -> list[str]:
+    """The comma-separated items of a spelled template parameter or argument list, outside any brackets."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "(<[{"
+        depth -= ch in ")>]}"
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+_TYPE_WORDS = frozenset("bool char uchar short ushort int uint long ulong half bfloat float double void size_t "
+                        "int8_t uint8_t int16_t uint16_t int32_t uint32_t int64_t uint64_t".split())
+
+
+def takes_arguments(template_params: str, arguments: str) -> bool:
+    """Whether a template with the spelled parameter list can take the spelled arguments: as many as it has
+    parameters (defaults and packs counted), and no number for a type parameter nor a built-in type for a value
+    parameter. Overloaded kernel templates (MLX's block_masked_gemm) are told apart by it."""
+    params, args = top_level_items(template_params), top_level_items(arguments)
+    if any("..." in p for p in params):
+        return len(args) >= len(params) - 1
+    if not sum("=" not in p for p in params) <= len(args) <= len(params):
+        return False
+    for param, arg in zip(params, args):
+        takes_type = param.split()[0] in ("typename", "class")
+        is_number = arg[:1].isdigit() or arg in ("true", "false")
+        if (takes_type and is_number) or (not takes_type and param.split()[0] != "template" and arg in _TYPE_WORDS):
+            return False
+    return True
+
+
 class TokenWalker:
     """Index-based access to a token list whose brackets are matched up front (``self.match``)."""
 
