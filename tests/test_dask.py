@@ -96,8 +96,11 @@ RNG = np.random.default_rng(18)
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes of one thread each; they inherit the session's compile cache folder."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=40)
+    yield from _client_of(distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None, silence_logs=40))
+
+
+def _client_of(cluster):
     client = distributed.Client(cluster, set_as_default=False)
     try:
         yield client
@@ -106,13 +109,18 @@ def client():
         cluster.close()
 
 
+def _computer(request, client_fixture: str):
+    """Compute Dask collections with the threaded scheduler, or with the cluster of ``client_fixture``."""
+    if request.param == "threads":
+        return lambda *collections: dask.compute(*collections, scheduler="threads")
+    client = request.getfixturevalue(client_fixture)
+    return lambda *collections: client.compute(list(collections), sync=True)
+
+
 @pytest.fixture(params=["threads", "cluster"])
 def compute(request):
     """Compute Dask collections with the threaded scheduler, or with the LocalCluster."""
-    if request.param == "threads":
-        return lambda *collections: dask.compute(*collections, scheduler="threads")
-    client = request.getfixturevalue("client")
-    return lambda *collections: client.compute(list(collections), sync=True)
+    return _computer(request, "client")
 
 
 def test_elementwise_kernel_over_a_chunked_array(compute, backend):
@@ -384,22 +392,13 @@ def _cupy():
 def cuda_client():
     _cupy()
     dask_cuda = pytest.importorskip("dask_cuda", reason="LocalCUDACluster needs dask-cuda")
-    cluster = dask_cuda.LocalCUDACluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                                         silence_logs=40)
-    client = distributed.Client(cluster, set_as_default=False)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+    yield from _client_of(dask_cuda.LocalCUDACluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                                     silence_logs=40))
 
 
 @pytest.fixture(params=["threads", "LocalCUDACluster"])
 def compute_on_gpu(request):
-    if request.param == "threads":
-        return lambda *collections: dask.compute(*collections, scheduler="threads")
-    client = request.getfixturevalue("cuda_client")
-    return lambda *collections: client.compute(list(collections), sync=True)
+    return _computer(request, "cuda_client")
 
 
 def test_cupy_blocks_are_used_in_place_on_cuda(compute_on_gpu):

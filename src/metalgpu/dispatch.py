@@ -73,6 +73,19 @@ class Allocation(ABC):
     def free(self) -> None: ...
 
 
+class ArrayAllocation(Allocation):
+    """A host array's own memory, bound in place (a numpy array on the cpu backend); kept alive with this."""
+
+    def __init__(self, array: np.ndarray):
+        self._array = array
+        self.host = array.reshape(-1).view(np.uint8)
+        self.address = array.ctypes.data
+        self.nbytes = array.nbytes
+
+    def free(self) -> None:
+        self._array = self.host = None
+
+
 class KernelSignature(Protocol):
     """What a plan needs to know of a kernel (library.Function has it)."""
 

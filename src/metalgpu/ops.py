@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backends.base import Allocation
+from .dispatch import ArrayAllocation
 from .errors import ArgumentError
 from .library import Library
 from .types import metal_type_of_array, resolve_type
@@ -106,19 +106,6 @@ exp, exp2, log, log2, log10 = (unary_function(n) for n in ("exp", "exp2", "log",
 abs, floor, ceil, round, trunc = (unary_function(n) for n in ("abs", "floor", "ceil", "round", "trunc"))
 
 
-class _ExternalAllocation(Allocation):
-    """Memory owned by another library's array; kept alive as long as the buffer."""
-
-    def __init__(self, array: np.ndarray):
-        self._array = array
-        self.host = array.reshape(-1).view(np.uint8)
-        self.address = array.ctypes.data
-        self.nbytes = array.nbytes
-
-    def free(self) -> None:
-        self._array = self.host = None
-
-
 _default_interfaces: dict[str, "Interface"] = {}
 
 
@@ -138,5 +125,5 @@ def from_dlpack(obj: Any, interface: "Interface | None" = None) -> "Buffer":
         interface = _default_interfaces.get("cpu") or _default_interfaces.setdefault("cpu", Interface("cpu"))
     mtype = metal_type_of_array(array)
     count = array.size if mtype.lanes == 1 else array.shape[0]
-    return Buffer(interface, _ExternalAllocation(array), mtype, count, "shared",
+    return Buffer(interface, ArrayAllocation(array), mtype, count, "shared",
                   array.shape if array.ndim > 1 and mtype.lanes == 1 else None)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..buffer import Buffer
-from ..dispatch import Allocation
+from ..dispatch import Allocation, ArrayAllocation
 from ..errors import ArgumentError, MetalError
 from ..interface import Interface
 from ..library import Function, Library
@@ -41,19 +41,6 @@ class BlockCall:
     threads_per_threadgroup: Any = None          # the same
     grid_dimensions: int = 1                     # of the default grid (kernel.grid_dimensions)
     output_size: Any = None                      # None: outputs take the block's shape; else elements (or callable)
-
-
-class _HostArrayAllocation(Allocation):
-    """A numpy chunk's own memory, bound in place (cpu backend); the array lives as long as this."""
-
-    def __init__(self, array: np.ndarray):
-        self._array = array
-        self.host = array.reshape(-1).view(np.uint8)
-        self.address = array.ctypes.data
-        self.nbytes = array.nbytes
-
-    def free(self) -> None:
-        self._array = self.host = None
 
 
 class _DeviceArrayAllocation(Allocation):
@@ -162,7 +149,7 @@ class WorkerDevice:
         array = np.asarray(chunk)
         count = array.nbytes // mtype.itemsize
         if self._in_place and array.flags.c_contiguous and array.ctypes.data % IN_PLACE_ALIGNMENT == 0:
-            return Buffer(self.interface, _HostArrayAllocation(array), mtype, count, "shared")
+            return Buffer(self.interface, ArrayAllocation(array), mtype, count, "shared")
         buffer = self.interface.create_buffer(count, mtype)
         buffer.write(np.ascontiguousarray(array).view(mtype.scalar_dtype).reshape(-1))
         temporary.append(buffer)
@@ -179,7 +166,7 @@ class WorkerDevice:
             return Buffer(self.interface, allocation, resolve_type(dtype), count, "private"), array
         if self._in_place:  # a numpy array the kernel writes in place, returned as the block
             array = np.zeros(shape, dtype) if initial is None else np.array(initial, dtype=dtype, order="C")
-            return Buffer(self.interface, _HostArrayAllocation(array), resolve_type(dtype), count, "shared"), array
+            return Buffer(self.interface, ArrayAllocation(array), resolve_type(dtype), count, "shared"), array
         buffer = self.interface.create_buffer(count, dtype)
         buffer.write(np.zeros(count, dtype) if initial is None else np.asarray(initial, dtype=dtype).reshape(-1))
         return buffer, None

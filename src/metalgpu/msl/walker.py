@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import ShaderCompileError, SourcePos, source_line
 from .lexer import IDENT, Token
+from .outline import angle_start, skip_angles
 
 
 @dataclass(frozen=True)
@@ -111,37 +112,11 @@ class TokenWalker:
 
     def _skip_angles(self, i: int, end: int) -> int:
         """From the ``<`` at ``i``, the index after its closing ``>`` (or ``end``)."""
-        depth = 0
-        while i < end:
-            text = self.tokens[i].text
-            if text in ("(", "[", "{"):
-                i = self.match[i]
-            elif text == "<":
-                depth += 1
-            elif text in (">", ">>"):
-                depth -= len(text)
-                if depth <= 0:
-                    return i + 1
-            elif text == ";":
-                return i
-            i += 1
-        return end
+        return skip_angles(self.tokens, self.match, i, end)
 
     def _angle_start(self, i: int) -> int:
         """From the ``>`` at ``i``, walking back, the index of its ``<`` (-1 if none)."""
-        depth = 0
-        while i >= 0:
-            text = self.tokens[i].text
-            if text in (")", "]"):
-                i = self.match[i]
-            elif text in (">", ">>"):
-                depth += len(text)
-            elif text == "<":
-                depth -= 1
-                if depth <= 0:
-                    return i
-            i -= 1
-        return -1
+        return angle_start(self.tokens, self.match, i)
 
     def _attributes(self, i: int) -> tuple[Attribute, ...]:
         """The items of the ``[[ ... ]]`` whose first ``[`` is at ``i``."""
