@@ -49,10 +49,15 @@ def test_kernel_compiles_with_bounds_checks(path):
 
 @pytest.mark.parametrize("name", ["simd_source", "DIVERGENT", "FAULTING"])
 def test_cooperative_test_kernels_compile_for_cuda(tmp_path, name):
-    # the SIMD-group and quad-group kernels that tests/test_cooperative.py generates, over every type it tests
+    # the cooperative kernels of tests/test_cooperative.py, and the SIMD-group and quad-group kernels that
+    # tests/test_simdgroup_functions.py generates over every type it tests
     import test_cooperative
+    import test_simdgroup_functions
 
-    source = test_cooperative._simd_source() if name == "simd_source" else getattr(test_cooperative, name)
+    if name == "simd_source":
+        source = test_simdgroup_functions._simd_source()
+    else:
+        source = getattr(test_simdgroup_functions if name == "DIVERGENT" else test_cooperative, name)
     shader = tmp_path / f"{name}.metal"
     shader.write_text(source)
     translation, _ = cuda_source(shader)
