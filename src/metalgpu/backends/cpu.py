@@ -106,7 +106,8 @@ class CpuBackend(Backend):
                                           f"{failure.log}") from None
         # One copy per process, whichever cache folder built it: its signal handlers, watchdog and fiber stacks
         # are process-wide (copies from several cache folders would each install handlers and hook Ctrl-C).
-        # RTLD_GLOBAL: kernel modules take their fiber stacks from it (mg_fiber_stacks, metal/_fibers_cpu.h).
+        # RTLD_GLOBAL: kernel modules take their fiber stacks and threadgroup arenas from it (weak references:
+        # mg_fiber_stacks, mg_threadgroup_arenas).
         global _NATIVE
         with _NATIVE_LOCK:
             if _NATIVE is None:
