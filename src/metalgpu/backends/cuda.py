@@ -250,7 +250,8 @@ class CudaBackend(Backend):
     def _pack(self, plan: LaunchPlan, module: CudaModule, kernel: int) -> CudaLaunch:
         """The launch of a plan, built once: a plan without constants is reused by later dispatches."""
         return pack_launch(plan, module.functions[kernel], module.launch_layouts[kernel],
-                           module.groups_per_block[kernel], self.stream, self.resident_threads, self._constant_copy)
+                           module.groups_per_block[kernel], module.static_shared[kernel], self.stream,
+                           self.resident_threads, self._constant_copy)
 
     def _constant_copy(self, data: np.ndarray) -> int:
         """A device copy of a constant argument, in the stream (freed after the launch by _free_after_launch)."""
