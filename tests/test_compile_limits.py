@@ -40,6 +40,14 @@ def test_expansion_limit_is_raised_by_its_variable(monkeypatch):
     assert len(preprocess(bomb(2), "bomb.metal").tokens) == 1000 + 7  # with int first; int a = ... ;
 
 
+def test_a_long_source_is_not_one_macros_expansion(monkeypatch):
+    """The per-macro limit is for what macros make: a source with more tokens of its own than that limit, and no
+    macro at all, is within the whole-source budget and preprocesses."""
+    monkeypatch.setenv("METALGPU_MAX_EXPANSION", "1000")
+    source = "float f(float x) { return " + " + ".join(["x"] * 1500) + "; }\n"  # 3,009 tokens
+    assert len(preprocess(source, "long.metal").tokens) == 3009
+
+
 def test_whole_source_token_budget(monkeypatch):
     source = "#define PAIR x x\n" + "PAIR\n" * 600  # 1,200 tokens made by macros, each use well under the limit
     monkeypatch.setenv("METALGPU_MAX_TOKENS", "1500")

@@ -128,13 +128,14 @@ class _Preprocessor:
         self.expanding = 0  # nested calls of expand()
         self.expansion_base = self.tokens_left  # tokens_left before the current macro of the source expanded
 
-    def spend(self, count: int, where: Token) -> None:
-        """Count ``count`` more tokens made at ``where`` against the token budgets: one for the whole source and
-        one for each macro of the source with what it expands to (a macro bomb is found before it has grown)."""
+    def spend(self, count: int, where: Token, expanded: bool = True) -> None:
+        """Count ``count`` more tokens made at ``where`` against the token budgets: one for the whole source and,
+        when ``expanded``, one for each macro of the source with what it expands to (a macro bomb is found before
+        it has grown)."""
         self.tokens_left -= count
         if self.tokens_left < 0:
             raise _error(self, where, MAX_TOKENS.exceeded("the shader with its includes and macro expansions"))
-        if self.expansion_base - self.tokens_left > self.max_expansion:
+        if expanded and self.expansion_base - self.tokens_left > self.max_expansion:
             raise _error(self, where, MAX_EXPANSION.exceeded("this macro's expansion"))
 
     def warn(self, tok: Token, message: str) -> None:
@@ -164,7 +165,7 @@ class _Preprocessor:
 
     def run_file(self, tokens: list[Token], filename: str, depth: int) -> None:
         if tokens:  # a file read counts as at least FILE_COST tokens: a header read a million times is a bomb too
-            self.spend(max(len(tokens), FILE_COST), tokens[0])
+            self.spend(max(len(tokens), FILE_COST), tokens[0], expanded=False)  # a file's text is no macro's
             self.expansion_base = self.tokens_left
         conditions: list[list] = []  # [active, some_branch_taken, seen_else, opening token]
         i, n = 0, len(tokens)
