@@ -23,10 +23,10 @@ def bomb(levels: int) -> str:
 
 
 def test_macro_bomb_fails_fast_at_its_use():
-    started = time.perf_counter()
+    """10**13 tokens from one name: stopped by METALGPU_MAX_EXPANSION once 500,000 are made (about a second; the
+    benchmarks time it, not this test)."""
     with pytest.raises(ShaderCompileError) as info:
         preprocess(bomb(12), "bomb.metal")
-    assert time.perf_counter() - started < 5.0  # about a second: the expansion stops at METALGPU_MAX_EXPANSION
     error = info.value
     assert (error.pos.line, error.pos.column) == (15, 11)
     assert "500000 tokens from one macro" in str(error) and "METALGPU_MAX_EXPANSION" in str(error)
