@@ -59,7 +59,7 @@ template [[host_name("product_half_bfloat")]] kernel void product<half, bfloat, 
 
 // Eight 8x8 results (out[slot * 64 + row * 8 + column]) around thread_elements(), each lane writing its two
 // elements where Apple's layout formula puts them (slots 0, 1, 6) or stored by simdgroup_store.
-template <typename T> void put(device T* out, uint slot, const simdgroup_matrix<T, 8, 8>& m, ushort lane) {
+template <typename P, typename T> void put(P out, uint slot, const simdgroup_matrix<T, 8, 8>& m, ushort lane) {
     const uint row = (lane / 16) * 4 + (lane / 2) % 4, column = ((lane / 8) % 2) * 4 + (lane % 2) * 2;
     for (uint k = 0; k < 2; ++k) out[slot * 64 + row * 8 + column + k] = m.thread_elements()[k];
 }
