@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .backends import open_backend
-from .backends.base import CompileOptions
+from .backends.base import SIMDGROUP_FLOAT_MODES, CompileOptions
 from .buffer import Buffer
 from .cache import CompileCache
 from .dispatch import Dispatch, PlanCache, build_plan
@@ -27,18 +27,23 @@ class Interface:
     own (the cpu backend; a GPU kernel cannot be stopped, see docs/api.md).
 
     The current function (set_function) is state of the Interface, shared by every thread that uses it; threads
-    that dispatch different kernels through one Interface name them: ``run_function(..., function_name=)``."""
+    that dispatch different kernels through one Interface name them: ``run_function(..., function_name=)``.
+
+    ``simdgroup_float`` (or ``$METALGPU_SIMDGROUP_FLOAT``): how float SIMD-group matrix products run on CUDA tensor
+    cores: "3xtf32" (the default: float accuracy), "tf32" (faster, 11 significant bits) or "exact" (warp
+    shuffles, no tensor cores); see docs/differences.md."""
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False,
-                 timeout: float | None = None):
+                 timeout: float | None = None, simdgroup_float: str | None = None):
         self.timeout = _check_timeout(timeout)
+        simdgroup_float = _simdgroup_float_mode(simdgroup_float)
         if backend is not None and not isinstance(backend, str):
             raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
                                 f"{type(backend).__name__}")
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
         self._backend = open_backend(backend, device, self._cache, self.debug)
-        self._options = CompileOptions(debug=self.debug)
+        self._options = CompileOptions(debug=self.debug, simdgroup_float=simdgroup_float)
         self._library: Library | None = None
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
@@ -298,6 +303,16 @@ def _as_array(values: Any, what: str) -> np.ndarray:
 def _is_struct_value(value: Any) -> bool:
     """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
     return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))
+
+
+def _simdgroup_float_mode(mode: Any) -> str:
+    """The simdgroup_float option: the argument, else $METALGPU_SIMDGROUP_FLOAT, else "3xtf32"."""
+    if mode is None:
+        mode = os.environ.get("METALGPU_SIMDGROUP_FLOAT", "").strip().lower() or "3xtf32"
+    if not isinstance(mode, str) or mode not in SIMDGROUP_FLOAT_MODES:
+        raise ArgumentError(f"simdgroup_float must be one of {', '.join(map(repr, SIMDGROUP_FLOAT_MODES))} (or "
+                            f"$METALGPU_SIMDGROUP_FLOAT), not {mode!r}")
+    return mode
 
 
 def _check_timeout(timeout: Any) -> float | None:

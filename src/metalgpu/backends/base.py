@@ -17,12 +17,19 @@ from ..msl.abi import BindingInfo
 __all__ = ["Allocation", "Backend", "BindingInfo", "CompileOptions", "Compiler", "CompilerFailed", "Module"]
 
 
+# How float SIMD-group matrix products run on CUDA tensor cores (the header's MG_SIMDGROUP_FLOAT): "3xtf32" splits
+# each float into two TF32 parts (float accuracy), "tf32" keeps one (11 significant bits), "exact" keeps them on
+# warp shuffles. half and bfloat products use tensor cores in every mode.
+SIMDGROUP_FLOAT_MODES = {"exact": 0, "tf32": 1, "3xtf32": 3}
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     """Everything besides the source that changes a compiled module."""
 
     debug: bool = False
     fast_math: bool = True
+    simdgroup_float: str = "3xtf32"  # a key of SIMDGROUP_FLOAT_MODES
 
 
 class Compiler(ABC):
