@@ -124,12 +124,12 @@ class ShaderCompileError(MetalError):
         >>> gpu = metalgpu.Interface()
         >>> try:
         ...     gpu.load_shader_from_str('''kernel void k(device float* x [[buffer(0)]]) {
-        ...     x[0] = 1.0f
+        ...     x[0] = missing;
         ... }''')
         ... except metalgpu.ShaderCompileError as error:
         ...     first = error.diagnostics[0]
-        >>> first.pos.line, first.severity
-        (2, 'error')
+        >>> first.pos.line, first.pos.column, first.severity
+        (2, 12, 'error')
     """
 
     def __init__(self, diagnostics: list[Diagnostic], *, log: str = "", backend: str = "",
