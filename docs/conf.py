@@ -23,6 +23,7 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"  # types go beside the parameters, the signature stays readable
+autodoc_typehints_description_target = "documented"  # no "Return type: None" under every method
 autodoc_default_options = {"members": True, "undoc-members": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -32,7 +33,6 @@ napoleon_use_ivar = True  # a dataclass's Attributes section, beside the fields 
 html_theme = "furo"
 html_title = f"metalgpu {release}"
 html_static_path = ["_static"]
-pygments_style = "sphinx"
 
 
 def setup(app):

@@ -477,8 +477,9 @@ class Dispatch:
 
     @property
     def gpu_time(self) -> float | None:
-        """The seconds the kernel ran, once it is done (measured by the backend: events on cuda, the launch
-        on the cpu); None while it runs, or if it faulted."""
+        """The seconds the kernel ran, once it is done, or None while it runs or if it faulted.
+
+        Measured by the backend (CUDA events on cuda, the launch's wall time on the cpu)."""
         if self._future is None:
             return self._seconds
         if not self._future.done() or self._future.exception() is not None:

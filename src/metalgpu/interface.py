@@ -80,7 +80,7 @@ class Interface:
     # -- shaders ---------------------------------------------------------------------------------------------
     @property
     def backend(self) -> str:
-        """The name of the backend this Interface runs on: ``"cuda"`` or ``"cpu"``.
+        """The name of the backend this Interface runs on, ``"cuda"`` or ``"cpu"``.
 
         Example:
             >>> import metalgpu
