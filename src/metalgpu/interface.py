@@ -42,18 +42,13 @@ class Interface:
         ArgumentError: ``backend`` is not a str or None, or ``timeout`` is not a positive number.
 
     Example:
-        >>> import numpy as np
         >>> import metalgpu
         >>> with metalgpu.Interface() as gpu:
-        ...     gpu.load_shader_from_str('''
-        ... #include <metal_stdlib>
-        ... using namespace metal;
-        ... kernel void add(device const float* a [[buffer(0)]], device const float* b [[buffer(1)]],
-        ...                 device float* out [[buffer(2)]], uint i [[thread_position_in_grid]]) {
-        ...     out[i] = a[i] + b[i];
-        ... }''')
+        ...     gpu.load_shader_from_str('''kernel void add(device const float* a [[buffer(0)]],
+        ...         device const float* b [[buffer(1)]], device float* out [[buffer(2)]],
+        ...         uint i [[thread_position_in_grid]]) { out[i] = a[i] + b[i]; }''')
         ...     gpu.set_function("add")
-        ...     a = gpu.array_to_buffer(np.arange(4, dtype=np.float32))
+        ...     a = gpu.array_to_buffer([0.0, 1.0, 2.0, 3.0])     # float32
         ...     out = gpu.create_buffer(4, "float")
         ...     gpu.run_function(4, [a, a, out])
         ...     print(out.contents)
@@ -83,8 +78,7 @@ class Interface:
         """The name of the backend this Interface runs on, ``"cuda"`` or ``"cpu"``.
 
         Example:
-            >>> import metalgpu
-            >>> metalgpu.Interface(backend="cpu").backend
+            >>> import metalgpu; metalgpu.Interface(backend="cpu").backend
             'cpu'
         """
         return self._backend.name
@@ -92,11 +86,9 @@ class Interface:
     def load_shader(self, path: str | os.PathLike, include_dirs: Sequence[str | os.PathLike] = ()) -> None:
         """Compile a ``.metal`` file, replacing the shader loaded before (and the current function).
 
-        ``#include "x.h"`` resolves next to the file and in ``include_dirs``, nowhere else (no absolute paths, no
-        ``..`` out of those folders); ``#include <metal_stdlib>`` is metalgpu's own. A library of up to 16
-        kernels compiles whole now, so its errors surface here; a bigger one (MLX's, ggml's) is parsed now and
-        each kernel compiled when :meth:`set_function` first asks for it. Binaries are cached on disk: loading the
-        same source again, in any process, costs milliseconds.
+        ``#include "x.h"`` resolves next to the file and in ``include_dirs``, nowhere else. A library of up to 16
+        kernels compiles whole now; a bigger one (MLX's, ggml's) is parsed now and each kernel compiled when
+        :meth:`set_function` first asks for it. Binaries are cached on disk for every later load, in any process.
 
         Args:
             path: the shader file (a str or path-like), UTF-8 text.
@@ -108,19 +100,13 @@ class Interface:
             ArgumentError: the file cannot be read, ``path`` is not a path, or an include folder does not exist.
 
         Example:
-            >>> import pathlib, tempfile
-            >>> import metalgpu
-            >>> folder = pathlib.Path(tempfile.mkdtemp())
-            >>> _ = (folder / "scale.metal").write_text('''
-            ... #include <metal_stdlib>
-            ... using namespace metal;
-            ... kernel void scale(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
-            ...     x[i] *= 2.0f;
-            ... }''')
+            >>> import pathlib, tempfile, metalgpu
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "add1.metal"
+            >>> _ = path.write_text("kernel void add1(device int* x, uint i [[thread_position_in_grid]]) { x[i]++; }")
             >>> gpu = metalgpu.Interface()
-            >>> gpu.load_shader(folder / "scale.metal")
+            >>> gpu.load_shader(path)
             >>> gpu.function_names
-            ['scale']
+            ['add1']
         """
         if not isinstance(path, (str, os.PathLike)):
             raise ArgumentError(f"the shader path must be a str or a path, not {type(path).__name__}")
@@ -142,8 +128,8 @@ class Interface:
     def load_shader_from_str(self, source: str) -> None:
         """Compile shader source text, replacing the shader loaded before (and the current function).
 
-        The same as :meth:`load_shader` for text; ``#include "x.h"`` resolves in the working directory.
-        ``load_shader_from_string`` is the same method (the name a later release of the original metalgpu used).
+        As :meth:`load_shader`, for text; ``#include "x.h"`` resolves in the working directory.
+        ``load_shader_from_string`` is the same method (a later release of the original metalgpu's name).
 
         Args:
             source: the Metal Shading Language source.
@@ -156,11 +142,9 @@ class Interface:
         Example:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> try:
-            ...     gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = oops; }")
-            ... except metalgpu.ShaderCompileError as error:
-            ...     print(error.pos.file, error.pos.line)
-            <string> 1
+            >>> gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = oops; }")
+            Traceback (most recent call last):
+            metalgpu.errors.ShaderCompileError: <string>:1:55: error: ...
         """
         if not isinstance(source, str):
             raise ArgumentError(f"shader source must be a str, not {type(source).__name__}")
@@ -180,11 +164,9 @@ class Interface:
         Example:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> gpu.load_shader_from_str('''
-            ... kernel void first(device float* x [[buffer(0)]]) { x[0] = 1.0f; }
-            ... kernel void second(device float* x [[buffer(0)]]) { x[0] = 2.0f; }''')
+            >>> gpu.load_shader_from_str("kernel void one(device int* x) { x[0] = 1; } kernel void two() {}")
             >>> gpu.function_names
-            ['first', 'second']
+            ['one', 'two']
         """
         return self._library.function_names if self._library else []
 
@@ -193,32 +175,26 @@ class Interface:
 
         Args:
             name: the kernel's (host) name, one of :attr:`function_names`.
-            constants: values of the shader's ``[[function_constant(i)]]`` constants, by index or by name
-                (``{0: 4, "use_bias": True}``). Each distinct set of values compiles its own specialised kernel,
-                once; constants not given are undefined (``is_function_constant_defined`` is false).
+            constants: values of ``[[function_constant(i)]]`` constants, by index or name (``{0: 4, "bias":
+                True}``); each set of values compiles its own kernel, once. Constants not given are undefined.
 
         Raises:
             FunctionNotFoundError: no kernel of that name; the message lists the kernels the shader has.
             ArgumentError: ``constants`` is not a dict, or names a constant the shader does not declare.
-            ShaderCompileError: the kernel fails to compile (a big library compiles each kernel here), or
-                exceeds a limit of its own pipeline (more than 32 KiB of threadgroup memory).
+            ShaderCompileError: the kernel fails to compile (a big library's kernels compile here).
             MetalError: no shader is loaded, or the Interface was closed.
 
         Example:
-            >>> import numpy as np
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> gpu.load_shader_from_str('''
-            ... #include <metal_stdlib>
-            ... using namespace metal;
-            ... constant int power [[function_constant(0)]];
-            ... kernel void pow_n(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+            >>> gpu.load_shader_from_str('''constant int power [[function_constant(0)]];
+            ... kernel void pow_n(device float* x, uint i [[thread_position_in_grid]]) {
             ...     float y = 1.0f;
             ...     for (int k = 0; k < power; ++k) y *= x[i];
             ...     x[i] = y;
             ... }''')
             >>> gpu.set_function("pow_n", constants={"power": 3})
-            >>> x = gpu.array_to_buffer(np.array([1, 2, 3], dtype=np.float32))
+            >>> x = gpu.array_to_buffer([1.0, 2.0, 3.0])
             >>> gpu.run_function(3, [x])
             >>> x.contents
             array([ 1.,  8., 27.], dtype=float32)
@@ -239,10 +215,8 @@ class Interface:
 
     def struct_dtype(self, name: str) -> np.dtype:
         """The numpy structured dtype of a struct the loaded shader declares, with Metal's member offsets,
-        padding and size (``float3`` members take 16 bytes, as in Metal).
-
-        ``np.zeros((), dtype)`` makes a value to fill and pass for a ``constant Params&`` parameter; a dict of the
-        fields, passed for such a parameter, is packed through this dtype.
+        padding and size (``float3`` members take 16 bytes, as in Metal). ``np.zeros((), dtype)`` makes a value
+        to pass for a ``constant Params&`` parameter; a dict of the fields passed there is packed through it.
 
         Args:
             name: the struct's name as the shader spells it: ``"Params"``, ``"ns::Params"``, ``"Conv<2>"``.
@@ -254,10 +228,8 @@ class Interface:
         Example:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> gpu.load_shader_from_str('''
-            ... #include <metal_stdlib>
-            ... using namespace metal;
-            ... struct Params { float3 origin; uint count; };
+            >>> gpu.load_shader_from_str('''#include <metal_stdlib>
+            ... struct Params { metal::float3 origin; uint count; };
             ... kernel void k(constant Params& p [[buffer(0)]], device float* out [[buffer(1)]]) {
             ...     out[0] = p.origin.y * p.count;
             ... }''')
@@ -306,12 +278,9 @@ class Interface:
         Example:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> gpu.threadExecutionWidth()
-            -1
             >>> gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = 1.0f; }")
-            >>> gpu.set_function("k")
-            >>> gpu.threadExecutionWidth()
-            32
+            >>> gpu.threadExecutionWidth(), gpu.set_function("k"), gpu.threadExecutionWidth()
+            (-1, None, 32)
         """
         return self._function.thread_execution_width if self._function else -1
 
@@ -319,19 +288,16 @@ class Interface:
         """The most threads a threadgroup of the current function may have, Metal's
         ``maxTotalThreadsPerThreadgroup`` (-1 when no function is set).
 
-        1024 on the cpu backend; on cuda the device's limit, lowered by the kernel's registers. A kernel's own
-        ``[[max_total_threads_per_threadgroup(N)]]`` lowers it to N. :meth:`run_function` raises
-        :class:`ArgumentError` for a larger ``threads_per_threadgroup``.
+        1024 on the cpu backend; on cuda the device's limit, lowered by the kernel's registers; at most N where
+        the kernel declares ``[[max_total_threads_per_threadgroup(N)]]``. A larger threadgroup is an ArgumentError.
 
         Example:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface(backend="cpu")
-            >>> gpu.load_shader_from_str('''
-            ... [[max_total_threads_per_threadgroup(256)]]
+            >>> gpu.load_shader_from_str('''[[max_total_threads_per_threadgroup(256)]]
             ... kernel void k(device float* x [[buffer(0)]]) { x[0] = 1.0f; }''')
-            >>> gpu.set_function("k")
-            >>> gpu.maxThreadsPerGroup()
-            256
+            >>> gpu.set_function("k"), gpu.maxThreadsPerGroup()
+            (None, 256)
         """
         return self._function.max_threads if self._function else -1
 
@@ -341,13 +307,11 @@ class Interface:
 
         Args:
             count: the number of elements (not bytes), at least 1.
-            type: the element type: a Metal type name (``"float"``, ``"int"``, ``"half"``, ``"bfloat"``,
-                ``"uchar"``, ``"float4"``, ``"packed_float3"``, ...), a numpy dtype or scalar type
-                (``np.float32``), a ctypes type (``ctypes.c_int``), or a numpy structured dtype for structs.
-                ``"half"`` is float16. Metal has no 64-bit float: ``np.float64`` raises.
-            storage: ``"shared"`` (the default): memory the CPU sees too, ``contents`` a zero-copy numpy view;
-                ``"private"``: device-only memory (on cuda, faster), read and written with ``read()`` and
-                ``write()``.
+            type: a Metal type name (``"float"``, ``"int"``, ``"half"`` (float16), ``"bfloat"``, ``"float4"``,
+                ``"packed_float3"``, ...), a numpy dtype or scalar type (a structured dtype for structs), or a
+                ctypes type (``ctypes.c_int``). Metal has no 64-bit float: ``np.float64`` raises.
+            storage: ``"shared"``: memory the CPU sees too, ``contents`` a zero-copy numpy view; ``"private"``:
+                device-only memory (on cuda, faster), copied with ``read()`` and ``write()``.
 
         Raises:
             ArgumentError: ``count`` is not a positive int, ``type`` names no Metal type, or ``storage`` is
@@ -360,10 +324,8 @@ class Interface:
             >>> gpu = metalgpu.Interface()
             >>> gpu.create_buffer(3, ctypes.c_int).contents
             array([0, 0, 0], dtype=int32)
-            >>> gpu.create_buffer(2, "float4").contents.shape
-            (2, 4)
-            >>> gpu.create_buffer(8, "half", storage="private").read().dtype
-            dtype('float16')
+            >>> gpu.create_buffer(2, "float4").contents.shape, gpu.create_buffer(8, "half", "private").read().dtype
+            ((2, 4), dtype('float16'))
         """
         return self._new_buffer(count, type, storage)
 
@@ -380,10 +342,8 @@ class Interface:
         return Buffer(self, allocation, mtype, int(count), storage, shape)
 
     def array_to_buffer(self, array: Any) -> Buffer:
-        """A new shared buffer holding a copy of ``array``, with its dtype and shape.
-
-        A numpy array keeps its dtype, and ``contents`` its shape. A list of Python ints becomes int32 (int64 if a
-        value needs it) and a list of Python floats float32, as Metal has no double.
+        """A new shared buffer holding a copy of ``array``, with its dtype and shape (``contents`` keeps it). A
+        list of Python ints becomes int32 (int64 if a value needs it), of floats float32: Metal has no double.
 
         Args:
             array: a numpy array (any shape, a Metal element type) or a (nested) list of numbers.
@@ -423,12 +383,11 @@ class Interface:
                      timeout: float | None = None) -> Dispatch | None:
         """Run the current (or named) kernel over ``grid`` threads, with Metal's ``dispatchThreads`` semantics.
 
-        **The grid counts threads**, not threadgroups: ``run_function(1000, ...)`` starts 1000 threads, and thread
-        ``i`` sees ``i`` as its ``[[thread_position_in_grid]]``. The grid is cut into threadgroups of
-        ``threads_per_threadgroup``; where it is not a multiple of that size, **the last threadgroup in each
-        dimension is partial**: it holds only the threads inside the grid (no thread runs past the grid, and
-        ``[[threads_per_threadgroup]]`` gives the partial size there). Kernels that share tiles in threadgroup
-        memory must allow for it, or be given a grid rounded up to whole threadgroups.
+        **The grid counts threads**, not threadgroups: ``run_function(1000, ...)`` starts 1000 threads, thread
+        ``i`` at ``[[thread_position_in_grid]]`` ``i``. Where the grid is not a multiple of the threadgroup size,
+        **the last threadgroup in each dimension is partial**: it holds only the threads inside the grid (its
+        ``[[threads_per_threadgroup]]`` says how many). Kernels that share tiles in threadgroup memory must allow
+        for it, or be given a grid rounded up to whole threadgroups.
 
         **The default threadgroup size** (``threads_per_threadgroup=None``) fills x first, then y, then z, up to
         the kernel's preferred size: 1024 threads on the cpu backend, on cuda what NVIDIA's occupancy calculator
@@ -440,31 +399,27 @@ class Interface:
         Args:
             grid: the number of threads: an int ``n`` (``(n, 1, 1)``), ``(width, height)``,
                 ``(width, height, depth)`` or a :class:`MetalSize`.
-            buffers: ``buffers[i]`` binds the kernel's ``[[buffer(i)]]`` parameter: a :class:`Buffer` (of this
-                Interface, with elements of the parameter's type, see docs/buffer-types.md), ``None`` to skip a
-                slot, or, for a ``constant T&`` / ``constant T*`` / ``device const T*`` parameter, a value
-                converted to the declared type: a Python or numpy number or bool, a numpy array, ``bytes``, or a
-                dict of a struct's fields.
+            buffers: ``buffers[i]`` binds the ``[[buffer(i)]]`` parameter: a :class:`Buffer` of this Interface
+                (element types as docs/buffer-types.md says), ``None`` to skip a slot, or for a ``constant`` or
+                ``const`` parameter a value converted to its declared type: a number or bool, a numpy array,
+                ``bytes``, a dict of a struct's fields.
             function_name: run this kernel instead of the current function (without changing it); thread-safe.
             wait_for_completion: True (the default) returns when the kernel has finished; False returns at once
                 with a :class:`Dispatch` handle.
             threads_per_threadgroup: the threadgroup size, an int or a tuple of 1 to 3 ints; at most
                 :meth:`maxThreadsPerGroup` threads in all. None picks the default above.
-            threadgroup_memory: ``{i: nbytes}`` for each ``threadgroup T* p [[threadgroup(i)]]`` parameter
-                (at most 32 KiB a threadgroup in all). Variables declared ``threadgroup`` in the kernel's body
-                need nothing here.
+            threadgroup_memory: ``{i: nbytes}`` for each ``threadgroup T* p [[threadgroup(i)]]`` parameter, at
+                most 32 KiB a threadgroup in all (``threadgroup`` variables in the body need nothing here).
             timeout: seconds after which the running kernel is stopped with :class:`DispatchError` (default: the
-                Interface's); cpu backend only. Ctrl-C during a synchronous dispatch stops the kernel and raises
-                ``KeyboardInterrupt``.
+                Interface's); cpu backend only. Ctrl-C during a synchronous dispatch raises KeyboardInterrupt.
 
         Returns:
             None once the kernel has finished; with ``wait_for_completion=False``, a :class:`Dispatch`.
 
         Raises:
-            ArgumentError: the buffers do not fit the kernel's signature (a slot missing or given where the kernel
-                binds none, a buffer too small or of another element type, a value for a writable parameter),
-                the grid or threadgroup size is not positive, or is over the kernel's limit, or threadgroup memory
-                is missing or too large. Nothing has run.
+            ArgumentError: the buffers do not fit the kernel's signature (a slot missing or extra, a buffer too
+                small or of another element type, a value for a writable parameter), a size is not positive or
+                over the kernel's limit, or threadgroup memory is missing or too large. Nothing has run.
             BufferReleasedError: a buffer was released.
             DispatchError: the kernel faulted or ran past ``timeout``; the message says whether the Interface is
                 still usable (on cuda a fault is fatal for the process's GPU context).
@@ -474,13 +429,8 @@ class Interface:
             >>> import numpy as np
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
-            >>> gpu.load_shader_from_str('''
-            ... #include <metal_stdlib>
-            ... using namespace metal;
-            ... kernel void group_sizes(device uint* out [[buffer(0)]], uint i [[thread_position_in_grid]],
-            ...                         uint size [[threads_per_threadgroup]]) {
-            ...     out[i] = size;
-            ... }''')
+            >>> gpu.load_shader_from_str('''kernel void group_sizes(device uint* out [[buffer(0)]],
+            ...     uint i [[thread_position_in_grid]], uint size [[threads_per_threadgroup]]) { out[i] = size; }''')
             >>> out = gpu.create_buffer(10, "uint")
             >>> gpu.run_function(10, [out], "group_sizes", threads_per_threadgroup=4)
             >>> out.contents                     # the third threadgroup is partial: 2 threads
@@ -574,10 +524,9 @@ class Interface:
             >>> gpu = metalgpu.Interface()
             >>> gpu.load_shader_from_str("kernel void k(device float* x [[buffer(0)]]) { x[0] = 1.0f; }")
             >>> x = gpu.create_buffer(1, "float")
-            >>> handles = [gpu.run_function(1, [x], "k", wait_for_completion=False) for _ in range(3)]
-            >>> gpu.synchronize()
-            >>> all(handle.done for handle in handles)
-            True
+            >>> handle = gpu.run_function(1, [x], "k", wait_for_completion=False)
+            >>> gpu.synchronize(), handle.done
+            (None, True)
         """
         self._backend.synchronize()
 
@@ -592,11 +541,9 @@ class Interface:
             >>> import metalgpu
             >>> gpu = metalgpu.Interface()
             >>> gpu.close()
-            >>> try:
-            ...     gpu.create_buffer(1, "float")
-            ... except metalgpu.MetalError as error:
-            ...     print(error)
-            this Interface was closed
+            >>> gpu.create_buffer(1, "float")
+            Traceback (most recent call last):
+            metalgpu.errors.MetalError: this Interface was closed
         """
         if self._closed:
             return
