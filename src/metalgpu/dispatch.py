@@ -21,7 +21,20 @@ MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entr
 
 @dataclass(frozen=True)
 class MetalSize:
-    """A 3-D size, as Metal's MTLSize."""
+    """A 3-D size, as Metal's ``MTLSize``: a grid or a threadgroup size for :meth:`Interface.run_function`.
+
+    Height and depth default to 1 (the original metalgpu required all three). An int ``n`` or a tuple works
+    wherever a MetalSize does; each component must be a positive int (checked when it is used, with
+    :class:`ArgumentError`).
+
+    Example:
+        >>> import metalgpu
+        >>> size = metalgpu.MetalSize(640, 480)
+        >>> tuple(size)
+        (640, 480, 1)
+        >>> size.width * size.height
+        307200
+    """
 
     width: int
     height: int = 1
@@ -421,7 +434,26 @@ class PlanCache:
 
 
 class Dispatch:
-    """An asynchronous ``run_function``: ``wait()``, ``done`` and ``gpu_time`` (seconds the kernel ran)."""
+    """The handle of an asynchronous dispatch: what ``run_function(..., wait_for_completion=False)`` returns.
+
+    Dispatches of one Interface run in the order they were made. Reading a buffer's ``contents`` waits for the
+    pending dispatches that use the buffer; :meth:`wait` waits for this one, ``Interface.synchronize()`` for all.
+
+    Attributes:
+        kernel_name: the name of the kernel dispatched.
+
+    Example:
+        >>> import numpy as np
+        >>> import metalgpu
+        >>> gpu = metalgpu.Interface()
+        >>> gpu.load_shader_from_str('''
+        ... kernel void fill(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = 7.0f; }''')
+        >>> x = gpu.create_buffer(1000, "float")
+        >>> handle = gpu.run_function(1000, [x], "fill", wait_for_completion=False)
+        >>> handle.wait()
+        >>> handle.done, handle.gpu_time > 0, float(x.contents[999])
+        (True, True, 7.0)
+    """
 
     def __init__(self, kernel_name: str, future: Future | None = None, seconds: float | None = None):
         self.kernel_name = kernel_name
@@ -430,16 +462,24 @@ class Dispatch:
 
     @property
     def done(self) -> bool:
+        """True once the kernel has finished (or faulted); never blocks."""
         return self._future is None or self._future.done()
 
     def wait(self) -> None:
-        """Block until the kernel finished; raises its DispatchError if it faulted."""
+        """Block until the kernel has finished.
+
+        Raises:
+            DispatchError: the kernel faulted or ran past its timeout.
+            KeyboardInterrupt: Ctrl-C while waiting (the kernel goes on).
+        """
         if self._future is not None:
             self._future.result()
 
     @property
     def gpu_time(self) -> float | None:
-        """Seconds the kernel ran, once it is done (None before, or if it faulted)."""
+        """The seconds the kernel ran, once it is done, or None while it runs or if it faulted.
+
+        Measured by the backend (CUDA events on cuda, the launch's wall time on the cpu)."""
         if self._future is None:
             return self._seconds
         if not self._future.done() or self._future.exception() is not None:
