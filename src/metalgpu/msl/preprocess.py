@@ -227,6 +227,8 @@ class _Preprocessor:
                 self.pragma_once.add(os.path.realpath(filename))
             elif refusal := policy.refused_pragma(args):
                 raise _error(self, args[0], refusal)
+            elif (hint := policy.unroll_hint(args)) is not None:
+                self.out.append(_unroll_marker(hash_tok, hint))
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
         elif name == "warning":
@@ -434,7 +436,9 @@ class _Preprocessor:
             elif tok.text in _DYNAMIC:
                 out.append((self._dynamic(tok), hide))
             elif tok.text == "_Pragma":
-                self._skip_pragma_operator(tok, stream)
+                hint = self._pragma_operator(tok, stream)
+                if hint is not None:
+                    out.append((_unroll_marker(tok, hint), _EMPTY))
             else:
                 out.append(item)
         return out
@@ -547,7 +551,8 @@ class _Preprocessor:
         self.counter += 1
         return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
 
-    def _skip_pragma_operator(self, tok: Token, stream: _Stream) -> None:
+    def _pragma_operator(self, tok: Token, stream: _Stream) -> str | None:
+        """Reads ``_Pragma("...")`` at ``tok``; returns its unroll hint (policy.unroll_hint), or None."""
         texts = []
         for _ in range(3):
             item = stream.next()
@@ -557,6 +562,16 @@ class _Preprocessor:
         refusal = policy.refused_pragma_operator(texts[1])
         if refusal:
             raise _error(self, tok, refusal)
+        return policy.unroll_hint(policy.pragma_tokens(texts[1]))
+
+
+# A loop's unroll hint, as one identifier: the translation makes it a pragma where the target's compiler takes it
+# (CUDA: `#pragma unroll` and its count), as Metal's compiler does with clang's loop pragmas.
+UNROLL_MARKER = "__metalgpu_unroll"
+
+
+def _unroll_marker(at: Token, hint: str) -> Token:
+    return Token(IDENT, f"{UNROLL_MARKER}_{hint or 'full'}", at.file, at.line, at.column, True, False)
 
 
 def _operand(tokens: list[Token], i: int) -> tuple[int, list[Token] | None]:
