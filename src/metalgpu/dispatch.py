@@ -1,7 +1,8 @@
 """Backend-agnostic dispatch: grid and threadgroup sizes, the binding plan that checks a buffer list against the
-kernel's signature and packs it once, the cache of recent plans, and the ``Dispatch`` handle of an asynchronous
-run. It knows kernels and memory only through the small interfaces below (KernelSignature, Allocation): the
-Interface resolves Buffers to their Allocations before a plan is made, and backends launch plans."""
+kernel's signature and packs it once, the cache of recent plans, the ``Dispatch`` handle of an asynchronous
+run, and the record of a batch that a backend submits as one (``RecordedBatch``). It knows kernels and memory only
+through the small interfaces below (KernelSignature, Allocation): the Interface resolves Buffers to their
+Allocations before a plan is made, and backends launch plans."""
 from __future__ import annotations
 
 import numbers
@@ -449,3 +450,63 @@ class Dispatch:
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"
         return f"<Dispatch {self.kernel_name!r} {state}>"
+
+
+# -- batches: dispatches recorded to run as one submission (batch.py records them, Backend.submit_batch runs them) ---
+
+@dataclass(slots=True)
+class BatchEntry:
+    """One dispatch of a batch, checked and packed."""
+
+    index: int            # its place in the batch
+    module: Any           # the compiled module and the kernel's index in it, as Backend.launch takes them
+    kernel: int
+    plan: LaunchPlan
+    timeout: float | None = None
+
+
+@dataclass
+class RecordedBatch:
+    """The dispatches of a batch in order. ``packed`` is the backend's own form of the whole batch (a CUDA graph's
+    launches, the cpu queue's entries), built on its first submission and kept for its replays."""
+
+    entries: list[BatchEntry] = field(default_factory=list)
+    packed: Any = None
+
+
+def name_batch_dispatch(error: BaseException, index: int, kernel_name: str) -> BaseException:
+    """``error``, its message led by the dispatch of a batch it comes from, with ``batch_index`` and ``kernel_name``
+    set (they pickle with it); an error that already names one is left as it is."""
+    if getattr(error, "batch_index", None) is None:
+        message = error.args[0] if error.args else ""
+        error.args = (f"batch dispatch {index} (kernel '{kernel_name}'): {message}", *error.args[1:])
+        error.batch_index, error.kernel_name = index, kernel_name
+    return error
+
+
+class DispatchSequence(Dispatch):
+    """A batch submitted as one dispatch after another (Backend.submit_batch's default): waits for each in turn,
+    and names the one that failed."""
+
+    def __init__(self, entries: Sequence[BatchEntry], handles: Sequence[Dispatch | None]):
+        super().__init__(f"batch of {len(entries)} dispatches")
+        self._members = list(zip(entries, handles))
+
+    @property
+    def done(self) -> bool:
+        return all(handle is None or handle.done for _, handle in self._members)
+
+    def wait(self) -> None:
+        for entry, handle in self._members:
+            if handle is None:
+                continue
+            try:
+                handle.wait()
+            except Exception as error:
+                name_batch_dispatch(error, entry.index, entry.plan.kernel_name)
+                raise
+
+    @property
+    def gpu_time(self) -> float | None:
+        times = [handle.gpu_time if handle is not None else 0.0 for _, handle in self._members]
+        return None if None in times else sum(times)
