@@ -69,7 +69,7 @@ def test_dependent_asynchronous_dispatches_run_in_order(gpu):
 
 def test_two_kernels_take_turns_on_shared_buffers(gpu):
     start = np.arange(N, dtype=np.uint32)
-    x, total = gpu.array_to_buffer(start), gpu.create_buffer(N, "uint")
+    x, total = gpu.array_to_buffer(start), gpu.array_to_buffer(np.zeros(N, dtype=np.uint32))
     expected_x, expected_total = start.copy(), np.zeros(N, dtype=np.uint32)
     for _ in range(20):
         gpu.run_function(N, [x], function_name="step", wait_for_completion=False)

@@ -49,13 +49,17 @@ def steps(values, count: int) -> np.ndarray:
     return values
 
 
+def zeros(gpu, count: int = N):
+    return gpu.array_to_buffer(np.zeros(count, dtype=np.uint32))
+
+
 def graphs(gpu):
     """The CUDA backend's graph cache (builds, updates, replays), or None on other backends."""
     return getattr(gpu._backend, "graphs", None)
 
 
 def test_a_batch_runs_its_dispatches_in_order(gpu):
-    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), gpu.create_buffer(N, "uint")
+    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), zeros(gpu)
     with gpu.batch() as batch:
         for _ in range(3):
             assert gpu.run_function(N, [x], function_name="step") is None
@@ -84,7 +88,7 @@ def test_replay_runs_the_same_dispatches_again(gpu):
 
 
 def test_recording_the_same_kernels_and_buffers_again_reuses_the_batch(gpu):
-    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), gpu.create_buffer(N, "uint")
+    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), zeros(gpu)
     for _ in range(5):
         with gpu.batch():
             gpu.run_function(N, [x], function_name="step")
@@ -109,7 +113,7 @@ def test_changed_scalar_arguments_update_the_batch_in_place(gpu):
 
 
 def test_other_buffers_for_the_same_kernels_update_the_batch_in_place(gpu):
-    pairs = [(gpu.array_to_buffer(np.full(N, k, dtype=np.uint32)), gpu.create_buffer(N, "uint")) for k in (1, 2)]
+    pairs = [(gpu.array_to_buffer(np.full(N, k, dtype=np.uint32)), zeros(gpu)) for k in (1, 2)]
     for round_ in range(4):
         x, total = pairs[round_ % 2]
         with gpu.batch():
@@ -123,7 +127,7 @@ def test_other_buffers_for_the_same_kernels_update_the_batch_in_place(gpu):
 
 
 def test_a_constant_array_kept_by_the_batch_for_its_replays(gpu):
-    out = gpu.create_buffer(N, "uint")
+    out = zeros(gpu)
     tables = [np.arange(512, dtype=np.uint32) * k for k in (1, 10)]
     with gpu.batch() as batch:
         gpu.run_function(N, [out, tables[0]], function_name="lookup")
@@ -135,7 +139,7 @@ def test_a_constant_array_kept_by_the_batch_for_its_replays(gpu):
 
 
 def test_errors_while_recording_name_the_dispatch_and_nothing_runs(gpu):
-    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), gpu.create_buffer(N, "uint")
+    x, total = gpu.array_to_buffer(np.arange(N, dtype=np.uint32)), zeros(gpu)
     floats = gpu.create_buffer(N, "float")
     with pytest.raises(metalgpu.ArgumentError) as caught:
         with gpu.batch():
@@ -157,7 +161,7 @@ def test_a_fault_while_the_batch_runs_names_the_dispatch(backend):
     writes past the end of its buffer is named, and the Interface stays usable."""
     with metalgpu.Interface(backend, debug=True) as gpu:
         gpu.load_shader_from_str(SOURCE)
-        out = gpu.create_buffer(64, "uint")
+        out = zeros(gpu, 64)
         with pytest.raises(metalgpu.DispatchError) as caught:
             with gpu.batch():
                 gpu.run_function(1, [out, 3], function_name="write_at")
@@ -166,7 +170,6 @@ def test_a_fault_while_the_batch_runs_names_the_dispatch(backend):
                 gpu.run_function(64, [out], function_name="step")
         assert str(caught.value).startswith("batch dispatch 2 (kernel 'write_at'): ")
         assert caught.value.batch_index == 2
-        gpu.synchronize()
         out.contents[:] = 0
         gpu.run_function(64, [out], function_name="step")
         np.testing.assert_array_equal(out.contents, 1)
@@ -209,7 +212,7 @@ def test_an_exception_inside_discards_the_batch(gpu):
 
 
 def test_batches_do_not_nest_and_record_once(gpu):
-    x = gpu.create_buffer(N, "uint")
+    x = zeros(gpu)
     with gpu.batch() as outer:
         with pytest.raises(metalgpu.MetalError, match="do not nest"):
             with gpu.batch():
@@ -242,12 +245,19 @@ def test_an_asynchronous_batch_and_its_handles(gpu):
 
 
 def test_another_thread_dispatches_at_once_while_a_batch_records(gpu):
-    x, y = gpu.create_buffer(N, "uint"), gpu.create_buffer(N, "uint")
+    x, y = zeros(gpu), zeros(gpu)
     seen = []
+
+    def dispatch():
+        context = getattr(gpu._backend, "context", None)  # cuda: a context is current per thread
+        if context is not None:
+            gpu._backend.driver.cuCtxSetCurrent(context)
+        gpu.run_function(N, [y], function_name="step")
+        seen.append(y.contents.copy())
+
     with gpu.batch():
         gpu.run_function(N, [x], function_name="step")
-        worker = threading.Thread(target=lambda: (gpu.run_function(N, [y], function_name="step"),
-                                                  seen.append(y.contents.copy())))
+        worker = threading.Thread(target=dispatch)
         worker.start()
         worker.join(60)
     assert len(seen) == 1 and (seen[0] == 1).all()
@@ -269,7 +279,7 @@ def test_an_empty_batch_and_a_released_buffer(gpu):
     with gpu.batch() as empty:
         pass
     assert len(empty) == 0 and empty.done and empty.replay() is empty
-    x = gpu.create_buffer(N, "uint")
+    x = zeros(gpu)
     with gpu.batch() as batch:
         gpu.run_function(N, [x], function_name="step")
     x.release()

@@ -6,6 +6,7 @@ and tests/test_async_ordering.py run on cuda too, and test_compiled_submit_on_th
 from __future__ import annotations
 
 import ctypes
+import itertools
 import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
@@ -281,22 +282,25 @@ def test_compiled_submit_launches_without_waiting_and_marks_the_buffers(extensio
     item = launch(0xF00, b"record", placed=3)
     plan = SimpleNamespace(packed=SimpleNamespace(repeat_address=item.repeat_address), kernel_name="k")
     plans = {PlanCache.key(function, 64, None, None, [a, None, b]): plan}
-    made = []
+    backend, numbers = object(), itertools.count(7)
 
-    def make(found):
-        made.append(found)
-        return f"dispatch {len(made)}"
+    class Made(metalgpu.Dispatch):
+        def __init__(self):
+            raise AssertionError("made without __init__")
 
     def on_error(failed, code, waited):
         raise metalgpu.DispatchError(f"{failed.kernel_name}: {code}, waited {waited}")
 
     def submit(buffers, grid=64):
-        return extension.submit(on_error, address, accesses.ctypes.data, make, plans, function, grid, buffers)
+        return extension.submit(on_error, address, accesses.ctypes.data, Made, backend, numbers, plans, function,
+                                grid, buffers)
 
-    assert submit([a, None, b]) == "dispatch 1"
-    assert len(launches) == 1 and launches[0][0] == 0xF00 and made == [plan]
-    assert a._pending_box == ["dispatch 1"] and b._pending_box == ["dispatch 1"]
-    assert submit((a, None, b)) == "dispatch 2" and a._pending_box == ["dispatch 2"]
+    first = submit([a, None, b])
+    assert type(first) is Made and (first._backend, first.kernel_name, first._number) == (backend, "k", 7)
+    assert len(launches) == 1 and launches[0][0] == 0xF00
+    assert a._pending_box == [first] and b._pending_box == [first]
+    second = submit((a, None, b))
+    assert second._number == 8 and a._pending_box == [second]
     assert submit([b, None, a]) is None and submit([a, None, b], grid=65) is None  # not cached: the Python path
     accesses[0] = 4  # the host touched a buffer since the plan was placed
     assert submit([a, None, b]) is None
@@ -306,7 +310,7 @@ def test_compiled_submit_launches_without_waiting_and_marks_the_buffers(extensio
     address = ctypes.cast(failing, ctypes.c_void_p).value
     with pytest.raises(metalgpu.DispatchError, match="k: 700, waited 0"):
         submit([a, None, b])
-    assert a._pending_box == ["dispatch 2"]  # a launch that failed marks nothing
+    assert a._pending_box == [second] and next(numbers) == 9  # a launch that failed marks and numbers nothing
 
 
 # -- CudaBackend: numbers instead of events, and batches ----------------------------------------------------------
@@ -383,8 +387,6 @@ class Kernel:
 
 def _backend():
     """A CudaBackend over Driver, with what its constructor would have set up, and its graphs recorded."""
-    import itertools
-
     from metalgpu.backends.cuda import CudaBackend
     from metalgpu.backends.cuda_memory import Placement
     from metalgpu.msl.abi import CudaLaunchLayout
@@ -484,3 +486,24 @@ def test_compiled_submit_on_the_gpu():
     assert timed.gpu_time is not None and timed.gpu_time > 0
     np.testing.assert_array_equal(data.contents, 21)
     gpu.close()
+
+
+@pytest.mark.parametrize("check_bounds", [False, True], ids=["plain", "bounds-checked"])
+@pytest.mark.parametrize("module", ["test_batches", "test_async_ordering"])
+def test_the_kernels_of_the_batch_and_ordering_tests_compile_for_cuda(module, check_bounds):
+    """What those tests run on a GPU compiles with NVRTC here (debug=True compiles the bounds checks in)."""
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    import importlib
+
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.backends.nvrtc import nvrtc_compile
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+    from metalgpu.msl.translate import translate
+
+    pre = preprocess(importlib.import_module(module).SOURCE, f"<{module}>", ())
+    translation = translate(pre, parse(pre.tokens, pre.sources), "cuda", check_bounds=check_bounds)
+    cubin = nvrtc_compile(translation.source, CompileOptions(), "sm_90")
+    assert cubin[:4] == b"\x7fELF"
+    for i in translation.selected:
+        assert f"mg_run_{i}".encode() in cubin

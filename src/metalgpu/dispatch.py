@@ -497,14 +497,17 @@ class DispatchSequence(Dispatch):
         return all(handle is None or handle.done for _, handle in self._members)
 
     def wait(self) -> None:
-        for entry, handle in self._members:
+        failure = None
+        for entry, handle in self._members:  # all of them: a batch that failed has ended when that is raised
             if handle is None:
                 continue
             try:
                 handle.wait()
             except Exception as error:
-                name_batch_dispatch(error, entry.index, entry.plan.kernel_name)
-                raise
+                if failure is None:
+                    failure = name_batch_dispatch(error, entry.index, entry.plan.kernel_name)
+        if failure is not None:
+            raise failure
 
     @property
     def gpu_time(self) -> float | None:

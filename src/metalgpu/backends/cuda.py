@@ -199,7 +199,8 @@ class CudaBackend(Backend):
                                                      host_accesses)
             if not self.tracking:
                 self.compiled_submit = functools.partial(cuda_repeat.extension.submit, self._repeat_failed,
-                                                         self._entry_points[0], host_accesses, self._numbered)
+                                                         self._entry_points[0], host_accesses, _CudaDispatch, self,
+                                                         self._numbers)
         if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
             err, = self._launch_kernel(*launch.arguments)
@@ -232,9 +233,6 @@ class CudaBackend(Backend):
             self._unchecked.append(dispatch)
         return dispatch
 
-    def _numbered(self, plan: LaunchPlan) -> "_CudaDispatch":
-        """The handle of an asynchronous dispatch the compiled path launched (cuda_repeat.cpp's submit)."""
-        return _CudaDispatch(self, plan.kernel_name, next(self._numbers))
 
     def start_tracking(self) -> None:
         """done or gpu_time was asked of a dispatch without events: from now on each gets its own (the compiled
@@ -420,7 +418,12 @@ def _free_in_stream(backend_ref: weakref.ref, device_constants: list) -> None:
 
 
 class _CudaDispatch(Dispatch):
-    """An asynchronous dispatch (or batch): its number in launch order, and its events where it has them."""
+    """An asynchronous dispatch (or batch): its number in launch order, and its events where it has them. The
+    compiled path (cuda_repeat.cpp's numbered_dispatch) makes one without __init__, setting only _backend,
+    kernel_name and _number: everything else has its default here."""
+
+    _start = _end = _launch = _remote = _bounds = _error = _what = None
+    _finished = False
 
     def __init__(self, backend: CudaBackend, kernel_name: str, number: int, start=None, end=None,
                  launch: CudaLaunch | None = None, bounds=None, remote=None, what: str | None = None):

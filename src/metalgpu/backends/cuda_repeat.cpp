@@ -48,6 +48,9 @@ enum Field { kFunction, kStream, kParams, kPlacedAt, kGrid, kBlock = kGrid + 3, 
 PyObject* packed_name = nullptr;          // LaunchPlan.packed: the backend's launch of the plan
 PyObject* repeat_address_name = nullptr;  // CudaLaunch.repeat_address: where its repeat_fields are
 PyObject* pending_box_name = nullptr;     // Buffer._pending_box: the last asynchronous dispatch of its memory
+PyObject* kernel_name_name = nullptr;     // LaunchPlan.kernel_name, and Dispatch.kernel_name
+PyObject* backend_name = nullptr;         // _CudaDispatch._backend
+PyObject* number_name = nullptr;          // _CudaDispatch._number
 
 // dispatch.PlanCache.key(function, grid, None, None, buffers): the key of a dispatch with default sizes. A new
 // reference, nullptr with an exception set, or nullptr without one when `buffers` cannot make a key.
@@ -187,17 +190,43 @@ PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_RETURN_TRUE;
 }
 
-// submit(on_error, launch, host_accesses, make_dispatch, plans, function, grid, buffers) -> Dispatch or None
-//   the asynchronous repeat: launches without waiting, makes the dispatch's handle (make_dispatch(plan), after the
-//   launch, which numbers it in stream order) and marks each Buffer of `buffers` pending on it, as
-//   Interface._dispatch does. None: the Python path must do it.
+// The handle of a dispatch the compiled path launched, as backends/cuda.py's _numbered makes it: an instance of
+// `type` made without __init__ (its class gives the defaults), with _backend, kernel_name and _number (the next of
+// `numbers`, an itertools.count: its number in launch order) set. A new reference, or nullptr with an exception.
+PyObject* numbered_dispatch(PyObject* type, PyObject* backend, PyObject* numbers, PyObject* plan) {
+  if (!PyType_Check(type)) {
+    PyErr_SetString(PyExc_TypeError, "submit(): the dispatch type must be a class");
+    return nullptr;
+  }
+  PyObject* dispatch = reinterpret_cast<PyTypeObject*>(type)->tp_alloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  if (dispatch == nullptr) return nullptr;
+  PyObject* name = PyObject_GetAttr(plan, kernel_name_name);
+  PyObject* number = name == nullptr ? nullptr : PyIter_Next(numbers);
+  const bool ok = number != nullptr && PyObject_SetAttr(dispatch, backend_name, backend) == 0 &&
+                  PyObject_SetAttr(dispatch, kernel_name_name, name) == 0 &&
+                  PyObject_SetAttr(dispatch, number_name, number) == 0;
+  Py_XDECREF(name);
+  Py_XDECREF(number);
+  if (!ok) {
+    Py_DECREF(dispatch);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "submit(): no dispatch number");
+    return nullptr;
+  }
+  return dispatch;
+}
+
+// submit(on_error, launch, host_accesses, dispatch_type, backend, numbers, plans, function, grid, buffers)
+//   -> Dispatch or None
+//   the asynchronous repeat: launches without waiting, makes the dispatch's handle after the launch (numbered in
+//   launch order, numbered_dispatch) and marks each Buffer of `buffers` pending on it, as Interface._dispatch
+//   does. None: the Python path must do it.
 PyObject* submit(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8) {
-    PyErr_SetString(PyExc_TypeError, "submit() takes 8 arguments");
+  if (nargs != 10) {
+    PyErr_SetString(PyExc_TypeError, "submit() takes 10 arguments");
     return nullptr;
   }
   const uint64_t* record = nullptr;
-  PyObject* plan = find_plan(args[4], args[5], args[6], args[7], args[2], &record);
+  PyObject* plan = find_plan(args[6], args[7], args[8], args[9], args[2], &record);
   if (plan == nullptr) {
     if (PyErr_Occurred()) return nullptr;
     Py_RETURN_NONE;
@@ -214,10 +243,10 @@ PyObject* submit(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   code = launch_fields(launch, record);
   Py_END_ALLOW_THREADS
   if (code != 0) return raise_driver_error(args[0], plan, code, 0);
-  PyObject* dispatch = PyObject_CallOneArg(args[3], plan);
+  PyObject* dispatch = numbered_dispatch(args[3], args[4], args[5], plan);
   Py_DECREF(plan);
   if (dispatch == nullptr) return nullptr;
-  PyObject* buffers = args[7];  // a list or a tuple: find_plan made a key of it
+  PyObject* buffers = args[9];  // a list or a tuple: find_plan made a key of it
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(buffers); ++i) {
     PyObject* item = PySequence_Fast_GET_ITEM(buffers, i);
     if (item == Py_None) continue;
@@ -345,7 +374,12 @@ PyMODINIT_FUNC PyInit_metalgpu_cuda_repeat() {
   packed_name = PyUnicode_InternFromString("packed");
   repeat_address_name = PyUnicode_InternFromString("repeat_address");
   pending_box_name = PyUnicode_InternFromString("_pending_box");
-  if (packed_name == nullptr || repeat_address_name == nullptr || pending_box_name == nullptr) return nullptr;
+  kernel_name_name = PyUnicode_InternFromString("kernel_name");
+  backend_name = PyUnicode_InternFromString("_backend");
+  number_name = PyUnicode_InternFromString("_number");
+  if (packed_name == nullptr || repeat_address_name == nullptr || pending_box_name == nullptr ||
+      kernel_name_name == nullptr || backend_name == nullptr || number_name == nullptr)
+    return nullptr;
   PyObject* created = PyModule_Create(&module);
   if (created == nullptr) return nullptr;
   // The field order, for tests/test_abi.py to compare with msl/abi.py's REPEAT_FIELDS.
