@@ -302,7 +302,8 @@ class CudaBackend(Backend):
             device_constants += plan.packed.device_constants
         packed = PackedBatch(launches, tuple(int(launch.repeat_fields[0]) for launch in launches), device_constants)
         if device_constants:  # the graph reads them at every replay: freed, in stream order, with the batch
-            weakref.finalize(packed, _free_in_stream, weakref.ref(self), device_constants)
+            finalizer = weakref.finalize(packed, _free_in_stream, weakref.ref(self), device_constants)
+            finalizer.atexit = False  # the context goes with the process
         return packed
 
     def _repeat_failed(self, plan: LaunchPlan, code: int, waited: int) -> None:
