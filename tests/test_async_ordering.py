@@ -4,6 +4,7 @@ so the host never reads a result too early nor changes an input under a kernel s
 exact integers: uint arithmetic wraps the same in numpy and in every backend's kernels."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -193,3 +194,27 @@ def test_cpu_asynchronous_dispatches_start_no_python_thread():
             gpu.run_function(N, [x], function_name="step", wait_for_completion=False)
         assert threading.active_count() == before
         np.testing.assert_array_equal(x.contents, steps(np.zeros(N), 100))
+
+
+@pytest.mark.parametrize("kind, size, scalar", [("float", 4, "float"), ("signed", 4, "int"), ("unsigned", 4, "uint"),
+                                                ("signed", 8, "long"), ("unsigned", 8, "ulong"),
+                                                ("signed", 2, "short"), ("unsigned", 2, "ushort")])
+def test_scalar_constants_pack_as_pack_values_packs_them(kind, size, scalar):
+    """A one-value constant argument takes a quicker path than pack_values (dispatch._pack_scalar_quickly): the
+    same bytes for every value it takes, and the same errors for every value it refuses."""
+    from metalgpu.dispatch import _pack_constant
+    from metalgpu.msl.abi import BindingInfo
+    from metalgpu.types import pack_values, resolve_type
+
+    binding = BindingInfo(0, "buffer", 1, size, True, True, kind, size, 1)
+    values = [0, 1, 7, -1, -2**31, 2**31 - 1, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1, 2**64, 3.0, 2.5, -0.0, 1e-40,
+              3.4028235e38, 3.5e38, 1e300, float("inf"), float("nan"), np.float32(0.1), np.float64(0.1),
+              np.int32(-5), np.uint32(4000000000), np.uint64(2**63), np.int64(-(2**40)), True, np.int8(-3)]
+    for value in values:
+        try:
+            expected = pack_values(value, resolve_type(scalar))
+        except metalgpu.ArgumentError as error:
+            with pytest.raises(metalgpu.ArgumentError, match=re.escape(str(error))):
+                _pack_constant(value, binding, "p")
+            continue
+        assert _pack_constant(value, binding, "p").tobytes() == expected, (value, scalar)

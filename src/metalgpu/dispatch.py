@@ -6,6 +6,7 @@ Allocations before a plan is made, and backends launch plans."""
 from __future__ import annotations
 
 import numbers
+import struct
 import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
@@ -192,7 +193,10 @@ def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: An
 
 def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    raw = _pack_scalar_quickly(value, binding)
+    if raw is not None:
+        pass
+    elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
     elif isinstance(value, np.ndarray) and value.dtype.fields is not None or isinstance(value, np.void):
         check_buffer_type(where, binding, BufferType(metal_type_of_array(np.asarray(value))))
@@ -216,6 +220,32 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     aligned = storage[start:start + len(raw)]
     aligned[:] = np.frombuffer(raw, dtype=np.uint8)
     return aligned
+
+
+# Python and numpy numbers for a one-value parameter of these kinds and sizes: struct's formats, which refuse what
+# pack_values refuses (an integer out of range, a finite float that overflows) and round as it does. Anything else,
+# or a value refused here, takes pack_values, which says what is wrong. A dispatch with a scalar argument packs it
+# every time (its plan is not cached), so this is most dispatches' cost of a scalar.
+_QUICK_FORMATS = {("float", 4): struct.Struct("<f"), ("signed", 4): struct.Struct("<i"),
+                  ("unsigned", 4): struct.Struct("<I"), ("signed", 8): struct.Struct("<q"),
+                  ("unsigned", 8): struct.Struct("<Q"), ("signed", 2): struct.Struct("<h"),
+                  ("unsigned", 2): struct.Struct("<H")}
+_QUICK_TYPES = {"float": (float, np.float32, np.float64),
+                "signed": (int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+                "unsigned": (int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+
+
+def _pack_scalar_quickly(value: Any, binding) -> bytes | None:
+    if not binding.is_reference or binding.lanes != 1:
+        return None
+    kind = binding.scalar_kind
+    form = _QUICK_FORMATS.get((kind, binding.scalar_size))
+    if form is None or type(value) not in _QUICK_TYPES[kind]:
+        return None
+    try:
+        return form.pack(value if kind == "float" else int(value))
+    except (struct.error, OverflowError):
+        return None
 
 
 def _metal_type_of(binding) -> MetalType:
