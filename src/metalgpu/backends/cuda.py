@@ -233,7 +233,6 @@ class CudaBackend(Backend):
             self._unchecked.append(dispatch)
         return dispatch
 
-
     def start_tracking(self) -> None:
         """done or gpu_time was asked of a dispatch without events: from now on each gets its own (the compiled
         path, which records none, leaves asynchronous dispatches to the Python path)."""
