@@ -9,9 +9,10 @@ import numpy as np
 
 from .backends import open_backend
 from .backends.base import SIMDGROUP_FLOAT_MODES, CompileOptions
+from .batch import Batch
 from .buffer import Buffer
 from .cache import CompileCache
-from .dispatch import Dispatch, PlanCache, build_plan
+from .dispatch import Dispatch, PlanCache, build_plan, name_batch_dispatch
 from .errors import ArgumentError, BufferReleasedError, MetalError
 from .library import Function, Library, read_source
 from .msl.structs import pack_struct
@@ -74,6 +75,7 @@ class Interface:
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
         self._plans = PlanCache()  # recent dispatches, see _dispatch()
+        self._recording: Batch | None = None  # the batch being recorded (batch())
         self._ops = None
         self._closed = False
 
@@ -445,16 +447,28 @@ class Interface:
             >>> int(out.contents[0])             # the default: one threadgroup of 10
             10
         """
-        # A backend may repeat a cached synchronous dispatch with default sizes in compiled code (Backend.
-        # compiled_repeat); False sends it down the Python path below.
+        # A backend may repeat a cached dispatch with default sizes in compiled code (Backend.compiled_repeat, and
+        # compiled_submit for an asynchronous one); False or None sends it down the Python path below.
         repeat = self._backend.compiled_repeat
-        if repeat is not None and function_name is None and wait_for_completion and threads_per_threadgroup is None \
-                and threadgroup_memory is None and timeout is None and self.timeout is None \
-                and repeat(self._plans.table, self._function, grid, buffers):
-            return None
+        if repeat is not None and function_name is None and threads_per_threadgroup is None \
+                and threadgroup_memory is None and timeout is None and self.timeout is None and self._recording is None:
+            if wait_for_completion:
+                if repeat(self._plans.table, self._function, grid, buffers):
+                    return None
+            else:
+                submit = self._backend.compiled_submit
+                dispatch = submit(self._plans.table, self._function, grid, buffers) if submit is not None else None
+                if dispatch is not None:
+                    return dispatch
         timeout = self.timeout if timeout is None else _check_timeout(timeout)
         if function_name is not None:
-            function = self._lookup(function_name)
+            try:
+                function = self._lookup(function_name)
+            except MetalError as error:
+                recording = self._recording
+                if recording is not None and recording.records():
+                    name_batch_dispatch(error, len(recording), function_name)
+                raise
         else:
             function = self._function
             if function is None:
@@ -470,6 +484,9 @@ class Interface:
         values) reuses its checked, packed plan (dispatch.PlanCache): a loop of run_function calls checks its
         arguments once. Every line of the repeat path runs on each dispatch, so it is kept to a few operations."""
         self._check_open()
+        recording = self._recording
+        if recording is not None and recording.records():
+            return recording.record(function, grid, buffers, wait, threads_per_threadgroup, threadgroup_memory, timeout)
         key, plan = self._plans.find(function, grid, threads_per_threadgroup, threadgroup_memory, buffers)
         if plan is None:
             plan = self._new_plan(key, function, buffers, grid, threads_per_threadgroup, threadgroup_memory)
@@ -517,6 +534,23 @@ class Interface:
             from .ops import Elementwise
             self._ops = Elementwise(self)
         return self._ops
+
+    def batch(self, wait: bool = True) -> Batch:
+        """A batch: ``with gpu.batch(): ...`` records the dispatches made in the block (run_function, and the
+        elementwise operations) and runs them as one submission when it ends, waiting for them unless
+        ``wait=False``. A CUDA graph on cuda (replayed when the same kernels are recorded again), one native call
+        on the cpu. ``replay()`` runs it again. The rules of what may happen inside: docs/api.md, "Batches"."""
+        self._check_open()
+        return Batch(self, wait)
+
+    def _start_batch(self, batch: Batch) -> None:
+        if self._recording is not None:
+            raise MetalError("a batch is already being recorded on this Interface; batches do not nest")
+        self._recording = batch
+
+    def _end_batch(self, batch: Batch) -> None:
+        if self._recording is batch:
+            self._recording = None
 
     def synchronize(self) -> None:
         """Wait for everything dispatched so far through this Interface.
