@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -81,6 +82,9 @@ class Interface:
 
     def _set_library(self, library: Library) -> None:
         self._check_open()
+        if not library.function_names:  # Metal makes such a library too; there is nothing to set_function
+            warnings.warn(f"{library.filename}: the shader declares no kernels (no `kernel void` function)",
+                          UserWarning, stacklevel=3)
         self._library, self._function, self._functions = library, None, {}
 
     @property
@@ -187,7 +191,16 @@ class Interface:
                      timeout: float | None = None) -> Dispatch | None:
         """Dispatch the current (or named) kernel over ``grid`` threads; ``buffers[i]`` binds [[buffer(i)]].
         ``timeout``: seconds after which the running kernel is stopped with DispatchError (default: the
-        Interface's). Ctrl-C during a synchronous dispatch stops the kernel and raises KeyboardInterrupt."""
+        Interface's). Ctrl-C during a synchronous dispatch stops the kernel and raises KeyboardInterrupt.
+
+        Default threadgroup size (``threads_per_threadgroup=None``): up to P threads, filling x first, then y,
+        then z: ``x = min(grid width, P)``, ``y = min(grid height, P // x)``, ``z = min(grid depth, P // (x * y))``
+        (each at least 1). P is the kernel's limit (``maxThreadsPerGroup()``: 1024, or its
+        ``[[max_total_threads_per_threadgroup]]``), capped on cuda by the occupancy calculator's block size for
+        the kernel, at most 256. So a 1-D grid of 10,000 threads runs in threadgroups of 1,024 on the cpu backend
+        (256 on cuda) and a 100 x 100 grid in 100 x 10; as with Metal's dispatchThreads, the threadgroups at the
+        grid's edge may be partial (the last 1-D one here holds 784 threads). Pass ``threads_per_threadgroup`` when
+        the kernel depends on the size (threadgroup memory tiles, SIMD-group reductions)."""
         # A backend may repeat a cached synchronous dispatch with default sizes in compiled code (Backend.
         # compiled_repeat); False sends it down the Python path below.
         repeat = self._backend.compiled_repeat
