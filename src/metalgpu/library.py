@@ -37,6 +37,7 @@ from .msl.pipeline import ConstantUses, absent_params
 from .msl.preprocess import preprocess
 from .msl.structs import StructTable
 from .msl.translate import Translator
+from .progress import long_step
 
 if TYPE_CHECKING:
     from .backends.base import Compiler
@@ -345,9 +346,13 @@ class Library:
         meta = {"kernels": [front.program.kernels[i].host_name for i in translation.selected],
                 "target": self._compiler.target, "unset_constants": {i: names for i, names in unset.items() if names}}
 
+        count = len(translation.selected)
+        what = f"compiling {count} kernel{'s' if count != 1 else ''} of {self._source[1]} for {self._compiler.target}"
+
         def build() -> tuple[bytes, dict]:
             try:
-                return self._compiler.compile(translation.source, self._options), meta
+                with long_step(what):
+                    return self._compiler.compile(translation.source, self._options), meta
             except CompilerFailed as failure:
                 raise self._compile_error(failure, translation.columns) from None
 
