@@ -71,10 +71,12 @@ class Buffer:
 
     @property
     def dtype_name(self) -> str:
+        """The Metal name of the element type (``"float4"``, ``"half"``; ``"struct"`` for records)."""
         return self.metal_type.name
 
     @property
     def nbytes(self) -> int:
+        """Bytes the elements take, Metal's padding included (a ``float3`` takes 16)."""
         return self.count * self.metal_type.itemsize
 
     @property
@@ -107,7 +109,13 @@ class Buffer:
     def view(self, type_: Any) -> "Buffer":
         """The same memory as elements of ``type_`` (a Metal type name, numpy or ctypes type), no copy: the
         explicit way to bind a buffer to a parameter of another element type. Writes through either show in
-        both. The memory is freed when the last of the buffer and its views is released or collected."""
+        both. The memory is freed when the last of the buffer and its views is released or collected.
+
+        Raises ArgumentError when the buffer's bytes are not a whole number of ``type_`` elements (or the type is
+        unknown), BufferReleasedError for a released buffer.
+
+        Example: ``gpu.create_buffer(4, "float").view("uint")`` holds the floats' bit patterns.
+        """
         allocation = self._live()
         mtype = resolve_type(type_)
         if self.nbytes % mtype.itemsize:
@@ -119,20 +127,30 @@ class Buffer:
 
     @property
     def released(self) -> bool:
+        """Whether release() was called."""
         return self._allocation is None
 
     @property
     def interface_backend(self) -> "Backend":
+        """The backend of the Interface that made the buffer (internal: binding checks and interchange)."""
         return self._interface._backend
 
     @property
     def address(self) -> int:
+        """The device address of the first element (raises BufferReleasedError once released)."""
         return self._live().address
 
     # -- access ----------------------------------------------------------------------------------------------
     @property
     def contents(self) -> np.ndarray:
-        """The buffer's memory as a numpy array, no copy: writing it writes the buffer."""
+        """The buffer's memory as a numpy array, no copy: writing it writes the buffer. Its shape is ``shape``;
+        a ``float3`` buffer's rows keep Metal's 16-byte stride. Reading it first waits for any asynchronous
+        dispatch still using the buffer.
+
+        Raises ArgumentError for a private buffer (use read() and write()), BufferReleasedError once released.
+
+        Example: ``buffer.contents[:] = np.arange(len(buffer))`` fills the buffer in place.
+        """
         allocation = self._live()
         if self.storage == "private":
             raise ArgumentError("a private buffer has no CPU view; use read() and write()")
@@ -206,14 +224,25 @@ class Buffer:
         return self._values().mean(*args, **kwargs)
 
     def read(self) -> np.ndarray:
-        """A copy of the buffer's elements, shaped like ``contents``."""
+        """A copy of the buffer's elements, shaped like ``contents``, for any storage (after any dispatch still
+        using the buffer). Raises BufferReleasedError once released.
+
+        Example: ``values = buffer.read()``: later kernels writing the buffer do not change ``values``.
+        """
         allocation = self._live()
         self._wait_pending()
         raw = self.interface_backend.copy_out(allocation) if allocation.host is None else allocation.host
         return self._shaped(contents_view(raw, self.count, self.metal_type).copy())
 
     def write(self, array: Any) -> None:
-        """Copy ``array`` (same number of values, converted to the buffer's type) into the buffer."""
+        """Copy ``array`` (a numpy array, list or number sequence with the buffer's number of values, ``size``;
+        records of the buffer's dtype for a struct buffer) into the buffer, converted to its type, for any storage.
+
+        Raises ArgumentError for a different number of values or values that are not numbers, BufferReleasedError
+        once released.
+
+        Example: ``gpu.create_buffer(3, "half", storage="private").write([1.0, 2.5, -3.0])``
+        """
         allocation = self._live()
         try:
             values = np.asarray(array)
@@ -253,7 +282,12 @@ class Buffer:
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def release(self) -> None:
-        """Free the memory now (after any dispatch still using it). Idempotent."""
+        """Free the memory now (after any dispatch still using it). Idempotent. A ``contents`` array still alive
+        keeps the memory until it goes, so it never reads freed memory; any other later use of the buffer raises
+        BufferReleasedError.
+
+        Example: ``buffer.release(); buffer.release()`` (the second call does nothing).
+        """
         if self._allocation is None:
             return
         self._wait_pending(for_host=False)
@@ -282,9 +316,11 @@ class Buffer:
 
     # -- interchange -----------------------------------------------------------------------------------------
     def __dlpack__(self, *args, **kwargs):
+        """DLPack export of ``contents`` (no copy): ``torch.from_dlpack(buffer)``, ``np.from_dlpack(buffer)``."""
         return self.contents.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
+        """The DLPack device of ``contents`` (the CPU: shared buffers are host-visible)."""
         return self.contents.__dlpack_device__()
 
     @property
@@ -354,7 +390,15 @@ class Buffer:
         return array_ufunc(self, ufunc, method, inputs, kwargs)
 
     def astype(self, type_: Any) -> "Buffer":
-        """A new buffer holding this one's values converted to ``type_``, computed on the device."""
+        """A new shared buffer holding this one's values converted to ``type_`` (a Metal type name, numpy or
+        ctypes type) as C++'s ``static_cast`` converts them (floats to integers truncate toward zero), computed
+        on the device.
+
+        Raises ArgumentError for a type with other lanes (``float`` to ``float4``) or a struct,
+        BufferReleasedError once released.
+
+        Example: ``gpu.array_to_buffer(np.array([1.5, -2.7], np.float32)).astype("int").read()`` is ``[1, -2]``.
+        """
         return self._interface._ops_for().cast(self, type_)
 
     def __repr__(self) -> str:
