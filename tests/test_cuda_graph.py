@@ -402,7 +402,7 @@ def _backend():
     backend.placement = Placement(backend, 0)
     backend.graphs = GraphCache(FakeGraphs())
     module = SimpleNamespace(functions={0: 0xF00}, launch_layouts={0: CudaLaunchLayout(2, 0, inline_slots=0b10)},
-                             groups_per_block={0: 1}, debug_bytes=None)
+                             groups_per_block={0: 1}, static_shared={0: 0}, debug_bytes=None)
     return backend, driver, module
 
 

@@ -400,9 +400,10 @@ class Interface:
         ``[[threads_per_threadgroup]]`` says how many). Kernels that share tiles in threadgroup memory must allow
         for it, or be given a grid rounded up to whole threadgroups.
 
-        **The default threadgroup size** (``threads_per_threadgroup=None``) fills x first, then y, then z, up to
-        the kernel's preferred size: 1024 threads on the cpu backend, on cuda what NVIDIA's occupancy calculator
-        suggests for the kernel (at most 256), both capped by :meth:`maxThreadsPerGroup`. A 1-D grid of 100,000
+        **Default threadgroup size** (``threads_per_threadgroup=None``): up to P threads, x first, then y, then z
+        (``x = min(grid width, P)``, ``y = min(grid height, P // x)``, ``z = min(grid depth, P // (x * y))``). P is
+        :meth:`maxThreadsPerGroup` (1024, or the kernel's ``[[max_total_threads_per_threadgroup]]``), on cuda at
+        most what NVIDIA's occupancy calculator suggests for the kernel (at most 256). A 1-D grid of 100,000
         threads on the cpu backend runs in threadgroups of 1024 (the last one 672 threads); a ``(100, 100)``
         grid in threadgroups of ``(100, 10, 1)``. Give a size whenever the kernel depends on it (threadgroup
         memory, barriers, SIMD-group functions).
