@@ -25,19 +25,20 @@ class Interface:
     best available). ``debug=True`` (or ``METALGPU_DEBUG=1``) asks for bounds-checked buffer accesses.
     ``timeout``: seconds after which a running kernel is stopped with DispatchError, unless run_function gives its
     own (the cpu backend; a GPU kernel cannot be stopped, see docs/api.md).
+    ``isolate=True`` (cpu backend): kernels run in a sandboxed worker process, buffers still zero-copy (security.md).
 
     The current function (set_function) is state of the Interface, shared by every thread that uses it; threads
     that dispatch different kernels through one Interface name them: ``run_function(..., function_name=)``."""
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False,
-                 timeout: float | None = None):
+                 timeout: float | None = None, isolate: bool = False):
         self.timeout = _check_timeout(timeout)
         if backend is not None and not isinstance(backend, str):
             raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
                                 f"{type(backend).__name__}")
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
-        self._backend = open_backend(backend, device, self._cache, self.debug)
+        self._backend = open_backend(backend, device, self._cache, self.debug, bool(isolate))
         self._options = CompileOptions(debug=self.debug)
         self._library: Library | None = None
         self._function: Function | None = None

@@ -89,6 +89,7 @@ class CpuBackend(Backend):
         self._address_ref = ctypes.byref(self._address)
         self._report = (ctypes.c_uint32 * 8)()
         self.debug = debug
+        self.host_memory = HOST_MEMORY  # where buffers live (Interface(isolate=True): memory a worker shares)
         _BACKENDS.add(self)
 
     # -- compiling -------------------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ class CpuBackend(Backend):
         options = CompileOptions(fast_math=False)
         try:
             entry, _ = self._cache.get_or_build(key, lambda: (self.compiler.compile_plain(source, options), {}))
+            self.native_runner_path = entry.path
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
                                           f"{failure.log}") from None
@@ -130,7 +132,7 @@ class CpuBackend(Backend):
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {available:,} bytes of "
                                    "memory are available")
         try:
-            return HOST_MEMORY.allocate(nbytes, self.debug)
+            return self.host_memory.allocate(nbytes, self.debug)
         except (MemoryError, ValueError) as error:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {error}") from None
 
@@ -141,14 +143,13 @@ class CpuBackend(Backend):
                ) -> Dispatch:
         entry = module.entry_points[kernel]
         if plan.packed is None:
-            plan.packed = (cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes),
-                           np.array(plan.buffer_addresses, dtype=np.uint64))
-        record, slots = plan.packed
+            plan.packed = self._pack(plan)
+        packed = plan.packed
         # The plan holds its memory until the kernel has run: a buffer dropped meanwhile stays allocated.
 
         def run() -> float:
             started = time.perf_counter()
-            self._run_groups(entry, slots, record, plan, timeout)
+            self._run_groups(entry, packed, plan, timeout)
             return time.perf_counter() - started
 
         # Runs of one backend never overlap: a synchronous one runs under the lock, and only when the queue is idle;
@@ -172,8 +173,13 @@ class CpuBackend(Backend):
             return None
         return dispatch
 
-    def _run_groups(self, entry: int, slots: np.ndarray, record: np.ndarray, plan: LaunchPlan,
-                    timeout: float | None = None) -> None:
+    def _pack(self, plan: LaunchPlan):
+        """The launch record of a plan, built on its first launch: the dispatch sizes and the slots' addresses."""
+        return (cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes),
+                np.array(plan.buffer_addresses, dtype=np.uint64))
+
+    def _run_groups(self, entry: int, packed, plan: LaunchPlan, timeout: float | None = None) -> None:
+        record, slots = packed
         total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
         total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
         threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
