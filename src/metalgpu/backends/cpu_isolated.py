@@ -106,10 +106,15 @@ class IsolatedCpuBackend(CpuBackend):
         self._modules: dict[tuple, IsolatedModule] = {}  # by the file's identity and kernels
         self._entry_count = 0
         self._forked = False
-        self._runner_fd = os.open(self.native_runner_path, os.O_RDONLY | os.O_CLOEXEC)
-        self._sandbox_fd = os.open(self._build_sandbox(), os.O_RDONLY | os.O_CLOEXEC)
-        with self._worker_lock:  # seccomp and the limits are tried now, so that a missing one fails here
-            self._worker = self._start_worker(describe=())[0]
+        self._runner_fd = self._sandbox_fd = -1
+        try:
+            self._runner_fd = os.open(self.native_runner_path, os.O_RDONLY | os.O_CLOEXEC)
+            self._sandbox_fd = os.open(self._build_sandbox(), os.O_RDONLY | os.O_CLOEXEC)
+            with self._worker_lock:  # seccomp and the limits are tried now, so that a missing one fails here
+                self._worker = self._start_worker(describe=())[0]
+        except BaseException:
+            self.close()
+            raise
 
     def _build_sandbox(self):
         source = SANDBOX_SOURCE.read_text()
@@ -320,8 +325,10 @@ class IsolatedCpuBackend(CpuBackend):
         with self._worker_lock:
             if not self._forked:
                 self._end_worker()
-            for fd, _ in self._module_files:
-                os.close(fd)
+            for fd in (self._runner_fd, self._sandbox_fd, *(fd for fd, _ in self._module_files)):
+                if fd >= 0:
+                    os.close(fd)
+            self._runner_fd = self._sandbox_fd = -1
             self._module_files = []
             self._modules = {}
 

@@ -174,11 +174,8 @@ class Worker:
 
     def receive(self, deadline: float | None = None) -> tuple:
         """The next reply; at ``deadline`` (time.monotonic()) the worker is ended and WorkerEnded raised."""
-        if deadline is not None:
-            while not select.select([self.channel], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                if time.monotonic() >= deadline:
-                    self.kill("it did not answer in time")
-                    break
+        if deadline is not None and not _wait_readable(self.channel.fileno(), deadline):
+            self.kill("it did not answer in time")
         try:
             data = self.channel.recv(REPLY.size)
         except OSError:
@@ -236,12 +233,23 @@ class Worker:
                 pipe.close()
 
 
+def _wait_readable(fd: int, deadline: float) -> bool:
+    """Whether ``fd`` has something to read (or its end of file) before ``deadline``."""
+    poller = select.poll()  # not select.select: it refuses descriptors above 1023
+    poller.register(fd, select.POLLIN)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if poller.poll(left * 1000):
+            return True
+
+
 def _read_to_end(pipe, deadline: float) -> bytes:
     chunks = []
     fd = pipe.fileno()
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if not _wait_readable(fd, deadline):
             raise TimeoutError(f"no answer within {START_SECONDS:g} s")
         chunk = os.read(fd, 1 << 16)
         if not chunk:
