@@ -17,7 +17,9 @@ import pytest
 
 import metalgpu
 from conftest import REPO_ROOT
+from metalgpu.backends.cpu_isolated import checked_bindings
 from metalgpu.backends.cpu_sandbox import LAYOUT
+from metalgpu.msl.abi import BINDING_DTYPE
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox needs Linux (seccomp)")
 
@@ -345,6 +347,23 @@ def test_another_librarys_memory_cannot_be_bound(isolated):
 def test_isolate_is_for_the_cpu_backend():
     with pytest.raises(metalgpu.ArgumentError, match="isolate=True"):
         metalgpu.Interface(backend="cuda", isolate=True)
+
+
+def binding_record(**fields) -> bytes:
+    record = np.zeros((), BINDING_DTYPE)
+    record["kind"], record["elem_size"], record["scalar_size"], record["lanes"] = 0, 4, 4, 1  # a float buffer
+    for name, value in fields.items():
+        record[name] = value
+    return record.tobytes()
+
+
+@pytest.mark.parametrize("count, records", [(1, binding_record()[:-1]), (1, binding_record(kind=7)),
+                                            (1, binding_record(index=31)), (1, binding_record(elem_size=0)),
+                                            (2, binding_record() * 2 + b"x")])
+def test_binding_records_from_a_worker_are_checked(count, records):
+    with pytest.raises(metalgpu.DispatchError, match="described kernel 3 wrongly"):
+        checked_bindings(3, count, records)
+    assert checked_bindings(3, 1, binding_record())[0].elem_size == 4
 
 
 def test_the_message_layout_matches_the_worker(isolated):

@@ -5,9 +5,10 @@ the binding checks, the queue of asynchronous dispatches and the fault messages.
 
 - Buffers live in a memory file this process and the worker both map (cpu_shared_memory.py): ``contents`` is still
   a numpy view of the memory the kernels write, and it outlives any worker.
-- A compiled module is never loaded here. The worker loads it (cpu_sandbox_worker.py), reports its bindings, and
-  only then seals itself (cpu_sandbox.cpp: resource limits and a seccomp filter), so a worker cannot load modules
-  later: loading one starts a new worker with every module so far (their descriptors were kept open).
+- A compiled module is never loaded here. The worker loads it (cpu_sandbox_worker.py), seals itself
+  (cpu_sandbox.cpp: resource limits and a seccomp filter), and only then calls its code: the binding records it
+  reports, and the kernels. A sealed worker cannot load modules: loading one starts a new worker with every module
+  so far (their descriptors were kept open).
 - A dispatch is one message to the worker and one reply (cpu_sandbox.py). A kernel that faults, runs past its
   timeout, hits a limit or makes a forbidden system call, and Ctrl-C, end the worker and raise DispatchError or
   KeyboardInterrupt here; the next dispatch starts a new worker, which maps the same buffers.
@@ -42,6 +43,7 @@ from .cpu_sandbox import (
     SELF_TEST,
     SELF_TESTS,
     SLOTS,
+    START_SECONDS,
     STATUS_BAD_MESSAGE,
     STATUS_FORBIDDEN_CALL,
     STATUS_MAP_FAILED,
@@ -66,18 +68,34 @@ class IsolatedModule(Module):
     """A module the worker loaded: its kernels' bindings as the worker read them, and each kernel's number in the
     worker's table of entry points (``entry_points``)."""
 
-    def __init__(self, kernels: tuple[int, ...], first_entry: int, described: list):
+    def __init__(self, kernels: tuple[int, ...], first_entry: int, described: list[tuple[int, int, bytes]]):
         self.kernels = tuple(kernels)
         self.entry_points = {kernel: first_entry + i for i, kernel in enumerate(kernels)}
-        self._bindings = {kernel: read_bindings(bytes.fromhex(records), count)
-                          for kernel, (records, count, _) in zip(kernels, described)}
-        self._max_threads = {kernel: limit for kernel, (_, _, limit) in zip(kernels, described)}
+        self._bindings = {kernel: checked_bindings(kernel, count, records)
+                          for kernel, (_, count, records) in zip(kernels, described)}
+        self._max_threads = {kernel: limit for kernel, (limit, _, _) in zip(kernels, described)}
 
     def bindings(self, kernel: int) -> list[BindingInfo]:
         return self._bindings[kernel]
 
     def max_threads(self, kernel: int) -> int | None:
         return self._max_threads[kernel] or None
+
+
+def checked_bindings(kernel: int, count: int, records: bytes) -> list[BindingInfo]:
+    """The binding records a worker sent, which a kernel's code made: whatever they say stays within what a
+    binding can be, or the module is refused."""
+    try:
+        if len(records) != count * BINDING_DTYPE.itemsize:
+            raise ValueError(f"{len(records)} bytes for {count} records")
+        bindings = read_bindings(records, count)
+    except (ValueError, IndexError, KeyError) as error:
+        raise DispatchError(f"the sandboxed worker described kernel {kernel} wrongly: {error}") from None
+    for binding in bindings:
+        if binding.param < 0 or (binding.kind != "builtin" and not 0 <= binding.index < SLOTS) or \
+                (binding.kind == "buffer" and binding.elem_size <= 0):
+            raise DispatchError(f"the sandboxed worker described kernel {kernel} wrongly: {binding}")
+    return bindings
 
 
 class _PackedRun:
@@ -111,7 +129,7 @@ class IsolatedCpuBackend(CpuBackend):
             self._runner_fd = os.open(self.native_runner_path, os.O_RDONLY | os.O_CLOEXEC)
             self._sandbox_fd = os.open(self._build_sandbox(), os.O_RDONLY | os.O_CLOEXEC)
             with self._worker_lock:  # seccomp and the limits are tried now, so that a missing one fails here
-                self._worker = self._start_worker(describe=())[0]
+                self._worker = self._start_worker()
         except BaseException:
             self.close()
             raise
@@ -128,10 +146,10 @@ class IsolatedCpuBackend(CpuBackend):
         return entry.path
 
     # -- the worker ------------------------------------------------------------------------------------------------
-    def _start_worker(self, describe: tuple[int, ...]) -> tuple[Worker, dict]:
+    def _start_worker(self) -> Worker:
         """A new worker with every module loaded so far; called with the worker lock held."""
         order = {"runner": self._runner_fd, "sandbox": self._sandbox_fd, "arena": self.host_memory.fd,
-                 "modules": self._module_files, "describe": list(describe), "record_bytes": BINDING_DTYPE.itemsize,
+                 "modules": self._module_files, "record_bytes": BINDING_DTYPE.itemsize,
                  "threads": self.threads, "memory_bytes": memory_limit_bytes(self.threads),
                  "cpu_seconds": cpu_limit_seconds(self.threads)}
         fds = (self._runner_fd, self._sandbox_fd, self.host_memory.fd, *(fd for fd, _ in self._module_files))
@@ -140,7 +158,7 @@ class IsolatedCpuBackend(CpuBackend):
 
     def _current_worker(self) -> Worker:
         if self._worker is None:
-            self._worker = self._start_worker(describe=())[0]
+            self._worker = self._start_worker()
         return self._worker
 
     def _end_worker(self) -> None:
@@ -186,19 +204,31 @@ class IsolatedCpuBackend(CpuBackend):
             if identity in self._modules:
                 os.close(fd)
                 return self._modules[identity]
-            # A sealed worker cannot load a module: a new one loads them all, and describes this one.
+            # A sealed worker cannot load a module: a new one loads them all, and describes this one's kernels.
             self._end_worker()
             self._module_files.append((fd, tuple(kernels)))
             try:
-                self._worker, described = self._start_worker(describe=(len(self._module_files) - 1,))
+                self._worker = self._start_worker()
+                deadline = time.monotonic() + START_SECONDS
+                module = IsolatedModule(tuple(kernels), self._entry_count,
+                                        [self._worker.describe(self._entry_count + i, deadline)
+                                         for i in range(len(kernels))])
+            except WorkerEnded as ended:
+                self._forget_last_module()
+                raise DispatchError(f"the sandboxed worker could not describe the kernels of a module: {ended}") \
+                    from None
             except BaseException:
-                self._module_files.pop()
-                os.close(fd)
+                self._forget_last_module()
                 raise
-            module = IsolatedModule(tuple(kernels), self._entry_count, described[len(self._module_files) - 1])
             self._entry_count += len(kernels)
             self._modules[identity] = module
         return module
+
+    def _forget_last_module(self) -> None:
+        """A module that failed to load: no worker loads it again."""
+        self._end_worker()
+        fd, _ = self._module_files.pop()
+        os.close(fd)
 
     # -- running ---------------------------------------------------------------------------------------------------
     def _pack(self, plan: LaunchPlan) -> _PackedRun:

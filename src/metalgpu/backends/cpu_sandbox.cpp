@@ -4,7 +4,9 @@
 //
 // mg_sandbox_serve never returns. It starts the native runner's threads, sets the resource limits, installs a
 // seccomp filter that allows only the system calls the loop and the runner make, then serves the parent's
-// messages on a socket: map or unmap a segment of the parent's shared memory file, run a kernel, run a self test.
+// messages on a socket: describe a kernel (its binding records), map or unmap a segment of the parent's shared
+// memory file, run a kernel, run a self test. No code of the modules runs before the filter is installed: they
+// were loaded (their initialisers were refused when they were built), and their functions are called only here.
 // A system call outside the filter is never executed: SIGSYS reports it to the parent, and the process exits.
 // The records below are mirrored by cpu_isolated.py (RUN_DTYPE, REPLY_DTYPE, ...), checked by tests/test_sandbox.py
 // through mg_sandbox_layout.
@@ -38,6 +40,8 @@
 #endif
 
 typedef int (*mg_run_fn)(void* const*, const void*, uint64_t, uint64_t, uint32_t*);
+typedef const void* (*mg_info_fn)(int32_t*);
+typedef uint32_t (*mg_max_threads_fn)();
 typedef int (*mg_parallel_run_fn)(mg_run_fn, void* const*, const void*, uint64_t, uint64_t, uint32_t, uint64_t,
                                   uintptr_t*, uint32_t*);
 
@@ -49,7 +53,13 @@ constexpr uint64_t kUnbound = ~uint64_t(0);          // slot_offset of a slot bo
 constexpr int kTimeoutSlot = 6;                      // report[6]: the runner's timeout in milliseconds
 constexpr size_t kMaxMessage = 64 * 1024;
 
-enum message_type : uint32_t { message_run = 1, message_map = 2, message_unmap = 3, message_self_test = 4 };
+enum message_type : uint32_t {
+  message_run = 1,
+  message_map = 2,
+  message_unmap = 3,
+  message_self_test = 4,
+  message_describe = 5,
+};
 // Statuses of the sandbox, beside the runner's (signal numbers, 1001-1005).
 enum sandbox_status : int32_t {
   status_ready = 0,
@@ -102,6 +112,12 @@ struct unmap_message {
 struct self_test_message {
   uint32_t type;
   uint32_t test;
+};
+// Answered by a reply with report[0] = the number of binding records, report[1] = the kernel's own limit on threads
+// per threadgroup, followed by the records (msl/abi.py's mg::binding_info).
+struct describe_message {
+  uint32_t type;
+  uint32_t kernel;
 };
 
 struct reply {
@@ -300,7 +316,13 @@ void locate_fault(reply& answer) {
 
 // -- the loop ------------------------------------------------------------------------------------------------------
 
-std::vector<mg_run_fn> g_entries;
+struct kernel_entry {
+  mg_run_fn run;
+  mg_info_fn info;
+  mg_max_threads_fn max_threads;
+};
+std::vector<kernel_entry> g_entries;
+size_t g_record_bytes = 0;
 mg_parallel_run_fn g_parallel_run = nullptr;
 
 int noop_kernel(void* const*, const void*, uint64_t, uint64_t, uint32_t*) { return 0; }
@@ -340,11 +362,31 @@ void run(size_t length) {
   }
   uintptr_t fault = 0;
   answer.report[kTimeoutSlot] = message.timeout_ms;
-  answer.status = g_parallel_run(g_entries[message.kernel], slots, message.dispatch, 0, message.groups,
+  answer.status = g_parallel_run(g_entries[message.kernel].run, slots, message.dispatch, 0, message.groups,
                                  message.threads, message.chunks, &fault, answer.report);
   answer.fault_address = fault;
   if (fault != 0) locate_fault(answer);
   send_reply(answer);
+}
+
+void describe(uint32_t kernel) {
+  alignas(8) unsigned char out[sizeof(reply) + kMaxMessage];
+  reply answer = {};
+  int32_t count = 0;
+  const void* records = kernel < g_entries.size() ? g_entries[kernel].info(&count) : nullptr;
+  const size_t bytes = records != nullptr && count > 0 ? size_t(count) * g_record_bytes : 0;
+  if (kernel >= g_entries.size() || count < 0 || bytes > kMaxMessage) {
+    answer.status = status_bad_message;
+    send_reply(answer);
+    return;
+  }
+  answer.report[0] = uint32_t(count);
+  answer.report[1] = g_entries[kernel].max_threads();
+  answer.cpu_ns = cpu_time_ns();
+  std::memcpy(out, &answer, sizeof answer);
+  if (bytes != 0) std::memcpy(out + sizeof answer, records, bytes);
+  ssize_t sent = write(g_socket, out, sizeof answer + bytes);
+  (void)sent;
 }
 
 // Calls the filter must refuse, for tests: each ends the process (see on_forbidden_call) before it returns.
@@ -400,6 +442,8 @@ void self_test(uint32_t test) {
       const auto* ids = reinterpret_cast<const uint64_t*>(g_message + sizeof(unmap_message));
       for (uint32_t i = 0; i < header.count && sizeof(unmap_message) + (i + 1) * 8 <= size_t(length); ++i)
         unmap_segment(ids[i]);
+    } else if (type == message_describe && size_t(length) >= sizeof(describe_message)) {
+      describe(reinterpret_cast<const describe_message*>(g_message)->kernel);
     } else if (type == message_self_test && size_t(length) >= sizeof(self_test_message)) {
       self_test(reinterpret_cast<const self_test_message*>(g_message)->test);
     } else {
@@ -428,7 +472,8 @@ extern "C" __attribute__((visibility("default"))) int mg_sandbox_layout(uint64_t
                              offsetof(run_message, timeout_ms), offsetof(run_message, constant_bytes),
                              offsetof(run_message, slot_segment), offsetof(run_message, slot_offset),
                              offsetof(run_message, dispatch), kConstantsAt, sizeof(map_message), sizeof(map_entry),
-                             sizeof(unmap_message), sizeof(self_test_message), sizeof(reply),
+                             sizeof(unmap_message), sizeof(self_test_message), sizeof(describe_message),
+                             sizeof(reply),
                              offsetof(reply, fault_segment), offsetof(reply, fault_offset),
                              offsetof(reply, fault_address), offsetof(reply, report), offsetof(reply, cpu_ns),
                              kMaxMessage};
@@ -436,19 +481,25 @@ extern "C" __attribute__((visibility("default"))) int mg_sandbox_layout(uint64_t
   return int(sizeof values / sizeof values[0]);
 }
 
-// Seals this process and serves the parent on `socket` until it closes it. The modules are loaded already;
-// `entries` are their kernels' mg_run_<i>. `data_bytes` and `cpu_seconds` become RLIMIT_DATA and RLIMIT_CPU.
+// Seals this process and serves the parent on `socket` until it closes it. The modules are loaded already; for
+// each of their kernels, in order, `entries` holds mg_run_<i>, mg_info_<i> and mg_max_threads_<i>, and
+// `record_bytes` is the size of one binding record. `data_bytes` and `cpu_seconds` become RLIMIT_DATA and
+// RLIMIT_CPU.
 // Steps that fail are reported on the socket (status_setup_failed, with the step's number).
 extern "C" __attribute__((visibility("default"))) void mg_sandbox_serve(int socket, int arena, int parent,
                                                                         mg_parallel_run_fn parallel_run,
-                                                                        const mg_run_fn* entries, uint32_t count,
-                                                                        uint32_t threads, uint64_t data_bytes,
-                                                                        uint64_t cpu_seconds) {
+                                                                        void* const* entries, uint32_t count,
+                                                                        uint32_t record_bytes, uint32_t threads,
+                                                                        uint64_t data_bytes, uint64_t cpu_seconds) {
   g_socket = socket;
   g_arena = arena;
   g_page = size_t(sysconf(_SC_PAGESIZE));
   g_parallel_run = parallel_run;
-  g_entries.assign(entries, entries + count);
+  for (uint32_t i = 0; i < count; ++i)
+    g_entries.push_back(kernel_entry{reinterpret_cast<mg_run_fn>(entries[3 * i]),
+                                     reinterpret_cast<mg_info_fn>(entries[3 * i + 1]),
+                                     reinterpret_cast<mg_max_threads_fn>(entries[3 * i + 2])});
+  g_record_bytes = record_bytes;
   g_segments.reserve(1024);
   // 1: end with the parent, whichever way it ends (a kernel in an endless loop reads no end of file)
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) setup_failed(1);

@@ -2,9 +2,10 @@
 and the records it exchanges with cpu_sandbox.cpp, whose loop it runs.
 
 A worker is ``python -I -S cpu_sandbox_worker.py``: a fresh interpreter (spawned, never forked from this threaded
-process) that loads the native runner and the kernel modules from descriptors this process opened, reports the
-kernels' bindings, then seals itself (resource limits, then a seccomp filter) and serves one socket. Messages are
-datagrams of a SOCK_SEQPACKET socket: one read is one whole message, in both directions.
+process) that loads the native runner and the kernel modules from descriptors this process opened, then seals
+itself (resource limits, then a seccomp filter) and serves one socket: it describes kernels (their binding
+records), maps the buffers' memory and runs dispatches. Messages are datagrams of a SOCK_SEQPACKET socket: one read
+is one whole message, in both directions.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ CPU_PER_THREAD_SECONDS = 3600
 
 # -- the records of cpu_sandbox.cpp (tests/test_sandbox.py compares them with mg_sandbox_layout) --------------------
 SLOTS, DISPATCH_WORDS = 31, 3 + 3 + 3 + 31
-MESSAGE_RUN, MESSAGE_MAP, MESSAGE_UNMAP, MESSAGE_SELF_TEST = 1, 2, 3, 4
+MESSAGE_RUN, MESSAGE_MAP, MESSAGE_UNMAP, MESSAGE_SELF_TEST, MESSAGE_DESCRIBE = 1, 2, 3, 4, 5
 STATUS_FORBIDDEN_CALL, STATUS_BAD_MESSAGE, STATUS_MAP_FAILED, STATUS_SETUP_FAILED = 1101, 1102, 1103, 1104
 SELF_TESTS = {"open": 1, "socket": 2, "exec": 3, "exec_memory": 4, "hang": 5, "allowed": 6}
 UNBOUND = (1 << 64) - 1  # slot_offset of a slot bound to nothing
@@ -50,7 +51,8 @@ CONSTANTS_AT = -(-RUN.size // 64) * 64  # the inline constants follow the record
 MAP_HEADER = struct.Struct("<II")  # type, count; then `count` MAP_ENTRY: segment, file offset, pages, leading guard
 MAP_ENTRY = struct.Struct("<QQQQ")
 UNMAP_HEADER = struct.Struct("<II")  # type, count; then `count` segment ids (uint64)
-SELF_TEST = struct.Struct("<II")
+SELF_TEST = struct.Struct("<II")  # type, test
+DESCRIBE = struct.Struct("<II")  # type, kernel; answered by a REPLY and the kernel's binding records
 REPLY_FIELDS = (("status", "i"), ("reserved", "I"), ("fault_segment", "Q"), ("fault_offset", "q"),
                 ("fault_address", "Q"), ("report", "8I"), ("cpu_ns", "Q"))
 REPLY = struct.Struct("<" + "".join(code for _, code in REPLY_FIELDS))
@@ -66,7 +68,7 @@ def field_offset(fields: tuple, name: str) -> int:
 TIMEOUT_OFFSET = field_offset(RUN_FIELDS, "timeout_ms")
 # what mg_sandbox_layout reports, in its order
 LAYOUT = (RUN.size, *(field_offset(RUN_FIELDS, name) for name, _ in RUN_FIELDS[1:]), CONSTANTS_AT, MAP_HEADER.size,
-          MAP_ENTRY.size, UNMAP_HEADER.size, SELF_TEST.size, REPLY.size,
+          MAP_ENTRY.size, UNMAP_HEADER.size, SELF_TEST.size, DESCRIBE.size, REPLY.size,
           *(field_offset(REPLY_FIELDS, name) for name, _ in REPLY_FIELDS[2:]), MAX_MESSAGE)
 
 
@@ -112,9 +114,9 @@ class Worker:
         self.killed_because: str | None = None
 
     @classmethod
-    def start(cls, order: dict, pass_fds: tuple[int, ...]) -> tuple["Worker", dict]:
+    def start(cls, order: dict, pass_fds: tuple[int, ...]) -> "Worker":
         """Starts a worker with ``order`` (cpu_sandbox_worker.py reads it) and waits until it has sealed itself.
-        Returns it and the bindings it described. Raises BackendUnavailableError if it cannot start."""
+        Raises BackendUnavailableError if it cannot start."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         order = dict(order, socket=theirs.fileno(), parent=os.getpid())  # the child keeps the descriptor's number
         try:
@@ -127,33 +129,23 @@ class Worker:
             theirs.close()
         worker = cls(process, ours)
         try:
-            described = worker._handshake(order)
+            worker._handshake(order)
         except BaseException:
             worker.close()
             raise
-        return worker, described
+        return worker
 
-    def _handshake(self, order: dict) -> dict:
+    def _handshake(self, order: dict) -> None:
         deadline = time.monotonic() + START_SECONDS
         try:
             self.process.stdin.write(json.dumps(order).encode())
             self.process.stdin.close()
-            described = _read_to_end(self.process.stdout, deadline)
-        except (OSError, TimeoutError) as error:
-            described = b""
-            failure = str(error)
-        else:
-            failure = ""
-        if not described:
+            ready = self.receive(deadline)
+        except (OSError, WorkerEnded) as error:
             self.kill()
             self.process.wait()
             log = self.process.stderr.read().decode(errors="replace").strip()
-            raise BackendUnavailableError("the sandboxed worker process did not start: "
-                                          f"{failure or log or 'no output'}")
-        try:
-            ready = self.receive(deadline)
-        except WorkerEnded as ended:
-            raise BackendUnavailableError(f"the sandboxed worker process did not start: {ended}") from None
+            raise BackendUnavailableError(f"the sandboxed worker process did not start: {log or error}") from None
         status, report = ready[0], ready[5:13]
         if status == STATUS_SETUP_FAILED:
             step, error = report[1], os.strerror(report[0])
@@ -162,9 +154,7 @@ class Worker:
                                               f"kernel refused ({error})")
             raise BackendUnavailableError(f"the sandboxed worker process could not seal itself (step {step}: "
                                           f"{error})")
-        self.process.stdout.close()
         self.process.stderr.close()
-        return {int(number): kernels for number, kernels in json.loads(described).items()}
 
     def send(self, message: bytes | bytearray) -> None:
         try:
@@ -174,15 +164,28 @@ class Worker:
 
     def receive(self, deadline: float | None = None) -> tuple:
         """The next reply; at ``deadline`` (time.monotonic()) the worker is ended and WorkerEnded raised."""
+        return REPLY.unpack(self._receive(REPLY.size, deadline))
+
+    def describe(self, kernel: int, deadline: float) -> tuple[int, int, bytes]:
+        """The kernel's own limit on threads per group and its binding records (count, bytes), as the worker's
+        call of its mg_info_<i> gave them: untrusted."""
+        self.send(DESCRIBE.pack(MESSAGE_DESCRIBE, kernel))
+        data = self._receive(REPLY.size + MAX_MESSAGE, deadline)
+        reply = REPLY.unpack_from(data)
+        if reply[0] != 0:
+            raise WorkerEnded(f"the worker could not describe kernel {kernel} (status {reply[0]})")
+        return reply[6], reply[5], data[REPLY.size:]
+
+    def _receive(self, size: int, deadline: float | None) -> bytes:
         if deadline is not None and not _wait_readable(self.channel.fileno(), deadline):
             self.kill("it did not answer in time")
         try:
-            data = self.channel.recv(REPLY.size)
+            data = self.channel.recv(size)
         except OSError:
             data = b""
-        if len(data) != REPLY.size:
+        if len(data) < REPLY.size:
             raise self.ended()
-        return REPLY.unpack(data)
+        return data
 
     def exchange(self, message: bytes | bytearray, deadline: float | None = None) -> tuple:
         self.send(message)
@@ -245,18 +248,6 @@ def _wait_readable(fd: int, deadline: float) -> bool:
             return True
 
 
-def _read_to_end(pipe, deadline: float) -> bytes:
-    chunks = []
-    fd = pipe.fileno()
-    while True:
-        if not _wait_readable(fd, deadline):
-            raise TimeoutError(f"no answer within {START_SECONDS:g} s")
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 # -- spawning --------------------------------------------------------------------------------------------------------
 # A worker asks to be killed when its parent ends (PR_SET_PDEATHSIG), and Linux counts the *thread* that started it
 # as the parent: workers are started from one thread that lives as long as the process, never from a thread of the
@@ -284,7 +275,7 @@ def _serve_spawns() -> None:
             # A session of its own: Ctrl-C at a terminal reaches this process, which then ends the worker. No
             # environment but where libraries are found: a kernel can read the worker's memory, and variables
             # often hold secrets.
-            done.set_result(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            done.set_result(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.PIPE, pass_fds=pass_fds, start_new_session=True,
                                              cwd="/", env=_worker_environment()))
         except BaseException as error:  # noqa: BLE001  (the caller gets it)
