@@ -266,13 +266,17 @@ def test_a_worker_that_stops_answering_is_ended(isolated):
     check_intact_and_usable(isolated, kept, values)
 
 
-def test_the_memory_limit(monkeypatch):
-    monkeypatch.setenv("METALGPU_SANDBOX_MEMORY", "64")  # MiB; a 1024-thread group's fiber stacks take 68
+def test_the_memory_limit(isolated, monkeypatch):
+    isolated._backend.self_test("allowed")
+    with open(f"/proc/{isolated._backend.worker_pid}/status") as status:
+        used = next(int(line.split()[1]) for line in status if line.startswith("VmData:")) >> 10  # MiB
+    # 40 MiB more than a worker takes: a 1024-thread group's fiber stacks need 68, a 32-thread group's 4
+    monkeypatch.setenv("METALGPU_SANDBOX_MEMORY", str(used + 40))
     with open_isolated() as gpu:
         values = np.arange(1024, dtype=np.float32)
         x = gpu.array_to_buffer(values)
-        with pytest.raises(metalgpu.DispatchError, match="memory limit is 64 MiB: set the environment variable "
-                                                         "METALGPU_SANDBOX_MEMORY"):
+        with pytest.raises(metalgpu.DispatchError, match=f"memory limit is {used + 40} MiB: set the environment "
+                                                         "variable METALGPU_SANDBOX_MEMORY"):
             gpu.run_function(1024, [x], function_name="add_one_after_barrier", threads_per_threadgroup=1024)
         check_intact_and_usable(gpu, x, values)
         gpu.run_function(1024, [x], function_name="add_one_after_barrier", threads_per_threadgroup=32)
@@ -405,6 +409,9 @@ CTRL_C_SCRIPT = textwrap.dedent('''
     gpu.load_shader_from_string(SOURCE)
     stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
     kept = gpu.array_to_buffer(np.arange(1 << 16, dtype=np.float32))
+    stop.contents[0] = 1
+    gpu.run_function(1 << 16, [stop, out], function_name="spin")  # the plan made and the buffers mapped
+    stop.contents[0] = 0
     worker = gpu._backend.worker_pid
     print("RUNNING", flush=True)
     started = time.monotonic()
