@@ -109,8 +109,6 @@ class _PackedRun:
 
 
 class IsolatedCpuBackend(CpuBackend):
-    isolated = True
-
     def __init__(self, device: int = 0, cache: CompileCache | None = None, debug: bool = False):
         if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "aarch64"):
             raise BackendUnavailableError("Interface(isolate=True) needs Linux on x86-64 or ARM64 (seccomp); "
@@ -197,10 +195,10 @@ class IsolatedCpuBackend(CpuBackend):
     # -- compiling -------------------------------------------------------------------------------------------------
     def load(self, path, kernels: tuple[int, ...]) -> Module:
         self._check_not_forked()
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        stat = os.fstat(fd)
-        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, tuple(kernels))
         with self._worker_lock:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            stat = os.fstat(fd)
+            identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, tuple(kernels))
             if identity in self._modules:
                 os.close(fd)
                 return self._modules[identity]
