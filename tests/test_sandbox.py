@@ -312,6 +312,16 @@ def test_loading_a_module_keeps_the_kernels_loaded_before(isolated):
         np.testing.assert_array_equal(x.contents, 1 - values)
 
 
+def test_buffers_outlive_the_interface_and_its_worker():
+    with open_isolated() as gpu:
+        x = gpu.array_to_buffer(np.zeros(N, dtype=np.float32))
+        gpu.run_function(N, [x], function_name="add_one_after_barrier")
+        worker = gpu._backend.worker_pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)
+    np.testing.assert_array_equal(x.contents, np.ones(N, dtype=np.float32))
+
+
 def test_released_buffers_are_unmapped_in_the_worker(isolated):
     def mappings():
         with open(f"/proc/{isolated._backend.worker_pid}/maps") as maps:
