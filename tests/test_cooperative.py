@@ -93,6 +93,29 @@ def test_tree_reduction_through_threadgroup_parameter_and_helper(iface):
     np.testing.assert_array_equal(partial.contents, values.reshape(-1, group).sum(axis=1))
 
 
+def test_reads_just_past_a_threadgroup_array_are_discarded_not_fatal(iface):
+    """A merge step loads its next candidate before knowing it needs it, a few elements past the array's end, as
+    production sort kernels do; Apple's GPUs allow it, and so must CUDA's end of a block's shared memory."""
+    source = """
+        #include <metal_stdlib>
+        using namespace metal;
+        kernel void shift_down(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                               uint i [[thread_position_in_grid]], uint t [[thread_position_in_threadgroup]]) {
+            threadgroup float tile[64];
+            tile[t] = in[i];
+            threadgroup_barrier(mem_flags::mem_threadgroup);
+            float ahead = tile[t + 8];  // past the end for the last 8 threads: loaded, then not used
+            out[i] = t + 8 < 64 ? ahead : -1.0f;
+        }
+    """
+    iface.load_shader_from_str(source)
+    values = np.arange(256, dtype=np.float32)
+    out = iface.create_buffer(256, "float")
+    iface.run_function(256, [iface.array_to_buffer(values), out], "shift_down", threads_per_threadgroup=64)
+    t = np.arange(256) % 64
+    np.testing.assert_array_equal(out.contents, np.where(t + 8 < 64, values + 8, -1.0))
+
+
 def test_threadgroup_parameter_over_32_kib_is_refused(iface):
     load_kernel(iface, "coop_reduce.metal")
     buffer = iface.create_buffer(64, "float")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from metalgpu.backends.cuda_module import NEVER, CudaModule, pack_launch
+from metalgpu.backends.cuda_module import NEVER, THREADGROUP_SLACK, CudaModule, pack_launch
 from metalgpu.dispatch import Allocation, build_plan
 from metalgpu.errors import ArgumentError
 from metalgpu.msl.abi import BINDING_FIELDS, BINDING_KINDS, REPEAT_FIELDS, SCALAR_KINDS, BindingInfo, CudaLaunchLayout
@@ -55,14 +55,14 @@ def _plan(grid, table, group=256):
     return plan, out
 
 
-def _pack(plan, resident_threads=1 << 20):
+def _pack(plan, resident_threads=1 << 20, static_shared=0):
     copies = []
 
     def to_device(data):
         copies.append(bytes(data))
         return 0xD000 + len(copies)
 
-    launch = pack_launch(plan, 0xF00, LAYOUT, 4, 0x5, resident_threads, to_device)
+    launch = pack_launch(plan, 0xF00, LAYOUT, 4, static_shared, 0x5, resident_threads, to_device)
     return launch, copies
 
 
@@ -78,15 +78,30 @@ def test_a_plan_is_packed_into_its_record_and_launch():
     assert (list(record["grid"]), list(record["group"]), list(record["groups"])) == ([4096, 1, 1], [256, 1, 1],
                                                                                     [16, 1, 1])
     assert list(record["threadgroup_offset"]) == [0]
-    # a small grid keeps one threadgroup per block; threadgroup memory rounded up to 16 bytes
+    # a small grid keeps one threadgroup per block; threadgroup memory rounded up to 16 bytes, then the slack
     assert record["groups_per_block"] == 1
     function, bx, by, bz, tx, ty, tz, shared, stream, params, extra = launch.arguments
-    assert (function, bx, by, bz, tx, ty, tz, shared, stream, extra) == (0xF00, 16, 1, 1, 256, 1, 1, 112, 0x5, 0)
+    assert (function, bx, by, bz, tx, ty, tz, shared, stream, extra) == (0xF00, 16, 1, 1, 256, 1, 1,
+                                                                        112 + THREADGROUP_SLACK, 0x5, 0)
     assert ctypes.c_void_p.from_address(params).value == record.ctypes.data  # the kernel's one parameter
     fields = dict(zip(REPEAT_FIELDS, launch.repeat_fields.tolist(), strict=True))
     assert fields == {"function": 0xF00, "stream": 0x5, "params": params, "placed_at": NEVER, "grid_x": 16,
-                      "grid_y": 1, "grid_z": 1, "block_x": 256, "block_y": 1, "block_z": 1, "shared_bytes": 112}
+                      "grid_y": 1, "grid_z": 1, "block_x": 256, "block_y": 1, "block_z": 1,
+                      "shared_bytes": 112 + THREADGROUP_SLACK}
     assert launch.repeat_address == launch.repeat_fields.ctypes.data and launch.placed_at == -1
+
+
+def test_shared_memory_gets_slack_past_its_end_where_the_default_limit_allows():
+    """Kernels read a few elements past their threadgroup arrays (and discard them); CUDA would fault there."""
+    with_memory, _ = _plan(4096, Memory(64))  # 100 bytes of [[threadgroup(0)]]
+    assert _pack(with_memory, static_shared=0)[0].arguments[7] == 112 + THREADGROUP_SLACK
+    assert _pack(with_memory, static_shared=4096)[0].arguments[7] == 112 + THREADGROUP_SLACK
+    # past 48 KiB a kernel would have to opt in: no slack then, the launch stays valid
+    assert _pack(with_memory, static_shared=48 * 1024 - 112)[0].arguments[7] == 112
+    out = Memory(4 * 4096)
+    without = build_plan(Kernel(), [out, 2.5, Memory(64)], 4096, 256, {0: 0}, 32 * 1024)
+    assert _pack(without, static_shared=0)[0].arguments[7] == 0  # no threadgroup memory at all: none added
+    assert _pack(without, static_shared=64)[0].arguments[7] == THREADGROUP_SLACK
 
 
 def test_a_large_grid_runs_several_threadgroups_per_block():
@@ -244,7 +259,7 @@ def _backend():
     backend._events, backend._spare_events, backend._unchecked, backend._launches = [], [], [], 0
     backend.placement = Placement(backend, 0)
     module = SimpleNamespace(functions={0: 0xF00}, launch_layouts={0: LAYOUT}, groups_per_block={0: 1},
-                             debug_bytes=None)
+                             static_shared={0: 0}, debug_bytes=None)
     return backend, driver, module
 
 

@@ -154,10 +154,25 @@ def test_gnu_extension_keyword_is_dropped():
 
 # ----- pragmas and directives -----------------------------------------------------------------
 
-def test_pragmas_and_pragma_operator_are_removed():
+def test_pragmas_are_removed_but_loop_unroll_hints_are_kept_as_markers():
     source = ("#pragma clang loop unroll(full)\n#pragma unroll\n#pragma METAL internals : enable\n"
               '#define UNROLL _Pragma("unroll")\nUNROLL for (;;) {} _Pragma("clang diagnostic push") x')
-    assert out(source) == "for ( ; ; ) { } x"
+    full = "__metalgpu_unroll_full"
+    assert out(source) == f"{full} {full} {full} for ( ; ; ) {{ }} x"
+
+
+@pytest.mark.parametrize("pragma, marker", [
+    ("#pragma unroll", "full"), ("#pragma unroll 4", "4"), ("#pragma unroll(8)", "8"), ("#pragma nounroll", "1"),
+    ("#pragma GCC unroll 16", "16"), ("#pragma clang loop unroll(full)", "full"),
+    ("#pragma clang loop unroll(enable)", "full"), ("#pragma clang loop unroll(disable)", "1"),
+    ("#pragma clang loop unroll_count(2)", "2"), ("#pragma clang loop vectorize(enable) unroll_count(3)", "3"),
+    ('_Pragma("clang loop unroll_count(5)")', "5"),
+    ("#pragma clang loop vectorize(enable)", None), ("#pragma unroll 0", None), ("#pragma unroll N", None),
+    ("#pragma clang diagnostic push", None),
+])
+def test_unroll_hint_spellings(pragma, marker):
+    expected = "for" if marker is None else f"__metalgpu_unroll_{marker} for"
+    assert out(f"{pragma}\nfor") == expected
 
 
 def test_error_directive():

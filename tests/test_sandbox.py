@@ -83,6 +83,11 @@ kernel void add_one_after_barrier(device float* x [[buffer(0)]], uint i [[thread
     threadgroup_barrier(mem_flags::mem_threadgroup);
     x[i] = v + 1.0f;
 }
+
+kernel void step(device uint* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = x[i] * 3u + 1u; }
+
+kernel void add_into(device const uint* a [[buffer(0)]], device uint* b [[buffer(1)]],
+                     uint i [[thread_position_in_grid]]) { b[i] += a[i]; }
 """
 
 N = 1 << 16
@@ -165,6 +170,61 @@ def test_asynchronous_dispatches_and_synchronize(isolated):
     isolated.synchronize()
     assert all(handle.done for handle in handles)
     np.testing.assert_array_equal(x.contents, np.full(N, 5, dtype=np.float32))
+
+
+def steps_and_totals(x: np.ndarray, total: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's step then add_into, ``rounds`` times (uint arithmetic wraps alike)."""
+    x, total = x.astype(np.uint32), total.astype(np.uint32)
+    for _ in range(rounds):
+        x = x * np.uint32(3) + np.uint32(1)
+        total = total + x
+    return x, total
+
+
+def test_asynchronous_dispatches_and_batches_keep_their_order(isolated):
+    """The isolated backend's own queue (not cpu.py's native one): asynchronous dispatches and an asynchronous
+    batch between them run in the order they were made, each seeing what the one before wrote."""
+    start = np.arange(N, dtype=np.uint32)
+    x, total = isolated.array_to_buffer(start), isolated.array_to_buffer(np.zeros(N, dtype=np.uint32))
+    handles = []
+    for _ in range(4):
+        handles.append(isolated.run_function(N, [x], function_name="step", wait_for_completion=False))
+        handles.append(isolated.run_function(N, [x, total], function_name="add_into", wait_for_completion=False))
+    with isolated.batch(wait=False) as batch:
+        for _ in range(3):
+            isolated.run_function(N, [x], function_name="step")
+            isolated.run_function(N, [x, total], function_name="add_into")
+    handles.append(isolated.run_function(N, [x], function_name="step", wait_for_completion=False))
+    expected_x, expected_total = steps_and_totals(start, np.zeros(N), 7)
+    np.testing.assert_array_equal(x.contents, expected_x * np.uint32(3) + np.uint32(1))  # waits for the last
+    np.testing.assert_array_equal(total.contents, expected_total)
+    assert batch.done and all(handle.done for handle in handles)
+    assert batch.gpu_time is not None and batch.gpu_time >= 0
+
+
+def test_a_batch_replays_and_stops_at_its_first_fault(isolated):
+    start = np.arange(N, dtype=np.uint32)
+    x, total = isolated.array_to_buffer(start), isolated.array_to_buffer(np.zeros(N, dtype=np.uint32))
+    with isolated.batch() as batch:
+        for _ in range(2):
+            isolated.run_function(N, [x], function_name="step")
+            isolated.run_function(N, [x, total], function_name="add_into")
+    batch.replay(wait=False)
+    batch.wait()
+    expected_x, expected_total = steps_and_totals(start, np.zeros(N), 4)
+    np.testing.assert_array_equal(x.contents, expected_x)
+    np.testing.assert_array_equal(total.contents, expected_total)
+
+    floats = isolated.array_to_buffer(np.zeros(1024, dtype=np.float32))
+    for wait in (True, False):
+        with pytest.raises(metalgpu.DispatchError, match=r"^batch dispatch 1 \(kernel 'write_at'\): .*faulted"):
+            with isolated.batch(wait=wait) as failing:
+                isolated.run_function(N, [x], function_name="step")
+                isolated.run_function(1, [floats, 1 << 40], function_name="write_at")
+                isolated.run_function(N, [x], function_name="step")  # never runs: the batch ended at the fault
+            failing.wait()
+    np.testing.assert_array_equal(x.contents, steps_and_totals(expected_x, expected_total, 2)[0])
+    check_intact_and_usable(isolated, total, expected_total)
 
 
 def test_elementwise_operations_and_views(isolated):

@@ -2,9 +2,12 @@
 on the user's own line, and keeps accepting what production MSL writes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from conftest import load_kernel
 from metalgpu.errors import ShaderCompileError
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
@@ -121,7 +124,8 @@ def test_loop_and_metal_pragmas_are_accepted():
     source = ("#pragma once\n#pragma unroll\n#pragma clang loop unroll(full)\n#pragma METAL internals : enable\n"
               '#pragma clang diagnostic ignored "-Wunused"\n#pragma GCC unroll 4\n'
               '#define UNROLL _Pragma("clang loop unroll(full)")\nUNROLL x')
-    assert out(source) == "x"
+    full = "__metalgpu_unroll_full"  # loop hints stay, as markers the translation makes CUDA pragmas of
+    assert out(source) == f"{full} {full} __metalgpu_unroll_4 {full} x"
 
 
 @pytest.mark.parametrize("header", ["stdio.h", "cstdlib", "unistd.h", "sys/mman.h", "vector", "dlfcn.h"])
@@ -242,3 +246,21 @@ def test_a_symbolic_link_out_of_the_roots_is_not_followed(tmp_path):
     with pytest.raises(ShaderCompileError) as info:
         preprocess('#include "linked.h"\n', main)
     assert "file not found: 'linked.h'" in str(info.value) and "TOPSECRET" not in str(info.value)
+
+
+# ----- loop unroll hints ----------------------------------------------------------------------------------------
+
+def test_loop_unroll_hints_change_no_result(iface):
+    load_kernel(iface, "loop_unroll_hints.metal", "unrolled_sums")
+    result = iface.create_buffer(64, "float")
+    iface.run_function(64, [result])
+    np.testing.assert_array_equal(np.asarray(result), 28.0 * np.arange(64) + 16 + 10 + 0.5)
+
+
+def test_loop_unroll_hints_reach_cuda_as_pragmas_and_the_cpu_compiler_not_at_all():
+    source = (Path(__file__).parent / "kernels" / "loop_unroll_hints.metal").read_text()
+    pre = preprocess(source, "loop_unroll_hints.metal")
+    program = parse(pre.tokens, pre.sources)
+    cuda = translate(pre, program, "cuda").source
+    assert [cuda.count(f'_Pragma("unroll{n}")') for n in ("", " 4", " 2", " 1")] == [2, 1, 1, 1]
+    assert "_Pragma" not in translate(pre, program, "cpu").source and "__metalgpu_unroll" not in cuda

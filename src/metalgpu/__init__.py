@@ -2,6 +2,7 @@
 with buffers that are numpy arrays."""
 from ._version import __version__
 from .backends import available as backends
+from .batch import Batch
 from .buffer import Buffer
 from .dispatch import Dispatch, MetalSize
 from .errors import (
@@ -41,6 +42,6 @@ from .ops import (
     trunc,
 )
 
-__all__ = ["__version__", "backends", "Interface", "Buffer", "Dispatch", "MetalSize", "from_dlpack",
+__all__ = ["__version__", "backends", "Interface", "Buffer", "Dispatch", "MetalSize", "from_dlpack", "Batch",
            "MetalError", "BackendUnavailableError", "ShaderCompileError", "FunctionNotFoundError",
            "ArgumentError", "BufferReleasedError", "OutOfMemoryError", "DispatchError", *UNARY_FUNCTIONS]

@@ -96,6 +96,8 @@ class Buffer:
         allocation = self._live()
         if self.storage == "private":
             raise ArgumentError("a private buffer has no CPU view; use read() and write()")
+        if self._interface._recording is not None:
+            self._interface._recording.check_host_access(self, True, "contents")
         self._wait_pending()
         if self._view is None:  # built once: contents is read in loops, element by element
             host = allocation.host
@@ -114,6 +116,8 @@ class Buffer:
     def read(self) -> np.ndarray:
         """A copy of the buffer's elements, shaped like ``contents``."""
         allocation = self._live()
+        if self._interface._recording is not None:
+            self._interface._recording.check_host_access(self, False, "read()")
         self._wait_pending()
         raw = self.interface_backend.copy_out(allocation) if allocation.host is None else allocation.host
         return self._shaped(contents_view(raw, self.count, self.metal_type).copy())
@@ -132,6 +136,8 @@ class Buffer:
         if self.metal_type.name != "struct" and values.size != expected:
             raise ArgumentError(f"write() needs {expected} values for {self.count} x {self.metal_type.name}, "
                                 f"got {values.size}")
+        if self._interface._recording is not None:
+            self._interface._recording.check_host_access(self, True, "write()")
         self._wait_pending()
         if allocation.host is None:
             staging = np.zeros(self.nbytes, dtype=np.uint8)
@@ -162,6 +168,8 @@ class Buffer:
         """Free the memory now (after any dispatch still using it). Idempotent."""
         if self._allocation is None:
             return
+        if self._interface._recording is not None:
+            self._interface._recording.check_host_access(self, True, "release()")
         self._wait_pending(for_host=False)
         self._interface._forget_plans()
         allocation, self._allocation, self._view = self._allocation, None, None
@@ -199,6 +207,8 @@ class Buffer:
         if not self.interface_backend.cuda_array_interface:
             raise AttributeError("__cuda_array_interface__ exists only for buffers of the cuda backend")
         allocation = self._live()
+        if self._interface._recording is not None:
+            self._interface._recording.check_host_access(self, True, "__cuda_array_interface__")
         self._wait_pending(for_host=False)
         mtype = self.metal_type
         scalar = mtype.scalar_dtype.itemsize

@@ -1,10 +1,12 @@
 """Backend-agnostic dispatch: grid and threadgroup sizes, the binding plan that checks a buffer list against the
-kernel's signature and packs it once, the cache of recent plans, and the ``Dispatch`` handle of an asynchronous
-run. It knows kernels and memory only through the small interfaces below (KernelSignature, Allocation): the
-Interface resolves Buffers to their Allocations before a plan is made, and backends launch plans."""
+kernel's signature and packs it once, the cache of recent plans, the ``Dispatch`` handle of an asynchronous
+run, and the record of a batch that a backend submits as one (``RecordedBatch``). It knows kernels and memory only
+through the small interfaces below (KernelSignature, Allocation): the Interface resolves Buffers to their
+Allocations before a plan is made, and backends launch plans."""
 from __future__ import annotations
 
 import numbers
+import struct
 import weakref
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
@@ -21,7 +23,20 @@ MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entr
 
 @dataclass(frozen=True)
 class MetalSize:
-    """A 3-D size, as Metal's MTLSize."""
+    """A 3-D size, as Metal's ``MTLSize``: a grid or a threadgroup size for :meth:`Interface.run_function`.
+
+    Height and depth default to 1 (the original metalgpu required all three). An int ``n`` or a tuple works
+    wherever a MetalSize does; each component must be a positive int (checked when it is used, with
+    :class:`ArgumentError`).
+
+    Example:
+        >>> import metalgpu
+        >>> size = metalgpu.MetalSize(640, 480)
+        >>> tuple(size)
+        (640, 480, 1)
+        >>> size.width * size.height
+        307200
+    """
 
     width: int
     height: int = 1
@@ -191,7 +206,10 @@ def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: An
 
 def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    raw = _pack_scalar_quickly(value, binding)
+    if raw is not None:
+        pass
+    elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
     elif isinstance(value, np.ndarray) and value.dtype.fields is not None or isinstance(value, np.void):
         check_buffer_type(where, binding, BufferType(metal_type_of_array(np.asarray(value))))
@@ -215,6 +233,32 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     aligned = storage[start:start + len(raw)]
     aligned[:] = np.frombuffer(raw, dtype=np.uint8)
     return aligned
+
+
+# Python and numpy numbers for a one-value parameter of these kinds and sizes: struct's formats, which refuse what
+# pack_values refuses (an integer out of range, a finite float that overflows) and round as it does. Anything else,
+# or a value refused here, takes pack_values, which says what is wrong. A dispatch with a scalar argument packs it
+# every time (its plan is not cached), so this is most dispatches' cost of a scalar.
+_QUICK_FORMATS = {("float", 4): struct.Struct("<f"), ("signed", 4): struct.Struct("<i"),
+                  ("unsigned", 4): struct.Struct("<I"), ("signed", 8): struct.Struct("<q"),
+                  ("unsigned", 8): struct.Struct("<Q"), ("signed", 2): struct.Struct("<h"),
+                  ("unsigned", 2): struct.Struct("<H")}
+_QUICK_TYPES = {"float": (float, np.float32, np.float64),
+                "signed": (int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+                "unsigned": (int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)}
+
+
+def _pack_scalar_quickly(value: Any, binding) -> bytes | None:
+    if not binding.is_reference or binding.lanes != 1:
+        return None
+    kind = binding.scalar_kind
+    form = _QUICK_FORMATS.get((kind, binding.scalar_size))
+    if form is None or type(value) not in _QUICK_TYPES[kind]:
+        return None
+    try:
+        return form.pack(value if kind == "float" else int(value))
+    except (struct.error, OverflowError):
+        return None
 
 
 def _metal_type_of(binding) -> MetalType:
@@ -421,7 +465,26 @@ class PlanCache:
 
 
 class Dispatch:
-    """An asynchronous ``run_function``: ``wait()``, ``done`` and ``gpu_time`` (seconds the kernel ran)."""
+    """The handle of an asynchronous dispatch: what ``run_function(..., wait_for_completion=False)`` returns.
+
+    Dispatches of one Interface run in the order they were made. Reading a buffer's ``contents`` waits for the
+    pending dispatches that use the buffer; :meth:`wait` waits for this one, ``Interface.synchronize()`` for all.
+
+    Attributes:
+        kernel_name: the name of the kernel dispatched.
+
+    Example:
+        >>> import numpy as np
+        >>> import metalgpu
+        >>> gpu = metalgpu.Interface()
+        >>> gpu.load_shader_from_str('''
+        ... kernel void fill(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] = 7.0f; }''')
+        >>> x = gpu.create_buffer(1000, "float")
+        >>> handle = gpu.run_function(1000, [x], "fill", wait_for_completion=False)
+        >>> handle.wait()
+        >>> handle.done, handle.gpu_time > 0, float(x.contents[999])
+        (True, True, 7.0)
+    """
 
     def __init__(self, kernel_name: str, future: Future | None = None, seconds: float | None = None):
         self.kernel_name = kernel_name
@@ -430,16 +493,24 @@ class Dispatch:
 
     @property
     def done(self) -> bool:
+        """True once the kernel has finished (or faulted); never blocks."""
         return self._future is None or self._future.done()
 
     def wait(self) -> None:
-        """Block until the kernel finished; raises its DispatchError if it faulted."""
+        """Block until the kernel has finished.
+
+        Raises:
+            DispatchError: the kernel faulted or ran past its timeout.
+            KeyboardInterrupt: Ctrl-C while waiting (the kernel goes on).
+        """
         if self._future is not None:
             self._future.result()
 
     @property
     def gpu_time(self) -> float | None:
-        """Seconds the kernel ran, once it is done (None before, or if it faulted)."""
+        """The seconds the kernel ran, once it is done, or None while it runs or if it faulted.
+
+        Measured by the backend (CUDA events on cuda, the launch's wall time on the cpu)."""
         if self._future is None:
             return self._seconds
         if not self._future.done() or self._future.exception() is not None:
@@ -449,3 +520,66 @@ class Dispatch:
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"
         return f"<Dispatch {self.kernel_name!r} {state}>"
+
+
+# -- batches: dispatches recorded to run as one submission (batch.py records them, Backend.submit_batch runs them) ---
+
+@dataclass(slots=True)
+class BatchEntry:
+    """One dispatch of a batch, checked and packed."""
+
+    index: int            # its place in the batch
+    module: Any           # the compiled module and the kernel's index in it, as Backend.launch takes them
+    kernel: int
+    plan: LaunchPlan
+    timeout: float | None = None
+
+
+@dataclass
+class RecordedBatch:
+    """The dispatches of a batch in order. ``packed`` is the backend's own form of the whole batch (a CUDA graph's
+    launches, the cpu queue's entries), built on its first submission and kept for its replays."""
+
+    entries: list[BatchEntry] = field(default_factory=list)
+    packed: Any = None
+
+
+def name_batch_dispatch(error: BaseException, index: int, kernel_name: str) -> BaseException:
+    """``error``, its message led by the dispatch of a batch it comes from, with ``batch_index`` and ``kernel_name``
+    set (they pickle with it); an error that already names one is left as it is."""
+    if getattr(error, "batch_index", None) is None:
+        message = error.args[0] if error.args else ""
+        error.args = (f"batch dispatch {index} (kernel '{kernel_name}'): {message}", *error.args[1:])
+        error.batch_index, error.kernel_name = index, kernel_name
+    return error
+
+
+class DispatchSequence(Dispatch):
+    """A batch submitted as one dispatch after another (Backend.submit_batch's default): waits for each in turn,
+    and names the one that failed."""
+
+    def __init__(self, entries: Sequence[BatchEntry], handles: Sequence[Dispatch | None]):
+        super().__init__(f"batch of {len(entries)} dispatches")
+        self._members = list(zip(entries, handles))
+
+    @property
+    def done(self) -> bool:
+        return all(handle is None or handle.done for _, handle in self._members)
+
+    def wait(self) -> None:
+        failure = None
+        for entry, handle in self._members:  # all of them: a batch that failed has ended when that is raised
+            if handle is None:
+                continue
+            try:
+                handle.wait()
+            except Exception as error:
+                if failure is None:
+                    failure = name_batch_dispatch(error, entry.index, entry.plan.kernel_name)
+        if failure is not None:
+            raise failure
+
+    @property
+    def gpu_time(self) -> float | None:
+        times = [handle.gpu_time if handle is not None else 0.0 for _, handle in self._members]
+        return None if None in times else sum(times)

@@ -69,7 +69,19 @@ def read_source(path: str | os.PathLike) -> str:
 
 
 class Function:
-    """One kernel of a compiled module, ready to dispatch, for one set of function-constant values."""
+    """One kernel of a compiled module, ready to dispatch, for one set of function-constant values: what
+    ``Interface.set_function`` selects (internal; the Interface is the public face).
+
+    Attributes:
+        name: the kernel's host name.
+        bindings: what the compiled module says of each bound parameter (kind, slot, element type and size).
+        max_threads: the most threads a threadgroup may have (the backend's limit, the kernel's registers and its
+            ``[[max_total_threads_per_threadgroup]]``): ``Interface.maxThreadsPerGroup()``.
+        preferred_threads: the threadgroup size the default of ``run_function`` fills up to (1024 on the cpu
+            backend, the occupancy calculator's suggestion of at most 256 on cuda), at most ``max_threads``.
+        thread_execution_width: the SIMD-group width, 32.
+        absent_slots: ``[[buffer(i)]]`` slots of parameters that a false function constant removed.
+    """
 
     def __init__(self, backend: Backend, module: Module, index: int, decl: KernelDecl, bindings: list[BindingInfo],
                  absent: frozenset[int] = frozenset()):

@@ -65,11 +65,23 @@ _ALIASES = {
 
 @dataclass(frozen=True)
 class MetalType:
-    """One Metal element type, as laid out in device memory.
+    """One Metal element type, as laid out in device memory (what :func:`resolve_type` returns).
 
-    ``name`` is the canonical Metal spelling (``"float3"``, ``"packed_half2"``, or ``"struct"`` for a numpy
-    structured dtype), ``scalar`` the name of one component, ``scalar_dtype`` its numpy dtype (the whole
-    structured dtype for a struct), ``itemsize`` the bytes one element takes, padding included.
+    Attributes:
+        name: the canonical Metal spelling (``"float3"``, ``"packed_half2"``, or ``"struct"`` for a numpy
+            structured dtype).
+        scalar: the name of one component (``"float"`` for ``float3``).
+        lanes: the number of components (1 for a scalar or struct).
+        packed: a ``packed_`` vector (no padding, the scalar's alignment).
+        scalar_dtype: the numpy dtype of one component (the whole structured dtype for a struct).
+        itemsize: the bytes one element takes, padding included (``float3``: 16).
+        alignment: the element's alignment in bytes.
+
+    Example:
+        >>> from metalgpu.types import resolve_type
+        >>> t = resolve_type("half3")
+        >>> t.scalar, t.lanes, t.itemsize, t.element_shape
+        ('half', 3, 8, (3,))
     """
 
     name: str
@@ -134,10 +146,30 @@ _NO_FLOAT64 = ("Metal has no 64-bit float; use float32 (np.float32, ctypes.c_flo
 
 
 def resolve_type(t: Any) -> MetalType:
-    """The Metal type that ``t`` names: a Metal type name (``"float4"``, ``"metal::packed_half3"``,
-    ``"vec<int, 2>"``, ``"uint32_t"``), a numpy dtype or scalar type, a ctypes type, or a MetalType.
+    """The Metal element type that ``t`` names: what ``create_buffer``, ``Buffer.view`` and ``astype`` accept.
 
-    Raises :class:`ArgumentError` naming ``t`` when it is none of these, or has no Metal equivalent.
+    Args:
+        t: a Metal type name (``"float4"``, ``"metal::packed_half3"``, ``"vec<int, 2>"``, ``"uint32_t"``,
+            ``"float16"``), a numpy dtype or scalar type (a structured dtype for a struct), a ctypes type (a
+            ``ctypes.Structure`` for a struct), or a MetalType.
+
+    Returns:
+        The :class:`MetalType`, with its size and alignment as Metal lays it out.
+
+    Raises:
+        ArgumentError: ``t`` is none of these, or has no Metal equivalent (``np.float64``, Python's ``int``,
+            whose width is unknown); the message names ``t`` and, for a misspelt name, the closest names.
+
+    Example:
+        >>> import ctypes
+        >>> import numpy as np
+        >>> from metalgpu.types import resolve_type
+        >>> resolve_type("float3").itemsize, resolve_type("packed_float3").itemsize
+        (16, 12)
+        >>> resolve_type(np.float16).name, resolve_type(ctypes.c_uint).name
+        ('half', 'uint')
+        >>> resolve_type("half").scalar_dtype
+        dtype('float16')
     """
     if isinstance(t, MetalType):
         return t

@@ -52,6 +52,8 @@ def test_kernel(request, backend, loaded_files, source, kernel):
         pytest.skip(reason)
     if kernel.xfail:  # not run: undefined behaviour (an out-of-bounds write) may corrupt the test process
         request.applymarker(pytest.mark.xfail(reason=kernel.xfail, run=False))
+    if kernel.xfail_cuda and backend == "cuda":  # run: a wrong result, whether it shows depends on scheduling
+        request.applymarker(pytest.mark.xfail(reason=kernel.xfail_cuda, strict=False))
     run_case(loaded_files(backend, source), kernel)
 
 

@@ -64,7 +64,18 @@ def open_compiler(target: str, cache: CompileCache, arch: str = "sm_90") -> Comp
 
 
 def available() -> list[str]:
-    """Names of the backends that work on this machine, best first."""
+    """The names of the backends that work on this machine, best first (``metalgpu.backends()``).
+
+    Each is opened once to find out (a backend that is present but broken is left out); ``Interface()`` with no
+    backend opens the first. To know why one is missing, ask for it: ``Interface(backend="cuda")`` raises
+    ``BackendUnavailableError`` with the reason.
+
+    Example:
+        >>> import metalgpu
+        >>> names = metalgpu.backends()
+        >>> "cpu" in names            # wherever a C++ compiler is installed
+        True
+    """
     names = []
     for candidate in NAMES:
         try:

@@ -11,10 +11,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..dispatch import Allocation, Dispatch, LaunchPlan
+from ..dispatch import Allocation, Dispatch, DispatchSequence, LaunchPlan, RecordedBatch, name_batch_dispatch
 from ..msl.abi import BindingInfo
 
 __all__ = ["Allocation", "Backend", "BindingInfo", "CompileOptions", "Compiler", "CompilerFailed", "Module"]
+
+
+# How float SIMD-group matrix products run on CUDA tensor cores (the header's MG_SIMDGROUP_FLOAT): "3xtf32" splits
+# each float into two TF32 parts (float accuracy), "tf32" keeps one (11 significant bits), "exact" keeps them on
+# warp shuffles. half and bfloat products use tensor cores in every mode.
+SIMDGROUP_FLOAT_MODES = {"exact": 0, "tf32": 1, "3xtf32": 3}
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class CompileOptions:
 
     debug: bool = False
     fast_math: bool = True
+    simdgroup_float: str = "3xtf32"  # a key of SIMDGROUP_FLOAT_MODES
 
 
 class Compiler(ABC):
@@ -74,6 +81,9 @@ class Backend(ABC):
     # default sizes that repeats a cached plan (plans: dispatch.PlanCache.table). Interface.run_function tries it
     # first; False sends the dispatch down the Python path. None where a backend has none.
     compiled_repeat: Callable | None = None
+    # compiled_submit(plans, function, grid, buffers) -> Dispatch | None: the same for an asynchronous dispatch,
+    # which returns its Dispatch (and marks its Buffers pending), or None to send it down the Python path.
+    compiled_submit: Callable | None = None
     cuda_array_interface = False  # buffers are CUDA device memory, exchanged through __cuda_array_interface__
 
     @abstractmethod
@@ -86,6 +96,23 @@ class Backend(ABC):
     @abstractmethod
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool) -> Dispatch | None:
         """Runs one dispatch in queue order. Returns its Dispatch, or None when ``wait`` (it already finished)."""
+
+    def submit_batch(self, batch: RecordedBatch, wait: bool) -> Dispatch:
+        """Runs a batch's dispatches in order as one submission where the backend has one (a CUDA graph, one Metal
+        command buffer with one encoder, one native call on the cpu), waiting for it when ``wait``; returns its
+        Dispatch (finished when ``wait``). An error names the dispatch it comes from (name_batch_dispatch). This
+        default launches them one by one."""
+        handles = []
+        for entry in batch.entries:
+            try:
+                handles.append(self.launch(entry.module, entry.kernel, entry.plan, False))
+            except Exception as error:
+                name_batch_dispatch(error, entry.index, entry.plan.kernel_name)
+                raise
+        sequence = DispatchSequence(batch.entries, handles)
+        if wait:
+            sequence.wait()
+        return sequence
 
     @abstractmethod
     def synchronize(self) -> None: ...

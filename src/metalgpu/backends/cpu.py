@@ -1,7 +1,8 @@
 """The CPU backend: MSL translated to C++, compiled by the system C++ compiler into a shared object, run on all
 cores. Threadgroups are shared out by a pool of native threads (cpu_guard.cpp), which also guards every call so that
 a crashing kernel raises DispatchError instead of killing the interpreter, and stops a kernel that runs past its
-timeout or is interrupted by Ctrl-C. Buffer memory: cpu_memory.py."""
+timeout or is interrupted by Ctrl-C. Asynchronous dispatches and batches go to a native queue (cpu_queue.cpp,
+cpu_queue.py). Buffer memory: cpu_memory.py."""
 from __future__ import annotations
 
 import _signal
@@ -9,29 +10,31 @@ import atexit
 import ctypes
 import os
 import platform
-import queue
 import signal
 import threading
 import time
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
 from ..cache import CompileCache
-from ..dispatch import Dispatch, LaunchPlan
+from ..dispatch import Dispatch, LaunchPlan, RecordedBatch
 from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
 from ..msl.abi import BINDING_DTYPE, STATUS_DEADLOCK, STATUS_NO_STACK, BindingInfo, cpu_dispatch_record, read_bindings
+from . import cpu_queue
 from .base import Allocation, Backend, CompileOptions, CompilerFailed, Module
 from .cpu_compiler import CpuCompiler
 from .cpu_memory import HOST_MEMORY
+from .cpu_queue import NativeQueue, QueuedRun
 
 __all__ = ["CpuBackend"]
 
 GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
+QUEUE_SOURCE = GUARD_SOURCE.with_name("cpu_queue.cpp")  # compiled after it, in one translation unit
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 # Statuses of cpu_guard.cpp's runner (beside signal numbers and the kernels' own, msl/abi.py)
 STATUS_STACK_OVERFLOW, STATUS_INTERRUPTED, STATUS_TIMED_OUT = 1003, 1004, 1005
@@ -39,6 +42,9 @@ EXIT_GRACE_SECONDS = 5.0  # how long interpreter exit waits for asynchronous dis
 # Per dispatch: signal.getsignal itself costs microseconds (it converts the handler to an enum); _signal's is direct.
 _sigint_handler, _SIGINT = _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
+# Backends with queued work, held: native code reads the memory of their submissions (status records, plans) by
+# address until it is done, so neither may go with a dropped Interface before then.
+_BUSY: set = set()
 TIMEOUT_SLOT = 6  # report[TIMEOUT_SLOT]: the timeout in milliseconds, read by mg_parallel_run
 _NATIVE: ctypes.CDLL | None = None  # the native runner, loaded once per process
 _NATIVE_LOCK = threading.Lock()
@@ -68,6 +74,26 @@ class _CpuModule(Module):
         return self._bindings[kernel]
 
 
+class _CpuLaunch:
+    """A plan as the native runner takes it, built once: its mg::dispatch_t, its slot array, and the same
+    dispatch as an entry of the queue (cpu_queue.entry_record), with how many threads and chunks share it out."""
+
+    __slots__ = ("run", "record", "slots", "record_address", "slots_address", "entry", "groups", "threads", "chunks")
+
+    def __init__(self, entry_point: int, plan: LaunchPlan, threads: int):
+        self.run = entry_point
+        self.record = cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes)
+        self.slots = np.array(plan.buffer_addresses, dtype=np.uint64)
+        self.record_address, self.slots_address = self.record.ctypes.data, self.slots.ctypes.data
+        self.groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
+        total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
+        self.threads = 1 if total_threads < PARALLEL_THRESHOLD else min(threads, self.groups)
+        # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
+        self.chunks = min(self.groups, 4 * self.threads) if self.threads > 1 else 1
+        self.entry = cpu_queue.entry_record(entry_point, self.slots_address, self.record_address, self.groups,
+                                            self.threads, self.chunks)
+
+
 class CpuBackend(Backend):
     name = "cpu"
     target = "cpu"
@@ -78,10 +104,13 @@ class CpuBackend(Backend):
         self._cache = cache or CompileCache()
         self.compiler = CpuCompiler(self._cache)
         self.threads = _thread_count()
-        self._queue: _Queue | None = None  # one thread: dispatches run in submission order
-        self._pending: Future | None = None
+        self._queue: NativeQueue | None = None  # asynchronous dispatches and batches run there, in order
+        self._pending: QueuedRun | None = None  # the last submission to the queue, until it is seen done
+        self._in_flight: deque[QueuedRun] = deque()  # submissions not seen done: they hold their plans' memory
+        self._in_flight_lock = threading.Lock()  # forget_done() runs from any waiting thread
         self._lock = threading.Lock()
         self._run_native = self._load_native_runner()
+        self.native = _NATIVE
         self._hooked_handler = None  # Python's SIGINT handler when ours was put in front of it
         # Kept for every dispatch (they never overlap: see launch): the fault address and the report of the native
         # runner, whose address also names this backend's dispatches to the native watchdog.
@@ -97,7 +126,7 @@ class CpuBackend(Backend):
         return _CpuModule(path, kernels)
 
     def _load_native_runner(self):
-        source = GUARD_SOURCE.read_text()
+        source = f'{GUARD_SOURCE.read_text()}\n#line 1 "{QUEUE_SOURCE.name}"\n{QUEUE_SOURCE.read_text()}'
         key = CompileCache.key("cpu-guard", self.compiler.fingerprint(), source)
         options = CompileOptions(fast_math=False)
         try:
@@ -108,11 +137,13 @@ class CpuBackend(Backend):
                                           f"{failure.log}") from None
         # One copy per process, whichever cache folder built it: its signal handlers, watchdog and fiber stacks
         # are process-wide (copies from several cache folders would each install handlers and hook Ctrl-C).
-        # RTLD_GLOBAL: kernel modules take their fiber stacks from it (mg_fiber_stacks, metal/_fibers_cpu.h).
+        # RTLD_GLOBAL: kernel modules take their fiber stacks and threadgroup arenas from it (weak references:
+        # mg_fiber_stacks, mg_threadgroup_arenas).
         global _NATIVE
         with _NATIVE_LOCK:
             if _NATIVE is None:
                 _NATIVE = ctypes.CDLL(str(entry.path), mode=ctypes.RTLD_GLOBAL)
+                cpu_queue.bind(_NATIVE)
         native = _NATIVE
         run = native.mg_parallel_run
         run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint64] * 2 + [ctypes.c_uint32, ctypes.c_uint64,
@@ -140,67 +171,124 @@ class CpuBackend(Backend):
     supports_timeout = True
 
     def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool, timeout: float | None = None
-               ) -> Dispatch:
-        entry = module.entry_points[kernel]
-        if plan.packed is None:
-            plan.packed = self._pack(plan)
-        packed = plan.packed
+               ) -> Dispatch | None:
+        launch = plan.packed
+        if launch is None:
+            launch = plan.packed = _CpuLaunch(module.entry_points[kernel], plan, self.threads)
         # The plan holds its memory until the kernel has run: a buffer dropped meanwhile stays allocated.
-
-        def run() -> float:
-            started = time.perf_counter()
-            self._run_groups(entry, packed, plan, timeout)
-            return time.perf_counter() - started
-
         # Runs of one backend never overlap: a synchronous one runs under the lock, and only when the queue is idle;
-        # the queue runs one at a time.
+        # the queue runs one submission at a time.
         with self._lock:
-            previous = self._pending
-            if wait and (previous is None or previous.done()):
-                run()
+            if wait and self._queue_idle():
+                self._run_groups(launch, plan, timeout)
                 return None
-            if self._queue is None:
-                self._queue = _Queue()
-            future = self._queue.submit(run)
-            self._pending = future
-        dispatch = Dispatch(plan.kernel_name, future)
+            launch.entry[cpu_queue.TIMEOUT_FIELD] = _timeout_ms(timeout)  # the queue copies the entry
+            run = self._submit(launch.entry, 1, [plan], [timeout], batch=False)
         if wait:
-            try:
-                dispatch.wait()
-            except KeyboardInterrupt:  # Ctrl-C while waiting behind the queue
-                self._stop_queued()
-                raise
+            self._wait_for_caller(run)
             return None
-        return dispatch
+        return run
 
-    def _pack(self, plan: LaunchPlan):
-        """The launch record of a plan, built on its first launch: the dispatch sizes and the slots' addresses."""
-        return (cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes),
-                np.array(plan.buffer_addresses, dtype=np.uint64))
+    def submit_batch(self, batch: RecordedBatch, wait: bool) -> Dispatch:
+        """The batch's dispatches run back to back in native code (cpu_queue.cpp): queued as one submission, or, when
+        the queue is idle and the caller waits, on the calling thread in one call."""
+        if batch.packed is None:
+            entries = []
+            for entry in batch.entries:
+                plan = entry.plan
+                if plan.packed is None:
+                    plan.packed = _CpuLaunch(entry.module.entry_points[entry.kernel], plan, self.threads)
+                record = plan.packed.entry
+                entries.append(record)
+            batch.packed = cpu_queue.join_entries(entries)
+            for index, entry in enumerate(batch.entries):
+                batch.packed[index * cpu_queue.ENTRY_FIELDS + cpu_queue.TIMEOUT_FIELD] = _timeout_ms(entry.timeout)
+        plans = [entry.plan for entry in batch.entries]
+        timeouts = [entry.timeout for entry in batch.entries]
+        with self._lock:
+            if wait and self._queue_idle():
+                run = QueuedRun(self, plans, timeouts, batch=True)
+                self._prepare_interrupts()
+                self.native.mg_run_entries(batch.packed, len(plans), run.status, self._report)
+                run.status[cpu_queue.STATE] = 1
+                run.wait()
+                return run
+            run = self._submit(batch.packed, len(plans), plans, timeouts, batch=True)
+        if wait:
+            self._wait_for_caller(run)
+        return run
 
-    def _run_groups(self, entry: int, packed, plan: LaunchPlan, timeout: float | None = None) -> None:
-        record, slots = packed
-        total_groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
-        total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
-        threads = 1 if total_threads < PARALLEL_THRESHOLD else min(self.threads, total_groups)
-        # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
-        chunks = min(total_groups, 4 * threads) if threads > 1 else 1
-        report = self._report
+    def _queue_idle(self) -> bool:
+        """Nothing of this backend is queued or running (called under the lock)."""
+        pending = self._pending
+        if pending is None:
+            return True
+        if not pending.done:
+            return False
+        self._pending = None
+        return True
+
+    def _submit(self, entries: ctypes.Array, count: int, plans: list[LaunchPlan], timeouts: list, batch: bool
+                ) -> QueuedRun:
+        """Queues ``count`` entries as one submission (called under the lock)."""
+        run = QueuedRun(self, plans, timeouts, batch)
+        self.forget_done()
+        in_flight = self._in_flight
+        if self._queue is None:
+            self._queue = NativeQueue(self.native)
+        if not self._queue.submit(entries, count, run.status):  # no thread for the queue: run it here
+            self.native.mg_run_entries(entries, count, run.status, self._report)
+            run.status[cpu_queue.STATE] = 1
+            return run
+        with self._in_flight_lock:
+            in_flight.append(run)
+            _BUSY.add(self)
+        self._pending = run
+        return run
+
+    def forget_done(self) -> None:
+        """Lets the submissions that have run go (in order: they finish in order)."""
+        with self._in_flight_lock:
+            in_flight = self._in_flight
+            while in_flight and in_flight[0].done:  # what has run no longer needs its plans' memory
+                in_flight.popleft()
+            if not in_flight:
+                _BUSY.discard(self)
+
+    def wait_queued(self, run: QueuedRun) -> None:
+        """Waits for a queued submission (QueuedRun.wait)."""
+        queue = self._queue
+        if queue is not None:
+            queue.wait(run.status)
+
+    def _wait_for_caller(self, run: QueuedRun) -> None:
+        """A synchronous dispatch or batch that went to the queue: Ctrl-C while waiting stops the queue's work."""
+        try:
+            run.wait()
+        except KeyboardInterrupt:
+            self._stop_queued()
+            raise
+
+    def _prepare_interrupts(self) -> None:
         # Ctrl-C must stop a kernel of the main thread (where KeyboardInterrupt is raised): cpu_guard.cpp's SIGINT
         # handler goes in front of Python's, and again after Python's was set anew.
         handler = _sigint_handler(_SIGINT)
         if handler is not self._hooked_handler:
             self._hook_interrupts()
             self._hooked_handler = handler
-        if timeout:
-            report[TIMEOUT_SLOT] = min(max(1, round(timeout * 1000)), 0xFFFFFFFF)
-        code = self._run_native(entry, slots.ctypes.data, record.ctypes.data, 0, total_groups, threads, chunks,
-                                self._address_ref, report)
-        if code:
-            raise DispatchError(self._describe_fault(plan, code, self._address.value, tuple(report), timeout))
 
-    def _describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = (),
-                        timeout: float | None = None) -> str:
+    def _run_groups(self, launch: _CpuLaunch, plan: LaunchPlan, timeout: float | None = None) -> None:
+        report = self._report
+        self._prepare_interrupts()
+        if timeout:
+            report[TIMEOUT_SLOT] = _timeout_ms(timeout)
+        code = self._run_native(launch.run, launch.slots_address, launch.record_address, 0, launch.groups,
+                                launch.threads, launch.chunks, self._address_ref, report)
+        if code:
+            raise DispatchError(self.describe_fault(plan, code, self._address.value, tuple(report), timeout))
+
+    def describe_fault(self, plan: LaunchPlan, code: int, address: int, report: tuple[int, ...] = (),
+                       timeout: float | None = None) -> str:
         if code == STATUS_TIMED_OUT:
             return (f"kernel '{plan.kernel_name}' ran longer than its timeout of {timeout:g} s and was stopped on "
                     "the cpu backend. Buffers it wrote may hold partial results; the interface is still usable")
@@ -236,101 +324,76 @@ class CpuBackend(Backend):
     def synchronize(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        if pending is not None:
-            try:
-                pending.result()
-            except KeyboardInterrupt:
-                self._stop_queued()
-                raise
+        if pending is None:
+            return
+        try:
+            self._wait_in_flight()
+        except KeyboardInterrupt:
+            self._stop_queued()
+            raise
+        for run in list(self._in_flight):  # the first fault of what was waited for
+            run.wait()
+
+    def _wait_in_flight(self) -> None:
+        """Waits for every submission not seen done (they finish in order: the last one is usually enough)."""
+        for run in list(self._in_flight):
+            if not run.done:
+                self.wait_queued(run)
 
     def describe(self) -> str:
         machine = platform.processor() or platform.machine()
         return f"cpu ({machine}, {self.threads} threads, {self.compiler.command[-1]})"
 
     def close(self) -> None:
-        pending = self._pending
-        if pending is not None:
+        if self._queue is not None:
             try:
-                pending.exception()  # waits; the fault was reported by wait() or synchronize()
+                self._wait_in_flight()  # faults were reported by wait() or synchronize()
             except KeyboardInterrupt:
                 self._stop_queued()
                 raise
-        if self._queue is not None:
-            self._queue.shutdown()
-        self._queue = None
+            self._queue.close()
+        self._queue, self._pending = None, None
+        self._in_flight.clear()
+        _BUSY.discard(self)
         _BACKENDS.discard(self)
 
     def _stop_queued(self) -> None:
         """Ctrl-C while waiting: the running kernel of this backend stops, and those queued behind it never run."""
         if self._queue is not None:
-            self._queue.cancel_waiting()
+            self._queue.cancel()
         self._cancel(ctypes.addressof(self._report))
 
     def _abandon(self, deadline: float) -> bool:
-        """At exit: waits for the pending dispatch until ``deadline``; False if it still runs."""
-        pending = self._pending
-        if pending is None:
+        """At exit: waits for the queued work until ``deadline``; False if it still runs."""
+        queue = self._queue
+        if queue is None:
             return True
-        try:
-            pending.exception(timeout=max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            return False
+        for run in list(self._in_flight):
+            while not run.done:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
         return True
 
     def _after_fork_in_child(self) -> None:
         # The parent's threads do not exist here: a lock one of them held would never be released, and its
-        # dispatch never ends.
-        self._lock = threading.Lock()
-        self._queue = None
-        pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            pending.set_exception(DispatchError("the dispatch was running in the parent process when it forked; "
-                                                "this child process does not have its results"))
+        # dispatches never end.
+        self._lock, self._in_flight_lock = threading.Lock(), threading.Lock()
+        if self._queue is not None:
+            self._queue.forget()
+        self._queue, self._pending = None, None
+        for run in self._in_flight:
+            run.fail_after_fork()
+        self._in_flight.clear()
+        _BUSY.discard(self)
 
 
 _STACK_LIMITS = "64 KiB per thread of a kernel with barriers or SIMD-group functions, the OS thread's stack otherwise"
 
 
-class _Queue:
-    """One daemon thread running the asynchronous dispatches in order: unlike a ThreadPoolExecutor's, it does not
-    keep the interpreter from exiting when a kernel never ends (see _abandon_at_exit)."""
-
-    def __init__(self):
-        self._items: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="metalgpu-queue", daemon=True)
-        self._thread.start()
-
-    def submit(self, function) -> Future:
-        future: Future = Future()
-        self._items.put((function, future))
-        return future
-
-    def shutdown(self) -> None:
-        self._items.put(None)
-
-    def cancel_waiting(self) -> None:
-        """The dispatches not yet started never run: their waiters get DispatchError."""
-        while True:
-            try:
-                item = self._items.get_nowait()
-            except queue.Empty:
-                return
-            if item is None:  # shut down meanwhile: keep it so
-                self._items.put(None)
-                return
-            function, future = item
-            if future.set_running_or_notify_cancel():
-                future.set_exception(DispatchError("the dispatch was cancelled by Ctrl-C before it ran"))
-
-    def _serve(self) -> None:
-        while (item := self._items.get()) is not None:
-            function, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(function())
-            except BaseException as error:  # noqa: BLE001  (the waiter gets it)
-                future.set_exception(error)
+def _timeout_ms(timeout: float | None) -> int:
+    """A timeout as the native runner reads it: whole milliseconds, at least 1; 0 for none."""
+    return min(max(1, round(timeout * 1000)), 0xFFFFFFFF) if timeout else 0
 
 
 @atexit.register
@@ -343,7 +406,7 @@ def _abandon_at_exit() -> None:
         warnings.warn(f"metalgpu: {len(running)} asynchronous cpu dispatch(es) still running after "
                       f"{EXIT_GRACE_SECONDS:g} s at exit were abandoned", RuntimeWarning, stacklevel=1)
         for backend in running:
-            backend._cancel(ctypes.addressof(backend._report))
+            backend._stop_queued()
         deadline = time.monotonic() + 1.0  # the kernels leave within milliseconds: before memory is torn down
         for backend in running:
             backend._abandon(deadline)

@@ -519,6 +519,27 @@ extern "C" __attribute__((visibility("default"))) unsigned char* mg_fiber_stacks
   return pool.base;
 }
 
+// Threadgroup memory arenas (metal/_launch_cpu.h's mg::threadgroup_arena): 31 slots per OS thread, each a
+// {guard page, capacity} pair laid out as mg::threadgroup_arena_slot, unmapped when the thread ends.
+namespace {
+
+struct ArenaSlots {
+  struct Slot {
+    unsigned char* guard;
+    std::size_t capacity;
+  } slots[31] = {};
+  ~ArenaSlots() {
+    const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+    for (Slot& slot : slots)
+      if (slot.guard != nullptr) munmap(slot.guard - slot.capacity, slot.capacity + page);
+  }
+};
+thread_local ArenaSlots t_arenas;
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) void* mg_threadgroup_arenas() { return t_arenas.slots; }
+
 // Runs threadgroups [first, end) in `chunks` pieces on `threads` threads (the caller's included). Returns 0, or the
 // status of a piece that failed (see guarded_run) with its fault address and report (all of it written, so
 // report[kTimeoutSlot] is 0 again); pieces not yet started when one fails are skipped. A timeout cancels the dispatch when it runs longer (status_timed_out); Ctrl-C

@@ -1,7 +1,7 @@
 """The cpu backend with kernels run in a sandboxed worker process: Interface(backend="cpu", isolate=True).
 
 Everything else is the cpu backend's (cpu.py): the compiler and its limits run here, in this process, and so do
-the binding checks, the queue of asynchronous dispatches and the fault messages. What differs:
+the binding checks and the fault messages. What differs:
 
 - Buffers live in a memory file this process and the worker both map (cpu_shared_memory.py): ``contents`` is still
   a numpy view of the memory the kernels write, and it outlives any worker.
@@ -12,6 +12,8 @@ the binding checks, the queue of asynchronous dispatches and the fault messages.
 - A dispatch is one message to the worker and one reply (cpu_sandbox.py). A kernel that faults, runs past its
   timeout, hits a limit or makes a forbidden system call, and Ctrl-C, end the worker and raise DispatchError or
   KeyboardInterrupt here; the next dispatch starts a new worker, which maps the same buffers.
+- Asynchronous dispatches and batches run in order on a Python thread of their own (cpu_isolated_queue.py), one
+  message each, instead of cpu.py's native queue: a batch stops at its first failing dispatch, as on cpu.py's.
 """
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ import threading
 import time
 
 from ..cache import CompileCache
-from ..dispatch import LaunchPlan
+from ..dispatch import Dispatch, LaunchPlan, RecordedBatch, name_batch_dispatch
 from ..errors import ArgumentError, BackendUnavailableError, DispatchError, MetalError
 from ..msl.abi import BINDING_DTYPE, STATUS_NO_STACK, BindingInfo, cpu_dispatch_record, read_bindings
 from .base import CompileOptions, CompilerFailed, Module
 from .cpu import PARALLEL_THRESHOLD, CpuBackend
+from .cpu_isolated_queue import OrderedQueue
 from .cpu_sandbox import (
     CONSTANTS_AT,
     MAP_ENTRY,
@@ -115,7 +118,9 @@ class IsolatedCpuBackend(CpuBackend):
                                           f"this is {sys.platform} on {platform.machine()}")
         super().__init__(device, cache, debug)
         self.host_memory = SharedArena()
-        self._cancel = self._kill_worker  # what cpu.py calls to stop this backend's running dispatch
+        # cpu.py's native queue runs kernels in this process: asynchronous work goes to a thread of ours instead,
+        # and the methods of cpu.py that use its queue are overridden below.
+        self._dispatches: OrderedQueue | None = None
         self._worker_lock = threading.Lock()  # one thread at a time talks to the worker or replaces it
         self._worker: Worker | None = None
         self._module_files: list[tuple[int, tuple[int, ...]]] = []  # descriptor and kernels, in load order
@@ -268,7 +273,65 @@ class IsolatedCpuBackend(CpuBackend):
         message += bytes(CONSTANTS_AT - len(message)) + constants
         return _PackedRun(message, tuple(segments.values()), held)
 
-    def _run_groups(self, entry: int, packed: _PackedRun, plan: LaunchPlan, timeout: float | None = None) -> None:
+    def launch(self, module: Module, kernel: int, plan: LaunchPlan, wait: bool, timeout: float | None = None
+               ) -> Dispatch | None:
+        packed = plan.packed
+        if packed is None:
+            packed = plan.packed = self._pack(plan)
+        entry = module.entry_points[kernel]
+        # The plan holds its memory until the kernel has run: a buffer dropped meanwhile stays allocated.
+
+        def run() -> float:
+            started = time.perf_counter()
+            self._run_in_worker(entry, packed, plan, timeout)
+            return time.perf_counter() - started
+
+        dispatch = self._run_or_queue(run, plan.kernel_name, wait)
+        return None if wait else dispatch
+
+    def submit_batch(self, batch: RecordedBatch, wait: bool) -> Dispatch:
+        """The batch's dispatches, one message each, in order; the first that fails ends the batch, named."""
+        steps = []
+        for item in batch.entries:
+            plan = item.plan
+            try:
+                if plan.packed is None:
+                    plan.packed = self._pack(plan)
+            except Exception as error:
+                raise name_batch_dispatch(error, item.index, plan.kernel_name) from None
+            steps.append((item.module.entry_points[item.kernel], plan.packed, plan, item.timeout, item.index))
+
+        def run() -> float:
+            started = time.perf_counter()
+            for entry, packed, plan, timeout, index in steps:
+                try:
+                    self._run_in_worker(entry, packed, plan, timeout)
+                except Exception as error:
+                    raise name_batch_dispatch(error, index, plan.kernel_name) from None
+            return time.perf_counter() - started
+
+        return self._run_or_queue(run, f"batch of {len(steps)} dispatches", wait)
+
+    def _run_or_queue(self, run, name: str, wait: bool) -> Dispatch:
+        """Runs ``run`` here when the caller waits and nothing is queued, else queues it behind what is; returns
+        its Dispatch (done when ``wait``). Runs of one backend never overlap."""
+        self._check_not_forked()
+        with self._lock:
+            if wait and (self._dispatches is None or self._dispatches.idle):
+                return Dispatch(name, seconds=run())
+            if self._dispatches is None:
+                self._dispatches = OrderedQueue()
+            dispatch = Dispatch(name, self._dispatches.submit(run))
+        if wait:
+            try:
+                dispatch.wait()
+            except KeyboardInterrupt:  # Ctrl-C while waiting behind the queue
+                self._stop_queued()
+                raise
+        return dispatch
+
+    def _run_in_worker(self, entry: int, packed: _PackedRun, plan: LaunchPlan, timeout: float | None = None
+                       ) -> None:
         message = packed.message
         struct.pack_into("<I", message, 4, entry)
         struct.pack_into("<I", message, TIMEOUT_OFFSET, min(max(1, round(timeout * 1000)), 0xFFFFFFFF)
@@ -317,7 +380,7 @@ class IsolatedCpuBackend(CpuBackend):
             return f"kernel '{plan.kernel_name}': {self._describe_sandbox_status(reply)}"
         segment = self.host_memory.segments.get(fault_segment) if fault_segment else None
         address = segment.address + fault_offset if segment is not None else fault_address
-        message = self._describe_fault(plan, status, address, tuple(report), timeout)
+        message = self.describe_fault(plan, status, address, tuple(report), timeout)
         if status == STATUS_NO_STACK:
             message += (f" (the sandbox's memory limit is {memory_limit_bytes(self.threads) >> 20} MiB: "
                         f"{SANDBOX_MEMORY.how_to_raise()})")
@@ -348,7 +411,26 @@ class IsolatedCpuBackend(CpuBackend):
     def describe(self) -> str:
         return f"{super().describe()[:-1]}, kernels isolated in a sandboxed process)"
 
+    def synchronize(self) -> None:
+        dispatches = self._dispatches
+        if dispatches is None:
+            return
+        try:
+            dispatches.wait_all()
+        except KeyboardInterrupt:
+            self._stop_queued()
+            raise
+
     def close(self) -> None:
+        dispatches, self._dispatches = self._dispatches, None
+        if dispatches is not None:
+            try:
+                dispatches.wait_all(raise_fault=False)  # faults were reported by wait() or synchronize()
+            except KeyboardInterrupt:
+                self._dispatches = dispatches
+                self._stop_queued()
+                raise
+            dispatches.shutdown()
         super().close()
         with self._worker_lock:
             if not self._forked:
@@ -359,6 +441,17 @@ class IsolatedCpuBackend(CpuBackend):
             self._runner_fd = self._sandbox_fd = -1
             self._module_files = []
             self._modules = {}
+
+    def _stop_queued(self) -> None:
+        """Ctrl-C while waiting: the running dispatch ends with its worker, and those queued never run."""
+        if self._dispatches is not None:
+            self._dispatches.cancel_waiting()
+        self._kill_worker()
+
+    def _abandon(self, deadline: float) -> bool:
+        """At exit: waits for the queued work until ``deadline``; False if it still runs."""
+        dispatches = self._dispatches
+        return dispatches is None or dispatches.wait_until(deadline)
 
     def _check_not_forked(self) -> None:
         if self._forked:
@@ -371,4 +464,7 @@ class IsolatedCpuBackend(CpuBackend):
         self._worker_lock = threading.Lock()
         self._worker = None
         self._forked = True
+        if self._dispatches is not None:  # its thread is the parent's
+            self._dispatches.fail_after_fork()
+            self._dispatches = None
         self.host_memory.after_fork_in_child()

@@ -1,22 +1,32 @@
 """The CUDA backend: the device, its memory and launches. MSL translated to CUDA C++ is compiled by NVRTC (nvrtc.py)
 to a cubin for the device's own architecture, loaded and packed for launch by cuda_module.py, and launched through
-NVIDIA's cuda-bindings (driver API) on one stream per Interface. Where buffers live is cuda_memory.py's business.
+NVIDIA's cuda-bindings (driver API) on one stream per Interface. Where buffers live is cuda_memory.py's business; a
+batch runs as a CUDA graph (cuda_graph.py).
+
+Asynchronous dispatches are ordered by the stream alone and carry no CUDA event: each is numbered in launch order,
+and waiting for one synchronises the stream (so it waits for the dispatches launched before it, and for those
+launched after it until the wait began), after which every number below the wait's is known done. Events are
+recorded around each asynchronous dispatch only once ``done`` or ``gpu_time`` was asked of one (``tracking``), or
+where the placement of its buffers needs its time.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from ..cache import CompileCache
-from ..dispatch import Dispatch, LaunchPlan
+from ..dispatch import Dispatch, LaunchPlan, RecordedBatch
 from ..errors import BackendUnavailableError, DispatchError, OutOfMemoryError
 from ..msl.abi import DEBUG_BYTES_COUNT, DEBUG_FAULT_FIELDS
 from . import cuda_repeat
 from .base import Allocation, Backend, Module
+from .cuda_graph import DriverGraphs, GraphCache, PackedBatch
 from .cuda_memory import ManagedAllocation, Placement
 from .cuda_module import NEVER, REPEAT_PLACED_AT, CudaLaunch, CudaModule, pack_launch
 from .nvrtc import NvrtcCompiler, cuda_bindings
@@ -37,7 +47,7 @@ class CudaBackend(Backend):
         self.poisoned: str | None = None  # the sticky error that made the context unusable
         self._cache = cache or CompileCache()
         self._launch_kernel, self._synchronize_stream = self.driver.cuLaunchKernel, self.driver.cuStreamSynchronize
-        self.compiled_repeat = None  # once cuda_repeat has it (see launch())
+        self.compiled_repeat = self.compiled_submit = None  # once cuda_repeat has them (see launch())
         self.stream = None
         driver = self.driver
         try:
@@ -70,7 +80,12 @@ class CudaBackend(Backend):
         self._launches = 0             # bounds-checked launches so far: each one's number goes with its sizes
         self._events: list = []        # every event created, destroyed by close()
         self._spare_events: list = []  # events of finished dispatches, to reuse
+        # Asynchronous dispatches in launch order: a dispatch numbered below _completed is known done.
+        self._numbers = itertools.count(1)
+        self._completed = 0
+        self.tracking = False  # events around each asynchronous dispatch: done or gpu_time was asked for
         self.placement = Placement(self, device)
+        self.graphs = GraphCache(DriverGraphs(driver, self.stream, self.check, lambda: cuda_repeat.extension))
         self._entry_points = _driver_entry_points()
         if self._entry_points is not None:
             cuda_repeat.start(self._cache)
@@ -108,7 +123,7 @@ class CudaBackend(Backend):
             raise OutOfMemoryError(f"{what}: the GPU is out of memory ({self._free_memory():,} bytes free)")
         if name in _STICKY:
             self.poisoned = name
-            self.compiled_repeat = None
+            self.compiled_repeat = self.compiled_submit = None
             raise DispatchError(f"{what}: {name}. The CUDA context is now unusable (a sticky error); every later "
                                 "call on this Interface fails. Create a new metalgpu.Interface to recover")
         raise DispatchError(f"{what}: {name}")
@@ -179,8 +194,13 @@ class CudaBackend(Backend):
         repeatable = launch.placed_at >= 0 and bounds is None and not launch.device_constants
         launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
         if self.compiled_repeat is None and self._entry_points is not None and cuda_repeat.ready() is not None:
+            host_accesses = self.placement.host_accesses_cell.ctypes.data
             self.compiled_repeat = functools.partial(cuda_repeat.repeat, self._repeat_failed, *self._entry_points,
-                                                     self.placement.host_accesses_cell.ctypes.data)
+                                                     host_accesses)
+            if not self.tracking:
+                self.compiled_submit = functools.partial(cuda_repeat.extension.submit, self._repeat_failed,
+                                                         self._entry_points[0], host_accesses, _CudaDispatch, self,
+                                                         self._numbers)
         if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
             err, = self._launch_kernel(*launch.arguments)
@@ -197,16 +217,93 @@ class CudaBackend(Backend):
                 self.check_bounds_record(bounds)
             return None
         driver = self.driver
-        start, end = self._event(), self._event()
-        driver.cuEventRecord(start, self.stream)
+        start = end = None
+        if self.tracking or remote:  # remote: keep_on_device_if_slow() needs its time
+            start, end = self._event(), self._event()
+            driver.cuEventRecord(start, self.stream)
         err, = self._launch_kernel(*launch.arguments)
         self.check(err, f"launching kernel '{plan.kernel_name}'")
-        self._free_after_launch(launch.device_constants)
-        driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, plan.kernel_name, start, end, launch, bounds, remote)
+        if launch.device_constants:
+            self._free_after_launch(launch.device_constants)
+            plan.packed = None  # a batch's replay of this plan (debug=True) copies its constants again
+        if end is not None:
+            driver.cuEventRecord(end, self.stream)
+        dispatch = _CudaDispatch(self, plan.kernel_name, next(self._numbers), start, end, launch, bounds, remote)
         if bounds:
             self._unchecked.append(dispatch)
         return dispatch
+
+    def start_tracking(self) -> None:
+        """done or gpu_time was asked of a dispatch without events: from now on each gets its own (the compiled
+        path, which records none, leaves asynchronous dispatches to the Python path)."""
+        self.tracking = True
+        self.compiled_submit = None
+
+    def wait_for(self, number: int, what: str) -> None:
+        """Waits until the dispatch numbered ``number`` is done: synchronises the stream, unless that is known."""
+        if number < self._completed:
+            return
+        mark = next(self._numbers)  # every dispatch numbered below it was launched before this wait
+        self.check(self.driver.cuStreamSynchronize(self.stream)[0], what)
+        self._completed = max(self._completed, mark)
+
+    def finished(self, number: int) -> bool:
+        """Whether the dispatch numbered ``number`` is known done, or the stream is idle."""
+        if number < self._completed:
+            return True
+        mark = next(self._numbers)
+        err, = self.driver.cuStreamQuery(self.stream)
+        if err != self.driver.CUresult.CUDA_SUCCESS:
+            return False
+        self._completed = max(self._completed, mark)
+        return True
+
+    # -- batches ---------------------------------------------------------------------------------------------
+    def submit_batch(self, batch: RecordedBatch, wait: bool) -> Dispatch:
+        """A CUDA graph (cuda_graph.py); with bounds checks (debug=True), the dispatches one by one instead, each
+        checked against its own buffers, so that an out-of-bounds access names its dispatch."""
+        self._ensure_usable()
+        if any(entry.module.debug_bytes is not None for entry in batch.entries):
+            return super().submit_batch(batch, wait)
+        packed = batch.packed
+        if packed is None:
+            packed = batch.packed = self._pack_batch(batch)
+        accesses = self.placement.host_accesses
+        for entry, launch in zip(batch.entries, packed.launches):
+            if launch.placed_at != accesses:  # as launch() places a plan's buffers
+                remote, launch.placed_at = self.placement.place_all(entry.plan.allocations)
+                repeatable = launch.placed_at >= 0 and not launch.device_constants
+                launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
+        names = [entry.plan.kernel_name for entry in batch.entries]
+        start = end = None
+        if self.tracking:
+            start, end = self._event(), self._event()
+            self.driver.cuEventRecord(start, self.stream)
+        self.graphs.submit(packed, names)
+        if end is not None:
+            self.driver.cuEventRecord(end, self.stream)
+        shown = ", ".join(f"'{name}'" for name in dict.fromkeys(names))
+        what = (f"a batch of {len(names)} dispatches (kernels {shown}; a CUDA graph does not say which of its "
+                "kernels failed: under Interface(debug=True) a batch runs them one by one and names it)")
+        dispatch = _CudaDispatch(self, f"batch of {len(names)} dispatches", next(self._numbers), start, end,
+                                 what=what)
+        if wait:
+            dispatch.wait()
+        return dispatch
+
+    def _pack_batch(self, batch: RecordedBatch) -> PackedBatch:
+        launches, device_constants = [], []
+        for entry in batch.entries:
+            plan = entry.plan
+            if plan.packed is None:
+                plan.packed = self._pack(plan, entry.module, entry.kernel)
+            launches.append(plan.packed)
+            device_constants += plan.packed.device_constants
+        packed = PackedBatch(launches, tuple(int(launch.repeat_fields[0]) for launch in launches), device_constants)
+        if device_constants:  # the graph reads them at every replay: freed, in stream order, with the batch
+            finalizer = weakref.finalize(packed, _free_in_stream, weakref.ref(self), device_constants)
+            finalizer.atexit = False  # the context goes with the process
+        return packed
 
     def _repeat_failed(self, plan: LaunchPlan, code: int, waited: int) -> None:
         """The compiled repeat path's driver error, raised as the Python path raises it."""
@@ -250,7 +347,8 @@ class CudaBackend(Backend):
     def _pack(self, plan: LaunchPlan, module: CudaModule, kernel: int) -> CudaLaunch:
         """The launch of a plan, built once: a plan without constants is reused by later dispatches."""
         return pack_launch(plan, module.functions[kernel], module.launch_layouts[kernel],
-                           module.groups_per_block[kernel], self.stream, self.resident_threads, self._constant_copy)
+                           module.groups_per_block[kernel], module.static_shared[kernel], self.stream,
+                           self.resident_threads, self._constant_copy)
 
     def _constant_copy(self, data: np.ndarray) -> int:
         """A device copy of a constant argument, in the stream (freed after the launch by _free_after_launch)."""
@@ -276,7 +374,9 @@ class CudaBackend(Backend):
 
     def synchronize(self) -> None:
         self._ensure_usable()
+        mark = next(self._numbers)
         self.check(self.driver.cuStreamSynchronize(self.stream)[0], "synchronize()")
+        self._completed = max(self._completed, mark)
         unchecked, self._unchecked = self._unchecked, []
         for dispatch in unchecked:
             dispatch.wait()
@@ -285,11 +385,12 @@ class CudaBackend(Backend):
         return f"cuda ({self.device_name}, {self.arch})"
 
     def close(self) -> None:
-        self.compiled_repeat = None
+        self.compiled_repeat = self.compiled_submit = None
         if self.stream is None:
             return
         if not self.poisoned:  # a poisoned context can do nothing more, not even clean up
             self.driver.cuStreamSynchronize(self.stream)
+            self.graphs.clear()
             for event in self._events:
                 self.driver.cuEventDestroy(event)
             self.driver.cuStreamDestroy(self.stream)
@@ -311,37 +412,59 @@ def _driver_entry_points() -> tuple[int, int] | None:
         return None
 
 
+def _free_in_stream(backend_ref: weakref.ref, device_constants: list) -> None:
+    backend = backend_ref()
+    if backend is not None and backend.stream is not None and not backend.poisoned:
+        backend._free_after_launch(device_constants)
+
+
 class _CudaDispatch(Dispatch):
-    def __init__(self, backend: CudaBackend, kernel_name: str, start, end, launch: CudaLaunch, bounds=None,
-                 remote=None):
+    """An asynchronous dispatch (or batch): its number in launch order, and its events where it has them. The
+    compiled path (cuda_repeat.cpp's numbered_dispatch) makes one without __init__, setting only _backend,
+    kernel_name and _number: everything else has its default here."""
+
+    _start = _end = _launch = _remote = _bounds = _error = _what = None
+    _finished = False
+
+    def __init__(self, backend: CudaBackend, kernel_name: str, number: int, start=None, end=None,
+                 launch: CudaLaunch | None = None, bounds=None, remote=None, what: str | None = None):
         super().__init__(kernel_name)
-        self._backend, self._start, self._end = backend, start, end
+        self._backend, self._number, self._start, self._end = backend, number, start, end
         self._launch = launch  # what the launch reads (its record, device copies of constants) lives until it ran
         self._remote = remote  # host-kept buffers it reached, for keep_on_device_if_slow() once it is done
         self._bounds = bounds  # (module, plan, launch number, sizes) of a checked dispatch, until its record is read
         self._error: DispatchError | None = None  # what the bounds checks found, raised by every wait()
         self._finished = False
+        self._what = what
 
     @property
     def done(self) -> bool:
-        if self._finished or self._backend.stream is None:  # finished, or its Interface was closed
+        backend = self._backend
+        if self._finished or backend.stream is None:  # finished, or its Interface was closed
             return True
-        err, = self._backend.driver.cuEventQuery(self._end)
-        return err == self._backend.driver.CUresult.CUDA_SUCCESS
+        if self._end is None:
+            backend.start_tracking()
+            return backend.finished(self._number)
+        err, = backend.driver.cuEventQuery(self._end)
+        return err == backend.driver.CUresult.CUDA_SUCCESS
 
     def wait(self) -> None:
-        if not self._finished and self._backend.stream is not None:
-            self._backend.check(self._backend.driver.cuEventSynchronize(self._end)[0],
-                                f"kernel '{self.kernel_name}'")
+        backend = self._backend
+        if not self._finished and backend.stream is not None:
+            what = self._what or f"kernel '{self.kernel_name}'"
+            if self._end is None:
+                backend.wait_for(self._number, what)
+            else:
+                backend.check(backend.driver.cuEventSynchronize(self._end)[0], what)
             self._finished = True
             if self._remote:
                 seconds = self.gpu_time
                 if seconds is not None:
-                    self._backend.placement.keep_on_device_if_slow(self._remote, seconds)
+                    backend.placement.keep_on_device_if_slow(self._remote, seconds)
         if self._bounds is not None:
             bounds, self._bounds = self._bounds, None
             try:
-                self._backend.check_bounds_record(bounds)
+                backend.check_bounds_record(bounds)
             except DispatchError as error:
                 self._error = error
         if self._error is not None:
@@ -349,12 +472,18 @@ class _CudaDispatch(Dispatch):
 
     @property
     def gpu_time(self) -> float | None:
-        if not self.done or self._backend.stream is None:
+        """Measured between events around the dispatch: a dispatch made before timing was asked for of any has
+        none (None), and asking turns them on for the later ones (docs/api.md)."""
+        backend = self._backend
+        if self._end is None:
+            backend.start_tracking()
             return None
-        err, ms = self._backend.driver.cuEventElapsedTime(self._start, self._end)
-        return ms / 1e3 if err == self._backend.driver.CUresult.CUDA_SUCCESS else None
+        if not self.done or backend.stream is None:
+            return None
+        err, ms = backend.driver.cuEventElapsedTime(self._start, self._end)
+        return ms / 1e3 if err == backend.driver.CUresult.CUDA_SUCCESS else None
 
     def __del__(self):
         # No driver calls here: the garbage collector may run this at any point, even after close().
-        if self._finished and self._backend.stream is not None:
+        if self._finished and self._end is not None and self._backend.stream is not None:
             self._backend._spare_events += [self._start, self._end]

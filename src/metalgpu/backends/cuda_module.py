@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 REPEAT_PLACED_AT = REPEAT_FIELDS.index("placed_at")
 NEVER = 2**64 - 1  # a count of host accesses never reached: the compiled repeat path leaves the plan to Python
 MAX_BLOCKS_YZ = 65535  # CUDA's limit on a grid's y and z blocks
+# Shared memory past a kernel's last threadgroup array. Production MSL reads a few elements past the end of its
+# threadgroup arrays and discards them (a merge step loading its next candidate), which Apple's GPUs allow; past the
+# end of a block's shared memory CUDA faults instead, losing the context.
+THREADGROUP_SLACK = 256
+DEFAULT_SHARED_LIMIT = 48 * 1024  # a block's shared memory without opting in to more
 
 
 class CudaModule(Module):
@@ -34,6 +39,7 @@ class CudaModule(Module):
         backend.check(err, "loading the compiled module")
         self.kernels = tuple(kernels)
         self.functions, self._bindings, self.groups_per_block, self.launch_layouts = {}, {}, {}, {}
+        self.static_shared = {}
         self._max_threads, self._preferred = {}, {}
         for i in kernels:
             err, function = driver.cuModuleGetFunction(self.handle, f"mg_run_{i}".encode())
@@ -44,6 +50,8 @@ class CudaModule(Module):
             self.groups_per_block[i] = self._read_ints(backend, f"mg_groups_per_block_{i}", 1)[0]
             # Each kernel's launch record is sized to it (metal/_launch_cuda.h).
             self.launch_layouts[i] = CudaLaunchLayout(*self._read_ints(backend, f"mg_layout_{i}", 3))
+            # Threadgroup arrays declared in the kernel's body (__shared__ in the translation).
+            self.static_shared[i] = backend.function_attribute(function, "CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES")
             # Its __launch_bounds__ ([[max_total_threads_per_threadgroup]]) and registers limit it.
             self._max_threads[i] = backend.function_attribute(function, "CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK")
             # The occupancy calculator's block size, at most the backend's preferred size: larger blocks reach the
@@ -104,9 +112,10 @@ class CudaLaunch:
         self.placed_at = -1
 
 
-def pack_launch(plan: LaunchPlan, function, layout: CudaLaunchLayout, groups_per_block: int, stream,
-                resident_threads: int, to_device: Callable[[np.ndarray], int]) -> CudaLaunch:
-    """The launch of ``plan`` with the kernel ``function`` (its record laid out by ``layout``) on ``stream``.
+def pack_launch(plan: LaunchPlan, function, layout: CudaLaunchLayout, groups_per_block: int, static_shared: int,
+                stream, resident_threads: int, to_device: Callable[[np.ndarray], int]) -> CudaLaunch:
+    """The launch of ``plan`` with the kernel ``function`` (its record laid out by ``layout``, ``static_shared``
+    bytes of threadgroup arrays in its body) on ``stream``.
     ``to_device(data)`` copies a constant argument that cannot go inline to device memory and returns its
     address; ``resident_threads`` is how many threads the GPU keeps resident at once."""
     if max(plan.groups[1], plan.groups[2]) > MAX_BLOCKS_YZ:
@@ -124,6 +133,8 @@ def pack_launch(plan: LaunchPlan, function, layout: CudaLaunchLayout, groups_per
         if nbytes:
             offsets[index] = shared
             shared += -(-nbytes // 16) * 16
+    if (static_shared or shared) and static_shared + shared + THREADGROUP_SLACK <= DEFAULT_SHARED_LIMIT:
+        shared += THREADGROUP_SLACK
     # Several threadgroups per block (kernels whose threads never wait for each other) keep more loads in flight,
     # but only pay while the fewer blocks still fill every SM twice over; a smaller grid keeps one.
     per = groups_per_block

@@ -1,11 +1,16 @@
-// The repeat of a synchronous CUDA dispatch, in compiled code (built and loaded by backends/cuda_repeat.py).
+// The repeat of a CUDA dispatch, and the kernel nodes of a batch's CUDA graph, in compiled code (built and loaded by
+// backends/cuda_repeat.py).
 //
 // A loop of run_function calls spends most of its host time in Python: finding the cached plan, checking it and
 // calling the driver through cuda-bindings cost about as much as the launch itself (benchmarks/README.md). This
-// does the same steps for the one case that dominates, a dispatch that repeats a cached plan and waits: it finds
-// the plan in the Interface's plan cache (dispatch.PlanCache), checks that nothing has changed since the plan last
-// went through the Python path, and calls cuLaunchKernel and cuStreamSynchronize. Anything else answers False, and
-// the Python path (interface.py, backends/cuda.py) does the whole work, as it does when this is not built.
+// does the same steps for the case that dominates, a dispatch that repeats a cached plan: it finds the plan in the
+// Interface's plan cache (dispatch.PlanCache), checks that nothing has changed since the plan last went through the
+// Python path, and calls cuLaunchKernel, then cuStreamSynchronize (repeat) or nothing (submit: an asynchronous
+// dispatch, ordered after the others by the stream). Anything else answers False or None, and the Python path
+// (interface.py, backends/cuda.py) does the whole work, as it does when this is not built.
+//
+// graph_chain and graph_set add and update the kernel nodes of a batch's CUDA graph (backends/cuda_graph.py): a
+// thousand driver calls through cuda-bindings would cost milliseconds in Python.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -17,6 +22,23 @@ using launch_fn = int (*)(void*, unsigned, unsigned, unsigned, unsigned, unsigne
                           void**);
 using sync_fn = int (*)(void*);
 
+// CUDA_KERNEL_NODE_PARAMS_v2 (cuda.h), which cuGraphAddKernelNode and cuGraphExecKernelNodeSetParams take in the
+// versions cuda_graph.py asks cuGetProcAddress for (CUDA 12.0's).
+struct KernelNodeParams {
+  void* func;
+  unsigned grid[3];
+  unsigned block[3];
+  unsigned shared_bytes;
+  void** kernel_params;
+  void** extra;
+  void* kernel;
+  void* context;
+};
+static_assert(sizeof(KernelNodeParams) == 72, "CUDA_KERNEL_NODE_PARAMS_v2 is 72 bytes");
+using add_node_fn = int (*)(void** node, void* graph, void* const* dependencies, size_t count,
+                            const KernelNodeParams* params);
+using set_node_fn = int (*)(void* exec, void* node, const KernelNodeParams* params);
+
 // The uint64 fields of a plan's launch (backends/cuda_module.py, CudaLaunch.repeat_fields; msl/abi.py's
 // REPEAT_FIELDS): what cuLaunchKernel takes, and the count of host accesses when the plan's buffers were last
 // placed. The backend writes a count that never matches while the plan must take the Python path (debug checks,
@@ -25,6 +47,10 @@ enum Field { kFunction, kStream, kParams, kPlacedAt, kGrid, kBlock = kGrid + 3, 
 
 PyObject* packed_name = nullptr;          // LaunchPlan.packed: the backend's launch of the plan
 PyObject* repeat_address_name = nullptr;  // CudaLaunch.repeat_address: where its repeat_fields are
+PyObject* pending_box_name = nullptr;     // Buffer._pending_box: the last asynchronous dispatch of its memory
+PyObject* kernel_name_name = nullptr;     // LaunchPlan.kernel_name, and Dispatch.kernel_name
+PyObject* backend_name = nullptr;         // _CudaDispatch._backend
+PyObject* number_name = nullptr;          // _CudaDispatch._number
 
 // dispatch.PlanCache.key(function, grid, None, None, buffers): the key of a dispatch with default sizes. A new
 // reference, nullptr with an exception set, or nullptr without one when `buffers` cannot make a key.
@@ -81,41 +107,66 @@ const uint64_t* repeat_fields(PyObject* plan) {
   return fields;
 }
 
-// repeat(on_error, launch, sync, host_accesses, plans, function, grid, buffers) -> bool
-//   on_error(plan, code, waited): raises the DispatchError of a driver error
-//   launch, sync: addresses of cuLaunchKernel and cuStreamSynchronize
-//   host_accesses: address of the backend's uint64 count of host accesses (a plan placed at another is declined)
+// The cached plan of a dispatch that may take the compiled path, and its launch's fields: a new reference, or nullptr
+// (with an exception set on an error, without one where the Python path must do the dispatch).
 //   plans, function, grid, buffers: the Interface's PlanCache.table and the dispatch
-PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8) {
-    PyErr_SetString(PyExc_TypeError, "repeat() takes 8 arguments");
-    return nullptr;
-  }
-  PyObject *on_error = args[0], *plans = args[4], *function = args[5], *grid = args[6], *buffers = args[7];
+//   host_accesses: address of the backend's uint64 count of host accesses (a plan placed at another is declined)
+PyObject* find_plan(PyObject* plans, PyObject* function, PyObject* grid, PyObject* buffers, PyObject* host_accesses,
+                    const uint64_t** fields) {
   if (!PyDict_CheckExact(plans)) {
-    PyErr_SetString(PyExc_TypeError, "repeat(): the plan cache must be a dict");
+    PyErr_SetString(PyExc_TypeError, "the plan cache must be a dict");
     return nullptr;
   }
   PyObject* key = plan_key(function, grid, buffers);
-  if (key == nullptr) {
-    if (PyErr_Occurred()) return nullptr;
-    Py_RETURN_FALSE;
-  }
+  if (key == nullptr) return nullptr;
   // Held from here on: the launch reads memory the plan owns, and another thread may drop it from the cache.
   PyObject* plan = PyDict_GetItemWithError(plans, key);
   Py_XINCREF(plan);
   Py_DECREF(key);
   if (plan == nullptr) {
-    if (!PyErr_Occurred()) Py_RETURN_FALSE;
-    if (!PyErr_ExceptionMatches(PyExc_TypeError)) return nullptr;
-    PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
-    Py_RETURN_FALSE;
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError))
+      PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
+    return nullptr;
   }
   const uint64_t* record = repeat_fields(plan);
-  const auto* host_accesses =
-      record == nullptr ? nullptr : static_cast<const uint64_t*>(PyLong_AsVoidPtr(args[3]));
-  if (host_accesses == nullptr || record[kPlacedAt] != *host_accesses) {
+  const auto* accesses = record == nullptr ? nullptr : static_cast<const uint64_t*>(PyLong_AsVoidPtr(host_accesses));
+  if (accesses == nullptr || record[kPlacedAt] != *accesses) {
     Py_DECREF(plan);
+    return nullptr;
+  }
+  *fields = record;
+  return plan;
+}
+
+// Raises the backend's error for a driver error `code` (on_error(plan, code, waited) raises it); steals `plan`.
+PyObject* raise_driver_error(PyObject* on_error, PyObject* plan, int code, int waited) {
+  PyObject* result = PyObject_CallFunction(on_error, "Oii", plan, code, waited);
+  Py_DECREF(plan);
+  if (result == nullptr) return nullptr;
+  Py_DECREF(result);
+  PyErr_SetString(PyExc_RuntimeError, "on_error returned instead of raising");
+  return nullptr;
+}
+
+int launch_fields(launch_fn launch, const uint64_t* record) {
+  return launch(reinterpret_cast<void*>(record[kFunction]), unsigned(record[kGrid]), unsigned(record[kGrid + 1]),
+                unsigned(record[kGrid + 2]), unsigned(record[kBlock]), unsigned(record[kBlock + 1]),
+                unsigned(record[kBlock + 2]), unsigned(record[kShared]), reinterpret_cast<void*>(record[kStream]),
+                reinterpret_cast<void**>(record[kParams]), nullptr);
+}
+
+// repeat(on_error, launch, sync, host_accesses, plans, function, grid, buffers) -> bool
+//   on_error(plan, code, waited): raises the DispatchError of a driver error
+//   launch, sync: addresses of cuLaunchKernel and cuStreamSynchronize
+//   host_accesses, plans, function, grid, buffers: as find_plan takes them
+PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 8) {
+    PyErr_SetString(PyExc_TypeError, "repeat() takes 8 arguments");
+    return nullptr;
+  }
+  const uint64_t* record = nullptr;
+  PyObject* plan = find_plan(args[4], args[5], args[6], args[7], args[3], &record);
+  if (plan == nullptr) {
     if (PyErr_Occurred()) return nullptr;
     Py_RETURN_FALSE;
   }
@@ -128,30 +179,189 @@ PyObject* repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   int code, waited = 0;
   Py_BEGIN_ALLOW_THREADS
-  code = launch(reinterpret_cast<void*>(record[kFunction]), unsigned(record[kGrid]), unsigned(record[kGrid + 1]),
-                unsigned(record[kGrid + 2]), unsigned(record[kBlock]), unsigned(record[kBlock + 1]),
-                unsigned(record[kBlock + 2]), unsigned(record[kShared]), reinterpret_cast<void*>(record[kStream]),
-                reinterpret_cast<void**>(record[kParams]), nullptr);
+  code = launch_fields(launch, record);
   if (code == 0) {
     waited = 1;
     code = sync(reinterpret_cast<void*>(record[kStream]));
   }
   Py_END_ALLOW_THREADS
-  if (code != 0) {
-    PyObject* result = PyObject_CallFunction(on_error, "Oii", plan, code, waited);
-    Py_DECREF(plan);
-    if (result == nullptr) return nullptr;
-    Py_DECREF(result);
-    PyErr_SetString(PyExc_RuntimeError, "repeat(): on_error returned instead of raising");
-    return nullptr;
-  }
+  if (code != 0) return raise_driver_error(args[0], plan, code, waited);
   Py_DECREF(plan);
   Py_RETURN_TRUE;
+}
+
+// The handle of a dispatch the compiled path launched, as backends/cuda.py's _numbered makes it: an instance of
+// `type` made without __init__ (its class gives the defaults), with _backend, kernel_name and _number (the next of
+// `numbers`, an itertools.count: its number in launch order) set. A new reference, or nullptr with an exception.
+PyObject* numbered_dispatch(PyObject* type, PyObject* backend, PyObject* numbers, PyObject* plan) {
+  if (!PyType_Check(type)) {
+    PyErr_SetString(PyExc_TypeError, "submit(): the dispatch type must be a class");
+    return nullptr;
+  }
+  PyObject* dispatch = reinterpret_cast<PyTypeObject*>(type)->tp_alloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  if (dispatch == nullptr) return nullptr;
+  PyObject* name = PyObject_GetAttr(plan, kernel_name_name);
+  PyObject* number = name == nullptr ? nullptr : PyIter_Next(numbers);
+  const bool ok = number != nullptr && PyObject_SetAttr(dispatch, backend_name, backend) == 0 &&
+                  PyObject_SetAttr(dispatch, kernel_name_name, name) == 0 &&
+                  PyObject_SetAttr(dispatch, number_name, number) == 0;
+  Py_XDECREF(name);
+  Py_XDECREF(number);
+  if (!ok) {
+    Py_DECREF(dispatch);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "submit(): no dispatch number");
+    return nullptr;
+  }
+  return dispatch;
+}
+
+// submit(on_error, launch, host_accesses, dispatch_type, backend, numbers, plans, function, grid, buffers)
+//   -> Dispatch or None
+//   the asynchronous repeat: launches without waiting, makes the dispatch's handle after the launch (numbered in
+//   launch order, numbered_dispatch) and marks each Buffer of `buffers` pending on it, as Interface._dispatch
+//   does. None: the Python path must do it.
+PyObject* submit(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 10) {
+    PyErr_SetString(PyExc_TypeError, "submit() takes 10 arguments");
+    return nullptr;
+  }
+  const uint64_t* record = nullptr;
+  PyObject* plan = find_plan(args[6], args[7], args[8], args[9], args[2], &record);
+  if (plan == nullptr) {
+    if (PyErr_Occurred()) return nullptr;
+    Py_RETURN_NONE;
+  }
+  const auto launch = reinterpret_cast<launch_fn>(PyLong_AsVoidPtr(args[1]));
+  if (launch == nullptr) {
+    Py_DECREF(plan);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "submit(): no driver entry point");
+    return nullptr;
+  }
+  int code;
+  // Released: the launch blocks while the driver's queue of pending launches is full.
+  Py_BEGIN_ALLOW_THREADS
+  code = launch_fields(launch, record);
+  Py_END_ALLOW_THREADS
+  if (code != 0) return raise_driver_error(args[0], plan, code, 0);
+  PyObject* dispatch = numbered_dispatch(args[3], args[4], args[5], plan);
+  Py_DECREF(plan);
+  if (dispatch == nullptr) return nullptr;
+  PyObject* buffers = args[9];  // a list or a tuple: find_plan made a key of it
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(buffers); ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(buffers, i);
+    if (item == Py_None) continue;
+    PyObject* box = PyObject_GetAttr(item, pending_box_name);  // a cached plan binds Buffers only
+    if (box == nullptr || !PyList_CheckExact(box) || PyList_GET_SIZE(box) < 1) {
+      Py_XDECREF(box);
+      PyErr_Clear();
+      continue;
+    }
+    Py_INCREF(dispatch);
+    PyList_SetItem(box, 0, dispatch);  // steals the reference, drops the one it held
+    Py_DECREF(box);
+  }
+  return dispatch;
+}
+
+// The kernel node of the launch whose REPEAT_FIELDS are at `address`.
+KernelNodeParams node_params(uint64_t address) {
+  const auto* record = reinterpret_cast<const uint64_t*>(address);
+  KernelNodeParams params = {};
+  params.func = reinterpret_cast<void*>(record[kFunction]);
+  for (int i = 0; i < 3; ++i) {
+    params.grid[i] = unsigned(record[kGrid + i]);
+    params.block[i] = unsigned(record[kBlock + i]);
+  }
+  params.shared_bytes = unsigned(record[kShared]);
+  params.kernel_params = reinterpret_cast<void**>(record[kParams]);
+  return params;
+}
+
+// The uint64 array at the address an int gives (a numpy array's), or nullptr with an exception set.
+uint64_t* u64_array(PyObject* address) {
+  auto* array = static_cast<uint64_t*>(PyLong_AsVoidPtr(address));
+  if (array == nullptr && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a null array address");
+  return array;
+}
+
+// graph_chain(add_node, graph, launches, count, nodes) -> None, or (code, index) of the node the driver refused
+//   add_node: cuGraphAddKernelNode (CUDA 12.0's version); graph: the CUgraph's address
+//   launches: address of `count` uint64 addresses of launches' REPEAT_FIELDS
+//   nodes: address of `count` uint64, where each node's handle goes
+//   Each node depends on the one before: the batch's dispatches in order, as a stream runs them.
+PyObject* graph_chain(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5) {
+    PyErr_SetString(PyExc_TypeError, "graph_chain() takes 5 arguments");
+    return nullptr;
+  }
+  const auto add = reinterpret_cast<add_node_fn>(PyLong_AsVoidPtr(args[0]));
+  void* graph = PyLong_AsVoidPtr(args[1]);
+  const uint64_t* launches = u64_array(args[2]);
+  const Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+  uint64_t* nodes = launches == nullptr ? nullptr : u64_array(args[4]);
+  if (add == nullptr || nodes == nullptr || count < 0) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "graph_chain(): bad arguments");
+    return nullptr;
+  }
+  int code = 0;
+  Py_ssize_t failed = 0;
+  Py_BEGIN_ALLOW_THREADS
+  void* previous = nullptr;
+  for (Py_ssize_t i = 0; i < count && code == 0; ++i) {
+    const KernelNodeParams params = node_params(launches[i]);
+    void* node = nullptr;
+    code = add(&node, graph, &previous, previous == nullptr ? 0 : 1, &params);
+    nodes[i] = reinterpret_cast<uint64_t>(node);
+    previous = node;
+    failed = i;
+  }
+  Py_END_ALLOW_THREADS
+  if (code != 0) return Py_BuildValue("(in)", code, failed);
+  Py_RETURN_NONE;
+}
+
+// graph_set(set_node, exec, nodes, launches, indices, count) -> None, or (code, index) of the update refused
+//   set_node: cuGraphExecKernelNodeSetParams (CUDA 12.0's version); exec: the CUgraphExec's address
+//   nodes: address of the graph's uint64 node handles; launches: address of uint64 addresses of REPEAT_FIELDS,
+//   one per node; indices: address of `count` uint64, the nodes to set from their launches
+PyObject* graph_set(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 6) {
+    PyErr_SetString(PyExc_TypeError, "graph_set() takes 6 arguments");
+    return nullptr;
+  }
+  const auto set = reinterpret_cast<set_node_fn>(PyLong_AsVoidPtr(args[0]));
+  void* exec = PyLong_AsVoidPtr(args[1]);
+  const uint64_t* nodes = u64_array(args[2]);
+  const uint64_t* launches = nodes == nullptr ? nullptr : u64_array(args[3]);
+  const uint64_t* indices = launches == nullptr ? nullptr : u64_array(args[4]);
+  const Py_ssize_t count = PyLong_AsSsize_t(args[5]);
+  if (set == nullptr || indices == nullptr || count < 0) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "graph_set(): bad arguments");
+    return nullptr;
+  }
+  int code = 0;
+  uint64_t failed = 0;
+  Py_BEGIN_ALLOW_THREADS
+  for (Py_ssize_t k = 0; k < count && code == 0; ++k) {
+    const uint64_t i = indices[k];
+    const KernelNodeParams params = node_params(launches[i]);
+    code = set(exec, reinterpret_cast<void*>(nodes[i]), &params);
+    failed = i;
+  }
+  Py_END_ALLOW_THREADS
+  if (code != 0) return Py_BuildValue("(iK)", code, static_cast<unsigned long long>(failed));
+  Py_RETURN_NONE;
 }
 
 PyMethodDef methods[] = {
     {"repeat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(repeat)), METH_FASTCALL,
      "Launch and wait for a cached plan's repeat; False when the Python path must do it."},
+    {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(submit)), METH_FASTCALL,
+     "Launch a cached plan's asynchronous repeat and return its Dispatch; None when the Python path must do it."},
+    {"graph_chain", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(graph_chain)), METH_FASTCALL,
+     "Add a batch's kernel nodes to a CUDA graph, each after the one before."},
+    {"graph_set", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(graph_set)), METH_FASTCALL,
+     "Set the parameters of some kernel nodes of an executable CUDA graph."},
     {"plan_key", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(plan_key_py)), METH_FASTCALL,
      "The plan cache key repeat() looks a dispatch up by; None where it makes none."},
     {nullptr, nullptr, 0, nullptr}};
@@ -163,7 +373,13 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT, "metalgpu_cuda_repeat", nullptr, -1
 PyMODINIT_FUNC PyInit_metalgpu_cuda_repeat() {
   packed_name = PyUnicode_InternFromString("packed");
   repeat_address_name = PyUnicode_InternFromString("repeat_address");
-  if (packed_name == nullptr || repeat_address_name == nullptr) return nullptr;
+  pending_box_name = PyUnicode_InternFromString("_pending_box");
+  kernel_name_name = PyUnicode_InternFromString("kernel_name");
+  backend_name = PyUnicode_InternFromString("_backend");
+  number_name = PyUnicode_InternFromString("_number");
+  if (packed_name == nullptr || repeat_address_name == nullptr || pending_box_name == nullptr ||
+      kernel_name_name == nullptr || backend_name == nullptr || number_name == nullptr)
+    return nullptr;
   PyObject* created = PyModule_Create(&module);
   if (created == nullptr) return nullptr;
   // The field order, for tests/test_abi.py to compare with msl/abi.py's REPEAT_FIELDS.

@@ -1,6 +1,6 @@
-"""The compiled repeat path of synchronous CUDA dispatches (cuda_repeat.cpp): a CPython extension built once per
-machine and Python version, in the background, into the compile cache's artifact folder, and loaded once it is
-there.
+"""The compiled repeat path of CUDA dispatches, synchronous (repeat) and asynchronous (submit), and the kernel nodes
+of a batch's CUDA graph (graph_chain, graph_set) (cuda_repeat.cpp): a CPython extension built once per machine and
+Python version, in the background, into the compile cache's artifact folder, and loaded once it is there.
 
 The build runs detached, as the CPU backend's precompiled headers do: a process that exits first leaves it to
 finish for the next one, and a failed build leaves nothing but its log, which keeps later processes from trying

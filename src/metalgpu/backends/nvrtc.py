@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import BackendUnavailableError
 from ..msl.abi import INCLUDE_DIR
-from .base import CompileOptions, Compiler, CompilerFailed
+from .base import SIMDGROUP_FLOAT_MODES, CompileOptions, Compiler, CompilerFailed
 
 
 def cuda_bindings():
@@ -21,17 +21,23 @@ def cuda_bindings():
     return driver, nvrtc
 
 
+def nvrtc_flags(options: CompileOptions, arch: str) -> list[str]:
+    flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
+             "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w",
+             f"-DMG_SIMDGROUP_FLOAT={SIMDGROUP_FLOAT_MODES[options.simdgroup_float]}"]
+    if options.fast_math:
+        # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
+        # intrinsics for metal:: and fast:: itself.
+        flags.append("-DMG_FAST_MATH=1")
+    return flags
+
+
 def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
     """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). The emulation headers need nothing from CUDA's own."""
     _, nvrtc = cuda_bindings()
     err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
     _check(nvrtc, err, "nvrtcCreateProgram")
-    flags = ["--std=c++17", f"--gpu-architecture={arch}", "--device-as-default-execution-space",
-             "-DMG_TARGET_CUDA=1", f"-I{INCLUDE_DIR}", "-w"]
-    if options.fast_math:
-        # Not --use_fast_math: it would make precise:: functions fast too. The header picks CUDA's fast
-        # intrinsics for metal:: and fast:: itself.
-        flags.append("-DMG_FAST_MATH=1")
+    flags = nvrtc_flags(options, arch)
     try:
         (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:

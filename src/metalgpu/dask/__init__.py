@@ -7,6 +7,16 @@
 Any Dask scheduler runs them: the threaded one, ``distributed`` (LocalCluster or a real cluster), ``dask_cuda``'s
 LocalCUDACluster (one worker per GPU). Each worker process keeps one Interface per device and compiles a kernel once
 (``metalgpu.dask.worker``). See docs/dask.md.
+
+Example:
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import metalgpu.dask as mgd
+    >>> x = da.ones(6, dtype=np.float32, chunks=3)
+    >>> source = ("kernel void twice(device const float* x [[buffer(0)]], device float* y [[buffer(1)]], "
+    ...           "uint i [[thread_position_in_grid]]) { y[i] = 2.0f * x[i]; }")
+    >>> mgd.map_blocks(source, "twice", x).compute()
+    array([2., 2., 2., 2., 2., 2.], dtype=float32)
 """
 try:
     import dask.array  # noqa: F401

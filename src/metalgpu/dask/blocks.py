@@ -189,18 +189,57 @@ def map_blocks(source: str | os.PathLike, function_name: str, *args: Any, consta
                out_dtype: Any = None, inout=(), grid: Any = None, threads_per_threadgroup: Any = None,
                include_dirs=(), function_constants: Mapping | None = None, backend: str | None = None,
                device: int = 0) -> da.Array | tuple[da.Array, ...]:
-    """Run kernel ``function_name`` of ``source`` (MSL text or a .metal path) over every block of Dask arrays.
+    """Run kernel ``function_name`` of ``source`` over every block of Dask arrays, lazily: a new Dask graph.
 
-    The kernel's signature decides the roles of its [[buffer(i)]] slots: a writable ``device T*`` is an output (a
-    new array shaped like the blocks, zeroed before the kernel runs), a ``const`` pointer an input, a ``constant T&``
-    a constant. ``args`` bind the inputs and constants in slot order: a Dask array is split into blocks, anything
-    else (a number, a numpy array for a ``constant T*`` table) goes whole to every block. ``constants`` binds slots
-    by parameter name or index instead, and a callable value is called with each block's shape. ``inout`` names
-    writable pointers that take an input too (the output starts as a copy of it).
+    The kernel's signature decides the roles of its ``[[buffer(i)]]`` slots: a writable ``device T*`` is an
+    output (a new array shaped like the blocks, zeroed before the kernel runs), a ``const`` pointer an input, a
+    ``constant T&`` a constant. The kernel is compiled once here, to read that signature (so a compile error
+    surfaces now), and once in each worker process.
 
-    ``grid``: by default one thread per element of the block, shaped as the kernel reads its
-    [[thread_position_in_grid]] (``uint``: the element count; ``uint2``: (width, height) of a 2-D block); an int,
-    a tuple, or a callable of the block's shape otherwise. Returns one Dask array per output (a tuple for several).
+    Args:
+        source: MSL text, or a ``.metal`` file (a path, or a str ending in ``.metal``), read once, here.
+        function_name: the kernel to run.
+        *args: the inputs and constants, in slot order (outputs are skipped): a Dask array is split into blocks
+            (all of one shape, rechunked to the first one's blocks); anything else (a number, a numpy array for a
+            ``constant T*`` table) goes whole to every block.
+        constants: binds slots by parameter name or index instead; a callable value is called with each
+            block's shape (``{"width": lambda shape: shape[1]}``).
+        out_dtype: the dtype of an output whose type numpy does not know (``device atomic_int*``, a struct):
+            one dtype, or a dict by parameter name.
+        inout: names of writable pointers that take an input too (the output starts as a copy of it).
+        grid: by default one thread per element of the block, shaped as the kernel reads its
+            ``[[thread_position_in_grid]]`` (``uint``: the element count; ``uint2``: ``(width, height)`` of a
+            2-D block, x along the last axis); an int, a tuple, or a callable of the block's shape otherwise.
+        threads_per_threadgroup: as in ``run_function`` (an int, a tuple or a callable of the block's shape).
+        include_dirs: folders for ``#include "..."``; they must exist at the same paths on the workers.
+        function_constants: ``[[function_constant]]`` values, as ``set_function(name, constants=)`` takes them.
+        backend: the workers' backend, or None for each worker's best.
+        device: the device index on each worker (0 under dask-cuda, which gives each worker its own GPU).
+
+    Returns:
+        One Dask array per output, a tuple for several (compute them together: one task writes them all).
+
+    Raises:
+        ShaderCompileError: the source does not compile (raised here, when the graph is built).
+        FunctionNotFoundError: no kernel of that name.
+        ArgumentError: the arguments do not fit the slots (their number, a Dask array for a constant, a dtype
+            that is not the parameter's, a vector pointer for a block), named by parameter.
+
+    Example:
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import metalgpu.dask as mgd
+        >>> source = '''
+        ... #include <metal_stdlib>
+        ... using namespace metal;
+        ... kernel void saxpy(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+        ...                   constant float& a [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+        ...     out[i] = a * x[i] + 1.0f;
+        ... }'''
+        >>> x = da.arange(10, dtype=np.float32, chunks=4)
+        >>> out = mgd.map_blocks(source, "saxpy", x, 2.0)
+        >>> out.compute()
+        array([ 1.,  3.,  5.,  7.,  9., 11., 13., 15., 17., 19.], dtype=float32)
     """
     kernel, function, call, arrays, dtypes = prepare(
         source, function_name, args, constants=constants, out_dtype=out_dtype, inout=inout, grid=grid,
@@ -214,12 +253,41 @@ def map_overlap(source: str | os.PathLike, function_name: str, *args: Any, depth
                 grid: Any = None, threads_per_threadgroup: Any = None, include_dirs=(),
                 function_constants: Mapping | None = None, backend: str | None = None,
                 device: int = 0) -> da.Array | tuple[da.Array, ...]:
-    """map_blocks for stencils: each block reaches the kernel with ``depth`` elements of its neighbours on every
-    side (Dask's overlap: ``depth`` an int or a dict by axis; ``boundary`` "none", "reflect", "periodic",
-    "nearest" or a constant, as in dask.array.map_overlap), and the halo is trimmed from the outputs. Shapes that
-    callables of ``grid`` and ``constants`` receive include the halo. With boundary "none" the outer blocks have no
-    halo beyond the array's edge, so a kernel that clamps its reads to the block it is given computes over blocks
-    what it computes over the whole array."""
+    """:func:`map_blocks` for stencils: each block reaches the kernel with ``depth`` elements of its neighbours on
+    every side, and the halo is trimmed from the outputs.
+
+    Shapes that callables of ``grid`` and ``constants`` receive include the halo. With boundary ``"none"`` the
+    outer blocks have no halo beyond the array's edge, so a kernel that clamps its reads to the block it is given
+    computes over blocks what it computes over the whole array.
+
+    The arguments are those of :func:`map_blocks`, and:
+
+    Args:
+        depth: the halo's width, an int or a dict by axis (Dask's ``overlap``).
+        boundary: what lies beyond the array's edges: ``"none"`` (no halo there), ``"reflect"``, ``"periodic"``,
+            ``"nearest"`` or a constant, as in ``dask.array.map_overlap``.
+
+    Returns:
+        One Dask array per output, a tuple for several.
+
+    Raises:
+        ShaderCompileError, FunctionNotFoundError, ArgumentError: as :func:`map_blocks` does.
+
+    Example:
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import metalgpu.dask as mgd
+        >>> source = '''
+        ... #include <metal_stdlib>
+        ... using namespace metal;
+        ... kernel void smooth(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+        ...                    uint i [[thread_position_in_grid]], uint n [[threads_per_grid]]) {
+        ...     out[i] = (x[i > 0 ? i - 1 : i] + x[i] + x[i + 1 < n ? i + 1 : i]) / 3.0f;
+        ... }'''
+        >>> x = da.from_array(np.array([0, 0, 3, 0, 0, 6, 0, 0], dtype=np.float32), chunks=4)
+        >>> mgd.map_overlap(source, "smooth", x, depth=1).compute()
+        array([0., 1., 1., 1., 2., 2., 2., 0.], dtype=float32)
+    """
     kernel, function, call, arrays, dtypes = prepare(
         source, function_name, args, constants=constants, out_dtype=out_dtype, inout=inout, grid=grid,
         threads_per_threadgroup=threads_per_threadgroup, include_dirs=include_dirs,

@@ -26,8 +26,12 @@ _GRID_DIMENSIONS = {"uint": 1, "ushort": 1, "uint2": 2, "ushort2": 2, "uint3": 3
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """One kernel as workers need it. It enters a graph once, as one key that every task depends on, so the source
-    travels once to each worker; workers compile it once per process, found again by ``digest``."""
+    """One kernel as workers need it: its source and name, include folders, function constants and backend.
+
+    ``map_blocks``, ``map_overlap`` and ``reduction`` make it; it enters a graph once, as one key that every task
+    depends on, so the source travels once to each worker, and workers compile it once per process, found again by
+    ``digest`` (a hash of every field).
+    """
 
     source: str
     name: str

@@ -73,13 +73,50 @@ def reduction(source: str | os.PathLike, function_name: str, array: da.Array, *a
               constants: Mapping | None = None, out_dtype: Any = None, grid: Any = None,
               threads_per_threadgroup: Any = None, include_dirs=(), function_constants: Mapping | None = None,
               backend: str | None = None, device: int = 0) -> da.Array:
-    """Reduce every element of ``array`` to one value (a 0-d Dask array).
+    """Reduce every element of ``array`` to one value (a 0-d Dask array), through Dask's reduction tree with the
+    kernel as the step that reduces each block.
 
-    The kernel's first input binds each block, raveled; ``args`` and ``constants`` bind its other slots as in
-    map_blocks (callables get the raveled block's shape, ``(n,)``). Its one output holds ``partials`` elements (an
-    int, or a callable of n), zeroed before it runs. ``combine`` adds partials up: a numpy function of a 1-D array
-    (``np.sum``, ``np.max``), or ``"kernel"`` for the kernel itself (its input and output must then have one
-    type). ``grid`` defaults to one thread per element of the block (n)."""
+    Args:
+        source, function_name: the kernel, as in :func:`map_blocks`. It has one chunked input (its first input
+            slot, bound to each block raveled) and one output of ``partials`` elements, zeroed before it runs:
+            one for a kernel that adds into ``out[0]`` atomically, one per threadgroup or per thread for others.
+        array: the Dask array to reduce.
+        *args: the kernel's other inputs and constants, as in :func:`map_blocks` (callables get ``(n,)``, the
+            raveled block's shape).
+        combine: how partials add up: a numpy function of a 1-D array (``np.sum``, ``np.max``), or
+            ``"kernel"`` for the kernel itself, run over the concatenated partials until one element is left (its
+            input and output must then have one type).
+        partials: the output's length, an int or a callable of the block's element count ``n``.
+        split_every: how many blocks' partials Dask combines at a time.
+        constants, out_dtype, grid, threads_per_threadgroup, include_dirs, function_constants, backend, device:
+            as in :func:`map_blocks`; ``grid`` defaults to one thread per element of the block.
+
+    Returns:
+        A 0-d Dask array.
+
+    Raises:
+        ArgumentError: ``array`` is not a Dask array, the kernel has not exactly one chunked input and one
+            output, ``combine="kernel"`` with an output type other than the input's, or ``combine`` is neither.
+        ShaderCompileError, FunctionNotFoundError: as :func:`map_blocks` raises them.
+
+    Example:
+        >>> import dask.array as da
+        >>> import numpy as np
+        >>> import metalgpu.dask as mgd
+        >>> source = '''
+        ... #include <metal_stdlib>
+        ... using namespace metal;
+        ... kernel void block_max(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+        ...                       uint n [[threads_per_grid]], uint i [[thread_position_in_grid]]) {
+        ...     if (i != 0) return;
+        ...     float best = x[0];
+        ...     for (uint k = 1; k < n; ++k) best = max(best, x[k]);
+        ...     out[0] = best;
+        ... }'''
+        >>> x = da.from_array(np.array([3, 9, 2, 7, 5, 1], dtype=np.float32), chunks=2)
+        >>> float(mgd.reduction(source, "block_max", x, combine=np.max).compute())
+        9.0
+    """
     if not isinstance(array, da.Array):
         raise ArgumentError(f"reduction takes a Dask array, not {type(array).__name__}")
     kernel, function, call, arrays, dtypes = prepare(

@@ -150,3 +150,14 @@ DEBUG_FAULT_FIELDS = ("slot_plus_one", "element", "count", "launch")
 
 REPEAT_FIELDS = ("function", "stream", "params", "placed_at", "grid_x", "grid_y", "grid_z", "block_x", "block_y",
                  "block_z", "shared_bytes")
+
+
+# -- backends/cpu_queue.cpp: the cpu backend's asynchronous queue and batches, uint64 each ---------------------------
+# An entry is one dispatch as mg_parallel_run takes it (the kernel's mg_run_<i>, its slot array, its mg::dispatch_t,
+# its threadgroups, threads and chunks, its timeout in milliseconds); a submission is an array of entries. Its
+# status record is written by the queue: done once the state is 1, then the status (0, or what stopped it), which
+# entry that was, its fault address, the nanoseconds it all ran, and the runner's report (8 values).
+CPU_QUEUE_ENTRY_FIELDS = ("run", "slots", "record", "groups", "threads", "chunks", "timeout_ms")
+CPU_QUEUE_STATUS_FIELDS = ("state", "status", "failed_index", "address", "nanoseconds",
+                           *(f"report{i}" for i in range(8)))
+STATUS_CANCELLED = 1006  # the dispatch never started: its queue was cancelled (Ctrl-C, exit) first

@@ -80,12 +80,42 @@ def refused_pragma(args: list[Token]) -> str | None:
             "'#pragma clang loop' are accepted)")
 
 
+def unroll_hint(args: list[Token]) -> str | None:
+    """The unrolling a loop pragma asks for: "" (unroll fully), a count ("4"; "1" for none), or None when ``args``
+    (``#pragma <args>``) is no unroll hint. Spellings: ``unroll``, ``unroll N``, ``nounroll``, ``GCC unroll N``,
+    ``clang loop unroll(full|enable|disable)`` and ``clang loop unroll_count(N)``."""
+    texts = [t.text for t in args]
+    if texts[:1] == ["nounroll"] or texts[:2] == ["clang", "nounroll"]:
+        return "1"
+    if texts[:1] == ["unroll"] or texts[:2] in (["clang", "unroll"], ["GCC", "unroll"]):
+        rest = texts[1:] if texts[0] == "unroll" else texts[2:]
+        rest = [t for t in rest if t not in "()"]
+        if not rest:
+            return ""
+        return rest[0] if len(rest) == 1 and rest[0].isdigit() and int(rest[0]) > 0 else None
+    if texts[:2] == ["clang", "loop"]:
+        for i, text in enumerate(texts[2:-3], start=2):
+            if texts[i + 1] != "(" or texts[i + 3] != ")":
+                continue
+            value = texts[i + 2]
+            if text == "unroll":
+                return {"full": "", "enable": "", "disable": "1"}.get(value)
+            if text == "unroll_count" and value.isdigit() and int(value) > 0:
+                return value
+    return None
+
+
 def refused_pragma_operator(literal: Token) -> str | None:
     """Why ``_Pragma(literal)`` is refused, or None."""
     if literal.text.startswith(("R", "u", "U", "L")):
         return "_Pragma takes an ordinary string literal"
+    return refused_pragma(pragma_tokens(literal))
+
+
+def pragma_tokens(literal: Token) -> list[Token]:
+    """The tokens of the pragma ``_Pragma(literal)`` stands for."""
     text = literal.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return refused_pragma(tokenize(text, literal.file))
+    return tokenize(text, literal.file)
 
 
 def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:

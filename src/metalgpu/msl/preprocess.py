@@ -128,13 +128,14 @@ class _Preprocessor:
         self.expanding = 0  # nested calls of expand()
         self.expansion_base = self.tokens_left  # tokens_left before the current macro of the source expanded
 
-    def spend(self, count: int, where: Token) -> None:
-        """Count ``count`` more tokens made at ``where`` against the token budgets: one for the whole source and
-        one for each macro of the source with what it expands to (a macro bomb is found before it has grown)."""
+    def spend(self, count: int, where: Token, expanded: bool = True) -> None:
+        """Count ``count`` more tokens made at ``where`` against the token budgets: one for the whole source and,
+        when ``expanded``, one for each macro of the source with what it expands to (a macro bomb is found before
+        it has grown)."""
         self.tokens_left -= count
         if self.tokens_left < 0:
             raise _error(self, where, MAX_TOKENS.exceeded("the shader with its includes and macro expansions"))
-        if self.expansion_base - self.tokens_left > self.max_expansion:
+        if expanded and self.expansion_base - self.tokens_left > self.max_expansion:
             raise _error(self, where, MAX_EXPANSION.exceeded("this macro's expansion"))
 
     def warn(self, tok: Token, message: str) -> None:
@@ -164,7 +165,7 @@ class _Preprocessor:
 
     def run_file(self, tokens: list[Token], filename: str, depth: int) -> None:
         if tokens:  # a file read counts as at least FILE_COST tokens: a header read a million times is a bomb too
-            self.spend(max(len(tokens), FILE_COST), tokens[0])
+            self.spend(max(len(tokens), FILE_COST), tokens[0], expanded=False)  # a file's text is no macro's
             self.expansion_base = self.tokens_left
         conditions: list[list] = []  # [active, some_branch_taken, seen_else, opening token]
         i, n = 0, len(tokens)
@@ -226,6 +227,8 @@ class _Preprocessor:
                 self.pragma_once.add(os.path.realpath(filename))
             elif refusal := policy.refused_pragma(args):
                 raise _error(self, args[0], refusal)
+            elif (hint := policy.unroll_hint(args)) is not None:
+                self.out.append(_unroll_marker(hash_tok, hint))
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
         elif name == "warning":
@@ -433,7 +436,9 @@ class _Preprocessor:
             elif tok.text in _DYNAMIC:
                 out.append((self._dynamic(tok), hide))
             elif tok.text == "_Pragma":
-                self._skip_pragma_operator(tok, stream)
+                hint = self._pragma_operator(tok, stream)
+                if hint is not None:
+                    out.append((_unroll_marker(tok, hint), _EMPTY))
             else:
                 out.append(item)
         return out
@@ -546,7 +551,8 @@ class _Preprocessor:
         self.counter += 1
         return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
 
-    def _skip_pragma_operator(self, tok: Token, stream: _Stream) -> None:
+    def _pragma_operator(self, tok: Token, stream: _Stream) -> str | None:
+        """Reads ``_Pragma("...")`` at ``tok``; returns its unroll hint (policy.unroll_hint), or None."""
         texts = []
         for _ in range(3):
             item = stream.next()
@@ -556,6 +562,16 @@ class _Preprocessor:
         refusal = policy.refused_pragma_operator(texts[1])
         if refusal:
             raise _error(self, tok, refusal)
+        return policy.unroll_hint(policy.pragma_tokens(texts[1]))
+
+
+# A loop's unroll hint, as one identifier: the translation makes it a pragma where the target's compiler takes it
+# (CUDA: `#pragma unroll` and its count), as Metal's compiler does with clang's loop pragmas.
+UNROLL_MARKER = "__metalgpu_unroll"
+
+
+def _unroll_marker(at: Token, hint: str) -> Token:
+    return Token(IDENT, f"{UNROLL_MARKER}_{hint or 'full'}", at.file, at.line, at.column, True, False)
 
 
 def _operand(tokens: list[Token], i: int) -> tuple[int, list[Token] | None]:

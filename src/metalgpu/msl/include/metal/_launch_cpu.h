@@ -27,40 +27,53 @@ struct dispatch_t {
 // Threadgroup memory for [[threadgroup(i)]] parameters: one arena per index and OS thread, because an OS thread runs
 // one threadgroup at a time. Each arena ends where an inaccessible page begins, so a kernel that uses more than the
 // threadgroup_memory it was given (rounded up to 16 bytes, as Metal asks) faults instead of overwriting other memory.
-struct threadgroup_arenas {
-  struct arena {
-    unsigned char* guard = nullptr;  // the inaccessible page after the arena
-    std::size_t capacity = 0;
-  } arenas[31];
-
-  ~threadgroup_arenas() {
-    for (arena& a : arenas)
-      if (a.guard != nullptr) munmap(a.guard - a.capacity, a.capacity + page());
-  }
-  static std::size_t page() { return std::size_t(sysconf(_SC_PAGESIZE)); }
-
-  // Returns the arena's guard page, or null when no memory is left (the kernel then faults on its first access).
-  __attribute__((noinline)) unsigned char* grow(arena& a, std::size_t bytes) {
-    const std::size_t size = (bytes + page() - 1) / page() * page();
-    void* memory = mmap(nullptr, size + page(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) return nullptr;
-    unsigned char* guard = static_cast<unsigned char*>(memory) + size;
-    if (mprotect(guard, page(), PROT_NONE) != 0) {
-      munmap(memory, size + page());
-      return nullptr;
-    }
-    if (a.guard != nullptr) munmap(a.guard - a.capacity, a.capacity + page());
-    a.guard = guard;
-    a.capacity = size;
-    return guard;
-  }
+struct threadgroup_arena_slot {
+  unsigned char* guard;  // the inaccessible page after the arena
+  std::size_t capacity;
 };
 
+// Sets `slot` to an arena of at least `bytes` (a whole number of pages) followed by an inaccessible page, freeing
+// the one it held; returns the guard page, or null when no memory is left (the kernel then faults on first use).
+__attribute__((noinline)) inline unsigned char* grow_arena(threadgroup_arena_slot& slot, std::size_t bytes) {
+  const std::size_t page = std::size_t(sysconf(_SC_PAGESIZE));
+  const std::size_t size = (bytes + page - 1) / page * page;
+  void* memory = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return nullptr;
+  unsigned char* guard = static_cast<unsigned char*>(memory) + size;
+  if (mprotect(guard, page, PROT_NONE) != 0) {
+    munmap(memory, size + page);
+    return nullptr;
+  }
+  if (slot.guard != nullptr) munmap(slot.guard - slot.capacity, slot.capacity + page);
+  slot.guard = guard;
+  slot.capacity = size;
+  return guard;
+}
+
+}  // namespace mg
+
+// The host's arenas (backends/cpu_guard.cpp): this OS thread's 31 slots, freed when the thread ends. A weak
+// reference, as for the fiber stacks: a thread_local with a destructor here would make the module refer to the
+// C++ runtime, which a toolchain linking it statically copies into every module (the module check refuses that).
+#if defined(__ELF__)
+extern "C" __attribute__((weak, visibility("default"))) mg::threadgroup_arena_slot* mg_threadgroup_arenas();
+#define MG_HOST_THREADGROUP_ARENAS 1
+#endif
+
+namespace mg {
+
+inline threadgroup_arena_slot* this_thread_arenas() {
+#ifdef MG_HOST_THREADGROUP_ARENAS
+  if (mg_threadgroup_arenas != nullptr) return mg_threadgroup_arenas();
+#endif
+  static thread_local threadgroup_arena_slot own[31];  // loaded without the host: kept until the process ends
+  return own;
+}
+
 inline void* threadgroup_arena(int index, uint32_t bytes) {
-  static thread_local threadgroup_arenas all;
-  threadgroup_arenas::arena& a = all.arenas[index];
+  threadgroup_arena_slot& slot = this_thread_arenas()[index];
   const std::size_t used = (std::size_t(bytes) + 15) & ~std::size_t(15);
-  unsigned char* guard = a.capacity >= used ? a.guard : all.grow(a, used);
+  unsigned char* guard = slot.capacity >= used ? slot.guard : grow_arena(slot, used);
   return guard != nullptr ? guard - used : nullptr;
 }
 

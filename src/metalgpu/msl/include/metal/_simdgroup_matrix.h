@@ -13,6 +13,9 @@
 // has done what came before before any lane's part of a load or store, and all parts are done before any lane goes
 // on. Kernels rely on it: PyTorch's int8 matrix product reads elements other lanes stored with simdgroup_store, with
 // no barrier between. On the CPU the lanes are fibers that would otherwise run ahead of each other.
+//
+// On CUDA sm_80 and later, products run on tensor cores (_simdgroup_mma.h): the layout above stays what
+// thread_elements() shows, and the other layouts the tensor cores read are kept beside it.
 #pragma once
 
 namespace mg {
@@ -43,11 +46,25 @@ MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned lon
 }  // namespace sgm
 }  // namespace mg
 
+#if defined(MG_TARGET_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#  include "_simdgroup_mma_cuda.h"
+#  define MG_SGM_TENSOR_CORES 1
+#elif defined(MG_TARGET_CPU) && defined(MG_EMULATE_TENSOR_CORES)
+#  include "_simdgroup_mma_emulated.h"
+#  define MG_SGM_TENSOR_CORES 1
+#endif
+#if defined(MG_SGM_TENSOR_CORES)
+#  include "_simdgroup_mma.h"
+#endif
+
 namespace metal {
 
 template <class T, int Cols, int Rows = Cols> struct simdgroup_matrix {
     static_assert(Cols == 8 && Rows == 8, "metalgpu implements 8x8 SIMD-group matrices");
     vec<T, 2> e;  // this lane's elements (see the layout above)
+#if defined(MG_SGM_TENSOR_CORES)
+    mg::sgm::operand_copies<T> mma;  // the same matrix in the tensor cores' layouts (_simdgroup_mma.h)
+#endif
 
     simdgroup_matrix() = default;
     // A diagonal matrix holding `diagonal` (Metal's scalar constructor).
@@ -55,8 +72,16 @@ template <class T, int Cols, int Rows = Cols> struct simdgroup_matrix {
         const unsigned int lane = mg::simd_lane();
         const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
         for (unsigned int k = 0; k < 2; ++k) e[k] = row == column + k ? diagonal : T(0);
+#if defined(MG_SGM_TENSOR_CORES)
+        mg::sgm::fill_diagonal(mma, diagonal);
+#endif
     }
-    MG_FUNC vec<T, 2>& thread_elements() { return e; }
+    MG_FUNC vec<T, 2>& thread_elements() {
+#if defined(MG_SGM_TENSOR_CORES)
+        mma.rows_fresh = mma.cols_fresh = false;  // the caller may write through the reference
+#endif
+        return e;
+    }
     MG_FUNC const vec<T, 2>& thread_elements() const { return e; }
 };
 
@@ -68,6 +93,9 @@ template <class T, int Cols, int Rows = Cols>
 MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
     simdgroup_matrix<T, Cols, Rows> m;
     m.e[0] = m.e[1] = value;
+#if defined(MG_SGM_TENSOR_CORES)
+    mg::sgm::fill(m.mma, value);
+#endif
     return m;
 }
 
@@ -81,6 +109,10 @@ MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong 
     simdgroup_barrier(mem_flags::mem_threadgroup);
     for (unsigned int k = 0; k < 2; ++k)
         d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::is_tensor_type<T>)
+        mg::sgm::load_copies(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
+#endif
     simdgroup_barrier(mem_flags::mem_threadgroup);
 }
 
@@ -92,6 +124,13 @@ MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destina
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
     simdgroup_barrier(mem_flags::mem_threadgroup);
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::is_tensor_type<T>) {  // from the tensor cores' layout: a product's result stays there
+        mg::sgm::store_rows(a, destination, elements_per_row, matrix_origin, transpose_matrix);
+        simdgroup_barrier(mem_flags::mem_threadgroup);
+        return;
+    }
+#endif
     for (unsigned int k = 0; k < 2; ++k)
         destination[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)] = U(a.e[k]);
     simdgroup_barrier(mem_flags::mem_threadgroup);
@@ -102,6 +141,12 @@ MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destina
 template <class TD, class TA, class TB, class TC>
 MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
                                            const simdgroup_matrix<TB, 8, 8>& b, const simdgroup_matrix<TC, 8, 8>& c) {
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::on_tensor_cores<TD, TA, TB, TC>()) {
+        mg::sgm::tensor_product(d, a, b, c);
+        return;
+    }
+#endif
     const unsigned int lane = mg::simd_lane(), row = mg::sgm::row_of(lane);
     float sum0 = float(c.e[0]), sum1 = float(c.e[1]);
     for (unsigned int k = 0; k < 8; ++k) {
@@ -112,6 +157,9 @@ MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const 
     }
     d.e[0] = TD(sum0);
     d.e[1] = TD(sum1);
+#if defined(MG_SGM_TENSOR_CORES)
+    d.mma.rows_fresh = d.mma.cols_fresh = false;
+#endif
 }
 
 template <class TD, class TA, class TB>

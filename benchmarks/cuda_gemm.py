@@ -1,0 +1,261 @@
+"""A 4096 GEMM written in MSL with simdgroup_matrix tiles, on CUDA tensor cores (metal/_simdgroup_mma.h), against
+cuBLAS, in one run on one GPU:
+
+- float inputs and output, each float mode of the Interface (``simdgroup_float``): "3xtf32" (the default), "tf32",
+  "exact" (warp shuffles), against cuBLAS FP32 (cupy.matmul; CuPy leaves TF32 off unless CUPY_TF32=1);
+- half inputs and output with float accumulators, against cuBLAS FP16 (cupy.matmul);
+- bfloat likewise, against cuBLAS BF16 (torch.matmul: CuPy has no bfloat16).
+
+Kernel times are CUDA events (Dispatch.gpu_time; events around cuBLAS), medians of samples taken in turn, each
+after an L2 flush. Errors are against float64 (cuBLAS DGEMM of the same input values): the largest error over the
+largest |C|, and the largest error over the sum of the terms' sizes, sum_k |a_ik b_kj|.
+
+    PYTHONPATH=src python benchmarks/cuda_gemm.py --repeat 10
+
+The kernel: a threadgroup of 8 SIMD-groups computes a 128 x 128 tile of C, each SIMD-group 64 x 32 of it (8 x 4
+accumulators); per step of BK along k, A's block goes to threadgroup memory transposed and B's as it is, rows
+padded to 4 banks past a multiple of 32 words, so that the loads of the tensor cores' layouts (rows of A, columns
+of B) meet no bank conflict; the next step's blocks are read from device memory while this one's are multiplied.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+from cuda_backend import dispatch_sampler, event_sampler, flush_l2
+
+import metalgpu
+
+SOURCE = """
+#include <metal_stdlib>
+using namespace metal;
+
+constant constexpr uint BM = 128, BN = 128;  // a threadgroup's tile of C
+constant constexpr uint WM = 64, WN = 32;    // a SIMD-group's part of it (8 SIMD-groups, 2 x 4)
+constant constexpr uint THREADS = 256;
+
+// The loops over a SIMD-group's fragments, written out (the compiler keeps the fragments in registers only when
+// every index is a constant).
+#define FOR_4(F) F(0) F(1) F(2) F(3)
+#define FOR_8(F) FOR_4(F) F(4) F(5) F(6) F(7)
+#define FOR_J(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
+
+// C = A * B for n x n row-major matrices, n a multiple of 128. Out: C's element type; float accumulators.
+// VECTORS: vectors of 4 elements of A's block (and of B's) each thread moves per step of BK.
+template <typename T, typename Out, uint BK>
+[[max_total_threads_per_threadgroup(THREADS)]]  // on CUDA: registers for 256 threads, not 1024
+kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device Out* C [[buffer(2)]],
+                 constant uint& n [[buffer(3)]], uint2 group [[threadgroup_position_in_grid]],
+                 uint index [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+                 ushort lane [[thread_index_in_simdgroup]]) {
+    constexpr uint LD = BM + 16 / sizeof(T);  // 4 banks past a multiple of 32 words
+    constexpr uint VECTORS = BM * BK / 4 / THREADS;
+    threadgroup T a_tile[BK * LD];  // A's block, transposed: a_tile[k * LD + m]
+    threadgroup T b_tile[BK * LD];  // B's block: b_tile[k * LD + n]
+    threadgroup float staging[8][64];
+    const uint row0 = group.y * BM, col0 = group.x * BN;
+    const uint warp_row = (sg / 4) * WM, warp_col = (sg % 4) * WN;
+    const uint size = n;
+    // Where this thread's vectors lie in the blocks: A's m, k (4 vectors a row of BK = 16) and B's k, column
+    const uint a_m = index / (BK / 4), a_k = (index % (BK / 4)) * 4, a_m_step = THREADS / (BK / 4);
+    const uint b_k = index / (BN / 4), b_c = (index % (BN / 4)) * 4, b_k_step = THREADS / (BN / 4);
+    device const T* a_source = A + (row0 + a_m) * size + a_k;
+    device const T* b_source = B + b_k * size + col0 + b_c;
+
+    simdgroup_matrix<float, 8, 8> acc[8][4];
+#define ZERO(i, j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+#define ZERO_ROW(i) FOR_J(ZERO, i)
+    FOR_8(ZERO_ROW)
+
+    vec<T, 4> a_next[4], b_next[4];
+#define FETCH(v)                                                                                              \\
+    if (v < VECTORS) {                                                                                        \\
+        a_next[v] = *reinterpret_cast<device const vec<T, 4>*>(a_source + v * a_m_step * size);              \\
+        b_next[v] = *reinterpret_cast<device const vec<T, 4>*>(b_source + v * b_k_step * size);              \\
+    }
+#define PUT(v)                                                                                                \\
+    if (v < VECTORS) {                                                                                        \\
+        for (uint e = 0; e < 4; ++e) a_tile[(a_k + e) * LD + a_m + v * a_m_step] = a_next[v][e];              \\
+        *reinterpret_cast<threadgroup vec<T, 4>*>(b_tile + (b_k + v * b_k_step) * LD + b_c) = b_next[v];      \\
+    }
+#define LOAD_A(i) simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
+#define LOAD_B(j) simdgroup_load(b[j], b_tile, LD, ulong2(warp_col + 8 * j, kk));
+#define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+#define MMA_ROW(i) FOR_J(MMA, i)
+    FOR_4(FETCH)
+    for (uint k0 = 0; k0 < size; k0 += BK) {
+        FOR_4(PUT)
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        if (k0 + BK < size) {
+            a_source += BK;
+            b_source += BK * size;
+            FOR_4(FETCH)
+        }
+        for (uint kk = 0; kk < BK; kk += 8) {
+            simdgroup_matrix<T, 8, 8> a[8], b[4];
+            FOR_8(LOAD_A)
+            FOR_4(LOAD_B)
+            FOR_8(MMA_ROW)
+        }
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+#define STORE(i, j)                                                                                           \\
+    simdgroup_store(acc[i][j], staging[sg], 8); /* through threadgroup memory: float to Out */               \\
+    C[(row0 + warp_row + 8 * i + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] = Out(staging[sg][lane]);  \\
+    C[(row0 + warp_row + 8 * i + 4 + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] =                    \\
+        Out(staging[sg][lane + 32]);
+#define STORE_ROW(i) FOR_J(STORE, i)
+    FOR_8(STORE_ROW)
+}
+
+"""
+
+# One instantiation per library, so that each Interface compiles only the kernel it runs.
+INSTANTIATIONS = {
+    "float": 'template [[host_name("gemm")]] kernel void gemm<float, float, 16>(device const float*, '
+             'device const float*, device float*, constant uint&, uint2, uint, uint, ushort);',
+    "half": 'template [[host_name("gemm")]] kernel void gemm<half, half, 32>(device const half*, '
+            'device const half*, device half*, constant uint&, uint2, uint, uint, ushort);',
+    "bfloat": 'template [[host_name("gemm")]] kernel void gemm<bfloat, bfloat, 32>(device const bfloat*, '
+              'device const bfloat*, device bfloat*, constant uint&, uint2, uint, uint, ushort);',
+}
+
+KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)
+    ("float 3xTF32", "3xtf32", "float", "FP32"),
+    ("float TF32", "tf32", "float", "FP32"),
+    ("float exact (shuffles)", "exact", "float", "FP32"),
+    ("half", "3xtf32", "half", "FP16"),
+    ("bfloat", "3xtf32", "bfloat", "BF16"),
+]
+
+
+def bfloat_bits(x: np.ndarray) -> np.ndarray:
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    import cupy as cp
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+    size = args.size
+    if size % 128:
+        parser.error("--size must be a multiple of 128")
+    rng = np.random.default_rng(3)
+    a32, b32 = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    inputs = {  # element type: (A, B as the kernel's element values in float64, host arrays for the buffers)
+        "float": (a32, b32),
+        "half": (a32.astype(np.float16), b32.astype(np.float16)),
+        "bfloat": (bfloat_bits(a32), bfloat_bits(b32)),
+    }
+
+    def values(element: str, x: np.ndarray):
+        if element == "bfloat":
+            return cp.asarray((x.astype(np.uint32) << 16).view(np.float32), dtype=cp.float64)
+        return cp.asarray(x, dtype=cp.float64)
+
+    references = {}
+    for element, (a, b) in inputs.items():
+        da, db = values(element, a), values(element, b)
+        references[element] = (da @ db, cp.abs(da) @ cp.abs(db))
+
+    def errors(element: str, got) -> tuple[float, float]:
+        exact, terms = references[element]
+        error = cp.abs(cp.asarray(got, dtype=cp.float64) - exact)
+        return float(error.max() / cp.abs(exact).max()), float((error / terms).max())
+
+    # cuBLAS anchors
+    anchors = {}
+    for name, element in (("FP32", "float"), ("FP16", "half"), ("BF16", "bfloat")):
+        a, b = inputs[element]
+        if element == "bfloat":
+            if torch is None:
+                continue
+            ta, tb = (torch.from_numpy(x.view(np.int16).copy()).cuda().view(torch.bfloat16) for x in (a, b))
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+            def sample(ta=ta, tb=tb, start=start, end=end):
+                start.record()
+                torch.matmul(ta, tb)
+                end.record()
+                end.synchronize()
+                return start.elapsed_time(end) * 1e3
+            result = torch.matmul(ta, tb).float().cpu().numpy()
+        else:
+            ca, cb = cp.asarray(a), cp.asarray(b)
+            sample = event_sampler(cp, lambda ca=ca, cb=cb: cp.matmul(ca, cb))
+            result = cp.asnumpy(cp.matmul(ca, cb)).astype(np.float32)
+        anchors[name] = (sample, errors(element, result))
+
+    def measure(mode: str, element: str, anchor) -> tuple[float, float | None, tuple[float, float]]:
+        """(our median us, the anchor's, our errors) for one kind."""
+        gpu = metalgpu.Interface("cuda", simdgroup_float=mode)
+        try:
+            gpu.load_shader_from_str(SOURCE + INSTANTIATIONS[element])
+            gpu.set_function("gemm")
+            a, b = inputs[element]
+            if element == "bfloat":
+                buffers = [gpu.create_buffer(size * size, "bfloat") for _ in range(3)]
+                buffers[0].contents.view(np.uint16)[:] = a.ravel()
+                buffers[1].contents.view(np.uint16)[:] = b.ravel()
+            else:
+                buffers = [gpu.array_to_buffer(a.ravel()), gpu.array_to_buffer(b.ravel()),
+                           gpu.create_buffer(size * size, element)]
+            grid = (size // 128 * 256, size // 128)
+            samplers = {"ours": dispatch_sampler(gpu, grid, [*buffers, np.uint32(size)],
+                                                 threads_per_threadgroup=(256, 1))}
+            if anchor is not None:
+                samplers["anchor"] = anchor[0]
+            for sample in samplers.values():
+                sample()
+            times = {name: [] for name in samplers}
+            for _ in range(args.repeat):
+                for name, sample in samplers.items():
+                    flush_l2()
+                    times[name].append(sample())
+            medians = {name: statistics.median(values) for name, values in times.items()}
+            got = buffers[2].contents
+            if element == "bfloat":
+                got = (got.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+            return medians["ours"], medians.get("anchor"), errors(element, got.reshape(size, size))
+        finally:
+            gpu.close()
+
+    flops = 2 * size ** 3
+    print(f"GEMM {size} x {size} x {size}; medians of {args.repeat} (CUDA events, each after an L2 flush)")
+    print(f"{'kind':24} {'us':>9} {'TFLOP/s':>8} {'cuBLAS':>6} {'us':>9} {'TFLOP/s':>8} {'ratio':>6}   "
+          f"{'err/max|C|':>10} {'err/terms':>10}   {'cuBLAS err/max|C|':>17} {'err/terms':>10}", flush=True)
+    errors_over_terms = {}
+    for what, mode, element, anchor in KINDS:
+        try:
+            ours_us, anchor_us, (ours_max, ours_terms) = measure(mode, element, anchors.get(anchor))
+        except metalgpu.MetalError as error:  # report it and go on with the other kinds
+            print(f"{what:24} failed: {type(error).__name__}: {error}", flush=True)
+            continue
+        errors_over_terms[what] = ours_terms
+        ours_tflops = flops / (ours_us * 1e-6) / 1e12
+        if anchor_us is None:
+            anchor_text = f"{anchor:>6} {'(none)':>9} {'':>8} {'':>6}"
+            anchor_errors = ""
+        else:
+            anchor_tflops = flops / (anchor_us * 1e-6) / 1e12
+            anchor_text = f"{anchor:>6} {anchor_us:9.0f} {anchor_tflops:8.1f} {anchor_us / ours_us:6.2f}"
+            anchor_max, anchor_terms = anchors[anchor][1]
+            anchor_errors = f"{anchor_max:17.1e} {anchor_terms:10.1e}"
+        print(f"{what:24} {ours_us:9.0f} {ours_tflops:8.1f} {anchor_text}   {ours_max:10.1e} {ours_terms:10.1e}   "
+              f"{anchor_errors}", flush=True)
+    if "float 3xTF32" in errors_over_terms and "float exact (shuffles)" in errors_over_terms:
+        ratio = errors_over_terms["float 3xTF32"] / errors_over_terms["float exact (shuffles)"]
+        print(f"float 3xTF32 error / the exact (shuffle) path's, over the terms: {ratio:.2f} (target: <= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+// metal/_simdgroup_mma.h -- SIMD-group matrix products on tensor cores: CUDA sm_80 and later, through mma.sync
+// (_simdgroup_mma_cuda.h), and a CPU build that emulates those instructions to test this file without a GPU
+// (_simdgroup_mma_emulated.h, under MG_EMULATE_TENSOR_CORES). Included by _simdgroup_matrix.h, after the target's
+// primitives: shuffle_bits (a 32-bit value of another lane), transpose_b16 (movmatrix), round_tf32 (cvt.rna),
+// mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators).
+//
+// Layouts. Apple's (thread_elements(), see _simdgroup_matrix.h) is not one of mma.sync's, so besides its elements
+// `e` a matrix keeps `mma` (operand_copies): the same 8x8 matrix in the two layouts mma.sync reads, lane 4g + t
+// holding
+//   rows: row g, columns 2t and 2t + 1   (the accumulator, and the A operand: the top 8 rows of its 16)
+//   cols: column g, rows 2t and 2t + 1   (the B operand)
+// Loads fill all three layouts from memory, and a product writes `rows` and then `e` from it by a shuffle. The
+// compiler drops what nothing reads, so a GEMM loop that loads, multiplies and stores keeps its accumulators in
+// `rows` and moves no data between lanes; code that reads thread_elements() pays one shuffle per 32 bits (two for
+// a float matrix) per product. A copy goes stale when a lane may write its elements (the non-const
+// thread_elements()); each lane then takes the copy from `e` again, by shuffles, when every lane its elements come
+// from kept it fresh. A transpose (movmatrix) makes `cols` from `rows` when a product's result is a B operand.
+//
+// Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums, rows 8-15 unused). A float
+// operand: TF32 tensor cores, x = hi + lo with hi = tf32(x) and lo = tf32(x - hi) (MG_SIMDGROUP_FLOAT 3, the
+// default), or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the
+// shuffle path. The compensated product is two m16n8k8 whose bottom half carries the small terms:
+//   [a_hi; a_lo] x b_hi + [c; 0]  then  [a_lo; a_hi] x b_lo + that,  d = top + bottom
+// which is a_hi b_hi + a_lo b_lo + c on top and a_lo b_hi + a_hi b_lo below, added once. The k index runs through
+// the TF32 operands as mma k = t <-> column 2t, t + 4 <-> 2t + 1, so `rows` and `cols` serve as they are.
+#pragma once
+
+#if !defined(MG_SIMDGROUP_FLOAT)
+#  define MG_SIMDGROUP_FLOAT 3
+#endif
+
+namespace mg {
+namespace sgm {
+
+constexpr int exact_floats = 0, tf32_floats = 1, compensated_floats = 3;
+constexpr int float_mode = MG_SIMDGROUP_FLOAT;
+static_assert(float_mode == exact_floats || float_mode == tf32_floats || float_mode == compensated_floats,
+              "MG_SIMDGROUP_FLOAT is 0 (exact), 1 (tf32) or 3 (3xtf32)");
+
+template <class T> struct operand_copies {
+    metal::vec<T, 2> rows;  // row lane / 4, columns 2 (lane % 4) and the next
+    metal::vec<T, 2> cols;  // column lane / 4, rows 2 (lane % 4) and the next
+    bool rows_fresh;        // rows holds the matrix's elements
+    bool cols_fresh;
+};
+
+template <class T> constexpr bool is_tensor_type =
+    detail::is_same<T, float>::value || detail::is_same<T, metal::half>::value ||
+    detail::is_same<T, metal::bfloat>::value;
+template <class T> constexpr bool is_wide = detail::is_same<T, float>::value;  // not exact in TF32
+
+// Whether D = A * B + C runs on tensor cores.
+template <class TD, class TA, class TB, class TC> constexpr bool on_tensor_cores() {
+    if constexpr (!(is_tensor_type<TD> && is_tensor_type<TA> && is_tensor_type<TB> && is_tensor_type<TC>))
+        return false;
+    else if constexpr (detail::is_same<TA, TB>::value && !is_wide<TA>)
+        return true;  // half x half, bfloat x bfloat
+    else
+        return float_mode != exact_floats;
+}
+
+template <class T> MG_FUNC unsigned int pack(const metal::vec<T, 2>& x) {
+    return detail::bit_cast<unsigned short>(x[0]) | static_cast<unsigned int>(detail::bit_cast<unsigned short>(x[1])) << 16;
+}
+template <class T> MG_FUNC metal::vec<T, 2> unpack(unsigned int bits) {
+    return metal::vec<T, 2>(detail::bit_cast<T>(static_cast<unsigned short>(bits)),
+                            detail::bit_cast<T>(static_cast<unsigned short>(bits >> 16)));
+}
+
+// The two elements of lane `source` (every lane takes part).
+template <class T> MG_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>& x, unsigned int source) {
+    if constexpr (sizeof(T) == 2) {
+        return unpack<T>(shuffle_bits(pack(x), source));
+    } else {
+        return metal::vec<T, 2>(detail::bit_cast<T>(shuffle_bits(detail::bit_cast<unsigned int>(x[0]), source)),
+                                detail::bit_cast<T>(shuffle_bits(detail::bit_cast<unsigned int>(x[1]), source)));
+    }
+}
+// A flag of lane `source`. Where the compiler knows the flag (the same constant in every lane), that constant: the
+// shuffle would hide it from the optimiser, which then could not drop the copy that the flag does not pick.
+MG_FUNC bool shuffle_flag(bool flag, unsigned int source) {
+    if (__builtin_constant_p(flag)) return flag;
+    return shuffle_bits(flag ? 1u : 0u, source) != 0;
+}
+
+// rows -> cols: the transpose of the matrix, in 16-bit halves.
+template <class T> MG_FUNC metal::vec<T, 2> transpose(const metal::vec<T, 2>& rows) {
+    if constexpr (sizeof(T) == 2) {
+        return unpack<T>(transpose_b16(pack(rows)));
+    } else {
+        const unsigned int x = detail::bit_cast<unsigned int>(rows[0]), y = detail::bit_cast<unsigned int>(rows[1]);
+        const unsigned int low = transpose_b16((x & 0xffffu) | (y << 16));
+        const unsigned int high = transpose_b16((x >> 16) | (y & 0xffff0000u));
+        return metal::vec<T, 2>(detail::bit_cast<T>((low & 0xffffu) | (high << 16)),
+                                detail::bit_cast<T>((low >> 16) | (high & 0xffff0000u)));
+    }
+}
+
+// The matrix's elements in the rows and cols layouts: the kept copy where it is fresh, else from `e`.
+template <class M> MG_FUNC auto rows_of(const M& m) {
+    const unsigned int lane = simd_lane();
+    const unsigned int source = lane_of(lane >> 2, (lane & 3u) * 2u);  // Apple's lane of this lane's two elements
+    const auto from_elements = shuffle_pair(m.e, source);
+    return shuffle_flag(m.mma.rows_fresh, source) ? m.mma.rows : from_elements;
+}
+template <class M> MG_FUNC auto cols_of(const M& m) {
+    const unsigned int lane = simd_lane(), column = lane >> 2, row = (lane & 3u) * 2u;
+    const auto from_rows = transpose(rows_of(m));
+    const bool fresh = shuffle_flag(m.mma.cols_fresh, lane_of(row, column)) &&
+                       shuffle_flag(m.mma.cols_fresh, lane_of(row + 1u, column));
+    return fresh ? m.mma.cols : from_rows;
+}
+
+template <class T> MG_FUNC void fill(operand_copies<T>& c, T value) {
+    c.rows = c.cols = metal::vec<T, 2>(value);
+    c.rows_fresh = c.cols_fresh = true;
+}
+
+template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) {
+    const unsigned int lane = simd_lane();
+    for (unsigned int k = 0; k < 2; ++k) c.rows[k] = (lane >> 2) == (lane & 3u) * 2u + k ? diagonal : T(0);
+    c.cols = c.rows;  // a diagonal matrix is its own transpose
+    c.rows_fresh = c.cols_fresh = true;
+}
+
+template <class T, class P>
+MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin, bool transpose) {
+    const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
+    for (unsigned int k = 0; k < 2; ++k) {
+        c.rows[k] = T(source[offset(g, t2 + k, stride, origin, transpose)]);
+        c.cols[k] = T(source[offset(t2 + k, g, stride, origin, transpose)]);
+    }
+    c.rows_fresh = c.cols_fresh = true;
+}
+
+template <class M, class P>
+MG_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::ulong2 origin, bool transpose) {
+    using U = detail::remove_cvref_t<decltype(destination[0])>;
+    const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
+    const auto rows = rows_of(m);
+    for (unsigned int k = 0; k < 2; ++k) destination[offset(g, t2 + k, stride, origin, transpose)] = U(rows[k]);
+}
+
+// A float operand's TF32 parts; half and bfloat are exact in TF32.
+template <class T> MG_FUNC void split(const metal::vec<T, 2>& x, float (&hi)[2], float (&lo)[2]) {
+    for (unsigned int k = 0; k < 2; ++k) {
+        if constexpr (is_wide<T>) {
+            hi[k] = round_tf32(x[k]);
+            lo[k] = float_mode == compensated_floats ? round_tf32(x[k] - hi[k]) : 0.0f;
+        } else {
+            hi[k] = float(x[k]);
+            lo[k] = 0.0f;
+        }
+    }
+}
+
+// d = a * b + c. Every operand is read before d is written: d may be any of them.
+template <class MD, class MA, class MB, class MC>
+MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
+    using TD = detail::remove_cvref_t<decltype(d.e[0])>;
+    using TA = detail::remove_cvref_t<decltype(a.e[0])>;
+    using TB = detail::remove_cvref_t<decltype(b.e[0])>;
+    const auto c_rows = rows_of(c);
+    const float accumulator[4] = {float(c_rows[0]), float(c_rows[1]), 0.0f, 0.0f};
+    const auto a_rows = rows_of(a);
+    const auto b_cols = cols_of(b);
+    float out[4];
+    if constexpr (detail::is_same<TA, TB>::value && !is_wide<TA>) {
+        if constexpr (detail::is_same<TA, metal::half>::value)
+            mma_f16(out, pack(a_rows), 0u, pack(b_cols), accumulator);
+        else
+            mma_bf16(out, pack(a_rows), 0u, pack(b_cols), accumulator);
+    } else {
+        float a_hi[2], a_lo[2], b_hi[2], b_lo[2];
+        split(a_rows, a_hi, a_lo);
+        split(b_cols, b_hi, b_lo);
+        const float top_hi[4] = {a_hi[0], a_lo[0], a_hi[1], a_lo[1]};  // a0..a3: (g, k), (g + 8, k), ...
+        const float b_high[2] = {b_hi[0], b_hi[1]};
+        mma_tf32(out, top_hi, b_high, accumulator);
+        if constexpr (float_mode == compensated_floats && is_wide<TB>) {
+            const float top_lo[4] = {a_lo[0], a_hi[0], a_lo[1], a_hi[1]};
+            const float b_low[2] = {b_lo[0], b_lo[1]};
+            const float partial[4] = {out[0], out[1], out[2], out[3]};
+            mma_tf32(out, top_lo, b_low, partial);
+        }
+        if constexpr (float_mode == compensated_floats) {
+            out[0] += out[2];
+            out[1] += out[3];
+        }
+    }
+    d.mma.rows = metal::vec<TD, 2>(TD(out[0]), TD(out[1]));
+    d.mma.rows_fresh = true;
+    d.mma.cols_fresh = false;  // made from rows if the result is a B operand
+    const unsigned int lane = simd_lane();
+    d.e = shuffle_pair(d.mma.rows, row_of(lane) * 4u + column_of(lane) / 2u);
+}
+
+}  // namespace sgm
+}  // namespace mg

@@ -1,0 +1,52 @@
+// metal/_simdgroup_mma_cuda.h -- the warp instructions behind _simdgroup_mma.h on CUDA sm_80 and later. Every
+// lane of the warp takes part in each (Metal requires it of SIMD-group matrix functions). PTX ISA: "Matrix
+// fragments for mma.m16n8k8" (lane 4g + t; A: row g (and g + 8), B: column g, C/D: row g (and g + 8), f16/bf16
+// columns 2t and 2t + 1, tf32 columns t and t + 4) and "movmatrix".
+#pragma once
+
+namespace mg {
+namespace sgm {
+
+__device__ __forceinline__ unsigned int shuffle_bits(unsigned int x, unsigned int lane) {
+    return __shfl_sync(0xffffffffu, x, int(lane));
+}
+
+// An 8x8 matrix of 16-bit elements, lane 4g + t holding row g, columns 2t and 2t + 1: its transpose, alike. Not
+// volatile, so that the compiler drops the transposes whose result a product does not read (a loaded B operand).
+__device__ __forceinline__ unsigned int transpose_b16(unsigned int x) {
+    unsigned int r;
+    asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(r) : "r"(x));
+    return r;
+}
+
+// x rounded to TF32 (10 fraction bits), to nearest, ties away from zero; the low 13 bits are zero.
+__device__ __forceinline__ float round_tf32(float x) {
+    unsigned int r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return __uint_as_float(r);
+}
+
+#define MG_MMA_16BIT(NAME, TYPE)                                                                                  \
+    __device__ __forceinline__ void NAME(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0,         \
+                                         const float (&c)[4]) {                                                   \
+        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32." TYPE "." TYPE ".f32 {%0, %1, %2, %3}, {%4, %5}, "    \
+                     "{%6}, {%7, %8, %9, %10};"                                                                   \
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                             \
+                     : "r"(a0), "r"(a1), "r"(b0), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));                   \
+    }
+MG_MMA_16BIT(mma_f16, "f16")
+MG_MMA_16BIT(mma_bf16, "bf16")
+#undef MG_MMA_16BIT
+
+// a and b hold TF32 values (round_tf32, or half and bfloat widened) in float registers.
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2], const float (&c)[4]) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%10, %11, %12, %13};"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
+                   "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])),
+                   "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+}  // namespace sgm
+}  // namespace mg

@@ -1,0 +1,96 @@
+// SIMD-group matrices as tensor cores run them on CUDA (and the CPU's emulation of them in the tests): products of
+// every element type, operands loaded from device and threadgroup memory with strides and transposes, and
+// thread_elements() in Apple's layout around products, written by some lanes only.
+#include <metal_stdlib>
+using namespace metal;
+
+// Where the operands lie: C (n x m) += A (n x k) * B (k x m), each with its row stride, and whether memory holds
+// the matrix's transpose.
+struct Layout {
+    uint n, k, m;
+    uint lda, ldb, ldc;
+    uint a_transposed, b_transposed, c_transposed;
+};
+
+// One SIMD-group (a threadgroup of 32) per 8x8 tile of C. A comes from device memory through simdgroup_load; each
+// 8x8 block of B is copied to threadgroup memory transposed, at an odd stride, and read back with
+// transpose_matrix; C starts as loaded from device memory and is stored back there.
+template <typename InA, typename InB, typename Acc>
+kernel void product(device const InA* A [[buffer(0)]], device const InB* B [[buffer(1)]],
+                    device Acc* C [[buffer(2)]], constant Layout& s [[buffer(3)]],
+                    uint2 tile [[threadgroup_position_in_grid]], ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup InB block[8 * 9];
+    const uint row0 = tile.y * 8, col0 = tile.x * 8;
+    const bool c_transposed = s.c_transposed != 0;
+    const ulong2 c_origin = c_transposed ? ulong2(row0, col0) : ulong2(col0, row0);
+    simdgroup_matrix<Acc, 8, 8> acc;
+    simdgroup_load(acc, C, s.ldc, c_origin, c_transposed);
+    for (uint k = 0; k < s.k; k += 8) {
+        simdgroup_matrix<InA, 8, 8> a;
+        simdgroup_matrix<InB, 8, 8> b;
+        simdgroup_load(a, A, s.lda, s.a_transposed ? ulong2(row0, k) : ulong2(k, row0), s.a_transposed != 0);
+        for (uint i = lane; i < 64; i += 32) {  // block[c][r] = B(k + r, col0 + c)
+            const uint r = i / 8, c = i % 8;
+            block[c * 9 + r] = s.b_transposed ? B[(col0 + c) * s.ldb + k + r] : B[(k + r) * s.ldb + col0 + c];
+        }
+        simdgroup_barrier(mem_flags::mem_threadgroup);
+        simdgroup_load(b, block, 9, ulong2(0), true);
+        simdgroup_multiply_accumulate(acc, a, b, acc);
+    }
+    simdgroup_store(acc, C, s.ldc, c_origin, c_transposed);
+}
+
+template [[host_name("product_float")]] kernel void product<float, float, float>(
+    device const float*, device const float*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("product_half_into_float")]] kernel void product<half, half, float>(
+    device const half*, device const half*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("product_half")]] kernel void product<half, half, half>(
+    device const half*, device const half*, device half*, constant Layout&, uint2, ushort);
+template [[host_name("product_bfloat_into_float")]] kernel void product<bfloat, bfloat, float>(
+    device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("product_bfloat")]] kernel void product<bfloat, bfloat, bfloat>(
+    device const bfloat*, device const bfloat*, device bfloat*, constant Layout&, uint2, ushort);
+template [[host_name("product_float_half")]] kernel void product<float, half, float>(
+    device const float*, device const half*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("product_half_float")]] kernel void product<half, float, float>(
+    device const half*, device const float*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("product_half_bfloat")]] kernel void product<half, bfloat, float>(
+    device const half*, device const bfloat*, device float*, constant Layout&, uint2, ushort);
+
+// Eight 8x8 results (out[slot * 64 + row * 8 + column]) around thread_elements(), each lane writing its two
+// elements where Apple's layout formula puts them (slots 0, 1, 6) or stored by simdgroup_store.
+template <typename P, typename T> void put(P out, uint slot, const simdgroup_matrix<T, 8, 8>& m, ushort lane) {
+    const uint row = (lane / 16) * 4 + (lane / 2) % 4, column = ((lane / 8) % 2) * 4 + (lane % 2) * 2;
+    for (uint k = 0; k < 2; ++k) out[slot * 64 + row * 8 + column + k] = m.thread_elements()[k];
+}
+
+template <typename T>
+kernel void elements(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device T* out [[buffer(2)]],
+                     ushort lane [[thread_index_in_simdgroup]]) {
+    simdgroup_matrix<T, 8, 8> a, b;
+    simdgroup_load(a, A);
+    simdgroup_load(b, B);
+    put(out, 0, a, lane);                          // 0: as loaded
+    simdgroup_matrix<T, 8, 8> p = a * b;
+    put(out, 1, p, lane);                          // 1: a product
+    if (lane % 3 == 0) p.thread_elements() *= T(2);  // some lanes double their elements of p
+    simdgroup_store(p, out + 2 * 64, 8);           // 2: p after those writes
+    simdgroup_store(p * b, out + 3 * 64, 8);       // 3: ... as the left operand
+    simdgroup_store(a * p, out + 4 * 64, 8);       // 4: ... as the right operand
+    simdgroup_store(a * (a * b), out + 5 * 64, 8); // 5: a product as the right operand
+    const uint row = (lane / 16) * 4 + (lane / 2) % 4, column = ((lane / 8) % 2) * 4 + (lane % 2) * 2;
+    simdgroup_matrix<T, 8, 8> m;
+    m.thread_elements()[0] = A[row * 8 + column];
+    m.thread_elements()[1] = A[row * 8 + column + 1];
+    put(out, 6, m * b, lane);                      // 6: a matrix made by thread_elements() alone, times b
+    simdgroup_matrix<T, 8, 8> r;
+    simdgroup_multiply_accumulate(r, simdgroup_matrix<T, 8, 8>(T(2)), a, make_filled_simdgroup_matrix<T, 8>(T(1)));
+    simdgroup_store(r, out + 7 * 64, 8);           // 7: 2 I * a + 1
+}
+
+template [[host_name("elements_float")]] kernel void elements<float>(device const float*, device const float*,
+                                                                       device float*, ushort);
+template [[host_name("elements_half")]] kernel void elements<half>(device const half*, device const half*,
+                                                                     device half*, ushort);
+template [[host_name("elements_bfloat")]] kernel void elements<bfloat>(device const bfloat*, device const bfloat*,
+                                                                         device bfloat*, ushort);

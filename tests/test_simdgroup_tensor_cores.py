@@ -1,0 +1,276 @@
+"""SIMD-group matrix products on tensor cores (metal/_simdgroup_mma.h), against numpy in float64.
+
+Two engines run the same tests:
+- ``emulated-<mode>``: the cpu backend compiled with -DMG_EMULATE_TENSOR_CORES=1 (through $CXX), which runs the
+  tensor-core path with mma.sync, movmatrix and cvt.rna emulated from the PTX ISA's fragment layouts: the layouts,
+  the TF32 splits and the copies kept beside thread_elements() are checked in CI, with no GPU;
+- ``cuda-<mode>``: the cuda backend (skipped without an NVIDIA GPU), on tensor cores from sm_80.
+``mode`` is the Interface's ``simdgroup_float``: "3xtf32", "tf32" or "exact".
+
+Tolerances, from the formats, per output (i, j) against M = sum_k |a_ik b_kj| + |c_ij| (so cancellation is judged
+against the sizes of the terms, not of the result), with u = 2**-24 (float), and K / 8 products of 8x8 matrices:
+- splitting a float operand: plain TF32 keeps 11 significant bits (|x - hi| <= 2**-11 |x|); 3xTF32 adds lo, itself
+  rounded to 11 bits (|x - hi - lo| <= 2**-22 |x|); half and bfloat are exact in TF32. A product then errs by
+  e_a + e_b + e_a e_b of |a b|.
+- a tensor-core multiply-accumulate (mma.sync m16n8k8) adds 8 exact products to the accumulator; the hardware
+  aligns them to the largest and truncates, so it is taken as recursive summation of 9 terms under truncation:
+  9 * 2**-23 of the step's terms (at most M). 3xTF32 runs two of them and adds their halves once more (u).
+- the shuffle path ("exact" for float operands): 8 fused multiply-adds per step, u each.
+- a half or bfloat accumulator rounds once per step: 2**-11 or 2**-8.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import metalgpu
+
+KERNELS = Path(__file__).parent / "kernels" / "simdgroup_tensor_cores.metal"
+MODES = {"3xtf32": 3, "tf32": 1, "exact": 0}
+U = 2.0**-24
+TENSOR_STEP = 9 * 2.0**-23
+SPLIT = {"3xtf32": 2.0**-22, "tf32": 2.0**-11, "exact": 0.0}
+ROUNDING = {"float": 0.0, "half": 2.0**-11, "bfloat": 2.0**-8}
+
+
+def _cpu_compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
+
+
+def _engines() -> list:
+    params = []
+    for mode in MODES:
+        params.append(pytest.param(("emulated", mode), id=f"emulated-{mode}", marks=pytest.mark.skipif(
+            _cpu_compiler() is None or "cpu" not in metalgpu.backends(), reason="needs the cpu backend")))
+    for mode in MODES:
+        params.append(pytest.param(("cuda", mode), id=f"cuda-{mode}", marks=pytest.mark.skipif(
+            "cuda" not in metalgpu.backends(), reason="needs an NVIDIA GPU (the cuda backend)")))
+    return params
+
+
+@pytest.fixture(params=_engines())
+def engine(request, monkeypatch):
+    """(Interface with the kernels loaded, mode)."""
+    backend, mode = request.param
+    if backend == "emulated":
+        monkeypatch.setenv("CXX", f"{_cpu_compiler()} -DMG_EMULATE_TENSOR_CORES=1 -DMG_SIMDGROUP_FLOAT={MODES[mode]}")
+        gpu = metalgpu.Interface(backend="cpu")
+    else:
+        gpu = metalgpu.Interface(backend="cuda", simdgroup_float=mode)
+    gpu.load_shader(str(KERNELS))
+    try:
+        yield gpu, mode
+    finally:
+        gpu.close()
+
+
+# ---- element types: numpy arrays of float values exactly representable in the type, and their buffers ----------
+def to_bfloat_bits(x: np.ndarray) -> np.ndarray:
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bfloat_bits(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def representable(x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "half":
+        return x.astype(np.float16).astype(np.float64)
+    if kind == "bfloat":
+        return from_bfloat_bits(to_bfloat_bits(x.astype(np.float32))).astype(np.float64)
+    return x.astype(np.float32).astype(np.float64)
+
+
+def to_buffer(gpu, x: np.ndarray, kind: str):
+    if kind == "bfloat":
+        buf = gpu.create_buffer(x.size, "bfloat")
+        buf.contents.view(np.uint16)[:] = to_bfloat_bits(x).ravel()
+        return buf
+    return gpu.array_to_buffer(x.astype(np.float16 if kind == "half" else np.float32).ravel())
+
+
+def from_buffer(buf, kind: str) -> np.ndarray:
+    if kind == "bfloat":
+        return from_bfloat_bits(buf.contents.view(np.uint16)).astype(np.float64)
+    return buf.contents.astype(np.float64)
+
+
+# ---- products -------------------------------------------------------------------------------------------------
+PRODUCTS = {  # kernel: (A's type, B's type, the accumulator's)
+    "product_float": ("float", "float", "float"),
+    "product_half_into_float": ("half", "half", "float"),
+    "product_half": ("half", "half", "half"),
+    "product_bfloat_into_float": ("bfloat", "bfloat", "float"),
+    "product_bfloat": ("bfloat", "bfloat", "bfloat"),
+    "product_float_half": ("float", "half", "float"),
+    "product_half_float": ("half", "float", "float"),
+    "product_half_bfloat": ("half", "bfloat", "float"),
+}
+
+
+def relative_bound(mode: str, a_type: str, b_type: str, acc_type: str, k: int) -> tuple[float, float]:
+    """(error per |a b| from splitting the operands, error per step of the step's terms)."""
+    narrow_pair = a_type == b_type and a_type != "float"
+    if mode == "exact" and not narrow_pair:
+        return 0.0, 8 * U + ROUNDING[acc_type]
+    split_a = SPLIT[mode] if a_type == "float" else 0.0
+    split_b = SPLIT[mode] if b_type == "float" else 0.0
+    split = split_a + split_b + split_a * split_b
+    if narrow_pair or mode == "tf32":
+        return split, TENSOR_STEP + ROUNDING[acc_type]
+    return split, 2 * TENSOR_STEP + U + ROUNDING[acc_type]
+
+
+def operands(kind: str, a_type: str, b_type: str, acc_type: str, n: int, k: int, m: int, seed: int):
+    """A, B, C0 as float64 values exact in their types. "random": normal (float) or uniform in [-2, 2]; "ill":
+    magnitudes spread over 2**-12..2**12 (2**-4..2**4 with a 16-bit accumulator, which must not overflow) and C0 =
+    -(A B) rounded to the accumulator, so that the result is the cancellation's residue."""
+    rng = np.random.default_rng(seed)
+
+    def draw(shape, kind_of):
+        x = rng.standard_normal(shape) if kind_of == "float" else rng.uniform(-2, 2, shape)
+        if kind == "ill":
+            spread = 12 if acc_type == "float" else 4
+            x = x * 2.0 ** rng.integers(-spread, spread + 1, shape)
+        return representable(x, kind_of)
+
+    a, b = draw((n, k), a_type), draw((k, m), b_type)
+    c = -(a @ b) if kind == "ill" else rng.uniform(-1, 1, (n, m))
+    return a, b, representable(c, acc_type)
+
+
+def in_memory(x: np.ndarray, transposed: bool, padding: int) -> tuple[np.ndarray, int]:
+    """x (or its transpose) in rows of a wider array: the memory and its stride."""
+    held = x.T if transposed else x
+    memory = np.zeros((held.shape[0], held.shape[1] + padding))
+    memory[:, :held.shape[1]] = held
+    return memory, memory.shape[1]
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
+@pytest.mark.parametrize("inputs", ["random", "ill"])
+@pytest.mark.parametrize("kernel", list(PRODUCTS))
+def test_products_against_float64(engine, kernel, inputs, transposed):
+    gpu, mode = engine
+    a_type, b_type, acc_type = PRODUCTS[kernel]
+    n, k, m = 16, 32 if acc_type != "float" else 64, 24
+    a, b, c = operands(inputs, a_type, b_type, acc_type, n, k, m, seed=zlib.crc32(f"{kernel} {inputs}".encode()))
+    a_memory, lda = in_memory(a, transposed, 3)
+    b_memory, ldb = in_memory(b, transposed, 5)
+    c_memory, ldc = in_memory(c, transposed, 2)
+    c_buffer = to_buffer(gpu, c_memory, acc_type)
+    layout = dict(n=n, k=k, m=m, lda=lda, ldb=ldb, ldc=ldc, a_transposed=int(transposed),
+                  b_transposed=int(transposed), c_transposed=int(transposed))
+    gpu.set_function(kernel)
+    gpu.run_function((m // 8 * 32, n // 8), [to_buffer(gpu, a_memory, a_type), to_buffer(gpu, b_memory, b_type),
+                                             c_buffer, layout], threads_per_threadgroup=(32, 1))
+    got_memory = from_buffer(c_buffer, acc_type).reshape(c_memory.shape)
+    got = (got_memory[:, :n].T if transposed else got_memory[:, :m])
+    np.testing.assert_array_equal(got_memory[:, ldc - 2:], 0.0)  # the padding is left alone
+
+    exact = a @ b + c
+    terms = np.abs(a) @ np.abs(b)
+    split, per_step = relative_bound(mode, a_type, b_type, acc_type, k)
+    tolerance = split * terms + (k // 8) * per_step * (terms + np.abs(c))
+    error = np.abs(got - exact)
+    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+    assert (error <= tolerance).all(), (f"{mode} {kernel} {inputs}: error {error[worst]:.3e} at {worst} over the "
+                                        f"bound {tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
+
+
+# ---- thread_elements() around products --------------------------------------------------------------------------
+@pytest.mark.parametrize("element", ["float", "half", "bfloat"])
+def test_thread_elements_around_products(engine, element):
+    """Entries in {-1, 0, 1}: every result is a small integer, exact in every type and mode."""
+    gpu, _ = engine
+    rng = np.random.default_rng(7)
+    a, b = (rng.integers(-1, 2, (8, 8)).astype(np.float64) for _ in range(2))
+    out = gpu.create_buffer(8 * 64, element)
+    gpu.set_function(f"elements_{element}")
+    gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out], threads_per_threadgroup=32)
+    slots = from_buffer(out, element).reshape(8, 8, 8)
+
+    lanes = np.arange(32)
+    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
+    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
+    doubled = np.ones((8, 8))
+    for lane in lanes[lanes % 3 == 0]:
+        doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
+    p = (a @ b) * doubled
+    expected = [a, a @ b, p, p @ b, a @ p, a @ (a @ b), a @ b, 2 * a + 1]
+    for slot, want in enumerate(expected):
+        np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
+
+
+def test_the_mode_is_checked():
+    with pytest.raises(metalgpu.ArgumentError, match="simdgroup_float"):
+        metalgpu.Interface(backend="cpu", simdgroup_float="fp16")
+
+
+def test_the_mode_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("METALGPU_SIMDGROUP_FLOAT", "tf33")
+    with pytest.raises(metalgpu.ArgumentError, match="METALGPU_SIMDGROUP_FLOAT"):
+        metalgpu.Interface(backend="cpu")
+
+
+# ---- what NVRTC makes of them (no GPU needed) -------------------------------------------------------------------
+def _ptx(arch: str, mode: str) -> str:
+    nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from test_cuda_translation import cuda_source
+
+    from metalgpu.backends.base import CompileOptions
+    from metalgpu.backends.nvrtc import nvrtc_flags
+
+    translation, _ = cuda_source(KERNELS)
+    err, program = nvrtc.nvrtcCreateProgram(translation.source.encode(), b"module.cu", 0, [], [])
+    flags = nvrtc_flags(CompileOptions(simdgroup_float=mode), arch.replace("sm_", "compute_"))
+    try:
+        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+        _, size = nvrtc.nvrtcGetPTXSize(program)
+        ptx = b" " * size
+        nvrtc.nvrtcGetPTX(program, ptx)
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+    return ptx.decode()
+
+
+def _kernel_ptx(ptx: str, host_name: str, names: list[str]) -> str:
+    """The PTX of one kernel: the wrappers are mg_run_<index in the file>."""
+    index = names.index(host_name)
+    start = ptx.index(f".entry mg_run_{index}(")
+    end = ptx.find(".entry", start + 1)
+    return ptx[start:end if end >= 0 else None]
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_products_compile_to_tensor_core_instructions(arch):
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+
+    names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
+    ptx = _ptx(arch, "3xtf32")
+    mma = "mma.sync.aligned.m16n8k8.row.col.f32"
+    assert f"{mma}.tf32.tf32.f32" in _kernel_ptx(ptx, "product_float", names)
+    assert _kernel_ptx(ptx, "product_float", names).count(f"{mma}.tf32") == 2  # 3xTF32: two per product
+    assert _kernel_ptx(ptx, "product_float_half", names).count(f"{mma}.tf32") == 1  # half is exact in TF32
+    assert f"{mma}.f16.f16.f32" in _kernel_ptx(ptx, "product_half", names)
+    assert f"{mma}.bf16.bf16.f32" in _kernel_ptx(ptx, "product_bfloat", names)
+    # a loaded B operand is read from memory in the layout mma.sync takes: no transpose
+    for kernel in PRODUCTS:
+        assert "movmatrix" not in _kernel_ptx(ptx, kernel, names)
+    assert "movmatrix" in _kernel_ptx(ptx, "elements_half", names)  # a product's result as a B operand
+    exact = _ptx(arch, "exact")
+    assert f"{mma}.tf32" not in _kernel_ptx(exact, "product_float", names)
+    assert f"{mma}.f16.f16.f32" in _kernel_ptx(exact, "product_half", names)  # half products in every mode
+
+
+def test_products_before_sm80_stay_on_shuffles():
+    ptx = _ptx("sm_75", "3xtf32")
+    assert "mma.sync" not in ptx and "movmatrix" not in ptx and "shfl.sync" in ptx
