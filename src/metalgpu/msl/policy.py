@@ -9,7 +9,7 @@ backends/cpu_module_check.py) catches whatever else would call out of it.
 from __future__ import annotations
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
-from .lexer import IDENT, Token, tokenize
+from .lexer import IDENT, Token
 
 _ASSEMBLY = frozenset({"asm", "__asm__", "__asm"})
 # GNU attributes with no effect outside the code they are on; production MSL uses the inlining ones (Apple's own
@@ -29,11 +29,6 @@ _ATTRIBUTE_NAMESPACES = frozenset({"gnu", "__gnu__", "clang", "_Clang", "__clang
 # The C library functions our own headers call (the fibers' stacks), which the module check must therefore let
 # through, and those that would reach anything at all: a shader itself may not call them.
 HOST_FUNCTIONS = frozenset({"mmap", "munmap", "mprotect", "madvise", "sysconf", "syscall", "dlopen", "dlsym"})
-
-# Pragmas that only hint at loops or diagnostics, which production MSL uses; other GCC and clang pragmas could
-# change how the module is compiled (optimisation levels, target options, instrumentation).
-_HARMLESS_COMPILER_PRAGMAS = {"clang": frozenset({"loop", "diagnostic", "unroll", "nounroll"}),
-                              "GCC": frozenset({"unroll", "ivdep", "diagnostic"})}
 
 # The C and C++ standard libraries' and POSIX headers: a Metal shader has none of them, and on the cpu backend
 # they would bring the host's functions into the shader's scope.
@@ -64,58 +59,22 @@ def is_shader_source(path: str) -> bool:
     return path.lower().endswith(SHADER_SUFFIXES)
 
 
+_APPLE_ONLY_HEADERS = (("MetalPerformancePrimitives/", "the MetalPerformancePrimitives framework"),
+                       ("metal_tensor", "Metal 4's tensor library"))
+
+
+def is_metal_header(name: str) -> bool:
+    return name.startswith("metal_") or name == "simd/simd.h"
+
+
+def apple_only_framework(header: str) -> str | None:
+    """The Apple-only framework a header belongs to (None for others): those only exist in Apple's toolchain."""
+    return next((what for prefix, what in _APPLE_ONLY_HEADERS if header.startswith(prefix)), None)
+
+
 def host_header(name: str) -> bool:
     """Is ``<name>`` a C, C++ or POSIX library header rather than a Metal or user one?"""
     return name in _C_HEADERS or name in _CXX_HEADERS or name.startswith(_HOST_HEADER_FOLDERS)
-
-
-def refused_pragma(args: list[Token]) -> str | None:
-    """Why the pragma ``#pragma <args>`` is refused, or None. Pragmas are otherwise not passed on."""
-    if len(args) < 2 or args[0].text not in _HARMLESS_COMPILER_PRAGMAS:
-        return None
-    if args[1].text in _HARMLESS_COMPILER_PRAGMAS[args[0].text]:
-        return None
-    return (f"'#pragma {args[0].text} {args[1].text}' is refused: it could change how the host compiler builds "
-            "the shader, and Metal does not have it (loop hints such as '#pragma unroll' and "
-            "'#pragma clang loop' are accepted)")
-
-
-def unroll_hint(args: list[Token]) -> str | None:
-    """The unrolling a loop pragma asks for: "" (unroll fully), a count ("4"; "1" for none), or None when ``args``
-    (``#pragma <args>``) is no unroll hint. Spellings: ``unroll``, ``unroll N``, ``nounroll``, ``GCC unroll N``,
-    ``clang loop unroll(full|enable|disable)`` and ``clang loop unroll_count(N)``."""
-    texts = [t.text for t in args]
-    if texts[:1] == ["nounroll"] or texts[:2] == ["clang", "nounroll"]:
-        return "1"
-    if texts[:1] == ["unroll"] or texts[:2] in (["clang", "unroll"], ["GCC", "unroll"]):
-        rest = texts[1:] if texts[0] == "unroll" else texts[2:]
-        rest = [t for t in rest if t not in "()"]
-        if not rest:
-            return ""
-        return rest[0] if len(rest) == 1 and rest[0].isdigit() and int(rest[0]) > 0 else None
-    if texts[:2] == ["clang", "loop"]:
-        for i, text in enumerate(texts[2:-3], start=2):
-            if texts[i + 1] != "(" or texts[i + 3] != ")":
-                continue
-            value = texts[i + 2]
-            if text == "unroll":
-                return {"full": "", "enable": "", "disable": "1"}.get(value)
-            if text == "unroll_count" and value.isdigit() and int(value) > 0:
-                return value
-    return None
-
-
-def refused_pragma_operator(literal: Token) -> str | None:
-    """Why ``_Pragma(literal)`` is refused, or None."""
-    if literal.text.startswith(("R", "u", "U", "L")):
-        return "_Pragma takes an ordinary string literal"
-    return refused_pragma(pragma_tokens(literal))
-
-
-def pragma_tokens(literal: Token) -> list[Token]:
-    """The tokens of the pragma ``_Pragma(literal)`` stands for."""
-    text = literal.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return tokenize(text, literal.file)
 
 
 def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from functools import partial
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
 from ..limits import MAX_EXPANSION, MAX_INCLUDE_DEPTH, MAX_TOKENS
-from . import policy
+from . import policy, pragmas
 from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
 from .literals import concatenate, string_literal
@@ -24,8 +24,6 @@ from .literals import concatenate, string_literal
 PREDEFINED = {"__METAL__": "1", "__METAL_VERSION__": "310", "__METAL_MACOS__": "1", "__HAVE_BFLOAT__": "1",
               "__cplusplus": "201703L"}
 # Apple-only, not emulated: Metal 4's tensors and the MetalPerformancePrimitives framework (MLX's *_nax kernels)
-_APPLE_ONLY_HEADERS = (("MetalPerformancePrimitives/", "the MetalPerformancePrimitives framework"),
-                       ("metal_tensor", "Metal 4's tensor library"))
 FILE_COST = 1000
 _DYNAMIC = {"__LINE__", "__FILE__", "__COUNTER__"}
 _SPECIAL = _DYNAMIC | {"_Pragma"}
@@ -47,15 +45,6 @@ class _Macro:
     body: tuple[Token, ...]
     params: tuple[str, ...] | None = None  # None: object-like
     variadic: bool = False
-
-
-def is_metal_header(name: str) -> bool:
-    return name.startswith("metal_") or name == "simd/simd.h"
-
-
-def apple_only_framework(header: str) -> str | None:
-    """The Apple-only framework a header belongs to (None for others): those only exist in Apple's toolchain."""
-    return next((what for prefix, what in _APPLE_ONLY_HEADERS if header.startswith(prefix)), None)
 
 
 def preprocess(text: str, filename: str, include_dirs=(), defines: dict[str, str] | None = None) -> PreprocessResult:
@@ -225,10 +214,10 @@ class _Preprocessor:
         elif name == "pragma":
             if args and args[0].text == "once":
                 self.pragma_once.add(os.path.realpath(filename))
-            elif refusal := policy.refused_pragma(args):
+            elif refusal := pragmas.refused_pragma(args):
                 raise _error(self, args[0], refusal)
-            elif (hint := policy.unroll_hint(args)) is not None:
-                self.out.append(_unroll_marker(hash_tok, hint))
+            elif (hint := pragmas.unroll_hint(args)) is not None:
+                self.out.append(pragmas.unroll_marker(hash_tok, hint))
         elif name == "error":
             raise _error(self, hash_tok, "#error " + _spell(args))
         elif name == "warning":
@@ -277,9 +266,9 @@ class _Preprocessor:
         if inner and inner[0].kind == STRING:
             return self._resolve(inner[0].text[1:-1], current) is not None
         header = _spell(inner, spaces=False)[1:-1]
-        if apple_only_framework(header) or policy.host_header(header):
+        if policy.apple_only_framework(header) or policy.host_header(header):
             return False
-        return is_metal_header(header) or self._resolve(header, current, angled=True) is not None
+        return policy.is_metal_header(header) or self._resolve(header, current, angled=True) is not None
 
     def _include(self, where: Token, args: list[Token], filename: str, depth: int) -> None:
         if args and args[0].kind != STRING and args[0].text != "<":
@@ -296,15 +285,15 @@ class _Preprocessor:
                                           "include folders, none of which it may leave)")
         elif args and args[0].text == "<" and close > 0:
             name, extra = _spell(args[1:close], spaces=False), args[close + 1:]
-            framework = apple_only_framework(name)
+            framework = policy.apple_only_framework(name)
             if framework:
                 raise _error(self, where, f"<{name}> belongs to {framework}, which is Apple-only: metalgpu does "
                                           "not emulate it")
             if policy.host_header(name):
                 raise _error(self, where, f"unknown system header <{name}>: it belongs to the C, C++ or system "
                                           "libraries, and a shader has only Metal's own headers and the user's")
-            path = None if is_metal_header(name) else self._resolve(name, filename, angled=True)
-            if path is None and not is_metal_header(name):
+            path = None if policy.is_metal_header(name) else self._resolve(name, filename, angled=True)
+            if path is None and not policy.is_metal_header(name):
                 raise _error(self, where, f"unknown system header <{name}>: it is not one of Metal's headers, "
                                           "and no include folder has it")
         else:
@@ -438,7 +427,7 @@ class _Preprocessor:
             elif tok.text == "_Pragma":
                 hint = self._pragma_operator(tok, stream)
                 if hint is not None:
-                    out.append((_unroll_marker(tok, hint), _EMPTY))
+                    out.append((pragmas.unroll_marker(tok, hint), _EMPTY))
             else:
                 out.append(item)
         return out
@@ -552,26 +541,17 @@ class _Preprocessor:
         return Token(NUMBER, str(self.counter - 1), tok.file, tok.line, tok.column, tok.space_before, tok.at_line_start)
 
     def _pragma_operator(self, tok: Token, stream: _Stream) -> str | None:
-        """Reads ``_Pragma("...")`` at ``tok``; returns its unroll hint (policy.unroll_hint), or None."""
+        """Reads ``_Pragma("...")`` at ``tok``; returns its unroll hint (pragmas.unroll_hint), or None."""
         texts = []
         for _ in range(3):
             item = stream.next()
             texts.append(item[0] if item else None)
         if None in texts or texts[0].text != "(" or texts[1].kind != STRING or texts[2].text != ")":
             raise _error(self, tok, "_Pragma takes a parenthesized string literal")
-        refusal = policy.refused_pragma_operator(texts[1])
+        refusal = pragmas.refused_pragma_operator(texts[1])
         if refusal:
             raise _error(self, tok, refusal)
-        return policy.unroll_hint(policy.pragma_tokens(texts[1]))
-
-
-# A loop's unroll hint, as one identifier: the translation makes it a pragma where the target's compiler takes it
-# (CUDA: `#pragma unroll` and its count), as Metal's compiler does with clang's loop pragmas.
-UNROLL_MARKER = "__metalgpu_unroll"
-
-
-def _unroll_marker(at: Token, hint: str) -> Token:
-    return Token(IDENT, f"{UNROLL_MARKER}_{hint or 'full'}", at.file, at.line, at.column, True, False)
+        return pragmas.unroll_hint(pragmas.pragma_tokens(texts[1]))
 
 
 def _operand(tokens: list[Token], i: int) -> tuple[int, list[Token] | None]:

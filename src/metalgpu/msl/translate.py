@@ -42,7 +42,8 @@ from .outline import bracket_partners
 from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
 from .pipeline import absent_params, drop_unselected, max_threads_constant
-from .preprocess import UNROLL_MARKER, PreprocessResult
+from .pragmas import place_unroll_hints
+from .preprocess import PreprocessResult
 from .swizzles import rewrite as rewrite_swizzles
 from .threadgroup import rewrite as rewrite_threadgroup
 from .unaligned import rewrite as rewrite_unaligned_loads
@@ -70,7 +71,7 @@ class Translator:
     def __init__(self, pre: PreprocessResult, program: Program, target: str, check_bounds: bool = False):
         self.pre, self.program, self.target, self.check_bounds = pre, program, target, check_bounds
         texts = _rewrite(pre.tokens, program)
-        _place_unroll_hints(pre.tokens, texts, target)
+        place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
         declarations = scan_declarations(pre.tokens, match)
         rewrite_address_spaces(pre.tokens, texts, declarations, match)
@@ -135,17 +136,6 @@ def translate(pre: PreprocessResult, program: Program, target: str,
 
 
 # -- rewriting ----------------------------------------------------------------------------------------------------
-
-def _place_unroll_hints(tokens: list[Token], texts: list[str], target: str) -> None:
-    """Loop unroll pragmas, which the preprocessor keeps as marker identifiers: CUDA's `#pragma unroll` on cuda,
-    nothing on the cpu, where g++ chooses (its `#pragma GCC unroll` must precede a loop, which a hint in MSL need
-    not)."""
-    prefix = UNROLL_MARKER + "_"
-    for i, tok in enumerate(tokens):
-        if tok.kind == IDENT and tok.text.startswith(prefix):
-            count = tok.text[len(prefix):]
-            texts[i] = "" if target != "cuda" else f'_Pragma("unroll{"" if count == "full" else " " + count}")'
-
 
 def _rewrite(tokens: list[Token], program: Program) -> list[str]:
     """The text to emit for each token ('' drops it)."""
