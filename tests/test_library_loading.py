@@ -320,14 +320,17 @@ def test_parameters_removed_by_function_constants_are_not_bound(iface):
     x = iface.array_to_buffer(np.arange(8, dtype=np.float32))
     bias = iface.array_to_buffer(np.full(8, 0.5, dtype=np.float32))
     out = iface.create_buffer(8, "float")
-    iface.set_function("affine")  # both constants undefined: neither parameter exists
+    with pytest.warns(UserWarning, match="given no value") as record:  # Metal would refuse this pipeline
+        iface.set_function("affine")  # both constants undefined: neither parameter exists
+    assert {"'has_bias'", "'has_scale'"} <= {word for w in record for word in str(w.message).split()}
     iface.run_function(8, [x, out])
     np.testing.assert_array_equal(out.contents, x.contents)
     iface.run_function(8, [x, out, None, None])
     iface.set_function("affine", {"has_bias": False, "has_scale": False})
     iface.run_function(8, [x, out, bias])  # a buffer at a removed slot is ignored, as Metal ignores it
     np.testing.assert_array_equal(out.contents, x.contents)
-    iface.set_function("affine", {"has_bias": True})
+    with pytest.warns(UserWarning, match="'has_scale'"):
+        iface.set_function("affine", {"has_bias": True})
     iface.run_function(8, [x, out, bias])
     np.testing.assert_array_equal(out.contents, x.contents + 0.5)
     with pytest.raises(metalgpu.ArgumentError, match="bias"):

@@ -199,10 +199,20 @@ class CompileCache:
         """The keys that have an entry (not verified: :meth:`load` does that)."""
         return sorted({match[1] for _, match in self._cache_files() if _is_sidecar(match)})
 
-    def size_bytes(self) -> int:
-        """The bytes the cache's files take."""
+    def artifacts(self) -> list[Path]:
+        """The files in the artifact folders: what compilers wrote there themselves (GCC's precompiled headers,
+        the cuda backend's compiled repeat path), with their logs and any leftover temporary file."""
+        files = []
+        for folder in self._all_folders():
+            with contextlib.suppress(OSError):  # no artifact folder yet, or not readable
+                files += [path for path in (folder / "artifacts").iterdir() if path.is_file()]
+        return sorted(files)
+
+    def size_bytes(self, artifacts: bool = True) -> int:
+        """The bytes the cache's files take: its entries and (``artifacts``) its artifact files."""
+        paths = [path for path, _ in self._cache_files()] + (self.artifacts() if artifacts else [])
         total = 0
-        for path, _ in self._cache_files():
+        for path in paths:
             with contextlib.suppress(OSError):
                 total += path.stat().st_size
         return total

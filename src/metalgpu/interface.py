@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -163,6 +164,9 @@ class Interface:
 
     def _set_library(self, library: Library) -> None:
         self._check_open()
+        if not library.function_names:  # Metal makes such a library too; there is nothing to set_function
+            warnings.warn(f"{library.filename}: the shader declares no kernels (no `kernel void` function)",
+                          UserWarning, stacklevel=3)
         self._library, self._function, self._functions = library, None, {}
 
     @property

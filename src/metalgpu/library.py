@@ -33,15 +33,16 @@ from .library_index import (
 from .msl.abi import BindingInfo, headers_checksum
 from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, parse
-from .msl.pipeline import absent_params
+from .msl.pipeline import ConstantUses, absent_params
 from .msl.preprocess import preprocess
 from .msl.structs import StructTable
 from .msl.translate import Translator
+from .progress import long_step
 
 if TYPE_CHECKING:
     from .backends.base import Compiler
 
-MODULE_FORMAT = "module-2"
+MODULE_FORMAT = "module-3"  # its meta names the function constants each kernel uses without a value
 # Libraries with at most this many kernels compile whole at load (one compiler run, errors at load); bigger ones
 # compile a kernel when set_function first asks for it. Our own and most hand-written libraries are small;
 # production libraries (candle's files: 30 to 60 kernels; MLX's and ggml's: hundreds to thousands) are big.
@@ -120,6 +121,13 @@ class _FrontEnd:
         self.pre = preprocess(text, filename, include_dirs)
         self.program = parse(self.pre.tokens, self.pre.sources)
         self._translators: dict[tuple[str, bool], Translator] = {}
+        self._constant_uses: ConstantUses | None = None
+
+    @property
+    def constant_uses(self) -> ConstantUses:
+        if self._constant_uses is None:
+            self._constant_uses = ConstantUses(self.pre.tokens, self.program)
+        return self._constant_uses
 
     def translator(self, target: str, check_bounds: bool) -> Translator:
         key = (target, check_bounds)
@@ -152,6 +160,7 @@ class Library:
         self._by_kernel: dict[tuple, Module] = {}                # (kernel, constants) -> the module to run it from
         self._failures: dict[tuple, ShaderCompileError] = {}     # (kernel, constants) -> why it does not compile
         self._pointers: dict[tuple, tuple[ModulePointer, bool]] = {}  # (kernels, constants) -> where, bounds checks
+        self._unset_constants: dict[tuple, list[str]] = {}      # (kernel, constants) -> constants it uses, unset
         self.compiles_whole = len(summary) <= SMALL_LIBRARY_KERNELS
         if self.compiles_whole and backend is not None:
             self._load_group(tuple(range(len(summary))), ())  # now, so that errors surface at load time
@@ -161,6 +170,11 @@ class Library:
     @property
     def function_names(self) -> list[str]:
         return list(self._summary.host_names)
+
+    @property
+    def filename(self) -> str:
+        """The shader's file name ("<string>" for source text)."""
+        return self._source[1]
 
     @property
     def structs(self) -> StructTable:
@@ -189,8 +203,20 @@ class Library:
         normalized = self._normalize_constants(constants)
         module = self._module_of(index, normalized)
         decl = self._summary.kernel(index)
+        self._warn_unset_constants(decl, self._unset_constants.get((index, normalized), ()))
         absent = absent_params(decl, self._summary.function_constants, dict(normalized))
         return Function(self._backend, module, index, decl, module.bindings(index), absent)
+
+    def _warn_unset_constants(self, decl: KernelDecl, names: Any) -> None:
+        """Metal fails to make the pipeline of a kernel that uses a function constant given no value (unless
+        is_function_constant_defined makes it optional); metalgpu runs it with the constant zero, and says so."""
+        for fc in self._summary.function_constants:
+            if fc.name in names:
+                warnings.warn(f"{fc.pos.file}:{fc.pos.line}: kernel '{decl.host_name}' uses function constant "
+                              f"'{fc.name}' ([[function_constant({fc.index})]]), which was given no value: it reads "
+                              f"as zero (false) here, where Metal fails to make this pipeline; give it in "
+                              f"set_function(..., constants={{{fc.index}: value}}), or test "
+                              f"is_function_constant_defined({fc.name}) in the shader", UserWarning, stacklevel=5)
 
     def _normalize_constants(self, constants: dict[Any, Any] | None) -> tuple:
         if not constants:
@@ -294,6 +320,8 @@ class Library:
             raise ArgumentError("this library only compiles (it was made without a backend to run it)")
         entry, pointer = self._find_or_compile(kernels, constants, check_bounds)
         self._pointers[(kernels, constants)] = (pointer, check_bounds)
+        for kernel, names in entry.meta.get("unset_constants", {}).items():
+            self._unset_constants[(int(kernel), constants)] = names
         return self._backend.load(entry.path, pointer.kernels)
 
     def _find_or_compile(self, kernels: tuple[int, ...], constants: tuple, check_bounds: bool
@@ -325,12 +353,18 @@ class Library:
         translation = front.translator(self._compiler.target, check_bounds).translate(dict(constants), kernels)
         key = CompileCache.key(MODULE_FORMAT, self._compiler.fingerprint(), repr(self._options), headers_checksum(),
                                translation.source)
+        uses = front.constant_uses
+        unset = {str(i): [fc.name for fc in uses.unset(i, dict(constants))] for i in translation.selected}
         meta = {"kernels": [front.program.kernels[i].host_name for i in translation.selected],
-                "target": self._compiler.target}
+                "target": self._compiler.target, "unset_constants": {i: names for i, names in unset.items() if names}}
+
+        count = len(translation.selected)
+        what = f"compiling {count} kernel{'s' if count != 1 else ''} of {self._source[1]} for {self._compiler.target}"
 
         def build() -> tuple[bytes, dict]:
             try:
-                return self._compiler.compile(translation.source, self._options), meta
+                with long_step(what):
+                    return self._compiler.compile(translation.source, self._options), meta
             except CompilerFailed as failure:
                 raise self._compile_error(failure, translation.columns) from None
 

@@ -25,6 +25,7 @@ from ..cache import CompileCache
 from ..dispatch import Dispatch, LaunchPlan, RecordedBatch
 from ..errors import BackendUnavailableError, DispatchError, MetalError, OutOfMemoryError
 from ..msl.abi import BINDING_DTYPE, STATUS_DEADLOCK, STATUS_NO_STACK, BindingInfo, cpu_dispatch_record, read_bindings
+from ..progress import long_step
 from . import cpu_queue
 from .base import Allocation, Backend, CompileOptions, CompilerFailed, Module
 from .cpu_compiler import CpuCompiler
@@ -129,8 +130,12 @@ class CpuBackend(Backend):
         source = f'{GUARD_SOURCE.read_text()}\n#line 1 "{QUEUE_SOURCE.name}"\n{QUEUE_SOURCE.read_text()}'
         key = CompileCache.key("cpu-guard", self.compiler.fingerprint(), source)
         options = CompileOptions(fast_math=False)
+        def build() -> tuple[bytes, dict]:
+            with long_step("building the cpu backend's native runner (once per compiler)"):
+                return self.compiler.compile_plain(source, options), {}
+
         try:
-            entry, _ = self._cache.get_or_build(key, lambda: (self.compiler.compile_plain(source, options), {}))
+            entry, _ = self._cache.get_or_build(key, build)
             self.native_runner_path = entry.path
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"

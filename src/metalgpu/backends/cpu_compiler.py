@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,12 +26,14 @@ from ..cache import CompileCache
 from ..errors import BackendUnavailableError
 from ..limits import COMPILE_MEMORY, COMPILE_TIMEOUT
 from ..msl.abi import INCLUDE_DIR, headers_checksum
+from ..progress import logger
 from .base import CompileOptions, Compiler, CompilerFailed
 from .cpu_module_check import init_entries, locate_call, math_symbols, refusal
 
 PRELUDE = "#include <metal_stdlib>\n#include <metal/_launch_cpu.h>\n"  # what every translation starts with
 _BASELINE_INIT_ENTRIES: dict[str, int] = {}  # by compiler fingerprint: see CpuCompiler._baseline_init_entries
 _BASELINE_LOCK = threading.Lock()
+_HEADER_BUILDS: list[subprocess.Popen] = []  # precompiled-header builds this process started
 
 
 def find_compiler() -> list[str]:
@@ -227,3 +230,18 @@ class CpuCompiler(Compiler):
             command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
                        str(header), "-o", str(temporary)]
             self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
+            _HEADER_BUILDS.append(self._prelude_builds[key])
+            logger.info("building the precompiled headers in the background, once per compiler and options: %s",
+                        precompiled)
+
+
+def wait_for_header_builds(timeout: float | None = None) -> int:
+    """Wait for the precompiled-header builds this process started, up to ``timeout`` seconds in all; return
+    how many it started. They run detached (a process ending does not stop them): the demo waits to report one."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for build in _HEADER_BUILDS:
+        try:
+            build.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            break
+    return len(_HEADER_BUILDS)

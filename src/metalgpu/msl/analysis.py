@@ -76,6 +76,12 @@ def cooperative_kernels(tokens: list[Token], program: Program) -> list[bool]:
     return [unsure or _kernel_needs(tokens, kernel, definitions) for kernel in program.kernels]
 
 
+def function_definitions(tokens: list[Token]) -> dict[str, list[tuple[int, int]]]:
+    """Every function definition outside function bodies by the name it defines (members also under their class's
+    name; "" for those whose name could not be read): the token ranges from its declaration's start to its `}`."""
+    return _find_definitions(tokens).by_name
+
+
 def _kernel_needs(tokens: list[Token], kernel: KernelDecl, definitions: _Definitions) -> bool:
     if any(p.address_space == "threadgroup" or p.binding == "threadgroup" for p in kernel.params):
         return True

@@ -1,5 +1,6 @@
 """What decides a kernel's pipeline besides its code: which kernels a translation holds, the parameters that
-function constants remove, and the kernel's own limit on threads per threadgroup.
+function constants remove, the function constants a kernel needs a value for, and the kernel's own limit on
+threads per threadgroup.
 
 A translation may hold only some kernels of a library (a big library compiles each kernel on first use): the
 others' own declarations are dropped, that is a plain kernel's definition and a template's explicit
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .analysis import function_definitions
+from .lexer import IDENT, Token
 from .parser import FunctionConstant, KernelDecl, Param, Program
 
 
@@ -62,3 +65,99 @@ def max_threads_constant(index: int, kernel: KernelDecl) -> tuple[str, str] | No
     if scope:
         return f"namespace {scope} {{ {declaration} }}", f"::{scope}::{reference}"
     return declaration, f"::{reference}"
+
+
+class ConstantUses:
+    """Which function constants each kernel uses, for the constants a pipeline needs a value for.
+
+    Metal fails to make a pipeline whose kernel uses a function constant that was given no value, unless the
+    constant is optional: named in ``is_function_constant_defined(name)`` somewhere in the shader. A kernel uses
+    a constant that its body, a function it reaches, a ``[[function_constant(name)]]`` parameter or a program-scope
+    constant derived from it names. This is a token scan that may overestimate (a name reached through a function
+    of the same name that the kernel does not call), as the cooperative analysis does (analysis.py).
+    """
+
+    def __init__(self, tokens: list[Token], program: Program):
+        self._tokens = tokens
+        self._program = program
+        self._optional: frozenset[str] | None = None
+        self._definitions: dict[str, list[tuple[int, int]]] | None = None
+        self._by_body: dict[tuple[int, int] | None, frozenset[str]] = {}
+
+    @property
+    def optional(self) -> frozenset[str]:
+        """The constants named in ``is_function_constant_defined(name)``."""
+        if self._optional is None:
+            tokens = self._tokens
+            self._optional = frozenset(tokens[k + 2].text for k in range(len(tokens) - 2)
+                                       if tokens[k].text == "is_function_constant_defined"
+                                       and tokens[k + 1].text == "(")
+        return self._optional
+
+    def unset(self, kernel_index: int, constants: dict[int, Any]) -> list[FunctionConstant]:
+        """The constants kernel ``kernel_index`` uses that are neither given in ``constants`` nor optional."""
+        candidates = [fc for fc in self._program.function_constants if fc.index not in constants]
+        candidates = [fc for fc in candidates if fc.name not in self.optional] if candidates else []
+        if not candidates:
+            return []
+        kernel = self._program.kernels[kernel_index]
+        names = self._reached(kernel.body) | {p.function_constant for p in kernel.params if p.function_constant}
+        return [fc for fc in candidates if fc.name in names]
+
+    def _reached(self, body: tuple[int, int] | None) -> frozenset[str]:
+        """Every identifier in ``body`` and in the definitions it reaches, transitively (memoised per body: the
+        instantiations of one template share it)."""
+        if body not in self._by_body:
+            definitions = self._all_definitions()
+            names: set[str] = set()
+            pending = [body] if body is not None else []
+            seen: set[tuple[int, int]] = set()
+            while pending:
+                span = pending.pop()
+                if span in seen:
+                    continue
+                seen.add(span)
+                for token in self._tokens[span[0]:span[1]]:
+                    if token.kind == IDENT and token.text not in names:
+                        names.add(token.text)
+                        pending.extend(definitions.get(token.text, ()))
+            self._by_body[body] = frozenset(names)
+        return self._by_body[body]
+
+    def _all_definitions(self) -> dict[str, list[tuple[int, int]]]:
+        """Function definitions by name (analysis.py), and program-scope ``constant`` declarations by the name
+        they declare, so that a constant derived from a function constant leads to it."""
+        if self._definitions is None:
+            definitions = {name: list(spans) for name, spans in function_definitions(self._tokens).items()}
+            for name, span in _constant_declarations(self._tokens):
+                definitions.setdefault(name, []).append(span)
+            self._definitions = definitions
+        return self._definitions
+
+
+def _constant_declarations(tokens: list[Token]) -> list[tuple[str, tuple[int, int]]]:
+    """``constant T name = ...;`` (also ``name[n] = {...}``, ``name{...}``, ``name [[attribute]]``): the name it
+    declares and the statement's tokens. Function declarations returning ``constant`` references are left out."""
+    found = []
+    for k, token in enumerate(tokens):
+        if token.text != "constant" or (k and tokens[k - 1].text not in _DECLARATION_START):
+            continue
+        depth, name, end = 0, None, k
+        while end < len(tokens) and not (depth == 0 and tokens[end].text == ";"):
+            text = tokens[end].text
+            if depth == 0 and name is None:
+                if text == "(":
+                    break  # a function
+                if text in ("=", "[", "{") and tokens[end - 1].kind == IDENT:
+                    name = tokens[end - 1].text
+            if text in ("(", "[", "{"):
+                depth += 1
+            elif text in (")", "]", "}"):
+                depth -= 1
+            end += 1
+        if name is not None:
+            found.append((name, (k, end)))
+    return found
+
+
+_DECLARATION_START = frozenset({";", "{", "}", "static", "constexpr", "const"})

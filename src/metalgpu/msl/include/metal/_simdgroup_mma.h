@@ -78,8 +78,17 @@ template <class T> MG_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>&
 }
 // A flag of lane `source`. Where the compiler knows the flag (the same constant in every lane), that constant: the
 // shuffle would hide it from the optimiser, which then could not drop the copy that the flag does not pick.
+// NVRTC before 13.5 has no __builtin_constant_p: there the flag always takes the shuffle.
+#if defined(__has_builtin)
+#  if __has_builtin(__builtin_constant_p)
+#    define MG_KNOWN_CONSTANT(x) __builtin_constant_p(x)
+#  endif
+#endif
+#ifndef MG_KNOWN_CONSTANT
+#  define MG_KNOWN_CONSTANT(x) false
+#endif
 MG_FUNC bool shuffle_flag(bool flag, unsigned int source) {
-    if (__builtin_constant_p(flag)) return flag;
+    if (MG_KNOWN_CONSTANT(flag)) return flag;
     return shuffle_bits(flag ? 1u : 0u, source) != 0;
 }
 
