@@ -40,6 +40,8 @@ class Interface:
         simdgroup_float: how float SIMD-group matrix products run on CUDA tensor cores (also
             ``$METALGPU_SIMDGROUP_FLOAT``): ``"3xtf32"`` (the default: float accuracy), ``"tf32"`` (faster, 11
             significant bits) or ``"exact"`` (warp shuffles, no tensor cores); see the differences page.
+        isolate: the cpu backend with kernels run in a sandboxed worker process, buffers still zero-copy
+            (docs/security.md); with another backend an :class:`ArgumentError`.
 
     Raises:
         BackendUnavailableError: the backend asked for cannot run here (no driver, no compiler, the extra not
@@ -62,7 +64,7 @@ class Interface:
     """
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False,
-                 timeout: float | None = None, simdgroup_float: str | None = None):
+                 timeout: float | None = None, simdgroup_float: str | None = None, isolate: bool = False):
         self.timeout = _check_timeout(timeout)
         simdgroup_float = _simdgroup_float_mode(simdgroup_float)
         if backend is not None and not isinstance(backend, str):
@@ -70,7 +72,7 @@ class Interface:
                                 f"{type(backend).__name__}")
         self.debug = bool(debug or os.environ.get("METALGPU_DEBUG", "") not in ("", "0"))
         self._cache = CompileCache()
-        self._backend = open_backend(backend, device, self._cache, self.debug)
+        self._backend = open_backend(backend, device, self._cache, self.debug, bool(isolate))
         self._options = CompileOptions(debug=self.debug, simdgroup_float=simdgroup_float)
         self._library: Library | None = None
         self._function: Function | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..cache import CompileCache
-from ..errors import BackendUnavailableError
+from ..errors import ArgumentError, BackendUnavailableError
 from .base import Backend, Compiler
 
 NAMES = ("metal", "cuda", "cpu")  # best first
@@ -23,9 +23,17 @@ def _open(name: str, device: int, cache: CompileCache, debug: bool = False) -> B
     raise BackendUnavailableError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
-def open_backend(name: str | None, device: int, cache: CompileCache, debug: bool = False) -> Backend:
-    """The named backend, or $METALGPU_BACKEND, or the best that works here."""
+def open_backend(name: str | None, device: int, cache: CompileCache, debug: bool = False,
+                 isolate: bool = False) -> Backend:
+    """The named backend, or $METALGPU_BACKEND, or the best that works here. ``isolate``: the cpu backend with
+    kernels run in a sandboxed worker process (cpu_isolated.py)."""
     name = name or os.environ.get("METALGPU_BACKEND") or None
+    if isolate:
+        if name is not None and name.lower() != "cpu":
+            raise ArgumentError(f"isolate=True runs kernels in a sandboxed process of the cpu backend; it does not "
+                                f"apply to backend {name!r}")
+        from .cpu_isolated import IsolatedCpuBackend
+        return IsolatedCpuBackend(device, cache, debug)
     if name is not None:
         return _open(name.lower(), device, cache, debug)
     reasons = []

@@ -119,6 +119,7 @@ class CpuBackend(Backend):
         self._address_ref = ctypes.byref(self._address)
         self._report = (ctypes.c_uint32 * 8)()
         self.debug = debug
+        self.host_memory = HOST_MEMORY  # where buffers live (Interface(isolate=True): memory a worker shares)
         _BACKENDS.add(self)
 
     # -- compiling -------------------------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class CpuBackend(Backend):
 
         try:
             entry, _ = self._cache.get_or_build(key, build)
+            self.native_runner_path = entry.path
         except CompilerFailed as failure:
             raise BackendUnavailableError(f"the C++ compiler {self.compiler.command[0]} does not work:\n"
                                           f"{failure.log}") from None
@@ -166,7 +168,7 @@ class CpuBackend(Backend):
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {available:,} bytes of "
                                    "memory are available")
         try:
-            return HOST_MEMORY.allocate(nbytes, self.debug)
+            return self.host_memory.allocate(nbytes, self.debug)
         except (MemoryError, ValueError) as error:
             raise OutOfMemoryError(f"cannot allocate {nbytes:,} bytes on the cpu backend: {error}") from None
 
