@@ -583,3 +583,12 @@ class DispatchSequence(Dispatch):
     def gpu_time(self) -> float | None:
         times = [handle.gpu_time if handle is not None else 0.0 for _, handle in self._members]
         return None if None in times else sum(times)
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """A dispatch's ``timeout`` argument: None, or a positive number of seconds (ArgumentError otherwise)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ArgumentError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    return float(timeout)

@@ -9,14 +9,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .backends import open_backend
-from .backends.base import SIMDGROUP_FLOAT_MODES, CompileOptions
+from .backends.base import CompileOptions, simdgroup_float_mode
 from .batch import Batch
 from .buffer import Buffer
 from .cache import CompileCache
-from .dispatch import Dispatch, PlanCache, build_plan, name_batch_dispatch
+from .dispatch import Dispatch, PlanCache, build_plan, check_timeout, name_batch_dispatch
 from .errors import ArgumentError, BufferReleasedError, MetalError
-from .library import Function, Library, read_source
-from .msl.structs import pack_struct
+from .library import Function, Library, is_struct_value, read_source
 from .types import metal_type_of_array, resolve_type
 
 STORAGES = ("shared", "private")
@@ -65,8 +64,8 @@ class Interface:
 
     def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False,
                  timeout: float | None = None, simdgroup_float: str | None = None, isolate: bool = False):
-        self.timeout = _check_timeout(timeout)
-        simdgroup_float = _simdgroup_float_mode(simdgroup_float)
+        self.timeout = check_timeout(timeout)
+        simdgroup_float = simdgroup_float_mode(simdgroup_float)
         if backend is not None and not isinstance(backend, str):
             raise ArgumentError(f"backend must be a name ('metal', 'cuda' or 'cpu') or None, not "
                                 f"{type(backend).__name__}")
@@ -261,29 +260,6 @@ class Interface:
             raise ArgumentError(f"struct_dtype takes the struct's name as a str, not {type(name).__name__}")
         return self._library.structs.dtype(name)
 
-    def _struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
-        """``buffers`` with every dict (or list of dicts, for an array) packed into the struct its parameter
-        declares."""
-        packed = list(buffers)
-        for binding in function.bindings:
-            if binding.kind != "buffer" or binding.index >= len(packed) or not _is_struct_value(packed[binding.index]):
-                continue
-            param = function.decl.params[binding.param]
-            where = function.describe_param(binding)
-            scope = tuple(function.decl.name.split("::")[:-1])
-            type_text = param.type_text.rstrip("&* ")
-            layout = self._library.structs.layout_of(type_text, scope)
-            if layout.size != binding.elem_size:
-                raise ArgumentError(f"{where}: the compiler made it {binding.elem_size} bytes, but struct_dtype "
-                                    f"lays it out in {layout.size}; pass bytes or a numpy value instead")
-            value = packed[binding.index]
-            if type(value) is dict:
-                packed[binding.index] = pack_struct(layout.dtype, value, where)
-            else:
-                packed[binding.index] = np.stack([pack_struct(layout.dtype, item, f"{where}[{i}]")
-                                                  for i, item in enumerate(value)])
-        return packed
-
     def threadExecutionWidth(self) -> int:
         """The SIMD-group width of the current function, Metal's ``threadExecutionWidth``: 32 on every backend
         (-1 when no function is set, as in the original metalgpu).
@@ -467,7 +443,7 @@ class Interface:
                 dispatch = submit(self._plans.table, self._function, grid, buffers) if submit is not None else None
                 if dispatch is not None:
                     return dispatch
-        timeout = self.timeout if timeout is None else _check_timeout(timeout)
+        timeout = self.timeout if timeout is None else check_timeout(timeout)
         if function_name is not None:
             try:
                 function = self._lookup(function_name)
@@ -513,8 +489,8 @@ class Interface:
         packed anew every time)."""
         arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
-            if any(_is_struct_value(value) for value in buffers):
-                arguments = self._struct_arguments(function, buffers)
+            if any(is_struct_value(value) for value in buffers):
+                arguments = self._library.struct_arguments(function, buffers)
             arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
                          for index, value in enumerate(arguments)]
             buffer_types = [value._element_type() if isinstance(value, Buffer) else None for value in buffers]
@@ -617,25 +593,3 @@ def _as_array(values: Any, what: str) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise ArgumentError(f"{what}: cannot make an array of the values given: {error}") from None
 
-
-def _is_struct_value(value: Any) -> bool:
-    """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
-    return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))
-
-
-def _simdgroup_float_mode(mode: Any) -> str:
-    """The simdgroup_float option: the argument, else $METALGPU_SIMDGROUP_FLOAT, else "3xtf32"."""
-    if mode is None:
-        mode = os.environ.get("METALGPU_SIMDGROUP_FLOAT", "").strip().lower() or "3xtf32"
-    if not isinstance(mode, str) or mode not in SIMDGROUP_FLOAT_MODES:
-        raise ArgumentError(f"simdgroup_float must be one of {', '.join(map(repr, SIMDGROUP_FLOAT_MODES))} (or "
-                            f"$METALGPU_SIMDGROUP_FLOAT), not {mode!r}")
-    return mode
-
-
-def _check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ArgumentError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
-    return float(timeout)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
 
 from .backends.base import Backend, CompileOptions, CompilerFailed, Module
 from .cache import CacheEntry, CompileCache
@@ -35,7 +37,7 @@ from .msl.diagnostics import parse_log
 from .msl.parser import KernelDecl, parse
 from .msl.pipeline import ConstantUses, absent_params
 from .msl.preprocess import preprocess
-from .msl.structs import StructTable
+from .msl.structs import StructTable, pack_struct
 from .msl.translate import Translator
 from .progress import long_step
 
@@ -338,6 +340,29 @@ class Library:
                 store_pointer(self._cache, key, pointer)
         return entry, pointer
 
+    def struct_arguments(self, function: Function, buffers: Sequence[Any]) -> list[Any]:
+        """``buffers`` with every dict (or list of dicts, for an array) packed into the struct its parameter
+        declares."""
+        packed = list(buffers)
+        for binding in function.bindings:
+            if binding.kind != "buffer" or binding.index >= len(packed) or not is_struct_value(packed[binding.index]):
+                continue
+            param = function.decl.params[binding.param]
+            where = function.describe_param(binding)
+            scope = tuple(function.decl.name.split("::")[:-1])
+            type_text = param.type_text.rstrip("&* ")
+            layout = self.structs.layout_of(type_text, scope)
+            if layout.size != binding.elem_size:
+                raise ArgumentError(f"{where}: the compiler made it {binding.elem_size} bytes, but struct_dtype "
+                                    f"lays it out in {layout.size}; pass bytes or a numpy value instead")
+            value = packed[binding.index]
+            if type(value) is dict:
+                packed[binding.index] = pack_struct(layout.dtype, value, where)
+            else:
+                packed[binding.index] = np.stack([pack_struct(layout.dtype, item, f"{where}[{i}]")
+                                                  for i, item in enumerate(value)])
+        return packed
+
     def binary(self, name: str) -> CacheEntry:
         """The compiled module that would run kernel ``name`` (no function constants), found or compiled through
         the cache but not loaded: what a load costs without a device (benchmarks/load_library.py)."""
@@ -394,3 +419,7 @@ def is_pipeline_error(error: ShaderCompileError) -> bool:
     errors = [d for d in error.diagnostics if d.severity == "error"]
     return bool(errors) and all(any(marker in d.message for marker in PIPELINE_ERRORS) for d in errors)
 
+
+def is_struct_value(value: Any) -> bool:
+    """A dict of a struct's fields, or a non-empty list of them (an array of structs)."""
+    return type(value) is dict or (type(value) is list and bool(value) and all(type(v) is dict for v in value))

@@ -4,14 +4,16 @@ plans, grid maths, argument checks, the cache) lives in the core modules (dispat
 they exchange with C++ is described in msl/abi.py."""
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from ..dispatch import Allocation, Dispatch, DispatchSequence, LaunchPlan, RecordedBatch, name_batch_dispatch
+from ..errors import ArgumentError
 from ..msl.abi import BindingInfo
 
 __all__ = ["Allocation", "Backend", "BindingInfo", "CompileOptions", "Compiler", "CompilerFailed", "Module"]
@@ -140,3 +142,13 @@ class CompilerFailed(Exception):
         super().__init__(log)
         self.log = log
         self.command = command
+
+
+def simdgroup_float_mode(mode: Any) -> str:
+    """The simdgroup_float option: the argument, else $METALGPU_SIMDGROUP_FLOAT, else "3xtf32"."""
+    if mode is None:
+        mode = os.environ.get("METALGPU_SIMDGROUP_FLOAT", "").strip().lower() or "3xtf32"
+    if not isinstance(mode, str) or mode not in SIMDGROUP_FLOAT_MODES:
+        raise ArgumentError(f"simdgroup_float must be one of {', '.join(map(repr, SIMDGROUP_FLOAT_MODES))} (or "
+                            f"$METALGPU_SIMDGROUP_FLOAT), not {mode!r}")
+    return mode
