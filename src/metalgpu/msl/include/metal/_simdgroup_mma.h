@@ -20,8 +20,8 @@
 // operand: TF32 tensor cores, x = hi + lo with hi = tf32(x) and lo = tf32(x - hi) (MG_SIMDGROUP_FLOAT 3, the
 // default), or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the
 // shuffle path. The compensated product is two m16n8k8 whose bottom half carries the small terms:
-//   [a_hi; a_lo] x b_hi + [c; 0]  then  [a_lo; a_hi] x b_lo + that,  d = top + bottom
-// which is a_hi b_hi + a_lo b_lo + c on top and a_lo b_hi + a_hi b_lo below, added once. The k index runs through
+//   [a_hi; a_lo] x b_hi  then  [a_lo; a_hi] x b_lo + that,  d = c + (top + bottom)
+// which is a_hi b_hi + a_lo b_lo on top and a_lo b_hi + a_hi b_lo below, added once, then c in float. The k index runs through
 // the TF32 operands as mma k = t <-> column 2t, t + 4 <-> 2t + 1, so `rows` and `cols` serve as they are.
 #pragma once
 
@@ -185,7 +185,8 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
         split(b_cols, b_hi, b_lo);
         const float top_hi[4] = {a_hi[0], a_lo[0], a_hi[1], a_lo[1]};  // a0..a3: (g, k), (g + 8, k), ...
         const float b_high[2] = {b_hi[0], b_hi[1]};
-        mma_tf32(out, top_hi, b_high, accumulator);
+        const float zero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        mma_tf32(out, top_hi, b_high, zero);
         if constexpr (float_mode == compensated_floats && is_wide<TB>) {
             const float top_lo[4] = {a_lo[0], a_hi[0], a_lo[1], a_hi[1]};
             const float b_low[2] = {b_lo[0], b_lo[1]};
@@ -196,6 +197,10 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
             out[0] += out[2];
             out[1] += out[3];
         }
+        // c is added here, rounded to nearest: the tensor cores' sums truncate, and a GEMM that keeps c in them
+        // over its whole k loop drifts (four times the shuffle path's error at k = 4096).
+        out[0] += accumulator[0];
+        out[1] += accumulator[1];
     }
     d.mma.rows = metal::vec<TD, 2>(TD(out[0]), TD(out[1]));
     d.mma.rows_fresh = true;
