@@ -74,6 +74,9 @@ class KernelDecl:
     max_total_threads: str | None = None
     # the parameter list of the template a kernel instantiates, as C++ text (None for a plain kernel)
     template_params: str | None = None
+    # an instantiation of one of several kernel templates of its name (overloads): the wrapper picks the
+    # specialisation by the instantiation's parameter types, as `&k<T>` alone would be ambiguous
+    overloaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,12 +322,14 @@ class _Parser(TokenWalker):
             raise self._error(head.name, f"no template definition of '{head.name.text}' precedes this instantiation")
         params = head.params if head.params is not None else template.params
         body = template.body if template is not None else None
+        overloads = [t for t in self.templates.get(head.name.text, []) if t.is_kernel]
         self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params, body, template,
-                         span=span)
+                         span=span, overloaded=head.params is not None and len(overloads) > 1)
 
     def _add_kernel(self, head: _Head, name: str, host_name: str, template_args: str | None,
                     params: tuple[int, int], body: tuple[int, int] | None, template: _Template | None = None,
-                    name_token: int | None = None, span: tuple[int, int] | None = None) -> None:
+                    name_token: int | None = None, span: tuple[int, int] | None = None,
+                    overloaded: bool = False) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
         other = self.kernel_positions.get(host_name)
@@ -347,7 +352,8 @@ class _Parser(TokenWalker):
             self._max_total_threads(template.attributes) if template is not None else None)
         self.kernels.append(KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token,
                                        head.params, span=span, max_total_threads=max_threads,
-                                       template_params=template.template_params if template else None))
+                                       template_params=template.template_params if template else None,
+                                       overloaded=overloaded))
 
     def _max_total_threads(self, attributes: tuple[Attribute, ...]) -> str | None:
         """The expression of a [[max_total_threads_per_threadgroup(E)]] among a kernel's attributes."""

@@ -1,0 +1,23 @@
+"""Constructs of production MSL (PyTorch's MPS kernels, among others) that earlier stopped a whole file, each with
+a kernel of our own, run on every backend. The kernels are in tests/kernels/, which test_cuda_translation.py also
+compiles for CUDA with NVRTC."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import load_kernel
+
+
+@pytest.mark.parametrize("dtype", ["float", "half"])
+def test_kernel_template_overloads_told_apart_by_their_parameter_lists(iface, dtype):
+    load_kernel(iface, "kernel_overloads_by_signature.metal", f"descend_{dtype}")
+    np_type = np.float32 if dtype == "float" else np.float16
+    start = np.arange(32).astype(np_type)
+    x = iface.array_to_buffer(start.copy())
+    iface.run_function(32, [x, np.float32(1.5)])
+    np.testing.assert_array_equal(x.contents, start - np_type(1.5))  # exact: small multiples of 1/2
+    x, velocity = iface.array_to_buffer(start.copy()), iface.array_to_buffer(np.full(32, 4, dtype=np_type))
+    iface.run_function(32, [x, velocity, np.float32(0.5)], f"descend_velocity_{dtype}")
+    np.testing.assert_array_equal(velocity.contents, np.full(32, 3, dtype=np_type))  # 4 * 0.5 + 1
+    np.testing.assert_array_equal(x.contents, start - np_type(1.5))  # 0.5 * 3
