@@ -21,3 +21,16 @@ def test_kernel_template_overloads_told_apart_by_their_parameter_lists(iface, dt
     iface.run_function(32, [x, velocity, np.float32(0.5)], f"descend_velocity_{dtype}")
     np.testing.assert_array_equal(velocity.contents, np.full(32, 3, dtype=np_type))  # 4 * 0.5 + 1
     np.testing.assert_array_equal(x.contents, start - np_type(1.5))  # 0.5 * 3
+
+
+def test_abs_among_the_fast_and_precise_functions(iface):
+    load_kernel(iface, "precise_fast_abs.metal", "flavoured_abs")
+    x = np.linspace(-4.0, 4.0, 33).astype(np.float32)
+    out = iface.create_buffer(4 * 33, "float")
+    iface.run_function(33, [iface.array_to_buffer(x), out])
+    got = out.contents.reshape(33, 4)
+    np.testing.assert_array_equal(got[:, 0], np.abs(x))
+    np.testing.assert_array_equal(got[:, 1], np.abs(x - np.float32(1)))
+    np.testing.assert_array_equal(got[:, 2], np.abs(x) * 3)  # exact: multiples of 1/4
+    np.testing.assert_array_equal(got[:, 3], np.abs(x))      # each x is a half
+
