@@ -34,3 +34,13 @@ def test_abs_among_the_fast_and_precise_functions(iface):
     np.testing.assert_array_equal(got[:, 2], np.abs(x) * 3)  # exact: multiples of 1/4
     np.testing.assert_array_equal(got[:, 3], np.abs(x))      # each x is a half
 
+
+def test_metals_min_and_max_beside_a_librarys_generic_ones(iface):
+    load_kernel(iface, "generic_min_beside_metal.metal", "generic_min_beside_metal")
+    a = np.arange(20, dtype=np.uint32)
+    out = iface.create_buffer(3 * 20, "uint")
+    iface.run_function(20, [iface.array_to_buffer(a), out])
+    got = out.contents.reshape(20, 3)
+    np.testing.assert_array_equal(got[:, 0], np.minimum(a, 10))
+    np.testing.assert_array_equal(got[:, 1], np.maximum(a + 1, 10))
+    np.testing.assert_array_equal(got[:, 2], np.where(a < 5, 1000, 2000))
