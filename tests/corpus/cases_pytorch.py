@@ -522,3 +522,6 @@ def searchsorted(gpu, kernel, dtype: str, index_dtype: str, right: bool, rows: i
                                         bins, values.size, int(right), int(rows == 1), *extra],
                      threads_per_threadgroup=(threads, 1))
     check(from_device(out, index_dtype).reshape(rows, count), expected, kernel.family, index_dtype, kernel.name)
+
+
+from . import cases_pytorch_data  # noqa: E402, F401  (it registers its cases)

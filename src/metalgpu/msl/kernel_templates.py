@@ -42,14 +42,14 @@ def drop_kernel_instantiations(tokens: list[Token], texts: list[str], declaratio
                                 program: Program) -> None:
     """The explicit instantiations of kernels go: the wrapper that calls a kernel instantiates it, so only the
     kernels a translation wraps are compiled, and a check in one instantiation's body (msl/threadgroup.py) fails
-    only that kernel. One that names its specialisation by its parameter types alone (`template [[kernel]] void
-    k(device float*, uint);`) leaves, in its scope, an alias of that function type for the wrapper to pick it
-    by (translate.kernel_callee)."""
+    only that kernel. One that names its specialisation by its parameter types (`template [[kernel]] void
+    k(device float*, uint);`, or `k<float>(...)` where several kernel templates are named k) leaves, in its scope,
+    an alias of that function type for the wrapper to pick it by (translate.kernel_callee)."""
     instantiations = [d for d in declarations if d.is_instantiation and _names_kernel(tokens, d)]
     by_params = {d.params: d for d in instantiations if d.params is not None}
     aliases = {}
     for kernel in program.kernels:
-        if is_deduced_instantiation(kernel):
+        if picked_by_signature(kernel):
             declaration = by_params.get((kernel.params_span[0] - 1, kernel.params_span[1]))
             if declaration is not None:
                 start, close = kernel.params_span
@@ -61,8 +61,11 @@ def drop_kernel_instantiations(tokens: list[Token], texts: list[str], declaratio
         texts[declaration.end - 1] = aliases.get(declaration.start, "")
 
 
-def is_deduced_instantiation(kernel: KernelDecl) -> bool:
-    return kernel.name_token is None and kernel.template_args is None and kernel.params_span is not None
+def picked_by_signature(kernel: KernelDecl) -> bool:
+    """Does the wrapper name this instantiation through its parameter types: its template arguments are deduced
+    from them, or several kernel templates share its name?"""
+    return kernel.name_token is None and kernel.params_span is not None and (
+        kernel.template_args is None or kernel.overloaded)
 
 
 def signature_alias(kernel: KernelDecl) -> str:

@@ -15,12 +15,11 @@ from .lexer import IDENT, STRING, Token
 from .walker import Attribute, TokenWalker, spell, takes_arguments
 
 BUILTINS = frozenset("""
-    thread_position_in_grid thread_position_in_threadgroup thread_index_in_threadgroup
-    threadgroup_position_in_grid threads_per_threadgroup threadgroups_per_grid threads_per_grid
-    dispatch_threads_per_threadgroup grid_origin grid_size thread_execution_width threads_per_simdgroup
-    thread_index_in_simdgroup simdgroup_index_in_threadgroup simdgroups_per_threadgroup
-    dispatch_simdgroups_per_threadgroup quadgroup_index_in_threadgroup quadgroups_per_threadgroup
-    thread_index_in_quadgroup threads_per_quadgroup dispatch_quadgroups_per_threadgroup
+    thread_position_in_grid thread_position_in_threadgroup thread_index_in_threadgroup threadgroup_position_in_grid
+    threads_per_threadgroup threadgroups_per_grid threads_per_grid dispatch_threads_per_threadgroup grid_origin
+    grid_size thread_execution_width threads_per_simdgroup thread_index_in_simdgroup simdgroup_index_in_threadgroup
+    simdgroups_per_threadgroup dispatch_simdgroups_per_threadgroup quadgroup_index_in_threadgroup
+    quadgroups_per_threadgroup thread_index_in_quadgroup threads_per_quadgroup dispatch_quadgroups_per_threadgroup
 """.split())
 HARMLESS_PARAM_ATTRIBUTES = frozenset({"raster_order_group", "maybe_unused", "function_constant"})
 ADDRESS_SPACES = ("device", "constant", "threadgroup", "thread")
@@ -74,6 +73,7 @@ class KernelDecl:
     max_total_threads: str | None = None
     # the parameter list of the template a kernel instantiates, as C++ text (None for a plain kernel)
     template_params: str | None = None
+    overloaded: bool = False  # one of several kernel templates of its name: see kernel_templates.picked_by_signature
 
 
 @dataclass(frozen=True)
@@ -318,13 +318,13 @@ class _Parser(TokenWalker):
         if head.params is None and template is None:
             raise self._error(head.name, f"no template definition of '{head.name.text}' precedes this instantiation")
         params = head.params if head.params is not None else template.params
-        body = template.body if template is not None else None
-        self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params, body, template,
-                         span=span)
+        overloaded = head.params is not None and sum(t.is_kernel for t in self.templates.get(head.name.text, ())) > 1
+        self._add_kernel(head, self._qualified(head.qualified), host_name, head.template_args, params,
+                         template.body if template is not None else None, template, span=span, overloaded=overloaded)
 
-    def _add_kernel(self, head: _Head, name: str, host_name: str, template_args: str | None,
-                    params: tuple[int, int], body: tuple[int, int] | None, template: _Template | None = None,
-                    name_token: int | None = None, span: tuple[int, int] | None = None) -> None:
+    def _add_kernel(self, head: _Head, name: str, host_name: str, template_args: str | None, params: tuple[int, int],
+                    body: tuple[int, int] | None, template: _Template | None = None, name_token: int | None = None,
+                    span: tuple[int, int] | None = None, overloaded: bool = False) -> None:
         if head.params is not None and spell(head.return_type) != "void":
             raise self._error(head.name, f"kernel '{host_name}' must return void, not '{spell(head.return_type)}'")
         other = self.kernel_positions.get(host_name)
@@ -346,7 +346,7 @@ class _Parser(TokenWalker):
         max_threads = self._max_total_threads(head.attributes) or (
             self._max_total_threads(template.attributes) if template is not None else None)
         self.kernels.append(KernelDecl(name, host_name, template_args, bound, head.name.pos, body, name_token,
-                                       head.params, span=span, max_total_threads=max_threads,
+                                       head.params, span=span, max_total_threads=max_threads, overloaded=overloaded,
                                        template_params=template.template_params if template else None))
 
     def _max_total_threads(self, attributes: tuple[Attribute, ...]) -> str | None:

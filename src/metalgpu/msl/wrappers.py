@@ -5,7 +5,7 @@ docs/architecture.md, "The compiled module"). Each carries the kernel's index in
 from __future__ import annotations
 
 from .abi import CudaLaunchLayout
-from .kernel_templates import is_deduced_instantiation, signature_alias
+from .kernel_templates import picked_by_signature, signature_alias
 from .literals import string_literal
 from .parser import KernelDecl
 
@@ -68,9 +68,10 @@ def kernel_callee(kernel: KernelDecl) -> str:
     qualified = qualified if qualified.startswith("::") else f"::{qualified}"
     if kernel.name_token is not None:
         return f"{qualified}<>"
-    if is_deduced_instantiation(kernel):  # the specialisation whose type the alias after it names
+    if picked_by_signature(kernel):  # the specialisation whose type the alias after it names
         alias = f"{scope}::{signature_alias(kernel)}" if scope else signature_alias(kernel)
-        return f"(*static_cast<{alias if alias.startswith('::') else '::' + alias}*>(&{qualified}))"
+        arguments = f"<{kernel.template_args}>" if kernel.template_args is not None else ""
+        return f"(*static_cast<{alias if alias.startswith('::') else '::' + alias}*>(&{qualified}{arguments}))"
     return f"{qualified}<{kernel.template_args}>" if kernel.template_args is not None else qualified
 
 

@@ -24,16 +24,45 @@ template <class X, class R = mg::detail::result_t<X>> MG_FUNC R abs(const X& x) 
     }, mg::detail::value_of(x));
 }
 
-template <class X, class Y, class R = mg::detail::result_t<X, Y>> MG_FUNC R min(const X& x, const Y& y) {
+// Apple declares min and max once per type; a library's own templates of those names (PyTorch's
+// c10::metal::min(T, U), visible beside metal::min through two using-directives) must rank as they do there. For
+// two scalars of one type the plain functions at the end win over any template (on CUDA, NVRTC's own); otherwise
+// a library's template wins over ours, which end in an empty parameter pack: of two function templates that tie,
+// that makes ours the less specialised.
+template <class X, class Y, class R = mg::detail::result_t<X, Y>, class... None>
+MG_FUNC R min(const X& x, const Y& y, None...) {
+    static_assert(sizeof...(None) == 0, "min takes two arguments");
     using E = typename mg::detail::shape<R>::elem;
     return mg::detail::map<R>([](E a, E b) -> E { return b < a ? b : a; }, mg::detail::value_of(x),
                               mg::detail::value_of(y));
 }
-template <class X, class Y, class R = mg::detail::result_t<X, Y>> MG_FUNC R max(const X& x, const Y& y) {
+template <class X, class Y, class R = mg::detail::result_t<X, Y>, class... None>
+MG_FUNC R max(const X& x, const Y& y, None...) {
+    static_assert(sizeof...(None) == 0, "max takes two arguments");
     using E = typename mg::detail::shape<R>::elem;
     return mg::detail::map<R>([](E a, E b) -> E { return a < b ? b : a; }, mg::detail::value_of(x),
                               mg::detail::value_of(y));
 }
+// NVRTC declares its own min and max for the common scalar types at global scope: there they play this part.
+// Apple has none for bfloat (PyTorch's FusedOptimizerOps.metal declares `bfloat max(bfloat, bfloat)` beside
+// `using metal::max;`), so neither do we.
+#if !defined(MG_TARGET_CUDA)
+#define MG_SCALAR_MIN_MAX(T)                                              \
+    MG_FUNC T min(T x, T y) { return min<T, T, T>(x, y); }                \
+    MG_FUNC T max(T x, T y) { return max<T, T, T>(x, y); }
+MG_SCALAR_MIN_MAX(char)
+MG_SCALAR_MIN_MAX(signed char)
+MG_SCALAR_MIN_MAX(uchar)
+MG_SCALAR_MIN_MAX(short)
+MG_SCALAR_MIN_MAX(ushort)
+MG_SCALAR_MIN_MAX(int)
+MG_SCALAR_MIN_MAX(uint)
+MG_SCALAR_MIN_MAX(long)
+MG_SCALAR_MIN_MAX(ulong)
+MG_SCALAR_MIN_MAX(half)
+MG_SCALAR_MIN_MAX(float)
+#undef MG_SCALAR_MIN_MAX
+#endif
 template <class X, class L, class H, class R = mg::detail::result_t<X, L, H>>
 MG_FUNC R clamp(const X& x, const L& lo, const H& hi) {
     using E = typename mg::detail::shape<R>::elem;

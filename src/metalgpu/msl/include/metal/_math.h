@@ -120,6 +120,9 @@ MG_FUNC int ilogb(float x) {
             return r;                                                                                  \
         }                                                                                              \
     }                                                                                                  \
+    /* abs of a floating-point value: fabs (Metal lists both among its fast:: and precise:: functions) */  \
+    template <class X, class R = mg::detail::float_result_t<X>>                                        \
+    MG_FUNC R abs(const X& x) { return ::metal::FLAVOUR_NS::fabs(x); }                                 \
     /* powr: pow for x >= 0 (undefined below, as in Metal) */                                          \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
     MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \

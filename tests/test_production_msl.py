@@ -1,0 +1,46 @@
+"""Constructs of production MSL (PyTorch's MPS kernels, among others) that earlier stopped a whole file, each with
+a kernel of our own, run on every backend. The kernels are in tests/kernels/, which test_cuda_translation.py also
+compiles for CUDA with NVRTC."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import load_kernel
+
+
+@pytest.mark.parametrize("dtype", ["float", "half"])
+def test_kernel_template_overloads_told_apart_by_their_parameter_lists(iface, dtype):
+    load_kernel(iface, "kernel_overloads_by_signature.metal", f"descend_{dtype}")
+    np_type = np.float32 if dtype == "float" else np.float16
+    start = np.arange(32).astype(np_type)
+    x = iface.array_to_buffer(start.copy())
+    iface.run_function(32, [x, np.float32(1.5)])
+    np.testing.assert_array_equal(x.contents, start - np_type(1.5))  # exact: small multiples of 1/2
+    x, velocity = iface.array_to_buffer(start.copy()), iface.array_to_buffer(np.full(32, 4, dtype=np_type))
+    iface.run_function(32, [x, velocity, np.float32(0.5)], f"descend_velocity_{dtype}")
+    np.testing.assert_array_equal(velocity.contents, np.full(32, 3, dtype=np_type))  # 4 * 0.5 + 1
+    np.testing.assert_array_equal(x.contents, start - np_type(1.5))  # 0.5 * 3
+
+
+def test_abs_among_the_fast_and_precise_functions(iface):
+    load_kernel(iface, "precise_fast_abs.metal", "flavoured_abs")
+    x = np.linspace(-4.0, 4.0, 33).astype(np.float32)
+    out = iface.create_buffer(4 * 33, "float")
+    iface.run_function(33, [iface.array_to_buffer(x), out])
+    got = out.contents.reshape(33, 4)
+    np.testing.assert_array_equal(got[:, 0], np.abs(x))
+    np.testing.assert_array_equal(got[:, 1], np.abs(x - np.float32(1)))
+    np.testing.assert_array_equal(got[:, 2], np.abs(x) * 3)  # exact: multiples of 1/4
+    np.testing.assert_array_equal(got[:, 3], np.abs(x))      # each x is a half
+
+
+def test_metals_min_and_max_beside_a_librarys_generic_ones(iface):
+    load_kernel(iface, "generic_min_beside_metal.metal", "generic_min_beside_metal")
+    a = np.arange(20, dtype=np.uint32)
+    out = iface.create_buffer(3 * 20, "uint")
+    iface.run_function(20, [iface.array_to_buffer(a), out])
+    got = out.contents.reshape(20, 3)
+    np.testing.assert_array_equal(got[:, 0], np.minimum(a, 10))
+    np.testing.assert_array_equal(got[:, 1], np.maximum(a + 1, 10))
+    np.testing.assert_array_equal(got[:, 2], np.where(a < 5, 1000, 2000))
