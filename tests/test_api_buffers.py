@@ -163,6 +163,19 @@ def test_private_storage(iface):
     np.testing.assert_array_equal(src.read(), np.arange(COUNT))
 
 
+@pytest.mark.parametrize("storage", ["shared", "private"])
+def test_a_new_buffer_reads_zero_where_released_ones_were(iface, storage):
+    """Memory that released buffers held comes back (the CUDA driver hands it out again): a new buffer still reads
+    zero, as a new MTLBuffer does."""
+    for size in (3, 1000, 1 << 20):
+        for _ in range(3):
+            old = iface.create_buffer(size, "int", storage=storage)
+            old.write(np.full(size, 0x3C003C00, dtype=np.int32))
+            old.release()
+        fresh = iface.create_buffer(size, "int", storage=storage)
+        np.testing.assert_array_equal(fresh.read(), np.zeros(size, dtype=np.int32))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint8, np.float16, np.int64, np.bool_])
 def test_array_to_buffer_keeps_dtype_and_values(iface, dtype):
     array = (np.arange(COUNT) % 5).astype(dtype)

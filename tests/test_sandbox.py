@@ -265,8 +265,19 @@ def check_intact_and_usable(gpu, buffer, values):
     np.testing.assert_allclose(result, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("call, name", [("open", "openat"), ("socket", "socket"), ("exec", "execve"),
-                                        ("exec_memory", "mmap")])
+def test_opening_a_file_is_refused_and_the_worker_goes_on(isolated):
+    import errno
+
+    backend = isolated._backend
+    before = backend.worker_pid
+    _, _, _, _, _, failed, error, *_ = backend.self_test("open")
+    assert (failed, error) == (1, errno.EACCES)
+    assert backend.worker_pid == before
+    values = np.arange(N, dtype=np.float32)
+    check_intact_and_usable(isolated, isolated.array_to_buffer(values), values)
+
+
+@pytest.mark.parametrize("call, name", [("socket", "socket"), ("exec", "execve"), ("exec_memory", "mmap")])
 def test_a_forbidden_system_call_ends_the_worker(isolated, call, name):
     values = np.arange(N, dtype=np.float32)
     kept = isolated.array_to_buffer(values)

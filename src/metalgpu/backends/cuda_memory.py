@@ -14,6 +14,7 @@ Private buffers are device memory (cuMemAlloc) and never move.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +44,11 @@ class ManagedAllocation(Allocation):
         else:
             err, pointer = driver.cuMemAlloc(nbytes)
         backend.check(err, f"allocating {nbytes:,} bytes")
+        # A new buffer reads zero, as on the other backends: the driver hands out memory that freed buffers held.
+        if managed:
+            ctypes.memset(int(pointer), 0, nbytes)  # on the host, where a shared buffer starts (on_host below)
+        else:
+            backend.check(driver.cuMemsetD8Async(pointer, 0, nbytes, backend.stream)[0], "zeroing a new buffer")
         self.address = int(pointer)
         self.nbytes = nbytes
         self.managed = managed
