@@ -44,3 +44,14 @@ def test_metals_min_and_max_beside_a_librarys_generic_ones(iface):
     np.testing.assert_array_equal(got[:, 0], np.minimum(a, 10))
     np.testing.assert_array_equal(got[:, 1], np.maximum(a + 1, 10))
     np.testing.assert_array_equal(got[:, 2], np.where(a < 5, 1000, 2000))
+
+
+def test_bfloat_converts_to_half(iface):
+    load_kernel(iface, "bfloat_to_half_cast.metal", "bfloat_to_half")
+    values = np.array([0.0, 1.0, -2.5, 0.15625, 384.0, -1e-3], dtype=np.float32)  # bfloat values exact in half
+    bits = (values.view(np.uint32) >> 16).astype(np.uint16)  # the bfloat bit patterns (values chosen exact)
+    out, doubled = iface.create_buffer(6, "half"), iface.create_buffer(6, "half")
+    iface.run_function(6, [iface.array_to_buffer(bits).view("bfloat"), out, doubled])
+    exact = (bits.astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(out.contents, exact.astype(np.float16))
+    np.testing.assert_array_equal(doubled.contents, (exact * 2).astype(np.float16))

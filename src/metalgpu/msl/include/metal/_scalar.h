@@ -139,6 +139,11 @@ template <class Format> struct narrow_float {
     template <class S, through_float_t<S, narrow_float> = 0>
     MG_FUNC constexpr narrow_float(S&& s) : bits(Format::from_float(static_cast<float>(static_cast<S&&>(s)))) {}
     MG_FUNC constexpr operator float() const { return Format::to_float(bits); }
+#if defined(MG_TARGET_CPU) && defined(__FLT16_MAX__)
+    // g++ 13 (C++23's extended floating types) converts float to _Float16 only explicitly, so a cast through the
+    // conversion to float is refused: static_cast<half>(bfloat) needs its own.
+    MG_FUNC constexpr explicit operator _Float16() const { return static_cast<_Float16>(Format::to_float(bits)); }
+#endif
 
     static MG_FUNC constexpr narrow_float from_bits(unsigned short b) {
         narrow_float r{};

@@ -1,0 +1,14 @@
+// A cast from bfloat to half, as candle's cast kernels spell it (static_cast through a template), and a functional
+// cast: g++ 13 refuses a float-to-_Float16 step after a user conversion unless the class converts to half itself.
+#include <metal_stdlib>
+using namespace metal;
+
+template <typename T, typename U> void cast_into(device const T* in, device U* out, uint i) {
+    out[i] = static_cast<U>(static_cast<T>(in[i]));
+}
+
+kernel void bfloat_to_half(device const bfloat* in [[buffer(0)]], device half* out [[buffer(1)]],
+                           device half* doubled [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+    cast_into(in, out, i);
+    doubled[i] = half(in[i]) * 2.0h;
+}
