@@ -3,12 +3,10 @@
 #include <metal_stdlib>
 using namespace metal;
 
-template <typename T, typename U> void cast_into(device const T* in, device U* out, uint i) {
-    out[i] = static_cast<U>(static_cast<T>(in[i]));
-}
+template <typename T, typename U> U cast_one(T x) { return static_cast<U>(static_cast<T>(x)); }
 
 kernel void bfloat_to_half(device const bfloat* in [[buffer(0)]], device half* out [[buffer(1)]],
                            device half* doubled [[buffer(2)]], uint i [[thread_position_in_grid]]) {
-    cast_into(in, out, i);
+    out[i] = cast_one<bfloat, half>(in[i]);
     doubled[i] = half(in[i]) * 2.0h;
 }
