@@ -52,8 +52,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     global _sticky_fault
     report = outcome.get_result()
-    if report.failed and call.excinfo is not None and "sticky error" in str(call.excinfo.value):
-        _sticky_fault = True
+    if report.failed and call.excinfo is not None and any(
+            words in str(call.excinfo.value) for words in ("sticky error", "an earlier kernel fault")):
+        _sticky_fault = True  # the fault itself, or a test after one that did not report it
 
 
 def pytest_runtest_teardown(item, nextitem):
