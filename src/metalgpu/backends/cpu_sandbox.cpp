@@ -254,6 +254,8 @@ int install_filter() {
   // A thread started before the seal may run its first lines after it: the C library registers its restartable
   // sequences and its robust futex list there (its signals still blocked, so a refusal would end the process).
   filter.allow(SYS_set_robust_list);
+  // Where it cannot read /sys, the C library counts processors from this process's CPU mask.
+  filter.allow(SYS_sched_getaffinity);
 #if defined(SYS_rseq)
   filter.allow(SYS_rseq);
 #endif
