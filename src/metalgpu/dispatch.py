@@ -391,8 +391,8 @@ class PlanCache:
         try:
             key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
             return key, self.table.get(key)
-        except (TypeError, AttributeError):  # an unhashable grid (a list), threadgroup_memory not a dict
-            return None, None
+        except (TypeError, AttributeError, ValueError):  # an unhashable grid (a list), threadgroup_memory not a
+            return None, None                              # dict (a numpy array has no truth value)
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:
         """Cache ``plan`` under ``key`` while every one of ``owners`` (the Buffers whose ids the key holds) lives."""
