@@ -154,3 +154,11 @@ def test_long_runs_of_question_marks(chain):
     started = time.perf_counter()
     _front_end(_kernel(f"out[i] = {chain}"))
     assert time.perf_counter() - started < LINEAR_BOUND
+
+
+def test_function_constant_attribute_after_a_braced_declaration():
+    # the attribute begins a declaration of its own, with nothing but attributes: an IndexError in the parser
+    source = "constant bool use_bias {{}} [[function_constant(0)]];\n" + _kernel("out[i] = x;")
+    with pytest.raises(ShaderCompileError, match="a function constant is declared as") as info:
+        _front_end(source)
+    assert (info.value.pos.line, info.value.pos.column) == (1, 29)

@@ -33,6 +33,8 @@ def byte_case(seed: str, mutations: list[tuple]) -> tuple[str, list[tuple], byte
 @example(case=token_case("kernels/conditional.metal", [("insert", 36, "[[" * 3000 + "]]" * 3000)]))
 # A run of 'extern': each read the declaration to its end.
 @example(case=token_case("elementwise", [("insert", 10, "extern " * 5000)]))
+# Braces between a function constant's name and its attribute: the parser indexed an empty declaration.
+@example(case=token_case("function_constants", [("insert", 19, "{{}}")]))
 def test_front_end_on_token_mutations(fuzz_runner, case):
     fuzz_runner.check("front", case[2], FRONT_TIMEOUT, label="front tokens")
 
