@@ -235,7 +235,7 @@ def make_array(dtype: str, shape: tuple[int, ...], layout: str) -> np.ndarray:
         elif dtype.startswith(("datetime64", "timedelta64")):
             flat = base.astype(dtype)
         elif dtype == "struct":
-            flat = np.zeros(size * 2, dtype=[("a", np.float32), ("b", np.int32)])
+            flat = np.zeros(max(size * 2, 2), dtype=[("a", np.float32), ("b", np.int32)])
         else:
             flat = base.astype(dtype)
     if layout == "strided":
