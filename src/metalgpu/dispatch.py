@@ -391,8 +391,10 @@ class PlanCache:
         try:
             key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
             return key, self.table.get(key)
-        except (TypeError, AttributeError, ValueError):  # an unhashable grid (a list), threadgroup_memory not a
-            return None, None                              # dict (a numpy array has no truth value)
+        # an unhashable grid (a list), threadgroup_memory that is not a dict (a numpy array has no truth value) or
+        # whose keys do not sort (2**63 and a numpy bool): build_plan says what is wrong
+        except (TypeError, AttributeError, ValueError, ArithmeticError):
+            return None, None
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:
         """Cache ``plan`` under ``key`` while every one of ``owners`` (the Buffers whose ids the key holds) lives."""
