@@ -88,6 +88,13 @@ kernel void count(device atomic_uint* total [[buffer(0)]], device float* lanes [
     lanes[i] = simd_sum(float(lane));
 }
 """,
+    "local_include": """#include <metal_stdlib>
+#include "fuzz_helper.h"
+using namespace metal;
+kernel void helped(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    out[i] = helper_twice(HELPER_SCALE * float(i));
+}
+""",
     "vectors_types": """#include <metal_stdlib>
 using namespace metal;
 typedef half4 pixel;
@@ -102,6 +109,14 @@ kernel void convert(device const pixel* in [[buffer(0)]], device float4* out [[b
 }
 """,
 }
+
+
+# The header next to every fuzzed source (the worker's folder, where includes of a source as a file or a string
+# resolve), for the seeds that include it.
+HELPER_HEADER = """#pragma once
+#define HELPER_SCALE 3.0f
+static inline float helper_twice(float v) { return v + v; }
+"""
 
 
 def project_seeds() -> dict[str, str]:

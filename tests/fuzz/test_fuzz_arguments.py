@@ -36,6 +36,9 @@ def _check_with_sanity(runner, recipe: dict, label: str) -> None:
 @example(recipe=_near("scaled", set=(("list", [("value", "scaled")]), ("value", None))))
 # threadgroup_memory=<empty numpy array>: the plan cache asked for its truth value (ValueError)
 @example(recipe=_near("with_scratch", threadgroup_memory=("array", "O", (5, 0), "broadcast")))
+# threadgroup_memory keys 2**63 and a numpy bool: sorted for the plan cache's key (OverflowError)
+@example(recipe=_near("count_threads", threadgroup_memory=("dict", [(("value", 2**63), ("value", 0)),
+                                                                     (("numpy_scalar", "bool", 0), ("value", 0))])))
 # timeout=float("inf"): converted to milliseconds (OverflowError)
 @example(recipe=_near("element_types", timeout=("value", float("inf"))))
 # the grid's threads counted exactly, through every kind of size

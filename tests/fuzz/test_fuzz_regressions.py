@@ -57,6 +57,13 @@ def test_threadgroup_memory_given_as_a_numpy_array(gpu, memory):
     _runs_right(gpu)
 
 
+def test_threadgroup_memory_keys_that_do_not_sort(gpu):
+    # 2**63 and a numpy bool: sorting them for the plan cache's key raised OverflowError
+    out = gpu.create_buffer(4, "float")
+    gpu.run_function(4, [out], threadgroup_memory={2**63: 4, np.False_: 4})
+    assert out.contents.tolist() == [2, 3, 4, 5]
+
+
 def test_infinite_timeout_is_no_timeout(iface):
     iface.load_shader_from_str(FILL)
     out = iface.create_buffer(4, "float")
@@ -162,3 +169,12 @@ def test_function_constant_attribute_after_a_braced_declaration():
     with pytest.raises(ShaderCompileError, match="a function constant is declared as") as info:
         _front_end(source)
     assert (info.value.pos.line, info.value.pos.column) == (1, 29)
+
+
+@pytest.mark.parametrize("declaration", ["int operator", "int operator ;", "operator()", "struct S { int operator; };"])
+def test_operator_without_a_parameter_list(declaration):
+    # the declaration outline took the end of the file for the operator's '(' and indexed past it (IndexError)
+    try:
+        _front_end(_kernel("out[i] = x;") + declaration)
+    except ShaderCompileError:
+        pass

@@ -35,6 +35,8 @@ def byte_case(seed: str, mutations: list[tuple]) -> tuple[str, list[tuple], byte
 @example(case=token_case("elementwise", [("insert", 10, "extern " * 5000)]))
 # Braces between a function constant's name and its attribute: the parser indexed an empty declaration.
 @example(case=token_case("function_constants", [("insert", 19, "{{}}")]))
+# 'operator' and no parameter list before the file's end: the declaration outline indexed past the tokens.
+@example(case=token_case("kernels/conditional_threadgroup.metal", [("insert", 274, "operator")]))
 def test_front_end_on_token_mutations(fuzz_runner, case):
     fuzz_runner.check("front", case[2], FRONT_TIMEOUT, label="front tokens")
 

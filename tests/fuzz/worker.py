@@ -18,6 +18,7 @@ import traceback
 import warnings
 
 import numpy as np
+from seeds import HELPER_HEADER  # beside this file
 
 import metalgpu
 from metalgpu.backends import open_compiler
@@ -36,7 +37,12 @@ _STRUCT_RE = re.compile(r"\bstruct\s+([A-Za-z_]\w*)")
 class Worker:
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="metalgpu-fuzz-")
-        self.cache = CompileCache(os.environ.get("METALGPU_CACHE_DIR"))
+        with open(os.path.join(self.folder, "fuzz_helper.h"), "w") as header:
+            header.write(HELPER_HEADER)
+        if os.environ.get("METALGPU_CACHE_DIR"):  # before the working folder changes
+            os.environ["METALGPU_CACHE_DIR"] = os.path.abspath(os.environ["METALGPU_CACHE_DIR"])
+        os.chdir(self.folder)  # where the includes of a source given as a string resolve
+        self.cache = CompileCache()
         self.compiler = open_compiler("cpu", self.cache)
         self._arguments = None  # arguments.ArgumentWorld, made on first use
 
