@@ -435,7 +435,9 @@ class PlanCache:
         try:
             key = self.key(function, grid, threads_per_threadgroup, threadgroup_memory, arguments)
             return key, self.table.get(key)
-        except (TypeError, AttributeError):  # an unhashable grid (a list), threadgroup_memory not a dict
+        # an unhashable grid (a list), threadgroup_memory that is not a dict (a numpy array has no truth value) or
+        # whose keys do not sort (2**63 and a numpy bool): build_plan says what is wrong
+        except (TypeError, AttributeError, ValueError, ArithmeticError):
             return None, None
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:
@@ -591,4 +593,4 @@ def check_timeout(timeout: Any) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ArgumentError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
-    return float(timeout)
+    return None if timeout == float("inf") else float(timeout)  # infinity: never stopped, as None

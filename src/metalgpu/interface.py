@@ -217,6 +217,8 @@ class Interface:
         self._check_open()
         if self._library is None:
             raise MetalError("no shader is loaded: call load_shader() or load_shader_from_str() first")
+        if not isinstance(name, str):
+            raise ArgumentError(f"the kernel name must be a str, not {type(name).__name__}")
         if constants is not None and not isinstance(constants, dict):
             raise ArgumentError(f"constants must be a dict of function constant index or name to value, not "
                                 f"{type(constants).__name__}")

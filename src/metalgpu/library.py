@@ -13,6 +13,7 @@ load. Function constants specialise: each distinct set of values is its own modu
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, Sequence
@@ -231,6 +232,13 @@ class Library:
                     known = ", ".join(sorted(by_name)) or "none"
                     raise ArgumentError(f"no function constant named '{key}'; the shader declares: {known}")
                 key = by_name[key]
+            elif isinstance(key, bool) or not isinstance(key, numbers.Integral):
+                raise ArgumentError(f"a function constant is named by its index (an int) or its name (a str), "
+                                    f"not by {key!r}")
+            if isinstance(value, np.generic):
+                value = value.item()
+            if not isinstance(value, (bool, int, float)):  # also what keys the compiled modules
+                raise ArgumentError(f"function constant {key!r}: value {value!r} is not a bool, int or float")
             resolved[int(key)] = value
         declared = {fc.index for fc in self._summary.function_constants}
         for index in resolved:

@@ -24,6 +24,8 @@ Metal's type already.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .outline import skip_angles
 
@@ -34,15 +36,21 @@ _COMPARISONS = ("==", "!=", "<=", ">=")
 def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
     types: dict[int, str] = {}  # the `?` of each conditional read -> its type, as C++ text
     plain: set[int] = set()     # the `?` of conditionals between number literals
+    # Read once for the whole file, so that a chain of thousands of conditionals costs linear time: the `:` of
+    # each `?`, whether it is in template arguments, where lambdas start, and each false operand's end.
+    colons = _matching_colons(tokens, match)
+    in_template = _template_argument_questions(tokens, match)
+    lambdas = _lambda_starts(tokens, match)
+    ends: dict[int, int] = {}
     for q in range(len(tokens) - 1, -1, -1):
         if tokens[q].text != "?" or tokens[q].kind != PUNCT or not texts[q]:
             continue
-        colon = _matching_colon(tokens, match, q)
+        colon = colons.get(q)
         if colon is None or colon == q + 1:
             continue
-        end = _false_operand_end(tokens, match, colon, _in_template_arguments(tokens, match, q))
+        end = ends[q] = _false_operand_end(tokens, match, colons, ends, in_template, colon, q in in_template)
         true_operand, false_operand = range(q + 1, colon), range(colon + 1, end)
-        if not false_operand or _has_lambda(tokens, match, true_operand) or _has_lambda(tokens, match, false_operand):
+        if not false_operand or _has_lambda(lambdas, true_operand) or _has_lambda(lambdas, false_operand):
             continue
         a = _operand_type(tokens, texts, match, true_operand, types)
         b = _operand_type(tokens, texts, match, false_operand, types)
@@ -115,26 +123,32 @@ def _wrap(texts: list[str], indices: range, before: str, after: str) -> None:
     texts[indices[-1]] += after
 
 
-def _matching_colon(tokens: list[Token], match: list[int], q: int) -> int | None:
-    nested, j = 0, q + 1
-    while j < len(tokens):
-        text = tokens[j].text
-        if text in ("(", "[", "{") and match[j] > j:
-            j = match[j] + 1
+def _matching_colons(tokens: list[Token], match: list[int]) -> dict[int, int]:
+    """The `:` of each `?` that has one: the first `:` after it at its bracket level that no `?` between them
+    takes; a closing bracket or a `;` first leaves it without."""
+    colons: dict[int, int] = {}
+    levels: list[list[int]] = [[]]  # per open bracket, the `?`s still waiting for their `:`
+    closers: list[int] = []         # where each open bracket closes
+    for j, tok in enumerate(tokens):
+        text = tok.text
+        if closers and j == closers[-1]:  # a bracket's contents end: its `?`s have no `:`
+            closers.pop()
+            levels.pop()
             continue
-        if text == "?":
-            nested += 1
-        elif text == ":":
-            if nested == 0:
-                return j
-            nested -= 1
+        if text in ("(", "[", "{") and match[j] > j:
+            closers.append(match[j])
+            levels.append([])
+        elif text == "?":
+            levels[-1].append(j)
+        elif text == ":" and levels[-1]:
+            colons[levels[-1].pop()] = j
         elif text in (")", "]", "}", ";"):
-            return None
-        j += 1
-    return None
+            levels[-1].clear()
+    return colons
 
 
-def _false_operand_end(tokens: list[Token], match: list[int], colon: int, in_template: bool) -> int:
+def _false_operand_end(tokens: list[Token], match: list[int], colons: dict[int, int], ends: dict[int, int],
+                       in_template_questions: set[int], colon: int, in_template: bool) -> int:
     j = colon + 1
     while j < len(tokens):
         tok = tokens[j]
@@ -145,9 +159,11 @@ def _false_operand_end(tokens: list[Token], match: list[int], colon: int, in_tem
         if tok.kind == PUNCT and text in _CLOSERS:
             return j
         if text == "?":  # a conditional inside this operand: its own `:` belongs to it
-            inner = _matching_colon(tokens, match, j)
+            inner = colons.get(j)
             if inner is None:
                 return j
+            if j in ends and (j in in_template_questions) == in_template:
+                return ends[j]  # the rest of this operand is the inner conditional's false operand
             j = inner + 1
             continue
         if in_template:
@@ -160,35 +176,49 @@ def _false_operand_end(tokens: list[Token], match: list[int], colon: int, in_tem
     return j
 
 
-def _in_template_arguments(tokens: list[Token], match: list[int], q: int) -> bool:
-    """Is the `?` at ``q`` directly inside a template argument list (`f<c ? 1 : 2>`)?"""
-    closed, j = 0, q - 1
-    while j >= 0:
-        text = tokens[j].text
-        if text in (")", "]", "}") and 0 <= match[j] < j:
-            j = match[j] - 1
+def _template_argument_questions(tokens: list[Token], match: list[int]) -> set[int]:
+    """The `?`s directly inside a template argument list (`f<c ? 1 : 2>`): the last `<` at their bracket level
+    that no `>` has closed since the level's start or its last `;` follows a name."""
+    found: set[int] = set()
+    levels: list[list[int]] = [[]]  # per open bracket, its `<`s not closed yet
+    closers: list[int] = []
+    for j, tok in enumerate(tokens):
+        text = tok.text
+        if closers and j == closers[-1]:
+            closers.pop()
+            levels.pop()
             continue
-        if text in ("(", "[", "{", ";"):
-            return False
-        if text in (">", ">>"):
-            closed += len(text)
+        angles = levels[-1]
+        if text in ("(", "[", "{") and match[j] > j:
+            closers.append(match[j])
+            levels.append([])
+        elif text in ("(", "[", "{", ";"):
+            angles.clear()
         elif text == "<":
-            if closed == 0:
-                return j > 0 and tokens[j - 1].kind == IDENT
-            closed -= 1
-        j -= 1
-    return False
+            angles.append(j)
+        elif text in (">", ">>"):
+            del angles[len(angles) - len(text):]
+        elif text == "?" and angles and angles[-1] > 0 and tokens[angles[-1] - 1].kind == IDENT:
+            found.add(j)
+    return found
 
 
-def _has_lambda(tokens: list[Token], match: list[int], indices: range) -> bool:
-    """Does a lambda start in ``indices``: a `[` not after an operand, whose `]` is followed by `(` or `{`?"""
-    for k in indices:
-        if tokens[k].text != "[" or match[k] < k:
+def _lambda_starts(tokens: list[Token], match: list[int]) -> list[int]:
+    """Where lambdas start, in order: a `[` not after an operand, whose `]` is followed by `(` or `{`."""
+    starts = []
+    for k, tok in enumerate(tokens):
+        if tok.text != "[" or match[k] < k or k == 0:
             continue
         before = tokens[k - 1]
         if before.kind == IDENT or before.text in (")", "]"):
             continue  # a subscript
         after = tokens[match[k] + 1].text if match[k] + 1 < len(tokens) else ""
         if after in ("(", "{", "mutable", "constexpr", "->"):
-            return True
-    return False
+            starts.append(k)
+    return starts
+
+
+def _has_lambda(lambda_starts: list[int], indices: range) -> bool:
+    """Does a lambda start in ``indices``?"""
+    at = bisect_left(lambda_starts, indices.start)
+    return at < len(lambda_starts) and lambda_starts[at] < indices.stop

@@ -206,6 +206,9 @@ class _Scanner:
                 continue
             if text == "operator" and params is None and not seen_equals:
                 opening = self.operator_end(j, end)
+                if self.text(opening) != "(" or opening >= end:  # no parameter list: C++ refuses it, not we
+                    j += 1
+                    continue
                 name = (self.name_start(j, head), opening)
                 params, j = self.parameters(opening, end)
                 trailing = (params[1] + 1, j)

@@ -515,7 +515,7 @@ class _Parser(TokenWalker):
         if body is not None or any(t.text in ("=", ",", "(") for t in declaration):
             raise self._error(where, "a function constant is declared alone, with no initializer: "
                                      "constant T name [[function_constant(n)]];")
-        name, words = declaration[-1], declaration[:-1]
+        name, words = (declaration[-1], declaration[:-1]) if declaration else (tokens[start], [])  # attributes only
         type_tokens = [t for t in words if t.text not in _FUNCTION_CONSTANT_SPECIFIERS]
         if name.kind != IDENT or not type_tokens or "constant" not in {t.text for t in words} or any(
                 t.text in ("*", "&", "&&", "[", "]") for t in declaration):

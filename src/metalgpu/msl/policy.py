@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
 from .lexer import IDENT, Token
+from .outline import bracket_partners
 
 _ASSEMBLY = frozenset({"asm", "__asm__", "__asm"})
+MAX_DIAGNOSTICS = 100  # refused constructs reported at once
 # GNU attributes with no effect outside the code they are on; production MSL uses the inlining ones (Apple's own
 # METAL_FUNC is always_inline). Everything else, constructor, section, alias, visibility, cleanup ..., is refused.
 ALLOWED_ATTRIBUTES = frozenset({
@@ -81,10 +83,14 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
     """Raise ShaderCompileError on every construct of the preprocessed ``tokens`` that a shader may not have."""
     problems: list[tuple[Token, str]] = []
     n = len(tokens)
+    # Each construct is read by jumping over the brackets it holds, never by scanning to a closer: a scan per
+    # construct made deep or unclosed nesting (thousands of '[[') quadratic. An unclosed bracket fails the parse.
+    match = bracket_partners(tokens)
+    externs: dict[int, bool] = {}  # what _extern_defines found for the later `extern`s of a declaration it read
     for i, tok in enumerate(tokens):
         if tok.kind != IDENT:
             if tok.text == "[" and i + 1 < n and tokens[i + 1].text == "[":
-                problems += _standard_attribute(tokens, i + 2)
+                problems += _standard_attribute(tokens, match, i + 1)
             elif tok.text in ("#", "##") or (tok.text in ("%", "<") and _joined(tok, tokens[i + 1:i + 2], ":")):
                 # The translation goes through the host compiler's preprocessor again: a '#' a macro made (or the
                 # digraphs %: and <:, '#' and '[') would become a directive or an attribute there.
@@ -95,11 +101,11 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
         text = tok.text
         if text in _ASSEMBLY:
             problems.append((tok, f"'{text}': inline assembly is not MSL, and a shader cannot contain machine code"))
-        elif text == "extern" and not _extern_defines(tokens, i + 1):
+        elif text == "extern" and not _extern_defines(tokens, match, i, externs):
             problems.append((tok, "'extern' declarations are refused: everything a shader calls must be defined "
                                   "in the shader or come from the Metal library"))
         elif text in ("__attribute__", "__attribute"):
-            problems += _gnu_attribute(tokens, i + 1)
+            problems += _gnu_attribute(tokens, match, i + 1)
         elif text == "_Pragma":  # the preprocessor applies every one; none may reach the host compiler
             problems.append((tok, "'_Pragma' is only accepted where the preprocessor sees it"))
         elif text == "__declspec":
@@ -107,25 +113,35 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
         elif text in HOST_FUNCTIONS and _named_as_a_function(tokens, i):
             problems.append((tok, f"'{text}' is a host C library function: a shader cannot call it"))
     if problems:
+        # the first ones, each with its line: finding a line reads its whole file, once per diagnostic
         raise ShaderCompileError([Diagnostic(message, tok.pos, "error", source_line(sources, tok.pos))
-                                  for tok, message in problems])
+                                  for tok, message in problems[:MAX_DIAGNOSTICS]])
 
 
-def _extern_defines(tokens: list[Token], i: int) -> bool:
-    """Does the ``extern`` before ``i`` open something defined here: an explicit instantiation declaration, a
+def _extern_defines(tokens: list[Token], match: list[int], at: int, decided: dict[int, bool]) -> bool:
+    """Does the ``extern`` at ``at`` open something defined here: an explicit instantiation declaration, a
     linkage block (``extern "C" { ... }``: what it holds is checked on its own) or a function definition? Only a
-    declaration, ending at a ``;`` before any ``{``, names something outside the shader."""
-    if i < len(tokens) and tokens[i].text == "template":
+    declaration, ending at a ``;`` before any ``{``, names something outside the shader. Every later ``extern``
+    of the same declaration gets the same answer, stored in ``decided``, so that a run of them is read once."""
+    if at in decided:
+        return decided[at]
+    if at + 1 < len(tokens) and tokens[at + 1].text == "template":
         return True
-    depth = 0
-    for tok in tokens[i:]:
-        if tok.text in ("(", "["):
-            depth += 1
-        elif tok.text in (")", "]"):
-            depth -= 1
-        elif depth == 0 and tok.text in ("{", ";"):
-            return tok.text == "{"
-    return False
+    others, answer, i = [], False, at + 1
+    while i < len(tokens):
+        text = tokens[i].text
+        if text in ("{", ";"):
+            answer = text == "{"
+            break
+        if text in ("(", "[") and match[i] > i:
+            i = match[i]
+        elif text in ("(", "[", ")", "]"):  # unbalanced: the parser refuses the file
+            break
+        elif text == "extern" and not (i + 1 < len(tokens) and tokens[i + 1].text == "template"):
+            others.append(i)
+        i += 1
+    decided.update(dict.fromkeys(others, answer))
+    return answer
 
 
 def _joined(tok: Token, following: list[Token], text: str) -> bool:
@@ -149,58 +165,58 @@ def _refused_attribute(name: Token, scoped: bool) -> tuple[Token, str] | None:
                   "(only attributes such as always_inline, noinline, unused, aligned and packed are accepted)")
 
 
-def _gnu_attribute(tokens: list[Token], i: int) -> list[tuple[Token, str]]:
-    """The refused attributes of ``__attribute__((a, b(x), ...))`` whose first ``(`` is at ``i``."""
+def _gnu_attribute(tokens: list[Token], match: list[int], i: int) -> list[tuple[Token, str]]:
+    """The refused attributes of ``__attribute__((a, b(x), ...))`` whose first ``(`` is at ``i``: the names
+    directly inside each inner pair of parentheses."""
+    if i >= len(tokens) or tokens[i].text != "(" or match[i] < i:
+        return []
     problems = []
-    depth, expect_name = 0, False
-    for tok in tokens[i:]:
-        if tok.text == "(":
-            depth += 1
-            expect_name = depth == 2
-        elif tok.text == ")":
-            depth -= 1
-            if depth == 0:
-                break
-        elif depth == 2 and tok.text == ",":
-            expect_name = True
-        elif expect_name and tok.kind == IDENT:
-            problem = _refused_attribute(tok, scoped=True)
-            if problem:
-                problems.append(problem)
-            expect_name = False
-        else:
-            expect_name = False
+    k = i + 1
+    while k < match[i]:
+        if tokens[k].text == "(" and match[k] > k:
+            problems += _attribute_names(tokens, match, k + 1, match[k], scoped=True, namespaced=False)
+            k = match[k]
+        k += 1
     return problems
 
 
-def _standard_attribute(tokens: list[Token], i: int) -> list[tuple[Token, str]]:
-    """The refused attributes of ``[[...]]`` whose contents start at ``i``: a GNU or clang one, namespaced or
+def _standard_attribute(tokens: list[Token], match: list[int], i: int) -> list[tuple[Token, str]]:
+    """The refused attributes of ``[[...]]`` whose inner ``[`` is at ``i``: a GNU or clang one, namespaced or
     under ``using gnu:``, must be harmless; an unscoped one must not be one of the host's."""
+    end = match[i]
+    if end < i:
+        return []
+    start = i + 1
+    using_gnu = (start + 2 < end and tokens[start].text == "using" and tokens[start + 1].text in _ATTRIBUTE_NAMESPACES
+                 and tokens[start + 2].text == ":")
+    return _attribute_names(tokens, match, start + 3 if using_gnu else start, end, scoped=using_gnu, namespaced=True)
+
+
+def _attribute_names(tokens: list[Token], match: list[int], k: int, end: int, scoped: bool,
+                     namespaced: bool) -> list[tuple[Token, str]]:
+    """The refused names of the comma-separated attributes in ``tokens[k:end]``, their arguments skipped;
+    ``namespaced``: a name may be ``ns::name`` (only gnu's and clang's are checked)."""
     problems = []
-    using_gnu = (i + 2 < len(tokens) and tokens[i].text == "using" and tokens[i + 1].text in _ATTRIBUTE_NAMESPACES
-                 and tokens[i + 2].text == ":")
-    depth, k = 0, i + 3 if using_gnu else i
     expect_name = True
-    while k < len(tokens):
+    while k < end:
         tok = tokens[k]
-        if tok.text == "]" and depth == 0:
-            break
-        if tok.text in ("(", "["):
-            depth += 1
-        elif tok.text in (")", "]"):
-            depth -= 1
-        elif depth == 0 and tok.text == ",":
+        if tok.text in ("(", "[") and match[k] > k:
+            k = match[k]
+            expect_name = expect_name and namespaced
+        elif tok.text == ",":
             expect_name = True
-        elif depth == 0 and expect_name and tok.kind == IDENT:
+        elif expect_name and tok.kind == IDENT:
             expect_name = False
-            scoped = using_gnu
-            if k + 2 < len(tokens) and tokens[k + 1].text == "::":
+            name_scoped = scoped
+            if namespaced and k + 2 < end and tokens[k + 1].text == "::":
                 if tok.text not in _ATTRIBUTE_NAMESPACES:
                     k += 3
                     continue
-                tok, scoped, k = tokens[k + 2], True, k + 2
-            problem = _refused_attribute(tok, scoped)
+                tok, name_scoped, k = tokens[k + 2], True, k + 2
+            problem = _refused_attribute(tok, name_scoped)
             if problem:
                 problems.append(problem)
+        elif not namespaced:
+            expect_name = False
         k += 1
     return problems

@@ -51,7 +51,8 @@ from .wrappers import ABSENT_HELPER, KERNEL_PREFIX, cpu_wrapper, cuda_wrapper
 
 STANDARD_ATTRIBUTES = {"likely", "unlikely", "maybe_unused", "fallthrough", "nodiscard", "noreturn", "deprecated",
                        "carries_dependency"}
-_HALF_LITERAL = re.compile(r"^((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[hH]$")
+# One way to split the digits (\d+\.?\d* had n for a number of n digits): a long number fails in linear time.
+_HALF_LITERAL = re.compile(r"^((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)[hH]$")
 
 
 @dataclass(frozen=True)
