@@ -11,6 +11,9 @@ variable raises it.
   compiled whole, the slowest file of those libraries, took ten minutes on one core).
 - METALGPU_COMPILE_MEMORY: MiB of address space the C++ compiler may use (cpu backend, Linux; that compile
   peaked at 1.3 GiB).
+
+Fixed limits on nesting keep the front end, which reads nested constructs recursively, well inside Python's
+default recursion limit (1,000 frames) from any caller's stack; production MSL nests far less.
 """
 from __future__ import annotations
 
@@ -42,3 +45,11 @@ MAX_EXPANSION = Limit("METALGPU_MAX_EXPANSION", 500_000, "tokens from one macro"
 MAX_INCLUDE_DEPTH = Limit("METALGPU_MAX_INCLUDE_DEPTH", 64, "nested #include levels")
 COMPILE_TIMEOUT = Limit("METALGPU_COMPILE_TIMEOUT", 1800, "seconds")
 COMPILE_MEMORY = Limit("METALGPU_COMPILE_MEMORY", 8192, "MiB of memory")
+
+# brackets ( [ { nested in the preprocessed source: clang's default (-fbracket-depth), which Metal's compiler has
+MAX_BRACKET_NESTING = 256
+# macro calls nested in the arguments of macro calls (each level costs the preprocessor four frames)
+MAX_MACRO_NESTING = 100
+# levels of parentheses (two each), conditionals, unary operators and casts nested in one constant expression
+# (#if, attribute indices, array bounds): at most three frames a level
+MAX_EXPRESSION_NESTING = 128

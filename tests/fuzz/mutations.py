@@ -76,7 +76,8 @@ NUMBERS = [
     "0", "1", "-1", "31", "32", "1024", "0x7fffffff", "0xffffffff", "0xffffffffffffffff",
     "0x1ffffffffffffffffffffffff", "99999999999999999999999999999999999999", "1e309", "1.0e-400", "1.5h", "2u",
     "3ul", "0b101", "0b", "0x", "1'000'000", "1''0", ".5f", "1.f", "0.0", "1e", "1e+", "0x1p-3", "1.0bf", "09",
-    "1" * 400, "1.", "2147483648", "-2147483648", "18446744073709551616",
+    "1" * 400, "1.", "2147483648", "-2147483648", "18446744073709551616", "(1 << 99999999999)", "(1 << 63) * 4",
+    "0" + "7" * 400, "e4999",
 ]
 
 STRINGS = ['"x"', '""', '"unterminated', "'c'", "'", "'ab'", 'R"(raw)"', 'R"xx(', 'u8"s"', '"\\x00"', '"\\u0000"',
@@ -94,7 +95,7 @@ def nesting(draw) -> str:
     """A deeply nested construct, balanced or not: brackets, templates, conditionals, macro calls."""
     depth = draw(st.sampled_from([2, 16, 100, 300, 1000, 5000]))
     shape = draw(st.sampled_from(["paren", "brace", "bracket", "angle", "if", "macro", "ternary", "unbalanced",
-                                  "comment", "attribute"]))
+                                  "comment", "attribute", "namespace", "struct", "unary", "macro_call", "enum"]))
     if shape == "paren":
         return "(" * depth + "1" + ")" * depth
     if shape == "brace":
@@ -113,6 +114,16 @@ def nesting(draw) -> str:
         return "/*" * depth + "*/"
     if shape == "attribute":
         return "[[" * depth + "]]" * depth
+    if shape == "namespace":
+        return "\nnamespace n { " * depth + "constant int k = 1;" + " }" * depth + "\n"
+    if shape == "struct":
+        return "\nstruct S { " * depth + "int k;" + " };" * depth + "\n"
+    if shape == "unary":
+        return "- ~ ! " * depth + "1"
+    if shape == "macro_call":
+        return "\n#define F(x) x\n" + "F(" * depth + "1" + ")" * depth + "\n"
+    if shape == "enum":
+        return "\nenum E { e0, " + ", ".join(f"e{k} = e{k - 1} + 1" for k in range(1, depth)) + " };\n"
     return draw(st.sampled_from(["(", "{", "[", "<", "[["])) * depth
 
 

@@ -154,7 +154,7 @@ def test_a_number_of_a_hundred_thousand_digits(suffix):
 
 @pytest.mark.parametrize("chain", [
     "x > 1 ? " * 20_000 + "x;",                                   # no `:` for any of them
-    "(x > 1 ? " * 5_000 + "x" + ")" * 5_000 + ";",                # each closed by its bracket first
+    "(x > 1 ? " * 250 + "x" + ")" * 250 + ";",                    # each closed by its bracket first
     "f<" + "x > 1 ? " * 5_000 + "1 : 2" + ">" + ";",              # in template arguments, after comparisons
 ])
 def test_long_runs_of_question_marks(chain):
@@ -178,3 +178,77 @@ def test_operator_without_a_parameter_list(declaration):
         _front_end(_kernel("out[i] = x;") + declaration)
     except ShaderCompileError:
         pass
+
+
+# -- nesting and integers: refused with a located error, never a RecursionError or a huge Python integer ---------
+DEEP = 3000
+
+
+@pytest.mark.parametrize("source, message", [
+    ("namespace a { " * DEEP + "int y;" + " }" * DEEP, "brackets are nested more than 256 deep"),
+    ("struct A { " * DEEP + "int y;" + " };" * DEEP, "brackets are nested more than 256 deep"),
+    ('extern "C" { ' * DEEP + " }" * DEEP, "brackets are nested more than 256 deep"),
+    ("void f() { auto g = " + "[](){ return " * DEEP + "1;" + " }();" * DEEP + " }", "nested more than 256 deep"),
+    ("constant int c [[function_constant(" + "(" * DEEP + "0" + ")" * DEEP + ")]];", "nested more than 256 deep"),
+    ("#if " + "(" * DEEP + "1" + ")" * DEEP + "\n#endif", "#if expression is nested too deeply"),
+    ("#if " + "1 ? " * DEEP + "1" + " : 0" * DEEP + "\n#endif", "#if expression is nested too deeply"),
+    ("#if " + "- " * DEEP + "1\n#endif", "#if expression is nested too deeply"),
+    ("#define F(x) x\nint y = " + "F(" * DEEP + "1" + ")" * DEEP + ";", "macro calls are nested more than 100 deep"),
+])
+def test_deep_nesting_is_a_located_error(source, message):
+    # each raised RecursionError from the recursive reading of the preprocessor, the parser or the outline
+    with pytest.raises(ShaderCompileError, match=message) as info:
+        _front_end(source + "\n" + _kernel("out[i] = x;"))
+    assert info.value.pos is not None and info.value.pos.line <= 2
+
+
+def test_nesting_up_to_the_limits_is_read():
+    levels = 250
+    source = ("namespace a { " * levels + "constant int y = 1;" + " }" * levels + "\n"
+              + "#if " + "(" * 60 + "1" + ")" * 60 + "\n#define ONE 1\n#endif\n"
+              + "#define F(x) x\nconstant int z = " + "F(" * 90 + "1" + ")" * 90 + ";\n"
+              + _kernel("out[i] = x * ONE;"))
+    _front_end(source)
+
+
+def test_deep_casts_in_a_struct_bound(iface):
+    # C-style casts chained in an array bound: the struct layout's evaluator recursed once per cast
+    iface.load_shader_from_str("struct Deep { int a[" + "(int)" * DEEP + "1]; };\n"
+                               "struct Fine { int a[" + "(int)" * 20 + "3]; };\n" + _kernel("out[i] = x;"))
+    with pytest.raises(metalgpu.ArgumentError, match="nested too deeply"):  # struct_dtype's error for a bound
+        iface.struct_dtype("Deep")
+    assert iface.struct_dtype("Fine").itemsize == 12
+
+
+@pytest.mark.parametrize("initialized", [True, False])
+def test_a_long_chain_of_enumerators(initialized):
+    # each enumerator's value was found by recursing through the one before it: a RecursionError from about 110
+    count = 3000
+    enumerators = [f"e{k} = e{k - 1} + 1" if k and initialized else f"e{k}" for k in range(count)]
+    source = ("enum Slots { " + ", ".join(enumerators) + " };\n"
+              + _kernel("out[i] = x;").replace("buffer(0)", f"buffer(e{count - 1} - {count - 2})"))
+    pre = preprocess(source, "<fuzz>", ())
+    assert parse(pre.tokens, pre.sources).kernels[0].params[0].index == 1
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("1 << 99999999999", "'<<' overflows 64 bits in #if expression"),
+    ("0x" + "f" * 17, "is too large for any integer type"),
+    ("0" + "1" * 70_000, "is too large for any integer type"),  # octal: Python converts it however long
+    ("1" * 70_000, "is not an integer constant"),
+    ("0xffffffffffffffff * 2", "'[*]' overflows 64 bits"),
+])
+def test_integers_past_64_bits(condition, message):
+    # Python's integers grew without bound: `1 << 99999999999` took seconds and gigabytes, and a 70,000-digit
+    # index failed in the error message (ValueError: integer string conversion)
+    started = time.perf_counter()
+    with pytest.raises(ShaderCompileError, match=message):
+        _front_end(f"#if {condition}\n#endif\n" + _kernel("out[i] = x;"))
+    with pytest.raises(ShaderCompileError, match=message.replace("#if expression", "the index")):
+        _front_end(_kernel("out[i] = x;").replace("buffer(0)", f"buffer({condition})"))
+    assert time.perf_counter() - started < LINEAR_BOUND
+
+
+def test_integers_within_64_bits_and_unevaluated_overflow():
+    _front_end("#if 0xffffffffffffffff && -0xffffffffffffffff && !(0 && (1 << 99999999999))\n#define OK 1\n#endif\n"
+               + _kernel("out[i] = x * OK;"))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ShaderCompileError
+from ..limits import MAX_EXPRESSION_NESTING
 from .lexer import CHAR, IDENT, NUMBER, Token
 
 # error(token or None, message): the located error to raise; None stands for the expression as a whole
@@ -37,6 +38,10 @@ _OPERATORS = {
     ">>": operator.rshift, "+": operator.add, "-": operator.sub, "*": operator.mul,
 }
 _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8, "f": 12, "v": 11}
+# C++ has no integer wider than 64 bits: a literal past them is an error, and so is a value an operation makes past
+# them, where it counts (not in the unevaluated side of &&, || or ?:); Python's integers would grow without bound
+# (`1 << 99999999999` took seconds and gigabytes).
+_INTEGER_RANGE = range(-2**64 + 1, 2**64)
 
 
 def evaluate(tokens: list[Token], error: ErrorFactory, name: NameResolver, what: str = "expression",
@@ -50,14 +55,19 @@ def evaluate(tokens: list[Token], error: ErrorFactory, name: NameResolver, what:
 def integer_literal(tok: Token, error: ErrorFactory) -> int:
     """The value of an integer literal token (``0x1Fu``, ``010``, ``0b11``, ``1'000``)."""
     digits = tok.text.replace("'", "").rstrip("uUlLzZ")
+    shown = tok.text if len(tok.text) <= 40 else tok.text[:40] + "..."
     try:
         if digits[:2] in ("0x", "0X"):
-            return int(digits, 16)
-        if digits[:2] in ("0b", "0B"):
-            return int(digits, 2)
-        return int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
-    except ValueError:
-        raise error(tok, f"'{tok.text}' is not an integer constant") from None
+            value = int(digits, 16)
+        elif digits[:2] in ("0b", "0B"):
+            value = int(digits, 2)
+        else:
+            value = int(digits, 8) if digits.startswith("0") and len(digits) > 1 else int(digits)
+    except ValueError:  # also a decimal of more than 4,300 digits, which Python refuses to convert
+        raise error(tok, f"'{shown}' is not an integer constant") from None
+    if value not in _INTEGER_RANGE:
+        raise error(tok, f"integer constant '{shown}' is too large for any integer type")
+    return value
 
 
 def char_value(text: str) -> int:
@@ -74,6 +84,7 @@ class _Evaluator:
         self.error, self.name, self.what, self.qualified_names = error, name, what, qualified_names
         self.layout = layout
         self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
+        self.nesting = 0  # levels of the recursive reading (see _enter)
 
     def run(self) -> int:
         if not self.tokens:
@@ -95,6 +106,21 @@ class _Evaluator:
         self.i += 1
 
     def _conditional(self) -> int:
+        self._enter()
+        try:
+            return self._conditional_expression()
+        finally:
+            self.nesting -= 1
+
+    def _enter(self) -> None:
+        """One more level of the recursive reading: parentheses, conditionals, unary operators and casts inside
+        each other (a parenthesis counts two), each level a few frames of Python's stack."""
+        if self.nesting >= MAX_EXPRESSION_NESTING:
+            raise self._error(f"{self.what} is nested too deeply (more than {MAX_EXPRESSION_NESTING} levels of "
+                              "parentheses, conditionals, unary operators and casts)")
+        self.nesting += 1
+
+    def _conditional_expression(self) -> int:
         condition = self._binary(1)
         if self._peek() != "?":
             return condition
@@ -134,9 +160,24 @@ class _Evaluator:
             return int(bool(a and b))
         if op in ("<<", ">>") and b < 0:
             return 0
-        return int(_OPERATORS[op](a, b))
+        if op == "<<" and a and b >= 128:  # past 64 bits whatever a is: not computed
+            return self._overflow(op, where)
+        value = int(_OPERATORS[op](a, b))
+        return value if value in _INTEGER_RANGE else self._overflow(op, where)
+
+    def _overflow(self, op: str, where: Token) -> int:
+        if self.dead:
+            return 0
+        raise self.error(where, f"'{op}' overflows 64 bits in {self.what}")
 
     def _unary(self) -> int:
+        self._enter()
+        try:
+            return self._operand()
+        finally:
+            self.nesting -= 1
+
+    def _operand(self) -> int:
         if self.i >= len(self.tokens):
             raise self._error(f"{self.what} ends too early")
         tok = self.tokens[self.i]
@@ -238,7 +279,11 @@ class NamedConstants:
         self.error = error
         self.entries: dict[str, _Named] = {}
         self.values: dict[str, int] = {}
+        self.failures: dict[str, ShaderCompileError] = {}  # found while warming up: raised again when named
         self.evaluating: set[str] = set()
+        self.order: list[str] = []  # every definition, in the order of the source
+        self.warmed = 0             # how many of them _warm_up has evaluated
+        self.warming = False
 
     def define(self, scope: tuple[str, ...], name: str, initializer: list[Token] | None,
                previous: str | None = None) -> str:
@@ -247,6 +292,8 @@ class NamedConstants:
         qualified = "::".join((*scope, name))
         self.entries[qualified] = _Named(scope, initializer, previous)
         self.values.pop(qualified, None)
+        self.failures.pop(qualified, None)
+        self.order.append(qualified)
         return qualified
 
     def value(self, name: str, scope: tuple[str, ...], where: Token) -> int:
@@ -259,7 +306,32 @@ class NamedConstants:
                                 "expression of literals, macros, and namespace-scope constexpr integers or "
                                 "enumerators")
 
+    def _warm_up(self, where: Token) -> None:
+        """Evaluate every definition not evaluated yet, in the order of the source: each then finds those it names
+        known already, so that a chain of a thousand enumerators (each the one before plus one) costs no recursion
+        as deep as the chain. What fails is kept, and raised when named."""
+        if self.evaluating or self.warming:  # only from the outermost lookup
+            return
+        self.warming = True
+        try:
+            while self.warmed < len(self.order):
+                qualified = self.order[self.warmed]
+                self.warmed += 1
+                if qualified in self.values or qualified in self.failures:
+                    continue
+                try:
+                    self._value(qualified, where)
+                except ShaderCompileError as error:
+                    self.failures[qualified] = error
+        finally:
+            self.warming = False
+
     def _value(self, qualified: str, where: Token) -> int:
+        if qualified in self.values:
+            return self.values[qualified]
+        if qualified in self.failures:
+            raise self.failures[qualified]
+        self._warm_up(where)
         if qualified in self.values:
             return self.values[qualified]
         if qualified in self.evaluating:

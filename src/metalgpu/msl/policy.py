@@ -9,7 +9,8 @@ backends/cpu_module_check.py) catches whatever else would call out of it.
 from __future__ import annotations
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
-from .lexer import IDENT, Token
+from ..limits import MAX_BRACKET_NESTING
+from .lexer import IDENT, PUNCT, Token
 from .outline import bracket_partners
 
 _ASSEMBLY = frozenset({"asm", "__asm__", "__asm"})
@@ -85,6 +86,7 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
     n = len(tokens)
     # Each construct is read by jumping over the brackets it holds, never by scanning to a closer: a scan per
     # construct made deep or unclosed nesting (thousands of '[[') quadratic. An unclosed bracket fails the parse.
+    _check_nesting(tokens, sources)
     match = bracket_partners(tokens)
     externs: dict[int, bool] = {}  # what _extern_defines found for the later `extern`s of a declaration it read
     for i, tok in enumerate(tokens):
@@ -116,6 +118,23 @@ def check_tokens(tokens: list[Token], sources: dict[str, str]) -> None:
         # the first ones, each with its line: finding a line reads its whole file, once per diagnostic
         raise ShaderCompileError([Diagnostic(message, tok.pos, "error", source_line(sources, tok.pos))
                                   for tok, message in problems[:MAX_DIAGNOSTICS]])
+
+
+def _check_nesting(tokens: list[Token], sources: dict[str, str]) -> None:
+    """Brackets nested deeper than MAX_BRACKET_NESTING are refused, at the first one too many: the parser and the
+    translator read nested declarations and expressions recursively."""
+    depth = 0
+    for tok in tokens:
+        if tok.kind != PUNCT:
+            continue
+        if tok.text in ("(", "[", "{"):
+            depth += 1
+            if depth > MAX_BRACKET_NESTING:
+                raise ShaderCompileError.at(tok.pos, f"brackets are nested more than {MAX_BRACKET_NESTING} deep "
+                                                     "(the limit of clang, on which Metal's compiler is built)",
+                                            source_line(sources, tok.pos))
+        elif tok.text in (")", "]", "}") and depth:
+            depth -= 1
 
 
 def _extern_defines(tokens: list[Token], match: list[int], at: int, decided: dict[int, bool]) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from ..errors import Diagnostic, ShaderCompileError, source_line
-from ..limits import MAX_EXPANSION, MAX_INCLUDE_DEPTH, MAX_TOKENS
+from ..limits import MAX_EXPANSION, MAX_INCLUDE_DEPTH, MAX_MACRO_NESTING, MAX_TOKENS
 from . import policy, pragmas
 from .constexpr import evaluate
 from .lexer import CHAR, IDENT, NUMBER, PUNCT, STRING, Token, tokenize
@@ -384,6 +384,9 @@ class _Preprocessor:
 
     def expand(self, tokens: list[Token], pairs: list | None = None) -> list:
         """Fully expand plain ``tokens`` or (token, hide set) ``pairs``; return pairs."""
+        if self.expanding >= MAX_MACRO_NESTING and (tokens or pairs):  # an argument's macros, each four frames
+            raise _error(self, tokens[0] if tokens else pairs[0][0],
+                         f"macro calls are nested more than {MAX_MACRO_NESTING} deep in each other's arguments")
         self.expanding += 1
         try:
             return self._expand(tokens, pairs)
