@@ -106,6 +106,10 @@ CTRL_C_SCRIPT = textwrap.dedent('''
     gpu = metalgpu.Interface(backend="cpu")
     gpu.load_shader_from_string(SOURCE)
     stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(grid, "uint")
+    stop.contents[0] = 1
+    gpu.run_function(grid, [stop, out], function_name=kernel)  # ends at once; our handler is in place
+    stop.contents[0] = 0
+    signal.signal(signal.SIGINT, signal.getsignal(signal.SIGINT))  # as libraries do: Python's handler again
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()

@@ -5,7 +5,6 @@ timeout or is interrupted by Ctrl-C. Asynchronous dispatches and batches go to a
 cpu_queue.py). Buffer memory: cpu_memory.py."""
 from __future__ import annotations
 
-import _signal
 import atexit
 import ctypes
 import os
@@ -40,8 +39,6 @@ PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is f
 # Statuses of cpu_guard.cpp's runner (beside signal numbers and the kernels' own, msl/abi.py)
 STATUS_STACK_OVERFLOW, STATUS_INTERRUPTED, STATUS_TIMED_OUT = 1003, 1004, 1005
 EXIT_GRACE_SECONDS = 5.0  # how long interpreter exit waits for asynchronous dispatches before abandoning them
-# Per dispatch: signal.getsignal itself costs microseconds (it converts the handler to an enum); _signal's is direct.
-_sigint_handler, _SIGINT = _signal.getsignal, int(signal.SIGINT)
 _BACKENDS: weakref.WeakSet = weakref.WeakSet()  # open CpuBackends, for fork and exit
 # Backends with queued work, held: native code reads the memory of their submissions (status records, plans) by
 # address until it is done, so neither may go with a dropped Interface before then.
@@ -112,7 +109,6 @@ class CpuBackend(Backend):
         self._lock = threading.Lock()
         self._run_native = self._load_native_runner()
         self.native = _NATIVE
-        self._hooked_handler = None  # Python's SIGINT handler when ours was put in front of it
         # Kept for every dispatch (they never overlap: see launch): the fault address and the report of the native
         # runner, whose address also names this backend's dispatches to the native watchdog.
         self._address = ctypes.c_size_t(0)
@@ -268,6 +264,7 @@ class CpuBackend(Backend):
 
     def _wait_for_caller(self, run: QueuedRun) -> None:
         """A synchronous dispatch or batch that went to the queue: Ctrl-C while waiting stops the queue's work."""
+        self._prepare_interrupts()
         try:
             run.wait()
         except KeyboardInterrupt:
@@ -276,11 +273,10 @@ class CpuBackend(Backend):
 
     def _prepare_interrupts(self) -> None:
         # Ctrl-C must stop a kernel of the main thread (where KeyboardInterrupt is raised): cpu_guard.cpp's SIGINT
-        # handler goes in front of Python's, and again after Python's was set anew.
-        handler = _sigint_handler(_SIGINT)
-        if handler is not self._hooked_handler:
-            self._hook_interrupts()
-            self._hooked_handler = handler
+        # handler goes in front of Python's. Checked at the OS level before each run, not through Python's
+        # getsignal: a library that sets Python's handler again (signal.signal(SIGINT, old)) removes ours while
+        # getsignal still returns the same object.
+        self._hook_interrupts()
 
     def _run_groups(self, launch: _CpuLaunch, plan: LaunchPlan, timeout: float | None = None) -> None:
         report = self._report
@@ -331,6 +327,7 @@ class CpuBackend(Backend):
             pending, self._pending = self._pending, None
         if pending is None:
             return
+        self._prepare_interrupts()
         try:
             self._wait_in_flight()
         except KeyboardInterrupt:
