@@ -4,11 +4,9 @@ does not keep the interpreter from exiting."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
@@ -165,8 +163,15 @@ def test_a_hung_asynchronous_dispatch_is_abandoned_at_exit(tmp_path, monkeypatch
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
-def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(gpu):
+SYNCHRONIZE_SCRIPT = textwrap.dedent('''
+    import os, signal, sys, threading, time
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import metalgpu
+    from test_cpu_interrupt import SOURCE
+
+    gpu = metalgpu.Interface(backend="cpu")
+    gpu.load_shader_from_string(SOURCE)
     stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
     running = gpu.run_function(1 << 16, [stop, out], function_name="spin", wait_for_completion=False)
     queued = gpu.run_function(1, [stop, out], function_name="spin", wait_for_completion=False)
@@ -174,16 +179,34 @@ def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(gpu):
     timer.start()
     started = time.monotonic()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            gpu.synchronize()
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 1.5
-    with pytest.raises(metalgpu.DispatchError, match="interrupted"):
-        running.wait()
-    with pytest.raises(metalgpu.DispatchError, match="before it ran"):
-        queued.wait()
-    check_still_usable(gpu)
+        gpu.synchronize()
+        print("NOT INTERRUPTED")
+    except KeyboardInterrupt:
+        print(f"INTERRUPTED {time.monotonic() - started:.3f}")
+    for name, handle, words in (("RUNNING", running, "interrupted"), ("QUEUED", queued, "before it ran")):
+        try:
+            handle.wait()
+            print(name, "RAN")
+        except metalgpu.DispatchError as error:
+            print(name, "STOPPED" if words in str(error) else "OTHER")
+    data = gpu.array_to_buffer(np.arange(64, dtype=np.float32))
+    twice = gpu.create_buffer(64, "float")
+    gpu.run_function(64, [data, twice], function_name="twice")
+    print("USABLE" if (twice.contents == 2 * np.arange(64)).all() else "BROKEN")
+''')
+
+
+def test_ctrl_c_in_synchronize_stops_the_running_and_the_queued_kernels(tmp_path):
+    """In a fresh interpreter, as test_ctrl_c_stops_a_synchronous_dispatch."""
+    script = tmp_path / "synchronize.py"
+    script.write_text(SYNCHRONIZE_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
+    result = subprocess.run([sys.executable, str(script), str(REPO_ROOT / "tests")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "INTERRUPTED" and float(lines[1]) < 1.5, result.stdout
+    assert lines[2:] == ["RUNNING", "STOPPED", "QUEUED", "STOPPED", "USABLE"], result.stdout
 
 
 def test_timeouts_work_with_the_runner_loaded_twice_from_two_cache_folders(gpu, tmp_path, monkeypatch):
