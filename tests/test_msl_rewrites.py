@@ -253,3 +253,16 @@ def nvrtc_errors(translation, pre) -> list:
     except CompilerFailed as failure:
         return [d for d in parse_log(failure.log, pre.sources, translation.columns) if d.severity == "error"]
     return []
+
+
+def test_a_class_that_converts_to_float_converts_to_the_cpus_half_through_it():
+    code = user_code(translated(HEADER + "struct A { explicit operator float() const thread { return 1; }\n"
+                                         "  explicit operator float() const device { return 2; } };\n"
+                                         "struct B { operator float() { return 1; } operator half() { return 1; } };\n"
+                                         "struct C { template <typename U> operator U() const { return U(1); } };\n"
+                                         "struct D { operator double() { return 1; } };\n")[0])
+    assert code.count("operatorMgFloat16()") == 2  # once for A, once for D; B converts itself, C is a template
+    assert squeezed("constexpr explicit operator MgFloat16() const { return static_cast<MgFloat16>"
+                    "(static_cast<float>(*this)); } explicit operator float() const { return 1; }") in code
+    assert squeezed("constexpr operator MgFloat16() { return static_cast<MgFloat16>(static_cast<double>(*this)); }"
+                    " operator double()") in code

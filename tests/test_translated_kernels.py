@@ -4,10 +4,15 @@ variables in nested scopes. The kernels are in tests/kernels/, which test_cuda_t
 CUDA with NVRTC."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from conftest import load_kernel
+from conftest import KERNELS_DIR, load_kernel
 
 HALF_2049 = 2048.0    # 2049 rounded to half (11 significant bits)
 BFLOAT_257 = 256.0    # 257 rounded to bfloat (8 significant bits)
@@ -155,3 +160,42 @@ def test_overloaded_kernel_templates_are_told_apart_by_their_template_arguments(
     iface.run_function(16, [out, other], "scaled_two")
     np.testing.assert_array_equal(out.contents, np.arange(16, dtype=np.float32) * 5)
     np.testing.assert_array_equal(other.contents, np.ones(16, dtype=np.float32))
+
+
+def test_number_like_classes_convert_to_half(iface):
+    # g++ 13 and later convert float to _Float16 (the cpu's half) only explicitly; Metal converts implicitly
+    load_kernel(iface, "float_conversions.metal", "float_conversions")
+    rng = np.random.default_rng(7)
+    n = 64
+    bits = rng.integers(110, 140, n, dtype=np.uint8)
+    pairs = rng.uniform(-3000, 3000, (n, 2)).astype(np.float32)
+    out = iface.create_buffer(5 * n, "half")
+    whole = iface.create_buffer(2 * n, "int")
+    iface.run_function(n, [iface.array_to_buffer(bits), iface.array_to_buffer(pairs), out, whole])
+    powers = np.exp2(bits.astype(np.float64) - 127)
+    got = out.contents.reshape(n, 5)
+    for column in range(3):
+        np.testing.assert_array_equal(got[:, column], powers.astype(np.float16))
+    for column in (3, 4):  # rounded once, to nearest even
+        np.testing.assert_array_equal(got[:, column], pairs[:, 0].astype(np.float16))
+    np.testing.assert_array_equal(whole.contents.reshape(n, 2), np.stack([np.trunc(powers), np.trunc(pairs[:, 0])],
+                                                                         axis=1).astype(np.int32))
+
+
+def _newer_gxx() -> str | None:
+    """A g++ 13 or later on PATH: the first to give _Float16 C++23's conversion rules."""
+    for name in ("g++-15", "g++-14", "g++-13", "g++"):
+        path = shutil.which(name)
+        if path:
+            version = subprocess.run([path, "-dumpversion"], capture_output=True, text=True).stdout.strip()
+            if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 13:
+                return path
+    return None
+
+
+@pytest.mark.skipif(_newer_gxx() is None, reason="needs g++ 13 or later on PATH (this machine's g++ is older)")
+def test_number_like_classes_compile_with_gxx_13_and_later(tmp_path):
+    env = dict(os.environ, CXX=_newer_gxx(), METALGPU_CACHE_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "metalgpu", "check", str(KERNELS_DIR / "float_conversions.metal"),
+                             "--target", "cpu"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "1 of 1 kernels compile" in result.stdout, result.stdout + result.stderr

@@ -13,6 +13,11 @@ meaning.
   such a member is inline and the definition redundant, and NVRTC refuses it with the `__constant__` that a
   program-scope `constant` gets. Other out-of-class definitions of static data members keep their initialiser
   and lose `__constant__`, which CUDA refuses on a class member.
+- A class of the shader's own that converts to `float` or `double` gets a conversion to the CPU's `half` as well.
+  g++ 13 and later give `_Float16` C++23's rules in every language mode: float converts to it only explicitly, so
+  `static_cast<half>(x)` and `half h = x` find no way through the class's `operator float` (MLX's `fp8_e8m0`). The
+  added operator is a template that only the compiler's own 16-bit float selects (there is none on CUDA, where
+  `half` is a class constructed from float), so every other conversion picks what it picked before.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ CONSTANT_DATA = "MG_CONSTANT_DATA"
 
 
 def rewrite(tokens: list[Token], texts: list[str], declarations: list[Declaration], match: list[int]) -> None:
+    _float16_conversions(tokens, texts, declarations)
     for declaration in declarations:
         if declaration.kind == "function":
             _member_specialisation(tokens, texts, declaration)
@@ -42,6 +48,48 @@ def _member_specialisation(tokens: list[Token], texts: list[str], declaration: D
         return  # explicit template arguments (`f<0>`): no overload can stand for it
     for k in range(template, after):
         texts[k] = ""
+
+
+_FLOAT_TYPES = ("float", "double")
+_FLOAT16_NAMES = frozenset({"half", "_Float16", "half_t"})
+
+
+def _float16_conversions(tokens: list[Token], texts: list[str], declarations: list[Declaration]) -> None:
+    """Before the first `operator float()` (or `double`) of each class, a template conversion to _Float16 through
+    it, with the same `explicit` and `const`; not in a class that converts to half itself."""
+    bodies = sorted(d.body for d in declarations if d.kind == "class" and d.body is not None)
+    conversions: dict[tuple[int, int], list[tuple[Declaration, str]]] = {}
+    for declaration in declarations:
+        if declaration.kind != "function" or not declaration.in_class or declaration.name is None:
+            continue
+        first, end = declaration.name
+        if end - first != 2 or tokens[first].text != "operator":
+            continue
+        owner = max((b for b in bodies if b[0] < declaration.start < b[1]), default=None)
+        if owner is not None:
+            conversions.setdefault(owner, []).append((declaration, tokens[first + 1].text))
+    for members in conversions.values():
+        targets = [target for _, target in members]
+        if any(target in _FLOAT16_NAMES for target in targets):
+            continue
+        to_float = [(d, target) for d, target in members if target in _FLOAT_TYPES and not d.templates]
+        if not to_float:
+            continue
+        target = "float" if "float" in (t for _, t in to_float) else "double"
+        variants = [d for d, t in to_float if t == target]
+        consts = {_is_const(tokens, d) for d in variants}
+        explicit = any(tokens[k].text == "explicit" for d in variants for k in range(d.head_start, d.name[0]))
+        added = " ".join(
+            "template <class MgFloat16, ::mg::detail::enable_if_t<::mg::detail::is_builtin_float16<MgFloat16>::value,"
+            f" int> = 0> constexpr {'explicit ' if explicit else ''}operator MgFloat16() {'const' if const else ''} "
+            f"{{ return static_cast<MgFloat16>(static_cast<{target}>(*this)); }}"
+            for const in sorted(consts))
+        first = variants[0].start
+        texts[first] = f"{added} {texts[first]}"
+
+
+def _is_const(tokens: list[Token], declaration: Declaration) -> bool:
+    return declaration.trailing is not None and any(tokens[k].text == "const" for k in range(*declaration.trailing))
 
 
 def _static_member_definition(tokens: list[Token], texts: list[str], declaration: Declaration) -> None:

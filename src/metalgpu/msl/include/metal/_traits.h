@@ -78,8 +78,29 @@ template <class T> struct is_enum : bool_constant<__is_enum(T)> {};
 template <class B, class D> struct is_base_of : bool_constant<__is_base_of(B, D)> {};
 template <class T> struct is_trivially_copyable : bool_constant<__is_trivially_copyable(T)> {};
 
-// is_convertible<From, To>: copy-initialising a To from a From compiles.
-template <class From, class To, class = void> struct is_convertible : false_type {};
+}  // namespace metal
+
+namespace mg {
+namespace detail {
+// The compiler's own 16-bit float, the CPU's half (none on CUDA, where half is a class), and the conversions to it
+// that Metal makes implicitly.
+template <class T> struct is_builtin_float16 : metal::false_type {};
+template <class From, class To> struct is_builtin_float16_from : metal::false_type {};
+#if !defined(MG_TARGET_CUDA)
+template <> struct is_builtin_float16<half_t> : metal::true_type {};
+template <> struct is_builtin_float16_from<float, half_t> : metal::true_type {};
+template <> struct is_builtin_float16_from<double, half_t> : metal::true_type {};
+#endif
+}  // namespace detail
+}  // namespace mg
+
+namespace metal {
+// is_convertible<From, To>: copy-initialising a To from a From compiles. g++ 13 and later give _Float16 C++23's
+// rules in every language mode: float and double convert to it only explicitly, and the test above fails, while
+// Metal's half takes them implicitly (is_convertible_v<float, half> holds; MLX's complex_t converts through it).
+template <class From, class To, class = void>
+struct is_convertible : mg::detail::is_builtin_float16_from<remove_cv_t<typename remove_reference<From>::type>,
+                                                            remove_cv_t<To>> {};
 template <class From, class To>
 struct is_convertible<From, To,
                       typename mg::detail::always_void<decltype(mg::detail::convert_to<To>(declval<From>()))>::type>
