@@ -4,9 +4,11 @@ does not keep the interpreter from exiting."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -225,3 +227,53 @@ def test_timeouts_work_with_the_runner_loaded_twice_from_two_cache_folders(gpu, 
                 interface.run_function(1 << 16, [stop, out], function_name="spin", timeout=0.3)
             assert time.monotonic() - started < 3
             check_still_usable(interface)
+
+
+# The same two, in this test process, after whatever the earlier tests loaded and changed (a library that sets
+# Python's handler again removed ours at the OS level once, and Ctrl-C no longer stopped kernels). A fail-safe
+# ends the kernel after 10 s, so a Ctrl-C that is not heard fails the test instead of hanging the suite.
+def _interrupt_soon(stop_flag: np.ndarray) -> tuple[threading.Timer, threading.Timer]:
+    ctrl_c = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    fail_safe = threading.Timer(10, stop_flag.__setitem__, (0, 1))
+    ctrl_c.start()
+    fail_safe.start()
+    return ctrl_c, fail_safe
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_in_this_process_stops_a_synchronous_dispatch(gpu):
+    stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
+    stop_flag = stop.contents  # a view taken now: host access later would wait for the kernel
+    signal.signal(signal.SIGINT, signal.getsignal(signal.SIGINT))  # as libraries do: Python's handler again
+    started = time.monotonic()
+    ctrl_c, fail_safe = _interrupt_soon(stop_flag)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gpu.run_function(1 << 16, [stop, out], function_name="spin")
+    finally:
+        ctrl_c.join()
+        fail_safe.cancel()
+    assert time.monotonic() - started < 1.5
+    check_still_usable(gpu)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_in_this_process_stops_synchronize(gpu):
+    stop, out = gpu.create_buffer(1, "uint"), gpu.create_buffer(1 << 16, "uint")
+    stop_flag = stop.contents
+    running = gpu.run_function(1 << 16, [stop, out], function_name="spin", wait_for_completion=False)
+    queued = gpu.run_function(1, [stop, out], function_name="spin", wait_for_completion=False)
+    started = time.monotonic()
+    ctrl_c, fail_safe = _interrupt_soon(stop_flag)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gpu.synchronize()
+    finally:
+        ctrl_c.join()
+        fail_safe.cancel()
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(metalgpu.DispatchError, match="interrupted"):
+        running.wait()
+    with pytest.raises(metalgpu.DispatchError, match="before it ran"):
+        queued.wait()
+    check_still_usable(gpu)
