@@ -9,6 +9,8 @@ from pathlib import Path
 from ..errors import BackendUnavailableError
 from ..msl.abi import INCLUDE_DIR
 from .base import SIMDGROUP_FLOAT_MODES, CompileOptions, Compiler, CompilerFailed
+from .nvrtc_limited import WORKERS
+from .nvrtc_worker import compile_cubin
 
 
 def cuda_bindings():
@@ -33,24 +35,14 @@ def nvrtc_flags(options: CompileOptions, arch: str) -> list[str]:
 
 
 def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
-    """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"). The emulation headers need nothing from CUDA's own."""
+    """CUDA C++ to a cubin for ``arch`` (e.g. "sm_90"), in this process and with no limit on NVRTC's time or memory:
+    for trusted sources (tests, benchmarks). NvrtcCompiler compiles in a worker process, within the limits."""
     _, nvrtc = cuda_bindings()
-    err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
-    _check(nvrtc, err, "nvrtcCreateProgram")
     flags = nvrtc_flags(options, arch)
-    try:
-        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
-        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            _, size = nvrtc.nvrtcGetProgramLogSize(program)
-            log = b" " * size
-            nvrtc.nvrtcGetProgramLog(program, log)
-            raise CompilerFailed(log.decode(errors="replace").rstrip("\0 "), tuple(flags))
-        _, size = nvrtc.nvrtcGetCUBINSize(program)
-        cubin = b" " * size
-        _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin)[0], "nvrtcGetCUBIN")
-        return cubin
-    finally:
-        nvrtc.nvrtcDestroyProgram(program)
+    ok, output = compile_cubin(nvrtc, source.encode(), [flag.encode() for flag in flags])
+    if not ok:
+        raise CompilerFailed(output.decode(errors="replace"), tuple(flags))
+    return output
 
 
 class NvrtcCompiler(Compiler):
@@ -63,6 +55,7 @@ class NvrtcCompiler(Compiler):
         cuda_bindings()  # BackendUnavailableError now, rather than at the first compile
         self.arch = arch
         self._fingerprint: str | None = None
+        WORKERS.prestart()  # NVRTC loads in the worker while the front end works
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once
@@ -70,7 +63,8 @@ class NvrtcCompiler(Compiler):
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
-        return nvrtc_compile(source, options, self.arch)
+        """The cubin, compiled in a worker process within COMPILE_TIMEOUT and COMPILE_MEMORY (nvrtc_limited.py)."""
+        return WORKERS.compile(source, nvrtc_flags(options, self.arch))
 
 
 def nvrtc_version() -> str:
@@ -98,7 +92,3 @@ def nvrtc_identity() -> str:
             libraries.append(f"{library} {stat.st_size} {stat.st_mtime_ns}")
     return " ".join(libraries) or f"nvrtc {nvrtc_version()}"
 
-
-def _check(nvrtc, err, what: str) -> None:
-    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise CompilerFailed(f"{what} failed: {err}")
