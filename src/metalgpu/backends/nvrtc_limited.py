@@ -44,8 +44,7 @@ class _Worker:
 
     def __init__(self):
         self.owner = os.getpid()
-        self.started = time.perf_counter()
-        self.ready: float | None = None  # when it had loaded NVRTC
+        self.ready = False  # it said it had loaded NVRTC
         self.errors = tempfile.TemporaryFile()  # its stderr, quoted if it dies
         try:
             self.process = subprocess.Popen([sys.executable, "-c", _BOOT, _WORKER, str(os.getpid())],
@@ -61,12 +60,12 @@ class _Worker:
 
     def compile(self, source: bytes, flags: bytes, memory_limit: int, deadline: float) -> tuple[int, bytes]:
         """Send one compile and wait for its reply until ``deadline`` (time.monotonic)."""
-        if self.ready is None:
+        if not self.ready:
             status, payload = self._receive(deadline)
             if status != protocol.READY:
                 why = payload.decode(errors="replace")
                 raise CompilerFailed(f"NVRTC's compile process could not load NVRTC: {why}")
-            self.ready = time.perf_counter()
+            self.ready = True
         request = protocol.REQUEST.pack(len(source), len(flags), memory_limit) + source + flags
         view = memoryview(request)
         try:
@@ -105,8 +104,10 @@ class _Worker:
             self.kill()
             code = self.process.returncode
         if code is not None and code < 0:
-            how = f"was killed by signal {signal.Signals(-code).name}" if -code in signal.valid_signals() \
-                else f"was killed by signal {-code}"
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
         message = f"NVRTC's compile process (pid {self.process.pid}) {how} while compiling"
