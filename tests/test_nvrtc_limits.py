@@ -23,7 +23,7 @@ pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip i
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the compile worker uses POSIX process groups")
 
 from metalgpu.backends.nvrtc import NvrtcCompiler, nvrtc_compile  # noqa: E402
-from metalgpu.backends.nvrtc_limited import WORKERS  # noqa: E402
+from metalgpu.backends.nvrtc_limited import WORKERS, WorkerPool  # noqa: E402
 
 # 64,000 distinct instantiations, each step of the recursion well within NVRTC's depth limit: NVRTC takes tens of
 # seconds and over a GiB, while the source is a few lines
@@ -93,6 +93,19 @@ def test_compile_errors_come_back_from_the_worker():
     with pytest.raises(CompilerFailed) as info:
         NvrtcCompiler("sm_90").compile("int x = ;\n", CompileOptions())
     assert "expected an expression" in info.value.log and "--gpu-architecture=sm_90" in info.value.command
+
+
+def test_a_worker_that_cannot_load_nvrtc_says_so(tmp_path, monkeypatch):
+    """Compiling then fails, saying why; NVRTC is not run unbounded in this process instead."""
+    (tmp_path / "cuda").mkdir()
+    (tmp_path / "cuda" / "__init__.py").write_text("raise ImportError('no NVRTC on this path')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the worker's `cuda` is this one
+    pool = WorkerPool()
+    try:
+        with pytest.raises(CompilerFailed, match="could not load NVRTC: ImportError: no NVRTC on this path"):
+            pool.compile("", ["--gpu-architecture=sm_90"])
+    finally:
+        pool.close()
 
 
 def kill_and_wait(pid: int) -> None:

@@ -58,6 +58,11 @@ def nvrtc_compile(source: str, options: CompileOptions, arch: str) -> bytes:
     return output
 
 
+def start_compile_worker() -> None:
+    """Start NVRTC's worker process now, unless one is idle, so that it is ready by the first compile."""
+    WORKERS.prestart()
+
+
 class NvrtcCompiler(Compiler):
     """The CUDA target's compiler, for one GPU architecture ("sm_90"): needs NVRTC, not a GPU or a driver."""
 
@@ -68,7 +73,7 @@ class NvrtcCompiler(Compiler):
         require_nvrtc_bindings()  # BackendUnavailableError now, rather than at the first compile
         self.arch = arch
         self._fingerprint: str | None = None
-        WORKERS.prestart()  # NVRTC loads in the worker while the front end works
+        start_compile_worker()
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:  # asked for every compile and cache lookup: worked out once

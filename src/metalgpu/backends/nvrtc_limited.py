@@ -29,6 +29,8 @@ _BOOT = "import runpy, sys; del sys.path[0]; runpy.run_path(sys.argv.pop(1), run
 _WORKER = str(Path(protocol.__file__).resolve())
 _MAX_IDLE = 4  # workers kept for later compiles; more than that were started only by a burst of threads
 _STDERR_TAIL = 2000  # characters of a worker's error output quoted when it dies
+# how a compiler that fails to allocate may end, where it does not say so (an unchecked allocation, an abort)
+_MEMORY_CRASHES = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS}
 
 
 class _TimedOut(Exception):
@@ -115,6 +117,9 @@ class _Worker:
         errors = self.errors.read().decode(errors="replace").strip()[-_STDERR_TAIL:]
         if "out of memory" in errors.lower() or "bad_alloc" in errors:
             message = COMPILE_MEMORY.exceeded("NVRTC") + "\n" + message
+        elif code is not None and -code in _MEMORY_CRASHES and sys.platform.startswith("linux"):
+            message += (f" (NVRTC may have run out of memory under the limit of {COMPILE_MEMORY.value()} MiB: "
+                        f"{COMPILE_MEMORY.how_to_raise()})")
         return message + (f"; its error output:\n{errors}" if errors else "")
 
     def kill(self) -> None:

@@ -111,8 +111,9 @@ def main(parent: int) -> None:
     try:
         from cuda.bindings import nvrtc
         _, major, minor = nvrtc.nvrtcVersion()
-        # NVRTC loads libnvrtc-builtins at its first compile: done now, while the parent's front end works, and
-        # outside the memory limit, which would fail that load with a message about a missing library
+        # NVRTC initialises itself at its first compile (it loads libnvrtc-builtins, among others): done now,
+        # while the parent works, and outside the memory limit, under which that first compile fails as a missing
+        # library or a crash rather than as memory
         compile_cubin(nvrtc, b"", [])
     except Exception as error:  # ImportError, or cuda-bindings' error when it finds no libnvrtc
         _send(replies, NO_NVRTC, f"{type(error).__name__}: {error}".encode())
