@@ -126,11 +126,12 @@ class _Worker:
         """End the worker and its whole process group, and wait for it."""
         if self.owner != os.getpid():  # inherited through fork: the parent's to end
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+        if self.process.poll() is None:  # once waited for, its process group id may belong to another
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
         self.close_files()
 
     def close_files(self) -> None:
