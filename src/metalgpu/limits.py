@@ -7,10 +7,14 @@ variable raises it.
 - METALGPU_MAX_EXPANSION: tokens one macro name in the source may expand to, through every macro it uses (at most
   230,000 in those libraries): a macro bomb, which grows exponentially, stops here in about a second.
 - METALGPU_MAX_INCLUDE_DEPTH: how deeply ``#include`` may nest.
-- METALGPU_COMPILE_TIMEOUT: seconds the C++ compiler may run for one module (cpu backend; MLX's binary.metal
-  compiled whole, the slowest file of those libraries, took ten minutes on one core).
-- METALGPU_COMPILE_MEMORY: MiB of address space the C++ compiler may use (cpu backend, Linux; that compile
-  peaked at 1.3 GiB).
+- METALGPU_COMPILE_TIMEOUT: seconds the compiler may run for one module: the C++ compiler (cpu backend; MLX's
+  binary.metal compiled whole, the slowest file of those libraries, took ten minutes on one core) or NVRTC (cuda
+  backend, in its worker process: backends/nvrtc_limited.py). Past it the compiler's process group is killed.
+- METALGPU_COMPILE_MEMORY: MiB of memory the compiler may use, on Linux. The cpu backend limits the C++
+  compiler's address space (RLIMIT_AS; that compile peaked at 1.3 GiB). The cuda backend limits the data segment
+  of NVRTC's worker process (RLIMIT_DATA: its heap and private writable mappings, the worker's own 30 MiB
+  included), not its address space: libnvrtc's code alone maps 160 MiB. A small kernel with the emulation headers
+  needs about 80 MiB.
 
 Fixed limits on nesting keep the front end, which reads nested constructs recursively, well inside Python's
 default recursion limit (1,000 frames) from any caller's stack; production MSL nests far less.

@@ -29,7 +29,7 @@ from .base import Allocation, Backend, Module
 from .cuda_graph import DriverGraphs, GraphCache, PackedBatch
 from .cuda_memory import ManagedAllocation, Placement
 from .cuda_module import NEVER, REPEAT_PLACED_AT, CudaLaunch, CudaModule, pack_launch
-from .nvrtc import NvrtcCompiler, cuda_bindings
+from .nvrtc import NvrtcCompiler, cuda_bindings, start_compile_worker
 
 _STICKY = {"CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_INSTRUCTION",
            "CUDA_ERROR_MISALIGNED_ADDRESS", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_ASSERT",
@@ -63,6 +63,7 @@ class CudaBackend(Backend):
             raise BackendUnavailableError(f"there is no CUDA device {device}; this machine has {count}")
         err, self.device = driver.cuDeviceGet(device)
         self.check(err, "opening the device")
+        start_compile_worker()  # NVRTC's worker loads while the context is made (not before: cuInit may fail)
         self.context = self._retain_context()
         major = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR")
         minor = self._device_attribute("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR")
