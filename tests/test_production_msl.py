@@ -55,3 +55,15 @@ def test_bfloat_converts_to_half(iface):
     exact = (bits.astype(np.uint32) << 16).view(np.float32)
     np.testing.assert_array_equal(out.contents, exact.astype(np.float16))
     np.testing.assert_array_equal(doubled.contents, (exact * 2).astype(np.float16))
+
+
+def test_float_math_of_an_integer_argument(iface):
+    load_kernel(iface, "math_of_integer_argument.metal", "math_of_integer")
+    n = np.arange(1, 17, dtype=np.int32)
+    out = iface.create_buffer(4 * 16, "float")
+    iface.run_function(16, [iface.array_to_buffer(n), out])
+    got = out.contents.reshape(16, 4)
+    np.testing.assert_allclose(got[:, 0], np.log(n.astype(np.float64)), rtol=2e-7)
+    np.testing.assert_allclose(got[:, 1], np.sqrt(n.astype(np.float64)), rtol=2e-6)  # fast: a few ulp
+    np.testing.assert_array_equal(got[:, 2], np.exp2(n - 3.0).astype(np.float32))  # exact: powers of two
+    np.testing.assert_allclose(got[:, 3], np.log(4.0), rtol=2e-7)

@@ -80,10 +80,18 @@ MG_FUNC int ilogb(float x) {
 }  // namespace detail
 }  // namespace mg
 
+// An integer scalar argument is taken as a float (PyTorch's UnaryKernel.metal calls precise::log(10)), as C++
+// takes it as a double; the trailing empty pack makes this form rank below any template of the name a library
+// declares itself.
 #define MG_MATH_1(FLAVOUR, NAME)                                                                       \
     template <class X, class R = mg::detail::float_result_t<X>>                                        \
     MG_FUNC R NAME(const X& x) {                                                                       \
         return mg::detail::map<R>(MG_LIFT(FLAVOUR, NAME), mg::detail::value_of(x));                     \
+    }                                                                                                  \
+    template <class X, class R = mg::detail::float_of_integer_t<X>, class... None>                     \
+    MG_FUNC R NAME(const X& x, None...) {                                                              \
+        static_assert(sizeof...(None) == 0, #NAME " takes one argument");                              \
+        return NAME(float(x));                                                                         \
     }
 #define MG_MATH_2(FLAVOUR, NAME)                                                                       \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \

@@ -263,6 +263,9 @@ template <class C> struct result_base<C, enable_if_t<(C::size >= 0)>> {
 template <class... X> using result_t = typename result_base<common<remove_cvref_t<X>...>>::type;
 template <class... X> using float_result_t =
     enable_if_t<is_floating_point<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
+// float for an integer scalar (not bool): what a float math function makes of one.
+template <class X> using float_of_integer_t =
+    enable_if_t<is_integral<remove_cvref_t<X>>::value && !is_same<remove_cvref_t<X>, bool>::value, float>;
 template <class... X> using integer_result_t =
     enable_if_t<is_integral<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
 // The same shape with bool elements (comparisons, isnan, ...).
