@@ -525,3 +525,4 @@ def searchsorted(gpu, kernel, dtype: str, index_dtype: str, right: bool, rows: i
 
 
 from . import cases_pytorch_data  # noqa: E402, F401  (it registers its cases)
+from . import cases_pytorch_pooling  # noqa: E402, F401  (it registers its cases)
