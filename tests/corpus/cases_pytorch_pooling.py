@@ -1,6 +1,6 @@
-"""Runtime cases of PyTorch's MPS pooling kernels (Pooling.metal: max_pool with indices, its atomic backward, and
-avg_pool), parameters packed as Pooling.h's structs with 32-bit index arrays; each against a numpy reference of our
-own, over 3-D pooling of an (N, C, D, H, W) tensor."""
+"""Runtime cases of PyTorch's MPS pooling and upsampling kernels (Pooling.metal: max_pool with indices, its atomic
+backward, and avg_pool, parameters packed as Pooling.h's structs with 32-bit index arrays, over 3-D pooling of an
+(N, C, D, H, W) tensor; UpSample.metal: bicubic upsampling); each against a numpy reference of our own."""
 from __future__ import annotations
 
 import itertools
@@ -119,3 +119,50 @@ def avg_pool(gpu, kernel, dtype: str, window=(2, 3, 3), stride=(2, 1, 2), paddin
               + bytes([count_include_pad, divisor_override != 0, 0, 0]) + _ints([divisor_override]))
     gpu.run_function(expected.size, [to_device(gpu, x, dtype), out, params])
     check(from_device(out, dtype).reshape(expected.shape), expected, kernel.family, dtype, kernel.name)
+
+
+# --- UpSample.metal ----------------------------------------------------------------------------------------------
+
+def _cubic_weights(t: float, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution weights of the four taps around a point at fraction t past the second."""
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.array([far(t + 1), near(t), near(1 - t), far(2 - t)])
+
+
+@case("pytorch.upsample_bicubic2d")
+def upsample_bicubic2d(gpu, kernel, dtype: str, size=(2, 3, 5, 7), out_hw=(9, 11),
+                       align_corners: bool = False) -> None:
+    """upsample_bicubic2d_<T>: one thread an output pixel (x fastest), looping over batch and channels; source
+    coordinates from the host's scales, taps clamped to the edges; sizes and strides as long4/ulong4 in (W, H, C, N)
+    order."""
+    n, c, h, w = size
+    oh, ow = out_hw
+    x = round_to(np.random.default_rng(RNG_SEED).uniform(-4, 4, size=size), dtype)
+    if align_corners:
+        scales = ((w - 1) / (ow - 1), (h - 1) / (oh - 1))
+    else:
+        scales = (w / ow, h / oh)
+    scales = np.array(scales, np.float32)
+    expected = np.zeros((n, c, oh, ow))
+    for oy in range(oh):
+        for ox in range(ow):
+            source = [s * d if align_corners else s * (d + 0.5) - 0.5 for s, d in zip(scales.astype(np.float64),
+                                                                                      (ox, oy))]
+            ix, iy = int(np.floor(source[0])), int(np.floor(source[1]))
+            wx, wy = _cubic_weights(source[0] - ix), _cubic_weights(source[1] - iy)
+            cols = np.clip(np.arange(ix - 1, ix + 3), 0, w - 1)
+            rows = np.clip(np.arange(iy - 1, iy + 3), 0, h - 1)
+            patch = x[:, :, rows][:, :, :, cols]  # (n, c, 4, 4)
+            expected[:, :, oy, ox] = np.einsum("ncij,i,j->nc", patch, wy, wx)
+    out = to_device(gpu, np.zeros(expected.size), dtype)
+    strides_in = np.array([1, w, h * w, c * h * w], np.uint64)
+    strides_out = np.array([1, ow, oh * ow, c * oh * ow], np.uint64)
+    gpu.run_function(oh * ow, [to_device(gpu, x, dtype), out, strides_in, strides_out,
+                               np.array([w, h, c, n], np.int64), np.array([ow, oh, c, n], np.int64), scales,
+                               align_corners])
+    check(from_device(out, dtype).reshape(expected.shape), round_to(expected, dtype), kernel.family, dtype,
+          kernel.name)
