@@ -138,7 +138,7 @@ def upsample_bicubic2d(gpu, kernel, dtype: str, size=(2, 3, 5, 7), out_hw=(9, 11
                        align_corners: bool = False) -> None:
     """upsample_bicubic2d_<T>: one thread an output pixel (x fastest), looping over batch and channels; source
     coordinates from the host's scales, taps clamped to the edges; sizes and strides as long4/ulong4 in (W, H, C, N)
-    order."""
+    order. Each output sums 4 x 4 weighted taps (weights of both signs) in float: a convolution's tolerance."""
     n, c, h, w = size
     oh, ow = out_hw
     x = round_to(np.random.default_rng(RNG_SEED).uniform(-4, 4, size=size), dtype)
