@@ -55,3 +55,31 @@ def test_bfloat_converts_to_half(iface):
     exact = (bits.astype(np.uint32) << 16).view(np.float32)
     np.testing.assert_array_equal(out.contents, exact.astype(np.float16))
     np.testing.assert_array_equal(doubled.contents, (exact * 2).astype(np.float16))
+
+
+def test_float_math_of_an_integer_argument(iface):
+    load_kernel(iface, "math_of_integer_argument.metal", "math_of_integer")
+    n = np.arange(1, 17, dtype=np.int32)
+    out = iface.create_buffer(6 * 16, "float")
+    iface.run_function(16, [iface.array_to_buffer(n), out])
+    got = out.contents.reshape(16, 6)
+    np.testing.assert_allclose(got[:, 0], np.log(n.astype(np.float64)) + n, rtol=2e-7)
+    np.testing.assert_allclose(got[:, 1], np.sqrt(n.astype(np.float64)), rtol=2e-6)  # fast: a few ulp
+    np.testing.assert_array_equal(got[:, 2], np.exp2(n - 3.0).astype(np.float32))  # exact: powers of two
+    np.testing.assert_allclose(got[:, 3], np.log(4.0), rtol=2e-7)
+    np.testing.assert_array_equal(got[:, 4], n.astype(np.float32))  # trunc(n) + fract(n) = n + 0, exact
+    np.testing.assert_array_equal(got[:, 5], (n > 8) + 1.0)
+
+
+def test_vector_type_traits_classify_as_their_elements(iface):
+    load_kernel(iface, "vector_type_traits.metal", "vector_traits")
+    z = np.random.default_rng(3).uniform(-2, 2, size=(16, 2)).astype(np.float32)
+    out = iface.create_buffer(8 * 16, "float")
+    iface.run_function(16, [iface.array_to_buffer(z), out])
+    got = out.contents.reshape(16, 8)
+    expected = np.exp(z[:, 0].astype(np.complex128) + 1j * z[:, 1])
+    np.testing.assert_allclose(got[:, 0], expected.real, rtol=1e-5, atol=1e-6)  # two roundings of float32
+    np.testing.assert_allclose(got[:, 1], expected.imag, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[:, 2], np.exp(z[:, 0].astype(np.float64)), rtol=2e-7)
+    np.testing.assert_allclose(got[:, 3], np.exp(np.arange(16.0)), rtol=2e-7)
+    np.testing.assert_array_equal(got[:, 4:], 1.0)

@@ -524,4 +524,4 @@ def searchsorted(gpu, kernel, dtype: str, index_dtype: str, right: bool, rows: i
     check(from_device(out, index_dtype).reshape(rows, count), expected, kernel.family, index_dtype, kernel.name)
 
 
-from . import cases_pytorch_data  # noqa: E402, F401  (it registers its cases)
+from . import cases_pytorch_data, cases_pytorch_pooling, cases_pytorch_sort_softmax  # noqa: E402, F401, I001

@@ -36,6 +36,10 @@ def fetch(library, root: Path) -> str:
         text = _git("--git-dir", str(store), "show", f"{source.commit}:{source.path}")
         (target / source.path).parent.mkdir(parents=True, exist_ok=True)
         (target / source.path).write_text(text)
+        for header, commit in source.headers:  # the file's own header versions, into its first own folder
+            text = _git("--git-dir", str(store), "show", f"{commit}:{header}")
+            (target / source.own_include_dirs[0] / header).parent.mkdir(parents=True, exist_ok=True)
+            (target / source.own_include_dirs[0] / header).write_text(text)
     return f"{library.name}: {len(library.files)} files from {len(commits)} commits"
 
 

@@ -38,6 +38,10 @@ class SourceFile:
     commit: str
     skip: str | None
     kernels: tuple[Kernel, ...]
+    # Folders of this file's own header versions, searched before the library's (a kernel file of one commit with
+    # the headers of that era), and the headers fetch.py writes into the first: ((path, commit), ...).
+    own_include_dirs: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def location(self) -> Path | None:
@@ -47,7 +51,8 @@ class SourceFile:
     @property
     def include_dirs(self) -> list[str]:
         root = corpus_dir()
-        return [str(root / self.library.folder / folder) for folder in self.library.include_dirs] if root else []
+        folders = (*self.own_include_dirs, *self.library.include_dirs)
+        return [str(root / self.library.folder / folder) for folder in folders] if root else []
 
     @property
     def label(self) -> str:
@@ -78,8 +83,10 @@ def libraries() -> tuple[Library, ...]:
                                     if key not in ("name", "case", "family", "xfail", "xfail_cuda")},
                                    k.get("xfail"), k.get("xfail_cuda"))
                             for k in item.get("kernels", ()))
+            headers = tuple((h["path"], h["commit"]) for h in item.get("headers", ()))
             library.files.append(SourceFile(library, item["path"], item.get("commit", library.commit),
-                                            item.get("skip"), kernels))
+                                            item.get("skip"), kernels, tuple(item.get("include_dirs", ())),
+                                            headers))
         found.append(library)
     return tuple(found)
 

@@ -68,3 +68,6 @@ def test_manifest_is_consistent():
         seen.add((source.path, kernel.name))
     for library in libraries():
         assert len(library.commit) == 40 and all(len(f.commit) == 40 for f in library.files), library.name
+        for source in library.files:  # a file's own header versions go into its own first include folder
+            assert not source.headers or source.own_include_dirs, f"{source.label}: headers without include_dirs"
+            assert all(len(commit) == 40 for _, commit in source.headers), source.label

@@ -113,9 +113,11 @@ struct f16_format {
 // f(float) and f(bfloat) overloads would be ambiguous for a half.
 template <class A> struct is_wide_float : bool_constant<is_same<A, float>::value || is_same<A, double>::value> {};
 template <class A, class N> using narrow_source_t = enable_if_t<
-    (is_integral<A>::value || is_enum<A>::value || is_wide_float<A>::value) && !is_same<A, N>::value, int>;
-template <class A, class N> using other_narrow_t =
-    enable_if_t<is_floating_point<A>::value && !is_wide_float<A>::value && !is_same<A, N>::value, int>;
+    ((is_integral<A>::value && !vector_base<A>::value) || is_enum<A>::value || is_wide_float<A>::value) &&
+        !is_same<A, N>::value, int>;
+template <class A, class N> using other_narrow_t = enable_if_t<
+    is_floating_point<A>::value && !vector_base<A>::value && !is_wide_float<A>::value && !is_same<A, N>::value,
+    int>;
 // A class that converts to float (operator float(), operator int(), ...) but not to N itself: converted through
 // float, as Metal converts it to its built-in bfloat (a class here, so C++ would need two user conversions).
 template <class S, class N, class = void> struct has_conversion_to : false_type {};

@@ -155,6 +155,16 @@ template <> struct floating_base<half_t> : true_type {};
 template <class T, bool = integral_base<T>::value> struct signed_base : bool_constant<T(-1) < T(0)> {};
 template <class T> struct signed_base<T, false> : floating_base<T> {};
 
+// Metal classifies a vector as its elements: PyTorch's UnaryKernel.metal takes its complex half2 and float2
+// through enable_if_t<is_floating_point_v<T>> and tells scalars apart with is_scalar_v. is_arithmetic (so
+// is_scalar) stays false for a vector.
+template <class T> struct vector_base : false_type {};
+template <class T, int N> struct vector_base<metal::vec<T, N>> : true_type {};
+template <class T, int N> struct integral_base<metal::vec<T, N>> : integral_base<T> {};
+template <class T, int N> struct floating_base<metal::vec<T, N>> : floating_base<T> {};
+template <class T, int N> struct signed_base<metal::vec<T, N>, true> : signed_base<T> {};
+template <class T, int N> struct signed_base<metal::vec<T, N>, false> : signed_base<T> {};
+
 }  // namespace detail
 }  // namespace mg
 
@@ -163,7 +173,9 @@ template <class T> struct signed_base<T, false> : floating_base<T> {};
 namespace metal {
 template <class T> struct is_integral : mg::detail::integral_base<remove_cv_t<T>> {};
 template <class T> struct is_floating_point : mg::detail::floating_base<remove_cv_t<T>> {};
-template <class T> struct is_arithmetic : bool_constant<is_integral<T>::value || is_floating_point<T>::value> {};
+template <class T>
+struct is_arithmetic : bool_constant<(is_integral<T>::value || is_floating_point<T>::value) &&
+                                     !mg::detail::vector_base<remove_cv_t<T>>::value> {};
 template <class T> struct is_signed : mg::detail::signed_base<remove_cv_t<T>> {};
 template <class T> struct is_unsigned : bool_constant<is_integral<T>::value && !is_signed<T>::value> {};
 }  // namespace metal
@@ -284,6 +296,10 @@ template <class C> struct result_base<C, enable_if_t<(C::size >= 0)>> {
 template <class... X> using result_t = typename result_base<common<remove_cvref_t<X>...>>::type;
 template <class... X> using float_result_t =
     enable_if_t<is_floating_point<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
+// float for an integer or bool scalar: what a float math function makes of one (PyTorch's special_math.h takes
+// trunc of a bool).
+template <class X> using float_of_integer_t =
+    enable_if_t<is_arithmetic<remove_cvref_t<X>>::value && is_integral<remove_cvref_t<X>>::value, float>;
 template <class... X> using integer_result_t =
     enable_if_t<is_integral<typename shape<result_t<X...>>::elem>::value, result_t<X...>>;
 // The same shape with bool elements (comparisons, isnan, ...).
