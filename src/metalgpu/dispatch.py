@@ -198,13 +198,13 @@ def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: An
         return
     if not binding.is_const:
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
-    data = _pack_constant(value, binding, where)
+    data = pack_constant(value, binding, where)
     plan.buffer_addresses[binding.index] = data.ctypes.data
     plan.slot_bytes[binding.index], plan.slot_params[binding.index] = data.nbytes, where
     plan.constants[binding.index] = data
 
 
-def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
+def pack_constant(value: Any, binding, where: str) -> np.ndarray:
     """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory."""
     raw = _pack_scalar_quickly(value, binding)
     if raw is not None:
@@ -238,7 +238,7 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
 # Python and numpy numbers for a one-value parameter of these kinds and sizes: struct's formats, which refuse what
 # pack_values refuses (an integer out of range, a finite float that overflows) and round as it does. Anything else,
 # or a value refused here, takes pack_values, which says what is wrong. A dispatch with a scalar argument packs it
-# every time (its plan is not cached), so this is most dispatches' cost of a scalar.
+# every time (constant_plans.py reuses the rest of its plan), so this is most dispatches' cost of a scalar.
 _QUICK_FORMATS = {("float", 4): struct.Struct("<f"), ("signed", 4): struct.Struct("<i"),
                   ("unsigned", 4): struct.Struct("<I"), ("signed", 8): struct.Struct("<q"),
                   ("unsigned", 8): struct.Struct("<Q"), ("signed", 2): struct.Struct("<h"),
