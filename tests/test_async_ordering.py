@@ -215,4 +215,5 @@ def test_scalar_constants_pack_as_pack_values_packs_them(kind, size, scalar):
             with pytest.raises(metalgpu.ArgumentError, match=re.escape(str(error))):
                 pack_constant(value, binding, "p")
             continue
-        assert pack_constant(value, binding, "p").tobytes() == expected, (value, scalar)
+        data, address = pack_constant(value, binding, "p")
+        assert data.tobytes() == expected and address == data.ctypes.data and address % 64 == 0, (value, scalar)

@@ -35,7 +35,8 @@ class ConstantPlan:
     def of(cls, function: KernelSignature, plan: LaunchPlan) -> "ConstantPlan":
         slots = tuple((binding.index, binding, plan.slot_params[binding.index]) for binding in function.bindings
                       if binding.kind == "buffer" and binding.index in plan.constants)
-        return cls(_copy_plan(plan, plan.buffer_addresses.copy(), plan.slot_bytes.copy(), plan.constants.copy()), slots)
+        return cls(_copy_plan(plan, plan.buffer_addresses.copy(), plan.slot_bytes.copy(), plan.constants.copy(), None),
+                   slots)
 
     def with_values(self, arguments: Sequence[Any]) -> LaunchPlan:
         """A new plan for ``arguments`` (as build_plan takes them: structs already packed), whose Buffers and sizes
@@ -43,16 +44,17 @@ class ConstantPlan:
         template = self.plan
         addresses, sizes, constants = template.buffer_addresses.copy(), template.slot_bytes.copy(), {}
         for index, binding, where in self.slots:
-            data = pack_constant(arguments[index], binding, where)
-            addresses[index], sizes[index], constants[index] = data.ctypes.data, data.nbytes, data
-        return _copy_plan(template, addresses, sizes, constants)
+            data, addresses[index] = pack_constant(arguments[index], binding, where)
+            sizes[index], constants[index] = data.nbytes, data
+        return _copy_plan(template, addresses, sizes, constants, template)
 
 
-def _copy_plan(plan: LaunchPlan, addresses: list[int], sizes: list[int], constants: dict) -> LaunchPlan:
+def _copy_plan(plan: LaunchPlan, addresses: list[int], sizes: list[int], constants: dict,
+               template: LaunchPlan | None) -> LaunchPlan:
     """``plan`` with other constants; what backends only read is shared, and the backend's record is left to be built
-    for the new values."""
+    for the new values (from the record of another plan of the same ``template``, where the backend can)."""
     return LaunchPlan(plan.kernel_name, plan.grid, plan.group, plan.groups, addresses, plan.threadgroup_bytes,
-                      plan.allocations, plan.allocation_params, constants, sizes, plan.slot_params)
+                      plan.allocations, plan.allocation_params, constants, sizes, plan.slot_params, None, template)
 
 
 class TemplateCache(PlanCache):
