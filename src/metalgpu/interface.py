@@ -492,7 +492,7 @@ class Interface:
         kinds, template = self._plans.find_like(function, grid, threads_per_threadgroup, threadgroup_memory, buffers)
         arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
-            if any(is_struct_value(value) for value in buffers):
+            if any(map(is_struct_value, buffers)):
                 arguments = self._library.struct_arguments(function, buffers)
             if template is not None:
                 return template.with_values(arguments)
