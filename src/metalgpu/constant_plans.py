@@ -2,12 +2,12 @@
 
 A loop such as ``for t in steps: gpu.run_function(n, [x, t])`` passes a new object for ``t`` every time, so
 dispatch.PlanCache, which finds a plan by the id of each argument, never finds one, and every dispatch would check
-its whole signature again. ConstantPlanCache keeps such a plan as a template instead, under a key in which each
-constant value stands by its kind (its type; a numpy array's dtype and shape too) while Buffers and None stand by
-their id, as in PlanCache. What build_plan checks of the buffers, the sizes and which slots are bound depends only on
-what that key names, so a dispatch that finds a template packs only its constant values, through the same
-dispatch.pack_constant as build_plan: a value that build_plan refuses (out of range for an int parameter, a struct's
-bytes of the wrong size) is refused with the same ArgumentError.
+its whole signature again. DispatchPlans keeps such a plan as a template instead (in a TemplateCache), under a key
+in which each constant value stands by its kind (its type; a numpy array's dtype and shape too) while Buffers and
+None stand by their id, as in PlanCache. What build_plan checks of the buffers, the sizes and which slots are bound
+depends only on what that key names, so a dispatch that finds a template packs only its constant values, through the
+same dispatch.pack_constant as build_plan: a value that build_plan refuses (out of range for an int parameter, a
+struct's bytes of the wrong size) is refused with the same ArgumentError.
 
 Every dispatch gets a plan of its own, sharing what did not change with the template: a plan still in flight (an
 asynchronous dispatch, a batch that holds it for its replays) keeps its constants, and its backend record is built

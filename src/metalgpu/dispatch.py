@@ -230,7 +230,7 @@ def pack_constant(value: Any, binding, where: str) -> tuple[np.ndarray, int]:
     if not binding.is_reference and (not raw or len(raw) % binding.elem_size):
         raise ArgumentError(f"{where} has {binding.elem_size}-byte elements; the value given packs to {len(raw)} "
                             "bytes, not a whole number of them")
-    # ctypes memory: its address costs a tenth of numpy's (ndarray.ctypes), once most of a scalar's cost
+    # ctypes memory, whose address is cheap: numpy's (ndarray.ctypes) was most of the cost of packing a scalar
     storage = ctypes.create_string_buffer(len(raw) + 64)
     address = ctypes.addressof(storage)
     start = -address % 64
