@@ -12,7 +12,8 @@ cuda:
    block around the loop), vs CuPy's launch loop (target for the replay: >= 3x faster) and vs a CUDA graph captured
    by CuPy (Stream.begin_capture / end_capture, Graph.launch);
 3. a batch whose scalar argument changes every time it is recorded (its graph updated in place, not instantiated
-   again).
+   again), and a loop of synchronous dispatches whose scalar argument is a new value every time (the plan of the
+   first is re-packed, not checked again).
 cpu: the same streams against a loop of synchronous run_function calls.
 
     PYTHONPATH=src python benchmarks/cuda_throughput.py --backend cuda --repeat 20
@@ -40,19 +41,21 @@ CUPY_STEP = r'''extern "C" __global__ void step(float* x, unsigned n) {
 }'''
 
 
-def expected_after(values: np.ndarray, count: int) -> np.ndarray:
+def expected_after(values: np.ndarray, count: int, factors=None) -> np.ndarray:
+    """``count`` steps from ``values`` in float32, step i scaling by ``factors[i]`` (default 0.999)."""
     values = values.astype(np.float32)
-    for _ in range(count):
-        values = values * np.float32(0.999) + np.float32(0.001)
+    for step in range(count):
+        factor = np.float32(0.999 if factors is None else factors[step])
+        values = values * factor + np.float32(0.001)
     return values
 
 
-def check(buffer, start: np.ndarray, count: int, what: str) -> None:
+def check(buffer, start: np.ndarray, count: int, what: str, factors=None) -> None:
     """A fast wrong stream fails: ``count`` steps from ``start`` against numpy in float32. The kernels may fuse the
     multiply-add (numpy rounds twice): up to an ulp of difference per step, which later steps shrink by 0.999, so
     at most ``count`` ulps of 1 (values stay in [0, 1])."""
     got = buffer.read()
-    if not np.allclose(got, expected_after(start, count), rtol=0, atol=count * 2.0 ** -23):
+    if not np.allclose(got, expected_after(start, count, factors), rtol=0, atol=count * 2.0 ** -23):
         raise SystemExit(f"{what}: wrong results")
 
 
@@ -91,8 +94,15 @@ def ours(gpu, args) -> tuple[dict, dict, object]:
             for _ in range(count):
                 gpu.run_function(n, [x, a], function_name="scaled_step")
 
+    steps = np.float32(0.999) - np.arange(count, dtype=np.float32) * np.float32(1e-6)
+    step_factors = [float(step) for step in steps]  # a new Python float for every dispatch, as a loop makes them
+
+    def synchronous_scalar_changes():
+        for a in step_factors:
+            gpu.run_function(n, [x, a], function_name="scaled_step")
+
     calls = {"async": asynchronous, "replay": batch.replay, "recorded anew": recorded_anew,
-             "scalars changed": scalars_changed}
+             "scalars changed": scalars_changed, "sync scalar changes": synchronous_scalar_changes}
     if gpu.backend == "cpu":
         calls["sync"] = synchronous
 
@@ -101,6 +111,9 @@ def ours(gpu, args) -> tuple[dict, dict, object]:
             x.write(start)
             call()
             check(x, start, count, name)
+        x.write(start)
+        synchronous_scalar_changes()
+        check(x, start, count, "sync scalar changes", step_factors)
     return calls, {"x": x}, verify
 
 
@@ -175,7 +188,8 @@ def main() -> None:
                 ("  vs CuPy's captured graph", "replay", "cupy graph", ""),
                 ("  CuPy's graph vs its loop", "cupy graph", "cupy loop", ""),
                 ("batch recorded anew", "recorded anew", "cupy loop", "reported"),
-                ("batch, a scalar changed", "scalars changed", "cupy loop", "reported")]
+                ("batch, a scalar changed", "scalars changed", "cupy loop", "reported"),
+                ("sync, the scalar changes", "sync scalar changes", "cupy loop", "reported")]
         graphs = gpu._backend.graphs
         note = (f"repeats in {'compiled code' if compiled else 'Python'}; graphs built {graphs.builds}, "
                 f"updated {graphs.updates}, replayed {graphs.replays}")
@@ -183,7 +197,8 @@ def main() -> None:
         rows = [("async stream, per dispatch", "async", "sync", "reported"),
                 ("batch replayed, per dispatch", "replay", "sync", "reported"),
                 ("batch recorded anew", "recorded anew", "sync", "reported"),
-                ("batch, a scalar changed", "scalars changed", "sync", "reported")]
+                ("batch, a scalar changed", "scalars changed", "sync", "reported"),
+                ("sync, the scalar changes", "sync scalar changes", "sync", "reported")]
         note = f"{gpu._backend.threads} threads"
     print(f"device: {gpu!r}; {args.count} dependent dispatches of {args.size:,} elements per stream, medians of "
           f"{args.repeat} streams; {note}")

@@ -200,7 +200,7 @@ def test_cpu_asynchronous_dispatches_start_no_python_thread():
 def test_scalar_constants_pack_as_pack_values_packs_them(kind, size, scalar):
     """A one-value constant argument takes a quicker path than pack_values (dispatch._pack_scalar_quickly): the
     same bytes for every value it takes, and the same errors for every value it refuses."""
-    from metalgpu.dispatch import _pack_constant
+    from metalgpu.dispatch import pack_constant
     from metalgpu.msl.abi import BindingInfo
     from metalgpu.types import pack_values, resolve_type
 
@@ -213,6 +213,7 @@ def test_scalar_constants_pack_as_pack_values_packs_them(kind, size, scalar):
             expected = pack_values(value, resolve_type(scalar))
         except metalgpu.ArgumentError as error:
             with pytest.raises(metalgpu.ArgumentError, match=re.escape(str(error))):
-                _pack_constant(value, binding, "p")
+                pack_constant(value, binding, "p")
             continue
-        assert _pack_constant(value, binding, "p").tobytes() == expected, (value, scalar)
+        data, address = pack_constant(value, binding, "p")
+        assert data.tobytes() == expected and address == data.ctypes.data and address % 64 == 0, (value, scalar)

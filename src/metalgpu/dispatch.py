@@ -5,6 +5,7 @@ through the small interfaces below (KernelSignature, Allocation): the Interface 
 Allocations before a plan is made, and backends launch plans."""
 from __future__ import annotations
 
+import ctypes
 import numbers
 import struct
 import weakref
@@ -129,6 +130,7 @@ class LaunchPlan:
     slot_bytes: list[int] = field(default_factory=lambda: [0] * MAX_BINDINGS)  # bytes bound at each slot
     slot_params: dict[int, str] = field(default_factory=dict)  # slot -> the parameter it binds, for messages
     packed: Any = None  # the backend's own launch record for this plan, built on its first launch
+    template: LaunchPlan | None = None  # the plan this one repeats with other constant values (constant_plans.py)
 
 
 def build_plan(function: KernelSignature, arguments: Sequence[Any], grid: Any, threads_per_threadgroup: Any,
@@ -198,14 +200,14 @@ def _bind_buffer(plan: LaunchPlan, function: KernelSignature, binding, value: An
         return
     if not binding.is_const:
         raise ArgumentError(f"{where} is writable device memory: pass a Buffer, not a {type(value).__name__}")
-    data = _pack_constant(value, binding, where)
-    plan.buffer_addresses[binding.index] = data.ctypes.data
+    data, plan.buffer_addresses[binding.index] = pack_constant(value, binding, where)
     plan.slot_bytes[binding.index], plan.slot_params[binding.index] = data.nbytes, where
     plan.constants[binding.index] = data
 
 
-def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
-    """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory."""
+def pack_constant(value: Any, binding, where: str) -> tuple[np.ndarray, int]:
+    """The bytes of a constant argument in the parameter's declared type, in 64-byte-aligned memory, and their
+    address."""
     raw = _pack_scalar_quickly(value, binding)
     if raw is not None:
         pass
@@ -228,17 +230,18 @@ def _pack_constant(value: Any, binding, where: str) -> np.ndarray:
     if not binding.is_reference and (not raw or len(raw) % binding.elem_size):
         raise ArgumentError(f"{where} has {binding.elem_size}-byte elements; the value given packs to {len(raw)} "
                             "bytes, not a whole number of them")
-    storage = np.zeros(len(raw) + 64, dtype=np.uint8)
-    start = -storage.ctypes.data % 64
-    aligned = storage[start:start + len(raw)]
-    aligned[:] = np.frombuffer(raw, dtype=np.uint8)
-    return aligned
+    # ctypes memory, whose address is cheap: numpy's (ndarray.ctypes) was most of the cost of packing a scalar
+    storage = ctypes.create_string_buffer(len(raw) + 64)
+    address = ctypes.addressof(storage)
+    start = -address % 64
+    ctypes.memmove(address + start, raw, len(raw))
+    return np.frombuffer(storage, np.uint8, len(raw), start), address + start
 
 
 # Python and numpy numbers for a one-value parameter of these kinds and sizes: struct's formats, which refuse what
 # pack_values refuses (an integer out of range, a finite float that overflows) and round as it does. Anything else,
 # or a value refused here, takes pack_values, which says what is wrong. A dispatch with a scalar argument packs it
-# every time (its plan is not cached), so this is most dispatches' cost of a scalar.
+# every time (constant_plans.py reuses the rest of its plan), so this is most dispatches' cost of a scalar.
 _QUICK_FORMATS = {("float", 4): struct.Struct("<f"), ("signed", 4): struct.Struct("<i"),
                   ("unsigned", 4): struct.Struct("<I"), ("signed", 8): struct.Struct("<q"),
                   ("unsigned", 8): struct.Struct("<Q"), ("signed", 2): struct.Struct("<h"),

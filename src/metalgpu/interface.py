@@ -13,7 +13,8 @@ from .backends.base import CompileOptions, simdgroup_float_mode
 from .batch import Batch
 from .buffer import Buffer
 from .cache import CompileCache
-from .dispatch import Dispatch, PlanCache, build_plan, check_timeout, name_batch_dispatch
+from .constant_plans import DispatchPlans
+from .dispatch import Dispatch, build_plan, check_timeout, name_batch_dispatch
 from .errors import ArgumentError, BufferReleasedError, MetalError
 from .library import Function, Library, is_struct_value, read_source
 from .types import metal_type_of_array, resolve_type
@@ -76,7 +77,7 @@ class Interface:
         self._library: Library | None = None
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
-        self._plans = PlanCache()  # recent dispatches, see _dispatch()
+        self._plans = DispatchPlans(Buffer)  # recent dispatches, see _dispatch()
         self._recording: Batch | None = None  # the batch being recorded (batch())
         self._ops = None
         self._closed = False
@@ -465,9 +466,8 @@ class Interface:
     def _dispatch(self, function: Function, grid: Any, buffers: Sequence[Any], wait: bool = True,
                   threads_per_threadgroup: Any = None, threadgroup_memory: dict[int, int] | None = None,
                   timeout: float | None = None) -> Dispatch:
-        """Run a kernel. A dispatch that repeats a recent one (same kernel, sizes and buffer objects, no constant
-        values) reuses its checked, packed plan (dispatch.PlanCache): a loop of run_function calls checks its
-        arguments once. Every line of the repeat path runs on each dispatch, so it is kept to a few operations."""
+        """Run a kernel. A repeat of a recent dispatch (same kernel, sizes, argument objects) reuses its plan, one that
+        differs only in constant values its checks (constant_plans.py). The repeat path is kept to a few operations."""
         self._check_open()
         recording = self._recording
         if recording is not None and recording.records():
@@ -487,19 +487,22 @@ class Interface:
 
     def _new_plan(self, key: tuple | None, function: Function, buffers: Sequence[Any], grid: Any,
                   threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None):
-        """Check and pack a dispatch, and cache its plan under ``key`` unless it packs constant values (they are
-        packed anew every time)."""
+        """The plan of a dispatch not found under ``key``: a recent one's whose arguments differ only in constant
+        values, with these values packed (constant_plans.py); else checked and packed whole, and cached."""
+        kinds, template = self._plans.find_like(function, grid, threads_per_threadgroup, threadgroup_memory, buffers)
         arguments, buffer_types = buffers, []
         if isinstance(buffers, (list, tuple)):
-            if any(is_struct_value(value) for value in buffers):
+            if any(map(is_struct_value, buffers)):
                 arguments = self._library.struct_arguments(function, buffers)
+            if template is not None:
+                return template.with_values(arguments)
             arguments = [self._memory_of(value, index, function) if isinstance(value, Buffer) else value
                          for index, value in enumerate(arguments)]
             buffer_types = [value._element_type() if isinstance(value, Buffer) else None for value in buffers]
         plan = build_plan(function, arguments, grid, threads_per_threadgroup, threadgroup_memory,
                           self._backend.max_threadgroup_memory, buffer_types)
-        if key is not None and not plan.constants:
-            self._plans.store(key, plan, [value for value in buffers if isinstance(value, Buffer)])
+        if key is not None:
+            self._plans.remember(key, kinds, function, plan, [value for value in buffers if isinstance(value, Buffer)])
         return plan
 
     def _memory_of(self, buffer: Buffer, index: int, function: Function):

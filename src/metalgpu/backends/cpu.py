@@ -91,6 +91,29 @@ class _CpuLaunch:
         self.entry = cpu_queue.entry_record(entry_point, self.slots_address, self.record_address, self.groups,
                                             self.threads, self.chunks)
 
+    @classmethod
+    def of(cls, entry_point: int, plan: LaunchPlan, threads: int) -> "_CpuLaunch":
+        """The launch of ``plan``. A plan that repeats its template with other constant values (constant_plans.py)
+        takes the launch of an earlier plan of that template with its constants' addresses in a new slot array:
+        the native runner only reads the dispatch record, which they share."""
+        template = plan.template
+        earlier = None if template is None else template.packed
+        if earlier is None:
+            launch = cls(entry_point, plan, threads)
+            if template is not None:
+                template.packed = launch
+            return launch
+        launch = cls.__new__(cls)
+        launch.run, launch.record, launch.record_address = earlier.run, earlier.record, earlier.record_address
+        launch.groups, launch.threads, launch.chunks = earlier.groups, earlier.threads, earlier.chunks
+        launch.slots = earlier.slots.copy()
+        for index in plan.constants:
+            launch.slots[index] = plan.buffer_addresses[index]
+        launch.slots_address = launch.slots.ctypes.data
+        launch.entry = cpu_queue.entry_record(launch.run, launch.slots_address, launch.record_address, launch.groups,
+                                              launch.threads, launch.chunks)
+        return launch
+
 
 class CpuBackend(Backend):
     name = "cpu"
@@ -175,7 +198,7 @@ class CpuBackend(Backend):
                ) -> Dispatch | None:
         launch = plan.packed
         if launch is None:
-            launch = plan.packed = _CpuLaunch(module.entry_points[kernel], plan, self.threads)
+            launch = plan.packed = _CpuLaunch.of(module.entry_points[kernel], plan, self.threads)
         # The plan holds its memory until the kernel has run: a buffer dropped meanwhile stays allocated.
         # Runs of one backend never overlap: a synchronous one runs under the lock, and only when the queue is idle;
         # the queue runs one submission at a time.
@@ -198,7 +221,7 @@ class CpuBackend(Backend):
             for entry in batch.entries:
                 plan = entry.plan
                 if plan.packed is None:
-                    plan.packed = _CpuLaunch(entry.module.entry_points[entry.kernel], plan, self.threads)
+                    plan.packed = _CpuLaunch.of(entry.module.entry_points[entry.kernel], plan, self.threads)
                 record = plan.packed.entry
                 entries.append(record)
             batch.packed = cpu_queue.join_entries(entries)
