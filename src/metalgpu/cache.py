@@ -18,6 +18,7 @@ cannot be written either, compiled modules stay in memory (Linux: an anonymous m
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -40,6 +41,10 @@ __all__ = ["FORMAT_VERSION", "CacheEntry", "CacheFallbackWarning", "CacheTrustWa
 FORMAT_VERSION = 1  # bump when the layout, the sidecar or what a binary means changes
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+# Background builds this process started (CompileCache.build_artifact). They outlive it by design; at exit those
+# already done are reaped, so that only builds still running are left (and reported as such by subprocess).
+_BUILDS: list[subprocess.Popen] = []
+atexit.register(lambda: [build.poll() for build in _BUILDS])
 _CACHE_FILE = re.compile(r"([0-9a-f]{64})\.(bin|json)(\..+\.tmp)?")
 
 
@@ -191,9 +196,11 @@ class CompileCache:
         build leaves its error output in ``log``, if given, and nothing else."""
         script = ('tmp=$1; final=$2; log=$3; shift 3; if "$@" 2>"${log:-/dev/null}"; then mv -f "$tmp" "$final"; '
                   'if [ -n "$log" ]; then rm -f "$log"; fi; else rm -f "$tmp"; fi')
-        return subprocess.Popen(["sh", "-c", script, "sh", str(temporary), str(final), str(log or ""), *command],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        build = subprocess.Popen(["sh", "-c", script, "sh", str(temporary), str(final), str(log or ""), *command],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        _BUILDS.append(build)
+        return build
 
     def entries(self) -> list[str]:
         """The keys that have an entry (not verified: :meth:`load` does that)."""

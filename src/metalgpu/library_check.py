@@ -59,7 +59,7 @@ def check_library(library: Library, jobs: int = 2, chunk: int = CHUNK_KERNELS, b
     failures: dict[int, ShaderCompileError] = {}
     unisolated: set[int] = set()
     compiles = 0
-    budget = budget if budget is not None else 4 * len(groups) + 16
+    budget = budget if budget is not None else 4 * len(groups) + 64
     with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="metalgpu-check") as pool:
         pending: dict[Future, _Group] = {}
 
