@@ -33,8 +33,10 @@ from .cpu_queue import NativeQueue, QueuedRun
 
 __all__ = ["CpuBackend"]
 
-GUARD_SOURCE = Path(__file__).resolve().parent / "cpu_guard.cpp"
-QUEUE_SOURCE = GUARD_SOURCE.with_name("cpu_queue.cpp")  # compiled after it, in one translation unit
+# The native runner, one translation unit in this order: the guarded thread pool, the per-thread memory modules
+# borrow, the asynchronous queue
+NATIVE_SOURCES = tuple(Path(__file__).resolve().parent / name
+                       for name in ("cpu_guard.cpp", "cpu_thread_memory.cpp", "cpu_queue.cpp"))
 PARALLEL_THRESHOLD = 1 << 15  # threads in a grid below which one OS thread is faster than waking the pool
 # Statuses of cpu_guard.cpp's runner (beside signal numbers and the kernels' own, msl/abi.py)
 STATUS_STACK_OVERFLOW, STATUS_INTERRUPTED, STATUS_TIMED_OUT = 1003, 1004, 1005
@@ -146,7 +148,7 @@ class CpuBackend(Backend):
         return _CpuModule(path, kernels)
 
     def _load_native_runner(self):
-        source = f'{GUARD_SOURCE.read_text()}\n#line 1 "{QUEUE_SOURCE.name}"\n{QUEUE_SOURCE.read_text()}'
+        source = "\n".join(f'#line 1 "{path.name}"\n{path.read_text()}' for path in NATIVE_SOURCES)
         key = CompileCache.key("cpu-guard", self.compiler.fingerprint(), source)
         options = CompileOptions(fast_math=False)
         def build() -> tuple[bytes, dict]:

@@ -25,7 +25,7 @@ _GLOBAL, _WEAK = 1, 2
 # What the emulation headers and the toolchain's start files refer to, besides the math libraries.
 _RUNTIME = frozenset({
     "memset", "memcpy", "memmove", "memcmp", "mmap", "munmap", "mprotect", "sysconf", "abort",
-    "mg_fiber_stacks", "mg_threadgroup_arenas",  # the host's (backends/cpu_guard.cpp), weak references
+    "mg_fiber_stacks", "mg_threadgroup_arenas",  # the host's (backends/cpu_thread_memory.cpp), weak references
     "__tls_get_addr", "__cxa_thread_atexit", "__cxa_thread_atexit_impl", "__cxa_finalize", "__gmon_start__",
     "_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__stack_chk_fail", "__cxa_guard_acquire",
     "__cxa_guard_release", "__cxa_guard_abort", "__cxa_pure_virtual", "__cxa_begin_catch", "__cxa_end_catch",

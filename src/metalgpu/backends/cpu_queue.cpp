@@ -1,8 +1,9 @@
 // The cpu backend's asynchronous queue and its batches, in native code: an asynchronous dispatch (or a batch of
 // them) is one call from Python that appends it to the Interface's queue, and a native thread of the queue runs
 // it on the thread pool of cpu_guard.cpp, so no Python thread takes part and nothing returns to Python between
-// the dispatches of a batch. backends/cpu.py compiles this file after cpu_guard.cpp, as one translation unit, and
-// calls only the extern "C" functions below; this file calls only cpu_guard.cpp's own extern "C" ones.
+// the dispatches of a batch. backends/cpu.py compiles this file last, after cpu_guard.cpp and
+// cpu_thread_memory.cpp, as one translation unit; Python calls only the extern "C" functions below, and this file
+// calls only cpu_guard.cpp's own extern "C" ones.
 //
 // Each submission is an array of entries (msl/abi.py's CPU_QUEUE_ENTRY_FIELDS, uint64 each) and a status record
 // that Python owns (CPU_QUEUE_STATUS_FIELDS): the queue writes the outcome there, then marks it done. Submissions

@@ -30,8 +30,9 @@
 // Not saved: the x87 control word and MXCSR/FPCR, which kernels do not change.
 //
 // Stacks: kStackBytes each, below an inaccessible guard page, allocated once per OS thread (grown to the largest
-// threadgroup seen) and reused, by the host for every module (mg_fiber_stacks in backends/cpu_guard.cpp). A kernel overflowing its stack hits the guard page and faults, which the fault
-// guard (backends/cpu_guard.cpp, running its handler on sigaltstack) reports as a DispatchError.
+// threadgroup seen) and reused, by the host for every module (mg_fiber_stacks in backends/cpu_thread_memory.cpp).
+// A kernel overflowing its stack hits the guard page and faults, which the fault guard (backends/cpu_guard.cpp,
+// running its handler on sigaltstack) reports as a DispatchError.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -163,7 +164,7 @@ namespace coop {
 }  // namespace coop
 }  // namespace mg
 
-// The host's stacks (backends/cpu_guard.cpp), shared by every module on an OS thread; null where the module was
+// The host's stacks (backends/cpu_thread_memory.cpp), shared by every module on an OS thread; null where the module was
 // loaded without it (then each module keeps stacks of its own). ELF only: Mach-O has no weak undefined symbols
 // without extra link flags.
 #if defined(__ELF__)

@@ -52,7 +52,7 @@ __attribute__((noinline)) inline unsigned char* grow_arena(threadgroup_arena_slo
 
 }  // namespace mg
 
-// The host's arenas (backends/cpu_guard.cpp): this OS thread's 31 slots, freed when the thread ends. A weak
+// The host's arenas (backends/cpu_thread_memory.cpp): this OS thread's 31 slots, freed when the thread ends. A weak
 // reference, as for the fiber stacks: a thread_local with a destructor here would make the module refer to the
 // C++ runtime, which a toolchain linking it statically copies into every module (the module check refuses that).
 #if defined(__ELF__)
