@@ -7,23 +7,12 @@ import numpy as np
 import pytest
 
 import metalgpu
-
-SHADER = """#include <metal_stdlib>
-using namespace metal;
-struct Pair { float a; float b; };
-kernel void fill(device float* out [[buffer(0)]], threadgroup float* scratch [[threadgroup(0)]],
-                 uint i [[thread_position_in_grid]]) {
-    scratch[0] = 2.0f;
-    out[i] = scratch[0] + float(i);
-}
-"""
+from conftest import KERNELS_DIR, load_kernel
 
 
 @pytest.fixture
 def gpu(iface):
-    iface.load_shader_from_str(SHADER)
-    iface.set_function("fill")
-    return iface
+    return load_kernel(iface, "scratch_fill.metal", "fill")
 
 
 @pytest.mark.parametrize("memory", [[4], (4,), "4", 4])
@@ -80,7 +69,7 @@ def test_write_of_python_ints_beyond_64_bits_still_converts(iface):
 
 def test_include_dirs_that_are_not_paths(iface, tmp_path):
     shader = tmp_path / "k.metal"
-    shader.write_text(SHADER)
+    shader.write_text((KERNELS_DIR / "scratch_fill.metal").read_text())
     with pytest.raises(metalgpu.ArgumentError, match="include_dirs must hold folder paths"):
         iface.load_shader(shader, include_dirs=[3])
     iface.load_shader(shader, include_dirs=[tmp_path])

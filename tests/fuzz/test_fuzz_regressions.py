@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import metalgpu
+from conftest import load_kernel
 from metalgpu.errors import ShaderCompileError
 from metalgpu.msl.parser import parse
 from metalgpu.msl.policy import MAX_DIAGNOSTICS
@@ -16,21 +17,10 @@ from metalgpu.msl.translate import translate
 
 from .seeds import TESTS
 
-FILL = """#include <metal_stdlib>
-using namespace metal;
-kernel void fill(device float* out [[buffer(0)]], threadgroup float* scratch [[threadgroup(0)]],
-                 uint i [[thread_position_in_grid]]) {
-    scratch[0] = 2.0f;
-    out[i] = scratch[0] + float(i);
-}
-"""
-
 
 @pytest.fixture
 def gpu(iface):
-    iface.load_shader_from_str(FILL)
-    iface.set_function("fill")
-    return iface
+    return load_kernel(iface, "scratch_fill.metal", "fill")
 
 
 def _runs_right(gpu) -> None:
@@ -65,7 +55,7 @@ def test_threadgroup_memory_keys_that_do_not_sort(gpu):
 
 
 def test_infinite_timeout_is_no_timeout(iface):
-    iface.load_shader_from_str(FILL)
+    load_kernel(iface, "scratch_fill.metal")
     out = iface.create_buffer(4, "float")
     iface.run_function(4, [out], function_name="fill", threadgroup_memory={0: 4}, timeout=float("inf"))
     assert out.contents.tolist() == [2, 3, 4, 5]
