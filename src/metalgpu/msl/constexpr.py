@@ -84,7 +84,7 @@ class _Evaluator:
         self.error, self.name, self.what, self.qualified_names = error, name, what, qualified_names
         self.layout = layout
         self.dead = 0  # > 0 inside the unevaluated side of &&, || or ?:
-        self.nesting = 0  # levels of the recursive reading (see _enter)
+        self.nesting = 0  # levels of the recursive reading (see _nested)
 
     def run(self) -> int:
         if not self.tokens:
@@ -106,19 +106,19 @@ class _Evaluator:
         self.i += 1
 
     def _conditional(self) -> int:
-        self._enter()
-        try:
-            return self._conditional_expression()
-        finally:
-            self.nesting -= 1
+        return self._nested(self._conditional_expression)
 
-    def _enter(self) -> None:
-        """One more level of the recursive reading: parentheses, conditionals, unary operators and casts inside
-        each other (a parenthesis counts two), each level a few frames of Python's stack."""
+    def _nested(self, read) -> int:
+        """``read()`` one level deeper in the recursive reading: parentheses, conditionals, unary operators and casts
+        inside each other (a parenthesis counts two), each level a few frames of Python's stack."""
         if self.nesting >= MAX_EXPRESSION_NESTING:
             raise self._error(f"{self.what} is nested too deeply (more than {MAX_EXPRESSION_NESTING} levels of "
                               "parentheses, conditionals, unary operators and casts)")
         self.nesting += 1
+        try:
+            return read()
+        finally:
+            self.nesting -= 1
 
     def _conditional_expression(self) -> int:
         condition = self._binary(1)
@@ -171,11 +171,7 @@ class _Evaluator:
         raise self.error(where, f"'{op}' overflows 64 bits in {self.what}")
 
     def _unary(self) -> int:
-        self._enter()
-        try:
-            return self._operand()
-        finally:
-            self.nesting -= 1
+        return self._nested(self._operand)
 
     def _operand(self) -> int:
         if self.i >= len(self.tokens):
