@@ -80,40 +80,30 @@ class _CpuLaunch:
 
     __slots__ = ("run", "record", "slots", "record_address", "slots_address", "entry", "groups", "threads", "chunks")
 
-    def __init__(self, entry_point: int, plan: LaunchPlan, threads: int):
+    def __init__(self, entry_point: int, plan: LaunchPlan, threads: int, like: "_CpuLaunch | None" = None):
         self.run = entry_point
-        self.record = cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes)
+        if like is None:
+            self.record = cpu_dispatch_record(plan.grid, plan.group, plan.groups, plan.threadgroup_bytes)
+            self.groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
+            total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
+            self.threads = 1 if total_threads < PARALLEL_THRESHOLD else min(threads, self.groups)
+            # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
+            self.chunks = min(self.groups, 4 * self.threads) if self.threads > 1 else 1
+        else:  # the same dispatch with other slots: the native runner only reads the record, which they share
+            self.record, self.groups, self.threads, self.chunks = like.record, like.groups, like.threads, like.chunks
         self.slots = np.array(plan.buffer_addresses, dtype=np.uint64)
         self.record_address, self.slots_address = self.record.ctypes.data, self.slots.ctypes.data
-        self.groups = plan.groups[0] * plan.groups[1] * plan.groups[2]
-        total_threads = plan.grid[0] * plan.grid[1] * plan.grid[2]
-        self.threads = 1 if total_threads < PARALLEL_THRESHOLD else min(threads, self.groups)
-        # Several chunks per thread even out threadgroups of unequal cost; the native pool hands them out.
-        self.chunks = min(self.groups, 4 * self.threads) if self.threads > 1 else 1
         self.entry = cpu_queue.entry_record(entry_point, self.slots_address, self.record_address, self.groups,
                                             self.threads, self.chunks)
 
     @classmethod
     def of(cls, entry_point: int, plan: LaunchPlan, threads: int) -> "_CpuLaunch":
-        """The launch of ``plan``. A plan that repeats its template with other constant values (constant_plans.py)
-        takes the launch of an earlier plan of that template with its constants' addresses in a new slot array:
-        the native runner only reads the dispatch record, which they share."""
+        """The launch of ``plan``; a plan that repeats its template with other constant values (constant_plans.py)
+        shares the dispatch record of the first launch of that template."""
         template = plan.template
-        earlier = None if template is None else template.packed
-        if earlier is None:
-            launch = cls(entry_point, plan, threads)
-            if template is not None:
-                template.packed = launch
-            return launch
-        launch = cls.__new__(cls)
-        launch.run, launch.record, launch.record_address = earlier.run, earlier.record, earlier.record_address
-        launch.groups, launch.threads, launch.chunks = earlier.groups, earlier.threads, earlier.chunks
-        launch.slots = earlier.slots.copy()
-        for index in plan.constants:
-            launch.slots[index] = plan.buffer_addresses[index]
-        launch.slots_address = launch.slots.ctypes.data
-        launch.entry = cpu_queue.entry_record(launch.run, launch.slots_address, launch.record_address, launch.groups,
-                                              launch.threads, launch.chunks)
+        launch = cls(entry_point, plan, threads, None if template is None else template.packed)
+        if template is not None and template.packed is None:
+            template.packed = launch
         return launch
 
 
