@@ -80,19 +80,21 @@ MG_FUNC int ilogb(float x) {
 }  // namespace detail
 }  // namespace mg
 
-// An integer or bool scalar argument is taken as a float (PyTorch's UnaryKernel.metal calls precise::log(10) and
-// precise::abs of its integer types), as C++ takes it as a double; the trailing empty pack makes this form rank
-// below any template of the name a library declares itself.
+// An integer or bool scalar argument of NAME is taken as a float, then given to CALL (PyTorch's UnaryKernel.metal
+// calls precise::log(10) and precise::abs of its integer types), as C++ takes it as a double; the trailing empty
+// pack makes this form rank below any template of the name a library declares itself.
+#define MG_INTEGER_AS_FLOAT(NAME, CALL)                                                                \
+    template <class X, class R = mg::detail::float_of_integer_t<X>, class... None>                     \
+    MG_FUNC R NAME(const X& x, None...) {                                                              \
+        static_assert(sizeof...(None) == 0, #NAME " takes one argument");                              \
+        return CALL(float(x));                                                                         \
+    }
 #define MG_MATH_1(FLAVOUR, NAME)                                                                       \
     template <class X, class R = mg::detail::float_result_t<X>>                                        \
     MG_FUNC R NAME(const X& x) {                                                                       \
         return mg::detail::map<R>(MG_LIFT(FLAVOUR, NAME), mg::detail::value_of(x));                     \
     }                                                                                                  \
-    template <class X, class R = mg::detail::float_of_integer_t<X>, class... None>                     \
-    MG_FUNC R NAME(const X& x, None...) {                                                              \
-        static_assert(sizeof...(None) == 0, #NAME " takes one argument");                              \
-        return NAME(float(x));                                                                         \
-    }
+    MG_INTEGER_AS_FLOAT(NAME, NAME)
 #define MG_MATH_2(FLAVOUR, NAME)                                                                       \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
     MG_FUNC R NAME(const X& x, const Y& y) {                                                           \
@@ -131,11 +133,7 @@ MG_FUNC int ilogb(float x) {
     /* abs of a floating-point value: fabs (Metal lists both among its fast:: and precise:: functions) */  \
     template <class X, class R = mg::detail::float_result_t<X>>                                        \
     MG_FUNC R abs(const X& x) { return ::metal::FLAVOUR_NS::fabs(x); }                                 \
-    template <class X, class R = mg::detail::float_of_integer_t<X>, class... None>                     \
-    MG_FUNC R abs(const X& x, None...) {                                                               \
-        static_assert(sizeof...(None) == 0, "abs takes one argument");                                 \
-        return ::metal::FLAVOUR_NS::fabs(float(x));                                                    \
-    }                                                                                                  \
+    MG_INTEGER_AS_FLOAT(abs, ::metal::FLAVOUR_NS::fabs)                                                \
     /* powr: pow for x >= 0 (undefined below, as in Metal) */                                          \
     template <class X, class Y, class R = mg::detail::float_result_t<X, Y>>                            \
     MG_FUNC R powr(const X& x, const Y& y) { return pow(x, y); }                                        \
@@ -160,11 +158,7 @@ MG_FUNC int ilogb(float x) {
             return 0x1.fffffep-1f < r ? 0x1.fffffep-1f : r;                                            \
         }, mg::detail::value_of(x));                                                                   \
     }                                                                                                  \
-    template <class X, class R = mg::detail::float_of_integer_t<X>, class... None>                     \
-    MG_FUNC R fract(const X& x, None...) {                                                             \
-        static_assert(sizeof...(None) == 0, "fract takes one argument");                               \
-        return fract(float(x));                                                                        \
-    }                                                                                                  \
+    MG_INTEGER_AS_FLOAT(fract, fract)                                                                  \
     /* sincos: returns the sine, stores the cosine */                                                  \
     template <class X, class C, class R = mg::detail::float_result_t<X>>                               \
     MG_FUNC R sincos(const X& x, C& cosval) {                                                          \
@@ -284,4 +278,5 @@ using metal::fmedian3;
 #undef MG_MATH_UNARY_ENTRY
 #undef MG_MATH_BINARY_ENTRY
 #undef MG_MATH_1
+#undef MG_INTEGER_AS_FLOAT
 #undef MG_MATH_2
