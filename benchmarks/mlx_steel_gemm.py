@@ -7,6 +7,12 @@ row-major matrices (n = 4096 unless --size says otherwise),
 - float16 (float accumulators, as MLX instantiates it) against cuBLAS FP16 (cupy.matmul);
 - bfloat16 likewise against cuBLAS BF16 (torch.matmul: CuPy has no bfloat16).
 
+MLX's half and bfloat kernels multiply float fragments: its BlockMMA (steel/gemm/mma.h) converts each element to
+the accumulator type, float, as it loads the tiles from threadgroup memory, so their products are float x float
+and follow ``simdgroup_float`` like the float kernel's. A half or bfloat value is exact in TF32 (11 and 8
+significant bits), so for these two the "tf32" mode gives the same results as "3xtf32" with half the tensor-core
+instructions; both rows are printed.
+
 Method as benchmarks/cuda_gemm.py: kernel times are CUDA events (Dispatch.gpu_time; events around cuBLAS), medians
 of samples taken in turn, each after an L2 flush; TFLOP/s count 2 n^3. Errors are against float64 (a DGEMM of the
 same input values): the largest error over the largest |C|, and the largest error over the sum of the terms'
@@ -67,7 +73,9 @@ KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)
     ("float TF32", "tf32", "float32", "FP32"),
     ("float exact (shuffles)", "exact", "float32", "FP32"),
     ("half", "3xtf32", "float16", "FP16"),
+    ("half, tf32 mode", "tf32", "float16", "FP16"),
     ("bfloat", "3xtf32", "bfloat16", "BF16"),
+    ("bfloat, tf32 mode", "tf32", "bfloat16", "BF16"),
 ]
 
 
@@ -161,7 +169,7 @@ def main() -> None:
         except ImportError:
             torch = None
     xp = cp if on_cuda else np  # where the float64 references are computed
-    kinds = KINDS if on_cuda else [("float", "3xtf32", "float32", "FP32")] + KINDS[3:]
+    kinds = KINDS if on_cuda else [("float", "3xtf32", "float32", "FP32"), KINDS[3], KINDS[5]]
 
     rng = np.random.default_rng(3)
     a32, b32 = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
