@@ -33,8 +33,8 @@ The kernels are those MLX's host code picks for this product (mlx/backend/metal/
 steel_matmul_axpby sends a 4096 GEMM to steel_matmul_regular_axpby (not split-K: M x N is 256 x 256 tiles of 16,
 above the 1024/2048 of its split-K case; not the NAX kernels, which need Apple's MetalPerformancePrimitives), whose
 GEMM_TPARAM_MACRO chooses the tile by the GPU's class, the last letter of its architecture name. Of the classes,
-'d' (Max and Ultra, the largest GPUs: the nearest to an H100) is taken here; there, for a large product
-(M x N >= 2^20):
+'d', the one the macro calls the large device (Apple's largest GPUs: the nearest to an H100), is taken here;
+there, for a large product (M x N >= 2^20):
 
 - float32 keeps the default, bm 64, bn 64, bk 16, wm 2, wn 2: steel_gemm_fused_nn_float32_float32_bm64_bn64_bk16_wm2_wn2
   (128 threads, each SIMD-group 32 x 32 of the 64 x 64 tile);
@@ -42,11 +42,11 @@ GEMM_TPARAM_MACRO chooses the tile by the GPU's class, the last letter of its ar
   steel_gemm_fused_nn_float16_float16_bm64_bn64_bk16_wm1_wn2 and the bfloat16 one (64 threads, each SIMD-group
   64 x 32 of the tile).
 
-(A medium GPU, any other letter, takes 64/64/16/2/2 for every type; a small one, 'g' or 'p', 64/64/16/2/2 for float32
-and 64/64/16/1/2 for half and bfloat nn: the same kernels as 'd' here.) The launch is MLX's: threadgroups of
-(32, wn, wm) threads, a grid of (tiles_n, tiles_m, batch) threadgroups, swizzle_log 0 (the regular path's value),
-function constants has_batch (10), use_out_source (100) and do_axpby (110) false, align_M/N/K (200-202) as the
-size divides the tile; GEMMParams packed from MLX's steel/gemm/params.h (Interface.struct_dtype).
+A small GPU ('g' or 'p') picks the same three kernels for nn; a medium one (any other letter, 's' or 'c') picks
+64/64/16/2/2 for every type. The launch is MLX's: threadgroups of (32, wn, wm) threads, a grid of (tiles_n,
+tiles_m, batch) threadgroups, swizzle_log 0 (the regular path's value), function constants has_batch (10),
+use_out_source (100) and do_axpby (110) false, align_M/N/K (200-202) as the size divides the tile; GEMMParams
+packed from MLX's steel/gemm/params.h (Interface.struct_dtype).
 """
 from __future__ import annotations
 
