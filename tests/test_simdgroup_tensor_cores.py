@@ -111,6 +111,9 @@ PRODUCTS = {  # kernel: (A's type, B's type, the accumulator's)
     "product_float_half": ("float", "half", "float"),
     "product_half_float": ("half", "float", "float"),
     "product_half_bfloat": ("half", "bfloat", "float"),
+    "staged_half_into_float": ("half", "half", "float"),  # operands through aligned threadgroup memory (ldmatrix)
+    "staged_bfloat": ("bfloat", "bfloat", "bfloat"),
+    "staged_float": ("float", "float", "float"),
 }
 
 
@@ -263,6 +266,10 @@ def test_products_compile_to_tensor_core_instructions(arch):
     assert f"{mma}.f16.f16.f32" in _kernel_ptx(ptx, "product_half", names)
     assert f"{mma}.bf16.bf16.f32" in _kernel_ptx(ptx, "product_bfloat", names)
     assert "movmatrix" in _kernel_ptx(ptx, "elements_half", names)  # a product's result as a B operand
+    for staged in ("staged_half_into_float", "staged_bfloat"):  # aligned threadgroup rows: ldmatrix, either way
+        for form in ("ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16"):
+            assert form in _kernel_ptx(ptx, staged, names), (staged, form)
+    assert "ldmatrix" not in _kernel_ptx(ptx, "product_half", names)  # rows 9 elements apart: not aligned
     exact = _ptx(arch, "exact")
     assert f"{mma}.tf32" not in _kernel_ptx(exact, "product_float", names)
     assert f"{mma}.f16.f16.f32" in _kernel_ptx(exact, "product_half", names)  # half products in every mode
@@ -294,7 +301,8 @@ def test_loaded_operands_need_no_transpose(arch):
     names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
     ptx = _ptx(arch, "3xtf32")
     for kernel in PRODUCTS:
-        assert "movmatrix" not in _kernel_ptx(ptx, kernel, names)
+        if not kernel.startswith("staged_"):  # ldmatrix gives rows: a B operand's columns are their transpose
+            assert "movmatrix" not in _kernel_ptx(ptx, kernel, names)
 
 
 def test_products_before_sm80_stay_on_shuffles():

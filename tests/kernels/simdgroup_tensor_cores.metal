@@ -57,6 +57,47 @@ template [[host_name("product_half_float")]] kernel void product<half, float, fl
 template [[host_name("product_half_bfloat")]] kernel void product<half, bfloat, float>(
     device const half*, device const bfloat*, device float*, constant Layout&, uint2, ushort);
 
+// The same product with A's and B's blocks staged in threadgroup memory whose rows are 16-byte aligned (16
+// elements apart, each block at column 8), as a tiled GEMM keeps them: on CUDA, half and bfloat operands are then
+// read with ldmatrix. A block is held transposed when its operand is transposed in device memory, and read back
+// with transpose_matrix.
+template <typename T, typename Acc>
+kernel void staged_product(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                           device Acc* C [[buffer(2)]], constant Layout& s [[buffer(3)]],
+                           uint2 tile [[threadgroup_position_in_grid]], ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T a_block[8 * 16];
+    threadgroup T b_block[8 * 16];
+    const uint row0 = tile.y * 8, col0 = tile.x * 8;
+    const bool a_transposed = s.a_transposed != 0, b_transposed = s.b_transposed != 0;
+    const bool c_transposed = s.c_transposed != 0;
+    const ulong2 c_origin = c_transposed ? ulong2(row0, col0) : ulong2(col0, row0);
+    simdgroup_matrix<Acc, 8, 8> acc;
+    simdgroup_load(acc, C, s.ldc, c_origin, c_transposed);
+    for (uint k = 0; k < s.k; k += 8) {
+        for (uint i = lane; i < 64; i += 32) {  // element (r, c) of each block at [r][8 + c], or [c][8 + r]
+            const uint r = i / 8, c = i % 8;
+            a_block[a_transposed ? c * 16 + 8 + r : r * 16 + 8 + c] =
+                a_transposed ? A[(k + c) * s.lda + row0 + r] : A[(row0 + r) * s.lda + k + c];
+            b_block[b_transposed ? c * 16 + 8 + r : r * 16 + 8 + c] =
+                b_transposed ? B[(col0 + c) * s.ldb + k + r] : B[(k + r) * s.ldb + col0 + c];
+        }
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        simdgroup_matrix<T, 8, 8> a, b;
+        simdgroup_load(a, a_block, 16, ulong2(8, 0), a_transposed);
+        simdgroup_load(b, b_block, 16, ulong2(8, 0), b_transposed);
+        simdgroup_multiply_accumulate(acc, a, b, acc);
+        threadgroup_barrier(mem_flags::mem_threadgroup);  // read before the next step writes the blocks
+    }
+    simdgroup_store(acc, C, s.ldc, c_origin, c_transposed);
+}
+
+template [[host_name("staged_half_into_float")]] kernel void staged_product<half, float>(
+    device const half*, device const half*, device float*, constant Layout&, uint2, ushort);
+template [[host_name("staged_bfloat")]] kernel void staged_product<bfloat, bfloat>(
+    device const bfloat*, device const bfloat*, device bfloat*, constant Layout&, uint2, ushort);
+template [[host_name("staged_float")]] kernel void staged_product<float, float>(
+    device const float*, device const float*, device float*, constant Layout&, uint2, ushort);
+
 // Eight 8x8 results (out[slot * 64 + row * 8 + column]) around thread_elements(), each lane writing its two
 // elements where Apple's layout formula puts them (slots 0, 1, 6) or stored by simdgroup_store.
 template <typename P, typename T> void put(P out, uint slot, const simdgroup_matrix<T, 8, 8>& m, ushort lane) {

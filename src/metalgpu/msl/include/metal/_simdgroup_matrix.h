@@ -12,7 +12,9 @@
 // Loads and stores are collective, as on Apple's GPUs, whose lanes run in lockstep: every lane of the SIMD-group
 // has done what came before before any lane's part of a load or store, and all parts are done before any lane goes
 // on. Kernels rely on it: PyTorch's int8 matrix product reads elements other lanes stored with simdgroup_store, with
-// no barrier between. On the CPU the lanes are fibers that would otherwise run ahead of each other.
+// no barrier between. On the CPU the lanes are fibers that would otherwise run ahead of each other. On CUDA the
+// warp's lanes reach a load together and issue it as one instruction, so only stores take the barriers there: a
+// barrier around each load would keep the compiler from overlapping a GEMM's loads with its products.
 //
 // On CUDA sm_80 and later, products run on tensor cores (_simdgroup_mma.h): the layout above stays what
 // thread_elements() shows, and the other layouts the tensor cores read are kept beside it.
@@ -106,14 +108,18 @@ MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong 
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+#if !defined(MG_TARGET_CUDA)
     simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
     for (unsigned int k = 0; k < 2; ++k)
         d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
 #if defined(MG_SGM_TENSOR_CORES)
     if constexpr (mg::sgm::is_tensor_type<T>)
         mg::sgm::load_copies(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
 #endif
+#if !defined(MG_TARGET_CUDA)
     simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
 }
 
 template <class T, int Cols, int Rows, class P>

@@ -2,7 +2,8 @@
 // (_simdgroup_mma_cuda.h), and a CPU build that emulates those instructions to test this file without a GPU
 // (_simdgroup_mma_emulated.h, under MG_EMULATE_TENSOR_CORES). Included by _simdgroup_matrix.h, after the target's
 // primitives: shuffle_bits (a 32-bit value of another lane), transpose_b16 (movmatrix), round_tf32 (cvt.rna),
-// mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators).
+// mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators), load_matrix_b16
+// (ldmatrix), unused_bits / unused_float (a register left as it is).
 //
 // Layouts. Apple's (thread_elements(), see _simdgroup_matrix.h) is not one of mma.sync's, so besides its elements
 // `e` a matrix keeps `mma` (operand_copies): the same 8x8 matrix in the two layouts mma.sync reads, lane 4g + t
@@ -16,13 +17,18 @@
 // thread_elements()); each lane then takes the copy from `e` again, by shuffles, when every lane its elements come
 // from kept it fresh. A transpose (movmatrix) makes `cols` from `rows` when a product's result is a B operand.
 //
-// Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums, rows 8-15 unused). A float
-// operand: TF32 tensor cores, x = hi + lo with hi = tf32(x) and lo = tf32(x - hi) (MG_SIMDGROUP_FLOAT 3, the
-// default), or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the
-// shuffle path. The compensated product is two m16n8k8 whose bottom half carries the small terms:
-//   [a_hi; a_lo] x b_hi  then  [a_lo; a_hi] x b_lo + that,  d = c + (top + bottom)
-// which is a_hi b_hi + a_lo b_lo on top and a_lo b_hi + a_hi b_lo below, added once, then c in float. The k index runs through
-// the TF32 operands as mma k = t <-> column 2t, t + 4 <-> 2t + 1, so `rows` and `cols` serve as they are.
+// A half or bfloat matrix loaded from threadgroup memory whose rows are 16-byte aligned takes one ldmatrix for
+// `rows`, and a movmatrix for `cols` where a product reads it (threadgroup arrays start 16-byte aligned, and the
+// compiler often proves the rest and drops the check).
+//
+// Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
+// are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. A float
+// operand: TF32 tensor cores, x = hi + lo with hi and lo in TF32 (MG_SIMDGROUP_FLOAT 3, the default, see split),
+// or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the shuffle path.
+// The compensated product is two m16n8k8 on one A whose bottom half carries a's small part:
+//   [a_hi; a_lo] x b_hi  then  [a_hi; a_lo] x b_lo + that,  d = c + (top + bottom)
+// which is a_hi b on top and a_lo b below, added once, then c in float. The k index runs through the TF32
+// operands as mma k = t <-> column 2t, t + 4 <-> 2t + 1, so `rows` and `cols` serve as they are.
 #pragma once
 
 #if !defined(MG_SIMDGROUP_FLOAT)
@@ -132,8 +138,30 @@ template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) 
     c.rows_fresh = c.cols_fresh = true;
 }
 
+// A 16-bit matrix read from threadgroup memory whose rows (of memory: the matrix's columns when transposed) are
+// 16-byte aligned: one ldmatrix for `rows`, and `cols` its transpose where a product reads it. False where it
+// does not apply (other memory, other alignment, a checked pointer, a conversion on load).
+template <class T, class P>
+MG_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
+                                 bool transpose) {
+    if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
+        if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*source)>, T>::value) {
+            const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
+            if (!is_shared_address(first) || ((shared_address(first) | stride * 2u) & 15u) != 0) return false;
+            const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
+            const unsigned int bits = transpose ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
+            c.rows = unpack<T>(bits);
+            c.cols = unpack<T>(transpose_b16(bits));
+            c.rows_fresh = c.cols_fresh = true;
+            return true;
+        }
+    }
+    return false;
+}
+
 template <class T, class P>
 MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin, bool transpose) {
+    if (load_copies_aligned(c, source, stride, origin, transpose)) return;
     const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
     for (unsigned int k = 0; k < 2; ++k) {
         c.rows[k] = T(source[offset(g, t2 + k, stride, origin, transpose)]);
@@ -150,14 +178,25 @@ MG_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::
     for (unsigned int k = 0; k < 2; ++k) destination[offset(g, t2 + k, stride, origin, transpose)] = U(rows[k]);
 }
 
-// A float operand's TF32 parts; half and bfloat are exact in TF32.
+// x to TF32 (10 fraction bits), to nearest, ties away from zero, in two integer operations: cvt.rna's rounding
+// for finite x, where cvt.rna itself takes more. A NaN whose payload lies in the low 13 bits becomes infinity; x - hi
+// is then NaN, so a compensated product still gives NaN.
+MG_FUNC float tf32_high(float x) {
+    return detail::bit_cast<float>((detail::bit_cast<unsigned int>(x) + 0x1000u) & 0xffffe000u);
+}
+
+// A float operand's TF32 parts; half and bfloat are exact in TF32. Compensated: hi = x rounded to TF32 and
+// lo = x - hi (exact), which the tensor cores read with its low 13 bits dropped: |x - hi - lo| < 2^-22 |x|.
 template <class T> MG_FUNC void split(const metal::vec<T, 2>& x, float (&hi)[2], float (&lo)[2]) {
     for (unsigned int k = 0; k < 2; ++k) {
-        if constexpr (is_wide<T>) {
-            hi[k] = round_tf32(x[k]);
-            lo[k] = float_mode == compensated_floats ? round_tf32(x[k] - hi[k]) : 0.0f;
-        } else {
+        if constexpr (!is_wide<T>) {
             hi[k] = float(x[k]);
+            lo[k] = 0.0f;
+        } else if constexpr (float_mode == compensated_floats) {
+            hi[k] = tf32_high(x[k]);
+            lo[k] = x[k] - hi[k];
+        } else {
+            hi[k] = round_tf32(x[k]);
             lo[k] = 0.0f;
         }
     }
@@ -170,32 +209,36 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TA = detail::remove_cvref_t<decltype(a.e[0])>;
     using TB = detail::remove_cvref_t<decltype(b.e[0])>;
     const auto c_rows = rows_of(c);
-    const float accumulator[4] = {float(c_rows[0]), float(c_rows[1]), 0.0f, 0.0f};
+    const float accumulator[2] = {float(c_rows[0]), float(c_rows[1])};
     const auto a_rows = rows_of(a);
     const auto b_cols = cols_of(b);
     float out[4];
     if constexpr (detail::is_same<TA, TB>::value && !is_wide<TA>) {
+        const float top[4] = {accumulator[0], accumulator[1], unused_float(), unused_float()};
         if constexpr (detail::is_same<TA, metal::half>::value)
-            mma_f16(out, pack(a_rows), 0u, pack(b_cols), accumulator);
+            mma_f16(out, pack(a_rows), unused_bits(), pack(b_cols), top);
         else
-            mma_bf16(out, pack(a_rows), 0u, pack(b_cols), accumulator);
+            mma_bf16(out, pack(a_rows), unused_bits(), pack(b_cols), top);
     } else {
         float a_hi[2], a_lo[2], b_hi[2], b_lo[2];
         split(a_rows, a_hi, a_lo);
         split(b_cols, b_hi, b_lo);
-        const float top_hi[4] = {a_hi[0], a_lo[0], a_hi[1], a_lo[1]};  // a0..a3: (g, k), (g + 8, k), ...
         const float b_high[2] = {b_hi[0], b_hi[1]};
-        const float zero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        mma_tf32(out, top_hi, b_high, zero);
-        if constexpr (float_mode == compensated_floats && is_wide<TB>) {
-            const float top_lo[4] = {a_lo[0], a_hi[0], a_lo[1], a_hi[1]};
-            const float b_low[2] = {b_lo[0], b_lo[1]};
-            const float partial[4] = {out[0], out[1], out[2], out[3]};
-            mma_tf32(out, top_lo, b_low, partial);
-        }
         if constexpr (float_mode == compensated_floats) {
+            const float a_parts[4] = {a_hi[0], a_lo[0], a_hi[1], a_lo[1]};  // a0..a3: (g, k), (g + 8, k), ...
+            const float zero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            mma_tf32(out, a_parts, b_high, zero);
+            if constexpr (is_wide<TB>) {
+                const float b_low[2] = {b_lo[0], b_lo[1]};
+                const float partial[4] = {out[0], out[1], out[2], out[3]};
+                mma_tf32(out, a_parts, b_low, partial);
+            }
             out[0] += out[2];
             out[1] += out[3];
+        } else {
+            const float a_high[4] = {a_hi[0], unused_float(), a_hi[1], unused_float()};
+            const float zero[4] = {0.0f, 0.0f, unused_float(), unused_float()};
+            mma_tf32(out, a_high, b_high, zero);
         }
         // c is added here, rounded to nearest: the tensor cores' sums truncate, and a GEMM that keeps c in them
         // over its whole k loop drifts (four times the shuffle path's error at k = 4096).

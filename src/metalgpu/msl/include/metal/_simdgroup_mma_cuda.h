@@ -1,7 +1,7 @@
 // metal/_simdgroup_mma_cuda.h -- the warp instructions behind _simdgroup_mma.h on CUDA sm_80 and later. Every
 // lane of the warp takes part in each (Metal requires it of SIMD-group matrix functions). PTX ISA: "Matrix
 // fragments for mma.m16n8k8" (lane 4g + t; A: row g (and g + 8), B: column g, C/D: row g (and g + 8), f16/bf16
-// columns 2t and 2t + 1, tf32 columns t and t + 4) and "movmatrix".
+// columns 2t and 2t + 1, tf32 columns t and t + 4), "movmatrix" and "ldmatrix".
 #pragma once
 
 namespace mg {
@@ -24,6 +24,40 @@ __device__ __forceinline__ float round_tf32(float x) {
     unsigned int r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return __uint_as_float(r);
+}
+
+// A register whose value no result depends on: rows 8-15 of an m16n8k8 operand when only the top half of the
+// product is read. No instruction sets it, where a zero would cost one per product.
+__device__ __forceinline__ unsigned int unused_bits() {
+    unsigned int r;
+    asm("" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ float unused_float() {
+    float r;
+    asm("" : "=f"(r));
+    return r;
+}
+
+// Whether p points into threadgroup (shared) memory, where ldmatrix reads; and where, in that space. The
+// compiler sees a threadgroup array's alignment through the latter, not through the generic pointer.
+__device__ __forceinline__ bool is_shared_address(const void* p) { return __isShared(p); }
+__device__ __forceinline__ unsigned int shared_address(const void* p) {
+    return static_cast<unsigned int>(__cvta_generic_to_shared(p));
+}
+
+// ldmatrix: the 8x8 matrix of 16-bit elements whose rows start at the shared-memory addresses that lanes 0-7 give
+// (16 contiguous bytes each, 16-byte aligned). Lane 4g + t gets row g, elements 2t and 2t + 1; with Trans, the
+// transpose's (elements 2t and 2t + 1 of column g). Volatile and clobbering memory, so that the compiler keeps it
+// after the stores it may read.
+template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(const void* row) {
+    const unsigned int address = shared_address(row);
+    unsigned int r;
+    if constexpr (Trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(address) : "memory");
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(address) : "memory");
+    return r;
 }
 
 #define MG_MMA_16BIT(NAME, TYPE)                                                                                  \

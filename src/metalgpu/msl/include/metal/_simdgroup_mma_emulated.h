@@ -17,7 +17,15 @@ inline float round_tf32(float x) {
     return detail::bit_cast<float>((bits + 0x1000u) & 0xffffe000u);
 }
 
-enum class mma_kind { f16, bf16, tf32, transpose };
+// Unused operand parts hold NaN, so that a test sees any of it reaching a result.
+inline unsigned int unused_bits() { return 0x7fc07fc0u; }
+inline float unused_float() { return detail::bit_cast<float>(0x7fc00000u); }
+inline bool is_shared_address(const void*) { return true; }  // the emulated ldmatrix reads any memory
+inline unsigned int shared_address(const void* p) {
+    return static_cast<unsigned int>(reinterpret_cast<unsigned long>(p));
+}
+
+enum class mma_kind { f16, bf16, tf32, transpose, load, load_trans };
 struct mma_registers { unsigned int a[4], b[2]; float c[4]; };
 struct mma_result { float d[4]; };
 
@@ -43,6 +51,17 @@ template <mma_kind Kind> struct mma_op {
     static result apply(const arg* const* args, uint32_t, uint32_t lane) {
         result r{};
         const unsigned int g = lane / 4, t = lane % 4;
+        if (Kind == mma_kind::load || Kind == mma_kind::load_trans) {  // ldmatrix: row r starts at lane r's address
+            unsigned int bits = 0;
+            for (unsigned int k = 0; k < 2; ++k) {
+                const unsigned int row = Kind == mma_kind::load ? g : 2 * t + k;
+                const unsigned int column = Kind == mma_kind::load ? 2 * t + k : g;
+                const unsigned long address = args[row]->a[0] | static_cast<unsigned long>(args[row]->a[1]) << 32;
+                bits |= static_cast<unsigned int>(reinterpret_cast<const unsigned short*>(address)[column]) << (16 * k);
+            }
+            r.d[0] = detail::bit_cast<float>(bits);
+            return r;
+        }
         if (Kind == mma_kind::transpose) {  // element (row, column) of the 8x8 b16 matrix: lane 4 row + column / 2
             unsigned int bits = 0;
             for (unsigned int k = 0; k < 2; ++k) {
@@ -70,6 +89,15 @@ template <mma_kind Kind> inline void emulated_mma(float (&d)[4], const mma_regis
 inline unsigned int transpose_b16(unsigned int x) {
     float d[4];
     emulated_mma<mma_kind::transpose>(d, mma_registers{{x, 0, 0, 0}, {0, 0}, {0, 0, 0, 0}});
+    return detail::bit_cast<unsigned int>(d[0]);
+}
+
+template <bool Trans> inline unsigned int load_matrix_b16(const void* row) {
+    const unsigned long address = reinterpret_cast<unsigned long>(row);
+    float d[4];
+    emulated_mma<Trans ? mma_kind::load_trans : mma_kind::load>(
+        d, mma_registers{{static_cast<unsigned int>(address), static_cast<unsigned int>(address >> 32), 0, 0}, {0, 0},
+                         {0, 0, 0, 0}});
     return detail::bit_cast<unsigned int>(d[0]);
 }
 

@@ -37,7 +37,7 @@
 
 #if defined(MG_TARGET_CUDA)
 #  define MG_FUNC __host__ __device__ __forceinline__
-#  define MG_THREADGROUP_STORAGE __shared__
+#  define MG_THREADGROUP_STORAGE __shared__ __align__(16)  // whole rows for ldmatrix (_simdgroup_mma.h)
 #  define MG_CONSTANT_DATA __constant__
 #  include "_cuda_names.h"
 // Metal's fixed-width integer names. NVRTC has no <cstdint>; these are the choices of the CPU target (LP64, as
@@ -65,7 +65,7 @@ typedef unsigned long uintptr_t;
 #  endif
 #else
 #  define MG_FUNC inline
-#  define MG_THREADGROUP_STORAGE static thread_local
+#  define MG_THREADGROUP_STORAGE static thread_local __attribute__((aligned(16)))  // as on CUDA
 #  define MG_CONSTANT_DATA
 #  include "_libm_cpu.h"
 #endif
