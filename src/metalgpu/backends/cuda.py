@@ -270,12 +270,17 @@ class CudaBackend(Backend):
         if packed is None:
             packed = batch.packed = self._pack_batch(batch)
         accesses = self.placement.host_accesses
-        for entry, launch in zip(batch.entries, packed.launches):
-            if launch.placed_at != accesses:  # as launch() places a plan's buffers
-                remote, launch.placed_at = self.placement.place_all(entry.plan.allocations)
-                repeatable = launch.placed_at >= 0 and not launch.device_constants
-                launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
-        names = [entry.plan.kernel_name for entry in batch.entries]
+        if packed.placed_at != accesses:  # a replay after no host access skips this loop over every dispatch
+            placed = accesses
+            for entry, launch in zip(batch.entries, packed.launches):
+                if launch.placed_at != accesses:  # as launch() places a plan's buffers
+                    remote, launch.placed_at = self.placement.place_all(entry.plan.allocations)
+                    repeatable = launch.placed_at >= 0 and not launch.device_constants
+                    launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
+                    if launch.placed_at != accesses:
+                        placed = -1  # some buffers stay in host memory: placed again next time
+            packed.placed_at = placed
+        names = packed.kernel_names
         start = end = None
         if self.tracking:
             start, end = self._event(), self._event()
@@ -283,11 +288,8 @@ class CudaBackend(Backend):
         self.graphs.submit(packed, names)
         if end is not None:
             self.driver.cuEventRecord(end, self.stream)
-        shown = ", ".join(f"'{name}'" for name in dict.fromkeys(names))
-        what = (f"a batch of {len(names)} dispatches (kernels {shown}; a CUDA graph does not say which of its "
-                "kernels failed: under Interface(debug=True) a batch runs them one by one and names it)")
         dispatch = _CudaDispatch(self, f"batch of {len(names)} dispatches", next(self._numbers), start, end,
-                                 what=what)
+                                 what=packed.what)
         if wait:
             dispatch.wait()
         return dispatch
@@ -300,7 +302,12 @@ class CudaBackend(Backend):
                 plan.packed = self._pack(plan, entry.module, entry.kernel)
             launches.append(plan.packed)
             device_constants += plan.packed.device_constants
-        packed = PackedBatch(launches, tuple(int(launch.repeat_fields[0]) for launch in launches), device_constants)
+        names = [entry.plan.kernel_name for entry in batch.entries]
+        shown = ", ".join(f"'{name}'" for name in dict.fromkeys(names))
+        what = (f"a batch of {len(names)} dispatches (kernels {shown}; a CUDA graph does not say which of its "
+                "kernels failed: under Interface(debug=True) a batch runs them one by one and names it)")
+        packed = PackedBatch(launches, tuple(int(launch.repeat_fields[0]) for launch in launches), device_constants,
+                             names, what)
         if device_constants:  # the graph reads them at every replay: freed, in stream order, with the batch
             finalizer = weakref.finalize(packed, _free_in_stream, weakref.ref(self), device_constants)
             finalizer.atexit = False  # the context goes with the process

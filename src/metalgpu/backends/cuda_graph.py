@@ -53,12 +53,17 @@ class GraphDriver(Protocol):
 
 @dataclass
 class PackedBatch:
-    """A recorded batch as this module runs it (RecordedBatch.packed): its launches, its key, and the device
-    copies of constant arguments its launches point at (freed with the batch, see CudaBackend.submit_batch)."""
+    """A recorded batch as this module runs it (RecordedBatch.packed): its launches, its key, the device copies of
+    constant arguments its launches point at (freed with the batch, see CudaBackend.submit_batch), its kernels'
+    names and what its failure would say, and the count of host accesses its buffers were last placed for (-1:
+    place them at every submission)."""
 
     launches: list[CudaLaunch]
     key: tuple[int, ...]
     device_constants: list = field(default_factory=list)
+    kernel_names: list[str] = field(default_factory=list)
+    what: str = "a batch"
+    placed_at: int = -1
 
 
 @dataclass
