@@ -92,6 +92,9 @@ template <class T> MG_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>&
 #endif
 #ifndef MG_KNOWN_CONSTANT
 #  define MG_KNOWN_CONSTANT(x) false
+// Nor does it fold load_copies_aligned's test of alignment, and the flags of matrices loaded behind that branch
+// then take their shuffles: there loads stay scalar (a half GEMM ran twice as fast so on an H100 with NVRTC 13.0).
+#  define MG_SGM_SCALAR_LOADS 1
 #endif
 MG_FUNC bool shuffle_flag(bool flag, unsigned int source) {
     if (MG_KNOWN_CONSTANT(flag)) return flag;
@@ -152,22 +155,25 @@ MG_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long s
             const unsigned int bits = transpose ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
             c.rows = unpack<T>(bits);
             c.cols = unpack<T>(transpose_b16(bits));
-            c.rows_fresh = c.cols_fresh = true;
             return true;
         }
     }
     return false;
 }
 
+// The flags are set outside the branch on alignment: where the compiler cannot decide it, they stay constants
+// that the products' freshness tests fold.
 template <class T, class P>
 MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin, bool transpose) {
+    c.rows_fresh = c.cols_fresh = true;
+#if !defined(MG_SGM_SCALAR_LOADS)
     if (load_copies_aligned(c, source, stride, origin, transpose)) return;
+#endif
     const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
     for (unsigned int k = 0; k < 2; ++k) {
         c.rows[k] = T(source[offset(g, t2 + k, stride, origin, transpose)]);
         c.cols[k] = T(source[offset(t2 + k, g, stride, origin, transpose)]);
     }
-    c.rows_fresh = c.cols_fresh = true;
 }
 
 template <class M, class P>
