@@ -273,7 +273,8 @@ class Buffer:
         self._pending_box = [None]
 
 
-def test_compiled_submit_launches_without_waiting_and_marks_the_buffers(extension):
+@pytest.mark.parametrize("bound", [False, True], ids=["submit", "bind_submit"])
+def test_compiled_submit_launches_without_waiting_and_marks_the_buffers(extension, bound):
     launches = []
     launch_function = LAUNCH(lambda *args: launches.append(args) or 0)
     address = ctypes.cast(launch_function, ctypes.c_void_p).value
@@ -291,9 +292,11 @@ def test_compiled_submit_launches_without_waiting_and_marks_the_buffers(extensio
     def on_error(failed, code, waited):
         raise metalgpu.DispatchError(f"{failed.kernel_name}: {code}, waited {waited}")
 
-    def submit(buffers, grid=64):
-        return extension.submit(on_error, address, accesses.ctypes.data, Made, backend, numbers, plans, function,
-                                grid, buffers)
+    def submit(buffers, grid=64):  # as the backend calls it: its leading arguments bound, or all given
+        leading = (on_error, address, accesses.ctypes.data, Made, backend, numbers)
+        if bound:
+            return extension.bind_submit(*leading)(plans, function, grid, buffers)
+        return extension.submit(*leading, plans, function, grid, buffers)
 
     first = submit([a, None, b])
     assert type(first) is Made and (first._backend, first.kernel_name, first._number) == (backend, "k", 7)

@@ -79,8 +79,9 @@ def on_error(plan, code, waited):
     raise metalgpu.DispatchError(f"{plan.kernel_name}: code {code}, waited {waited}")
 
 
-@pytest.fixture
-def setup(module):
+@pytest.fixture(params=[False, True], ids=["repeat", "bind_repeat"])
+def setup(module, request):
+    """The repeat path as the tests call it: all arguments given, or the leading ones bound as the backend does."""
     driver = FakeDriver()
     accesses = np.array([5], dtype=np.uint64)
     function, a, b = object(), Buffer(), Buffer()
@@ -88,7 +89,10 @@ def setup(module):
     plans = {PlanCache.key(function, 1000, None, None, [a, b]): plan}
 
     def repeat(grid, buffers, fn=function):
-        return module.repeat(on_error, *driver.addresses, accesses.ctypes.data, plans, fn, grid, buffers)
+        leading = (on_error, *driver.addresses, accesses.ctypes.data)
+        if request.param:
+            return module.bind_repeat(*leading)(plans, fn, grid, buffers)
+        return module.repeat(*leading, plans, fn, grid, buffers)
 
     return driver, accesses, plan, plans, repeat, (function, a, b)
 

@@ -78,6 +78,7 @@ class Interface:
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
         self._plans = DispatchPlans(Buffer)  # recent dispatches, see _dispatch()
+        self._plan_table = self._plans.table  # the same dict for the Interface's life, read by compiled code
         self._recording: Batch | None = None  # the batch being recorded (batch())
         self._ops = None
         self._closed = False
@@ -435,17 +436,18 @@ class Interface:
         """
         # A backend may repeat a cached dispatch with default sizes in compiled code (Backend.compiled_repeat, and
         # compiled_submit for an asynchronous one); False or None sends it down the Python path below.
-        repeat = self._backend.compiled_repeat
-        if repeat is not None and function_name is None and threads_per_threadgroup is None \
-                and threadgroup_memory is None and timeout is None and self.timeout is None and self._recording is None:
+        if function_name is None and threads_per_threadgroup is None and threadgroup_memory is None \
+                and timeout is None and self.timeout is None and self._recording is None:
             if wait_for_completion:
-                if repeat(self._plans.table, self._function, grid, buffers):
+                repeat = self._backend.compiled_repeat
+                if repeat is not None and repeat(self._plan_table, self._function, grid, buffers):
                     return None
             else:
                 submit = self._backend.compiled_submit
-                dispatch = submit(self._plans.table, self._function, grid, buffers) if submit is not None else None
-                if dispatch is not None:
-                    return dispatch
+                if submit is not None:
+                    dispatch = submit(self._plan_table, self._function, grid, buffers)
+                    if dispatch is not None:
+                        return dispatch
         timeout = self.timeout if timeout is None else check_timeout(timeout)
         if function_name is not None:
             try:

@@ -12,7 +12,6 @@ where the placement of its buffers needs its time.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
 import time
 import weakref
@@ -196,12 +195,11 @@ class CudaBackend(Backend):
         launch.repeat_fields[REPEAT_PLACED_AT] = launch.placed_at if repeatable else NEVER
         if self.compiled_repeat is None and self._entry_points is not None and cuda_repeat.ready() is not None:
             host_accesses = self.placement.host_accesses_cell.ctypes.data
-            self.compiled_repeat = functools.partial(cuda_repeat.repeat, self._repeat_failed, *self._entry_points,
-                                                     host_accesses)
+            extension = cuda_repeat.extension
+            self.compiled_repeat = extension.bind_repeat(self._repeat_failed, *self._entry_points, host_accesses)
             if not self.tracking:
-                self.compiled_submit = functools.partial(cuda_repeat.extension.submit, self._repeat_failed,
-                                                         self._entry_points[0], host_accesses, _CudaDispatch, self,
-                                                         self._numbers)
+                self.compiled_submit = extension.bind_submit(self._repeat_failed, self._entry_points[0], host_accesses,
+                                                             _CudaDispatch, self, self._numbers)
         if wait:  # no events, one synchronisation, messages built only on error
             started = time.perf_counter() if remote else 0.0
             err, = self._launch_kernel(*launch.arguments)

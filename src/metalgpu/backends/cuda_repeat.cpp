@@ -263,6 +263,57 @@ PyObject* submit(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return dispatch;
 }
 
+// repeat and submit with their leading arguments bound (bind_repeat, bind_submit): the callable's self is the
+// tuple of those arguments, and a call appends its own on the stack (functools.partial would allocate the
+// joined arguments on every call).
+constexpr Py_ssize_t kMaxArguments = 10;
+
+PyObject* call_bound(PyCFunction target, PyObject* bound, PyObject* const* args, Py_ssize_t nargs) {
+  const Py_ssize_t count = PyTuple_GET_SIZE(bound);
+  if (count + nargs > kMaxArguments) {
+    PyErr_SetString(PyExc_TypeError, "too many arguments");
+    return nullptr;
+  }
+  PyObject* all[kMaxArguments];
+  for (Py_ssize_t i = 0; i < count; ++i) all[i] = PyTuple_GET_ITEM(bound, i);
+  for (Py_ssize_t i = 0; i < nargs; ++i) all[count + i] = args[i];
+  using fastcall = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t);
+  return reinterpret_cast<fastcall>(reinterpret_cast<void (*)(void)>(target))(nullptr, all, count + nargs);
+}
+
+PyObject* bound_repeat(PyObject* bound, PyObject* const* args, Py_ssize_t nargs) {
+  return call_bound(reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(repeat)), bound, args, nargs);
+}
+PyObject* bound_submit(PyObject* bound, PyObject* const* args, Py_ssize_t nargs) {
+  return call_bound(reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(submit)), bound, args, nargs);
+}
+
+PyMethodDef bound_repeat_def = {"compiled_repeat", reinterpret_cast<PyCFunction>(
+    reinterpret_cast<void (*)(void)>(bound_repeat)), METH_FASTCALL, "repeat() with its leading arguments bound."};
+PyMethodDef bound_submit_def = {"compiled_submit", reinterpret_cast<PyCFunction>(
+    reinterpret_cast<void (*)(void)>(bound_submit)), METH_FASTCALL, "submit() with its leading arguments bound."};
+
+PyObject* bind(PyMethodDef* def, PyObject* const* args, Py_ssize_t nargs) {
+  PyObject* bound = PyTuple_New(nargs);
+  if (bound == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(bound, i, args[i]);
+  }
+  PyObject* function = PyCFunction_New(def, bound);
+  Py_DECREF(bound);
+  return function;
+}
+
+// bind_repeat(on_error, launch, sync, host_accesses) -> repeat(on_error, launch, sync, host_accesses, ...)
+PyObject* bind_repeat(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return bind(&bound_repeat_def, args, nargs);
+}
+// bind_submit(on_error, launch, host_accesses, dispatch_type, backend, numbers) -> submit(those, ...)
+PyObject* bind_submit(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return bind(&bound_submit_def, args, nargs);
+}
+
 // The kernel node of the launch whose REPEAT_FIELDS are at `address`.
 KernelNodeParams node_params(uint64_t address) {
   const auto* record = reinterpret_cast<const uint64_t*>(address);
@@ -358,6 +409,10 @@ PyMethodDef methods[] = {
      "Launch and wait for a cached plan's repeat; False when the Python path must do it."},
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(submit)), METH_FASTCALL,
      "Launch a cached plan's asynchronous repeat and return its Dispatch; None when the Python path must do it."},
+    {"bind_repeat", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(bind_repeat)), METH_FASTCALL,
+     "repeat with its first arguments bound: a callable of (plans, function, grid, buffers)."},
+    {"bind_submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(bind_submit)), METH_FASTCALL,
+     "submit with its first arguments bound: a callable of (plans, function, grid, buffers)."},
     {"graph_chain", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(graph_chain)), METH_FASTCALL,
      "Add a batch's kernel nodes to a CUDA graph, each after the one before."},
     {"graph_set", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(graph_set)), METH_FASTCALL,
