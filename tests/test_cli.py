@@ -121,6 +121,11 @@ def test_info_says_why_each_other_backend_does_not_work():
             assert verdict == "no:" and len(reason) > 10  # a reason, not just "no"
     if sys.platform != "darwin":
         assert "needs macOS" in result.stdout
+    from metalgpu.cli.commands import nvrtc_version
+
+    version = nvrtc_version()
+    if version is not None:  # the NVRTC that compiles for cuda is named, with or without a GPU
+        assert f"NVRTC {version[0]}.{version[1]}" in result.stdout
     assert f"Interface() uses: {os.environ.get('METALGPU_BACKEND') or working[0]}" in result.stdout
     assert f"compile cache: {cache} (" in result.stdout
 

@@ -38,6 +38,8 @@ def info(args) -> int:
             continue
         working.append(name)
         print(f"  {name:<6} yes: {backend.describe()}")
+        if name == "cuda" and nvrtc_version():  # its kernels' speed depends on it (benchmarks/README.md)
+            print(f"  {'':<6}     compiles with NVRTC {'.'.join(map(str, nvrtc_version()))}")
         backend.close()
     chosen = os.environ.get("METALGPU_BACKEND")
     if chosen:
@@ -58,8 +60,9 @@ def install_hint(name: str, reason: str) -> str:
         if "pip install" in reason:
             return "needs an NVIDIA GPU with its driver too"
         if "driver" in reason or "cuInit" in reason or "no NVIDIA GPU" in reason:
-            compiles = ("; NVRTC is installed, so `metalgpu check --target cuda` compiles for CUDA here"
-                        if nvrtc_version() else "")
+            version = nvrtc_version()
+            compiles = (f"; NVRTC {'.'.join(map(str, version))} is installed, so `metalgpu check --target cuda` "
+                        "compiles for CUDA here" if version else "")
             return ("needs an NVIDIA GPU and its driver (CUDA 13; for a CUDA 12 driver: pip install "
                     f"\"metalgpu[cuda12]>=2.0.0rc1\"){compiles}")
     return ""
