@@ -79,20 +79,27 @@ def on_error(plan, code, waited):
     raise metalgpu.DispatchError(f"{plan.kernel_name}: code {code}, waited {waited}")
 
 
-@pytest.fixture(params=[False, True], ids=["repeat", "bind_repeat"])
+@pytest.fixture(params=["repeat", "bind_repeat", "memo"])
 def setup(module, request):
-    """The repeat path as the tests call it: all arguments given, or the leading ones bound as the backend does."""
+    """The repeat path as the tests call it: all arguments given, or the leading ones bound as the backend does;
+    "memo": bound, with a PlanCache's table and memo, as the Interface passes them (compiled_state)."""
     driver = FakeDriver()
     accesses = np.array([5], dtype=np.uint64)
     function, a, b = object(), Buffer(), Buffer()
     plan = Plan(placed=5)
-    plans = {PlanCache.key(function, 1000, None, None, [a, b]): plan}
+    key = PlanCache.key(function, 1000, None, None, [a, b])
+    if request.param == "memo":
+        cache = PlanCache()
+        cache.store(key, plan, [a, b])
+        plans = cache.compiled_state
+    else:
+        plans = {key: plan}
 
     def repeat(grid, buffers, fn=function):
         leading = (on_error, *driver.addresses, accesses.ctypes.data)
-        if request.param:
-            return module.bind_repeat(*leading)(plans, fn, grid, buffers)
-        return module.repeat(*leading, plans, fn, grid, buffers)
+        if request.param == "repeat":
+            return module.repeat(*leading, plans, fn, grid, buffers)
+        return module.bind_repeat(*leading)(plans, fn, grid, buffers)
 
     return driver, accesses, plan, plans, repeat, (function, a, b)
 
@@ -128,6 +135,36 @@ def test_anything_else_is_left_to_the_python_path(setup, change):
              "fewer buffers": lambda: repeat(1000, [a])}
     assert calls[change]() is False
     assert driver.calls == []
+
+
+def test_the_memo_repeats_the_last_plan_until_the_table_changes(module):
+    """PlanCache.memo names the last plan found for the same function, grid values and buffer objects, and stops
+    holding the moment the table changes: a dead buffer (whose address a new one may take), clear(), a store."""
+    driver = FakeDriver()
+    accesses = np.array([5], dtype=np.uint64)
+    function, a, b = object(), Buffer(), Buffer()
+    cache = PlanCache()
+    cache.store(PlanCache.key(function, 1000, None, None, [a, b]), Plan(placed=5), [a, b])
+    repeat = module.bind_repeat(on_error, *driver.addresses, accesses.ctypes.data)
+    assert module.MEMO_WORDS == PlanCache.MEMO_WORDS and cache.memo[0] == 0
+    assert repeat(cache.compiled_state, function, 1000, [a, b]) and cache.memo[0] == 1
+    assert repeat(cache.compiled_state, function, int("1000"), (a, b))  # an equal grid, another object: the memo
+    assert not repeat(cache.compiled_state, function, 999, [a, b])  # another grid value: looked up, and not there
+    assert not repeat(cache.compiled_state, function, 1000, [b, a])
+    assert not repeat(cache.compiled_state, object(), 1000, [a, b])
+    assert repeat(cache.compiled_state, function, 1000, [a, b]) and len(driver.calls) == 6  # 3 launches, 3 syncs
+    cache.store(PlanCache.key(function, 64, None, None, [a]), Plan(placed=5), [a])  # any store clears it
+    assert cache.memo[0] == 0
+    assert repeat(cache.compiled_state, function, 1000, [a, b]) and cache.memo[0] == 1
+    del b
+    gc.collect()  # the plan's buffer died: its plan left the table, and the memo with it
+    assert cache.memo[0] == 0 and len(cache) == 1
+    c = Buffer()
+    assert not repeat(cache.compiled_state, function, 1000, [a, c])
+    assert repeat(cache.compiled_state, function, 64, [a]) and cache.memo[0] == 1
+    cache.clear()
+    assert cache.memo[0] == 0 and not repeat(cache.compiled_state, function, 64, [a])
+    assert len(driver.calls) == 10  # launch and sync of the five repeats that found their plan
 
 
 def test_a_host_access_since_the_plan_was_placed_leaves_it_to_the_python_path(setup):

@@ -414,14 +414,20 @@ class PlanCache:
 
     ``table`` (a dict from key to LaunchPlan) is the interface of compiled code: backends/cuda_repeat.cpp looks
     plans up in it by the key of a dispatch with default sizes, ``(function, grid, None, None, *ids)``, which
-    tests/test_cuda_repeat.py checks against key().
+    tests/test_cuda_repeat.py checks against key(). It keeps the last plan found in ``memo`` (the addresses of
+    the objects it was found for and of the plan), which holds only while the table is unchanged: every change to
+    the table goes through this class, which clears ``memo[0]`` first. ``compiled_state`` is what compiled code
+    takes: the table and the memo's address.
     """
 
     LIMIT = 64  # plans kept; the oldest goes first
+    MEMO_WORDS = 16  # cuda_repeat.cpp's Memo: valid, function, grid (count, 3 values), count, plan, 8 buffers
 
     def __init__(self):
         self.table: dict[tuple, LaunchPlan] = {}
         self._owners: dict[tuple, list[weakref.ref]] = {}
+        self.memo = np.zeros(self.MEMO_WORDS, dtype=np.uint64)
+        self.compiled_state = (self.table, self.memo.ctypes.data)
 
     @staticmethod
     def key(function: Any, grid: Any, threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None,
@@ -445,13 +451,15 @@ class PlanCache:
 
     def store(self, key: tuple, plan: LaunchPlan, owners: Sequence[Any]) -> None:
         """Cache ``plan`` under ``key`` while every one of ``owners`` (the Buffers whose ids the key holds) lives."""
-        table, owned = self.table, self._owners
+        table, owned, memo = self.table, self._owners, self.memo
+        memo[0] = 0
         if len(table) >= self.LIMIT:
             oldest = next(iter(table))
             del table[oldest]
             owned.pop(oldest, None)
 
         def forget(_, key=key):
+            memo[0] = 0
             table.pop(key, None)
             owned.pop(key, None)
 
@@ -459,6 +467,7 @@ class PlanCache:
         table[key] = plan
 
     def clear(self) -> None:
+        self.memo[0] = 0
         self.table.clear()
         self._owners.clear()
 

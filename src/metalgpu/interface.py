@@ -78,7 +78,7 @@ class Interface:
         self._function: Function | None = None
         self._functions: dict[tuple, Function] = {}
         self._plans = DispatchPlans(Buffer)  # recent dispatches, see _dispatch()
-        self._plan_table = self._plans.table  # the same dict for the Interface's life, read by compiled code
+        self._compiled_plans = self._plans.compiled_state  # what the compiled paths look plans up in
         self._recording: Batch | None = None  # the batch being recorded (batch())
         self._ops = None
         self._closed = False
@@ -440,12 +440,12 @@ class Interface:
                 and timeout is None and self.timeout is None and self._recording is None:
             if wait_for_completion:
                 repeat = self._backend.compiled_repeat
-                if repeat is not None and repeat(self._plan_table, self._function, grid, buffers):
+                if repeat is not None and repeat(self._compiled_plans, self._function, grid, buffers):
                     return None
             else:
                 submit = self._backend.compiled_submit
                 if submit is not None:
-                    dispatch = submit(self._plan_table, self._function, grid, buffers)
+                    dispatch = submit(self._compiled_plans, self._function, grid, buffers)
                     if dispatch is not None:
                         return dispatch
         timeout = self.timeout if timeout is None else check_timeout(timeout)

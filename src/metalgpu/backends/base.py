@@ -80,8 +80,8 @@ class Backend(ABC):
     preferred_group_size = 1024   # threads per group picked when the user gives none
     max_threadgroup_memory = 32 * 1024
     # compiled_repeat(plans, function, grid, buffers) -> bool: a compiled path for a synchronous dispatch with
-    # default sizes that repeats a cached plan (plans: dispatch.PlanCache.table). Interface.run_function tries it
-    # first; False sends the dispatch down the Python path. None where a backend has none.
+    # default sizes that repeats a cached plan (plans: dispatch.PlanCache.compiled_state). Interface.run_function
+    # tries it first; False sends the dispatch down the Python path. None where a backend has none.
     compiled_repeat: Callable | None = None
     # compiled_submit(plans, function, grid, buffers) -> Dispatch | None: the same for an asynchronous dispatch,
     # which returns its Dispatch (and marks its Buffers pending), or None to send it down the Python path.

@@ -107,26 +107,110 @@ const uint64_t* repeat_fields(PyObject* plan) {
   return fields;
 }
 
+// The memo of the last plan found (dispatch.PlanCache.memo, uint64): whether it holds, the function it was found
+// for (its address), the grid (its values: an int, or a tuple of 1 to 3 ints), the buffers (their addresses) and
+// the plan (its address). PlanCache clears kMemoValid whenever its table changes, so a plan the memo names is still
+// in the table, which keeps it and the function alive, and a Buffer that dies first drops its plans (and so the
+// memo): a dispatch of the last one's objects skips building a key and looking it up. The grid is compared by
+// value, as the key is: an int equal to the last one may be another object, and a dead one's address is reused.
+enum Memo {
+  kMemoValid, kMemoFunction, kMemoGridCount, kMemoGrid, kMemoCount = kMemoGrid + 3, kMemoPlan, kMemoBuffers,
+  kMemoMaxBuffers = 8, kMemoWords = kMemoBuffers + kMemoMaxBuffers
+};
+
+uint64_t address_of(PyObject* object) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(object)); }
+
+// A grid's values as the memo keeps them: how many (1 for an int, 1 to 3 for a tuple of ints), 0 for any other grid.
+int grid_values(PyObject* grid, uint64_t (&values)[3]) {
+  PyObject* const* items = &grid;
+  Py_ssize_t count = 1;
+  if (PyTuple_CheckExact(grid)) {
+    count = PyTuple_GET_SIZE(grid);
+    if (count < 1 || count > 3) return 0;
+    items = PySequence_Fast_ITEMS(grid);
+  }
+  for (Py_ssize_t i = 0; i < count; ++i) {
+    if (!PyLong_CheckExact(items[i])) return 0;
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(items[i], &overflow);
+    if (overflow != 0 || (value == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return 0;
+    }
+    values[i] = static_cast<uint64_t>(value);
+  }
+  return static_cast<int>(count);
+}
+
+// The plan the memo names for this dispatch (a borrowed reference), or nullptr.
+PyObject* memo_plan(const uint64_t* memo, PyObject* function, PyObject* grid, PyObject* buffers) {
+  if (memo[kMemoValid] != 1 || memo[kMemoFunction] != address_of(function)) return nullptr;
+  if (!PyList_CheckExact(buffers) && !PyTuple_CheckExact(buffers)) return nullptr;
+  const Py_ssize_t count = PySequence_Fast_GET_SIZE(buffers);
+  if (memo[kMemoCount] != static_cast<uint64_t>(count)) return nullptr;
+  PyObject** items = PySequence_Fast_ITEMS(buffers);
+  for (Py_ssize_t i = 0; i < count; ++i)
+    if (memo[kMemoBuffers + i] != address_of(items[i])) return nullptr;
+  uint64_t values[3];
+  const int values_count = grid_values(grid, values);
+  if (values_count == 0 || memo[kMemoGridCount] != static_cast<uint64_t>(values_count)) return nullptr;
+  for (int i = 0; i < values_count; ++i)
+    if (memo[kMemoGrid + i] != values[i]) return nullptr;
+  return reinterpret_cast<PyObject*>(static_cast<uintptr_t>(memo[kMemoPlan]));
+}
+
+void remember_plan(uint64_t* memo, PyObject* function, PyObject* grid, PyObject* buffers, PyObject* plan) {
+  const Py_ssize_t count = PySequence_Fast_GET_SIZE(buffers);  // find_plan made a key of it: a list or a tuple
+  uint64_t values[3] = {0, 0, 0};
+  const int values_count = grid_values(grid, values);
+  if (count > kMemoMaxBuffers || values_count == 0) return;
+  memo[kMemoValid] = 0;
+  PyObject** items = PySequence_Fast_ITEMS(buffers);
+  for (Py_ssize_t i = 0; i < count; ++i) memo[kMemoBuffers + i] = address_of(items[i]);
+  for (int i = 0; i < 3; ++i) memo[kMemoGrid + i] = values[i];
+  memo[kMemoGridCount] = static_cast<uint64_t>(values_count);
+  memo[kMemoFunction] = address_of(function);
+  memo[kMemoCount] = static_cast<uint64_t>(count);
+  memo[kMemoPlan] = address_of(plan);
+  memo[kMemoValid] = 1;
+}
+
 // The cached plan of a dispatch that may take the compiled path, and its launch's fields: a new reference, or nullptr
 // (with an exception set on an error, without one where the Python path must do the dispatch).
-//   plans, function, grid, buffers: the Interface's PlanCache.table and the dispatch
+//   plans: the Interface's PlanCache.compiled_state, (table, address of memo), or the table alone
+//   function, grid, buffers: the dispatch
 //   host_accesses: address of the backend's uint64 count of host accesses (a plan placed at another is declined)
 PyObject* find_plan(PyObject* plans, PyObject* function, PyObject* grid, PyObject* buffers, PyObject* host_accesses,
                     const uint64_t** fields) {
+  uint64_t* memo = nullptr;
+  if (PyTuple_CheckExact(plans) && PyTuple_GET_SIZE(plans) == 2) {
+    memo = static_cast<uint64_t*>(PyLong_AsVoidPtr(PyTuple_GET_ITEM(plans, 1)));
+    if (memo == nullptr) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a null memo address");
+      return nullptr;
+    }
+    plans = PyTuple_GET_ITEM(plans, 0);
+  }
   if (!PyDict_CheckExact(plans)) {
     PyErr_SetString(PyExc_TypeError, "the plan cache must be a dict");
     return nullptr;
   }
-  PyObject* key = plan_key(function, grid, buffers);
-  if (key == nullptr) return nullptr;
   // Held from here on: the launch reads memory the plan owns, and another thread may drop it from the cache.
-  PyObject* plan = PyDict_GetItemWithError(plans, key);
-  Py_XINCREF(plan);
-  Py_DECREF(key);
-  if (plan == nullptr) {
-    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError))
-      PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
-    return nullptr;
+  PyObject* plan = memo == nullptr ? nullptr : memo_plan(memo, function, grid, buffers);
+  if (plan != nullptr) {
+    Py_INCREF(plan);
+  } else {
+    PyObject* key = plan_key(function, grid, buffers);
+    if (key == nullptr) return nullptr;
+    plan = PyDict_GetItemWithError(plans, key);
+    Py_XINCREF(plan);
+    Py_DECREF(key);
+    if (plan == nullptr) {
+      if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError))
+        PyErr_Clear();  // an unhashable grid, such as a list: the Python path reports or handles it
+      return nullptr;
+    }
+    if (memo != nullptr) remember_plan(memo, function, grid, buffers, plan);
   }
   const uint64_t* record = repeat_fields(plan);
   const auto* accesses = record == nullptr ? nullptr : static_cast<const uint64_t*>(PyLong_AsVoidPtr(host_accesses));
@@ -438,6 +522,10 @@ PyMODINIT_FUNC PyInit_metalgpu_cuda_repeat() {
   PyObject* created = PyModule_Create(&module);
   if (created == nullptr) return nullptr;
   // The field order, for tests/test_abi.py to compare with msl/abi.py's REPEAT_FIELDS.
+  if (PyModule_AddIntConstant(created, "MEMO_WORDS", kMemoWords) != 0) {
+    Py_DECREF(created);
+    return nullptr;
+  }
   const int fields[] = {kFunction, kStream, kParams, kPlacedAt, kGrid, kBlock, kShared, kFieldCount};
   const char* names[] = {"FIELD_FUNCTION", "FIELD_STREAM",  "FIELD_PARAMS", "FIELD_PLACED_AT",
                          "FIELD_GRID",     "FIELD_BLOCK", "FIELD_SHARED", "FIELD_COUNT"};
