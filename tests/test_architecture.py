@@ -1,7 +1,7 @@
 """The package's layers and which may import which (docs/architecture.md, "Layers"), read from the source with ast:
 
-    Core       errors, types, dispatch, cache, limits,    imports Core only
-               progress, _version, constant_plans
+    Core       errors, types, sizes, dispatch, cache,     imports Core only
+               limits, progress, _version, constant_plans
     Front end  msl.*                                      Core and the front end
     Backends   backends.*                                 Core, the backends, and of the front end msl.abi only
     Face       interface, buffer, library*, ops, ...      anything
@@ -20,7 +20,8 @@ import pytest
 import metalgpu
 
 PACKAGE = Path(metalgpu.__file__).resolve().parent
-CORE = frozenset({"errors", "types", "dispatch", "constant_plans", "cache", "limits", "progress", "_version"})
+CORE = frozenset({"errors", "types", "sizes", "dispatch", "constant_plans", "cache", "limits", "progress",
+                  "_version"})
 ALLOWED = {"core": {"core"}, "front end": {"core", "front end"}, "backends": {"core", "backends", "msl.abi"},
            "face": {"core", "front end", "backends", "face", "msl.abi"}}
 

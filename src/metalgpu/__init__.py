@@ -4,7 +4,7 @@ from ._version import __version__
 from .backends import available as backends
 from .batch import Batch
 from .buffer import Buffer
-from .dispatch import Dispatch, MetalSize
+from .dispatch import Dispatch
 from .errors import (
     ArgumentError,
     BackendUnavailableError,
@@ -41,6 +41,7 @@ from .ops import (
     tanh,
     trunc,
 )
+from .sizes import MetalSize
 
 __all__ = ["__version__", "backends", "Interface", "Buffer", "Dispatch", "MetalSize", "from_dlpack", "Batch",
            "MetalError", "BackendUnavailableError", "ShaderCompileError", "FunctionNotFoundError",

@@ -1,5 +1,5 @@
-"""Backend-agnostic dispatch: grid and threadgroup sizes, the binding plan that checks a buffer list against the
-kernel's signature and packs it once, the cache of recent plans, the ``Dispatch`` handle of an asynchronous
+"""Backend-agnostic dispatch: the binding plan that checks a buffer list against the kernel's signature and packs
+it once (with the sizes of sizes.py), the cache of recent plans, the ``Dispatch`` handle of an asynchronous
 run, and the record of a batch that a backend submits as one (``RecordedBatch``). It knows kernels and memory only
 through the small interfaces below (KernelSignature, Allocation): the Interface resolves Buffers to their
 Allocations before a plan is made, and backends launch plans."""
@@ -17,65 +17,10 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from .errors import ArgumentError
+from .sizes import default_threadgroup, normalize_size
 from .types import MetalType, metal_type_of_array, pack_values, resolve_type
 
 MAX_BINDINGS = 31  # Metal's buffer and threadgroup argument tables have 31 entries each
-
-
-@dataclass(frozen=True)
-class MetalSize:
-    """A 3-D size, as Metal's ``MTLSize``: a grid or a threadgroup size for :meth:`Interface.run_function`.
-
-    Height and depth default to 1 (the original metalgpu required all three). An int ``n`` or a tuple works
-    wherever a MetalSize does; each component must be a positive int (checked when it is used, with
-    :class:`ArgumentError`).
-
-    Example:
-        >>> import metalgpu
-        >>> size = metalgpu.MetalSize(640, 480)
-        >>> tuple(size)
-        (640, 480, 1)
-        >>> size.width * size.height
-        307200
-    """
-
-    width: int
-    height: int = 1
-    depth: int = 1
-
-    def __iter__(self):
-        return iter((self.width, self.height, self.depth))
-
-
-def normalize_size(value: Any, what: str) -> tuple[int, int, int]:
-    """An int, a 1-3 tuple or a MetalSize as (x, y, z), every component a positive integer."""
-    if type(value) is int and 0 < value <= 0xFFFFFFFF:  # the common case, kept cheap
-        return value, 1, 1
-    if isinstance(value, MetalSize):
-        parts = tuple(value)
-    elif isinstance(value, numbers.Integral):
-        parts = (value,)
-    elif isinstance(value, (tuple, list)) and 1 <= len(value) <= 3:
-        parts = tuple(value)
-    else:
-        raise ArgumentError(f"{what} must be an int, a tuple of 1 to 3 ints or a MetalSize, not {value!r}")
-    for part in parts:
-        if not isinstance(part, numbers.Integral) or isinstance(part, bool):
-            raise ArgumentError(f"{what} must hold integers, got {value!r}")
-        if part < 1:
-            raise ArgumentError(f"{what} must be at least 1 in every dimension, got {value!r}")
-        if part > 0xFFFFFFFF:
-            raise ArgumentError(f"{what} {value!r} exceeds 2**32 - 1 in one dimension")
-    x, y, z = (tuple(int(p) for p in parts) + (1, 1))[:3]
-    return x, y, z
-
-
-def default_threadgroup(grid: tuple[int, int, int], max_threads: int) -> tuple[int, int, int]:
-    """Fill x first (rows stay contiguous), then y, then z, up to ``max_threads``."""
-    x = min(grid[0], max_threads)
-    y = min(grid[1], max(1, max_threads // x))
-    z = min(grid[2], max(1, max_threads // (x * y)))
-    return x, y, z
 
 
 class Allocation(ABC):
@@ -414,11 +359,9 @@ class PlanCache:
 
     ``table`` (a dict from key to LaunchPlan) is the interface of compiled code: backends/cuda_repeat.cpp looks
     plans up in it by the key of a dispatch with default sizes, ``(function, grid, None, None, *ids)``, which
-    tests/test_cuda_repeat.py checks against key(). It keeps the last plan found in ``memo`` (the addresses of
-    the objects it was found for and of the plan), which holds only while the table is unchanged: every change to
-    the table goes through this class, which clears ``memo[0]`` first. ``compiled_state`` is what compiled code
-    takes: the table and the memo's address.
-    """
+    tests/test_cuda_repeat.py checks against key(). It keeps the last plan found in ``memo``, valid only while the
+    table is unchanged: every change to it goes through this class, which clears ``memo[0]``. Compiled code takes
+    ``compiled_state``: the table and the memo's address."""
 
     LIMIT = 64  # plans kept; the oldest goes first
     MEMO_WORDS = 16  # cuda_repeat.cpp's Memo: valid, function, grid (count, 3 values), count, plan, 8 buffers

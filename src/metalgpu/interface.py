@@ -438,16 +438,10 @@ class Interface:
         # compiled_submit for an asynchronous one); False or None sends it down the Python path below.
         if function_name is None and threads_per_threadgroup is None and threadgroup_memory is None \
                 and timeout is None and self.timeout is None and self._recording is None:
-            if wait_for_completion:
-                repeat = self._backend.compiled_repeat
-                if repeat is not None and repeat(self._compiled_plans, self._function, grid, buffers):
-                    return None
-            else:
-                submit = self._backend.compiled_submit
-                if submit is not None:
-                    dispatch = submit(self._compiled_plans, self._function, grid, buffers)
-                    if dispatch is not None:
-                        return dispatch
+            fast = self._backend.compiled_repeat if wait_for_completion else self._backend.compiled_submit
+            done = fast is not None and fast(self._compiled_plans, self._function, grid, buffers)
+            if done:  # True, or the Dispatch of an asynchronous one
+                return None if wait_for_completion else done
         timeout = self.timeout if timeout is None else check_timeout(timeout)
         if function_name is not None:
             try:

@@ -199,7 +199,7 @@ class ArgumentWorld:
         if counter is None or counter[0] != "buffer" or (counter[1], counter[3], counter[4]) != ("uint", "shared",
                                                                                                 "live"):
             return "ran"
-        from metalgpu.dispatch import normalize_size
+        from metalgpu.sizes import normalize_size
         threads = math.prod(normalize_size(grid, "grid")) % 2**32
         counted = int(buffers[0].contents[0])
         if counted != threads:
