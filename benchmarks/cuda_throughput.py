@@ -7,10 +7,12 @@ dispatch. The contenders of each section are sampled in turn, so that drift in c
 cuda:
 1. asynchronous run_function, then synchronize(), vs CuPy RawKernel launches of the same kernel written in CUDA,
    and vs bare cuda-bindings cuLaunchKernel calls of our kernel on our stream: the driver's floor for any Python
-   caller (target: <= 0.8x CuPy);
+   caller (target: <= 0.8x CuPy); beside them the backend's compiled submit called directly, without
+   run_function's Python part;
 2. the same dispatches as a batch: recorded once and replayed (Batch.replay), and recorded anew every time (a with
    block around the loop), vs CuPy's launch loop (target for the replay: >= 3x faster) and vs a CUDA graph captured
-   by CuPy (Stream.begin_capture / end_capture, Graph.launch);
+   by CuPy (Stream.begin_capture / end_capture, Graph.launch), and our kernel captured the same way (what of the
+   difference is the kernel's);
 3. a batch whose scalar argument changes every time it is recorded (its graph updated in place, not instantiated
    again), and a loop of synchronous dispatches whose scalar argument is a new value every time (the plan of the
    first is re-packed, not checked again).
@@ -152,13 +154,39 @@ def cupy_contenders(gpu, args, x) -> dict:
             driver.cuLaunchKernel(*launch)
         driver.cuStreamSynchronize(launch[8])
 
+    submit = backend.compiled_submit  # the compiled path alone: run_function's Python part is the difference
+    state, function = gpu._compiled_plans, gpu._function
+
+    def compiled_submit():
+        for _ in range(count):
+            submit(state, function, args.size, [x])
+        gpu.synchronize()
+
+    ours_on_cupy = list(launch)  # our kernel in a graph CuPy captures: the graph's cost apart from the kernel's
+    ours_on_cupy[8] = driver.CUstream(stream.ptr)
+    with stream:
+        stream.begin_capture()
+        for _ in range(count):
+            (err,) = driver.cuLaunchKernel(*ours_on_cupy)
+            if err != driver.CUresult.CUDA_SUCCESS:
+                raise SystemExit(f"capturing our kernel: {err}")
+        our_graph = stream.end_capture()
+
+    def our_kernel_cupy_graph():
+        our_graph.launch(stream)
+        stream.synchronize()
+
     before = cp.asnumpy(data)
     with stream:
         kernel(blocks, (256,), (data, size))
     stream.synchronize()
     if not np.allclose(cp.asnumpy(data), expected_after(before, 1), rtol=0, atol=2.0 ** -23):
         raise SystemExit("CuPy's kernel: wrong results")
-    return {"cupy loop": cupy_loop, "cupy graph": cupy_graph, "bare driver": bare}
+    contenders = {"cupy loop": cupy_loop, "cupy graph": cupy_graph, "bare driver": bare,
+                  "our kernel, cupy graph": our_kernel_cupy_graph}
+    if submit is not None:
+        contenders["compiled submit"] = compiled_submit
+    return contenders
 
 
 def main() -> None:
@@ -184,8 +212,10 @@ def main() -> None:
         rows = [("async stream, per dispatch", "async", "cupy loop", "<= 0.8"),
                 ("  bare cuLaunchKernel (floor)", "bare driver", "cupy loop", ""),
                 ("  async vs the floor", "async", "bare driver", ""),
+                ("  the compiled submit alone", "compiled submit", "cupy loop", ""),
                 ("batch replayed, per dispatch", "replay", "cupy loop", ">= 3x faster: <= 0.33"),
                 ("  vs CuPy's captured graph", "replay", "cupy graph", ""),
+                ("  our kernel in CuPy's graph", "our kernel, cupy graph", "cupy graph", ""),
                 ("  CuPy's graph vs its loop", "cupy graph", "cupy loop", ""),
                 ("batch recorded anew", "recorded anew", "cupy loop", "reported"),
                 ("batch, a scalar changed", "scalars changed", "cupy loop", "reported"),
@@ -204,6 +234,8 @@ def main() -> None:
           f"{args.repeat} streams; {note}")
     print(f"{'what':32} {'us':>8} {'anchor us':>10}  {'anchor is':12} {'ratio':>6}  target")
     for what, name, anchor, target in rows:
+        if name not in per:  # the compiled submit, where the extension is not built
+            continue
         print(f"{what:32} {per[name]:8.2f} {per[anchor]:10.2f}  {anchor:12} {per[name] / per[anchor]:6.2f}  {target}")
     gpu.close()
 
