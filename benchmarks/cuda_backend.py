@@ -99,6 +99,27 @@ def event_sampler(cp, fn):
     return sample
 
 
+def cublas_anchor(cp, torch, kind: str, a: np.ndarray, b: np.ndarray):
+    """(a function that runs a @ b once in cuBLAS and returns its GPU time in us, the product as float32 on the
+    host) for kind "FP32" or "FP16" (CuPy, from float32 or float16 arrays), or "BF16" (PyTorch, from uint16 arrays
+    of bfloat bits; CuPy has no bfloat16); None for BF16 without PyTorch."""
+    if kind != "BF16":
+        ca, cb = cp.asarray(a), cp.asarray(b)
+        return event_sampler(cp, lambda: cp.matmul(ca, cb)), cp.asnumpy(cp.matmul(ca, cb)).astype(np.float32)
+    if torch is None:
+        return None
+    ta, tb = (torch.from_numpy(x.view(np.int16).copy()).cuda().view(torch.bfloat16) for x in (a, b))
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def sample() -> float:
+        start.record()
+        torch.matmul(ta, tb)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e3
+    return sample, torch.matmul(ta, tb).float().cpu().numpy()
+
+
 def dispatch_sampler(gpu, grid, buffers, **kwargs):
     """A function that runs the kernel once and returns its GPU time in us, from Dispatch.gpu_time (CUDA events
     around the launch, which the Interface records once gpu_time was asked of one dispatch: asked here first)."""

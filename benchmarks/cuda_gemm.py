@@ -23,7 +23,7 @@ import argparse
 import statistics
 
 import numpy as np
-from cuda_backend import dispatch_sampler, event_sampler, flush_l2
+from cuda_backend import cublas_anchor, dispatch_sampler, flush_l2
 
 import metalgpu
 
@@ -172,28 +172,11 @@ def main() -> None:
         error = cp.abs(cp.asarray(got, dtype=cp.float64) - exact)
         return float(error.max() / cp.abs(exact).max()), float((error / terms).max())
 
-    # cuBLAS anchors
-    anchors = {}
+    anchors = {}  # cuBLAS: name -> (sampler, errors)
     for name, element in (("FP32", "float"), ("FP16", "half"), ("BF16", "bfloat")):
-        a, b = inputs[element]
-        if element == "bfloat":
-            if torch is None:
-                continue
-            ta, tb = (torch.from_numpy(x.view(np.int16).copy()).cuda().view(torch.bfloat16) for x in (a, b))
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-            def sample(ta=ta, tb=tb, start=start, end=end):
-                start.record()
-                torch.matmul(ta, tb)
-                end.record()
-                end.synchronize()
-                return start.elapsed_time(end) * 1e3
-            result = torch.matmul(ta, tb).float().cpu().numpy()
-        else:
-            ca, cb = cp.asarray(a), cp.asarray(b)
-            sample = event_sampler(cp, lambda ca=ca, cb=cb: cp.matmul(ca, cb))
-            result = cp.asnumpy(cp.matmul(ca, cb)).astype(np.float32)
-        anchors[name] = (sample, errors(element, result))
+        anchor = cublas_anchor(cp, torch, name, *inputs[element])
+        if anchor is not None:
+            anchors[name] = (anchor[0], errors(element, anchor[1]))
 
     def measure(mode: str, element: str, anchor) -> tuple[float, float | None, tuple[float, float]]:
         """(our median us, the anchor's, our errors) for one kind."""

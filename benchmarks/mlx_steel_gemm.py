@@ -56,7 +56,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from cuda_backend import dispatch_sampler, event_sampler, flush_l2
+from cuda_backend import cublas_anchor, dispatch_sampler, flush_l2
 
 import metalgpu
 
@@ -194,25 +194,9 @@ def main() -> None:
 
     anchors = {}  # cuBLAS: name -> (sampler, errors)
     for name, dtype in (("FP32", "float32"), ("FP16", "float16"), ("BF16", "bfloat16")) if on_cuda else ():
-        a, b = inputs[dtype]
-        if dtype == "bfloat16":
-            if torch is None:
-                continue
-            ta, tb = (torch.from_numpy(x.view(np.int16).copy()).cuda().view(torch.bfloat16) for x in (a, b))
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-            def sample(ta=ta, tb=tb, start=start, end=end):
-                start.record()
-                torch.matmul(ta, tb)
-                end.record()
-                end.synchronize()
-                return start.elapsed_time(end) * 1e3
-            result = torch.matmul(ta, tb).float().cpu().numpy()
-        else:
-            ca, cb = cp.asarray(a), cp.asarray(b)
-            sample = event_sampler(cp, lambda ca=ca, cb=cb: cp.matmul(ca, cb))
-            result = cp.asnumpy(cp.matmul(ca, cb)).astype(np.float32)
-        anchors[name] = (sample, errors(dtype, result))
+        anchor = cublas_anchor(cp, torch, name, *inputs[dtype])
+        if anchor is not None:
+            anchors[name] = (anchor[0], errors(dtype, anchor[1]))
 
     def measure(mode: str, dtype: str, anchor) -> tuple[float, float | None, tuple[float, float]]:
         """(MLX's kernel's median us, the anchor's, its errors) for one kind."""
