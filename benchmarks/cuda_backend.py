@@ -149,15 +149,16 @@ def flush_l2() -> None:
     cp.cuda.Device().synchronize()
 
 
-def kernel_medians(samplers: dict, repeat: int) -> dict:
-    """Median GPU time of each sampler, sampled in turn so that clock and power drift fall on all alike, each
-    sample after the L2 cache was flushed."""
+def kernel_medians(samplers: dict, repeat: int, flush: bool = True) -> dict:
+    """Median time of each sampler after one warm-up, sampled in turn so that clock and power drift fall on all
+    alike, each sample after the L2 cache was flushed (``flush``, which needs CuPy)."""
     for sample in samplers.values():
         sample()
     samples = {name: [] for name in samplers}
     for _ in range(repeat):
         for name, sample in samplers.items():
-            flush_l2()
+            if flush:
+                flush_l2()
             samples[name].append(sample())
     return {name: statistics.median(values) for name, values in samples.items()}
 

@@ -20,10 +20,9 @@ of B) meet no bank conflict; the next step's blocks are read from device memory 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import numpy as np
-from cuda_backend import cublas_anchor, dispatch_sampler, flush_l2
+from cuda_backend import cublas_anchor, dispatch_sampler, kernel_medians
 
 import metalgpu
 
@@ -197,14 +196,7 @@ def main() -> None:
                                                  threads_per_threadgroup=(256, 1))}
             if anchor is not None:
                 samplers["anchor"] = anchor[0]
-            for sample in samplers.values():
-                sample()
-            times = {name: [] for name in samplers}
-            for _ in range(args.repeat):
-                for name, sample in samplers.items():
-                    flush_l2()
-                    times[name].append(sample())
-            medians = {name: statistics.median(values) for name, values in times.items()}
+            medians = kernel_medians(samplers, args.repeat)
             got = buffers[2].contents
             if element == "bfloat":
                 got = (got.view(np.uint16).astype(np.uint32) << 16).view(np.float32)

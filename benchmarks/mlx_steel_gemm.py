@@ -52,11 +52,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 
 import numpy as np
-from cuda_backend import cublas_anchor, dispatch_sampler, flush_l2
+from cuda_backend import cublas_anchor, dispatch_sampler, kernel_medians
 
 import metalgpu
 
@@ -224,15 +223,7 @@ def main() -> None:
             samplers = {"ours": dispatch_sampler(gpu, grid, buffers, threads_per_threadgroup=(32, wn, wm))}
             if anchor is not None:
                 samplers["anchor"] = anchor[0]
-            for sample in samplers.values():
-                sample()
-            times = {name: [] for name in samplers}
-            for _ in range(args.repeat):
-                for name, sample in samplers.items():
-                    if on_cuda:
-                        flush_l2()
-                    times[name].append(sample())
-            medians = {name: statistics.median(samples) for name, samples in times.items()}
+            medians = kernel_medians(samplers, args.repeat, flush=on_cuda)
             got = d.contents
             got = bfloat_values(got.view(np.uint16)) if dtype == "bfloat16" else got
             return medians["ours"], medians.get("anchor"), errors(dtype, got.reshape(size, size))
