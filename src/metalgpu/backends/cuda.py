@@ -262,10 +262,10 @@ class CudaBackend(Backend):
         """A CUDA graph (cuda_graph.py); with bounds checks (debug=True), the dispatches one by one instead, each
         checked against its own buffers, so that an out-of-bounds access names its dispatch."""
         self._ensure_usable()
-        if any(entry.module.debug_bytes is not None for entry in batch.entries):
-            return super().submit_batch(batch, wait)
-        packed = batch.packed
+        packed = batch.packed  # made only for a batch without bounds checks: a replay need not look again
         if packed is None:
+            if any(entry.module.debug_bytes is not None for entry in batch.entries):
+                return super().submit_batch(batch, wait)
             packed = batch.packed = self._pack_batch(batch)
         accesses = self.placement.host_accesses
         if packed.placed_at != accesses:  # a replay after no host access skips this loop over every dispatch
