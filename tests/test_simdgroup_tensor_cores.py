@@ -187,6 +187,30 @@ def test_products_against_float64(engine, kernel, inputs, transposed):
                                         f"bound {tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
 
 
+@pytest.mark.parametrize("bits", [0x7FC00000, 0x7F800001, 0x7FFFFFFF, 0xFFFFFFFF], ids=hex)
+def test_nan_operands_give_nan(engine, bits):
+    """A NaN in A or B makes its row or column of the product NaN in every mode, whatever its payload: 3xTF32's
+    split may turn NaN's high part into another value, and then carries the NaN in its low part. Plain TF32 reads
+    only an operand's top 19 bits, as the tensor cores do, so a NaN whose payload lies below them reads as an
+    infinity: not finite either, but not NaN."""
+    gpu, mode = engine
+    n = k = m = 16
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((16, 16)).astype(np.float32) for _ in range(2))
+    a.view(np.uint32)[3, 5] = b.view(np.uint32)[7, 2] = bits
+    c = gpu.array_to_buffer(np.zeros(n * m, np.float32))
+    layout = dict(n=n, k=k, m=m, lda=k, ldb=m, ldc=m, a_transposed=0, b_transposed=0, c_transposed=0)
+    gpu.set_function("product_float")
+    gpu.run_function((m // 8 * 32, n // 8), [gpu.array_to_buffer(a.ravel()), gpu.array_to_buffer(b.ravel()), c, layout],
+                     threads_per_threadgroup=(32, 1))
+    got = c.contents.reshape(n, m)
+    bad = np.zeros((n, m), dtype=bool)
+    bad[3, :] = bad[:, 2] = True
+    np.testing.assert_array_equal(~np.isfinite(got), bad)
+    if not (mode == "tf32" and bits & 0x007FE000 == 0):
+        np.testing.assert_array_equal(np.isnan(got), bad)
+
+
 # ---- thread_elements() around products --------------------------------------------------------------------------
 @pytest.mark.parametrize("element", ["float", "half", "bfloat"])
 def test_thread_elements_around_products(engine, element):

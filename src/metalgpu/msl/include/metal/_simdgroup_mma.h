@@ -185,8 +185,8 @@ MG_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::
 }
 
 // x to TF32 (10 fraction bits), to nearest, ties away from zero, in two integer operations: cvt.rna's rounding
-// for finite x, where cvt.rna itself takes more. A NaN whose payload lies in the low 13 bits becomes infinity; x - hi
-// is then NaN, so a compensated product still gives NaN.
+// for finite x, where cvt.rna itself takes more. A NaN may come out as another value; x - hi is then NaN, so a
+// compensated product still gives NaN.
 MG_FUNC float tf32_high(float x) {
     return detail::bit_cast<float>((detail::bit_cast<unsigned int>(x) + 0x1000u) & 0xffffe000u);
 }
