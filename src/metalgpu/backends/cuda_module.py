@@ -7,7 +7,6 @@ device memory) as a function, so tests/test_cuda_launch.py runs it on any machin
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 from typing import TYPE_CHECKING, Callable
 
@@ -122,7 +121,7 @@ def pack_launch(plan: LaunchPlan, function, layout: CudaLaunchLayout, groups_per
     if max(plan.groups[1], plan.groups[2]) > MAX_BLOCKS_YZ:
         raise ArgumentError(f"grid {plan.grid} needs {plan.groups} threadgroups; CUDA allows at most {MAX_BLOCKS_YZ} "
                             "in y and z: use larger threadgroups or put the long dimension first")
-    record = np.zeros((), dtype=_record_type(layout))
+    record = np.zeros((), dtype=layout.dtype)
     slots = plan.buffer_addresses[:layout.slots]  # build_plan binds no slot beyond the kernel's parameters
     device_constants = _place_constants(plan, record, slots, layout, to_device)
     record["slots"] = slots
@@ -148,13 +147,6 @@ def pack_launch(plan: LaunchPlan, function, layout: CudaLaunchLayout, groups_per
                  ctypes.addressof(params), 0)
     repeat_fields = np.array([int(function), int(stream), arguments[9], NEVER, *arguments[1:8]], dtype=np.uint64)
     return CudaLaunch(arguments, device_constants, (record, params), repeat_fields)
-
-
-@functools.lru_cache(maxsize=256)
-def _record_type(layout: CudaLaunchLayout) -> np.dtype:
-    """A kernel's launch record as a numpy type, made once: numpy builds a structured type more slowly than the rest
-    of a launch is packed, and each plan with constant values is packed anew."""
-    return layout.dtype
 
 
 def _place_constants(plan: LaunchPlan, record: np.ndarray, slots: list[int], layout: CudaLaunchLayout,

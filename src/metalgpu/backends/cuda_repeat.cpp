@@ -521,11 +521,12 @@ PyMODINIT_FUNC PyInit_metalgpu_cuda_repeat() {
     return nullptr;
   PyObject* created = PyModule_Create(&module);
   if (created == nullptr) return nullptr;
-  // The field order, for tests/test_abi.py to compare with msl/abi.py's REPEAT_FIELDS.
+  // The memo's size, for tests/test_cuda_repeat.py to compare with dispatch.PlanCache.MEMO_WORDS.
   if (PyModule_AddIntConstant(created, "MEMO_WORDS", kMemoWords) != 0) {
     Py_DECREF(created);
     return nullptr;
   }
+  // The field order, for tests/test_abi.py to compare with msl/abi.py's REPEAT_FIELDS.
   const int fields[] = {kFunction, kStream, kParams, kPlacedAt, kGrid, kBlock, kShared, kFieldCount};
   const char* names[] = {"FIELD_FUNCTION", "FIELD_STREAM",  "FIELD_PARAMS", "FIELD_PLACED_AT",
                          "FIELD_GRID",     "FIELD_BLOCK", "FIELD_SHARED", "FIELD_COUNT"};

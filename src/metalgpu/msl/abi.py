@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +130,11 @@ class CudaLaunchLayout:
         end = self.offsets[name] + np.dtype(scalar).itemsize * self._count(count)
         return -(-end // LAUNCH_ALIGNMENT) * LAUNCH_ALIGNMENT
 
-    @property
+    @cached_property
     def dtype(self) -> np.dtype:
-        """The record as a numpy structured type, at the header's offsets."""
+        """The record as a numpy structured type, at the header's offsets: made once per layout, as numpy builds a
+        structured type more slowly than the rest of a launch is packed (and a plan with constant values is packed
+        anew each time)."""
         offsets = self.offsets
         formats = [scalar if count == 1 else (scalar, self._count(count)) for _, scalar, count, _ in LAUNCH_FIELDS]
         return np.dtype({"names": [field[0] for field in LAUNCH_FIELDS], "formats": formats,
