@@ -68,10 +68,9 @@ class TemplateCache(PlanCache):
 
     def key(self, function: Any, grid: Any, threads_per_threadgroup: Any, threadgroup_memory: dict[int, int] | None,
             arguments: Sequence[Any]) -> tuple:
-        memory = tuple(sorted(threadgroup_memory.items())) if threadgroup_memory else None
         bound = self._bound_types
         kinds = [id(value) if value is None or isinstance(value, bound) else kind_of(value) for value in arguments]
-        return (function, grid, threads_per_threadgroup, memory, *kinds)
+        return (*PlanCache.key(function, grid, threads_per_threadgroup, threadgroup_memory, ()), *kinds)
 
 
 class DispatchPlans(PlanCache):
