@@ -62,18 +62,20 @@ class FakeGraphs:
         return metalgpu.DispatchError(f"the driver said {code}")
 
 
-def packed(*launches) -> PackedBatch:
-    return PackedBatch(list(launches), tuple(int(item.repeat_fields[0]) for item in launches))
+def packed(*launches, names=None) -> PackedBatch:
+    """A batch of ``launches``, its kernels named ``names`` (each "k" when not given)."""
+    return PackedBatch(list(launches), tuple(int(item.repeat_fields[0]) for item in launches),
+                       kernel_names=list(names or ["k"] * len(launches)))
 
 
 def test_a_batch_is_built_once_then_replayed():
     driver = FakeGraphs()
     cache = GraphCache(driver)
     a, b = launch(0xA, b"a" * 16), launch(0xB, b"b" * 16)
-    batch = packed(a, b)
-    cache.submit(batch, ["ka", "kb"])
-    cache.submit(batch, ["ka", "kb"])  # replay(): the same launches
-    cache.submit(packed(a, b), ["ka", "kb"])  # recorded again with cached plans: the same launch objects
+    batch = packed(a, b, names=["ka", "kb"])
+    cache.submit(batch)
+    cache.submit(batch)  # replay(): the same launches
+    cache.submit(packed(a, b, names=["ka", "kb"]))  # recorded again with cached plans: the same launch objects
     assert driver.calls == [("build", 2), ("launch", "exec1"), ("launch", "exec1"), ("launch", "exec1")]
     assert (cache.builds, cache.replays, cache.updates) == (1, 2, 0)
 
@@ -81,10 +83,11 @@ def test_a_batch_is_built_once_then_replayed():
 def test_only_the_nodes_that_changed_are_updated():
     driver = FakeGraphs()
     cache = GraphCache(driver)
-    cache.submit(packed(launch(0xA, b"k=1"), launch(0xB, b"x"), launch(0xA, b"k=2")), ["a", "b", "a"])
+    cache.submit(packed(launch(0xA, b"k=1"), launch(0xB, b"x"), launch(0xA, b"k=2"), names=["a", "b", "a"]))
     # a new plan with the same values (its own launch object): left as it is; other values: updated in place
-    cache.submit(packed(launch(0xA, b"k=1"), launch(0xB, b"x"), launch(0xA, b"k=3")), ["a", "b", "a"])
-    cache.submit(packed(launch(0xA, b"k=1", grid=(8, 1, 1)), launch(0xB, b"x"), launch(0xA, b"k=3")), ["a", "b", "a"])
+    cache.submit(packed(launch(0xA, b"k=1"), launch(0xB, b"x"), launch(0xA, b"k=3"), names=["a", "b", "a"]))
+    cache.submit(packed(launch(0xA, b"k=1", grid=(8, 1, 1)), launch(0xB, b"x"), launch(0xA, b"k=3"),
+                        names=["a", "b", "a"]))
     assert driver.calls[2:] == [("update", "exec1", [2]), ("launch", "exec1"), ("update", "exec1", [0]),
                                 ("launch", "exec1")]
     assert (cache.builds, cache.updates) == (1, 2)
@@ -95,7 +98,7 @@ def test_other_kernels_build_another_graph_and_the_oldest_goes():
     cache = GraphCache(driver)
     cache.LIMIT = 2
     for function in (0xA, 0xB, 0xA, 0xC):
-        cache.submit(packed(launch(function, b"r")), ["k"])
+        cache.submit(packed(launch(function, b"r"), names=["k"]))
     # 0xA and 0xB built, 0xA replayed (now the newest), 0xC built: 0xB, the oldest, is destroyed
     assert [call for call in driver.calls if call[0] != "launch"] == [("build", 1), ("build", 1), ("build", 1),
                                                                       ("destroy", "exec2")]
@@ -107,9 +110,9 @@ def test_other_kernels_build_another_graph_and_the_oldest_goes():
 def test_a_refused_update_builds_the_graph_anew():
     driver = FakeGraphs()
     cache = GraphCache(driver)
-    cache.submit(packed(launch(0xA, b"1")), ["k"])
+    cache.submit(packed(launch(0xA, b"1"), names=["k"]))
     driver.refuse_update = True
-    cache.submit(packed(launch(0xA, b"2")), ["k"])
+    cache.submit(packed(launch(0xA, b"2"), names=["k"]))
     assert driver.calls[2:] == [("update", "exec1", [0]), ("destroy", "exec1"), ("build", 1), ("launch", "exec2")]
 
 
@@ -117,7 +120,7 @@ def test_a_refused_node_names_its_dispatch():
     driver = FakeGraphs()
     driver.refuse_node = 1
     with pytest.raises(metalgpu.DispatchError, match="batch dispatch 1 \\(kernel 'b'\\): the driver said") as caught:
-        GraphCache(driver).submit(packed(launch(0xA, b"1"), launch(0xB, b"2")), ["a", "b"])
+        GraphCache(driver).submit(packed(launch(0xA, b"1"), launch(0xB, b"2"), names=["a", "b"]))
     assert caught.value.batch_index == 1
 
 

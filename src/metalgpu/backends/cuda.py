@@ -278,15 +278,14 @@ class CudaBackend(Backend):
                     if launch.placed_at != accesses:
                         placed = -1  # some buffers stay in host memory: placed again next time
             packed.placed_at = placed
-        names = packed.kernel_names
         start = end = None
         if self.tracking:
             start, end = self._event(), self._event()
             self.driver.cuEventRecord(start, self.stream)
-        self.graphs.submit(packed, names)
+        self.graphs.submit(packed)
         if end is not None:
             self.driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, f"batch of {len(names)} dispatches", next(self._numbers), start, end,
+        dispatch = _CudaDispatch(self, f"batch of {len(packed.launches)} dispatches", next(self._numbers), start, end,
                                  what=packed.what)
         if wait:
             dispatch.wait()

@@ -84,9 +84,9 @@ class GraphCache:
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
         self.builds = self.updates = self.replays = 0  # what submit() decided, counted (benchmarks and tests)
 
-    def submit(self, batch: PackedBatch, kernel_names: Sequence[str]) -> None:
+    def submit(self, batch: PackedBatch) -> None:
         """Launches ``batch`` as a graph: the one kept for its kernels, updated where its launches differ, or a new
-        one. A node the driver refuses raises the backend's error naming that dispatch (``kernel_names``)."""
+        one. A node the driver refuses raises the backend's error naming that dispatch (``batch.kernel_names``)."""
         graph = self._graphs.get(batch.key)
         if graph is not None:
             self._graphs.move_to_end(batch.key)
@@ -101,17 +101,17 @@ class GraphCache:
                 if graph is not None:
                     graph.launches = batch.launches
         if graph is None:
-            graph = self._build(batch, kernel_names)
+            graph = self._build(batch)
         else:
             self.replays += 1
         self._driver.launch(graph.exec_)
 
-    def _build(self, batch: PackedBatch, kernel_names: Sequence[str]) -> _Graph:
+    def _build(self, batch: PackedBatch) -> _Graph:
         try:
             handles = self._driver.build(batch.launches)
         except NodeRefused as refused:
             error = self._driver.error(refused.code)
-            raise name_batch_dispatch(error, refused.index, kernel_names[refused.index]) from None
+            raise name_batch_dispatch(error, refused.index, batch.kernel_names[refused.index]) from None
         graph = _Graph(*handles, launches=batch.launches)
         while len(self._graphs) >= self.LIMIT:
             self._forget(next(iter(self._graphs)))
