@@ -227,7 +227,8 @@ class CudaBackend(Backend):
             plan.packed = None  # a batch's replay of this plan (debug=True) copies its constants again
         if end is not None:
             driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, plan.kernel_name, next(self._numbers), start, end, launch, bounds, remote)
+        dispatch = (_CudaDispatch if end is None else _TimedCudaDispatch)(
+            self, plan.kernel_name, next(self._numbers), start, end, launch, bounds, remote)
         if bounds:
             self._unchecked.append(dispatch)
         return dispatch
@@ -285,8 +286,8 @@ class CudaBackend(Backend):
         self.graphs.submit(packed)
         if end is not None:
             self.driver.cuEventRecord(end, self.stream)
-        dispatch = _CudaDispatch(self, f"batch of {len(packed.launches)} dispatches", next(self._numbers), start, end,
-                                 what=packed.what)
+        dispatch = (_CudaDispatch if end is None else _TimedCudaDispatch)(
+            self, f"batch of {len(packed.launches)} dispatches", next(self._numbers), start, end, what=packed.what)
         if wait:
             dispatch.wait()
         return dispatch
@@ -424,10 +425,12 @@ def _free_in_stream(backend_ref: weakref.ref, device_constants: list) -> None:
 
 
 class _CudaDispatch(Dispatch):
-    """An asynchronous dispatch (or batch): its number in launch order, and its events where it has them. The
-    compiled path (cuda_repeat.cpp's numbered_dispatch) makes one without __init__, setting only _backend,
-    kernel_name and _number: everything else has its default here."""
+    """An asynchronous dispatch (or batch): its number in launch order, and its events where it has them
+    (_TimedCudaDispatch). The compiled path (cuda_repeat.cpp's numbered_dispatch) makes one without __init__,
+    setting only its slots (_backend, kernel_name, _number), so that it allocates no attribute dict: everything
+    else has its default here."""
 
+    __slots__ = ("_backend", "kernel_name", "_number")
     _start = _end = _launch = _remote = _bounds = _error = _what = None
     _finished = False
 
@@ -488,7 +491,13 @@ class _CudaDispatch(Dispatch):
         err, ms = backend.driver.cuEventElapsedTime(self._start, self._end)
         return ms / 1e3 if err == backend.driver.CUresult.CUDA_SUCCESS else None
 
+
+
+class _TimedCudaDispatch(_CudaDispatch):
+    """A dispatch with events (for gpu_time, done, or a host-kept buffer's timing): gives them back to the
+    backend's pool when it dies. Only these have a finaliser, which would cost every dispatch a Python call."""
+
     def __del__(self):
         # No driver calls here: the garbage collector may run this at any point, even after close().
-        if self._finished and self._end is not None and self._backend.stream is not None:
+        if self._finished and self._backend.stream is not None:
             self._backend._spare_events += [self._start, self._end]
