@@ -55,12 +55,13 @@ def find_compiler() -> list[str]:
         "or pip install 'metalgpu[compiler]' for one from the package index")
 
 
-def compile_flags(options: CompileOptions) -> list[str]:
+def compile_flags(options: CompileOptions, command: tuple[str, ...]) -> list[str]:
+    """The flags of a compile by ``command`` (the compiler, as find_compiler gives it)."""
     # -fwrapv: signed integer overflow wraps, as on Apple's GPUs, where hash and random-number kernels rely on it.
     # -fstack-clash-protection: a frame larger than a page (a big private array) touches each page it takes, so
     # it reaches the guard page below a fiber's or thread's stack and faults instead of skipping past it.
     flags = ["-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-march=native", "-w", "-fwrapv",
-             "-fstack-clash-protection", "-DMG_TARGET_CPU=1"]
+             "-fstack-clash-protection", "-DMG_TARGET_CPU=1", *half_rounding_flags(command)]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
     if options.fast_math:
@@ -68,6 +69,33 @@ def compile_flags(options: CompileOptions) -> list[str]:
         # gets to offer its vectorised math (it checks __FAST_MATH__).
         flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1", "-DMG_FAST_MATH=1"]
     return flags
+
+
+# Metal rounds the result of every half operation to binary16, and so does the cuda backend. Left alone, a C++
+# compiler may not: with C++'s excess precision (g++ 13, clang 16) it evaluates a whole half expression in float and
+# rounds once, and with x86's native half arithmetic (AVX512-FP16, which -march=native turns on where the CPU has
+# it) it fuses a half multiply and add. -fexcess-precision=16 turns off the first, -mno-avx512fp16 the second (half
+# arithmetic then goes through float, one operation at a time, as on CPUs without it).
+HALF_ROUNDING_FLAGS = ("-fexcess-precision=16", "-mno-avx512fp16")
+
+
+@lru_cache(maxsize=None)
+def half_rounding_flags(command: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of HALF_ROUNDING_FLAGS that ``command`` accepts, each tried once per process (a compiler that predates
+    one has nothing for it to turn off)."""
+    accepted = []
+    for flag in HALF_ROUNDING_FLAGS:
+        if flag == "-mno-avx512fp16" and platform.machine() not in ("x86_64", "AMD64"):
+            continue
+        try:
+            probe = subprocess.run([*command, flag, "-std=c++17", "-fsyntax-only", "-x", "c++", "-"],
+                                   input="_Float16 f(_Float16 a) { return a * a + a; }", capture_output=True,
+                                   text=True, timeout=COMPILE_TIMEOUT.value())
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            accepted.append(flag)
+    return tuple(accepted)
 
 
 def run_limited(command: list[str]) -> None:
@@ -141,7 +169,8 @@ class CpuCompiler(Compiler):
             except OSError:
                 identity = binary
             # "checked": every module in the cache was built under the module check (cpu_module_check.py)
-            self._fingerprint = f"cpu {' '.join(self.command[1:])} {identity} -fwrapv checked {_cpu_identity()}"
+            self._fingerprint = (f"cpu {' '.join(self.command[1:])} {identity} -fwrapv half-rounded checked "
+                                 f"{_cpu_identity()}")
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
@@ -186,7 +215,7 @@ class CpuCompiler(Compiler):
         precompiled ``.gch`` beside it, the emulation headers are not parsed again."""
         with tempfile.TemporaryDirectory(prefix="metalgpu-") as folder:
             folder = Path(folder)
-            command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR)]
+            command = [*self.command, *compile_flags(options, tuple(self.command)), "-I", str(INCLUDE_DIR)]
             if prelude is not None:
                 command += ["-include", str(prelude)]
             (folder / "module.cpp").write_text(source)
@@ -227,8 +256,8 @@ class CpuCompiler(Compiler):
             header_temporary = header.with_name(f"{key}.{os.getpid()}.h")
             header_temporary.write_text(PRELUDE)
             os.replace(header_temporary, header)
-            command = [*self.command, *compile_flags(options), "-I", str(INCLUDE_DIR), "-x", "c++-header",
-                       str(header), "-o", str(temporary)]
+            command = [*self.command, *compile_flags(options, tuple(self.command)), "-I", str(INCLUDE_DIR), "-x",
+                       "c++-header", str(header), "-o", str(temporary)]
             self._prelude_builds[key] = CompileCache.build_artifact(command, temporary, precompiled)
             _HEADER_BUILDS.append(self._prelude_builds[key])
             logger.info("building the precompiled headers in the background, once per compiler and options: %s",
