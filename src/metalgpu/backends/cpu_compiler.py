@@ -61,21 +61,22 @@ def compile_flags(options: CompileOptions, command: tuple[str, ...]) -> list[str
     # -fstack-clash-protection: a frame larger than a page (a big private array) touches each page it takes, so
     # it reaches the guard page below a fiber's or thread's stack and faults instead of skipping past it.
     flags = ["-std=c++17", "-O3", "-fPIC", "-fvisibility=hidden", "-march=native", "-w", "-fwrapv",
-             "-fstack-clash-protection", "-DMG_TARGET_CPU=1", *half_rounding_flags(command)]
+             "-fstack-clash-protection", "-DMG_TARGET_CPU=1"]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
     if options.fast_math:
         # Metal's default is fast math. NaN and infinity stay meaningful (isnan, isinf work) while glibc still
         # gets to offer its vectorised math (it checks __FAST_MATH__).
         flags += ["-ffast-math", "-fno-finite-math-only", "-D__FAST_MATH__=1", "-DMG_FAST_MATH=1"]
-    return flags
+    return flags + list(half_rounding_flags(command))  # after -ffast-math, which resets the excess precision
 
 
 # Metal rounds the result of every half operation to binary16, and so does the cuda backend. Left alone, a C++
 # compiler may not: with C++'s excess precision (g++ 13, clang 16) it evaluates a whole half expression in float and
 # rounds once, and with x86's native half arithmetic (AVX512-FP16, which -march=native turns on where the CPU has
-# it) it fuses a half multiply and add. -fexcess-precision=16 turns off the first, -mno-avx512fp16 the second (half
-# arithmetic then goes through float, one operation at a time, as on CPUs without it).
+# it) it fuses a half multiply and add. -fexcess-precision=16 turns off the first (it must follow -ffast-math, which
+# sets it to fast), -mno-avx512fp16 the second: half then goes through float one operation at a time, as on CPUs
+# without it.
 HALF_ROUNDING_FLAGS = ("-fexcess-precision=16", "-mno-avx512fp16")
 
 
@@ -169,8 +170,8 @@ class CpuCompiler(Compiler):
             except OSError:
                 identity = binary
             # "checked": every module in the cache was built under the module check (cpu_module_check.py)
-            self._fingerprint = (f"cpu {' '.join(self.command[1:])} {identity} -fwrapv half-rounded checked "
-                                 f"{_cpu_identity()}")
+            self._fingerprint = (f"cpu {' '.join(self.command[1:])} {identity} -fwrapv {' '.join(HALF_ROUNDING_FLAGS)} "
+                                 f"checked {_cpu_identity()}")
         return self._fingerprint
 
     def compile(self, source: str, options: CompileOptions) -> bytes:
