@@ -99,6 +99,12 @@ def event_sampler(cp, fn):
     return sample
 
 
+def bfloat_bits(x: np.ndarray) -> np.ndarray:
+    """float32 values as bfloat16 bit patterns, rounded to nearest even."""
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
 def cublas_anchor(cp, torch, kind: str, a: np.ndarray, b: np.ndarray):
     """(a function that runs a @ b once in cuBLAS and returns its GPU time in us, the product as float32 on the
     host) for kind "FP32" or "FP16" (CuPy, from float32 or float16 arrays), or "BF16" (PyTorch, from uint16 arrays

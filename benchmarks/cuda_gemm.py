@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from cuda_backend import cublas_anchor, dispatch_sampler, kernel_medians
+from cuda_backend import bfloat_bits, cublas_anchor, dispatch_sampler, kernel_medians
 
 import metalgpu
 
@@ -127,11 +127,6 @@ KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)
     ("half", "3xtf32", "half", "FP16"),
     ("bfloat", "3xtf32", "bfloat", "BF16"),
 ]
-
-
-def bfloat_bits(x: np.ndarray) -> np.ndarray:
-    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from cuda_backend import cublas_anchor, dispatch_sampler, event_sampler, kernel_medians
+from cuda_backend import bfloat_bits, cublas_anchor, dispatch_sampler, event_sampler, kernel_medians
 
 import metalgpu
 
@@ -118,8 +118,8 @@ def main() -> None:
     size = args.gemm_size
     rng = np.random.default_rng(5)
     a32, b32 = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
-    bf_a, bf_b = ((x.view(np.uint32) >> 16).astype(np.uint16) for x in (a32, b32))  # truncated: timing only
-    gemm_inputs = {"FP32": (a32, b32), "FP16": (a32.astype(np.float16), b32.astype(np.float16)), "BF16": (bf_a, bf_b)}
+    gemm_inputs = {"FP32": (a32, b32), "FP16": (a32.astype(np.float16), b32.astype(np.float16)),
+                   "BF16": (bfloat_bits(a32), bfloat_bits(b32))}
     samplers, flops = {}, {}
     for name, pair in gemm_inputs.items():
         anchor = cublas_anchor(cp, torch, name, *pair)
@@ -148,7 +148,7 @@ def main() -> None:
         values = rng.uniform(-1, 1, 8 * 64).astype(np.float32)  # the tensor cores' power depends on the data
         operands = gpu.create_buffer(8 * 64, element)
         if element == "bfloat":
-            operands.contents.view(np.uint16)[:] = values.view(np.uint32) >> 16
+            operands.contents.view(np.uint16)[:] = bfloat_bits(values)
         else:
             operands.contents[:] = values
         results = gpu.create_buffer(warps * ACCUMULATORS * 64, "float")

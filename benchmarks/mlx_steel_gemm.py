@@ -55,7 +55,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from cuda_backend import cublas_anchor, dispatch_sampler, kernel_medians
+from cuda_backend import bfloat_bits, cublas_anchor, dispatch_sampler, kernel_medians
 
 import metalgpu
 
@@ -101,12 +101,6 @@ def find_mlx(corpus: str | None) -> Path:
     raise SystemExit(f"mlx_steel_gemm.py: {root / MLX_FOLDER / KERNEL_FILE} is missing: the corpus folder {root} "
                      f"lacks ml-explore/mlx at {MLX_COMMIT[:12]} (python -m tests.corpus.fetch fills it, or "
                      "`git archive` that commit into it)")
-
-
-def bfloat_bits(x: np.ndarray) -> np.ndarray:
-    """float32 values as bfloat16 bit patterns, rounded to nearest even."""
-    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
 
 def bfloat_values(bits: np.ndarray) -> np.ndarray:
