@@ -14,7 +14,8 @@ against the sizes of the terms, not of the result), with u = 2**-24 (float), and
   e_a + e_b + e_a e_b of |a b|.
 - a tensor-core multiply-accumulate (mma.sync m16n8k8) adds 8 exact products to the accumulator; the hardware
   aligns them to the largest and truncates, so it is taken as recursive summation of 9 terms under truncation:
-  9 * 2**-23 of the step's terms (at most M). 3xTF32 runs two of them and adds their halves once more (u).
+  9 * 2**-23 of the step's terms (at most M); two steps run as one m16n8k16 (17 terms) stay inside twice that.
+  3xTF32 runs two of them and adds their halves once more (u).
 - the shuffle path ("exact" for float operands): 8 fused multiply-adds per step, u each.
 - a half or bfloat accumulator rounds once per step: 2**-11 or 2**-8.
 """
@@ -111,6 +112,8 @@ PRODUCTS = {  # kernel: (A's type, B's type, the accumulator's)
     "product_float_half": ("float", "half", "float"),
     "product_half_float": ("half", "float", "float"),
     "product_half_bfloat": ("half", "bfloat", "float"),
+    "paired_half_into_float": ("half", "half", "float"),  # two steps of k at a time (one m16n8k16 on CUDA)
+    "paired_bfloat_into_float": ("bfloat", "bfloat", "float"),
     "staged_half_into_float": ("half", "half", "float"),  # operands through aligned threadgroup memory (ldmatrix)
     "staged_bfloat": ("bfloat", "bfloat", "bfloat"),
     "staged_float": ("float", "float", "float"),
@@ -235,6 +238,43 @@ def test_thread_elements_around_products(engine, element):
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
 
 
+@pytest.mark.parametrize("element", ["half", "bfloat"])
+def test_products_chained_into_one_accumulator(engine, element):
+    """Eight products of one 16-bit type into a float accumulator, read between them: stored, read by the lanes,
+    rewritten by some lanes, used in a float product, and with a product of the other 16-bit type among them (the
+    tensor-core path may hold a product back to run it with the next). Entries in {-1, 0, 1}: every result is exact."""
+    gpu, _ = engine
+    other = "bfloat" if element == "half" else "half"
+    rng = np.random.default_rng(11)
+    a, b = (rng.integers(-1, 2, (8, 8, 8)).astype(np.float64) for _ in range(2))
+    x, y = (rng.integers(-1, 2, (8, 8)).astype(np.float64) for _ in range(2))
+    out = gpu.create_buffer(8 * 64, "float")
+    gpu.set_function(f"chained_{element}")
+    gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), to_buffer(gpu, x, other),
+                          to_buffer(gpu, y, other), out], threads_per_threadgroup=32)
+    slots = out.contents.astype(np.float64).reshape(8, 8, 8)
+
+    lanes = np.arange(32)
+    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
+    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
+    doubled = np.ones((8, 8))
+    fresh = np.zeros((8, 8))
+    for lane in lanes:
+        if lane % 3 == 0:
+            doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
+        fresh[rows[lane], columns[lane]:columns[lane] + 2] = lane, -1
+    p = [a[i] @ b[i] for i in range(8)]
+    two = 0.5 + p[0] + p[1]
+    three = two + p[2]
+    four = three + p[3]
+    six = (four + p[4]) * doubled + p[5]
+    seven = six + p[6]
+    eight = seven + p[7]
+    expected = [two, three, four, six, 2 * seven, eight, eight + p[0] + x @ y + p[1], fresh + p[2] + p[3]]
+    for slot, want in enumerate(expected):
+        np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
+
+
 def test_the_mode_is_checked():
     with pytest.raises(metalgpu.ArgumentError, match="simdgroup_float"):
         metalgpu.Interface(backend="cpu", simdgroup_float="fp16")
@@ -340,6 +380,25 @@ def test_aligned_threadgroup_loads_use_ldmatrix(arch):
         for form in ("ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16"):
             assert form in _kernel_ptx(ptx, staged, names), (staged, form)
     assert "ldmatrix" not in _kernel_ptx(ptx, "product_half", names)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_products_into_one_accumulator_pair_up(arch):
+    """Two half (or bfloat) products into one float accumulator in straight code, or two a step of a loop, run as one
+    m16n8k16; one product a step of a loop whose trip count the compiler does not know runs at once, as an m16n8k8."""
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+
+    if not _nvrtc_knows_constants():
+        pytest.skip("this NVRTC has no __builtin_constant_p: every product runs at once (_simdgroup_mma.h)")
+    names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
+    ptx = _ptx(arch, "3xtf32")
+    for element, kind in (("half", "f16"), ("bfloat", "bf16")):
+        paired = f"mma.sync.aligned.m16n8k16.row.col.f32.{kind}.{kind}.f32"
+        # chained: products 0-1, 2-3 and 6-7 at least (kernels/simdgroup_tensor_cores.metal)
+        assert _kernel_ptx(ptx, f"chained_{element}", names).count(paired) >= 3, element
+        assert paired in _kernel_ptx(ptx, f"paired_{element}_into_float", names), element
+        assert paired not in _kernel_ptx(ptx, f"product_{element}_into_float", names), element
 
 
 def test_products_before_sm80_stay_on_shuffles():

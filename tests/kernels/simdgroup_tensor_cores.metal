@@ -57,6 +57,35 @@ template [[host_name("product_half_float")]] kernel void product<half, float, fl
 template [[host_name("product_half_bfloat")]] kernel void product<half, bfloat, float>(
     device const half*, device const bfloat*, device float*, constant Layout&, uint2, ushort);
 
+// The product two steps of k at a time, from device memory, into a float accumulator: on CUDA the two products of
+// a step run as one m16n8k16. s.k is a multiple of 16.
+template <typename T>
+kernel void paired_product(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                           device float* C [[buffer(2)]], constant Layout& s [[buffer(3)]],
+                           uint2 tile [[threadgroup_position_in_grid]]) {
+    const uint row0 = tile.y * 8, col0 = tile.x * 8;
+    const bool a_transposed = s.a_transposed != 0, b_transposed = s.b_transposed != 0;
+    const bool c_transposed = s.c_transposed != 0;
+    const ulong2 c_origin = c_transposed ? ulong2(row0, col0) : ulong2(col0, row0);
+    simdgroup_float8x8 acc;
+    simdgroup_load(acc, C, s.ldc, c_origin, c_transposed);
+    for (uint k = 0; k < s.k; k += 16) {
+        simdgroup_matrix<T, 8, 8> a0, a1, b0, b1;
+        simdgroup_load(a0, A, s.lda, a_transposed ? ulong2(row0, k) : ulong2(k, row0), a_transposed);
+        simdgroup_load(a1, A, s.lda, a_transposed ? ulong2(row0, k + 8) : ulong2(k + 8, row0), a_transposed);
+        simdgroup_load(b0, B, s.ldb, b_transposed ? ulong2(k, col0) : ulong2(col0, k), b_transposed);
+        simdgroup_load(b1, B, s.ldb, b_transposed ? ulong2(k + 8, col0) : ulong2(col0, k + 8), b_transposed);
+        simdgroup_multiply_accumulate(acc, a0, b0, acc);
+        simdgroup_multiply_accumulate(acc, a1, b1, acc);
+    }
+    simdgroup_store(acc, C, s.ldc, c_origin, c_transposed);
+}
+
+template [[host_name("paired_half_into_float")]] kernel void paired_product<half>(
+    device const half*, device const half*, device float*, constant Layout&, uint2);
+template [[host_name("paired_bfloat_into_float")]] kernel void paired_product<bfloat>(
+    device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2);
+
 // The same product with A's and B's blocks staged in threadgroup memory whose rows are 16-byte aligned (16
 // elements apart, each block at column 8), as a tiled GEMM keeps them: on CUDA, half and bfloat operands are then
 // read with ldmatrix. A block is held transposed when its operand is transposed in device memory, and read back
@@ -135,3 +164,52 @@ template [[host_name("elements_half")]] kernel void elements<half>(device const 
                                                                      device half*, ushort);
 template [[host_name("elements_bfloat")]] kernel void elements<bfloat>(device const bfloat*, device const bfloat*,
                                                                          device bfloat*, ushort);
+
+// Eight half or bfloat products into one float accumulator, the accumulator read between them in every way a kernel
+// may: stored, read by the lanes, partly rewritten by some lanes, used as an operand of a float product, and a
+// product of the other 16-bit type into it. Results in out[slot * 64 + row * 8 + column].
+template <typename T, typename Other>
+kernel void chained(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                    device const Other* X [[buffer(2)]], device const Other* Y [[buffer(3)]],
+                    device float* out [[buffer(4)]], ushort lane [[thread_index_in_simdgroup]]) {
+    simdgroup_matrix<T, 8, 8> a[8], b[8];
+    for (uint i = 0; i < 8; ++i) {
+        simdgroup_load(a[i], A + 64 * i);
+        simdgroup_load(b[i], B + 64 * i);
+    }
+    simdgroup_float8x8 acc = make_filled_simdgroup_matrix<float, 8>(0.5f);
+    simdgroup_multiply_accumulate(acc, a[0], b[0], acc);
+    simdgroup_multiply_accumulate(acc, a[1], b[1], acc);
+    simdgroup_store(acc, out, 8);                                 // 0: two products
+    simdgroup_multiply_accumulate(acc, a[2], b[2], acc);
+    put(out, 1, acc, lane);                                       // 1: three, read by the lanes
+    simdgroup_multiply_accumulate(acc, a[3], b[3], acc);
+    simdgroup_store(acc, out + 2 * 64, 8);                        // 2: four
+    simdgroup_multiply_accumulate(acc, a[4], b[4], acc);
+    if (lane % 3 == 0) acc.thread_elements() *= 2.0f;             // some lanes double their elements of five
+    simdgroup_multiply_accumulate(acc, a[5], b[5], acc);
+    simdgroup_store(acc, out + 3 * 64, 8);                        // 3: ... plus a sixth
+    simdgroup_multiply_accumulate(acc, a[6], b[6], acc);
+    simdgroup_float8x8 twice;
+    simdgroup_multiply(twice, simdgroup_float8x8(2.0f), acc);
+    simdgroup_store(twice, out + 4 * 64, 8);                      // 4: 2 I times seven, a float product
+    simdgroup_multiply_accumulate(acc, a[7], b[7], acc);
+    simdgroup_store(acc, out + 5 * 64, 8);                        // 5: eight
+    simdgroup_matrix<Other, 8, 8> x, y;
+    simdgroup_load(x, X);
+    simdgroup_load(y, Y);
+    simdgroup_multiply_accumulate(acc, a[0], b[0], acc);
+    simdgroup_multiply_accumulate(acc, x, y, acc);
+    simdgroup_multiply_accumulate(acc, a[1], b[1], acc);
+    simdgroup_store(acc, out + 6 * 64, 8);                        // 6: eight, then a[0] b[0], x y, a[1] b[1]
+    simdgroup_float8x8 fresh;
+    fresh.thread_elements() = float2(float(lane), -1.0f);        // a matrix set by its lanes alone
+    simdgroup_multiply_accumulate(fresh, a[2], b[2], fresh);
+    simdgroup_multiply_accumulate(fresh, a[3], b[3], fresh);
+    put(out, 7, fresh, lane);                                     // 7: that, plus two products
+}
+
+template [[host_name("chained_half")]] kernel void chained<half, bfloat>(device const half*, device const half*,
+    device const bfloat*, device const bfloat*, device float*, ushort);
+template [[host_name("chained_bfloat")]] kernel void chained<bfloat, half>(device const bfloat*, device const bfloat*,
+    device const half*, device const half*, device float*, ushort);

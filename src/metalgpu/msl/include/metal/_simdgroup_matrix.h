@@ -165,6 +165,7 @@ MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const 
     d.e[1] = TD(sum1);
 #if defined(MG_SGM_TENSOR_CORES)
     d.mma.rows_fresh = d.mma.cols_fresh = false;
+    d.mma.waiting = mg::sgm::no_product;
 #endif
 }
 

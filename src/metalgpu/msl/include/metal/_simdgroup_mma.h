@@ -2,8 +2,8 @@
 // (_simdgroup_mma_cuda.h), and a CPU build that emulates those instructions to test this file without a GPU
 // (_simdgroup_mma_emulated.h, under MG_EMULATE_TENSOR_CORES). Included by _simdgroup_matrix.h, after the target's
 // primitives: shuffle_bits (a 32-bit value of another lane), transpose_b16 (movmatrix), round_tf32 (cvt.rna),
-// mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators), load_matrix_b16
-// (ldmatrix), unused_bits / unused_float (a register left as it is).
+// mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators), mma_f16_k16 /
+// mma_bf16_k16 (m16n8k16), load_matrix_b16 (ldmatrix), unused_bits / unused_float (a register left as it is).
 //
 // Layouts. Apple's (thread_elements(), see _simdgroup_matrix.h) is not one of mma.sync's, so besides its elements
 // `e` a matrix keeps `mma` (operand_copies): the same 8x8 matrix in the two layouts mma.sync reads, lane 4g + t
@@ -22,7 +22,9 @@
 // compiler often proves the rest and drops the check).
 //
 // Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
-// are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. A float
+// are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. Into a float
+// matrix, a product may wait there for the next one into it, and the two then run as one m16n8k16
+// (waiting_product): where the compiler can tell, as in a GEMM's unrolled loop over k. A float
 // operand: TF32 tensor cores, x = hi + lo with hi and lo in TF32 (MG_SIMDGROUP_FLOAT 3, the default, see split),
 // or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the shuffle path.
 // The compensated product is two m16n8k8 on one A whose bottom half carries a's small part:
@@ -48,7 +50,12 @@ template <class T> struct operand_copies {
     metal::vec<T, 2> cols;  // column lane / 4, rows 2 (lane % 4) and the next
     bool rows_fresh;        // rows holds the matrix's elements
     bool cols_fresh;
+    // A float matrix may hold a half or bfloat product not yet run (waiting_product): the matrix is then
+    // rows + A B, with A's rows and B's columns in 16-bit pairs, and `e` holds the sum already.
+    int waiting;            // no_product, half_product or bfloat_product
+    unsigned int waiting_a, waiting_b;
 };
+constexpr int no_product = 0, half_product = 1, bfloat_product = 2;
 
 template <class T> constexpr bool is_tensor_type =
     detail::is_same<T, float>::value || detail::is_same<T, metal::half>::value ||
@@ -95,6 +102,13 @@ template <class T> MG_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>&
 // Nor does it fold load_copies_aligned's test of alignment, and the flags of matrices loaded behind that branch
 // then take their shuffles: there loads stay scalar (a half GEMM ran twice as fast so on an H100 with NVRTC 13.0).
 #  define MG_SGM_SCALAR_LOADS 1
+// Nor can a product tell there whether the one before it waits (waiting_product): every product runs at once.
+#  define MG_SGM_PRODUCTS_RUN_AT_ONCE 1
+#endif
+#if defined(MG_SGM_PRODUCTS_RUN_AT_ONCE)
+constexpr bool products_wait = false;
+#else
+constexpr bool products_wait = true;
 #endif
 MG_FUNC bool shuffle_flag(bool flag, unsigned int source) {
     if (MG_KNOWN_CONSTANT(flag)) return flag;
@@ -114,12 +128,38 @@ template <class T> MG_FUNC metal::vec<T, 2> transpose(const metal::vec<T, 2>& ro
     }
 }
 
+template <int Kind> MG_FUNC void mma_16bit(float (&d)[4], unsigned int a0, unsigned int b0, const float (&c)[4]) {
+    if constexpr (Kind == half_product) mma_f16(d, a0, unused_bits(), b0, c);
+    else mma_bf16(d, a0, unused_bits(), b0, c);
+}
+// The kind of product waiting, as lane 0 holds it: the same in every lane, so that every lane reaches the mma.sync
+// that runs it (the flag of a matrix set through thread_elements() alone, or never set, holds any value).
+MG_FUNC int waiting_kind(int waiting) {
+    if (MG_KNOWN_CONSTANT(waiting)) return waiting;
+    return static_cast<int>(shuffle_bits(static_cast<unsigned int>(waiting), 0));
+}
+// rows, plus the product waiting in them (float matrices).
+template <class T> MG_FUNC metal::vec<T, 2> with_waiting_product(const operand_copies<T>& c) {
+    if constexpr (is_wide<T> && products_wait) {
+        const int kind = waiting_kind(c.waiting);
+        if (kind == half_product || kind == bfloat_product) {
+            const float base[4] = {c.rows[0], c.rows[1], unused_float(), unused_float()};
+            float out[4];
+            if (kind == half_product) mma_16bit<half_product>(out, c.waiting_a, c.waiting_b, base);
+            else mma_16bit<bfloat_product>(out, c.waiting_a, c.waiting_b, base);
+            return metal::vec<T, 2>(out[0], out[1]);
+        }
+    }
+    return c.rows;
+}
+
 // The matrix's elements in the rows and cols layouts: the kept copy where it is fresh, else from `e`.
 template <class M> MG_FUNC auto rows_of(const M& m) {
     const unsigned int lane = simd_lane();
     const unsigned int source = lane_of(lane >> 2, (lane & 3u) * 2u);  // Apple's lane of this lane's two elements
     const auto from_elements = shuffle_pair(m.e, source);
-    return shuffle_flag(m.mma.rows_fresh, source) ? m.mma.rows : from_elements;
+    const auto kept = with_waiting_product(m.mma);  // in every lane: it may run an mma.sync
+    return shuffle_flag(m.mma.rows_fresh, source) ? kept : from_elements;
 }
 template <class M> MG_FUNC auto cols_of(const M& m) {
     const unsigned int lane = simd_lane(), column = lane >> 2, row = (lane & 3u) * 2u;
@@ -132,6 +172,7 @@ template <class M> MG_FUNC auto cols_of(const M& m) {
 template <class T> MG_FUNC void fill(operand_copies<T>& c, T value) {
     c.rows = c.cols = metal::vec<T, 2>(value);
     c.rows_fresh = c.cols_fresh = true;
+    c.waiting = no_product;
 }
 
 template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) {
@@ -139,6 +180,7 @@ template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) 
     for (unsigned int k = 0; k < 2; ++k) c.rows[k] = (lane >> 2) == (lane & 3u) * 2u + k ? diagonal : T(0);
     c.cols = c.rows;  // a diagonal matrix is its own transpose
     c.rows_fresh = c.cols_fresh = true;
+    c.waiting = no_product;
 }
 
 // A 16-bit matrix read from threadgroup memory whose rows (of memory: the matrix's columns when transposed) are
@@ -166,6 +208,7 @@ MG_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long s
 template <class T, class P>
 MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin, bool transpose) {
     c.rows_fresh = c.cols_fresh = true;
+    c.waiting = no_product;
 #if !defined(MG_SGM_SCALAR_LOADS)
     if (load_copies_aligned(c, source, stride, origin, transpose)) return;
 #endif
@@ -208,12 +251,68 @@ template <class T> MG_FUNC void split(const metal::vec<T, 2>& x, float (&hi)[2],
     }
 }
 
+// Whether d = a * b + c may wait in d: half x half or bfloat x bfloat into float.
+template <class TD, class TA, class TB, class TC> constexpr bool may_wait() {
+    return is_wide<TD> && is_wide<TC> && detail::is_same<TA, TB>::value && !is_wide<TA>;
+}
+template <class T> constexpr int product_kind = detail::is_same<T, metal::half>::value ? half_product : bfloat_product;
+
+// d = a * b + c, a half or bfloat product into a float matrix. One such product fills half an m16n8k8; two into
+// the same accumulator fill half an m16n8k16, which takes two thirds of the time of two m16n8k8 (H100). So the
+// product waits in d, and the next one into d runs both: A = [a1 a2] (rows 0-7), B = [b1; b2], C = d's rows. Only
+// where c's flags are constants to the compiler, as in straight code or a loop over k unrolled an even number of
+// times, so that no test remains in the code; elsewhere (a loop whose flag would alternate, a matrix some lanes
+// wrote through thread_elements()) the product runs at once, as an m16n8k8. Whether d's product waits depends on
+// c's `waiting` alone, so that a flag of c the compiler cannot know leaves d's known. Whatever reads d in between
+// (its elements, a store, a use as an operand) adds the waiting product by itself, and `e` is written here as if
+// it had run: the compiler drops both where nothing reads them.
+template <class MD, class MA, class MB, class MC>
+MG_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
+    using TA = detail::remove_cvref_t<decltype(a.e[0])>;
+    constexpr int kind = product_kind<TA>;
+    const auto c_rows = rows_of(c);  // first: NVRTC 13.0 then folds c's flags (and drops the shuffles behind them)
+    const unsigned int a_bits = pack(rows_of(a)), b_bits = pack(cols_of(b));
+    metal::vec<float, 2> rows;
+    bool waits = false;
+    if (products_wait && MG_KNOWN_CONSTANT(c.mma.waiting) && c.mma.waiting != kind) {
+        rows = c_rows;  // c holds no product of this kind: this one waits
+        waits = true;
+    } else if (products_wait && MG_KNOWN_CONSTANT(c.mma.waiting) && MG_KNOWN_CONSTANT(c.mma.rows_fresh) &&
+               c.mma.rows_fresh) {  // c's product of this kind and this one, as one m16n8k16
+        const float base[4] = {c.mma.rows[0], c.mma.rows[1], unused_float(), unused_float()};
+        const unsigned int a_pair[4] = {c.mma.waiting_a, unused_bits(), a_bits, unused_bits()};
+        const unsigned int b_pair[2] = {c.mma.waiting_b, b_bits};
+        float out[4];
+        if constexpr (kind == half_product) mma_f16_k16(out, a_pair, b_pair, base);
+        else mma_bf16_k16(out, a_pair, b_pair, base);
+        rows = metal::vec<float, 2>(out[0], out[1]);
+    } else {  // at once (c_rows holds c's waiting product, if any)
+        const float top[4] = {c_rows[0], c_rows[1], unused_float(), unused_float()};
+        float out[4];
+        mma_16bit<kind>(out, a_bits, b_bits, top);
+        rows = metal::vec<float, 2>(out[0], out[1]);
+    }
+    d.mma.rows = rows;
+    d.mma.waiting = waits ? kind : no_product;
+    d.mma.waiting_a = a_bits;
+    d.mma.waiting_b = b_bits;
+    d.mma.rows_fresh = true;
+    d.mma.cols_fresh = false;  // made from rows if the result is a B operand
+    const unsigned int lane = simd_lane();
+    d.e = shuffle_pair(with_waiting_product(d.mma), row_of(lane) * 4u + column_of(lane) / 2u);
+}
+
 // d = a * b + c. Every operand is read before d is written: d may be any of them.
 template <class MD, class MA, class MB, class MC>
 MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TD = detail::remove_cvref_t<decltype(d.e[0])>;
     using TA = detail::remove_cvref_t<decltype(a.e[0])>;
     using TB = detail::remove_cvref_t<decltype(b.e[0])>;
+    using TC = detail::remove_cvref_t<decltype(c.e[0])>;
+    if constexpr (may_wait<TD, TA, TB, TC>()) {
+        waiting_product(d, a, b, c);
+        return;
+    }
     const auto c_rows = rows_of(c);
     const float accumulator[2] = {float(c_rows[0]), float(c_rows[1])};
     const auto a_rows = rows_of(a);
@@ -221,10 +320,7 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     float out[4];
     if constexpr (detail::is_same<TA, TB>::value && !is_wide<TA>) {
         const float top[4] = {accumulator[0], accumulator[1], unused_float(), unused_float()};
-        if constexpr (detail::is_same<TA, metal::half>::value)
-            mma_f16(out, pack(a_rows), unused_bits(), pack(b_cols), top);
-        else
-            mma_bf16(out, pack(a_rows), unused_bits(), pack(b_cols), top);
+        mma_16bit<product_kind<TA>>(out, pack(a_rows), pack(b_cols), top);
     } else {
         float a_hi[2], a_lo[2], b_hi[2], b_lo[2];
         split(a_rows, a_hi, a_lo);
@@ -254,6 +350,7 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     d.mma.rows = metal::vec<TD, 2>(TD(out[0]), TD(out[1]));
     d.mma.rows_fresh = true;
     d.mma.cols_fresh = false;  // made from rows if the result is a B operand
+    d.mma.waiting = no_product;
     const unsigned int lane = simd_lane();
     d.e = shuffle_pair(d.mma.rows, row_of(lane) * 4u + column_of(lane) / 2u);
 }

@@ -60,17 +60,33 @@ template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(co
     return r;
 }
 
+// Not volatile: the compiler drops a product whose result nothing reads (the one a waiting product would run, where
+// the next product runs it instead).
 #define MG_MMA_16BIT(NAME, TYPE)                                                                                  \
     __device__ __forceinline__ void NAME(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0,         \
                                          const float (&c)[4]) {                                                   \
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32." TYPE "." TYPE ".f32 {%0, %1, %2, %3}, {%4, %5}, "    \
-                     "{%6}, {%7, %8, %9, %10};"                                                                   \
-                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                             \
-                     : "r"(a0), "r"(a1), "r"(b0), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));                   \
+        asm("mma.sync.aligned.m16n8k8.row.col.f32." TYPE "." TYPE ".f32 {%0, %1, %2, %3}, {%4, %5}, {%6}, "      \
+            "{%7, %8, %9, %10};"                                                                                  \
+            : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                                      \
+            : "r"(a0), "r"(a1), "r"(b0), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));                            \
     }
 MG_MMA_16BIT(mma_f16, "f16")
 MG_MMA_16BIT(mma_bf16, "bf16")
 #undef MG_MMA_16BIT
+
+// m16n8k16: a holds A's pairs (g, 2t), (g + 8, 2t), (g, 2t + 8), (g + 8, 2t + 8); b B's (2t, g) and (2t + 8, g).
+#define MG_MMA_16BIT_K16(NAME, TYPE)                                                                              \
+    __device__ __forceinline__ void NAME(float (&d)[4], const unsigned int (&a)[4], const unsigned int (&b)[2],   \
+                                         const float (&c)[4]) {                                                   \
+        asm("mma.sync.aligned.m16n8k16.row.col.f32." TYPE "." TYPE ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "    \
+            "{%8, %9}, {%10, %11, %12, %13};"                                                                     \
+            : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                                      \
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),  \
+              "f"(c[3]));                                                                                         \
+    }
+MG_MMA_16BIT_K16(mma_f16_k16, "f16")
+MG_MMA_16BIT_K16(mma_bf16_k16, "bf16")
+#undef MG_MMA_16BIT_K16
 
 // a and b hold TF32 values (round_tf32, or half and bfloat widened) in float registers.
 __device__ __forceinline__ void mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2], const float (&c)[4]) {

@@ -25,27 +25,28 @@ inline unsigned int shared_address(const void* p) {
     return static_cast<unsigned int>(reinterpret_cast<unsigned long>(p));
 }
 
-enum class mma_kind { f16, bf16, tf32, transpose, load, load_trans };
+enum class mma_kind { f16, bf16, tf32, f16_k16, bf16_k16, transpose, load, load_trans };
 struct mma_registers { unsigned int a[4], b[2]; float c[4]; };
 struct mma_result { float d[4]; };
 
 template <mma_kind Kind> struct mma_op {
     using arg = mma_registers;
     using result = mma_result;
+    static constexpr bool k16 = Kind == mma_kind::f16_k16 || Kind == mma_kind::bf16_k16;
     // Element (row, k) of A, (k, column) of B, (row, column) of C, from the lanes that hold them.
     static float a(const arg* const* args, unsigned int row, unsigned int k) {
         if (Kind == mma_kind::tf32)
             return word(args[(row % 8) * 4 + k % 4]->a[(row / 8) + 2 * (k / 4)]);
-        return half_of(args[(row % 8) * 4 + k / 2]->a[row / 8], k % 2);
+        return half_of(args[(row % 8) * 4 + (k % 8) / 2]->a[row / 8 + 2 * (k / 8)], k % 2);
     }
     static float b(const arg* const* args, unsigned int k, unsigned int column) {
         if (Kind == mma_kind::tf32) return word(args[column * 4 + k % 4]->b[k / 4]);
-        return half_of(args[column * 4 + k / 2]->b[0], k % 2);
+        return half_of(args[column * 4 + (k % 8) / 2]->b[k / 8], k % 2);
     }
     static float word(unsigned int bits) { return detail::bit_cast<float>(bits & 0xffffe000u); }
     static float half_of(unsigned int bits, unsigned int which) {
         const unsigned short h = static_cast<unsigned short>(bits >> (16 * which));
-        if (Kind == mma_kind::bf16) return float(detail::bit_cast<metal::bfloat>(h));
+        if (Kind == mma_kind::bf16 || Kind == mma_kind::bf16_k16) return float(detail::bit_cast<metal::bfloat>(h));
         return float(detail::bit_cast<metal::half>(h));
     }
     static result apply(const arg* const* args, uint32_t, uint32_t lane) {
@@ -74,7 +75,8 @@ template <mma_kind Kind> struct mma_op {
         for (unsigned int i = 0; i < 4; ++i) {
             const unsigned int row = g + 8 * (i / 2), column = 2 * t + i % 2;
             double sum = args[(row % 8) * 4 + column / 2]->c[(row / 8) * 2 + column % 2];
-            for (unsigned int k = 0; k < 8; ++k) sum += double(a(args, row, k)) * double(b(args, k, column));
+            for (unsigned int k = 0; k < (k16 ? 16u : 8u); ++k)
+                sum += double(a(args, row, k)) * double(b(args, k, column));
             r.d[i] = float(sum);
         }
         return r;
@@ -106,6 +108,17 @@ inline void mma_f16(float (&d)[4], unsigned int a0, unsigned int a1, unsigned in
 }
 inline void mma_bf16(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0, const float (&c)[4]) {
     emulated_mma<mma_kind::bf16>(d, mma_registers{{a0, a1, 0, 0}, {b0, 0}, {c[0], c[1], c[2], c[3]}});
+}
+template <mma_kind Kind>
+inline void emulated_mma_k16(float (&d)[4], const unsigned int (&a)[4], const unsigned int (&b)[2],
+                             const float (&c)[4]) {
+    emulated_mma<Kind>(d, mma_registers{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}, {c[0], c[1], c[2], c[3]}});
+}
+inline void mma_f16_k16(float (&d)[4], const unsigned int (&a)[4], const unsigned int (&b)[2], const float (&c)[4]) {
+    emulated_mma_k16<mma_kind::f16_k16>(d, a, b, c);
+}
+inline void mma_bf16_k16(float (&d)[4], const unsigned int (&a)[4], const unsigned int (&b)[2], const float (&c)[4]) {
+    emulated_mma_k16<mma_kind::bf16_k16>(d, a, b, c);
 }
 inline void mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2], const float (&c)[4]) {
     mma_registers registers{};
