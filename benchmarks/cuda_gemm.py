@@ -91,6 +91,7 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
             b_source += BK * size;
             FOR_4(FETCH)
         }
+#pragma unroll  // on CUDA, the two products of each pair of steps into an accumulator run as one instruction
         for (uint kk = 0; kk < BK; kk += 8) {
             simdgroup_matrix<T, 8, 8> a[8], b[4];
             FOR_8(LOAD_A)

@@ -1,15 +1,17 @@
 """What the tensor cores can give a kernel built of 8 x 8 SIMD-group matrix products, on one GPU in one run:
 
 - our products alone: a loop of ``simdgroup_multiply_accumulate`` on operands held in registers (no memory
-  traffic, 16 independent accumulators per SIMD-group), for half, bfloat and float (TF32, 3xTF32);
+  traffic, 16 independent accumulators per SIMD-group), for half, bfloat and float (TF32, 3xTF32); half and bfloat
+  also with two products into each accumulator a step, which metal/_simdgroup_mma.h runs as one m16n8k16;
 - the same loop written in CUDA C++ with ``mma.sync`` (CuPy RawKernel) at its full shapes, m16n8k16 and m16n8k8,
-  and m16n8k8 with only rows 0-7 of A set: what the instruction a Metal product maps to gives, used whole and used
-  as a Metal product uses it;
+  and each with only rows 0-7 of A set: what the instructions our products map to give, used whole and used as
+  Metal products use them;
 - cuBLAS on a 4096 GEMM (FP16, BF16 through PyTorch, FP32), the anchor of ``cuda_gemm.py``'s targets.
 
-A product of two 8 x 8 matrices fills half of an ``m16n8k8`` (rows 0-7; metal/_simdgroup_mma.h), so no kernel made
-of them, however its memory traffic is arranged, runs faster than that row (useful TFLOP/s: the 8 x 8 x 8 products
-only); cuBLAS uses Hopper's warp-group instructions (wgmma), which no single SIMD-group's product can reach.
+A product of two 8 x 8 matrices fills half an ``m16n8k8`` (rows 0-7), and a pair of them into one accumulator half an
+``m16n8k16``, so no kernel made of them, however its memory traffic is arranged, runs faster than those rows (useful
+TFLOP/s: the 8 x 8 x 8 products only); cuBLAS uses Hopper's warp-group instructions (wgmma), which no single
+SIMD-group's product can reach. The pairs need NVRTC 13.5 or later (``metalgpu info`` names the one in use).
 
     PYTHONPATH=src python benchmarks/cuda_mma_ceiling.py --repeat 10
 """
@@ -33,8 +35,9 @@ using namespace metal;
 #define FOR_4(F) F(0) F(1) F(2) F(3)
 #define FOR_J(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
 
-// 4 x 4 accumulators, each steps products of a[i] and b[j]; the operands are loaded once, the results stored once.
-template <typename T>
+// 4 x 4 accumulators, each steps x PER_STEP products of a[i] and b[j]; the operands are loaded once, the results
+// stored once.
+template <typename T, uint PER_STEP>
 [[max_total_threads_per_threadgroup(256)]]
 kernel void products(device const T* operands [[buffer(0)]], device float* out [[buffer(1)]],
                      constant uint& steps [[buffer(2)]], uint group [[threadgroup_position_in_grid]],
@@ -51,17 +54,19 @@ kernel void products(device const T* operands [[buffer(0)]], device float* out [
     FOR_4(LOAD)
     FOR_4(ZERO_ROW)
     for (uint s = 0; s < steps; ++s) {
-        FOR_4(MMA_ROW)
+#pragma unroll
+        for (uint p = 0; p < PER_STEP; ++p) {
+            FOR_4(MMA_ROW)
+        }
     }
     device float* result = out + (group * 8 + sg) * 16 * 64;
     FOR_4(STORE_ROW)
 }
 """
-INSTANTIATIONS = {
-    element: f'template [[host_name("products")]] kernel void products<{element}>(device const {element}*, '
-             'device float*, constant uint&, uint, uint);'
-    for element in ("half", "bfloat", "float")
-}
+def instantiation(element: str, per_step: int) -> str:
+    return (f'template [[host_name("products")]] kernel void products<{element}, {per_step}>(device const {element}*, '
+            'device float*, constant uint&, uint, uint);')
+
 
 # The same loop in CUDA C++: 16 accumulators of one mma.sync shape, operands read once from random halves (the
 # tensor cores' power, and so the clock they keep, depends on the data). `bottom` masks A's registers of rows 8-15:
@@ -90,13 +95,16 @@ CUDA_ROWS = [  # (row name, shape, its A and B registers in the asm template, ma
     ("mma.sync m16n8k16 (CUDA C++)", "m16n8k16", "{%4,%5,%6,%7}", "{%8,%9}", ~0, 2 * 16 * 8 * 16),
     ("mma.sync m16n8k8 (CUDA C++)", "m16n8k8", "{%4,%5}", "{%8}", ~0, 2 * 16 * 8 * 8),
     ("  the same, rows 0-7 only", "m16n8k8", "{%4,%5}", "{%8}", 0, 2 * 8 * 8 * 8),
+    ("m16n8k16, rows 0-7 only", "m16n8k16", "{%4,%5,%6,%7}", "{%8,%9}", 0, 2 * 8 * 8 * 16),
 ]
 
-KINDS = [  # (row name, element type, simdgroup_float mode, cuBLAS anchor)
-    ("simdgroup_half8x8", "half", "3xtf32", "FP16"),
-    ("simdgroup_bfloat8x8", "bfloat", "3xtf32", "BF16"),
-    ("simdgroup_float8x8 TF32", "float", "tf32", "FP32"),
-    ("simdgroup_float8x8 3xTF32", "float", "3xtf32", "FP32"),
+KINDS = [  # (row name, element type, simdgroup_float mode, products into an accumulator a step, cuBLAS anchor)
+    ("simdgroup_half8x8", "half", "3xtf32", 1, "FP16"),
+    ("  half, two a step, in pairs", "half", "3xtf32", 2, "FP16"),
+    ("simdgroup_bfloat8x8", "bfloat", "3xtf32", 1, "BF16"),
+    ("  bfloat, two a step, in pairs", "bfloat", "3xtf32", 2, "BF16"),
+    ("simdgroup_float8x8 TF32", "float", "tf32", 1, "FP32"),
+    ("simdgroup_float8x8 3xTF32", "float", "3xtf32", 1, "FP32"),
 ]
 
 
@@ -140,10 +148,10 @@ def main() -> None:
         flops[name] = warps * ACCUMULATORS * STEPS * per_instruction
 
     interfaces = []
-    for name, element, mode, _ in KINDS:
+    for name, element, mode, per_step, _ in KINDS:
         gpu = metalgpu.Interface("cuda", simdgroup_float=mode)
         interfaces.append(gpu)
-        gpu.load_shader_from_str(SOURCE + INSTANTIATIONS[element])
+        gpu.load_shader_from_str(SOURCE + instantiation(element, per_step))
         gpu.set_function("products")
         values = rng.uniform(-1, 1, 8 * 64).astype(np.float32)  # the tensor cores' power depends on the data
         operands = gpu.create_buffer(8 * 64, element)
@@ -152,7 +160,7 @@ def main() -> None:
         else:
             operands.contents[:] = values
         results = gpu.create_buffer(warps * ACCUMULATORS * 64, "float")
-        samplers[name] = dispatch_sampler(gpu, groups * THREADS, [operands, results, np.uint32(STEPS)],
+        samplers[name] = dispatch_sampler(gpu, groups * THREADS, [operands, results, np.uint32(STEPS // per_step)],
                                           threads_per_threadgroup=THREADS)
         flops[name] = product_flops
     try:
@@ -166,7 +174,7 @@ def main() -> None:
           f"{args.repeat} (CUDA events)")
     print(f"{'what':34} {'us':>9} {'TFLOP/s':>8}   ratio to cuBLAS")
     for name in medians:
-        anchor = next((f"cuBLAS {kind} GEMM {size}" for row, _, _, kind in KINDS if row == name), None)
+        anchor = next((f"cuBLAS {kind} GEMM {size}" for row, _, _, _, kind in KINDS if row == name), None)
         if anchor is None and any(name == row[0] for row in CUDA_ROWS):
             anchor = f"cuBLAS FP16 GEMM {size}"
         ratio = f"{tflops[name] / tflops[anchor]:.2f} ({anchor})" if anchor in tflops else ""
