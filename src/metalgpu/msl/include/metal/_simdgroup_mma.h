@@ -258,14 +258,14 @@ template <class TD, class TA, class TB, class TC> constexpr bool may_wait() {
 template <class T> constexpr int product_kind = detail::is_same<T, metal::half>::value ? half_product : bfloat_product;
 
 // d = a * b + c, a half or bfloat product into a float matrix. One such product fills half an m16n8k8; two into
-// the same accumulator fill half an m16n8k16, which takes two thirds of the time of two m16n8k8 (H100). So the
-// product waits in d, and the next one into d runs both: A = [a1 a2] (rows 0-7), B = [b1; b2], C = d's rows. Only
-// where c's flags are constants to the compiler, as in straight code or a loop over k unrolled an even number of
-// times, so that no test remains in the code; elsewhere (a loop whose flag would alternate, a matrix some lanes
-// wrote through thread_elements()) the product runs at once, as an m16n8k8. Whether d's product waits depends on
-// c's `waiting` alone, so that a flag of c the compiler cannot know leaves d's known. Whatever reads d in between
-// (its elements, a store, a use as an operand) adds the waiting product by itself, and `e` is written here as if
-// it had run: the compiler drops both where nothing reads them.
+// the same accumulator fill half an m16n8k16, which takes about three quarters of the time of two m16n8k8 (H100).
+// So the product waits in d, and the next one into d runs both: A = [a1 a2] (rows 0-7), B = [b1; b2], C = d's
+// rows. Only where c's flags are constants to the compiler, as in straight code or a loop over k unrolled an even
+// number of times, so that no test remains in the code; elsewhere (a loop whose flag would alternate, a matrix some
+// lanes wrote through thread_elements()) the product runs at once, as an m16n8k8. Whether d's product waits
+// depends on c's `waiting` alone, so that a flag of c the compiler cannot know leaves d's known. Whatever reads d
+// in between (its elements, a store, a use as an operand) adds the waiting product by itself, and `e` is written
+// here as if it had run: the compiler drops both where nothing reads them.
 template <class MD, class MA, class MB, class MC>
 MG_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TA = detail::remove_cvref_t<decltype(a.e[0])>;
