@@ -173,10 +173,10 @@ def main() -> None:
     print(f"{groups} threadgroups of {THREADS}; {ACCUMULATORS} accumulators a warp, {STEPS} steps; medians of "
           f"{args.repeat} (CUDA events)")
     print(f"{'what':34} {'us':>9} {'TFLOP/s':>8}   ratio to cuBLAS")
+    anchors = {row[0]: f"cuBLAS FP16 GEMM {size}" for row in CUDA_ROWS}
+    anchors.update({row: f"cuBLAS {kind} GEMM {size}" for row, _, _, _, kind in KINDS})
     for name in medians:
-        anchor = next((f"cuBLAS {kind} GEMM {size}" for row, _, _, _, kind in KINDS if row == name), None)
-        if anchor is None and any(name == row[0] for row in CUDA_ROWS):
-            anchor = f"cuBLAS FP16 GEMM {size}"
+        anchor = anchors.get(name)
         ratio = f"{tflops[name] / tflops[anchor]:.2f} ({anchor})" if anchor in tflops else ""
         print(f"{name:34} {medians[name]:9.1f} {tflops[name]:8.1f}   {ratio}", flush=True)
 

@@ -492,7 +492,6 @@ class _CudaDispatch(Dispatch):
         return ms / 1e3 if err == backend.driver.CUresult.CUDA_SUCCESS else None
 
 
-
 class _TimedCudaDispatch(_CudaDispatch):
     """A dispatch with events (for gpu_time, done, or a host-kept buffer's timing): gives them back to the
     backend's pool when it dies. Only these have a finaliser, which would cost every dispatch a Python call."""

@@ -38,8 +38,9 @@ def info(args) -> int:
             continue
         working.append(name)
         print(f"  {name:<6} yes: {backend.describe()}")
-        if name == "cuda" and nvrtc_version():  # its kernels' speed depends on it (benchmarks/README.md)
-            print(f"  {'':<6}     compiles with NVRTC {'.'.join(map(str, nvrtc_version()))}")
+        version = nvrtc_version() if name == "cuda" else None  # its kernels' speed depends on it
+        if version:
+            print(f"  {'':<6}     compiles with NVRTC {'.'.join(map(str, version))}")
         backend.close()
     chosen = os.environ.get("METALGPU_BACKEND")
     if chosen:

@@ -274,11 +274,12 @@ MG_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
     const unsigned int a_bits = pack(rows_of(a)), b_bits = pack(cols_of(b));
     metal::vec<float, 2> rows;
     bool waits = false;
-    if (products_wait && MG_KNOWN_CONSTANT(c.mma.waiting) && c.mma.waiting != kind) {
+    const bool known = products_wait && MG_KNOWN_CONSTANT(c.mma.waiting);
+    if (known && c.mma.waiting != kind) {
         rows = c_rows;  // c holds no product of this kind: this one waits
         waits = true;
-    } else if (products_wait && MG_KNOWN_CONSTANT(c.mma.waiting) && MG_KNOWN_CONSTANT(c.mma.rows_fresh) &&
-               c.mma.rows_fresh) {  // c's product of this kind and this one, as one m16n8k16
+    } else if (known && MG_KNOWN_CONSTANT(c.mma.rows_fresh) && c.mma.rows_fresh) {
+        // c's product of this kind and this one, as one m16n8k16
         const float base[4] = {c.mma.rows[0], c.mma.rows[1], unused_float(), unused_float()};
         const unsigned int a_pair[4] = {c.mma.waiting_a, unused_bits(), a_bits, unused_bits()};
         const unsigned int b_pair[2] = {c.mma.waiting_b, b_bits};
