@@ -266,3 +266,58 @@ def test_a_class_that_converts_to_float_converts_to_the_cpus_half_through_it():
                     "(static_cast<float>(*this)); } explicit operator float() const { return 1; }") in code
     assert squeezed("constexpr operator MgFloat16() { return static_cast<MgFloat16>(static_cast<double>(*this)); }"
                     " operator double()") in code
+
+
+# -- product statements joined in pairs ------------------------------------------------------------------------------
+
+PAIR = "::metal::simdgroup_multiply_accumulate_pair"
+
+
+def product_calls(body: str) -> list[str]:
+    """The product calls of a kernel whose body is ``body``, as translated: each a name and its arguments."""
+    source = (HEADER + "kernel void k(device half* p [[buffer(0)]]) {\n"
+              "  simdgroup_half8x8 a[4], b[2]; simdgroup_float8x8 c[4]; int i = 0;\n" + body + "\n}\n")
+    code = user_code(translated(source)[0])
+    return re.findall(r"(?:::metal::|metal::)?simdgroup_multiply_accumulate\w*\([^;]*\)", code)
+
+
+def test_adjacent_product_statements_become_one_call():
+    calls = product_calls("simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+                          "metal::simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);\n"
+                          "simdgroup_multiply_accumulate(c[2], a[2], b[1], c[2]);\n"
+                          "simdgroup_multiply_accumulate(c[3], a[3], b[1], c[3]);\n"
+                          "simdgroup_multiply_accumulate(c[0], a[0], b[1], c[0]);")
+    assert calls == [f"{PAIR}(c[0],a[0],b[0],c[0],c[1],a[1],b[0],c[1])",
+                     f"{PAIR}(c[2],a[2],b[1],c[2],c[3],a[3],b[1],c[3])",
+                     "simdgroup_multiply_accumulate(c[0],a[0],b[1],c[0])"]  # two by two; the fifth alone
+
+
+@pytest.mark.parametrize("body", [
+    "if (i) simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"  # the first is an if's body
+    "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);",
+    "for (;;) simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+    "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);",
+    "simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"  # the second's operands call or change something
+    "simdgroup_multiply_accumulate(c[i++], a[1], b[0], c[1]);",
+    "simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+    "simdgroup_multiply_accumulate(c[abs(i)], a[1], b[0], c[1]);",
+    "simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+    "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[i = 2]);",
+    "simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"  # a statement between them
+    "i += 1;\nsimdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);",
+    "simdgroup_multiply(c[0], a[0], b[0]);\n"  # another function
+    "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);",
+], ids=["if", "for", "increment", "call", "assignment", "between", "other"])
+def test_product_statements_that_must_run_apart_stay_apart(body):
+    assert not any(call.startswith(PAIR) for call in product_calls(body))
+
+
+def test_joined_products_compile_for_the_cpu_and_keep_their_errors_on_the_users_lines():
+    source = (HEADER + "kernel void k(device float* p [[buffer(0)]]) {\n"
+              "  simdgroup_half8x8 a, b; simdgroup_float8x8 c;\n"
+              "  simdgroup_multiply_accumulate(c, a, b, c);\n"
+              "  simdgroup_multiply_accumulate(c, a, b, not_declared);\n}\n")
+    translation, pre = translated(source)
+    errors = gxx_errors(translation, pre)
+    assert errors and "not_declared" in errors[0].message
+    assert errors[0].pos.line == 6

@@ -114,6 +114,8 @@ PRODUCTS = {  # kernel: (A's type, B's type, the accumulator's)
     "product_half_bfloat": ("half", "bfloat", "float"),
     "paired_half_into_float": ("half", "half", "float"),  # two steps of k at a time (one m16n8k16 on CUDA)
     "paired_bfloat_into_float": ("bfloat", "bfloat", "float"),
+    "row_paired_half_into_float": ("half", "half", "float"),  # two row blocks in pairs (one mma.sync on CUDA)
+    "row_paired_bfloat_into_float": ("bfloat", "bfloat", "float"),
     "staged_half_into_float": ("half", "half", "float"),  # operands through aligned threadgroup memory (ldmatrix)
     "staged_bfloat": ("bfloat", "bfloat", "bfloat"),
     "staged_float": ("float", "float", "float"),
@@ -174,7 +176,8 @@ def test_products_against_float64(engine, kernel, inputs, transposed):
     layout = dict(n=n, k=k, m=m, lda=lda, ldb=ldb, ldc=ldc, a_transposed=int(transposed),
                   b_transposed=int(transposed), c_transposed=int(transposed))
     gpu.set_function(kernel)
-    gpu.run_function((m // 8 * 32, n // 8), [to_buffer(gpu, a_memory, a_type), to_buffer(gpu, b_memory, b_type),
+    tile_rows = 16 if kernel.startswith("row_paired_") else 8  # a threadgroup's rows of C
+    gpu.run_function((m // 8 * 32, n // tile_rows), [to_buffer(gpu, a_memory, a_type), to_buffer(gpu, b_memory, b_type),
                                              c_buffer, layout], threads_per_threadgroup=(32, 1))
     got_memory = from_buffer(c_buffer, acc_type).reshape(c_memory.shape)
     got = (got_memory[:, :n].T if transposed else got_memory[:, :m])
@@ -271,6 +274,45 @@ def test_products_chained_into_one_accumulator(engine, element):
     seven = six + p[6]
     eight = seven + p[7]
     expected = [two, three, four, six, 2 * seven, eight, eight + p[0] + x @ y + p[1], fresh + p[2] + p[3]]
+    for slot, want in enumerate(expected):
+        np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
+
+
+@pytest.mark.parametrize("element", ["half", "bfloat"])
+def test_products_in_pairs_of_statements(engine, element):
+    """Pairs of products into two float matrices that read one B matrix (which the tensor-core path runs as one
+    instruction, and may hold back to run with the next pair), read between them, and pairs that must run one after
+    the other. Entries in {-1, 0, 1}: every result is exact."""
+    gpu, _ = engine
+    rng = np.random.default_rng(13)
+    a = rng.integers(-1, 2, (8, 8, 8)).astype(np.float64)
+    b = rng.integers(-1, 2, (4, 8, 8)).astype(np.float64)
+    out = gpu.create_buffer(11 * 64, "float")
+    gpu.set_function(f"row_pairs_{element}")
+    gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out], threads_per_threadgroup=32)
+    slots = out.contents.astype(np.float64).reshape(11, 8, 8)
+
+    lanes = np.arange(32)
+    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
+    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
+    doubled = np.ones((8, 8))
+    for lane in lanes[lanes % 3 == 0]:
+        doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
+    p = 0.5 + a[0] @ b[0] + a[2] @ b[1]
+    q = -1.0 + a[1] @ b[0] + a[3] @ b[1]
+    expected = [p, q]
+    p, q = p + a[4] @ b[2], q + a[5] @ b[2]
+    expected.append(p)
+    p, q = p + a[6] @ b[3], q + a[7] @ b[3]
+    expected.append(q)
+    p, q = p * doubled + a[0] @ b[1], q + a[1] @ b[1]
+    expected.append(p)
+    r = q + a[2] @ b[2]
+    q = r + a[3] @ b[2]
+    expected += [r, q]
+    r, p = p + a[4] @ b[3], p + a[5] @ b[3]
+    expected += [r, p]
+    expected += [r + a[6] @ b[0], p + a[7] @ b[1]]
     for slot, want in enumerate(expected):
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
 

@@ -86,6 +86,47 @@ template [[host_name("paired_half_into_float")]] kernel void paired_product<half
 template [[host_name("paired_bfloat_into_float")]] kernel void paired_product<bfloat>(
     device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2);
 
+// The product for a 16-row tile, two accumulators (rows 0-7 and 8-15) reading each B block in a pair of statements,
+// two steps of k at a time: on CUDA each pair runs as one m16n8k8 with both halves used, and the two pairs of a
+// step as one m16n8k16. s.n and s.k are multiples of 16.
+template <typename T>
+kernel void row_paired_product(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                               device float* C [[buffer(2)]], constant Layout& s [[buffer(3)]],
+                               uint2 tile [[threadgroup_position_in_grid]]) {
+    const uint row0 = tile.y * 16, col0 = tile.x * 8;
+    const bool a_transposed = s.a_transposed != 0, b_transposed = s.b_transposed != 0;
+    const bool c_transposed = s.c_transposed != 0;
+    simdgroup_float8x8 acc[2];
+    for (uint i = 0; i < 2; ++i) {
+        const uint row = row0 + 8 * i;
+        simdgroup_load(acc[i], C, s.ldc, c_transposed ? ulong2(row, col0) : ulong2(col0, row), c_transposed);
+    }
+    for (uint k = 0; k < s.k; k += 16) {
+        simdgroup_matrix<T, 8, 8> a[2][2], b[2];
+        for (uint step = 0; step < 2; ++step) {
+            const uint kk = k + 8 * step;
+            for (uint i = 0; i < 2; ++i) {
+                const uint row = row0 + 8 * i;
+                simdgroup_load(a[step][i], A, s.lda, a_transposed ? ulong2(row, kk) : ulong2(kk, row), a_transposed);
+            }
+            simdgroup_load(b[step], B, s.ldb, b_transposed ? ulong2(kk, col0) : ulong2(col0, kk), b_transposed);
+        }
+        simdgroup_multiply_accumulate(acc[0], a[0][0], b[0], acc[0]);
+        simdgroup_multiply_accumulate(acc[1], a[0][1], b[0], acc[1]);
+        simdgroup_multiply_accumulate(acc[0], a[1][0], b[1], acc[0]);
+        simdgroup_multiply_accumulate(acc[1], a[1][1], b[1], acc[1]);
+    }
+    for (uint i = 0; i < 2; ++i) {
+        const uint row = row0 + 8 * i;
+        simdgroup_store(acc[i], C, s.ldc, c_transposed ? ulong2(row, col0) : ulong2(col0, row), c_transposed);
+    }
+}
+
+template [[host_name("row_paired_half_into_float")]] kernel void row_paired_product<half>(
+    device const half*, device const half*, device float*, constant Layout&, uint2);
+template [[host_name("row_paired_bfloat_into_float")]] kernel void row_paired_product<bfloat>(
+    device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2);
+
 // The same product with A's and B's blocks staged in threadgroup memory whose rows are 16-byte aligned (16
 // elements apart, each block at column 8), as a tiled GEMM keeps them: on CUDA, half and bfloat operands are then
 // read with ldmatrix. A block is held transposed when its operand is transposed in device memory, and read back
@@ -213,3 +254,50 @@ template [[host_name("chained_half")]] kernel void chained<half, bfloat>(device 
     device const bfloat*, device const bfloat*, device float*, ushort);
 template [[host_name("chained_bfloat")]] kernel void chained<bfloat, half>(device const bfloat*, device const bfloat*,
     device const half*, device const half*, device float*, ushort);
+
+// Pairs of half or bfloat products into float matrices p and q that read one B matrix, the matrices read between
+// them, and pairs the header must run one after the other: the first's result an operand of the second, or two B
+// matrices. Results in out[slot * 64 + row * 8 + column].
+template <typename T>
+kernel void row_pairs(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                      device float* out [[buffer(2)]], ushort lane [[thread_index_in_simdgroup]]) {
+    simdgroup_matrix<T, 8, 8> a[8], b[4];
+    for (uint i = 0; i < 8; ++i) simdgroup_load(a[i], A + 64 * i);
+    for (uint j = 0; j < 4; ++j) simdgroup_load(b[j], B + 64 * j);
+    simdgroup_float8x8 p = make_filled_simdgroup_matrix<float, 8>(0.5f);
+    simdgroup_float8x8 q = make_filled_simdgroup_matrix<float, 8>(-1.0f);
+    simdgroup_float8x8 r = make_filled_simdgroup_matrix<float, 8>(0.25f);
+    simdgroup_multiply_accumulate(p, a[0], b[0], p);
+    simdgroup_multiply_accumulate(q, a[1], b[0], q);
+    simdgroup_multiply_accumulate(p, a[2], b[1], p);
+    simdgroup_multiply_accumulate(q, a[3], b[1], q);
+    simdgroup_store(p, out, 8);                                   // 0: p + a0 b0 + a2 b1
+    simdgroup_store(q, out + 64, 8);                              // 1: q + a1 b0 + a3 b1
+    simdgroup_multiply_accumulate(p, a[4], b[2], p);
+    simdgroup_multiply_accumulate(q, a[5], b[2], q);
+    put(out, 2, p, lane);                                         // 2: read by the lanes
+    simdgroup_multiply_accumulate(p, a[6], b[3], p);
+    simdgroup_multiply_accumulate(q, a[7], b[3], q);
+    simdgroup_store(q, out + 3 * 64, 8);                          // 3
+    if (lane % 3 == 0) p.thread_elements() *= 2.0f;               // some lanes double their elements
+    simdgroup_multiply_accumulate(p, a[0], b[1], p);
+    simdgroup_multiply_accumulate(q, a[1], b[1], q);
+    simdgroup_store(p, out + 4 * 64, 8);                          // 4
+    simdgroup_multiply_accumulate(r, a[2], b[2], q);
+    simdgroup_multiply_accumulate(q, a[3], b[2], r);
+    simdgroup_store(r, out + 5 * 64, 8);                          // 5: r = q + a2 b2, the operand of ...
+    simdgroup_store(q, out + 6 * 64, 8);                          // 6: q = r + a3 b2
+    simdgroup_multiply_accumulate(r, a[4], b[3], p);
+    simdgroup_multiply_accumulate(p, a[5], b[3], p);
+    simdgroup_store(r, out + 7 * 64, 8);                          // 7: r = p + a4 b3, with p as it was ...
+    simdgroup_store(p, out + 8 * 64, 8);                          // 8: p = p + a5 b3
+    simdgroup_multiply_accumulate(r, a[6], b[0], r);
+    simdgroup_multiply_accumulate(p, a[7], b[1], p);
+    simdgroup_store(r, out + 9 * 64, 8);                          // 9: two B matrices
+    simdgroup_store(p, out + 10 * 64, 8);                         // 10
+}
+
+template [[host_name("row_pairs_half")]] kernel void row_pairs<half>(device const half*, device const half*,
+    device float*, ushort);
+template [[host_name("row_pairs_bfloat")]] kernel void row_pairs<bfloat>(device const bfloat*, device const bfloat*,
+    device float*, ushort);

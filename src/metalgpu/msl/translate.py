@@ -15,7 +15,9 @@ only MSL-only syntax rewritten:
 - C++ that only clang accepts (msl/compat.py), conditional operators with 16-bit floats (msl/conditionals.py);
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py);
 - reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py);
-- on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py).
+- on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py);
+- two ``simdgroup_multiply_accumulate`` statements in a row become one call, which CUDA's tensor cores may run as
+  one instruction (msl/product_pairs.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -44,6 +46,7 @@ from .parser import KernelDecl, Program
 from .pipeline import absent_params, drop_unselected, max_threads_constant
 from .pragmas import place_unroll_hints
 from .preprocess import PreprocessResult
+from .product_pairs import rewrite as join_product_pairs
 from .swizzles import rewrite as rewrite_swizzles
 from .threadgroup import rewrite as rewrite_threadgroup
 from .unaligned import rewrite as rewrite_unaligned_loads
@@ -72,6 +75,7 @@ class Translator:
     def __init__(self, pre: PreprocessResult, program: Program, target: str, check_bounds: bool = False):
         self.pre, self.program, self.target, self.check_bounds = pre, program, target, check_bounds
         texts = _rewrite(pre.tokens, program)
+        join_product_pairs(pre.tokens, texts)
         place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
         declarations = scan_declarations(pre.tokens, match)

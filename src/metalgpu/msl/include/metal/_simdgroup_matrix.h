@@ -48,6 +48,13 @@ MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned lon
 }  // namespace sgm
 }  // namespace mg
 
+// The tensor-core path decides what a product does from flags the compiler knows only once every function on the
+// way is inlined, as CUDA's __forceinline__ does: the CPU's emulation of it inlines them too.
+#if defined(MG_TARGET_CPU) && defined(MG_EMULATE_TENSOR_CORES)
+#  define MG_SGM_FUNC __attribute__((always_inline)) inline
+#else
+#  define MG_SGM_FUNC MG_FUNC
+#endif
 #if defined(MG_TARGET_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 #  include "_simdgroup_mma_cuda.h"
 #  define MG_SGM_TENSOR_CORES 1
@@ -70,7 +77,7 @@ template <class T, int Cols, int Rows = Cols> struct simdgroup_matrix {
 
     simdgroup_matrix() = default;
     // A diagonal matrix holding `diagonal` (Metal's scalar constructor).
-    MG_FUNC explicit simdgroup_matrix(T diagonal) {
+    MG_SGM_FUNC explicit simdgroup_matrix(T diagonal) {
         const unsigned int lane = mg::simd_lane();
         const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
         for (unsigned int k = 0; k < 2; ++k) e[k] = row == column + k ? diagonal : T(0);
@@ -78,21 +85,48 @@ template <class T, int Cols, int Rows = Cols> struct simdgroup_matrix {
         mg::sgm::fill_diagonal(mma, diagonal);
 #endif
     }
-    MG_FUNC vec<T, 2>& thread_elements() {
+    MG_SGM_FUNC vec<T, 2>& thread_elements() {
 #if defined(MG_SGM_TENSOR_CORES)
         mma.rows_fresh = mma.cols_fresh = false;  // the caller may write through the reference
 #endif
         return e;
     }
-    MG_FUNC const vec<T, 2>& thread_elements() const { return e; }
+    MG_SGM_FUNC const vec<T, 2>& thread_elements() const { return e; }
 };
 
 typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
 typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
 
+}  // namespace metal
+
+#if defined(MG_SGM_TENSOR_CORES)
+namespace mg {
+namespace sgm {
+template <class M> struct element_of { using type = void; };
+template <class T> struct element_of<metal::simdgroup_matrix<T, 8, 8>> { using type = T; };
+// Whether d1 = a1 * b1 + c1 and d2 = a2 * b2 + c2 may run as one instruction when b1 and b2 are one matrix:
+// half x half or bfloat x bfloat, both into float matrices.
+template <class D1, class A1, class B1, class C1, class D2, class A2, class B2, class C2>
+constexpr bool rows_pair_up() {
+    using T = typename element_of<A1>::type;
+    return (detail::is_same<T, metal::half>::value || detail::is_same<T, metal::bfloat>::value) &&
+           detail::is_same<T, typename element_of<A2>::type>::value &&
+           detail::is_same<T, typename element_of<B1>::type>::value &&
+           detail::is_same<T, typename element_of<B2>::type>::value &&
+           detail::is_same<float, typename element_of<D1>::type>::value &&
+           detail::is_same<float, typename element_of<C1>::type>::value &&
+           detail::is_same<float, typename element_of<D2>::type>::value &&
+           detail::is_same<float, typename element_of<C2>::type>::value;
+}
+}  // namespace sgm
+}  // namespace mg
+#endif
+
+namespace metal {
+
 template <class T, int Cols, int Rows = Cols>
-MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
+MG_SGM_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
     simdgroup_matrix<T, Cols, Rows> m;
     m.e[0] = m.e[1] = value;
 #if defined(MG_SGM_TENSOR_CORES)
@@ -104,8 +138,8 @@ MG_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T val
 // Pointers into device, threadgroup or constant memory: one template, as the address spaces are one on our targets.
 // `source` and `destination` are indexed (a plain pointer, or the checked pointer of a cuda debug build).
 template <class T, int Cols, int Rows, class P>
-MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
-                            ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+MG_SGM_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
+                                ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
 #if !defined(MG_TARGET_CUDA)
@@ -123,9 +157,9 @@ MG_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong 
 }
 
 template <class T, int Cols, int Rows, class P>
-MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destination,
-                             ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
-                             bool transpose_matrix = false) {
+MG_SGM_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destination,
+                                 ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
+                                 bool transpose_matrix = false) {
     using U = mg::detail::remove_cvref_t<decltype(destination[0])>;
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
@@ -145,8 +179,9 @@ MG_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destina
 // d = a * b + c. For each k, lane L reads a(row, k) from the lane that holds it, and b(k, column), b(k, column + 1)
 // from the lane of row k that holds the same columns as L (L's column bits, 8 and 1, on k's row lane).
 template <class TD, class TA, class TB, class TC>
-MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
-                                           const simdgroup_matrix<TB, 8, 8>& b, const simdgroup_matrix<TC, 8, 8>& c) {
+MG_SGM_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                                               const simdgroup_matrix<TB, 8, 8>& b,
+                                               const simdgroup_matrix<TC, 8, 8>& c) {
 #if defined(MG_SGM_TENSOR_CORES)
     if constexpr (mg::sgm::on_tensor_cores<TD, TA, TB, TC>()) {
         mg::sgm::tensor_product(d, a, b, c);
@@ -169,9 +204,30 @@ MG_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const 
 #endif
 }
 
+// Two simdgroup_multiply_accumulate statements in a row, which the translator joins into this call
+// (msl/product_pairs.py): what the two do in order. On tensor cores, two half or bfloat products into float
+// matrices that read the same B matrix, where the first's result is not an operand of the second, run as one
+// instruction (row_pair_product). The objects' addresses decide it, which the compiler knows where the operands
+// are named by constant indices, as in an unrolled loop.
+template <class D1, class A1, class B1, class C1, class D2, class A2, class B2, class C2>
+MG_SGM_FUNC void simdgroup_multiply_accumulate_pair(D1& d1, const A1& a1, const B1& b1, const C1& c1, D2& d2,
+                                                    const A2& a2, const B2& b2, const C2& c2) {
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::rows_pair_up<D1, A1, B1, C1, D2, A2, B2, C2>()) {
+        const void* const first = &d1;
+        if (static_cast<const void*>(&b1) == &b2 && first != &d2 && first != &c2) {
+            mg::sgm::row_pair_product(d1, a1, c1, d2, a2, c2, b1);
+            return;
+        }
+    }
+#endif
+    simdgroup_multiply_accumulate(d1, a1, b1, c1);
+    simdgroup_multiply_accumulate(d2, a2, b2, c2);
+}
+
 template <class TD, class TA, class TB>
-MG_FUNC void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
-                                const simdgroup_matrix<TB, 8, 8>& b) {
+MG_SGM_FUNC void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                                    const simdgroup_matrix<TB, 8, 8>& b) {
     simdgroup_multiply_accumulate(d, a, b, make_filled_simdgroup_matrix<TD, 8, 8>(TD(0)));
 }
 

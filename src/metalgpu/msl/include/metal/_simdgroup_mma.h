@@ -24,7 +24,9 @@
 // Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
 // are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. Into a float
 // matrix, a product may wait there for the next one into it, and the two then run as one m16n8k16
-// (waiting_product): where the compiler can tell, as in a GEMM's unrolled loop over k. A float
+// (waiting_product): where the compiler can tell, as in a GEMM's unrolled loop over k. Two products into two float
+// matrices that read one B matrix, written as two statements in a row (which the translator joins into one call),
+// fill the two halves of one m16n8k8 (row_pair_product), and two such pairs one m16n8k16. A float
 // operand: TF32 tensor cores, x = hi + lo with hi and lo in TF32 (MG_SIMDGROUP_FLOAT 3, the default, see split),
 // or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the shuffle path.
 // The compensated product is two m16n8k8 on one A whose bottom half carries a's small part:
@@ -72,16 +74,16 @@ template <class TD, class TA, class TB, class TC> constexpr bool on_tensor_cores
         return float_mode != exact_floats;
 }
 
-template <class T> MG_FUNC unsigned int pack(const metal::vec<T, 2>& x) {
+template <class T> MG_SGM_FUNC unsigned int pack(const metal::vec<T, 2>& x) {
     return detail::bit_cast<unsigned short>(x[0]) | static_cast<unsigned int>(detail::bit_cast<unsigned short>(x[1])) << 16;
 }
-template <class T> MG_FUNC metal::vec<T, 2> unpack(unsigned int bits) {
+template <class T> MG_SGM_FUNC metal::vec<T, 2> unpack(unsigned int bits) {
     return metal::vec<T, 2>(detail::bit_cast<T>(static_cast<unsigned short>(bits)),
                             detail::bit_cast<T>(static_cast<unsigned short>(bits >> 16)));
 }
 
 // The two elements of lane `source` (every lane takes part).
-template <class T> MG_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>& x, unsigned int source) {
+template <class T> MG_SGM_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T, 2>& x, unsigned int source) {
     if constexpr (sizeof(T) == 2) {
         return unpack<T>(shuffle_bits(pack(x), source));
     } else {
@@ -110,13 +112,13 @@ constexpr bool products_wait = false;
 #else
 constexpr bool products_wait = true;
 #endif
-MG_FUNC bool shuffle_flag(bool flag, unsigned int source) {
+MG_SGM_FUNC bool shuffle_flag(bool flag, unsigned int source) {
     if (MG_KNOWN_CONSTANT(flag)) return flag;
     return shuffle_bits(flag ? 1u : 0u, source) != 0;
 }
 
 // rows -> cols: the transpose of the matrix, in 16-bit halves.
-template <class T> MG_FUNC metal::vec<T, 2> transpose(const metal::vec<T, 2>& rows) {
+template <class T> MG_SGM_FUNC metal::vec<T, 2> transpose(const metal::vec<T, 2>& rows) {
     if constexpr (sizeof(T) == 2) {
         return unpack<T>(transpose_b16(pack(rows)));
     } else {
@@ -128,25 +130,32 @@ template <class T> MG_FUNC metal::vec<T, 2> transpose(const metal::vec<T, 2>& ro
     }
 }
 
-template <int Kind> MG_FUNC void mma_16bit(float (&d)[4], unsigned int a0, unsigned int b0, const float (&c)[4]) {
-    if constexpr (Kind == half_product) mma_f16(d, a0, unused_bits(), b0, c);
-    else mma_bf16(d, a0, unused_bits(), b0, c);
+template <int Kind>
+MG_SGM_FUNC void mma_16bit(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0, const float (&c)[4]) {
+    if constexpr (Kind == half_product) mma_f16(d, a0, a1, b0, c);
+    else mma_bf16(d, a0, a1, b0, c);
+}
+template <int Kind>
+MG_SGM_FUNC void mma_16bit_k16(float (&d)[4], const unsigned int (&a)[4], const unsigned int (&b)[2],
+                               const float (&c)[4]) {
+    if constexpr (Kind == half_product) mma_f16_k16(d, a, b, c);
+    else mma_bf16_k16(d, a, b, c);
 }
 // The kind of product waiting, as lane 0 holds it: the same in every lane, so that every lane reaches the mma.sync
 // that runs it (the flag of a matrix set through thread_elements() alone, or never set, holds any value).
-MG_FUNC int waiting_kind(int waiting) {
+MG_SGM_FUNC int waiting_kind(int waiting) {
     if (MG_KNOWN_CONSTANT(waiting)) return waiting;
     return static_cast<int>(shuffle_bits(static_cast<unsigned int>(waiting), 0));
 }
 // rows, plus the product waiting in them (float matrices).
-template <class T> MG_FUNC metal::vec<T, 2> with_waiting_product(const operand_copies<T>& c) {
+template <class T> MG_SGM_FUNC metal::vec<T, 2> with_waiting_product(const operand_copies<T>& c) {
     if constexpr (is_wide<T> && products_wait) {
         const int kind = waiting_kind(c.waiting);
         if (kind == half_product || kind == bfloat_product) {
             const float base[4] = {c.rows[0], c.rows[1], unused_float(), unused_float()};
             float out[4];
-            if (kind == half_product) mma_16bit<half_product>(out, c.waiting_a, c.waiting_b, base);
-            else mma_16bit<bfloat_product>(out, c.waiting_a, c.waiting_b, base);
+            if (kind == half_product) mma_16bit<half_product>(out, c.waiting_a, unused_bits(), c.waiting_b, base);
+            else mma_16bit<bfloat_product>(out, c.waiting_a, unused_bits(), c.waiting_b, base);
             return metal::vec<T, 2>(out[0], out[1]);
         }
     }
@@ -154,14 +163,14 @@ template <class T> MG_FUNC metal::vec<T, 2> with_waiting_product(const operand_c
 }
 
 // The matrix's elements in the rows and cols layouts: the kept copy where it is fresh, else from `e`.
-template <class M> MG_FUNC auto rows_of(const M& m) {
+template <class M> MG_SGM_FUNC auto rows_of(const M& m) {
     const unsigned int lane = simd_lane();
     const unsigned int source = lane_of(lane >> 2, (lane & 3u) * 2u);  // Apple's lane of this lane's two elements
     const auto from_elements = shuffle_pair(m.e, source);
     const auto kept = with_waiting_product(m.mma);  // in every lane: it may run an mma.sync
     return shuffle_flag(m.mma.rows_fresh, source) ? kept : from_elements;
 }
-template <class M> MG_FUNC auto cols_of(const M& m) {
+template <class M> MG_SGM_FUNC auto cols_of(const M& m) {
     const unsigned int lane = simd_lane(), column = lane >> 2, row = (lane & 3u) * 2u;
     const auto from_rows = transpose(rows_of(m));
     const bool fresh = shuffle_flag(m.mma.cols_fresh, lane_of(row, column)) &&
@@ -169,13 +178,13 @@ template <class M> MG_FUNC auto cols_of(const M& m) {
     return fresh ? m.mma.cols : from_rows;
 }
 
-template <class T> MG_FUNC void fill(operand_copies<T>& c, T value) {
+template <class T> MG_SGM_FUNC void fill(operand_copies<T>& c, T value) {
     c.rows = c.cols = metal::vec<T, 2>(value);
     c.rows_fresh = c.cols_fresh = true;
     c.waiting = no_product;
 }
 
-template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) {
+template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) {
     const unsigned int lane = simd_lane();
     for (unsigned int k = 0; k < 2; ++k) c.rows[k] = (lane >> 2) == (lane & 3u) * 2u + k ? diagonal : T(0);
     c.cols = c.rows;  // a diagonal matrix is its own transpose
@@ -187,8 +196,8 @@ template <class T> MG_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) 
 // 16-byte aligned: one ldmatrix for `rows`, and `cols` its transpose where a product reads it. False where it
 // does not apply (other memory, other alignment, a checked pointer, a conversion on load).
 template <class T, class P>
-MG_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
-                                 bool transpose) {
+MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
+                                     bool transpose) {
     if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
         if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*source)>, T>::value) {
             const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
@@ -206,7 +215,8 @@ MG_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long s
 // The flags are set outside the branch on alignment: where the compiler cannot decide it, they stay constants
 // that the products' freshness tests fold.
 template <class T, class P>
-MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin, bool transpose) {
+MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
+                             bool transpose) {
     c.rows_fresh = c.cols_fresh = true;
     c.waiting = no_product;
 #if !defined(MG_SGM_SCALAR_LOADS)
@@ -220,7 +230,7 @@ MG_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, m
 }
 
 template <class M, class P>
-MG_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::ulong2 origin, bool transpose) {
+MG_SGM_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::ulong2 origin, bool transpose) {
     using U = detail::remove_cvref_t<decltype(destination[0])>;
     const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
     const auto rows = rows_of(m);
@@ -230,13 +240,13 @@ MG_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::
 // x to TF32 (10 fraction bits), to nearest, ties away from zero, in two integer operations: cvt.rna's rounding
 // for finite x, where cvt.rna itself takes more. A NaN may come out as another value; x - hi is then NaN, so a
 // compensated product still gives NaN.
-MG_FUNC float tf32_high(float x) {
+MG_SGM_FUNC float tf32_high(float x) {
     return detail::bit_cast<float>((detail::bit_cast<unsigned int>(x) + 0x1000u) & 0xffffe000u);
 }
 
 // A float operand's TF32 parts; half and bfloat are exact in TF32. Compensated: hi = x rounded to TF32 and
 // lo = x - hi (exact), which the tensor cores read with its low 13 bits dropped: |x - hi - lo| < 2^-22 |x|.
-template <class T> MG_FUNC void split(const metal::vec<T, 2>& x, float (&hi)[2], float (&lo)[2]) {
+template <class T> MG_SGM_FUNC void split(const metal::vec<T, 2>& x, float (&hi)[2], float (&lo)[2]) {
     for (unsigned int k = 0; k < 2; ++k) {
         if constexpr (!is_wide<T>) {
             hi[k] = float(x[k]);
@@ -257,6 +267,20 @@ template <class TD, class TA, class TB, class TC> constexpr bool may_wait() {
 }
 template <class T> constexpr int product_kind = detail::is_same<T, metal::half>::value ? half_product : bfloat_product;
 
+// d's copies after a 16-bit product into it: `rows` (plus the product waiting there, if `waiting` names one).
+template <class MD>
+MG_SGM_FUNC void set_product(MD& d, const metal::vec<float, 2>& rows, int waiting, unsigned int a_bits,
+                             unsigned int b_bits) {
+    d.mma.rows = rows;
+    d.mma.waiting = waiting;
+    d.mma.waiting_a = a_bits;
+    d.mma.waiting_b = b_bits;
+    d.mma.rows_fresh = true;
+    d.mma.cols_fresh = false;  // made from rows if the result is a B operand
+    const unsigned int lane = simd_lane();
+    d.e = shuffle_pair(with_waiting_product(d.mma), row_of(lane) * 4u + column_of(lane) / 2u);
+}
+
 // d = a * b + c, a half or bfloat product into a float matrix. One such product fills half an m16n8k8; two into
 // the same accumulator fill half an m16n8k16, which takes about three quarters of the time of two m16n8k8 (H100).
 // So the product waits in d, and the next one into d runs both: A = [a1 a2] (rows 0-7), B = [b1; b2], C = d's
@@ -267,14 +291,15 @@ template <class T> constexpr int product_kind = detail::is_same<T, metal::half>:
 // in between (its elements, a store, a use as an operand) adds the waiting product by itself, and `e` is written
 // here as if it had run: the compiler drops both where nothing reads them.
 template <class MD, class MA, class MB, class MC>
-MG_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
+MG_SGM_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TA = detail::remove_cvref_t<decltype(a.e[0])>;
     constexpr int kind = product_kind<TA>;
     const auto c_rows = rows_of(c);  // first: NVRTC 13.0 then folds c's flags (and drops the shuffles behind them)
     const unsigned int a_bits = pack(rows_of(a)), b_bits = pack(cols_of(b));
     metal::vec<float, 2> rows;
     bool waits = false;
-    const bool known = products_wait && MG_KNOWN_CONSTANT(c.mma.waiting);
+    // Not const: g++ and clang evaluate a const initializer as a constant expression, where the test is false.
+    bool known = products_wait && MG_KNOWN_CONSTANT(c.mma.waiting);
     if (known && c.mma.waiting != kind) {
         rows = c_rows;  // c holds no product of this kind: this one waits
         waits = true;
@@ -284,28 +309,53 @@ MG_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
         const unsigned int a_pair[4] = {c.mma.waiting_a, unused_bits(), a_bits, unused_bits()};
         const unsigned int b_pair[2] = {c.mma.waiting_b, b_bits};
         float out[4];
-        if constexpr (kind == half_product) mma_f16_k16(out, a_pair, b_pair, base);
-        else mma_bf16_k16(out, a_pair, b_pair, base);
+        mma_16bit_k16<kind>(out, a_pair, b_pair, base);
         rows = metal::vec<float, 2>(out[0], out[1]);
     } else {  // at once (c_rows holds c's waiting product, if any)
         const float top[4] = {c_rows[0], c_rows[1], unused_float(), unused_float()};
         float out[4];
-        mma_16bit<kind>(out, a_bits, b_bits, top);
+        mma_16bit<kind>(out, a_bits, unused_bits(), b_bits, top);
         rows = metal::vec<float, 2>(out[0], out[1]);
     }
-    d.mma.rows = rows;
-    d.mma.waiting = waits ? kind : no_product;
-    d.mma.waiting_a = a_bits;
-    d.mma.waiting_b = b_bits;
-    d.mma.rows_fresh = true;
-    d.mma.cols_fresh = false;  // made from rows if the result is a B operand
-    const unsigned int lane = simd_lane();
-    d.e = shuffle_pair(with_waiting_product(d.mma), row_of(lane) * 4u + column_of(lane) / 2u);
+    set_product(d, rows, waits ? kind : no_product, a_bits, b_bits);
+}
+
+// d1 = a1 * b + c1 and d2 = a2 * b + c2, half or bfloat products into float matrices with one B operand: one
+// m16n8k8 whose rows 0-7 are a1's and c1's and rows 8-15 a2's and c2's, so that it does two products' work where a
+// lone product leaves half of it unused. Where products wait (waiting_product), the pair waits as two products,
+// each in its own matrix, and the next pair into the same two matrices runs all four as one m16n8k16 (the whole
+// of it used): only where the compiler knows both waiting products share their B (the same value), as the two
+// halves of a pair do.
+template <class MD, class MA, class MB, class MC>
+MG_SGM_FUNC void row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2, const MB& b) {
+    using TA = detail::remove_cvref_t<decltype(a1.e[0])>;
+    constexpr int kind = product_kind<TA>;
+    const auto c1_rows = rows_of(c1), c2_rows = rows_of(c2);  // first, as in waiting_product
+    const unsigned int a1_bits = pack(rows_of(a1)), a2_bits = pack(rows_of(a2)), b_bits = pack(cols_of(b));
+    bool known = products_wait && MG_KNOWN_CONSTANT(c1.mma.waiting) && MG_KNOWN_CONSTANT(c2.mma.waiting);  // not const
+    float out[4];
+    bool waits = false;
+    if (known && c1.mma.waiting != kind && c2.mma.waiting != kind) {
+        out[0] = c1_rows[0], out[1] = c1_rows[1], out[2] = c2_rows[0], out[3] = c2_rows[1];
+        waits = true;
+    } else if (known && c1.mma.waiting == kind && c2.mma.waiting == kind &&
+               MG_KNOWN_CONSTANT(c1.mma.waiting_b == c2.mma.waiting_b) && c1.mma.waiting_b == c2.mma.waiting_b &&
+               MG_KNOWN_CONSTANT(c1.mma.rows_fresh && c2.mma.rows_fresh) && c1.mma.rows_fresh && c2.mma.rows_fresh) {
+        const float base[4] = {c1.mma.rows[0], c1.mma.rows[1], c2.mma.rows[0], c2.mma.rows[1]};
+        const unsigned int a[4] = {c1.mma.waiting_a, c2.mma.waiting_a, a1_bits, a2_bits};
+        const unsigned int b_pair[2] = {c1.mma.waiting_b, b_bits};
+        mma_16bit_k16<kind>(out, a, b_pair, base);
+    } else {  // at once (c1_rows and c2_rows hold the products that waited there, if any)
+        const float base[4] = {c1_rows[0], c1_rows[1], c2_rows[0], c2_rows[1]};
+        mma_16bit<kind>(out, a1_bits, a2_bits, b_bits, base);
+    }
+    set_product(d1, metal::vec<float, 2>(out[0], out[1]), waits ? kind : no_product, a1_bits, b_bits);
+    set_product(d2, metal::vec<float, 2>(out[2], out[3]), waits ? kind : no_product, a2_bits, b_bits);
 }
 
 // d = a * b + c. Every operand is read before d is written: d may be any of them.
 template <class MD, class MA, class MB, class MC>
-MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
+MG_SGM_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TD = detail::remove_cvref_t<decltype(d.e[0])>;
     using TA = detail::remove_cvref_t<decltype(a.e[0])>;
     using TB = detail::remove_cvref_t<decltype(b.e[0])>;
@@ -321,7 +371,7 @@ MG_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     float out[4];
     if constexpr (detail::is_same<TA, TB>::value && !is_wide<TA>) {
         const float top[4] = {accumulator[0], accumulator[1], unused_float(), unused_float()};
-        mma_16bit<product_kind<TA>>(out, pack(a_rows), pack(b_cols), top);
+        mma_16bit<product_kind<TA>>(out, pack(a_rows), unused_bits(), pack(b_cols), top);
     } else {
         float a_hi[2], a_lo[2], b_hi[2], b_lo[2];
         split(a_rows, a_hi, a_lo);

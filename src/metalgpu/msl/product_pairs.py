@@ -1,0 +1,115 @@
+"""Two SIMD-group products in a row joined into one call, so that the target may run them as one instruction.
+
+The statements
+
+    simdgroup_multiply_accumulate(d1, a1, b1, c1);
+    simdgroup_multiply_accumulate(d2, a2, b2, c2);
+
+become ``::metal::simdgroup_multiply_accumulate_pair(d1, a1, b1, c1, d2, a2, b2, c2);``, which does what the two
+do, in order (metal/_simdgroup_matrix.h). On CUDA tensor cores, two half or bfloat products into float matrices
+that read the same B matrix then fill the two halves of one ``mma.sync``, where each alone leaves half of it
+unused: a GEMM that writes its products out with the B operand held across a pair of accumulators (the loop over
+the rows of its tile innermost) gets them. A run of such statements is joined two by two.
+
+Joined only where it cannot change what the code does: the first statement stands alone in its block (not the body
+of an ``if``, ``else``, ``for`` or ``while``), and the second's arguments only name objects, without calling,
+assigning or incrementing anything, since they are now evaluated before the first product runs. Whether the first
+product's result is an operand of the second is the header's to tell, from the objects' addresses.
+"""
+from __future__ import annotations
+
+from .lexer import IDENT, PUNCT, Token
+
+PRODUCT = "simdgroup_multiply_accumulate"
+PAIR = "::metal::simdgroup_multiply_accumulate_pair"
+_STATEMENT_STARTS = frozenset({";", "{", "}"})
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+# Tokens that may make a comma a template argument separator, or an operand a value computed before the first
+# product runs.
+_AMBIGUOUS = frozenset({"<", ">", ">>", "?", "{"})
+_EFFECTS = frozenset({"(", "++", "--", "=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="})
+
+
+def rewrite(tokens: list[Token], texts: list[str]) -> None:
+    """Join adjacent product statements of ``tokens`` in ``texts`` (the text emitted for each token)."""
+    i = 0
+    while i < len(tokens):
+        first = _product_statement(tokens, texts, i)
+        if first is None:
+            i += 1
+            continue
+        start, _, close, end = first
+        second = _product_statement(tokens, texts, end + 1)
+        if second is None or not _names_only(tokens, second[1] + 1, second[2]):
+            i = end + 1
+            continue
+        start2, open2, _, _ = second
+        texts[start] = PAIR
+        for k in range(start + 1, first[1]):  # the rest of a qualified name
+            texts[k] = ""
+        texts[close], texts[end] = ",", ""
+        for k in range(start2, open2 + 1):
+            texts[k] = ""
+        i = second[3] + 1
+
+
+def _product_statement(tokens: list[Token], texts: list[str], start: int) -> tuple[int, int, int, int] | None:
+    """(first token, `(`, `)`, `;`) of a statement ``[::][metal::]simdgroup_multiply_accumulate(w, x, y, z);``
+    that begins at ``start`` and stands alone, else None."""
+    if start <= 0 or start >= len(tokens) or tokens[start - 1].text not in _STATEMENT_STARTS:
+        return None
+    name = start
+    for qualifier in ("::", "metal", "::"):
+        if tokens[name].text == qualifier and name + 1 < len(tokens):
+            name += 1
+    if tokens[name].kind != IDENT or tokens[name].text != PRODUCT:
+        return None
+    if any(texts[k] != tokens[k].text for k in range(start, name + 1)):
+        return None  # another rewrite owns it
+    opener = name + 1
+    if opener >= len(tokens) or tokens[opener].text != "(":
+        return None
+    close = _closer(tokens, opener)
+    if close is None or close + 1 >= len(tokens) or tokens[close + 1].text != ";":
+        return None
+    if _argument_count(tokens, opener + 1, close) != 4:
+        return None
+    return start, opener, close, close + 1
+
+
+def _closer(tokens: list[Token], opener: int) -> int | None:
+    depth = 0
+    for k in range(opener, len(tokens)):
+        text = tokens[k].text
+        if tokens[k].kind != PUNCT:
+            continue
+        if text in _OPENERS:
+            depth += 1
+        elif text in (")", "]", "}"):
+            depth -= 1
+            if depth == 0:
+                return k if text == ")" else None
+    return None
+
+
+def _argument_count(tokens: list[Token], begin: int, end: int) -> int | None:
+    """How many arguments lie between ``begin`` and ``end``; None where a comma's role is unclear."""
+    count, depth = 1, 0
+    for k in range(begin, end):
+        text = tokens[k].text
+        if tokens[k].kind != PUNCT:
+            continue
+        if text in _AMBIGUOUS:
+            return None
+        if text in ("(", "["):
+            depth += 1
+        elif text in (")", "]"):
+            depth -= 1
+        elif text == "," and depth == 0:
+            count += 1
+    return count if begin < end else 0
+
+
+def _names_only(tokens: list[Token], begin: int, end: int) -> bool:
+    """Whether the tokens only name objects: no call, assignment or increment."""
+    return not any(tokens[k].kind == PUNCT and tokens[k].text in _EFFECTS for k in range(begin, end))
