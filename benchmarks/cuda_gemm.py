@@ -81,7 +81,7 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
 #define LOAD_A(i) simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
 #define LOAD_B(j) simdgroup_load(b[j], b_tile, LD, ulong2(warp_col + 8 * j, kk));
 #define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
-#define MMA_ROW(i) FOR_J(MMA, i)
+#define MMA_COLUMN(j) MMA(0, j) MMA(1, j) MMA(2, j) MMA(3, j) MMA(4, j) MMA(5, j) MMA(6, j) MMA(7, j)
     FOR_4(FETCH)
     for (uint k0 = 0; k0 < size; k0 += BK) {
         FOR_4(PUT)
@@ -96,7 +96,7 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
             simdgroup_matrix<T, 8, 8> a[8], b[4];
             FOR_8(LOAD_A)
             FOR_4(LOAD_B)
-            FOR_8(MMA_ROW)
+            FOR_4(MMA_COLUMN)  // rows innermost: on CUDA, two products a statement pair reading one B, one mma.sync
         }
         threadgroup_barrier(mem_flags::mem_threadgroup);
     }

@@ -2,16 +2,19 @@
 
 - our products alone: a loop of ``simdgroup_multiply_accumulate`` on operands held in registers (no memory
   traffic, 16 independent accumulators per SIMD-group), for half, bfloat and float (TF32, 3xTF32); half and bfloat
-  also with two products into each accumulator a step, which metal/_simdgroup_mma.h runs as one m16n8k16;
+  also with two products into each accumulator a step, which metal/_simdgroup_mma.h runs as one m16n8k16, and with
+  the accumulators' rows innermost, so that each pair of statements reads one B matrix and runs as one instruction
+  with both halves used (m16n8k8, or with two a step m16n8k16);
 - the same loop written in CUDA C++ with ``mma.sync`` (CuPy RawKernel) at its full shapes, m16n8k16 and m16n8k8,
   and each with only rows 0-7 of A set: what the instructions our products map to give, used whole and used as
   Metal products use them;
 - cuBLAS on a 4096 GEMM (FP16, BF16 through PyTorch, FP32), the anchor of ``cuda_gemm.py``'s targets.
 
-A product of two 8 x 8 matrices fills half an ``m16n8k8`` (rows 0-7), and a pair of them into one accumulator half an
-``m16n8k16``, so no kernel made of them, however its memory traffic is arranged, runs faster than those rows (useful
-TFLOP/s: the 8 x 8 x 8 products only); cuBLAS uses Hopper's warp-group instructions (wgmma), which no single
-SIMD-group's product can reach. The pairs need NVRTC 13.5 or later (``metalgpu info`` names the one in use).
+A product of two 8 x 8 matrices alone fills half an ``m16n8k8`` (rows 0-7), a pair of them into one accumulator half an
+``m16n8k16``, and two pairs into two accumulators that read the same B matrices the whole of it (useful TFLOP/s: the
+8 x 8 x 8 products only); cuBLAS uses Hopper's warp-group instructions (wgmma), which no single SIMD-group's
+product can reach. Products held back to run with the next need NVRTC 13.5 or later (``metalgpu info`` names the
+one in use).
 
     PYTHONPATH=src python benchmarks/cuda_mma_ceiling.py --repeat 10
 """
@@ -35,20 +38,25 @@ using namespace metal;
 #define FOR_4(F) F(0) F(1) F(2) F(3)
 #define FOR_J(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
 
-// 4 x 4 accumulators, each steps x PER_STEP products of a[i] and b[j]; the operands are loaded once, the results
-// stored once.
-template <typename T, uint PER_STEP>
+// 4 x 4 accumulators, each steps x PER_STEP products of a[p][i] and b[p][j]; the operands are loaded once, the
+// results stored once.
+template <typename T, uint PER_STEP, bool ROWS_INNERMOST>
 [[max_total_threads_per_threadgroup(256)]]
 kernel void products(device const T* operands [[buffer(0)]], device float* out [[buffer(1)]],
                      constant uint& steps [[buffer(2)]], uint group [[threadgroup_position_in_grid]],
                      uint sg [[simdgroup_index_in_threadgroup]]) {
-    simdgroup_matrix<T, 8, 8> a[4], b[4];
+    simdgroup_matrix<T, 8, 8> a[PER_STEP][4], b[PER_STEP][4];
     simdgroup_matrix<float, 8, 8> acc[4][4];
-#define LOAD(i) simdgroup_load(a[i], operands + 64 * i, 8); simdgroup_load(b[i], operands + 64 * (4 + i), 8);
+#define LOAD(i)                                                                                 \
+    for (uint p = 0; p < PER_STEP; ++p) {                                                       \
+        simdgroup_load(a[p][i], operands + 64 * (8 * p + i), 8);                                \
+        simdgroup_load(b[p][i], operands + 64 * (8 * p + 4 + i), 8);                            \
+    }
 #define ZERO(i, j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
 #define ZERO_ROW(i) FOR_J(ZERO, i)
-#define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+#define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[p][i], b[p][j], acc[i][j]);
 #define MMA_ROW(i) FOR_J(MMA, i)
+#define MMA_COLUMN(j) MMA(0, j) MMA(1, j) MMA(2, j) MMA(3, j)
 #define STORE(i, j) simdgroup_store(acc[i][j], result + 64 * (4 * i + j), 8);
 #define STORE_ROW(i) FOR_J(STORE, i)
     FOR_4(LOAD)
@@ -56,16 +64,20 @@ kernel void products(device const T* operands [[buffer(0)]], device float* out [
     for (uint s = 0; s < steps; ++s) {
 #pragma unroll
         for (uint p = 0; p < PER_STEP; ++p) {
-            FOR_4(MMA_ROW)
+            if (ROWS_INNERMOST) {
+                FOR_4(MMA_COLUMN)
+            } else {
+                FOR_4(MMA_ROW)
+            }
         }
     }
     device float* result = out + (group * 8 + sg) * 16 * 64;
     FOR_4(STORE_ROW)
 }
 """
-def instantiation(element: str, per_step: int) -> str:
-    return (f'template [[host_name("products")]] kernel void products<{element}, {per_step}>(device const {element}*, '
-            'device float*, constant uint&, uint, uint);')
+def instantiation(element: str, per_step: int, rows_innermost: bool) -> str:
+    return (f'template [[host_name("products")]] kernel void products<{element}, {per_step}, '
+            f'{str(rows_innermost).lower()}>(device const {element}*, device float*, constant uint&, uint, uint);')
 
 
 # The same loop in CUDA C++: 16 accumulators of one mma.sync shape, operands read once from random halves (the
@@ -98,13 +110,17 @@ CUDA_ROWS = [  # (row name, shape, its A and B registers in the asm template, ma
     ("m16n8k16, rows 0-7 only", "m16n8k16", "{%4,%5,%6,%7}", "{%8,%9}", 0, 2 * 8 * 8 * 16),
 ]
 
-KINDS = [  # (row name, element type, simdgroup_float mode, products into an accumulator a step, cuBLAS anchor)
-    ("simdgroup_half8x8", "half", "3xtf32", 1, "FP16"),
-    ("  half, two a step, in pairs", "half", "3xtf32", 2, "FP16"),
-    ("simdgroup_bfloat8x8", "bfloat", "3xtf32", 1, "BF16"),
-    ("  bfloat, two a step, in pairs", "bfloat", "3xtf32", 2, "BF16"),
-    ("simdgroup_float8x8 TF32", "float", "tf32", 1, "FP32"),
-    ("simdgroup_float8x8 3xTF32", "float", "3xtf32", 1, "FP32"),
+KINDS = [  # (row name, element type, simdgroup_float mode, products into an accumulator a step, rows innermost,
+    #         cuBLAS anchor)
+    ("simdgroup_half8x8", "half", "3xtf32", 1, False, "FP16"),
+    ("  half, two a step, in pairs", "half", "3xtf32", 2, False, "FP16"),
+    ("  half, rows innermost", "half", "3xtf32", 1, True, "FP16"),
+    ("  half, two a step, rows innermost", "half", "3xtf32", 2, True, "FP16"),
+    ("simdgroup_bfloat8x8", "bfloat", "3xtf32", 1, False, "BF16"),
+    ("  bfloat, two a step, in pairs", "bfloat", "3xtf32", 2, False, "BF16"),
+    ("  bfloat, two a step, rows innermost", "bfloat", "3xtf32", 2, True, "BF16"),
+    ("simdgroup_float8x8 TF32", "float", "tf32", 1, False, "FP32"),
+    ("simdgroup_float8x8 3xTF32", "float", "3xtf32", 1, False, "FP32"),
 ]
 
 
@@ -148,13 +164,13 @@ def main() -> None:
         flops[name] = warps * ACCUMULATORS * STEPS * per_instruction
 
     interfaces = []
-    for name, element, mode, per_step, _ in KINDS:
+    for name, element, mode, per_step, rows_innermost, _ in KINDS:
         gpu = metalgpu.Interface("cuda", simdgroup_float=mode)
         interfaces.append(gpu)
-        gpu.load_shader_from_str(SOURCE + instantiation(element, per_step))
+        gpu.load_shader_from_str(SOURCE + instantiation(element, per_step, rows_innermost))
         gpu.set_function("products")
-        values = rng.uniform(-1, 1, 8 * 64).astype(np.float32)  # the tensor cores' power depends on the data
-        operands = gpu.create_buffer(8 * 64, element)
+        values = rng.uniform(-1, 1, per_step * 8 * 64).astype(np.float32)  # the tensor cores' power depends on it
+        operands = gpu.create_buffer(per_step * 8 * 64, element)
         if element == "bfloat":
             operands.contents.view(np.uint16)[:] = bfloat_bits(values)
         else:
@@ -174,7 +190,7 @@ def main() -> None:
           f"{args.repeat} (CUDA events)")
     print(f"{'what':34} {'us':>9} {'TFLOP/s':>8}   ratio to cuBLAS")
     anchors = {row[0]: f"cuBLAS FP16 GEMM {size}" for row in CUDA_ROWS}
-    anchors.update({row: f"cuBLAS {kind} GEMM {size}" for row, _, _, _, kind in KINDS})
+    anchors.update({row[0]: f"cuBLAS {row[-1]} GEMM {size}" for row in KINDS})
     for name in medians:
         anchor = anchors.get(name)
         ratio = f"{tflops[name] / tflops[anchor]:.2f} ({anchor})" if anchor in tflops else ""
