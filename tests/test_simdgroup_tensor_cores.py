@@ -218,6 +218,18 @@ def test_nan_operands_give_nan(engine, bits):
 
 
 # ---- thread_elements() around products --------------------------------------------------------------------------
+LANES = np.arange(32)
+ROWS = (LANES // 16) * 4 + (LANES // 2) % 4  # Apple's layout of a lane's two elements
+COLUMNS = ((LANES // 8) % 2) * 4 + (LANES % 2) * 2
+
+
+def doubled_by_every_third_lane() -> np.ndarray:
+    """2 where lanes 0, 3, 6, ... hold the element (which the kernels double through thread_elements()), else 1."""
+    doubled = np.ones((8, 8))
+    for lane in LANES[LANES % 3 == 0]:
+        doubled[ROWS[lane], COLUMNS[lane]:COLUMNS[lane] + 2] = 2
+    return doubled
+
 @pytest.mark.parametrize("element", ["float", "half", "bfloat"])
 def test_thread_elements_around_products(engine, element):
     """Entries in {-1, 0, 1}: every result is a small integer, exact in every type and mode."""
@@ -229,12 +241,7 @@ def test_thread_elements_around_products(engine, element):
     gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out], threads_per_threadgroup=32)
     slots = from_buffer(out, element).reshape(8, 8, 8)
 
-    lanes = np.arange(32)
-    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
-    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
-    doubled = np.ones((8, 8))
-    for lane in lanes[lanes % 3 == 0]:
-        doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
+    doubled = doubled_by_every_third_lane()
     p = (a @ b) * doubled
     expected = [a, a @ b, p, p @ b, a @ p, a @ (a @ b), a @ b, 2 * a + 1]
     for slot, want in enumerate(expected):
@@ -257,15 +264,10 @@ def test_products_chained_into_one_accumulator(engine, element):
                           to_buffer(gpu, y, other), out], threads_per_threadgroup=32)
     slots = out.contents.astype(np.float64).reshape(8, 8, 8)
 
-    lanes = np.arange(32)
-    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
-    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
-    doubled = np.ones((8, 8))
-    fresh = np.zeros((8, 8))
-    for lane in lanes:
-        if lane % 3 == 0:
-            doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
-        fresh[rows[lane], columns[lane]:columns[lane] + 2] = lane, -1
+    doubled = doubled_by_every_third_lane()
+    fresh = np.zeros((8, 8))  # each lane's elements: its number and -1
+    for lane in LANES:
+        fresh[ROWS[lane], COLUMNS[lane]:COLUMNS[lane] + 2] = lane, -1
     p = [a[i] @ b[i] for i in range(8)]
     two = 0.5 + p[0] + p[1]
     three = two + p[2]
@@ -292,12 +294,7 @@ def test_products_in_pairs_of_statements(engine, element):
     gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out], threads_per_threadgroup=32)
     slots = out.contents.astype(np.float64).reshape(11, 8, 8)
 
-    lanes = np.arange(32)
-    rows = (lanes // 16) * 4 + (lanes // 2) % 4  # Apple's layout of a lane's two elements
-    columns = ((lanes // 8) % 2) * 4 + (lanes % 2) * 2
-    doubled = np.ones((8, 8))
-    for lane in lanes[lanes % 3 == 0]:
-        doubled[rows[lane], columns[lane]:columns[lane] + 2] = 2
+    doubled = doubled_by_every_third_lane()
     p = 0.5 + a[0] @ b[0] + a[2] @ b[1]
     q = -1.0 + a[1] @ b[0] + a[3] @ b[1]
     expected = [p, q]
