@@ -116,6 +116,7 @@ PRODUCTS = {  # kernel: (A's type, B's type, the accumulator's)
     "paired_bfloat_into_float": ("bfloat", "bfloat", "float"),
     "row_paired_half_into_float": ("half", "half", "float"),  # two row blocks in pairs (one mma.sync on CUDA)
     "row_paired_bfloat_into_float": ("bfloat", "bfloat", "float"),
+    "row_paired_float": ("float", "float", "float"),
     "staged_half_into_float": ("half", "half", "float"),  # operands through aligned threadgroup memory (ldmatrix)
     "staged_bfloat": ("bfloat", "bfloat", "bfloat"),
     "staged_float": ("float", "float", "float"),

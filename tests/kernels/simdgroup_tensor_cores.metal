@@ -87,8 +87,8 @@ template [[host_name("paired_bfloat_into_float")]] kernel void paired_product<bf
     device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2);
 
 // The product for a 16-row tile, two accumulators (rows 0-7 and 8-15) reading each B block in a pair of statements,
-// two steps of k at a time: on CUDA each pair runs as one m16n8k8 with both halves used, and the two pairs of a
-// step as one m16n8k16. s.n and s.k are multiples of 16.
+// two steps of k at a time: on CUDA each pair of half or bfloat products runs as one m16n8k8 with both halves used
+// (float ones too in plain TF32), and the two pairs of a step as one m16n8k16. s.n and s.k are multiples of 16.
 template <typename T>
 kernel void row_paired_product(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
                                device float* C [[buffer(2)]], constant Layout& s [[buffer(3)]],
@@ -126,6 +126,8 @@ template [[host_name("row_paired_half_into_float")]] kernel void row_paired_prod
     device const half*, device const half*, device float*, constant Layout&, uint2);
 template [[host_name("row_paired_bfloat_into_float")]] kernel void row_paired_product<bfloat>(
     device const bfloat*, device const bfloat*, device float*, constant Layout&, uint2);
+template [[host_name("row_paired_float")]] kernel void row_paired_product<float>(
+    device const float*, device const float*, device float*, constant Layout&, uint2);
 
 // The same product with A's and B's blocks staged in threadgroup memory whose rows are 16-byte aligned (16
 // elements apart, each block at column 8), as a tiled GEMM keeps them: on CUDA, half and bfloat operands are then

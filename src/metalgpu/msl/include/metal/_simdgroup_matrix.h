@@ -106,11 +106,12 @@ namespace sgm {
 template <class M> struct element_of { using type = void; };
 template <class T> struct element_of<metal::simdgroup_matrix<T, 8, 8>> { using type = T; };
 // Whether d1 = a1 * b1 + c1 and d2 = a2 * b2 + c2 may run as one instruction when b1 and b2 are one matrix:
-// half x half or bfloat x bfloat, both into float matrices.
+// half x half or bfloat x bfloat (or float x float in plain TF32), both into float matrices.
 template <class D1, class A1, class B1, class C1, class D2, class A2, class B2, class C2>
 constexpr bool rows_pair_up() {
     using T = typename element_of<A1>::type;
-    return (detail::is_same<T, metal::half>::value || detail::is_same<T, metal::bfloat>::value) &&
+    return (detail::is_same<T, metal::half>::value || detail::is_same<T, metal::bfloat>::value ||
+            (detail::is_same<T, float>::value && float_mode == tf32_floats)) &&
            detail::is_same<T, typename element_of<A2>::type>::value &&
            detail::is_same<T, typename element_of<B1>::type>::value &&
            detail::is_same<T, typename element_of<B2>::type>::value &&
@@ -206,8 +207,8 @@ MG_SGM_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, co
 
 // Two simdgroup_multiply_accumulate statements in a row, which the translator joins into this call
 // (msl/product_pairs.py): what the two do in order. On tensor cores, two half or bfloat products into float
-// matrices that read the same B matrix, where the first's result is not an operand of the second, run as one
-// instruction (row_pair_product). The objects' addresses decide it, which the compiler knows where the operands
+// matrices that read the same B matrix (or float ones in plain TF32), where the first's result is not an operand of
+// the second, run as one instruction (row_pair_product). The objects' addresses decide it, which the compiler knows where the operands
 // are named by constant indices, as in an unrolled loop.
 template <class D1, class A1, class B1, class C1, class D2, class A2, class B2, class C2>
 MG_SGM_FUNC void simdgroup_multiply_accumulate_pair(D1& d1, const A1& a1, const B1& b1, const C1& c1, D2& d2,
@@ -216,7 +217,10 @@ MG_SGM_FUNC void simdgroup_multiply_accumulate_pair(D1& d1, const A1& a1, const 
     if constexpr (mg::sgm::rows_pair_up<D1, A1, B1, C1, D2, A2, B2, C2>()) {
         const void* const first = &d1;
         if (static_cast<const void*>(&b1) == &b2 && first != &d2 && first != &c2) {
-            mg::sgm::row_pair_product(d1, a1, c1, d2, a2, c2, b1);
+            if constexpr (mg::sgm::is_wide<typename mg::sgm::element_of<A1>::type>)
+                mg::sgm::tf32_row_pair_product(d1, a1, c1, d2, a2, c2, b1);
+            else
+                mg::sgm::row_pair_product(d1, a1, c1, d2, a2, c2, b1);
             return;
         }
     }

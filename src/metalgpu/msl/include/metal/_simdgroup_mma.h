@@ -353,6 +353,24 @@ MG_SGM_FUNC void row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, co
     set_product(d2, metal::vec<float, 2>(out[2], out[3]), waits ? kind : no_product, a2_bits, b_bits);
 }
 
+// row_pair_product for float operands in plain TF32: one m16n8k8 on a1's and a2's TF32 parts, then c1 and c2 added in
+// float, as tensor_product does for one product.
+template <class MD, class MA, class MB, class MC>
+MG_SGM_FUNC void tf32_row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2,
+                                       const MB& b) {
+    const auto c1_rows = rows_of(c1), c2_rows = rows_of(c2);
+    float a1_hi[2], a2_hi[2], b_hi[2], unused[2];
+    split(rows_of(a1), a1_hi, unused);
+    split(rows_of(a2), a2_hi, unused);
+    split(cols_of(b), b_hi, unused);
+    const float a[4] = {a1_hi[0], a2_hi[0], a1_hi[1], a2_hi[1]};  // (g, k), (g + 8, k), (g, k + 4), (g + 8, k + 4)
+    const float zero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float out[4];
+    mma_tf32(out, a, b_hi, zero);
+    set_product(d1, metal::vec<float, 2>(out[0] + c1_rows[0], out[1] + c1_rows[1]), no_product, 0, 0);
+    set_product(d2, metal::vec<float, 2>(out[2] + c2_rows[0], out[3] + c2_rows[1]), no_product, 0, 0);
+}
+
 // d = a * b + c. Every operand is read before d is written: d may be any of them.
 template <class MD, class MA, class MB, class MC>
 MG_SGM_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
