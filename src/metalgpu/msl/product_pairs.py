@@ -23,23 +23,23 @@ from .lexer import IDENT, PUNCT, Token
 PRODUCT = "simdgroup_multiply_accumulate"
 PAIR = "::metal::simdgroup_multiply_accumulate_pair"
 _STATEMENT_STARTS = frozenset({";", "{", "}"})
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
 # Tokens that may make a comma a template argument separator, or an operand a value computed before the first
 # product runs.
 _AMBIGUOUS = frozenset({"<", ">", ">>", "?", "{"})
 _EFFECTS = frozenset({"(", "++", "--", "=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="})
 
 
-def rewrite(tokens: list[Token], texts: list[str]) -> None:
-    """Join adjacent product statements of ``tokens`` in ``texts`` (the text emitted for each token)."""
+def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
+    """Join adjacent product statements of ``tokens`` in ``texts`` (the text emitted for each token); ``match``
+    pairs brackets (outline.bracket_partners)."""
     i = 0
     while i < len(tokens):
-        first = _product_statement(tokens, texts, i)
+        first = _product_statement(tokens, texts, match, i)
         if first is None:
             i += 1
             continue
         start, _, close, end = first
-        second = _product_statement(tokens, texts, end + 1)
+        second = _product_statement(tokens, texts, match, end + 1)
         if second is None or not _names_only(tokens, second[1] + 1, second[2]):
             i = end + 1
             continue
@@ -53,7 +53,8 @@ def rewrite(tokens: list[Token], texts: list[str]) -> None:
         i = second[3] + 1
 
 
-def _product_statement(tokens: list[Token], texts: list[str], start: int) -> tuple[int, int, int, int] | None:
+def _product_statement(tokens: list[Token], texts: list[str], match: list[int],
+                       start: int) -> tuple[int, int, int, int] | None:
     """(first token, `(`, `)`, `;`) of a statement ``[::][metal::]simdgroup_multiply_accumulate(w, x, y, z);``
     that begins at ``start`` and stands alone, else None."""
     if start <= 0 or start >= len(tokens) or tokens[start - 1].text not in _STATEMENT_STARTS:
@@ -69,27 +70,12 @@ def _product_statement(tokens: list[Token], texts: list[str], start: int) -> tup
     opener = name + 1
     if opener >= len(tokens) or tokens[opener].text != "(":
         return None
-    close = _closer(tokens, opener)
-    if close is None or close + 1 >= len(tokens) or tokens[close + 1].text != ";":
+    close = match[opener]
+    if close < 0 or close + 1 >= len(tokens) or tokens[close + 1].text != ";":
         return None
     if _argument_count(tokens, opener + 1, close) != 4:
         return None
     return start, opener, close, close + 1
-
-
-def _closer(tokens: list[Token], opener: int) -> int | None:
-    depth = 0
-    for k in range(opener, len(tokens)):
-        text = tokens[k].text
-        if tokens[k].kind != PUNCT:
-            continue
-        if text in _OPENERS:
-            depth += 1
-        elif text in (")", "]", "}"):
-            depth -= 1
-            if depth == 0:
-                return k if text == ")" else None
-    return None
 
 
 def _argument_count(tokens: list[Token], begin: int, end: int) -> int | None:

@@ -75,9 +75,9 @@ class Translator:
     def __init__(self, pre: PreprocessResult, program: Program, target: str, check_bounds: bool = False):
         self.pre, self.program, self.target, self.check_bounds = pre, program, target, check_bounds
         texts = _rewrite(pre.tokens, program)
-        join_product_pairs(pre.tokens, texts)
         place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
+        join_product_pairs(pre.tokens, texts, match)
         declarations = scan_declarations(pre.tokens, match)
         rewrite_address_spaces(pre.tokens, texts, declarations, match)
         rewrite_compat(pre.tokens, texts, declarations, match)
