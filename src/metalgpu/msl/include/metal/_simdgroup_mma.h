@@ -267,7 +267,7 @@ template <class TD, class TA, class TB, class TC> constexpr bool may_wait() {
 }
 template <class T> constexpr int product_kind = detail::is_same<T, metal::half>::value ? half_product : bfloat_product;
 
-// d's copies after a 16-bit product into it: `rows` (plus the product waiting there, if `waiting` names one).
+// d's copies after a product into a float matrix: `rows` (plus the product waiting there, if `waiting` names one).
 template <class MD>
 MG_SGM_FUNC void set_product(MD& d, const metal::vec<float, 2>& rows, int waiting, unsigned int a_bits,
                              unsigned int b_bits) {
@@ -353,8 +353,8 @@ MG_SGM_FUNC void row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, co
     set_product(d2, metal::vec<float, 2>(out[2], out[3]), waits ? kind : no_product, a2_bits, b_bits);
 }
 
-// row_pair_product for float operands in plain TF32: one m16n8k8 on a1's and a2's TF32 parts, then c1 and c2 added in
-// float, as tensor_product does for one product.
+// row_pair_product for float operands in plain TF32: one m16n8k8 on a1's and a2's TF32 parts, then c1 and c2
+// added in float, as tensor_product does for one product.
 template <class MD, class MA, class MB, class MC>
 MG_SGM_FUNC void tf32_row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2,
                                        const MB& b) {
