@@ -32,38 +32,33 @@ _EFFECTS = frozenset({"(", "++", "--", "=", "+=", "-=", "*=", "/=", "%=", "&=", 
 def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
     """Join adjacent product statements of ``tokens`` in ``texts`` (the text emitted for each token); ``match``
     pairs brackets (outline.bracket_partners)."""
+    statements = [statement for name, token in enumerate(tokens)
+                  if token.kind == IDENT and token.text == PRODUCT
+                  and (statement := _product_statement(tokens, texts, match, name)) is not None]
     i = 0
-    while i < len(tokens):
-        first = _product_statement(tokens, texts, match, i)
-        if first is None:
+    while i + 1 < len(statements):
+        (start, opener, close, end), (start2, opener2, close2, _) = statements[i], statements[i + 1]
+        if start2 != end + 1 or not _names_only(tokens, opener2 + 1, close2):
             i += 1
             continue
-        start, _, close, end = first
-        second = _product_statement(tokens, texts, match, end + 1)
-        if second is None or not _names_only(tokens, second[1] + 1, second[2]):
-            i = end + 1
-            continue
-        start2, open2, _, _ = second
         texts[start] = PAIR
-        for k in range(start + 1, first[1]):  # the rest of a qualified name
+        for k in range(start + 1, opener):  # the rest of a qualified name
             texts[k] = ""
         texts[close], texts[end] = ",", ""
-        for k in range(start2, open2 + 1):
+        for k in range(start2, opener2 + 1):
             texts[k] = ""
-        i = second[3] + 1
+        i += 2
 
 
 def _product_statement(tokens: list[Token], texts: list[str], match: list[int],
-                       start: int) -> tuple[int, int, int, int] | None:
-    """(first token, `(`, `)`, `;`) of a statement ``[::][metal::]simdgroup_multiply_accumulate(w, x, y, z);``
-    that begins at ``start`` and stands alone, else None."""
-    if start <= 0 or start >= len(tokens) or tokens[start - 1].text not in _STATEMENT_STARTS:
-        return None
-    name = start
+                       name: int) -> tuple[int, int, int, int] | None:
+    """(first token, `(`, `)`, `;`) of the statement ``[::][metal::]simdgroup_multiply_accumulate(w, x, y, z);``
+    whose function name is at ``name``, where it stands alone, else None."""
+    start = name
     for qualifier in ("::", "metal", "::"):
-        if tokens[name].text == qualifier and name + 1 < len(tokens):
-            name += 1
-    if tokens[name].kind != IDENT or tokens[name].text != PRODUCT:
+        if start > 0 and tokens[start - 1].text == qualifier:
+            start -= 1
+    if start == 0 or tokens[start - 1].text not in _STATEMENT_STARTS:
         return None
     if any(texts[k] != tokens[k].text for k in range(start, name + 1)):
         return None  # another rewrite owns it

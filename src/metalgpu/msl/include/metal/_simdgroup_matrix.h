@@ -208,7 +208,7 @@ MG_SGM_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, co
 // Two simdgroup_multiply_accumulate statements in a row, which the translator joins into this call
 // (msl/product_pairs.py): what the two do in order. On tensor cores, two half or bfloat products into float
 // matrices that read the same B matrix (or float ones in plain TF32), where the first's result is not an operand of
-// the second, run as one instruction (row_pair_product). The objects' addresses decide it, which the compiler knows
+// the second, run as one instruction (products_16bit). The objects' addresses decide it, which the compiler knows
 // where the operands are named by constant indices, as in an unrolled loop.
 template <class D1, class A1, class B1, class C1, class D2, class A2, class B2, class C2>
 MG_SGM_FUNC void simdgroup_multiply_accumulate_pair(D1& d1, const A1& a1, const B1& b1, const C1& c1, D2& d2,
@@ -220,7 +220,7 @@ MG_SGM_FUNC void simdgroup_multiply_accumulate_pair(D1& d1, const A1& a1, const 
             if constexpr (mg::sgm::is_wide<typename mg::sgm::element_of<A1>::type>)
                 mg::sgm::tf32_row_pair_product(d1, a1, c1, d2, a2, c2, b1);
             else
-                mg::sgm::row_pair_product(d1, a1, c1, d2, a2, c2, b1);
+                mg::sgm::products_16bit<true>(d1, a1, c1, d2, a2, c2, b1);
             return;
         }
     }

@@ -24,9 +24,9 @@
 // Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
 // are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. Into a float
 // matrix, a product may wait there for the next one into it, and the two then run as one m16n8k16
-// (waiting_product): where the compiler can tell, as in a GEMM's unrolled loop over k. Two products into two float
+// (products_16bit): where the compiler can tell, as in a GEMM's unrolled loop over k. Two products into two float
 // matrices that read one B matrix, written as two statements in a row (which the translator joins into one call),
-// fill the two halves of one m16n8k8 (row_pair_product), and two such pairs one m16n8k16. A float
+// fill the two halves of one m16n8k8 (products_16bit), and two such pairs one m16n8k16. A float
 // operand: TF32 tensor cores, x = hi + lo with hi and lo in TF32 (MG_SIMDGROUP_FLOAT 3, the default, see split),
 // or hi alone (1: plain TF32, about 11 significant bits per product); 0 keeps float products on the shuffle path.
 // The compensated product is two m16n8k8 on one A whose bottom half carries a's small part:
@@ -52,7 +52,7 @@ template <class T> struct operand_copies {
     metal::vec<T, 2> cols;  // column lane / 4, rows 2 (lane % 4) and the next
     bool rows_fresh;        // rows holds the matrix's elements
     bool cols_fresh;
-    // A float matrix may hold a half or bfloat product not yet run (waiting_product): the matrix is then
+    // A float matrix may hold a half or bfloat product not yet run (products_16bit): the matrix is then
     // rows + A B, with A's rows and B's columns in 16-bit pairs, and `e` holds the sum already.
     int waiting;            // no_product, half_product or bfloat_product
     unsigned int waiting_a, waiting_b;
@@ -104,7 +104,7 @@ template <class T> MG_SGM_FUNC metal::vec<T, 2> shuffle_pair(const metal::vec<T,
 // Nor does it fold load_copies_aligned's test of alignment, and the flags of matrices loaded behind that branch
 // then take their shuffles: there loads stay scalar (a half GEMM ran twice as fast so on an H100 with NVRTC 13.0).
 #  define MG_SGM_SCALAR_LOADS 1
-// Nor can a product tell there whether the one before it waits (waiting_product): every product runs at once.
+// Nor can a product tell there whether the one before it waits (products_16bit): every product runs at once.
 #  define MG_SGM_PRODUCTS_RUN_AT_ONCE 1
 #endif
 #if defined(MG_SGM_PRODUCTS_RUN_AT_ONCE)
@@ -281,68 +281,46 @@ MG_SGM_FUNC void set_product(MD& d, const metal::vec<float, 2>& rows, int waitin
     d.e = shuffle_pair(with_waiting_product(d.mma), row_of(lane) * 4u + column_of(lane) / 2u);
 }
 
-// d = a * b + c, a half or bfloat product into a float matrix. One such product fills half an m16n8k8; two into
-// the same accumulator fill half an m16n8k16, which takes about three quarters of the time of two m16n8k8 (H100).
-// So the product waits in d, and the next one into d runs both: A = [a1 a2] (rows 0-7), B = [b1; b2], C = d's
-// rows. Only where c's flags are constants to the compiler, as in straight code or a loop over k unrolled an even
-// number of times, so that no test remains in the code; elsewhere (a loop whose flag would alternate, a matrix some
-// lanes wrote through thread_elements()) the product runs at once, as an m16n8k8. Whether d's product waits
-// depends on c's `waiting` alone, so that a flag of c the compiler cannot know leaves d's known. Whatever reads d
-// in between (its elements, a store, a use as an operand) adds the waiting product by itself, and `e` is written
-// here as if it had run: the compiler drops both where nothing reads them.
-template <class MD, class MA, class MB, class MC>
-MG_SGM_FUNC void waiting_product(MD& d, const MA& a, const MB& b, const MC& c) {
-    using TA = detail::remove_cvref_t<decltype(a.e[0])>;
-    constexpr int kind = product_kind<TA>;
-    const auto c_rows = rows_of(c);  // first: NVRTC 13.0 then folds c's flags (and drops the shuffles behind them)
-    const unsigned int a_bits = pack(rows_of(a)), b_bits = pack(cols_of(b));
-    metal::vec<float, 2> rows;
-    bool waits = false;
-    // Not const: g++ and clang evaluate a const initializer as a constant expression, where the test is false.
-    bool known = products_wait && MG_KNOWN_CONSTANT(c.mma.waiting);
-    if (known && c.mma.waiting != kind) {
-        rows = c_rows;  // c holds no product of this kind: this one waits
-        waits = true;
-    } else if (known && MG_KNOWN_CONSTANT(c.mma.rows_fresh) && c.mma.rows_fresh) {
-        // c's product of this kind and this one, as one m16n8k16
-        const float base[4] = {c.mma.rows[0], c.mma.rows[1], unused_float(), unused_float()};
-        const unsigned int a_pair[4] = {c.mma.waiting_a, unused_bits(), a_bits, unused_bits()};
-        const unsigned int b_pair[2] = {c.mma.waiting_b, b_bits};
-        float out[4];
-        mma_16bit_k16<kind>(out, a_pair, b_pair, base);
-        rows = metal::vec<float, 2>(out[0], out[1]);
-    } else {  // at once (c_rows holds c's waiting product, if any)
-        const float top[4] = {c_rows[0], c_rows[1], unused_float(), unused_float()};
-        float out[4];
-        mma_16bit<kind>(out, a_bits, unused_bits(), b_bits, top);
-        rows = metal::vec<float, 2>(out[0], out[1]);
-    }
-    set_product(d, rows, waits ? kind : no_product, a_bits, b_bits);
-}
-
-// d1 = a1 * b + c1 and d2 = a2 * b + c2, half or bfloat products into float matrices with one B operand: one
-// m16n8k8 whose rows 0-7 are a1's and c1's and rows 8-15 a2's and c2's, so that it does two products' work where a
-// lone product leaves half of it unused. Where products wait (waiting_product), the pair waits as two products,
-// each in its own matrix, and the next pair into the same two matrices runs all four as one m16n8k16 (the whole
-// of it used): only where the compiler knows both waiting products share their B (the same value), as the two
-// halves of a pair do.
-template <class MD, class MA, class MB, class MC>
-MG_SGM_FUNC void row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2, const MB& b) {
+// d1 = a1 * b + c1, a half or bfloat product into a float matrix, and with Pair, d2 = a2 * b + c2 beside it.
+// One product fills half an m16n8k8 (rows 0-7); a pair fills both halves, a1 and c1 rows 0-7, a2 and c2 rows 8-15.
+// Two products into the same accumulator fill half an m16n8k16, which takes about three quarters of the time of
+// two m16n8k8 (H100). So the products wait in d1 (and d2), and the next ones into them run both: A = [a1 a1'] (and
+// [a2 a2'] below), B = [b; b'], C = the matrices' rows. Only where c's flags are constants to the compiler, as in
+// straight code or a loop over k unrolled an even number of times, so that no test remains in the code, and, for
+// a pair, where the compiler knows both waiting products share their B (the same value, as the halves of one pair
+// do); elsewhere (a loop whose flag would alternate, a matrix some lanes wrote through thread_elements()) the
+// products run at once. Whether d's product waits depends on c's `waiting` alone, so that a flag of c the compiler
+// cannot know leaves d's known. Whatever reads d in between (its elements, a store, a use as an operand) adds the
+// waiting product by itself, and `e` is written here as if it had run: the compiler drops both where nothing reads
+// them. Every operand is read before d1 or d2 is written.
+template <bool Pair, class MD, class MA, class MB, class MC>
+MG_SGM_FUNC void products_16bit(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2, const MB& b) {
     using TA = detail::remove_cvref_t<decltype(a1.e[0])>;
     constexpr int kind = product_kind<TA>;
-    const auto c1_rows = rows_of(c1), c2_rows = rows_of(c2);  // first, as in waiting_product
-    const unsigned int a1_bits = pack(rows_of(a1)), a2_bits = pack(rows_of(a2)), b_bits = pack(cols_of(b));
-    bool known = products_wait && MG_KNOWN_CONSTANT(c1.mma.waiting) && MG_KNOWN_CONSTANT(c2.mma.waiting);  // not const
+    // c's rows first: NVRTC 13.0 then folds c's flags (and drops the shuffles behind them)
+    const auto c1_rows = rows_of(c1);
+    metal::vec<float, 2> c2_rows(unused_float(), unused_float());
+    if constexpr (Pair) c2_rows = rows_of(c2);
+    const unsigned int a1_bits = pack(rows_of(a1));
+    unsigned int a2_bits = unused_bits();
+    if constexpr (Pair) a2_bits = pack(rows_of(a2));
+    const unsigned int b_bits = pack(cols_of(b));
     float out[4];
     bool waits = false;
-    if (known && c1.mma.waiting != kind && c2.mma.waiting != kind) {
-        out[0] = c1_rows[0], out[1] = c1_rows[1], out[2] = c2_rows[0], out[3] = c2_rows[1];
-        waits = true;
-    } else if (known && c1.mma.waiting == kind && c2.mma.waiting == kind &&
-               MG_KNOWN_CONSTANT(c1.mma.waiting_b == c2.mma.waiting_b) && c1.mma.waiting_b == c2.mma.waiting_b &&
-               MG_KNOWN_CONSTANT(c1.mma.rows_fresh && c2.mma.rows_fresh) && c1.mma.rows_fresh && c2.mma.rows_fresh) {
-        const float base[4] = {c1.mma.rows[0], c1.mma.rows[1], c2.mma.rows[0], c2.mma.rows[1]};
-        const unsigned int a[4] = {c1.mma.waiting_a, c2.mma.waiting_a, a1_bits, a2_bits};
+    // Not const: g++ and clang evaluate a const initializer as a constant expression, where the test is false.
+    bool known = products_wait && MG_KNOWN_CONSTANT(c1.mma.waiting) && (!Pair || MG_KNOWN_CONSTANT(c2.mma.waiting));
+    if (known && c1.mma.waiting != kind && (!Pair || c2.mma.waiting != kind)) {
+        out[0] = c1_rows[0], out[1] = c1_rows[1], out[2] = c2_rows[0], out[3] = c2_rows[1];  // no product of this
+        waits = true;                                                                         // kind in c: they wait
+    } else if (known && c1.mma.waiting == kind &&
+               (!Pair || (c2.mma.waiting == kind && MG_KNOWN_CONSTANT(c1.mma.waiting_b == c2.mma.waiting_b) &&
+                          c1.mma.waiting_b == c2.mma.waiting_b)) &&
+               MG_KNOWN_CONSTANT(c1.mma.rows_fresh && (!Pair || c2.mma.rows_fresh)) && c1.mma.rows_fresh &&
+               (!Pair || c2.mma.rows_fresh)) {
+        // c's products of this kind and these, as one m16n8k16
+        const float base[4] = {c1.mma.rows[0], c1.mma.rows[1], Pair ? c2.mma.rows[0] : unused_float(),
+                               Pair ? c2.mma.rows[1] : unused_float()};
+        const unsigned int a[4] = {c1.mma.waiting_a, Pair ? c2.mma.waiting_a : unused_bits(), a1_bits, a2_bits};
         const unsigned int b_pair[2] = {c1.mma.waiting_b, b_bits};
         mma_16bit_k16<kind>(out, a, b_pair, base);
     } else {  // at once (c1_rows and c2_rows hold the products that waited there, if any)
@@ -350,11 +328,12 @@ MG_SGM_FUNC void row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, co
         mma_16bit<kind>(out, a1_bits, a2_bits, b_bits, base);
     }
     set_product(d1, metal::vec<float, 2>(out[0], out[1]), waits ? kind : no_product, a1_bits, b_bits);
-    set_product(d2, metal::vec<float, 2>(out[2], out[3]), waits ? kind : no_product, a2_bits, b_bits);
+    if constexpr (Pair)
+        set_product(d2, metal::vec<float, 2>(out[2], out[3]), waits ? kind : no_product, a2_bits, b_bits);
 }
 
-// row_pair_product for float operands in plain TF32: one m16n8k8 on a1's and a2's TF32 parts, then c1 and c2
-// added in float, as tensor_product does for one product.
+// A pair of float products in plain TF32: one m16n8k8 on a1's and a2's TF32 parts, then c1 and c2 added in
+// float, as tensor_product does for one product.
 template <class MD, class MA, class MB, class MC>
 MG_SGM_FUNC void tf32_row_pair_product(MD& d1, const MA& a1, const MC& c1, MD& d2, const MA& a2, const MC& c2,
                                        const MB& b) {
@@ -379,7 +358,7 @@ MG_SGM_FUNC void tensor_product(MD& d, const MA& a, const MB& b, const MC& c) {
     using TB = detail::remove_cvref_t<decltype(b.e[0])>;
     using TC = detail::remove_cvref_t<decltype(c.e[0])>;
     if constexpr (may_wait<TD, TA, TB, TC>()) {
-        waiting_product(d, a, b, c);
+        products_16bit<false>(d, a, c, d, a, c, b);
         return;
     }
     const auto c_rows = rows_of(c);
