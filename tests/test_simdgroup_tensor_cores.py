@@ -21,6 +21,7 @@ against the sizes of the terms, not of the result), with u = 2**-24 (float), and
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import zlib
@@ -32,6 +33,7 @@ import pytest
 import metalgpu
 
 KERNELS = Path(__file__).parent / "kernels" / "simdgroup_tensor_cores.metal"
+BENCHMARK_GEMM = Path(__file__).parents[1] / "benchmarks" / "cuda_gemm.py"
 MODES = {"3xtf32": 3, "tf32": 1, "exact": 0}
 U = 2.0**-24
 TENSOR_STEP = 9 * 2.0**-23
@@ -313,6 +315,42 @@ def test_products_in_pairs_of_statements(engine, element):
     expected += [r + a[6] @ b[0], p + a[7] @ b[1]]
     for slot, want in enumerate(expected):
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
+
+
+def benchmark_gemm_source(element: str) -> str:
+    """The GEMM kernel of benchmarks/cuda_gemm.py for ``element``, read from the file (importing it needs CuPy)."""
+    values = {}
+    for node in ast.parse(BENCHMARK_GEMM.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in ("SOURCE", "INSTANTIATIONS"):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values["SOURCE"] + values["INSTANTIATIONS"][element]
+
+
+@pytest.mark.parametrize("element", ["half", "bfloat", "float"])
+@pytest.mark.parametrize("engine", [param for param in _engines() if param.values[0][1] == "3xtf32"],
+                         indirect=True)
+def test_the_benchmark_gemm(engine, element):
+    """The benchmark's GEMM (tiles in threadgroup memory refilled each step of k while they are read, products in
+    statement pairs) on 256 x 256 matrices, 2 x 2 threadgroups, against float64; C is rounded to the element type.
+    In the default float mode: the others' products are checked above."""
+    gpu, mode = engine
+    n = 256
+    a, b, _ = operands("random", element, element, "float", n, n, n, seed=zlib.crc32(element.encode()))
+    c = gpu.create_buffer(n * n, element)
+    gpu.load_shader_from_str(benchmark_gemm_source(element))
+    gpu.set_function("gemm")
+    gpu.run_function((n // 128 * 256, n // 128), [to_buffer(gpu, a, element), to_buffer(gpu, b, element), c,
+                                                   np.uint32(n)], threads_per_threadgroup=(256, 1))
+    got = from_buffer(c, element).reshape(n, n)
+    exact, terms = a @ b, np.abs(a) @ np.abs(b)
+    split, per_step = relative_bound(mode, element, element, "float", n)
+    tolerance = split * terms + (n // 8) * per_step * terms
+    tolerance += ROUNDING[element] * (np.abs(exact) + tolerance)  # the float result rounded to C's type
+    error = np.abs(got - exact)
+    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+    assert (error <= tolerance).all(), (f"{mode} {element}: error {error[worst]:.3e} at {worst} over the bound "
+                                        f"{tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
 
 
 def test_the_mode_is_checked():
