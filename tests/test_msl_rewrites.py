@@ -321,3 +321,58 @@ def test_joined_products_compile_for_the_cpu_and_keep_their_errors_on_the_users_
     errors = gxx_errors(translation, pre)
     assert errors and "not_declared" in errors[0].message
     assert errors[0].pos.line == 6
+
+
+# -- load statements joined in groups ----------------------------------------------------------------------------
+
+GROUP = "::metal::simdgroup_load_group("
+REQUEST = "::metal::simdgroup_load_request"
+
+
+def load_calls(body: str) -> list[str]:
+    """The load statements of a kernel whose body is ``body``, as translated."""
+    source = (HEADER + "kernel void k(device half* p [[buffer(0)]]) {\n"
+              "  simdgroup_half8x8 a[6]; uint i = 0;\n" + body + "\n}\n")
+    code = user_code(translated(source)[0])
+    return re.findall(r"(?:::metal::|metal::)?simdgroup_load\w*\([^;]*;", code)
+
+
+def test_adjacent_load_statements_become_one_call_in_fours_then_twos():
+    calls = load_calls("simdgroup_load(a[0], p);\n"
+                       "simdgroup_load(a[1], p, 8, ulong2(8, 0));\n"
+                       "metal::simdgroup_load(a[2], p + 64, 8 * (i + 1), ulong2(0, 8 * i), true);\n"
+                       "simdgroup_load(a[3], p, 8);\n"
+                       "simdgroup_load(a[4], p + 128);\n"
+                       "simdgroup_load(a[5], p + 192);\n"
+                       "i = 1;\n"
+                       "simdgroup_load(a[0], p);\n"
+                       "simdgroup_load(a[1], p);\n"
+                       "simdgroup_load(a[2], p);")
+    assert calls == [f"{GROUP}{REQUEST}(a[0],p),{REQUEST}(a[1],p,8,ulong2(8,0)),"
+                     f"{REQUEST}(a[2],p+64,8*(i+1),ulong2(0,8*i),true),{REQUEST}(a[3],p,8));",
+                     f"{GROUP}{REQUEST}(a[4],p+128),{REQUEST}(a[5],p+192));",
+                     f"{GROUP}{REQUEST}(a[0],p),{REQUEST}(a[1],p));",
+                     "simdgroup_load(a[2],p);"]
+
+
+@pytest.mark.parametrize("body", [
+    "if (i) simdgroup_load(a[0], p);\nsimdgroup_load(a[1], p);",  # the first is an if's body
+    "simdgroup_load(a[0], p);\nsimdgroup_load(a[i++], p);",  # the second's arguments change or call something
+    "simdgroup_load(a[0], p);\nsimdgroup_load(a[1], p + abs(int(i)));",
+    "simdgroup_load(a[0], p);\nsimdgroup_load(a[1], p, i = 8);",
+    "simdgroup_load(a[0], p);\ni += 1;\nsimdgroup_load(a[1], p);",  # a statement between them
+    "simdgroup_store(a[0], p);\nsimdgroup_load(a[1], p);",  # another function
+], ids=["if", "increment", "call", "assignment", "between", "other"])
+def test_load_statements_that_must_run_apart_stay_apart(body):
+    assert not any(call.startswith(GROUP) for call in load_calls(body))
+
+
+def test_joined_loads_compile_for_the_cpu_and_keep_their_errors_on_the_users_lines():
+    source = (HEADER + "kernel void k(device half* p [[buffer(0)]]) {\n"
+              "  simdgroup_half8x8 a, b;\n"
+              "  simdgroup_load(a, p);\n"
+              "  simdgroup_load(b, p, not_declared);\n}\n")
+    translation, pre = translated(source)
+    errors = gxx_errors(translation, pre)
+    assert errors and "not_declared" in errors[0].message
+    assert errors[0].pos.line == 6

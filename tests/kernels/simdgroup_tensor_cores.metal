@@ -303,3 +303,44 @@ template [[host_name("row_pairs_half")]] kernel void row_pairs<half>(device cons
     device float*, ushort);
 template [[host_name("row_pairs_bfloat")]] kernel void row_pairs<bfloat>(device const bfloat*, device const bfloat*,
     device float*, ushort);
+
+// Loads in a row, which the translator joins into one call: from rows of threadgroup memory 48 bytes apart (on
+// tensor cores, four or two 16-bit matrices in one ldmatrix), and runs it must read one by one: transposed and not,
+// rows not 16 bytes aligned, device memory, one matrix loaded twice. Each matrix is stored to out[64 * q], and
+// products of them (which read the tensor cores' other layout) to products[64 * p].
+template <typename T>
+kernel void grouped_loads(device const T* in [[buffer(0)]], device T* out [[buffer(1)]],
+                          device float* products [[buffer(2)]], ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T tile[32 * 24];
+    for (uint i = lane; i < 32 * 24; i += 32) tile[i] = in[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    simdgroup_matrix<T, 8, 8> m[11];
+    simdgroup_load(m[0], tile, 24);
+    simdgroup_load(m[1], tile, 24, ulong2(8, 0));
+    simdgroup_load(m[2], tile, 24, ulong2(0, 8));
+    simdgroup_load(m[3], tile + 24 * 16, 24, ulong2(16, 8));
+    uint q = 0;
+    simdgroup_load(m[4], tile, 24, ulong2(8, 8), true);
+    simdgroup_load(m[5], tile + 24 * 16, 24, ulong2(0, 0), true);
+    q += 1;
+    simdgroup_load(m[6], tile, 24, ulong2(1, 0));                  // rows 2 bytes past alignment
+    simdgroup_load(m[7], tile, 24, ulong2(8, 16), true);
+    simdgroup_load(m[8], in, 24, ulong2(0, 16));                   // device memory
+    simdgroup_load(m[9], tile, 24, ulong2(16, 8));
+    q += 1;
+    simdgroup_load(m[10], tile, 24, ulong2(16, 0));
+    simdgroup_load(m[10], tile, 24, ulong2(0, 24));                // the second load wins
+    for (uint i = 0; i < 11; ++i) simdgroup_store(m[i], out + 64 * i, 8);
+    simdgroup_float8x8 p[3];
+    simdgroup_multiply(p[0], m[0], m[1]);
+    simdgroup_multiply(p[1], m[4], m[5]);
+    simdgroup_multiply(p[2], m[10], m[7]);
+    for (uint i = 0; i < 3; ++i) simdgroup_store(p[i], products + 64 * i, 8);
+}
+
+template [[host_name("grouped_loads_half")]] kernel void grouped_loads<half>(device const half*, device half*,
+    device float*, ushort);
+template [[host_name("grouped_loads_bfloat")]] kernel void grouped_loads<bfloat>(device const bfloat*,
+    device bfloat*, device float*, ushort);
+template [[host_name("grouped_loads_float")]] kernel void grouped_loads<float>(device const float*, device float*,
+    device float*, ushort);
