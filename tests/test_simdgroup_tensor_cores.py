@@ -317,32 +317,6 @@ def test_products_in_pairs_of_statements(engine, element):
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
 
 
-@pytest.mark.parametrize("element", ["half", "bfloat", "float"])
-def test_loads_in_a_row(engine, element):
-    """simdgroup_load statements in a row, which the translator joins (four or two 16-bit matrices from aligned
-    threadgroup rows: one ldmatrix on CUDA), and runs of them that must be read one by one: each matrix as loaded
-    and products of them, exact (entries in -4..4)."""
-    gpu, _ = engine
-    memory = np.random.default_rng(17).integers(-4, 5, (32, 24)).astype(np.float64)
-    out = gpu.create_buffer(11 * 64, element)
-    products = gpu.create_buffer(3 * 64, "float")
-    gpu.set_function(f"grouped_loads_{element}")
-    gpu.run_function(32, [to_buffer(gpu, memory, element), out, products], threads_per_threadgroup=32)
-    got = from_buffer(out, element).reshape(11, 8, 8)
-
-    def block(row: int, column: int, transposed: bool = False) -> np.ndarray:
-        """The matrix a load at origin (column, row) reads."""
-        held = memory[row:row + 8, column:column + 8]
-        return held.T if transposed else held
-
-    m = [block(0, 0), block(0, 8), block(8, 0), block(24, 16), block(8, 8, True), block(16, 0, True),
-         block(0, 1), block(16, 8, True), block(16, 0), block(8, 16), block(24, 0)]
-    for q, want in enumerate(m):
-        np.testing.assert_array_equal(got[q], want, err_msg=f"matrix {q}")
-    want_products = [m[0] @ m[1], m[4] @ m[5], m[10] @ m[7]]
-    np.testing.assert_array_equal(products.contents.astype(np.float64).reshape(3, 8, 8), want_products)
-
-
 def benchmark_gemm_source(element: str) -> str:
     """The GEMM kernel of benchmarks/cuda_gemm.py for ``element``, read from the file (importing it needs CuPy)."""
     values = {}
@@ -484,26 +458,6 @@ def test_aligned_threadgroup_loads_use_ldmatrix(arch):
         for form in ("ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16"):
             assert form in _kernel_ptx(ptx, staged, names), (staged, form)
     assert "ldmatrix" not in _kernel_ptx(ptx, "product_half", names)
-
-
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_loads_in_a_row_use_one_ldmatrix(arch):
-    """Four half or bfloat loads in a row from aligned threadgroup rows: one ldmatrix.x4; two transposed: one
-    ldmatrix.x2.trans; a run that mixes transposes and alignments: one load at a time."""
-    from metalgpu.msl.parser import parse
-    from metalgpu.msl.preprocess import preprocess
-
-    if not _nvrtc_knows_constants():
-        pytest.skip("this NVRTC has no __builtin_constant_p: loads stay scalar (faster there; _simdgroup_mma.h)")
-    names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
-    ptx = _ptx(arch, "3xtf32")
-    for kernel in ("grouped_loads_half", "grouped_loads_bfloat"):
-        code = _kernel_ptx(ptx, kernel, names)
-        assert code.count("ldmatrix.sync.aligned.m8n8.x4.shared.b16") == 1, kernel
-        assert code.count("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16") == 1, kernel
-        assert code.count("ldmatrix.sync.aligned.m8n8.x2.shared.b16") == 1, kernel  # m[10] twice
-        assert "ldmatrix.sync.aligned.m8n8.x1." in code, kernel  # the mixed run, one by one
-    assert "ldmatrix" not in _kernel_ptx(ptx, "grouped_loads_float", names)
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])

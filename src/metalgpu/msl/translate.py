@@ -16,8 +16,8 @@ only MSL-only syntax rewritten:
 - swizzles (``v.zyx``, ``v.xy = w``) become calls of helpers emitted before the user's code (msl/swizzles.py);
 - reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py);
 - on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py);
-- two ``simdgroup_multiply_accumulate`` statements in a row become one call, and so do four (or two)
-  ``simdgroup_load`` statements, which CUDA's tensor cores may run as one instruction (msl/joined_calls.py).
+- two ``simdgroup_multiply_accumulate`` statements in a row become one call, which CUDA's tensor cores may run as
+  one instruction (msl/product_pairs.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -34,7 +34,6 @@ from .analysis import cooperative_kernels, streamed_inputs
 from .compat import rewrite as rewrite_compat
 from .conditionals import rewrite as rewrite_conditionals
 from .half_overloads import half_overloads
-from .joined_calls import rewrite as join_calls
 from .kernel_templates import (
     drop_kernel_instantiations,
     template_plain_kernels,
@@ -47,6 +46,7 @@ from .parser import KernelDecl, Program
 from .pipeline import absent_params, drop_unselected, max_threads_constant
 from .pragmas import place_unroll_hints
 from .preprocess import PreprocessResult
+from .product_pairs import rewrite as join_product_pairs
 from .swizzles import rewrite as rewrite_swizzles
 from .threadgroup import rewrite as rewrite_threadgroup
 from .unaligned import rewrite as rewrite_unaligned_loads
@@ -77,7 +77,7 @@ class Translator:
         texts = _rewrite(pre.tokens, program)
         place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
-        join_calls(pre.tokens, texts, match)
+        join_product_pairs(pre.tokens, texts, match)
         declarations = scan_declarations(pre.tokens, match)
         rewrite_address_spaces(pre.tokens, texts, declarations, match)
         rewrite_compat(pre.tokens, texts, declarations, match)

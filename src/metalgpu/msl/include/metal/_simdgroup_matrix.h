@@ -45,17 +45,6 @@ MG_FUNC unsigned long offset(unsigned int row, unsigned int column, unsigned lon
                              bool transpose) {
     return transpose ? (origin.y + column) * stride + origin.x + row : (origin.y + row) * stride + origin.x + column;
 }
-// What a simdgroup_load was given, for loads in a row that the translator joins into one call
-// (simdgroup_load_group): the matrix of T elements to load, and where from.
-template <class T, class M, class P> struct load_request {
-    using element = T;
-    using pointer = P;
-    M* d;
-    P source;
-    unsigned long stride;
-    metal::ulong2 origin;
-    bool transpose;
-};
 }  // namespace sgm
 }  // namespace mg
 
@@ -135,18 +124,6 @@ constexpr bool rows_pair_up() {
 }  // namespace mg
 #endif
 
-namespace mg {
-namespace sgm {
-// The lane's elements in Apple's layout, from memory.
-template <class R> MG_SGM_FUNC void load_elements(const R& r) {
-    using T = typename R::element;
-    const unsigned int lane = simd_lane(), row = row_of(lane), column = column_of(lane);
-    for (unsigned int k = 0; k < 2; ++k)
-        r.d->e[k] = T(r.source[offset(row, column + k, r.stride, r.origin, r.transpose)]);
-}
-}  // namespace sgm
-}  // namespace mg
-
 namespace metal {
 
 template <class T, int Cols, int Rows = Cols>
@@ -160,33 +137,24 @@ MG_SGM_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T
 }
 
 // Pointers into device, threadgroup or constant memory: one template, as the address spaces are one on our targets.
-// `source` is indexed (a plain pointer, or the checked pointer of a cuda debug build).
-template <class T, int Cols, int Rows, class P>
-MG_SGM_FUNC mg::sgm::load_request<T, simdgroup_matrix<T, Cols, Rows>, P> simdgroup_load_request(
-    simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
-    bool transpose_matrix = false) {
-    return {&d, source, elements_per_row, matrix_origin, transpose_matrix};
-}
-
-// What the loads do, in order: one simdgroup_load, or several in a row that the translator joined into one call
-// (msl/joined_calls.py), which on tensor cores may read two or four 16-bit matrices in one instruction.
-template <class... R> MG_SGM_FUNC void simdgroup_load_group(const R&... requests) {
-#if !defined(MG_TARGET_CUDA)
-    simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
-    (mg::sgm::load_elements(requests), ...);
-#if defined(MG_SGM_TENSOR_CORES)
-    mg::sgm::load_copies_of(requests...);
-#endif
-#if !defined(MG_TARGET_CUDA)
-    simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
-}
-
+// `source` and `destination` are indexed (a plain pointer, or the checked pointer of a cuda debug build).
 template <class T, int Cols, int Rows, class P>
 MG_SGM_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
                                 ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
-    simdgroup_load_group(simdgroup_load_request(d, source, elements_per_row, matrix_origin, transpose_matrix));
+    const unsigned int lane = mg::simd_lane();
+    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+#if !defined(MG_TARGET_CUDA)
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
+    for (unsigned int k = 0; k < 2; ++k)
+        d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::is_tensor_type<T>)
+        mg::sgm::load_copies(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
+#endif
+#if !defined(MG_TARGET_CUDA)
+    simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
 }
 
 template <class T, int Cols, int Rows, class P>
@@ -238,7 +206,7 @@ MG_SGM_FUNC void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, co
 }
 
 // Two simdgroup_multiply_accumulate statements in a row, which the translator joins into this call
-// (msl/joined_calls.py): what the two do in order. On tensor cores, two half or bfloat products into float
+// (msl/product_pairs.py): what the two do in order. On tensor cores, two half or bfloat products into float
 // matrices that read the same B matrix (or float ones in plain TF32), where the first's result is not an operand of
 // the second, run as one instruction (products_16bit). The objects' addresses decide it, which the compiler knows
 // where the operands are named by constant indices, as in an unrolled loop.

@@ -19,8 +19,7 @@
 //
 // A half or bfloat matrix loaded from threadgroup memory whose rows are 16-byte aligned takes one ldmatrix for
 // `rows`, and a movmatrix for `cols` where a product reads it (threadgroup arrays start 16-byte aligned, and the
-// compiler often proves the rest and drops the check); four (or two) such loads in a row, which the translator
-// joins into one call, take one ldmatrix.x4 (.x2).
+// compiler often proves the rest and drops the check).
 //
 // Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
 // are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. Into a float
@@ -193,97 +192,41 @@ template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagon
     c.waiting = no_product;
 }
 
-// A matrix just loaded: its copies will hold it, and no product waits in it.
-template <class T> MG_SGM_FUNC void mark_loaded(operand_copies<T>& c) {
+// A 16-bit matrix read from threadgroup memory whose rows (of memory: the matrix's columns when transposed) are
+// 16-byte aligned: one ldmatrix for `rows`, and `cols` its transpose where a product reads it. False where it
+// does not apply (other memory, other alignment, a checked pointer, a conversion on load).
+template <class T, class P>
+MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
+                                     bool transpose) {
+    if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
+        if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*source)>, T>::value) {
+            const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
+            if (!is_shared_address(first) || ((shared_address(first) | stride * 2u) & 15u) != 0) return false;
+            const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
+            const unsigned int bits = transpose ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
+            c.rows = unpack<T>(bits);
+            c.cols = unpack<T>(transpose_b16(bits));
+            return true;
+        }
+    }
+    return false;
+}
+
+// The flags are set outside the branch on alignment: where the compiler cannot decide it, they stay constants
+// that the products' freshness tests fold.
+template <class T, class P>
+MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
+                             bool transpose) {
     c.rows_fresh = c.cols_fresh = true;
     c.waiting = no_product;
-}
-
-// Whether ldmatrix may read the matrices of a load: 16-bit elements through a plain pointer, without conversion.
-template <class R> constexpr bool rows_loadable() {
-    using T = typename R::element;
-    using P = typename R::pointer;
-    if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value)
-        return detail::is_same<detail::remove_cvref_t<decltype(*P())>, T>::value;
-    else
-        return false;
-}
-
-// Where this lane's row of the load's memory starts for ldmatrix (lanes 0-7 name the 8 memory rows: the matrix's
-// columns when transposed). `readable` goes false where ldmatrix cannot read it: not threadgroup memory, or rows
-// not 16-byte aligned (threadgroup arrays start 16-byte aligned, and the compiler often proves the rest and drops
-// the test).
-template <class R> MG_SGM_FUNC const void* ldmatrix_row(const R& r, bool& readable) {
-    const auto first = r.source + (r.origin.y * r.stride + r.origin.x);
-    readable = readable && is_shared_address(first) && ((shared_address(first) | r.stride * 2u) & 15u) == 0;
-    return first + (simd_lane() & 7u) * r.stride;
-}
-
-// The copies of a 16-bit matrix that ldmatrix read: `rows`, and `cols` its transpose where a product reads it.
-template <class T> MG_SGM_FUNC void set_loaded(operand_copies<T>& c, unsigned int bits) {
-    c.rows = unpack<T>(bits);
-    c.cols = unpack<T>(transpose_b16(bits));
-}
-
-// Two or four 16-bit matrices that ldmatrix may read, alike transposed or not: one ldmatrix, lanes 8q to 8q + 7
-// naming the rows of matrix q. False where that does not apply.
-template <class R0, class... R> MG_SGM_FUNC bool load_group_aligned(const R0& r0, const R&... r) {
-    constexpr int n = 1 + sizeof...(R);
-    using T = typename R0::element;
-    if constexpr ((n == 2 || n == 4) && rows_loadable<R0>() && (rows_loadable<R>() && ...) &&
-                  (detail::is_same<T, typename R::element>::value && ...)) {
-        // This lane's row of matrix `which`, chosen by selects (an array indexed by lane would go to local memory).
-        const unsigned int which = (simd_lane() >> 3) % n;
-        bool readable = ((r.transpose == r0.transpose) && ...);
-        const void* row = ldmatrix_row(r0, readable);
-        unsigned int q = 1;
-        ((row = which == q++ ? ldmatrix_row(r, readable) : row), ...);
-        if (!readable) return false;
-        unsigned int bits[n];
-        if (r0.transpose) load_matrices_b16<true, n>(row, bits);
-        else load_matrices_b16<false, n>(row, bits);
-        set_loaded(r0.d->mma, bits[0]);
-        q = 1;
-        (set_loaded(r.d->mma, bits[q++]), ...);
-        return true;
-    } else {
-        return false;
-    }
-}
-
-// The copies of one load: for a 16-bit matrix that ldmatrix may read, one ldmatrix; else from memory, element by
-// element.
-template <class R> MG_SGM_FUNC void load_copies(const R& r) {
-    using T = typename R::element;
-    if constexpr (is_tensor_type<T>) {
-        operand_copies<T>& c = r.d->mma;
 #if !defined(MG_SGM_SCALAR_LOADS)
-        if constexpr (rows_loadable<R>()) {
-            bool readable = true;
-            const void* row = ldmatrix_row(r, readable);
-            if (readable) {
-                set_loaded(c, r.transpose ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row));
-                return;
-            }
-        }
+    if (load_copies_aligned(c, source, stride, origin, transpose)) return;
 #endif
-        const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
-        for (unsigned int k = 0; k < 2; ++k) {
-            c.rows[k] = T(r.source[offset(g, t2 + k, r.stride, r.origin, r.transpose)]);
-            c.cols[k] = T(r.source[offset(t2 + k, g, r.stride, r.origin, r.transpose)]);
-        }
+    const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
+    for (unsigned int k = 0; k < 2; ++k) {
+        c.rows[k] = T(source[offset(g, t2 + k, stride, origin, transpose)]);
+        c.cols[k] = T(source[offset(t2 + k, g, stride, origin, transpose)]);
     }
-}
-
-// The copies of the matrices of one load, or of loads in a row (simdgroup_load_group). The flags are set outside
-// the branches on alignment: where the compiler cannot decide those, they stay constants that the products'
-// freshness tests fold.
-template <class... R> MG_SGM_FUNC void load_copies_of(const R&... r) {
-    (mark_loaded(r.d->mma), ...);
-#if !defined(MG_SGM_SCALAR_LOADS)
-    if (load_group_aligned(r...)) return;
-#endif
-    (load_copies(r), ...);
 }
 
 template <class M, class P>

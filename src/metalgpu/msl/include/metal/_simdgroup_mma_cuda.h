@@ -60,24 +60,6 @@ template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(co
     return r;
 }
 
-// ldmatrix .x2 / .x4: N matrices, lanes 8q to 8q + 7 giving the rows of matrix q (16 bytes each, as above).
-template <bool Trans, int N> __device__ __forceinline__ void load_matrices_b16(const void* row, unsigned int (&r)[N]) {
-    static_assert(N == 2 || N == 4, "ldmatrix reads 1, 2 or 4 matrices");
-    const unsigned int address = shared_address(row);
-    if constexpr (N == 2 && Trans)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];"
-                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
-    else if constexpr (N == 2)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];"
-                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
-    else if constexpr (Trans)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
-    else
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
-}
-
 // Not volatile: the compiler drops a product whose result nothing reads (the one a waiting product would run, where
 // the next product runs it instead).
 #define MG_MMA_16BIT(NAME, TYPE)                                                                                  \
