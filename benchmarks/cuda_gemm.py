@@ -13,12 +13,14 @@ largest |C|, and the largest error over the sum of the terms' sizes, sum_k |a_ik
     PYTHONPATH=src python benchmarks/cuda_gemm.py --repeat 10
 
 The kernel: a threadgroup of 8 SIMD-groups computes a 128 x 128 tile of C, each SIMD-group 64 x 32 of it (8 x 4
-accumulators); per step of BK along k, A's block goes to threadgroup memory transposed and B's as it is, rows
-padded to 4 banks past a multiple of 32 words, so that the loads of the tensor cores' layouts (rows of A, columns
-of B) meet no bank conflict; the next step's blocks are read from device memory while this one's are multiplied.
-BK is 16 for every element type: for half and bfloat, 32 took 149 registers a thread, which leaves room for one
-threadgroup an SM, and 16 takes 125, room for two (H100: 96 against 152 TFLOP/s). Each SIMD-group runs its products
-with the tile's rows innermost, so that each pair of statements reads one B matrix (one mma.sync on CUDA).
+accumulators), with the tile's rows innermost, so that each pair of product statements reads one B matrix (one
+mma.sync on CUDA). Per step of BK = 16 along k, the blocks of A and B go to threadgroup memory: A's as rows of BK
+for half and bfloat (one hardware row load a matrix) and transposed for float (the scalar loads of the tensor
+cores' layout then meet no bank conflict), rows padded to 4 banks past a multiple of 32 words. Where two of each
+fit (half and bfloat), a step multiplies one while the next step's blocks go to the other: one barrier a step. The
+next step's blocks are read from device memory while this one's are multiplied, without a branch (past the end,
+the last block again), so that the compiler issues the reads at the top of the step. BK = 32 took 149 registers a
+thread for half, room for one threadgroup an SM; this takes 119, room for two.
 """
 from __future__ import annotations
 
@@ -44,22 +46,29 @@ constant constexpr uint THREADS = 256;
 #define FOR_J(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
 
 // C = A * B for n x n row-major matrices, n a multiple of 128. Out: C's element type; float accumulators.
-// VECTORS: vectors of 4 elements of A's block (and of B's) each thread moves per step of BK.
 template <typename T, typename Out, uint BK>
 [[max_total_threads_per_threadgroup(THREADS)]]  // on CUDA: registers for 256 threads, not 1024
 kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device Out* C [[buffer(2)]],
                  constant uint& n [[buffer(3)]], uint2 group [[threadgroup_position_in_grid]],
                  uint index [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
                  ushort lane [[thread_index_in_simdgroup]]) {
-    constexpr uint LD = BM + 16 / sizeof(T);  // 4 banks past a multiple of 32 words
-    constexpr uint VECTORS = BM * BK / 4 / THREADS;
-    threadgroup T a_tile[BK * LD];  // A's block, transposed: a_tile[k * LD + m]
-    threadgroup T b_tile[BK * LD];  // B's block: b_tile[k * LD + n]
+    // A's block is kept as rows of BK (16-bit elements: what one hardware row load reads) or, for float, transposed
+    // (the tensor cores' layout of A then meets no bank conflict in scalar loads). Rows padded to 4 banks past a
+    // multiple of 32 words.
+    constexpr bool A_ROWS = sizeof(T) == 2;
+    constexpr uint LD = BM + 16 / sizeof(T), LDK = BK + 16 / sizeof(T);
+    constexpr uint A_SIZE = A_ROWS ? BM * LDK : BK * LD, B_SIZE = BK * LD;
+    // Two of each block where they fit in Metal's 32 KiB: a step multiplies one while the next step's is written to
+    // the other, so that one barrier a step separates the writes from the reads.
+    constexpr uint BUFFERS = 2 * (A_SIZE + B_SIZE) * sizeof(T) <= 28 * 1024 ? 2 : 1;
+    constexpr uint VECTORS = BM * BK / 4 / THREADS;  // vectors of 4 elements of each block a thread moves a step
+    threadgroup T a_tiles[BUFFERS][A_SIZE];
+    threadgroup T b_tiles[BUFFERS][B_SIZE];
     threadgroup float staging[8][64];
     const uint row0 = group.y * BM, col0 = group.x * BN;
     const uint warp_row = (sg / 4) * WM, warp_col = (sg % 4) * WN;
     const uint size = n;
-    // Where this thread's vectors lie in the blocks: A's m, k (4 vectors a row of BK = 16) and B's k, column
+    // Where this thread's vectors lie in the blocks: A's m, k (BK / 4 vectors a row) and B's k, column
     const uint a_m = index / (BK / 4), a_k = (index % (BK / 4)) * 4, a_m_step = THREADS / (BK / 4);
     const uint b_k = index / (BN / 4), b_c = (index % (BN / 4)) * 4, b_k_step = THREADS / (BN / 4);
     device const T* a_source = A + (row0 + a_m) * size + a_k;
@@ -70,37 +79,49 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
 #define ZERO_ROW(i) FOR_J(ZERO, i)
     FOR_8(ZERO_ROW)
 
+    // The next block from device memory arrives in registers while this one is multiplied.
     vec<T, 4> a_next[4], b_next[4];
-#define FETCH(v)                                                                                              \\
+#define FETCH_V(v, k0)                                                                                        \\
     if (v < VECTORS) {                                                                                        \\
-        a_next[v] = *reinterpret_cast<device const vec<T, 4>*>(a_source + v * a_m_step * size);              \\
-        b_next[v] = *reinterpret_cast<device const vec<T, 4>*>(b_source + v * b_k_step * size);              \\
+        a_next[v] = *reinterpret_cast<device const vec<T, 4>*>(a_source + v * a_m_step * size + (k0));       \\
+        b_next[v] = *reinterpret_cast<device const vec<T, 4>*>(b_source + ((k0) + v * b_k_step) * size);     \\
     }
-#define PUT(v)                                                                                                \\
+#define FETCH(k0) FETCH_V(0, k0) FETCH_V(1, k0) FETCH_V(2, k0) FETCH_V(3, k0)
+#define PUT_V(v, buffer)                                                                                      \\
     if (v < VECTORS) {                                                                                        \\
-        for (uint e = 0; e < 4; ++e) a_tile[(a_k + e) * LD + a_m + v * a_m_step] = a_next[v][e];              \\
-        *reinterpret_cast<threadgroup vec<T, 4>*>(b_tile + (b_k + v * b_k_step) * LD + b_c) = b_next[v];      \\
+        if (A_ROWS) {                                                                                         \\
+            *reinterpret_cast<threadgroup vec<T, 4>*>(a_tiles[buffer] + (a_m + v * a_m_step) * LDK + a_k) =   \\
+                a_next[v];                                                                                    \\
+        } else {                                                                                              \\
+            for (uint e = 0; e < 4; ++e) a_tiles[buffer][(a_k + e) * LD + a_m + v * a_m_step] = a_next[v][e];  \\
+        }                                                                                                     \\
+        *reinterpret_cast<threadgroup vec<T, 4>*>(b_tiles[buffer] + (b_k + v * b_k_step) * LD + b_c) =        \\
+            b_next[v];                                                                                        \\
     }
-#define LOAD_A(i) simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
+#define PUT(buffer) PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer)
+#define LOAD_A(i)                                                                                             \\
+    if (A_ROWS) simdgroup_load(a[i], a_tile + (warp_row + 8 * i) * LDK, LDK, ulong2(kk, 0));                \\
+    else simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
 #define LOAD_B(j) simdgroup_load(b[j], b_tile, LD, ulong2(warp_col + 8 * j, kk));
 #define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
 #define MMA_COLUMN(j) MMA(0, j) MMA(1, j) MMA(2, j) MMA(3, j) MMA(4, j) MMA(5, j) MMA(6, j) MMA(7, j)
-    FOR_4(FETCH)
-    for (uint k0 = 0; k0 < size; k0 += BK) {
-        FOR_4(PUT)
-        threadgroup_barrier(mem_flags::mem_threadgroup);
-        if (k0 + BK < size) {
-            a_source += BK;
-            b_source += BK * size;
-            FOR_4(FETCH)
-        }
-#pragma unroll  // on CUDA, the two products of each pair of steps into an accumulator run as one instruction
+    FETCH(0)
+    PUT(0)
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint k0 = 0, step = 0; k0 < size; k0 += BK, step = (step + 1) % BUFFERS) {
+        FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
+        const threadgroup T* a_tile = a_tiles[step];
+        const threadgroup T* b_tile = b_tiles[step];
+#pragma unroll  // on CUDA, the products of each pair of steps into an accumulator run as one instruction
         for (uint kk = 0; kk < BK; kk += 8) {
             simdgroup_matrix<T, 8, 8> a[8], b[4];
             FOR_8(LOAD_A)
             FOR_4(LOAD_B)
             FOR_4(MMA_COLUMN)  // rows innermost: on CUDA, two products a statement pair reading one B, one mma.sync
         }
+        // The next blocks go to the others, last read a step ago (or, with one, to these once all are done).
+        if (BUFFERS == 1) threadgroup_barrier(mem_flags::mem_threadgroup);
+        PUT((step + 1) % BUFFERS)
         threadgroup_barrier(mem_flags::mem_threadgroup);
     }
 #define STORE(i, j)                                                                                           \\
