@@ -19,24 +19,25 @@ from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.skipif("cpu" not in metalgpu.backends(), reason="needs the cpu backend")
 
-# The loops read device memory that never changes, so the compiler may not assume they end.
+# The loops poll a flag with atomic loads, which the compiler must repeat (a plain load it may take out of the loop),
+# so that setting the flag ends them: the fail-safe of the tests below.
 SOURCE = """
 #include <metal_stdlib>
 using namespace metal;
 
-kernel void spin(device const uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
+kernel void spin(device atomic_uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
                  uint id [[thread_position_in_grid]])
 {
     uint n = 0;
-    while (stop[0] == 0) n++;
+    while (atomic_load_explicit(stop, memory_order_relaxed) == 0) n++;
     out[id] = n;
 }
 
-kernel void spin_at_barrier(device const uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
+kernel void spin_at_barrier(device atomic_uint* stop [[buffer(0)]], device uint* out [[buffer(1)]],
                             uint id [[thread_position_in_grid]])
 {
     uint n = 0;
-    while (stop[0] == 0) n++;
+    while (atomic_load_explicit(stop, memory_order_relaxed) == 0) n++;
     threadgroup_barrier(mem_flags::mem_threadgroup);
     out[id] = n;
 }
