@@ -58,8 +58,8 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
     constexpr bool A_ROWS = sizeof(T) == 2;
     constexpr uint LD = BM + 16 / sizeof(T), LDK = BK + 16 / sizeof(T);
     constexpr uint A_SIZE = A_ROWS ? BM * LDK : BK * LD, B_SIZE = BK * LD;
-    // Two of each block where they fit in Metal's 32 KiB: a step multiplies one while the next step's is written to
-    // the other, so that one barrier a step separates the writes from the reads.
+    // Two of each block where they fit beside `staging` in Metal's 32 KiB: a step multiplies one while the next
+    // step's is written to the other, so that one barrier a step separates the writes from the reads.
     constexpr uint BUFFERS = 2 * (A_SIZE + B_SIZE) * sizeof(T) <= 28 * 1024 ? 2 : 1;
     constexpr uint VECTORS = BM * BK / 4 / THREADS;  // vectors of 4 elements of each block a thread moves a step
     threadgroup T a_tiles[BUFFERS][A_SIZE];

@@ -164,6 +164,14 @@ def in_memory(x: np.ndarray, transposed: bool, padding: int) -> tuple[np.ndarray
     return memory, memory.shape[1]
 
 
+def assert_within(got: np.ndarray, exact: np.ndarray, tolerance: np.ndarray, terms: np.ndarray, what: str) -> None:
+    """|got - exact| <= tolerance everywhere; else the worst element against its bound and its terms' size."""
+    error = np.abs(got - exact)
+    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+    assert (error <= tolerance).all(), (f"{what}: error {error[worst]:.3e} at {worst} over the bound "
+                                        f"{tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
+
+
 @pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
 @pytest.mark.parametrize("inputs", ["random", "ill"])
 @pytest.mark.parametrize("kernel", list(PRODUCTS))
@@ -190,10 +198,7 @@ def test_products_against_float64(engine, kernel, inputs, transposed):
     terms = np.abs(a) @ np.abs(b)
     split, per_step = relative_bound(mode, a_type, b_type, acc_type, k)
     tolerance = split * terms + (k // 8) * per_step * (terms + np.abs(c))
-    error = np.abs(got - exact)
-    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
-    assert (error <= tolerance).all(), (f"{mode} {kernel} {inputs}: error {error[worst]:.3e} at {worst} over the "
-                                        f"bound {tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
+    assert_within(got, exact, tolerance, terms, f"{mode} {kernel} {inputs}")
 
 
 @pytest.mark.parametrize("bits", [0x7FC00000, 0x7F800001, 0x7FFFFFFF, 0xFFFFFFFF], ids=hex)
@@ -347,10 +352,7 @@ def test_the_benchmark_gemm(engine, element):
     split, per_step = relative_bound(mode, element, element, "float", n)
     tolerance = split * terms + (n // 8) * per_step * terms
     tolerance += ROUNDING[element] * (np.abs(exact) + tolerance)  # the float result rounded to C's type
-    error = np.abs(got - exact)
-    worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
-    assert (error <= tolerance).all(), (f"{mode} {element}: error {error[worst]:.3e} at {worst} over the bound "
-                                        f"{tolerance[worst]:.3e} (terms {terms[worst]:.3e})")
+    assert_within(got, exact, tolerance, terms, f"{mode} {element}")
 
 
 def test_the_mode_is_checked():
