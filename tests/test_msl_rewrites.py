@@ -312,6 +312,45 @@ def test_product_statements_that_must_run_apart_stay_apart(body):
     assert not any(call.startswith(PAIR) for call in product_calls(body))
 
 
+# -- loads of matrices that products read only as their B operand ----------------------------------------------
+
+B_LOAD = "::metal::simdgroup_load_b_operand"
+
+
+def load_calls(body: str, helper: str = "") -> list[str]:
+    """The simdgroup_load calls of a kernel whose body is ``body`` (after ``helper``), as translated."""
+    source = (HEADER + helper + "kernel void k(threadgroup half* t [[threadgroup(0)]]) {\n"
+              "  simdgroup_half8x8 a[4], b[2], x, y; simdgroup_float8x8 c[4]; int i = 0;\n" + body + "\n}\n")
+    code = user_code(translated(source)[0])
+    return re.findall(r"(?:::metal::|metal::)?simdgroup_load\w*\([^;]*\)", code)
+
+
+def test_loads_of_matrices_read_only_as_b_operands_are_named_so():
+    calls = load_calls("simdgroup_load(a[i], t, 16); metal::simdgroup_load(b[0], t + 8, 16, ulong2(0, 8), true);\n"
+                       "::metal::simdgroup_load(b[1], t, 16); simdgroup_load(x, t); simdgroup_load(y, t);\n"
+                       "simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+                       "simdgroup_multiply(c[1], a[i], b[1]);\n"
+                       "simdgroup_multiply_accumulate(c[2], x, y, c[2]);\n")
+    assert calls == ["simdgroup_load(a[i],t,16)", f"{B_LOAD}(b[0],t+8,16,ulong2(0,8),true)", f"{B_LOAD}(b[1],t,16)",
+                     "simdgroup_load(x,t)", f"{B_LOAD}(y,t)"]
+
+
+@pytest.mark.parametrize("use", [
+    "simdgroup_multiply(c[1], b[1], a[0]);",                       # b as an A operand too
+    "simdgroup_multiply_accumulate(c[1], a[0], a[1], b[0]);",      # ... and as the accumulator
+    "simdgroup_multiply(b[0], a[0], a[1]);",                       # ... and as the result
+], ids=["a-operand", "accumulator", "result"])
+def test_loads_of_matrices_used_in_another_place_keep_metals_name(use):
+    calls = load_calls("simdgroup_load(b[0], t, 16);\nsimdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n" + use)
+    assert calls == ["simdgroup_load(b[0],t,16)"]
+
+
+def test_a_name_used_elsewhere_in_another_function_keeps_metals_name():
+    helper = "void f(thread simdgroup_half8x8& b, thread simdgroup_float8x8& c) { simdgroup_multiply(c, b, b); }\n"
+    calls = load_calls("simdgroup_load(b[0], t, 16);\nsimdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);", helper)
+    assert calls == ["simdgroup_load(b[0],t,16)"]
+
+
 def test_joined_products_compile_for_the_cpu_and_keep_their_errors_on_the_users_lines():
     source = (HEADER + "kernel void k(device float* p [[buffer(0)]]) {\n"
               "  simdgroup_half8x8 a, b; simdgroup_float8x8 c;\n"

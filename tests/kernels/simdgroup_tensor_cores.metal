@@ -208,6 +208,34 @@ template [[host_name("elements_half")]] kernel void elements<half>(device const 
 template [[host_name("elements_bfloat")]] kernel void elements<bfloat>(device const bfloat*, device const bfloat*,
                                                                          device bfloat*, ushort);
 
+// A matrix that products read only as their B operand (`only_b`: so its loads read that operand's layout first,
+// msl/operand_loads.py), read from aligned threadgroup memory, plain or transposed, then used in every other way:
+// stored, as the left operand of an operator product, and through thread_elements(). Results in out[slot * 64 + ...].
+template <typename T>
+kernel void b_operand_reused(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                             device T* out [[buffer(2)]], constant uint& transposed [[buffer(3)]],
+                             ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T block[8 * 16];
+    for (uint i = lane; i < 64; i += 32) {  // B(r, c) at [r][8 + c], or [c][8 + r]
+        const uint r = i / 8, c = i % 8;
+        block[transposed != 0 ? c * 16 + 8 + r : r * 16 + 8 + c] = B[i];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    simdgroup_matrix<T, 8, 8> a, only_b, p;
+    simdgroup_load(a, A);
+    simdgroup_load(only_b, block, 16, ulong2(8, 0), transposed != 0);
+    simdgroup_multiply(p, a, only_b);
+    simdgroup_store(p, out, 8);                    // 0: a * b
+    simdgroup_store(only_b, out + 64, 8);          // 1: b as loaded
+    simdgroup_store(only_b * a, out + 2 * 64, 8);  // 2: b * a
+    put(out, 3, only_b, lane);                     // 3: b's elements, as the lanes hold them
+}
+
+template [[host_name("b_operand_reused_half")]] kernel void b_operand_reused<half>(
+    device const half*, device const half*, device half*, constant uint&, ushort);
+template [[host_name("b_operand_reused_bfloat")]] kernel void b_operand_reused<bfloat>(
+    device const bfloat*, device const bfloat*, device bfloat*, constant uint&, ushort);
+
 // Eight half or bfloat products into one float accumulator, the accumulator read between them in every way a kernel
 // may: stored, read by the lanes, partly rewritten by some lanes, used as an operand of a float product, and a
 // product of the other 16-bit type into it. Results in out[slot * 64 + row * 8 + column].

@@ -17,7 +17,8 @@ only MSL-only syntax rewritten:
 - reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py);
 - on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py);
 - two ``simdgroup_multiply_accumulate`` statements in a row become one call, which CUDA's tensor cores may run as
-  one instruction (msl/product_pairs.py).
+  one instruction (msl/product_pairs.py), and loads of matrices that products read only as their B operand are
+  named so, for the target to read them in that operand's layout (msl/operand_loads.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
@@ -40,6 +41,7 @@ from .kernel_templates import (
 )
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .literals import string_literal
+from .operand_loads import rewrite as name_b_operand_loads
 from .outline import bracket_partners
 from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
@@ -78,6 +80,7 @@ class Translator:
         place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
         join_product_pairs(pre.tokens, texts, match)
+        name_b_operand_loads(pre.tokens, texts, match)
         declarations = scan_declarations(pre.tokens, match)
         rewrite_address_spaces(pre.tokens, texts, declarations, match)
         rewrite_compat(pre.tokens, texts, declarations, match)

@@ -124,6 +124,31 @@ constexpr bool rows_pair_up() {
 }  // namespace mg
 #endif
 
+namespace mg {
+namespace sgm {
+// simdgroup_load. ColsFirst: products read the matrix only as their B operand (msl/operand_loads.py), so a
+// hardware row load reads it in that operand's layout and the other layout is its transpose: the same values.
+template <bool ColsFirst, class T, int Cols, int Rows, class P>
+MG_SGM_FUNC void load_matrix(metal::simdgroup_matrix<T, Cols, Rows>& d, P source, metal::ulong elements_per_row,
+                      metal::ulong2 matrix_origin, bool transpose_matrix) {
+    const unsigned int lane = mg::simd_lane();
+    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+#if !defined(MG_TARGET_CUDA)
+    metal::simdgroup_barrier(metal::mem_flags::mem_threadgroup);
+#endif
+    for (unsigned int k = 0; k < 2; ++k)
+        d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::sgm::is_tensor_type<T>)
+        mg::sgm::load_copies<ColsFirst>(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
+#endif
+#if !defined(MG_TARGET_CUDA)
+    metal::simdgroup_barrier(metal::mem_flags::mem_threadgroup);
+#endif
+}
+}  // namespace sgm
+}  // namespace mg
+
 namespace metal {
 
 template <class T, int Cols, int Rows = Cols>
@@ -141,20 +166,14 @@ MG_SGM_FUNC simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T
 template <class T, int Cols, int Rows, class P>
 MG_SGM_FUNC void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, P source, ulong elements_per_row = Cols,
                                 ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
-    const unsigned int lane = mg::simd_lane();
-    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
-#if !defined(MG_TARGET_CUDA)
-    simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
-    for (unsigned int k = 0; k < 2; ++k)
-        d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
-#if defined(MG_SGM_TENSOR_CORES)
-    if constexpr (mg::sgm::is_tensor_type<T>)
-        mg::sgm::load_copies(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
-#endif
-#if !defined(MG_TARGET_CUDA)
-    simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
+    mg::sgm::load_matrix<false>(d, source, elements_per_row, matrix_origin, transpose_matrix);
+}
+// simdgroup_load of a matrix that products read only as their B operand: msl/operand_loads.py names such loads so.
+template <class T, int Cols, int Rows, class P>
+MG_SGM_FUNC void simdgroup_load_b_operand(simdgroup_matrix<T, Cols, Rows>& d, P source,
+                                          ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),
+                                          bool transpose_matrix = false) {
+    mg::sgm::load_matrix<true>(d, source, elements_per_row, matrix_origin, transpose_matrix);
 }
 
 template <class T, int Cols, int Rows, class P>

@@ -18,8 +18,9 @@
 // from kept it fresh. A transpose (movmatrix) makes `cols` from `rows` when a product's result is a B operand.
 //
 // A half or bfloat matrix loaded from threadgroup memory whose rows are 16-byte aligned takes one ldmatrix for
-// `rows`, and a movmatrix for `cols` where a product reads it (threadgroup arrays start 16-byte aligned, and the
-// compiler often proves the rest and drops the check).
+// `rows`, and a movmatrix for `cols` where a product reads it; one that products read only as their B operand
+// (msl/operand_loads.py) the other way round (threadgroup arrays start 16-byte aligned, and the compiler often
+// proves the rest and drops the check).
 //
 // Products. half x half and bfloat x bfloat: one m16n8k8 (exact products, float sums). Rows 8-15 of its A and C
 // are registers left as they are (unused_bits), since nothing reads rows 8-15 of its result. Into a float
@@ -193,9 +194,11 @@ template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagon
 }
 
 // A 16-bit matrix read from threadgroup memory whose rows (of memory: the matrix's columns when transposed) are
-// 16-byte aligned: one ldmatrix for `rows`, and `cols` its transpose where a product reads it. False where it
-// does not apply (other memory, other alignment, a checked pointer, a conversion on load).
-template <class T, class P>
+// 16-byte aligned: one ldmatrix for `rows`, and `cols` its transpose where a product reads it; or, ColsFirst (a
+// matrix that products read only as their B operand), the transposing ldmatrix for `cols`, and `rows` its
+// transpose where anything reads it. False where it does not apply (other memory, other alignment, a checked
+// pointer, a conversion on load).
+template <bool ColsFirst, class T, class P>
 MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
                                      bool transpose) {
     if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
@@ -203,9 +206,9 @@ MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned lo
             const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
             if (!is_shared_address(first) || ((shared_address(first) | stride * 2u) & 15u) != 0) return false;
             const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
-            const unsigned int bits = transpose ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
-            c.rows = unpack<T>(bits);
-            c.cols = unpack<T>(transpose_b16(bits));
+            const unsigned int bits = transpose != ColsFirst ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
+            c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
+            c.cols = unpack<T>(ColsFirst ? bits : transpose_b16(bits));
             return true;
         }
     }
@@ -214,13 +217,13 @@ MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned lo
 
 // The flags are set outside the branch on alignment: where the compiler cannot decide it, they stay constants
 // that the products' freshness tests fold.
-template <class T, class P>
+template <bool ColsFirst, class T, class P>
 MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
                              bool transpose) {
     c.rows_fresh = c.cols_fresh = true;
     c.waiting = no_product;
 #if !defined(MG_SGM_SCALAR_LOADS)
-    if (load_copies_aligned(c, source, stride, origin, transpose)) return;
+    if (load_copies_aligned<ColsFirst>(c, source, stride, origin, transpose)) return;
 #endif
     const unsigned int lane = simd_lane(), g = lane >> 2, t2 = (lane & 3u) * 2u;
     for (unsigned int k = 0; k < 2; ++k) {
