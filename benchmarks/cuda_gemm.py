@@ -86,7 +86,8 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
         a_next[v] = *reinterpret_cast<device const vec<T, 4>*>(a_source + v * a_m_step * size + (k0));       \\
         b_next[v] = *reinterpret_cast<device const vec<T, 4>*>(b_source + ((k0) + v * b_k_step) * size);     \\
     }
-#define FETCH(k0) FETCH_V(0, k0) FETCH_V(1, k0) FETCH_V(2, k0) FETCH_V(3, k0)
+// FETCH and PUT are one block each: under an `if`, a macro of several statements would guard only its first.
+#define FETCH(k0) { FETCH_V(0, k0) FETCH_V(1, k0) FETCH_V(2, k0) FETCH_V(3, k0) }
 #define PUT_V(v, buffer)                                                                                      \\
     if (v < VECTORS) {                                                                                        \\
         if (A_ROWS) {                                                                                         \\
@@ -98,7 +99,7 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
         *reinterpret_cast<threadgroup vec<T, 4>*>(b_tiles[buffer] + (b_k + v * b_k_step) * LD + b_c) =        \\
             b_next[v];                                                                                        \\
     }
-#define PUT(buffer) PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer)
+#define PUT(buffer) { PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer) }
 #define LOAD_A(i)                                                                                             \\
     if (A_ROWS) simdgroup_load(a[i], a_tile + (warp_row + 8 * i) * LDK, LDK, ulong2(kk, 0));                \\
     else simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
