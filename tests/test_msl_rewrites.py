@@ -273,12 +273,17 @@ def test_a_class_that_converts_to_float_converts_to_the_cpus_half_through_it():
 PAIR = "::metal::simdgroup_multiply_accumulate_pair"
 
 
-def product_calls(body: str) -> list[str]:
-    """The product calls of a kernel whose body is ``body``, as translated: each a name and its arguments."""
-    source = (HEADER + "kernel void k(device half* p [[buffer(0)]]) {\n"
-              "  simdgroup_half8x8 a[4], b[2]; simdgroup_float8x8 c[4]; int i = 0;\n" + body + "\n}\n")
+def simdgroup_calls(name: str, body: str, helper: str = "") -> list[str]:
+    """The calls of ``name`` (or of a name that begins so) in a kernel whose body is ``body``, after ``helper``, as
+    translated: each a name and its arguments."""
+    source = (HEADER + helper + "kernel void k(threadgroup half* t [[threadgroup(0)]]) {\n"
+              "  simdgroup_half8x8 a[4], b[2], x, y; simdgroup_float8x8 c[4]; int i = 0;\n" + body + "\n}\n")
     code = user_code(translated(source)[0])
-    return re.findall(r"(?:::metal::|metal::)?simdgroup_multiply_accumulate\w*\([^;]*\)", code)
+    return re.findall(rf"(?:::metal::|metal::)?{name}\w*\([^;]*\)", code)
+
+
+def product_calls(body: str) -> list[str]:
+    return simdgroup_calls("simdgroup_multiply_accumulate", body)
 
 
 def test_adjacent_product_statements_become_one_call():
@@ -318,11 +323,7 @@ B_LOAD = "::metal::simdgroup_load_b_operand"
 
 
 def load_calls(body: str, helper: str = "") -> list[str]:
-    """The simdgroup_load calls of a kernel whose body is ``body`` (after ``helper``), as translated."""
-    source = (HEADER + helper + "kernel void k(threadgroup half* t [[threadgroup(0)]]) {\n"
-              "  simdgroup_half8x8 a[4], b[2], x, y; simdgroup_float8x8 c[4]; int i = 0;\n" + body + "\n}\n")
-    code = user_code(translated(source)[0])
-    return re.findall(r"(?:::metal::|metal::)?simdgroup_load\w*\([^;]*\)", code)
+    return simdgroup_calls("simdgroup_load", body, helper)
 
 
 def test_loads_of_matrices_read_only_as_b_operands_are_named_so():
