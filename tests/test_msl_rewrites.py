@@ -346,6 +346,14 @@ def test_loads_of_matrices_used_in_another_place_keep_metals_name(use):
     assert calls == ["simdgroup_load(b[0],t,16)"]
 
 
+def test_another_namespaces_load_keeps_its_name():
+    helper = ("namespace mine {\nvoid simdgroup_load(thread simdgroup_half8x8& m, threadgroup half* t, int n) {\n"
+              "  metal::simdgroup_load(m, t, n);\n}\n}\n")
+    calls = load_calls("mine::simdgroup_load(b[0], t, 16);\nsimdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);",
+                       helper)
+    assert calls[-1] == "simdgroup_load(b[0],t,16)" and not any(B_LOAD in call for call in calls)
+
+
 def test_a_name_used_elsewhere_in_another_function_keeps_metals_name():
     helper = "void f(thread simdgroup_half8x8& b, thread simdgroup_float8x8& c) { simdgroup_multiply(c, b, b); }\n"
     calls = load_calls("simdgroup_load(b[0], t, 16);\nsimdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);", helper)

@@ -44,9 +44,11 @@ def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
         if not arguments or _object_name(tokens, match, *arguments[0]) not in b_only:
             continue
         start = k
-        while start >= 2 and tokens[start - 1].text == "::" and tokens[start - 2].text == "metal":
+        if start >= 2 and tokens[start - 1].text == "::" and tokens[start - 2].text == "metal":
             start -= 2  # metal::simdgroup_load
-        if start >= 1 and tokens[start - 1].text == "::" and (start < 2 or tokens[start - 2].kind != IDENT):
+        if start >= 1 and tokens[start - 1].text in ("::", ".", "->"):
+            if tokens[start - 1].text != "::" or (start >= 2 and tokens[start - 2].kind == IDENT):
+                continue  # another namespace's, or a member: not Metal's
             start -= 1  # ::metal::simdgroup_load
         for j in range(start, k):
             texts[j] = ""

@@ -130,7 +130,7 @@ namespace sgm {
 // hardware row load reads it in that operand's layout and the other layout is its transpose: the same values.
 template <bool ColsFirst, class T, int Cols, int Rows, class P>
 MG_SGM_FUNC void load_matrix(metal::simdgroup_matrix<T, Cols, Rows>& d, P source, metal::ulong elements_per_row,
-                      metal::ulong2 matrix_origin, bool transpose_matrix) {
+                             metal::ulong2 matrix_origin, bool transpose_matrix) {
     const unsigned int lane = mg::simd_lane();
     const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
 #if !defined(MG_TARGET_CUDA)
