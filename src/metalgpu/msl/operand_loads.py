@@ -20,25 +20,27 @@ LOAD = "simdgroup_load"
 B_OPERAND_LOAD = "::metal::simdgroup_load_b_operand"
 PRODUCTS = {"simdgroup_multiply_accumulate": 4, "simdgroup_multiply": 3}
 B_ARGUMENT = 2
+_NAMES = frozenset({LOAD, *PRODUCTS})
 
 
 def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
     """Rename the loads of ``tokens`` in ``texts`` (the text emitted for each token) whose matrix only products'
     B operands name; ``match`` pairs brackets (outline.bracket_partners)."""
+    calls = [k for k, token in enumerate(tokens) if token.kind == IDENT and token.text in _NAMES]  # one scan
     b_names: set[str] = set()
     other_names: set[str] = set()
-    for k, token in enumerate(tokens):
-        if token.kind != IDENT or token.text not in PRODUCTS:
+    for k in calls:
+        if tokens[k].text == LOAD:
             continue
         arguments = _arguments(tokens, match, k)
-        if arguments is None or len(arguments) != PRODUCTS[token.text]:
+        if arguments is None or len(arguments) != PRODUCTS[tokens[k].text]:
             continue
         for position, (begin, end) in enumerate(arguments):
             name = _object_name(tokens, match, begin, end)
             (b_names if position == B_ARGUMENT else other_names).add(name)
     b_only = b_names - other_names - {None}
-    for k, token in enumerate(tokens):
-        if token.kind != IDENT or token.text != LOAD or texts[k] != LOAD:
+    for k in calls if b_only else ():
+        if tokens[k].text != LOAD or texts[k] != LOAD:
             continue
         arguments = _arguments(tokens, match, k)
         if not arguments or _object_name(tokens, match, *arguments[0]) not in b_only:

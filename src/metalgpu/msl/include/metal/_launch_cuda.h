@@ -81,13 +81,14 @@ __device__ __forceinline__ group_ctx current_group(const L& d) { return group_at
 #define MG_GROUPS_PER_BLOCK 4
 template <class L, class Body, class Prefetch>
 __device__ __forceinline__ void for_each_group(const L& d, Body&& body, Prefetch&& prefetch) {
-  const uint32_t per = d.groups_per_block, first = blockIdx.x * per;
+  const uint32_t per = d.groups_per_block;
   if (per == 1) {  // tested first: a small kernel's time is the chain of instructions before its first load
     const group_ctx g = current_group(d);
     const uint32_t x = g.origin[0] + threadIdx.x, y = g.origin[1] + threadIdx.y, z = g.origin[2] + threadIdx.z;
     if (x < d.grid[0] && y < d.grid[1] && z < d.grid[2]) body(g, x, y, z);  // Metal's partial edge threadgroups
     return;
   }
+  const uint32_t first = blockIdx.x * per;
   if (per == MG_GROUPS_PER_BLOCK && uint64_t(first + MG_GROUPS_PER_BLOCK) * d.group[0] <= d.grid[0] &&
       (blockIdx.y + 1) * d.group[1] <= d.grid[1] && (blockIdx.z + 1) * d.group[2] <= d.grid[2]) {
 #pragma unroll
