@@ -101,8 +101,8 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
     }
 #define PUT(buffer) { PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer) }
 #define LOAD_A(i)                                                                                             \\
-    if (A_ROWS) simdgroup_load(a[i], a_tile + (warp_row + 8 * i) * LDK, LDK, ulong2(kk, 0));                \\
-    else simdgroup_load(a[i], a_tile, LD, ulong2(warp_row + 8 * i, kk), true);
+    simdgroup_load(a[i], A_ROWS ? a_tile + (warp_row + 8 * i) * LDK : a_tile, A_ROWS ? LDK : LD,               \\
+                   A_ROWS ? ulong2(kk, 0) : ulong2(warp_row + 8 * i, kk), !A_ROWS);
 #define LOAD_B(j) simdgroup_load(b[j], b_tile, LD, ulong2(warp_col + 8 * j, kk));
 #define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
 #define MMA_COLUMN(j) MMA(0, j) MMA(1, j) MMA(2, j) MMA(3, j) MMA(4, j) MMA(5, j) MMA(6, j) MMA(7, j)

@@ -360,6 +360,37 @@ def test_a_name_used_elsewhere_in_another_function_keeps_metals_name():
     assert calls == ["simdgroup_load(b[0],t,16)"]
 
 
+A_PAIR_LOAD = "::metal::simdgroup_load_a_pair"
+A_PAIR_PRODUCTS = ("simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+                   "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);\n")
+
+
+def test_loads_of_an_a_operands_halves_in_a_row_become_one_call():
+    calls = load_calls("simdgroup_load(a[0], t, 16, ulong2(i, 0));\n"
+                       "metal::simdgroup_load(a[1], t + 8 * (16 + i), uint(16), ulong2(i, 0));\n"
+                       "simdgroup_load(a[2], t); simdgroup_load(a[3], t, 16, ulong2(0), true);\n"
+                       + A_PAIR_PRODUCTS +
+                       "simdgroup_multiply_accumulate(c[2], a[2], b[1], c[2]);\n"
+                       "simdgroup_multiply_accumulate(c[3], a[3], b[1], c[3]);\n")
+    assert calls == [f"{A_PAIR_LOAD}(a[0],t,16,ulong2(i,0),false,a[1],t+8*(16+i),uint(16),ulong2(i,0),false)",
+                     f"{A_PAIR_LOAD}(a[2],t,8,::metal::ulong2(0),false,a[3],t,16,ulong2(0),true)"]
+
+
+@pytest.mark.parametrize("loads", [
+    "simdgroup_load(a[1], t); simdgroup_load(a[0], t);",            # the halves the other way round
+    "simdgroup_load(a[0], t); i += 1; simdgroup_load(a[1], t);",    # a statement between them
+    "if (i) simdgroup_load(a[0], t); simdgroup_load(a[1], t);",     # the first is an if's body
+    "simdgroup_load(a[0], t); simdgroup_load(a[1], t + abs(i));",   # the second calls a function
+    "simdgroup_load(a[0], t); simdgroup_load(a[1], t + i++);",      # ... or changes something
+    "simdgroup_load(a[0], t); simdgroup_load(a[2], t);",            # not the halves of one operand
+    "simdgroup_load(a[0], t); mine::simdgroup_load(a[1], t);",      # another namespace's load
+], ids=["order", "between", "if", "call", "increment", "other-matrix", "namespace"])
+def test_loads_that_must_stay_apart_stay_apart(loads):
+    helper = "namespace mine {\nvoid simdgroup_load(thread simdgroup_half8x8& m, threadgroup half* t) {}\n}\n"
+    calls = load_calls(loads + "\n" + A_PAIR_PRODUCTS, helper)
+    assert not any(A_PAIR_LOAD in call for call in calls)
+
+
 def test_joined_products_compile_for_the_cpu_and_keep_their_errors_on_the_users_lines():
     source = (HEADER + "kernel void k(device float* p [[buffer(0)]]) {\n"
               "  simdgroup_half8x8 a, b; simdgroup_float8x8 c;\n"

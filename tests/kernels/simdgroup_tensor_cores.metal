@@ -236,6 +236,36 @@ template [[host_name("b_operand_reused_half")]] kernel void b_operand_reused<hal
 template [[host_name("b_operand_reused_bfloat")]] kernel void b_operand_reused<bfloat>(
     device const bfloat*, device const bfloat*, device bfloat*, constant uint&, ushort);
 
+// The two 8x8 halves of a 16 x 8 A, loaded by two statements in a row and read by a pair of products that share
+// their B (so the loads are joined, msl/operand_loads.py): from threadgroup rows `ld` elements apart (16: aligned
+// for one ldmatrix.x2; 17: not), plain or transposed. out = A * B, 16 x 8 floats.
+template <typename T>
+kernel void a_pair(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device float* out [[buffer(2)]],
+                   constant uint2& how [[buffer(3)]], ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T block[16 * 17];
+    const uint ld = how.x;
+    const bool transposed = how.y != 0;
+    for (uint i = lane; i < 128; i += 32) {  // A(r, c) at [r][c], or [c][r]
+        const uint r = i / 8, c = i % 8;
+        block[transposed ? c * ld + r : r * ld + c] = A[i];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    simdgroup_matrix<T, 8, 8> top, bottom, b;
+    simdgroup_matrix<float, 8, 8> c0 = make_filled_simdgroup_matrix<float, 8>(0.0f), c1 = c0;
+    simdgroup_load(b, B);
+    simdgroup_load(top, block, ld, ulong2(0, 0), transposed);
+    simdgroup_load(bottom, block, ld, transposed ? ulong2(8, 0) : ulong2(0, 8), transposed);
+    simdgroup_multiply_accumulate(c0, top, b, c0);
+    simdgroup_multiply_accumulate(c1, bottom, b, c1);
+    simdgroup_store(c0, out, 8);
+    simdgroup_store(c1, out + 64, 8);
+}
+
+template [[host_name("a_pair_half")]] kernel void a_pair<half>(device const half*, device const half*, device float*,
+                                                                 constant uint2&, ushort);
+template [[host_name("a_pair_bfloat")]] kernel void a_pair<bfloat>(device const bfloat*, device const bfloat*,
+                                                                     device float*, constant uint2&, ushort);
+
 // Eight half or bfloat products into one float accumulator, the accumulator read between them in every way a kernel
 // may: stored, read by the lanes, partly rewritten by some lanes, used as an operand of a float product, and a
 // product of the other 16-bit type into it. Results in out[slot * 64 + row * 8 + column].

@@ -29,12 +29,13 @@ _AMBIGUOUS = frozenset({"<", ">", ">>", "?", "{"})
 _EFFECTS = frozenset({"(", "++", "--", "=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="})
 
 
-def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
+def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> list[tuple[int, int]]:
     """Join adjacent product statements of ``tokens`` in ``texts`` (the text emitted for each token); ``match``
-    pairs brackets (outline.bracket_partners)."""
+    pairs brackets (outline.bracket_partners). Returns the `(` of each joined pair's two statements."""
     statements = [statement for name, token in enumerate(tokens)
                   if token.kind == IDENT and token.text == PRODUCT
                   and (statement := _product_statement(tokens, texts, match, name)) is not None]
+    joined = []
     i = 0
     while i + 1 < len(statements):
         (start, opener, close, end), (start2, opener2, close2, _) = statements[i], statements[i + 1]
@@ -47,7 +48,9 @@ def rewrite(tokens: list[Token], texts: list[str], match: list[int]) -> None:
         texts[close], texts[end] = ",", ""
         for k in range(start2, opener2 + 1):
             texts[k] = ""
+        joined.append((opener, opener2))
         i += 2
+    return joined
 
 
 def _product_statement(tokens: list[Token], texts: list[str], match: list[int],

@@ -41,7 +41,7 @@ from .kernel_templates import (
 )
 from .lexer import IDENT, NUMBER, PUNCT, Token
 from .literals import string_literal
-from .operand_loads import rewrite as name_b_operand_loads
+from .operand_loads import rewrite as name_operand_loads
 from .outline import bracket_partners
 from .outline import scan as scan_declarations
 from .parser import KernelDecl, Program
@@ -79,8 +79,8 @@ class Translator:
         texts = _rewrite(pre.tokens, program)
         place_unroll_hints(pre.tokens, texts, target)
         match = bracket_partners(pre.tokens)
-        join_product_pairs(pre.tokens, texts, match)
-        name_b_operand_loads(pre.tokens, texts, match)
+        product_pairs = join_product_pairs(pre.tokens, texts, match)
+        name_operand_loads(pre.tokens, texts, match, product_pairs)
         declarations = scan_declarations(pre.tokens, match)
         rewrite_address_spaces(pre.tokens, texts, declarations, match)
         rewrite_compat(pre.tokens, texts, declarations, match)

@@ -176,6 +176,41 @@ MG_SGM_FUNC void simdgroup_load_b_operand(simdgroup_matrix<T, Cols, Rows>& d, P 
     mg::sgm::load_matrix<true>(d, source, elements_per_row, matrix_origin, transpose_matrix);
 }
 
+// Two loads in a row of the matrices that a pair of products reads as the top and bottom halves of one A operand
+// (msl/operand_loads.py joins them into this call): the two loads, in order. On tensor cores, two 16-bit matrices
+// of one type from threadgroup rows 16 bytes apart take one ldmatrix.x2, whose two registers are that operand's.
+template <class M1, class P1, class M2, class P2>
+MG_SGM_FUNC void simdgroup_load_a_pair(M1& d1, P1 source1, ulong elements_per_row1, ulong2 matrix_origin1,
+                                       bool transpose_matrix1, M2& d2, P2 source2, ulong elements_per_row2,
+                                       ulong2 matrix_origin2, bool transpose_matrix2) {
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (mg::detail::is_same<M1, M2>::value && mg::detail::is_same<P1, P2>::value) {
+        using T = typename mg::sgm::element_of<M1>::type;
+        if constexpr (mg::sgm::is_tensor_type<T>) {
+            const unsigned int lane = mg::simd_lane();
+            const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+#if !defined(MG_TARGET_CUDA)
+            simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
+            for (unsigned int k = 0; k < 2; ++k) {
+                d1.e[k] = T(source1[mg::sgm::offset(row, column + k, elements_per_row1, matrix_origin1,
+                                                    transpose_matrix1)]);
+                d2.e[k] = T(source2[mg::sgm::offset(row, column + k, elements_per_row2, matrix_origin2,
+                                                    transpose_matrix2)]);
+            }
+            mg::sgm::load_copies_pair(d1.mma, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2.mma,
+                                      source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+#if !defined(MG_TARGET_CUDA)
+            simdgroup_barrier(mem_flags::mem_threadgroup);
+#endif
+            return;
+        }
+    }
+#endif
+    simdgroup_load(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1);
+    simdgroup_load(d2, source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+}
+
 template <class T, int Cols, int Rows, class P>
 MG_SGM_FUNC void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, P destination,
                                  ulong elements_per_row = Cols, ulong2 matrix_origin = ulong2(0),

@@ -232,6 +232,48 @@ MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long strid
     }
 }
 
+// Two 16-bit matrices that a pair of products reads as the top and bottom halves of one A operand
+// (simdgroup_load_a_pair), both from threadgroup rows 16 bytes apart, alike transposed: one ldmatrix.x2, lanes 0-7
+// naming the first's rows and lanes 8-15 the second's. False where that does not apply.
+template <class T, class P>
+MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
+                                   operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
+    if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
+        if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*s1)>, T>::value) {
+            const auto first1 = s1 + (o1.y * n1 + o1.x);
+            const auto first2 = s2 + (o2.y * n2 + o2.x);
+            if (t1 != t2) return false;
+            if (!is_shared_address(first1) || ((shared_address(first1) | n1 * 2u | n2 * 2u) & 15u) != 0) return false;
+            // the second's start by its distance from the first's, which the compiler can often tell
+            const long apart = reinterpret_cast<const char*>(first2) - reinterpret_cast<const char*>(first1);
+            if (!is_shared_address(first2) || (apart & 15) != 0) return false;
+            const unsigned int lane = simd_lane();
+            const auto row = (lane & 8u) != 0 ? first2 + (lane & 7u) * n2 : first1 + (lane & 7u) * n1;
+            unsigned int bits[2];
+            if (t1) load_matrix_pair_b16<true>(row, bits);
+            else load_matrix_pair_b16<false>(row, bits);
+            c1.rows = unpack<T>(bits[0]);
+            c1.cols = unpack<T>(transpose_b16(bits[0]));
+            c2.rows = unpack<T>(bits[1]);
+            c2.cols = unpack<T>(transpose_b16(bits[1]));
+            return true;
+        }
+    }
+    return false;
+}
+
+template <class T, class P>
+MG_SGM_FUNC void load_copies_pair(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
+                                  operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
+    c1.rows_fresh = c1.cols_fresh = c2.rows_fresh = c2.cols_fresh = true;
+    c1.waiting = c2.waiting = no_product;
+#if !defined(MG_SGM_SCALAR_LOADS)
+    if (load_pair_aligned(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2)) return;
+#endif
+    load_copies<false>(c1, s1, n1, o1, t1);
+    load_copies<false>(c2, s2, n2, o2, t2);
+}
+
 template <class M, class P>
 MG_SGM_FUNC void store_rows(const M& m, P destination, unsigned long stride, metal::ulong2 origin, bool transpose) {
     using U = detail::remove_cvref_t<decltype(destination[0])>;

@@ -60,6 +60,17 @@ template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(co
     return r;
 }
 
+// ldmatrix .x2: two matrices, lanes 0-7 naming the rows of the first and lanes 8-15 those of the second.
+template <bool Trans> __device__ __forceinline__ void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
+    const unsigned int address = shared_address(row);
+    if constexpr (Trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];"
+                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];"
+                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
+}
+
 // Not volatile: the compiler drops a product whose result nothing reads (the one a waiting product would run, where
 // the next product runs it instead).
 #define MG_MMA_16BIT(NAME, TYPE)                                                                                  \

@@ -103,6 +103,19 @@ template <bool Trans> inline unsigned int load_matrix_b16(const void* row) {
     return detail::bit_cast<unsigned int>(d[0]);
 }
 
+// ldmatrix .x2 as two .x1: lanes 0-7 take the addresses of lanes 8q to 8q + 7 for matrix q.
+template <bool Trans> inline void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
+    const unsigned long address = reinterpret_cast<unsigned long>(row);
+    const unsigned int lane = simd_lane(), low = static_cast<unsigned int>(address);
+    const unsigned int high = static_cast<unsigned int>(address >> 32);
+    for (unsigned int q = 0; q < 2; ++q) {
+        const unsigned int source = 8u * q + (lane & 7u);
+        const unsigned long theirs =
+            shuffle_bits(low, source) | static_cast<unsigned long>(shuffle_bits(high, source)) << 32;
+        r[q] = load_matrix_b16<Trans>(reinterpret_cast<const void*>(theirs));
+    }
+}
+
 inline void mma_f16(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0, const float (&c)[4]) {
     emulated_mma<mma_kind::f16>(d, mma_registers{{a0, a1, 0, 0}, {b0, 0}, {c[0], c[1], c[2], c[3]}});
 }
