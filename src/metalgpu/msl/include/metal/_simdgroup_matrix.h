@@ -126,25 +126,57 @@ constexpr bool rows_pair_up() {
 
 namespace mg {
 namespace sgm {
-// simdgroup_load. ColsFirst: products read the matrix only as their B operand (msl/operand_loads.py), so a
-// hardware row load reads it in that operand's layout and the other layout is its transpose: the same values.
-template <bool ColsFirst, class T, int Cols, int Rows, class P>
-MG_SGM_FUNC void load_matrix(metal::simdgroup_matrix<T, Cols, Rows>& d, P source, metal::ulong elements_per_row,
-                             metal::ulong2 matrix_origin, bool transpose_matrix) {
-    const unsigned int lane = mg::simd_lane();
-    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
+// On the CPU, whose lanes are threads, the SIMD-group meets before and after a load: it reads what other lanes
+// wrote before it, and nothing a lane writes after it.
+MG_SGM_FUNC void load_fence() {
 #if !defined(MG_TARGET_CUDA)
     metal::simdgroup_barrier(metal::mem_flags::mem_threadgroup);
 #endif
+}
+
+// The elements `e` of a matrix as simdgroup_load reads them.
+template <class T, int Cols, int Rows, class P>
+MG_SGM_FUNC void load_elements(metal::simdgroup_matrix<T, Cols, Rows>& d, P source, metal::ulong elements_per_row,
+                               metal::ulong2 matrix_origin, bool transpose_matrix) {
+    const unsigned int lane = mg::simd_lane();
+    const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
     for (unsigned int k = 0; k < 2; ++k)
         d.e[k] = T(source[mg::sgm::offset(row, column + k, elements_per_row, matrix_origin, transpose_matrix)]);
+}
+
+// simdgroup_load, and two in a row of matrices of one type (msl/operand_loads.py joins such loads). ColsFirst:
+// products read the matrices only as their B operand, so a hardware row load reads them in that operand's layout
+// and the other layout is its transpose: the same values.
+template <bool ColsFirst, class T, int Cols, int Rows, class P>
+MG_SGM_FUNC void load_matrix(metal::simdgroup_matrix<T, Cols, Rows>& d, P source, metal::ulong elements_per_row,
+                             metal::ulong2 matrix_origin, bool transpose_matrix) {
+    load_fence();
+    load_elements(d, source, elements_per_row, matrix_origin, transpose_matrix);
 #if defined(MG_SGM_TENSOR_CORES)
     if constexpr (mg::sgm::is_tensor_type<T>)
         mg::sgm::load_copies<ColsFirst>(d.mma, source, elements_per_row, matrix_origin, transpose_matrix);
 #endif
-#if !defined(MG_TARGET_CUDA)
-    metal::simdgroup_barrier(metal::mem_flags::mem_threadgroup);
+    load_fence();
+}
+
+template <bool ColsFirst, class M1, class P1, class M2, class P2>
+MG_SGM_FUNC void load_matrix_pair(M1& d1, P1 source1, metal::ulong elements_per_row1, metal::ulong2 matrix_origin1,
+                                  bool transpose_matrix1, M2& d2, P2 source2, metal::ulong elements_per_row2,
+                                  metal::ulong2 matrix_origin2, bool transpose_matrix2) {
+#if defined(MG_SGM_TENSOR_CORES)
+    if constexpr (detail::is_same<M1, M2>::value && detail::is_same<P1, P2>::value &&
+                  is_tensor_type<typename element_of<M1>::type>) {
+        load_fence();
+        load_elements(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1);
+        load_elements(d2, source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+        load_copies_pair<ColsFirst>(d1.mma, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2.mma,
+                                    source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+        load_fence();
+        return;
+    }
 #endif
+    load_matrix<ColsFirst>(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1);
+    load_matrix<ColsFirst>(d2, source2, elements_per_row2, matrix_origin2, transpose_matrix2);
 }
 }  // namespace sgm
 }  // namespace mg
@@ -176,39 +208,59 @@ MG_SGM_FUNC void simdgroup_load_b_operand(simdgroup_matrix<T, Cols, Rows>& d, P 
     mg::sgm::load_matrix<true>(d, source, elements_per_row, matrix_origin, transpose_matrix);
 }
 
-// Two loads in a row of the matrices that a pair of products reads as the top and bottom halves of one A operand
-// (msl/operand_loads.py joins them into this call): the two loads, in order. On tensor cores, two 16-bit matrices
-// of one type from threadgroup rows 16 bytes apart take one ldmatrix.x2, whose two registers are that operand's.
+// Loads in a row that msl/operand_loads.py joins, each the loads it joins, in order. On tensor cores the matrices,
+// of one 16-bit type from aligned threadgroup rows, take one hardware row load whose registers are, as they are,
+// the operand of the instruction that reads them:
+// - simdgroup_load_a_pair: the top and bottom halves of an A operand (a pair of products, msl/product_pairs.py);
+// - simdgroup_load_a_quad: those of two such pairs into the same matrices, the second after the first, which a
+//   tensor core runs as one product of depth 16: its whole A operand;
+// - simdgroup_load_b_pair: two matrices that products read only as their B operand, the second's products into
+//   the matrices of the first's, after them: the two halves of that deeper product's B operand.
 template <class M1, class P1, class M2, class P2>
 MG_SGM_FUNC void simdgroup_load_a_pair(M1& d1, P1 source1, ulong elements_per_row1, ulong2 matrix_origin1,
                                        bool transpose_matrix1, M2& d2, P2 source2, ulong elements_per_row2,
                                        ulong2 matrix_origin2, bool transpose_matrix2) {
+    mg::sgm::load_matrix_pair<false>(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2, source2,
+                                     elements_per_row2, matrix_origin2, transpose_matrix2);
+}
+
+template <class M1, class P1, class M2, class P2>
+MG_SGM_FUNC void simdgroup_load_b_pair(M1& d1, P1 source1, ulong elements_per_row1, ulong2 matrix_origin1,
+                                       bool transpose_matrix1, M2& d2, P2 source2, ulong elements_per_row2,
+                                       ulong2 matrix_origin2, bool transpose_matrix2) {
+    mg::sgm::load_matrix_pair<true>(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2, source2,
+                                    elements_per_row2, matrix_origin2, transpose_matrix2);
+}
+
+template <class M1, class P1, class M2, class P2, class M3, class P3, class M4, class P4>
+MG_SGM_FUNC void simdgroup_load_a_quad(M1& d1, P1 source1, ulong elements_per_row1, ulong2 matrix_origin1,
+                                       bool transpose_matrix1, M2& d2, P2 source2, ulong elements_per_row2,
+                                       ulong2 matrix_origin2, bool transpose_matrix2, M3& d3, P3 source3,
+                                       ulong elements_per_row3, ulong2 matrix_origin3, bool transpose_matrix3,
+                                       M4& d4, P4 source4, ulong elements_per_row4, ulong2 matrix_origin4,
+                                       bool transpose_matrix4) {
 #if defined(MG_SGM_TENSOR_CORES)
-    if constexpr (mg::detail::is_same<M1, M2>::value && mg::detail::is_same<P1, P2>::value) {
-        using T = typename mg::sgm::element_of<M1>::type;
-        if constexpr (mg::sgm::is_tensor_type<T>) {
-            const unsigned int lane = mg::simd_lane();
-            const unsigned int row = mg::sgm::row_of(lane), column = mg::sgm::column_of(lane);
-#if !defined(MG_TARGET_CUDA)
-            simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
-            for (unsigned int k = 0; k < 2; ++k) {
-                d1.e[k] = T(source1[mg::sgm::offset(row, column + k, elements_per_row1, matrix_origin1,
-                                                    transpose_matrix1)]);
-                d2.e[k] = T(source2[mg::sgm::offset(row, column + k, elements_per_row2, matrix_origin2,
-                                                    transpose_matrix2)]);
-            }
-            mg::sgm::load_copies_pair(d1.mma, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2.mma,
-                                      source2, elements_per_row2, matrix_origin2, transpose_matrix2);
-#if !defined(MG_TARGET_CUDA)
-            simdgroup_barrier(mem_flags::mem_threadgroup);
-#endif
-            return;
-        }
+    if constexpr (mg::detail::is_same<M1, M2>::value && mg::detail::is_same<M1, M3>::value &&
+                  mg::detail::is_same<M1, M4>::value && mg::detail::is_same<P1, P2>::value &&
+                  mg::detail::is_same<P1, P3>::value && mg::detail::is_same<P1, P4>::value &&
+                  mg::sgm::is_tensor_type<typename mg::sgm::element_of<M1>::type>) {
+        mg::sgm::load_fence();
+        mg::sgm::load_elements(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1);
+        mg::sgm::load_elements(d2, source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+        mg::sgm::load_elements(d3, source3, elements_per_row3, matrix_origin3, transpose_matrix3);
+        mg::sgm::load_elements(d4, source4, elements_per_row4, matrix_origin4, transpose_matrix4);
+        mg::sgm::load_copies_quad(d1.mma, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2.mma,
+                                  source2, elements_per_row2, matrix_origin2, transpose_matrix2, d3.mma, source3,
+                                  elements_per_row3, matrix_origin3, transpose_matrix3, d4.mma, source4,
+                                  elements_per_row4, matrix_origin4, transpose_matrix4);
+        mg::sgm::load_fence();
+        return;
     }
 #endif
-    simdgroup_load(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1);
-    simdgroup_load(d2, source2, elements_per_row2, matrix_origin2, transpose_matrix2);
+    simdgroup_load_a_pair(d1, source1, elements_per_row1, matrix_origin1, transpose_matrix1, d2, source2,
+                          elements_per_row2, matrix_origin2, transpose_matrix2);
+    simdgroup_load_a_pair(d3, source3, elements_per_row3, matrix_origin3, transpose_matrix3, d4, source4,
+                          elements_per_row4, matrix_origin4, transpose_matrix4);
 }
 
 template <class T, int Cols, int Rows, class P>

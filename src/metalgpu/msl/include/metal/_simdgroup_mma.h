@@ -3,7 +3,8 @@
 // (_simdgroup_mma_emulated.h, under MG_EMULATE_TENSOR_CORES). Included by _simdgroup_matrix.h, after the target's
 // primitives: shuffle_bits (a 32-bit value of another lane), transpose_b16 (movmatrix), round_tf32 (cvt.rna),
 // mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators), mma_f16_k16 /
-// mma_bf16_k16 (m16n8k16), load_matrix_b16 (ldmatrix), unused_bits / unused_float (a register left as it is).
+// mma_bf16_k16 (m16n8k16), load_matrix_b16 / _pair_b16 / _quad_b16 (ldmatrix .x1, .x2, .x4), unused_bits /
+// unused_float (a register left as it is).
 //
 // Layouts. Apple's (thread_elements(), see _simdgroup_matrix.h) is not one of mma.sync's, so besides its elements
 // `e` a matrix keeps `mma` (operand_copies): the same 8x8 matrix in the two layouts mma.sync reads, lane 4g + t
@@ -232,10 +233,17 @@ MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long strid
     }
 }
 
-// Two 16-bit matrices that a pair of products reads as the top and bottom halves of one A operand
-// (simdgroup_load_a_pair), both from threadgroup rows 16 bytes apart, alike transposed: one ldmatrix.x2, lanes 0-7
-// naming the first's rows and lanes 8-15 the second's. False where that does not apply.
-template <class T, class P>
+// A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
+template <bool ColsFirst, class T> MG_SGM_FUNC void take_bits(operand_copies<T>& c, unsigned int bits) {
+    c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
+    c.cols = unpack<T>(ColsFirst ? bits : transpose_b16(bits));
+}
+
+// Two 16-bit matrices loaded in a row (simdgroup_load_a_pair: the top and bottom halves of one A operand;
+// simdgroup_load_b_pair, ColsFirst: the two halves of a B operand), both from threadgroup rows 16 bytes apart,
+// alike transposed: one ldmatrix.x2, lanes 0-7 naming the first's rows and lanes 8-15 the second's. False where
+// that does not apply.
+template <bool ColsFirst, class T, class P>
 MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
                                    operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
     if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
@@ -250,12 +258,60 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const unsigned int lane = simd_lane();
             const auto row = (lane & 8u) != 0 ? first2 + (lane & 7u) * n2 : first1 + (lane & 7u) * n1;
             unsigned int bits[2];
-            if (t1) load_matrix_pair_b16<true>(row, bits);
+            if (t1 != ColsFirst) load_matrix_pair_b16<true>(row, bits);
             else load_matrix_pair_b16<false>(row, bits);
-            c1.rows = unpack<T>(bits[0]);
-            c1.cols = unpack<T>(transpose_b16(bits[0]));
-            c2.rows = unpack<T>(bits[1]);
-            c2.cols = unpack<T>(transpose_b16(bits[1]));
+            take_bits<ColsFirst>(c1, bits[0]);
+            take_bits<ColsFirst>(c2, bits[1]);
+            return true;
+        }
+    }
+    return false;
+}
+
+template <bool ColsFirst, class T, class P>
+MG_SGM_FUNC void load_copies_pair(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
+                                  operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
+    c1.rows_fresh = c1.cols_fresh = c2.rows_fresh = c2.cols_fresh = true;
+    c1.waiting = c2.waiting = no_product;
+#if !defined(MG_SGM_SCALAR_LOADS)
+    if (load_pair_aligned<ColsFirst>(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2)) return;
+#endif
+    load_copies<ColsFirst>(c1, s1, n1, o1, t1);
+    load_copies<ColsFirst>(c2, s2, n2, o2, t2);
+}
+
+// Four 16-bit matrices loaded in a row (simdgroup_load_a_quad: the whole A operand of a product of depth 16), as
+// load_pair_aligned reads two: one ldmatrix.x4, lanes 8q to 8q + 7 naming the rows of matrix q.
+template <class T, class P>
+MG_SGM_FUNC bool load_quad_aligned(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
+                                   operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2,
+                                   operand_copies<T>& c3, P s3, unsigned long n3, metal::ulong2 o3, bool t3,
+                                   operand_copies<T>& c4, P s4, unsigned long n4, metal::ulong2 o4, bool t4) {
+    if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
+        if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*s1)>, T>::value) {
+            const auto first1 = s1 + (o1.y * n1 + o1.x), first2 = s2 + (o2.y * n2 + o2.x);
+            const auto first3 = s3 + (o3.y * n3 + o3.x), first4 = s4 + (o4.y * n4 + o4.x);
+            if (t1 != t2 || t1 != t3 || t1 != t4) return false;
+            // each start on its own: NVRTC does not fold the distance from a tile's rows to its columns
+            if (!is_shared_address(first1) || !is_shared_address(first2) || !is_shared_address(first3) ||
+                !is_shared_address(first4))
+                return false;
+            if (((shared_address(first1) | shared_address(first2) | shared_address(first3) | shared_address(first4) |
+                  n1 * 2u | n2 * 2u | n3 * 2u | n4 * 2u) & 15u) != 0)
+                return false;
+            // lanes 8q to 8q + 7 name the rows of matrix q (by two selects of two: one of four became branches)
+            const unsigned int lane = simd_lane(), r = lane & 7u;
+            const bool odd = (lane & 8u) != 0, high = (lane & 16u) != 0;
+            const auto low_row = odd ? first2 + r * n2 : first1 + r * n1;
+            const auto high_row = odd ? first4 + r * n4 : first3 + r * n3;
+            const auto row = high ? high_row : low_row;
+            unsigned int bits[4];
+            if (t1) load_matrix_quad_b16<true>(row, bits);
+            else load_matrix_quad_b16<false>(row, bits);
+            take_bits<false>(c1, bits[0]);
+            take_bits<false>(c2, bits[1]);
+            take_bits<false>(c3, bits[2]);
+            take_bits<false>(c4, bits[3]);
             return true;
         }
     }
@@ -263,15 +319,18 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
 }
 
 template <class T, class P>
-MG_SGM_FUNC void load_copies_pair(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
-                                  operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
+MG_SGM_FUNC void load_copies_quad(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
+                                  operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2,
+                                  operand_copies<T>& c3, P s3, unsigned long n3, metal::ulong2 o3, bool t3,
+                                  operand_copies<T>& c4, P s4, unsigned long n4, metal::ulong2 o4, bool t4) {
     c1.rows_fresh = c1.cols_fresh = c2.rows_fresh = c2.cols_fresh = true;
-    c1.waiting = c2.waiting = no_product;
+    c3.rows_fresh = c3.cols_fresh = c4.rows_fresh = c4.cols_fresh = true;
+    c1.waiting = c2.waiting = c3.waiting = c4.waiting = no_product;
 #if !defined(MG_SGM_SCALAR_LOADS)
-    if (load_pair_aligned(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2)) return;
+    if (load_quad_aligned(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2, c3, s3, n3, o3, t3, c4, s4, n4, o4, t4)) return;
 #endif
-    load_copies<false>(c1, s1, n1, o1, t1);
-    load_copies<false>(c2, s2, n2, o2, t2);
+    load_copies_pair<false>(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2);
+    load_copies_pair<false>(c3, s3, n3, o3, t3, c4, s4, n4, o4, t4);
 }
 
 template <class M, class P>

@@ -71,6 +71,17 @@ template <bool Trans> __device__ __forceinline__ void load_matrix_pair_b16(const
                      : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
 }
 
+// ldmatrix .x4: four matrices, lanes 8q to 8q + 7 naming the rows of matrix q.
+template <bool Trans> __device__ __forceinline__ void load_matrix_quad_b16(const void* row, unsigned int (&r)[4]) {
+    const unsigned int address = shared_address(row);
+    if constexpr (Trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
+}
+
 // Not volatile: the compiler drops a product whose result nothing reads (the one a waiting product would run, where
 // the next product runs it instead).
 #define MG_MMA_16BIT(NAME, TYPE)                                                                                  \

@@ -103,17 +103,23 @@ template <bool Trans> inline unsigned int load_matrix_b16(const void* row) {
     return detail::bit_cast<unsigned int>(d[0]);
 }
 
-// ldmatrix .x2 as two .x1: lanes 0-7 take the addresses of lanes 8q to 8q + 7 for matrix q.
-template <bool Trans> inline void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
+// ldmatrix .x2 and .x4 as two and four .x1: lanes 0-7 take the addresses of lanes 8q to 8q + 7 for matrix q.
+template <bool Trans, int N> inline void load_matrices_b16(const void* row, unsigned int (&r)[N]) {
     const unsigned long address = reinterpret_cast<unsigned long>(row);
     const unsigned int lane = simd_lane(), low = static_cast<unsigned int>(address);
     const unsigned int high = static_cast<unsigned int>(address >> 32);
-    for (unsigned int q = 0; q < 2; ++q) {
+    for (unsigned int q = 0; q < N; ++q) {
         const unsigned int source = 8u * q + (lane & 7u);
         const unsigned long theirs =
             shuffle_bits(low, source) | static_cast<unsigned long>(shuffle_bits(high, source)) << 32;
         r[q] = load_matrix_b16<Trans>(reinterpret_cast<const void*>(theirs));
     }
+}
+template <bool Trans> inline void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
+    load_matrices_b16<Trans>(row, r);
+}
+template <bool Trans> inline void load_matrix_quad_b16(const void* row, unsigned int (&r)[4]) {
+    load_matrices_b16<Trans>(row, r);
 }
 
 inline void mma_f16(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0, const float (&c)[4]) {
