@@ -391,6 +391,66 @@ def test_loads_that_must_stay_apart_stay_apart(loads):
     assert not any(A_PAIR_LOAD in call for call in calls)
 
 
+A_QUAD_LOAD = "::metal::simdgroup_load_a_quad"
+B_PAIR_LOAD = "::metal::simdgroup_load_b_pair"
+# A product of depth 16 in pairs of depth 8: a[0], a[1] the A halves at depth 0 with b[0], then a[2], a[3] at depth
+# 8 with b[1], into the same accumulators.
+DEEP_PRODUCTS = ("simdgroup_multiply_accumulate(c[0], a[0], b[0], c[0]);\n"
+                 "simdgroup_multiply_accumulate(c[1], a[1], b[0], c[1]);\n"
+                 "simdgroup_multiply_accumulate(c[0], a[2], b[1], c[0]);\n"
+                 "simdgroup_multiply_accumulate(c[1], a[3], b[1], c[1]);\n")
+
+
+def test_loads_of_a_deeper_products_operands_become_one_call_each():
+    calls = load_calls("simdgroup_load(a[0], t, 24); simdgroup_load(a[1], t + 8 * 24, 24);\n"
+                       "simdgroup_load(a[2], t, 24, ulong2(8, 0));\n"
+                       "simdgroup_load(a[3], t + 8 * 24, 24, ulong2(8, 0));\n"
+                       "simdgroup_load(b[0], t, 16, ulong2(0, i)); simdgroup_load(b[1], t, 16, ulong2(0, i + 8));\n"
+                       + DEEP_PRODUCTS)
+    assert calls == [f"{A_QUAD_LOAD}(a[0],t,24,::metal::ulong2(0),false,a[1],t+8*24,24,::metal::ulong2(0),false,"
+                     "a[2],t,24,ulong2(8,0),false,a[3],t+8*24,24,ulong2(8,0),false)",
+                     f"{B_PAIR_LOAD}(b[0],t,16,ulong2(0,i),false,b[1],t,16,ulong2(0,i+8),false)"]
+
+
+def test_indices_that_a_macro_computes_name_the_same_matrices():
+    calls = load_calls("#define LOAD(m, q) simdgroup_load(m[2 * q], t); simdgroup_load(m[2 * q + 1], t);\n"
+                       "LOAD(a, 0) LOAD(a, 1) LOAD(b, 0)\n" + DEEP_PRODUCTS)
+    assert [call.split("(")[0] for call in calls] == [A_QUAD_LOAD, B_PAIR_LOAD]
+
+
+@pytest.mark.parametrize("change", [
+    ("c[0], a[2], b[1], c[0]", "c[2], a[2], b[1], c[0]"),  # the deeper pair writes other matrices
+    ("c[1], a[3], b[1], c[1]", "c[1], a[3], b[1], c[3]"),  # ... or adds to other ones
+], ids=["other-results", "other-accumulators"])
+def test_loads_of_products_that_do_not_chain_are_not_joined_as_deeper(change):
+    products = DEEP_PRODUCTS.replace(*change)
+    calls = load_calls("simdgroup_load(a[0], t); simdgroup_load(a[1], t); simdgroup_load(a[2], t);\n"
+                       "simdgroup_load(a[3], t); simdgroup_load(b[0], t); simdgroup_load(b[1], t);\n" + products)
+    assert not any(A_QUAD_LOAD in call for call in calls)
+
+
+@pytest.mark.parametrize("loads", [
+    "simdgroup_load(a[2], t); simdgroup_load(a[3], t); simdgroup_load(a[0], t); simdgroup_load(a[1], t);",
+    "simdgroup_load(a[0], t); simdgroup_load(a[1], t); i += 1; simdgroup_load(a[2], t); simdgroup_load(a[3], t);",
+    "simdgroup_load(a[0], t); simdgroup_load(a[1], t); simdgroup_load(a[2], t); simdgroup_load(a[3], t + i++);",
+], ids=["depths-reversed", "between", "increment"])
+def test_a_loads_that_must_not_make_one_deeper_operand_stay_apart(loads):
+    calls = load_calls(loads + "\n" + DEEP_PRODUCTS)
+    assert not any(A_QUAD_LOAD in call for call in calls)
+
+
+@pytest.mark.parametrize("loads,products", [
+    ("simdgroup_load(b[1], t); simdgroup_load(b[0], t);", DEEP_PRODUCTS),  # the deeper half first
+    ("simdgroup_load(b[0], t); simdgroup_load(b[1], t);",                   # its products write other matrices
+     DEEP_PRODUCTS.replace("a[3], b[1], c[1]", "a[3], b[1], c[3]").replace("c[1], a[3]", "c[3], a[3]")),
+    ("simdgroup_load(b[0], t); simdgroup_load(x, t);",                      # a matrix read otherwise too
+     DEEP_PRODUCTS + "simdgroup_multiply(c[2], x, a[0]);"),
+], ids=["reversed", "other-results", "not-b-only"])
+def test_b_loads_that_must_not_make_one_deeper_operand_stay_apart(loads, products):
+    calls = load_calls(loads + "\n" + products)
+    assert not any(B_PAIR_LOAD in call for call in calls)
+
+
 def test_joined_products_compile_for_the_cpu_and_keep_their_errors_on_the_users_lines():
     source = (HEADER + "kernel void k(device float* p [[buffer(0)]]) {\n"
               "  simdgroup_half8x8 a, b; simdgroup_float8x8 c;\n"
