@@ -290,6 +290,24 @@ def test_loads_joined_for_an_a_operand_read_right(engine, element, transposed, l
     np.testing.assert_array_equal(out.contents.astype(np.float64).reshape(16, 8), a @ b)
 
 
+@pytest.mark.parametrize("ld", [24, 25], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
+@pytest.mark.parametrize("element", ["half", "bfloat"])
+def test_loads_joined_for_a_deeper_product_read_right(engine, element, transposed, ld):
+    """A product of depth 16 written as two pairs of depth 8: A's four blocks loaded by one joined call and B's two
+    by another (one instruction each on tensor cores where the rows are aligned). Entries in {-1, 0, 1}: every
+    result is exact."""
+    gpu, _ = engine
+    rng = np.random.default_rng(23)
+    a = rng.integers(-1, 2, (16, 16)).astype(np.float64)
+    b = rng.integers(-1, 2, (16, 8)).astype(np.float64)
+    out = gpu.create_buffer(2 * 64, "float")
+    gpu.set_function(f"deep_operands_{element}")
+    gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out,
+                          np.array([ld, transposed], dtype=np.uint32)], threads_per_threadgroup=32)
+    np.testing.assert_array_equal(out.contents.astype(np.float64).reshape(16, 8), a @ b)
+
+
 @pytest.mark.parametrize("element", ["half", "bfloat"])
 def test_products_chained_into_one_accumulator(engine, element):
     """Eight products of one 16-bit type into a float accumulator, read between them: stored, read by the lanes,
@@ -510,6 +528,24 @@ def test_joined_loads_of_an_a_operand_use_one_ldmatrix(arch):
     for element in ("half", "bfloat"):
         kernel = _kernel_ptx(ptx, f"a_pair_{element}", names)
         for form in ("ldmatrix.sync.aligned.m8n8.x2.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"):
+            assert form in kernel, (element, form)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_joined_loads_of_a_deeper_products_operands_use_one_ldmatrix_each(arch):
+    """A's four blocks of a product of depth 16, loaded by four statements in a row: one ldmatrix.x4 (plain or
+    transposed); B's two: one ldmatrix.x2, transposing where B's rows lie in memory as they are."""
+    from metalgpu.msl.parser import parse
+    from metalgpu.msl.preprocess import preprocess
+
+    if not _nvrtc_knows_constants():
+        pytest.skip("this NVRTC has no __builtin_constant_p: loads stay scalar (faster there; _simdgroup_mma.h)")
+    names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
+    ptx = _ptx(arch, "3xtf32")
+    for element in ("half", "bfloat"):
+        kernel = _kernel_ptx(ptx, f"deep_operands_{element}", names)
+        for form in ("ldmatrix.sync.aligned.m8n8.x4.shared.b16", "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16",
+                     "ldmatrix.sync.aligned.m8n8.x2.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"):
             assert form in kernel, (element, form)
 
 

@@ -266,6 +266,51 @@ template [[host_name("a_pair_half")]] kernel void a_pair<half>(device const half
 template [[host_name("a_pair_bfloat")]] kernel void a_pair<bfloat>(device const bfloat*, device const bfloat*,
                                                                      device float*, constant uint2&, ushort);
 
+// A 16 x 16 A times a 16 x 8 B as two pairs of products of depth 8 into the same two accumulators (one product of
+// depth 16 on tensor cores), A's four 8x8 blocks loaded by four statements in a row and B's two by two (so the loads
+// are joined, msl/operand_loads.py): from threadgroup rows `ld` elements apart (24: aligned for one ldmatrix.x4 and
+// .x2; 25: not), plain or transposed. out = A * B, 16 x 8 floats.
+template <typename T>
+kernel void deep_operands(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                          device float* out [[buffer(2)]], constant uint2& how [[buffer(3)]],
+                          ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T a_block[16 * 25];
+    threadgroup T b_block[16 * 25];
+    const uint ld = how.x;
+    const bool transposed = how.y != 0;
+    for (uint i = lane; i < 256; i += 32) {  // A(r, c) at [r][c], or [c][r]
+        const uint r = i / 16, c = i % 16;
+        a_block[transposed ? c * ld + r : r * ld + c] = A[i];
+    }
+    for (uint i = lane; i < 128; i += 32) {  // B(k, n) at [k][n], or [n][k]
+        const uint k = i / 8, n = i % 8;
+        b_block[transposed ? n * ld + k : k * ld + n] = B[i];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    // a: rows 0-7 and 8-15 at depth 0, then at depth 8; b_deep: B at depths 0 and 8 (a name that only B operands
+    // take in this file, so that its loads are named as B operands: msl/operand_loads.py tests names)
+    simdgroup_matrix<T, 8, 8> a[4], b_deep[2];
+    simdgroup_matrix<float, 8, 8> c[2];
+    c[0] = c[1] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+    simdgroup_load(a[0], a_block, ld, ulong2(0, 0), transposed);
+    simdgroup_load(a[1], a_block, ld, transposed ? ulong2(8, 0) : ulong2(0, 8), transposed);
+    simdgroup_load(a[2], a_block, ld, transposed ? ulong2(0, 8) : ulong2(8, 0), transposed);
+    simdgroup_load(a[3], a_block, ld, ulong2(8, 8), transposed);
+    simdgroup_load(b_deep[0], b_block, ld, ulong2(0, 0), transposed);
+    simdgroup_load(b_deep[1], b_block, ld, transposed ? ulong2(8, 0) : ulong2(0, 8), transposed);
+    simdgroup_multiply_accumulate(c[0], a[0], b_deep[0], c[0]);
+    simdgroup_multiply_accumulate(c[1], a[1], b_deep[0], c[1]);
+    simdgroup_multiply_accumulate(c[0], a[2], b_deep[1], c[0]);
+    simdgroup_multiply_accumulate(c[1], a[3], b_deep[1], c[1]);
+    simdgroup_store(c[0], out, 8);
+    simdgroup_store(c[1], out + 64, 8);
+}
+
+template [[host_name("deep_operands_half")]] kernel void deep_operands<half>(
+    device const half*, device const half*, device float*, constant uint2&, ushort);
+template [[host_name("deep_operands_bfloat")]] kernel void deep_operands<bfloat>(
+    device const bfloat*, device const bfloat*, device float*, constant uint2&, ushort);
+
 // Eight half or bfloat products into one float accumulator, the accumulator read between them in every way a kernel
 // may: stored, read by the lanes, partly rewritten by some lanes, used as an operand of a float product, and a
 // product of the other 16-bit type into it. Results in out[slot * 64 + row * 8 + column].
