@@ -19,8 +19,10 @@ for half and bfloat (one hardware row load a matrix) and transposed for float (t
 cores' layout then meet no bank conflict), rows padded to 4 banks past a multiple of 32 words. Where two of each
 fit (half and bfloat), a step multiplies one while the next step's blocks go to the other: one barrier a step. The
 next step's blocks are read from device memory while this one's are multiplied, without a branch (past the end,
-the last block again), so that the compiler issues the reads at the top of the step. BK = 32 took 149 registers a
-thread for half, room for one threadgroup an SM; this takes 117, room for two.
+the last block again), so that the compiler issues the reads at the top of the step. For half and bfloat a step's
+loads are written first, in the order its products read them, so that each A fragment's four matrices and each B
+fragment's two take one hardware row load (msl/operand_loads.py): 8 a step instead of 24. BK = 32 took 149
+registers a thread for half, room for one threadgroup an SM; this takes 128, room for two.
 """
 from __future__ import annotations
 
@@ -100,12 +102,25 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
             b_next[v];                                                                                        \\
     }
 #define PUT(buffer) { PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer) }
-#define LOAD_A(i)                                                                                             \\
-    simdgroup_load(a[i], A_ROWS ? a_tile + (warp_row + 8 * i) * LDK : a_tile, A_ROWS ? LDK : LD,               \\
-                   A_ROWS ? ulong2(kk, 0) : ulong2(warp_row + 8 * i, kk), !A_ROWS);
-#define LOAD_B(j) simdgroup_load(b[j], b_tile, LD, ulong2(warp_col + 8 * j, kk));
-#define MMA(i, j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
-#define MMA_COLUMN(j) MMA(0, j) MMA(1, j) MMA(2, j) MMA(3, j) MMA(4, j) MMA(5, j) MMA(6, j) MMA(7, j)
+// 16-bit elements: a step of BK = 16 is two of depth 8 (kk = 0 and 8), written out: every load first, each A
+// fragment's four (rows i and i + 1 at both depths) and each B fragment's two in a row, then the products of depth
+// 0 and those of depth 8. On CUDA a pair of products (rows innermost, reading one B) is one mma.sync, the products
+// of both depths into the same accumulators one of depth 16, and the loads in a row that fill its operands one
+// ldmatrix. Float goes one depth at a time: all of a step's fragments at once take registers it needs.
+#define LOAD_A(m, i, kk)                                                                                      \\
+    simdgroup_load(m, A_ROWS ? a_tile + (warp_row + 8 * (i)) * LDK : a_tile, A_ROWS ? LDK : LD,                 \\
+                   A_ROWS ? ulong2(kk, 0) : ulong2(warp_row + 8 * (i), kk), !A_ROWS);
+#define LOAD_A4(q) LOAD_A(a0[2 * q], 2 * q, 0) LOAD_A(a0[2 * q + 1], 2 * q + 1, 0)                                \\
+                   LOAD_A(a1[2 * q], 2 * q, 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, 8)
+#define LOAD_B(m, j, kk) simdgroup_load(m, b_tile, LD, ulong2(warp_col + 8 * (j), kk));
+#define LOAD_B2(j) LOAD_B(b0[j], j, 0) LOAD_B(b1[j], j, 8)
+#define MMA(i, j, a, b) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+#define MMA_COLUMN(j, a, b) MMA(0, j, a, b) MMA(1, j, a, b) MMA(2, j, a, b) MMA(3, j, a, b) MMA(4, j, a, b)     \\
+                            MMA(5, j, a, b) MMA(6, j, a, b) MMA(7, j, a, b)
+#define MMA_COLUMN0(j) MMA_COLUMN(j, a0, b0)
+#define MMA_COLUMN1(j) MMA_COLUMN(j, a1, b1)
+#define LOAD_A0(i) LOAD_A(a0[i], i, kk)
+#define LOAD_B0(j) LOAD_B(b0[j], j, kk)
     FETCH(0)
     PUT(0)
     threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -113,12 +128,20 @@ kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]
         FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
         const threadgroup T* a_tile = a_tiles[step];
         const threadgroup T* b_tile = b_tiles[step];
-#pragma unroll  // on CUDA, the products of each pair of steps into an accumulator run as one instruction
-        for (uint kk = 0; kk < BK; kk += 8) {
-            simdgroup_matrix<T, 8, 8> a[8], b[4];
-            FOR_8(LOAD_A)
-            FOR_4(LOAD_B)
-            FOR_4(MMA_COLUMN)  // rows innermost: on CUDA, two products a statement pair reading one B, one mma.sync
+        if (A_ROWS) {
+            simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[4], b1[4];  // fragments at depths 0 and 8 of the step
+            FOR_4(LOAD_A4)
+            FOR_4(LOAD_B2)
+            FOR_4(MMA_COLUMN0)
+            FOR_4(MMA_COLUMN1)
+        } else {
+#pragma unroll  // on CUDA, the products of each pair of depths into an accumulator run as one instruction
+            for (uint kk = 0; kk < BK; kk += 8) {
+                simdgroup_matrix<T, 8, 8> a0[8], b0[4];
+                FOR_8(LOAD_A0)
+                FOR_4(LOAD_B0)
+                FOR_4(MMA_COLUMN0)
+            }
         }
         // The next blocks go to the others, last read a step ago (or, with one, to these once all are done).
         if (BUFFERS == 1) threadgroup_barrier(mem_flags::mem_threadgroup);
