@@ -273,38 +273,24 @@ def test_a_matrix_loaded_as_a_b_operand_reads_right_everywhere(engine, element, 
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
 
 
-@pytest.mark.parametrize("ld", [16, 17], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
 @pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
 @pytest.mark.parametrize("element", ["half", "bfloat"])
-def test_loads_joined_for_an_a_operand_read_right(engine, element, transposed, ld):
-    """The two halves of an A operand loaded by one joined call (one instruction on tensor cores where the rows are
-    aligned). Entries in {-1, 0, 1}: every result is exact."""
+@pytest.mark.parametrize("kernel,depth,ld", [("a_pair", 8, 16), ("deep_operands", 16, 24)],
+                         ids=["a-halves", "depth-16"])
+def test_joined_loads_read_right(engine, kernel, depth, ld, element, transposed, aligned):
+    """Loads joined into one call (one instruction on tensor cores where the rows are aligned: ld, not ld + 1): the
+    two halves of an A operand (16 x 8 A), and the operands of a product of depth 16 written as two pairs of depth
+    8 (A's four blocks in one call, B's two in another). Entries in {-1, 0, 1}: every result is exact."""
     gpu, _ = engine
     rng = np.random.default_rng(19)
-    a = rng.integers(-1, 2, (16, 8)).astype(np.float64)
-    b = rng.integers(-1, 2, (8, 8)).astype(np.float64)
+    a = rng.integers(-1, 2, (16, depth)).astype(np.float64)
+    b = rng.integers(-1, 2, (depth, 8)).astype(np.float64)
     out = gpu.create_buffer(2 * 64, "float")
-    gpu.set_function(f"a_pair_{element}")
+    gpu.set_function(f"{kernel}_{element}")
     gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out,
-                          np.array([ld, transposed], dtype=np.uint32)], threads_per_threadgroup=32)
-    np.testing.assert_array_equal(out.contents.astype(np.float64).reshape(16, 8), a @ b)
-
-
-@pytest.mark.parametrize("ld", [24, 25], ids=["aligned", "unaligned"])
-@pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
-@pytest.mark.parametrize("element", ["half", "bfloat"])
-def test_loads_joined_for_a_deeper_product_read_right(engine, element, transposed, ld):
-    """A product of depth 16 written as two pairs of depth 8: A's four blocks loaded by one joined call and B's two
-    by another (one instruction each on tensor cores where the rows are aligned). Entries in {-1, 0, 1}: every
-    result is exact."""
-    gpu, _ = engine
-    rng = np.random.default_rng(23)
-    a = rng.integers(-1, 2, (16, 16)).astype(np.float64)
-    b = rng.integers(-1, 2, (16, 8)).astype(np.float64)
-    out = gpu.create_buffer(2 * 64, "float")
-    gpu.set_function(f"deep_operands_{element}")
-    gpu.run_function(32, [to_buffer(gpu, a, element), to_buffer(gpu, b, element), out,
-                          np.array([ld, transposed], dtype=np.uint32)], threads_per_threadgroup=32)
+                          np.array([ld if aligned else ld + 1, transposed], dtype=np.uint32)],
+                     threads_per_threadgroup=32)
     np.testing.assert_array_equal(out.contents.astype(np.float64).reshape(16, 8), a @ b)
 
 
