@@ -58,8 +58,9 @@ _CONSTANT_INDEX = re.compile(r"\[ ((?:\d+|[+*()]| )+?) \]")
 
 def rewrite(tokens: list[Token], texts: list[str], match: list[int], product_pairs: list[tuple[int, int]]) -> None:
     """Rename the loads of ``tokens`` in ``texts`` (the text emitted for each token) whose matrix only products'
-    B operands name, and join the loads of the A operands of ``product_pairs`` (the `(` of each pair's two product
-    statements, msl/product_pairs.py); ``match`` pairs brackets (outline.bracket_partners)."""
+    B operands name, and join the loads in a row that fill one operand of the products, ``product_pairs`` among
+    them (the `(` of each pair's two product statements, msl/product_pairs.py); ``match`` pairs brackets
+    (outline.bracket_partners)."""
     calls = [k for k, token in enumerate(tokens) if token.kind == IDENT and token.text in _NAMES]  # one scan
     _name_b_operand_loads(tokens, texts, match, calls)
     _join_loads(tokens, texts, match, product_pairs, calls)

@@ -17,8 +17,9 @@ only MSL-only syntax rewritten:
 - reads through a cast to a wider pointer, which may be misaligned, go through a helper (msl/unaligned.py);
 - on CUDA, a kernel's own C-named math functions get an exact overload for ``half`` (msl/half_overloads.py);
 - two ``simdgroup_multiply_accumulate`` statements in a row become one call, which CUDA's tensor cores may run as
-  one instruction (msl/product_pairs.py), and loads of matrices that products read only as their B operand are
-  named so, for the target to read them in that operand's layout (msl/operand_loads.py).
+  one instruction (msl/product_pairs.py); loads of matrices that products read only as their B operand are named
+  so, for the target to read them in that operand's layout, and loads in a row that fill one tensor-core operand
+  become one call, which the target may run as one instruction (msl/operand_loads.py).
 
 After the user's code come the wrappers, one per kernel, that the backend calls (see docs/architecture.md).
 """
