@@ -501,9 +501,12 @@ def test_aligned_threadgroup_loads_use_ldmatrix(arch):
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_joined_loads_of_an_a_operand_use_one_ldmatrix(arch):
-    """The two halves of an A operand, loaded by two statements in a row that the translator joins: one ldmatrix.x2
-    (plain or transposed), and no single-matrix ldmatrix for them."""
+@pytest.mark.parametrize("kernel,counts", [("a_pair", ["x2"]), ("deep_operands", ["x4", "x2"])],
+                         ids=["a-halves", "depth-16"])
+def test_joined_loads_take_one_ldmatrix_an_operand(arch, kernel, counts):
+    """Loads in a row that the translator joins: the two halves of an A operand one ldmatrix.x2; the four A blocks
+    of a product of depth 16 one .x4 and its two B blocks one .x2. Each plain and transposed (B's transposing where
+    its rows lie in memory as they are)."""
     from metalgpu.msl.parser import parse
     from metalgpu.msl.preprocess import preprocess
 
@@ -512,27 +515,10 @@ def test_joined_loads_of_an_a_operand_use_one_ldmatrix(arch):
     names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
     ptx = _ptx(arch, "3xtf32")
     for element in ("half", "bfloat"):
-        kernel = _kernel_ptx(ptx, f"a_pair_{element}", names)
-        for form in ("ldmatrix.sync.aligned.m8n8.x2.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"):
-            assert form in kernel, (element, form)
-
-
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_joined_loads_of_a_deeper_products_operands_use_one_ldmatrix_each(arch):
-    """A's four blocks of a product of depth 16, loaded by four statements in a row: one ldmatrix.x4 (plain or
-    transposed); B's two: one ldmatrix.x2, transposing where B's rows lie in memory as they are."""
-    from metalgpu.msl.parser import parse
-    from metalgpu.msl.preprocess import preprocess
-
-    if not _nvrtc_knows_constants():
-        pytest.skip("this NVRTC has no __builtin_constant_p: loads stay scalar (faster there; _simdgroup_mma.h)")
-    names = [k.host_name for k in parse(preprocess(KERNELS.read_text(), str(KERNELS)).tokens).kernels]
-    ptx = _ptx(arch, "3xtf32")
-    for element in ("half", "bfloat"):
-        kernel = _kernel_ptx(ptx, f"deep_operands_{element}", names)
-        for form in ("ldmatrix.sync.aligned.m8n8.x4.shared.b16", "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16",
-                     "ldmatrix.sync.aligned.m8n8.x2.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16"):
-            assert form in kernel, (element, form)
+        code = _kernel_ptx(ptx, f"{kernel}_{element}", names)
+        for form in (f"ldmatrix.sync.aligned.m8n8.{count}{trans}.shared.b16" for count in counts
+                     for trans in ("", ".trans")):
+            assert form in code, (element, form)
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
