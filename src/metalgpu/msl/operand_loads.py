@@ -62,19 +62,19 @@ def rewrite(tokens: list[Token], texts: list[str], match: list[int], product_pai
     them (the `(` of each pair's two product statements, msl/product_pairs.py); ``match`` pairs brackets
     (outline.bracket_partners)."""
     calls = [k for k, token in enumerate(tokens) if token.kind == IDENT and token.text in _NAMES]  # one scan
-    _name_b_operand_loads(tokens, texts, match, calls)
-    _join_loads(tokens, texts, match, product_pairs, calls)
+    products = [(k, arguments) for k in calls if tokens[k].text in PRODUCTS
+                and (arguments := _arguments(tokens, match, k)) and len(arguments) == PRODUCTS[tokens[k].text]]
+    if not products:
+        return
+    _name_b_operand_loads(tokens, texts, match, calls, products)
+    _join_loads(tokens, texts, match, product_pairs, calls, products)
 
 
-def _name_b_operand_loads(tokens: list[Token], texts: list[str], match: list[int], calls: list[int]) -> None:
+def _name_b_operand_loads(tokens: list[Token], texts: list[str], match: list[int], calls: list[int],
+                          products: list[tuple[int, list[tuple[int, int]]]]) -> None:
     b_names: set[str] = set()
     other_names: set[str] = set()
-    for k in calls:
-        if tokens[k].text == LOAD:
-            continue
-        arguments = _arguments(tokens, match, k)
-        if arguments is None or len(arguments) != PRODUCTS[tokens[k].text]:
-            continue
+    for _, arguments in products:
         for position, (begin, end) in enumerate(arguments):
             name = _object_name(tokens, match, begin, end)
             (b_names if position == B_ARGUMENT else other_names).add(name)
@@ -92,12 +92,9 @@ def _name_b_operand_loads(tokens: list[Token], texts: list[str], match: list[int
 
 
 def _join_loads(tokens: list[Token], texts: list[str], match: list[int], product_pairs: list[tuple[int, int]],
-                calls: list[int]) -> None:
-    """Joins the load statements in a row that fill one tensor-core operand (see the module's doc)."""
-    products = [(k, arguments) for k in calls if tokens[k].text in PRODUCTS
-                and (arguments := _arguments(tokens, match, k)) and len(arguments) == PRODUCTS[tokens[k].text]]
-    if not products:
-        return
+                calls: list[int], products: list[tuple[int, list[tuple[int, int]]]]) -> None:
+    """Joins the load statements in a row that fill one tensor-core operand (see the module's doc); ``products``:
+    each product call's name and its arguments."""
     # The A operands of each pair of products, with the matrices the pair writes and adds to, where it stands.
     halves: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
     for opener, opener2 in product_pairs:

@@ -180,18 +180,30 @@ template <class M> MG_SGM_FUNC auto cols_of(const M& m) {
     return fresh ? m.mma.cols : from_rows;
 }
 
-template <class T> MG_SGM_FUNC void fill(operand_copies<T>& c, T value) {
-    c.rows = c.cols = metal::vec<T, 2>(value);
+// The flags of copies just written whole: both layouts hold the matrix, no product waits in it. A load sets them
+// outside its branch on alignment: where the compiler cannot decide it, they stay constants that the products'
+// freshness tests fold.
+template <class T> MG_SGM_FUNC void mark_fresh(operand_copies<T>& c) {
     c.rows_fresh = c.cols_fresh = true;
     c.waiting = no_product;
+}
+
+template <class T> MG_SGM_FUNC void fill(operand_copies<T>& c, T value) {
+    c.rows = c.cols = metal::vec<T, 2>(value);
+    mark_fresh(c);
 }
 
 template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagonal) {
     const unsigned int lane = simd_lane();
     for (unsigned int k = 0; k < 2; ++k) c.rows[k] = (lane >> 2) == (lane & 3u) * 2u + k ? diagonal : T(0);
     c.cols = c.rows;  // a diagonal matrix is its own transpose
-    c.rows_fresh = c.cols_fresh = true;
-    c.waiting = no_product;
+    mark_fresh(c);
+}
+
+// A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
+template <bool ColsFirst, class T> MG_SGM_FUNC void take_bits(operand_copies<T>& c, unsigned int bits) {
+    c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
+    c.cols = unpack<T>(ColsFirst ? bits : transpose_b16(bits));
 }
 
 // A 16-bit matrix read from threadgroup memory whose rows (of memory: the matrix's columns when transposed) are
@@ -207,22 +219,17 @@ MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned lo
             const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
             if (!is_shared_address(first) || ((shared_address(first) | stride * 2u) & 15u) != 0) return false;
             const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
-            const unsigned int bits = transpose != ColsFirst ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row);
-            c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
-            c.cols = unpack<T>(ColsFirst ? bits : transpose_b16(bits));
+            take_bits<ColsFirst>(c, transpose != ColsFirst ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row));
             return true;
         }
     }
     return false;
 }
 
-// The flags are set outside the branch on alignment: where the compiler cannot decide it, they stay constants
-// that the products' freshness tests fold.
 template <bool ColsFirst, class T, class P>
 MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long stride, metal::ulong2 origin,
                              bool transpose) {
-    c.rows_fresh = c.cols_fresh = true;
-    c.waiting = no_product;
+    mark_fresh(c);
 #if !defined(MG_SGM_SCALAR_LOADS)
     if (load_copies_aligned<ColsFirst>(c, source, stride, origin, transpose)) return;
 #endif
@@ -231,12 +238,6 @@ MG_SGM_FUNC void load_copies(operand_copies<T>& c, P source, unsigned long strid
         c.rows[k] = T(source[offset(g, t2 + k, stride, origin, transpose)]);
         c.cols[k] = T(source[offset(t2 + k, g, stride, origin, transpose)]);
     }
-}
-
-// A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
-template <bool ColsFirst, class T> MG_SGM_FUNC void take_bits(operand_copies<T>& c, unsigned int bits) {
-    c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
-    c.cols = unpack<T>(ColsFirst ? bits : transpose_b16(bits));
 }
 
 // Two 16-bit matrices loaded in a row (simdgroup_load_a_pair: the top and bottom halves of one A operand;
@@ -271,8 +272,8 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
 template <bool ColsFirst, class T, class P>
 MG_SGM_FUNC void load_copies_pair(operand_copies<T>& c1, P s1, unsigned long n1, metal::ulong2 o1, bool t1,
                                   operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2) {
-    c1.rows_fresh = c1.cols_fresh = c2.rows_fresh = c2.cols_fresh = true;
-    c1.waiting = c2.waiting = no_product;
+    mark_fresh(c1);
+    mark_fresh(c2);
 #if !defined(MG_SGM_SCALAR_LOADS)
     if (load_pair_aligned<ColsFirst>(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2)) return;
 #endif
@@ -323,9 +324,10 @@ MG_SGM_FUNC void load_copies_quad(operand_copies<T>& c1, P s1, unsigned long n1,
                                   operand_copies<T>& c2, P s2, unsigned long n2, metal::ulong2 o2, bool t2,
                                   operand_copies<T>& c3, P s3, unsigned long n3, metal::ulong2 o3, bool t3,
                                   operand_copies<T>& c4, P s4, unsigned long n4, metal::ulong2 o4, bool t4) {
-    c1.rows_fresh = c1.cols_fresh = c2.rows_fresh = c2.cols_fresh = true;
-    c3.rows_fresh = c3.cols_fresh = c4.rows_fresh = c4.cols_fresh = true;
-    c1.waiting = c2.waiting = c3.waiting = c4.waiting = no_product;
+    mark_fresh(c1);
+    mark_fresh(c2);
+    mark_fresh(c3);
+    mark_fresh(c4);
 #if !defined(MG_SGM_SCALAR_LOADS)
     if (load_quad_aligned(c1, s1, n1, o1, t1, c2, s2, n2, o2, t2, c3, s3, n3, o3, t3, c4, s4, n4, o4, t4)) return;
 #endif
