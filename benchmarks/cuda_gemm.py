@@ -12,17 +12,22 @@ largest |C|, and the largest error over the sum of the terms' sizes, sum_k |a_ik
 
     PYTHONPATH=src python benchmarks/cuda_gemm.py --repeat 10
 
-The kernel: a threadgroup of 8 SIMD-groups computes a 128 x 128 tile of C, each SIMD-group 64 x 32 of it (8 x 4
-accumulators), with the tile's rows innermost, so that each pair of product statements reads one B matrix (one
-mma.sync on CUDA). Per step of BK = 16 along k, the blocks of A and B go to threadgroup memory: A's as rows of BK
-for half and bfloat (one hardware row load a matrix) and transposed for float (the scalar loads of the tensor
-cores' layout then meet no bank conflict), rows padded to 4 banks past a multiple of 32 words. Where two of each
-fit (half and bfloat), a step multiplies one while the next step's blocks go to the other: one barrier a step. The
-next step's blocks are read from device memory while this one's are multiplied, without a branch (past the end,
-the last block again), so that the compiler issues the reads at the top of the step. For half and bfloat a step's
-loads are written first, in the order its products read them, so that each A fragment's four matrices and each B
-fragment's two take one hardware row load (msl/operand_loads.py): 8 a step instead of 24. BK = 32 took 149
-registers a thread for half, room for one threadgroup an SM; this takes 128, room for two.
+The kernels (one for float, one for half and bfloat): a threadgroup computes a 128 x 128 tile of C, and per step
+of BK = 16 along k the blocks of A and B go through threadgroup memory, rows padded so that the SIMD-groups' loads
+meet no bank conflict. The next step's blocks are read from device memory while this one's are multiplied, without a
+branch (past the end, the last block again). Pairs of product statements that read one B matrix (the tile's rows
+innermost) run as one mma.sync on CUDA.
+
+- Float: 8 SIMD-groups of 64 x 32 (8 x 4 accumulators); A's block transposed (the scalar loads of the tensor cores'
+  layout then meet no bank conflict); one block of each, two barriers a step.
+- Half and bfloat: 4 SIMD-groups of 64 x 64 (8 x 8 accumulators, so that each fragment loaded from threadgroup
+  memory serves 8 products); A's block as rows of BK (one hardware row load a matrix); two of each block, one
+  barrier a step. A step's loads are written first, in the order its products read them, so that each A
+  fragment's four matrices and each B fragment's two take one hardware row load (msl/operand_loads.py). Device
+  memory is read two steps ahead, 16 bytes at a time, into two register stages that take turns: with one stage
+  (one step ahead) the GEMM ran at 197-206 TFLOP/s on an H100 whatever the tiles; with two, 244, and with 16-byte
+  reads 266 (64 x 32 per SIMD-group with two stages: 171, its 157 registers leaving room for one threadgroup an SM).
+  This takes 248 registers a thread, room for two threadgroups of 128 threads an SM.
 """
 from __future__ import annotations
 
@@ -37,136 +42,179 @@ SOURCE = """
 #include <metal_stdlib>
 using namespace metal;
 
-constant constexpr uint BM = 128, BN = 128;  // a threadgroup's tile of C
-constant constexpr uint WM = 64, WN = 32;    // a SIMD-group's part of it (8 SIMD-groups, 2 x 4)
-constant constexpr uint THREADS = 256;
+// Both kernels: C = A * B for n x n row-major matrices, n a multiple of 128; a threadgroup computes 128 x 128 of C
+// with float accumulators, and moves its blocks of A and B through threadgroup memory a step of BK = 16 along k.
+constant constexpr uint BM = 128, BN = 128, BK = 16;
 
 // The loops over a SIMD-group's fragments, written out (the compiler keeps the fragments in registers only when
 // every index is a constant).
 #define FOR_4(F) F(0) F(1) F(2) F(3)
 #define FOR_8(F) FOR_4(F) F(4) F(5) F(6) F(7)
-#define FOR_J(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
+#define FOR_J4(F, i) F(i, 0) F(i, 1) F(i, 2) F(i, 3)
+#define FOR_J8(F, i) FOR_J4(F, i) F(i, 4) F(i, 5) F(i, 6) F(i, 7)
+#define ZERO(i, j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+#define MMA(i, j, a, b) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+// One accumulator to C, through threadgroup memory (float to C's type; a lane's two elements, 4 rows apart).
+#define STORE(i, j)                                                                                           \\
+    simdgroup_store(acc[i][j], staging[sg], 8);                                                               \\
+    C[(row0 + warp_row + 8 * i + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] = Out(staging[sg][lane]);  \\
+    C[(row0 + warp_row + 8 * i + 4 + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] =                    \\
+        Out(staging[sg][lane + 32]);
 
-// C = A * B for n x n row-major matrices, n a multiple of 128. Out: C's element type; float accumulators.
-template <typename T, typename Out, uint BK>
-[[max_total_threads_per_threadgroup(THREADS)]]  // on CUDA: registers for 256 threads, not 1024
-kernel void gemm(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device Out* C [[buffer(2)]],
-                 constant uint& n [[buffer(3)]], uint2 group [[threadgroup_position_in_grid]],
-                 uint index [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-                 ushort lane [[thread_index_in_simdgroup]]) {
-    // A's block is kept as rows of BK (16-bit elements: what one hardware row load reads) or, for float, transposed
-    // (the tensor cores' layout of A then meets no bank conflict in scalar loads). Rows padded to 4 banks past a
-    // multiple of 32 words.
-    constexpr bool A_ROWS = sizeof(T) == 2;
-    constexpr uint LD = BM + 16 / sizeof(T), LDK = BK + 16 / sizeof(T);
-    constexpr uint A_SIZE = A_ROWS ? BM * LDK : BK * LD, B_SIZE = BK * LD;
-    // Two of each block where they fit beside `staging` in Metal's 32 KiB: a step multiplies one while the next
-    // step's is written to the other, so that one barrier a step separates the writes from the reads.
-    constexpr uint BUFFERS = 2 * (A_SIZE + B_SIZE) * sizeof(T) <= 28 * 1024 ? 2 : 1;
-    constexpr uint VECTORS = BM * BK / 4 / THREADS;  // vectors of 4 elements of each block a thread moves a step
-    threadgroup T a_tiles[BUFFERS][A_SIZE];
-    threadgroup T b_tiles[BUFFERS][B_SIZE];
+// Float: 8 SIMD-groups, each 64 x 32 of the tile (8 x 4 accumulators), the tile's rows innermost so that each pair
+// of product statements reads one B matrix (one mma.sync on CUDA). A's block is kept transposed (the scalar loads
+// of the tensor cores' layout then meet no bank conflict), rows padded to 4 banks past a multiple of 32 words; one
+// block of each (two would pass Metal's 32 KiB), so two barriers a step.
+[[max_total_threads_per_threadgroup(256)]]  // on CUDA: registers for 256 threads, not 1024
+kernel void gemm_float(device const float* A [[buffer(0)]], device const float* B [[buffer(1)]],
+                       device float* C [[buffer(2)]], constant uint& n [[buffer(3)]],
+                       uint2 group [[threadgroup_position_in_grid]], uint index [[thread_index_in_threadgroup]],
+                       uint sg [[simdgroup_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]]) {
+    using Out = float;
+    constexpr uint THREADS = 256, WM = 64, WN = 32, LD = BM + 4;
+    threadgroup float a_tile[BK * LD];
+    threadgroup float b_tile[BK * LD];
     threadgroup float staging[8][64];
     const uint row0 = group.y * BM, col0 = group.x * BN;
     const uint warp_row = (sg / 4) * WM, warp_col = (sg % 4) * WN;
     const uint size = n;
-    // Where this thread's vectors lie in the blocks: A's m, k (BK / 4 vectors a row) and B's k, column
+    // Where this thread's vectors of 4 lie in the blocks: A's m, k (BK / 4 vectors a row) and B's k, column
     const uint a_m = index / (BK / 4), a_k = (index % (BK / 4)) * 4, a_m_step = THREADS / (BK / 4);
     const uint b_k = index / (BN / 4), b_c = (index % (BN / 4)) * 4, b_k_step = THREADS / (BN / 4);
+    device const float* a_source = A + (row0 + a_m) * size + a_k;
+    device const float* b_source = B + b_k * size + col0 + b_c;
+
+    simdgroup_matrix<float, 8, 8> acc[8][4];
+#define ZERO_ROW4(i) FOR_J4(ZERO, i)
+    FOR_8(ZERO_ROW4)
+
+    // The next block from device memory arrives in registers while this one is multiplied.
+    float4 a_next[2], b_next[2];
+#define FETCH_V(v, k0)                                                                                        \\
+    a_next[v] = *reinterpret_cast<device const float4*>(a_source + v * a_m_step * size + (k0));              \\
+    b_next[v] = *reinterpret_cast<device const float4*>(b_source + ((k0) + v * b_k_step) * size);
+// FETCH and PUT are one block each: under an `if`, a macro of several statements would guard only its first.
+#define FETCH(k0) { FETCH_V(0, k0) FETCH_V(1, k0) }
+#define PUT_V(v)                                                                                              \\
+    for (uint e = 0; e < 4; ++e) a_tile[(a_k + e) * LD + a_m + v * a_m_step] = a_next[v][e];                  \\
+    *reinterpret_cast<threadgroup float4*>(b_tile + (b_k + v * b_k_step) * LD + b_c) = b_next[v];
+#define PUT { PUT_V(0) PUT_V(1) }
+#define LOAD_A0(i) simdgroup_load(a0[i], a_tile, LD, ulong2(warp_row + 8 * (i), kk), true);
+#define LOAD_B0(j) simdgroup_load(b0[j], b_tile, LD, ulong2(warp_col + 8 * (j), kk));
+#define MMA_COLUMN8(j) MMA(0, j, a0, b0) MMA(1, j, a0, b0) MMA(2, j, a0, b0) MMA(3, j, a0, b0)                 \\
+                       MMA(4, j, a0, b0) MMA(5, j, a0, b0) MMA(6, j, a0, b0) MMA(7, j, a0, b0)
+    FETCH(0)
+    PUT
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint k0 = 0; k0 < size; k0 += BK) {
+        FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
+#pragma unroll  // on CUDA, the products of each pair of depths into an accumulator run as one instruction
+        for (uint kk = 0; kk < BK; kk += 8) {
+            simdgroup_matrix<float, 8, 8> a0[8], b0[4];
+            FOR_8(LOAD_A0)
+            FOR_4(LOAD_B0)
+            FOR_4(MMA_COLUMN8)
+        }
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        PUT
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+#define STORE_ROW4(i) FOR_J4(STORE, i)
+    FOR_8(STORE_ROW4)
+}
+
+// Half and bfloat (T), C of type T: 4 SIMD-groups, each 64 x 64 of the tile (8 x 8 accumulators: each fragment
+// of A and of B read from threadgroup memory serves 8 products). A's block is kept as rows of BK (what one
+// hardware row load reads), B's as rows of BN, each padded by 16 bytes; two of each: a step multiplies one while
+// the next step's blocks go to the other, one barrier a step. Device memory is read two steps ahead, into two
+// register stages that take turns (the loop is two steps long, so that each stage has its own registers):
+// with one, the reads of the next step's blocks were not back when the step's products were done. Each thread
+// moves 16 bytes at a time.
+template <typename T>
+[[max_total_threads_per_threadgroup(128)]]  // on CUDA: registers for 128 threads, not 1024
+kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device T* C [[buffer(2)]],
+                       constant uint& n [[buffer(3)]], uint2 group [[threadgroup_position_in_grid]],
+                       uint index [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
+                       ushort lane [[thread_index_in_simdgroup]]) {
+    using Out = T;
+    constexpr uint THREADS = 128, WM = 64, WN = 64, LD = BN + 8, LDK = BK + 8, VEC = 8;
+    threadgroup T a_tiles[2][BM * LDK];
+    threadgroup T b_tiles[2][BK * LD];
+    threadgroup float staging[4][64];
+    const uint row0 = group.y * BM, col0 = group.x * BN;
+    const uint warp_row = (sg / 2) * WM, warp_col = (sg % 2) * WN;
+    const uint size = n;
+    // Where this thread's two vectors of 8 lie in each block: A's m, k and B's k, column
+    const uint a_m = index / (BK / VEC), a_k = (index % (BK / VEC)) * VEC, a_m_step = THREADS / (BK / VEC);
+    const uint b_k = index / (BN / VEC), b_c = (index % (BN / VEC)) * VEC, b_k_step = THREADS / (BN / VEC);
     device const T* a_source = A + (row0 + a_m) * size + a_k;
     device const T* b_source = B + b_k * size + col0 + b_c;
 
-    simdgroup_matrix<float, 8, 8> acc[8][4];
-#define ZERO(i, j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
-#define ZERO_ROW(i) FOR_J(ZERO, i)
-    FOR_8(ZERO_ROW)
+    simdgroup_matrix<float, 8, 8> acc[8][8];
+#define ZERO_ROW8(i) FOR_J8(ZERO, i)
+    FOR_8(ZERO_ROW8)
 
-    // The next block from device memory arrives in registers while this one is multiplied.
-    vec<T, 4> a_next[4], b_next[4];
-#define FETCH_V(v, k0)                                                                                        \\
-    if (v < VECTORS) {                                                                                        \\
-        a_next[v] = *reinterpret_cast<device const vec<T, 4>*>(a_source + v * a_m_step * size + (k0));       \\
-        b_next[v] = *reinterpret_cast<device const vec<T, 4>*>(b_source + ((k0) + v * b_k_step) * size);     \\
-    }
-// FETCH and PUT are one block each: under an `if`, a macro of several statements would guard only its first.
-#define FETCH(k0) { FETCH_V(0, k0) FETCH_V(1, k0) FETCH_V(2, k0) FETCH_V(3, k0) }
-#define PUT_V(v, buffer)                                                                                      \\
-    if (v < VECTORS) {                                                                                        \\
-        if (A_ROWS) {                                                                                         \\
-            *reinterpret_cast<threadgroup vec<T, 4>*>(a_tiles[buffer] + (a_m + v * a_m_step) * LDK + a_k) =   \\
-                a_next[v];                                                                                    \\
-        } else {                                                                                              \\
-            for (uint e = 0; e < 4; ++e) a_tiles[buffer][(a_k + e) * LD + a_m + v * a_m_step] = a_next[v][e];  \\
-        }                                                                                                     \\
-        *reinterpret_cast<threadgroup vec<T, 4>*>(b_tiles[buffer] + (b_k + v * b_k_step) * LD + b_c) =        \\
-            b_next[v];                                                                                        \\
-    }
-#define PUT(buffer) { PUT_V(0, buffer) PUT_V(1, buffer) PUT_V(2, buffer) PUT_V(3, buffer) }
-// 16-bit elements: a step of BK = 16 is two of depth 8 (kk = 0 and 8), written out: every load first, each A
-// fragment's four (rows i and i + 1 at both depths) and each B fragment's two in a row, then the products of depth
-// 0 and those of depth 8. On CUDA a pair of products (rows innermost, reading one B) is one mma.sync, the products
-// of both depths into the same accumulators one of depth 16, and the loads in a row that fill its operands one
-// ldmatrix. Float goes one depth at a time: all of a step's fragments at once take registers it needs.
-#define LOAD_A(m, i, kk)                                                                                      \\
-    simdgroup_load(m, A_ROWS ? a_tile + (warp_row + 8 * (i)) * LDK : a_tile, A_ROWS ? LDK : LD,                 \\
-                   A_ROWS ? ulong2(kk, 0) : ulong2(warp_row + 8 * (i), kk), !A_ROWS);
+    uint4 a_held[2][2], b_held[2][2];  // [register stage][vector]: blocks read from device memory, not yet put
+#define FETCH16_V(s, v, k0)                                                                                   \\
+    a_held[s][v] = *reinterpret_cast<device const uint4*>(a_source + v * a_m_step * size + (k0));            \\
+    b_held[s][v] = *reinterpret_cast<device const uint4*>(b_source + ((k0) + v * b_k_step) * size);
+#define FETCH16(s, k0) { FETCH16_V(s, 0, k0) FETCH16_V(s, 1, k0) }
+#define PUT16_V(s, v, buffer)                                                                                 \\
+    *reinterpret_cast<threadgroup uint4*>(a_tiles[buffer] + (a_m + v * a_m_step) * LDK + a_k) = a_held[s][v]; \\
+    *reinterpret_cast<threadgroup uint4*>(b_tiles[buffer] + (b_k + v * b_k_step) * LD + b_c) = b_held[s][v];
+#define PUT16(s, buffer) { PUT16_V(s, 0, buffer) PUT16_V(s, 1, buffer) }
+// A step is two of depth 8 (kk = 0 and 8), written out: every load first, each A fragment's four (rows i and
+// i + 1 at both depths) and each B fragment's two in a row, then the products of depth 0 and those of depth 8. On
+// CUDA a pair of products (rows innermost, reading one B) is one mma.sync, the products of both depths into the
+// same accumulators one of depth 16, and the loads in a row that fill its operands one ldmatrix
+// (msl/operand_loads.py).
+#define LOAD_A(m, i, kk) simdgroup_load(m, a_tile + (warp_row + 8 * (i)) * LDK, LDK, ulong2(kk, 0));
 #define LOAD_A4(q) LOAD_A(a0[2 * q], 2 * q, 0) LOAD_A(a0[2 * q + 1], 2 * q + 1, 0)                                \\
                    LOAD_A(a1[2 * q], 2 * q, 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, 8)
 #define LOAD_B(m, j, kk) simdgroup_load(m, b_tile, LD, ulong2(warp_col + 8 * (j), kk));
 #define LOAD_B2(j) LOAD_B(b0[j], j, 0) LOAD_B(b1[j], j, 8)
-#define MMA(i, j, a, b) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
 #define MMA_COLUMN(j, a, b) MMA(0, j, a, b) MMA(1, j, a, b) MMA(2, j, a, b) MMA(3, j, a, b) MMA(4, j, a, b)     \\
                             MMA(5, j, a, b) MMA(6, j, a, b) MMA(7, j, a, b)
 #define MMA_COLUMN0(j) MMA_COLUMN(j, a0, b0)
 #define MMA_COLUMN1(j) MMA_COLUMN(j, a1, b1)
-#define LOAD_A0(i) LOAD_A(a0[i], i, kk)
-#define LOAD_B0(j) LOAD_B(b0[j], j, kk)
-    FETCH(0)
-    PUT(0)
+#define MULTIPLY(buffer) {                                                                                    \\
+        const threadgroup T* a_tile = a_tiles[buffer];                                                        \\
+        const threadgroup T* b_tile = b_tiles[buffer];                                                        \\
+        simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[8], b1[8];  /* fragments at depths 0 and 8 of the step */  \\
+        FOR_4(LOAD_A4)                                                                                        \\
+        FOR_8(LOAD_B2)                                                                                        \\
+        FOR_8(MMA_COLUMN0)                                                                                    \\
+        FOR_8(MMA_COLUMN1)                                                                                    \\
+    }
+    FETCH16(0, 0)
+    PUT16(0, 0)
+    FETCH16(0, BK)
     threadgroup_barrier(mem_flags::mem_threadgroup);
-    for (uint k0 = 0, step = 0; k0 < size; k0 += BK, step = (step + 1) % BUFFERS) {
-        FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
-        const threadgroup T* a_tile = a_tiles[step];
-        const threadgroup T* b_tile = b_tiles[step];
-        if (A_ROWS) {
-            simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[4], b1[4];  // fragments at depths 0 and 8 of the step
-            FOR_4(LOAD_A4)
-            FOR_4(LOAD_B2)
-            FOR_4(MMA_COLUMN0)
-            FOR_4(MMA_COLUMN1)
-        } else {
-#pragma unroll  // on CUDA, the products of each pair of depths into an accumulator run as one instruction
-            for (uint kk = 0; kk < BK; kk += 8) {
-                simdgroup_matrix<T, 8, 8> a0[8], b0[4];
-                FOR_8(LOAD_A0)
-                FOR_4(LOAD_B0)
-                FOR_4(MMA_COLUMN0)
-            }
-        }
-        // The next blocks go to the others, last read a step ago (or, with one, to these once all are done).
-        if (BUFFERS == 1) threadgroup_barrier(mem_flags::mem_threadgroup);
-        PUT((step + 1) % BUFFERS)
+    // Steps k0 (buffer 0) and k0 + BK (buffer 1); past the end, the reads take the last block again: no branch.
+    for (uint k0 = 0; k0 < size; k0 += 2 * BK) {
+        FETCH16(1, min(k0 + 2 * BK, size - BK))
+        MULTIPLY(0)
+        PUT16(0, 1)  // step k0 + BK's blocks, read a step ago, to the buffers last read a step ago
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        FETCH16(0, min(k0 + 3 * BK, size - BK))
+        MULTIPLY(1)
+        PUT16(1, 0)
         threadgroup_barrier(mem_flags::mem_threadgroup);
     }
-#define STORE(i, j)                                                                                           \\
-    simdgroup_store(acc[i][j], staging[sg], 8); /* through threadgroup memory: float to Out */               \\
-    C[(row0 + warp_row + 8 * i + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] = Out(staging[sg][lane]);  \\
-    C[(row0 + warp_row + 8 * i + 4 + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] =                    \\
-        Out(staging[sg][lane + 32]);
-#define STORE_ROW(i) FOR_J(STORE, i)
-    FOR_8(STORE_ROW)
+#define STORE_ROW8(i) FOR_J8(STORE, i)
+    FOR_8(STORE_ROW8)
 }
 
 """
 
-# One instantiation per library, so that each Interface compiles only the kernel it runs. The last argument is BK.
-INSTANTIATIONS = {
-    "float": 'template [[host_name("gemm")]] kernel void gemm<float, float, 16>(device const float*, '
-             'device const float*, device float*, constant uint&, uint2, uint, uint, ushort);',
-    "half": 'template [[host_name("gemm")]] kernel void gemm<half, half, 16>(device const half*, '
-            'device const half*, device half*, constant uint&, uint2, uint, uint, ushort);',
-    "bfloat": 'template [[host_name("gemm")]] kernel void gemm<bfloat, bfloat, 16>(device const bfloat*, '
-              'device const bfloat*, device bfloat*, constant uint&, uint2, uint, uint, ushort);',
+# element type: (the source's instantiation it needs, the kernel's name, a threadgroup's threads). The float kernel
+# is plain, the 16-bit one a template: a library compiles it only for the type it is instantiated with.
+KERNELS = {
+    "float": ("", "gemm_float", 256),
+    "half": ('template [[host_name("gemm_half")]] kernel void gemm_16bit<half>(device const half*, '
+             'device const half*, device half*, constant uint&, uint2, uint, uint, ushort);', "gemm_half", 128),
+    "bfloat": ('template [[host_name("gemm_bfloat")]] kernel void gemm_16bit<bfloat>(device const bfloat*, '
+               'device const bfloat*, device bfloat*, constant uint&, uint2, uint, uint, ushort);', "gemm_bfloat", 128),
 }
 
 KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)
@@ -225,8 +273,9 @@ def main() -> None:
         """(our median us, the anchor's, our errors) for one kind."""
         gpu = metalgpu.Interface("cuda", simdgroup_float=mode)
         try:
-            gpu.load_shader_from_str(SOURCE + INSTANTIATIONS[element])
-            gpu.set_function("gemm")
+            instantiation, name, threads = KERNELS[element]
+            gpu.load_shader_from_str(SOURCE + instantiation)
+            gpu.set_function(name)
             a, b = inputs[element]
             if element == "bfloat":
                 buffers = [gpu.create_buffer(size * size, "bfloat") for _ in range(3)]
@@ -235,9 +284,9 @@ def main() -> None:
             else:
                 buffers = [gpu.array_to_buffer(a.ravel()), gpu.array_to_buffer(b.ravel()),
                            gpu.create_buffer(size * size, element)]
-            grid = (size // 128 * 256, size // 128)
+            grid = (size // 128 * threads, size // 128)
             samplers = {"ours": dispatch_sampler(gpu, grid, [*buffers, np.uint32(size)],
-                                                 threads_per_threadgroup=(256, 1))}
+                                                 threads_per_threadgroup=(threads, 1))}
             if anchor is not None:
                 samplers["anchor"] = anchor[0]
             medians = kernel_medians(samplers, args.repeat)

@@ -360,14 +360,16 @@ def test_products_in_pairs_of_statements(engine, element):
         np.testing.assert_array_equal(slots[slot], want, err_msg=f"slot {slot}")
 
 
-def benchmark_gemm_source(element: str) -> str:
-    """The GEMM kernel of benchmarks/cuda_gemm.py for ``element``, read from the file (importing it needs CuPy)."""
+def benchmark_gemm(element: str) -> tuple[str, str, int]:
+    """The GEMM kernel of benchmarks/cuda_gemm.py for ``element``, read from the file (importing it needs CuPy): its
+    source, its name and a threadgroup's threads."""
     values = {}
     for node in ast.parse(BENCHMARK_GEMM.read_text()).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id in ("SOURCE", "INSTANTIATIONS"):
+            if node.targets[0].id in ("SOURCE", "KERNELS"):
                 values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values["SOURCE"] + values["INSTANTIATIONS"][element]
+    instantiation, name, threads = values["KERNELS"][element]
+    return values["SOURCE"] + instantiation, name, threads
 
 
 @pytest.mark.parametrize("element", ["half", "bfloat", "float"])
@@ -381,10 +383,11 @@ def test_the_benchmark_gemm(engine, element):
     n = 256
     a, b, _ = operands("random", element, element, "float", n, n, n, seed=zlib.crc32(element.encode()))
     c = gpu.create_buffer(n * n, element)
-    gpu.load_shader_from_str(benchmark_gemm_source(element))
-    gpu.set_function("gemm")
-    gpu.run_function((n // 128 * 256, n // 128), [to_buffer(gpu, a, element), to_buffer(gpu, b, element), c,
-                                                   np.uint32(n)], threads_per_threadgroup=(256, 1))
+    source, name, threads = benchmark_gemm(element)
+    gpu.load_shader_from_str(source)
+    gpu.set_function(name)
+    gpu.run_function((n // 128 * threads, n // 128), [to_buffer(gpu, a, element), to_buffer(gpu, b, element), c,
+                                                      np.uint32(n)], threads_per_threadgroup=(threads, 1))
     got = from_buffer(c, element).reshape(n, n)
     exact, terms = a @ b, np.abs(a) @ np.abs(b)
     split, per_step = relative_bound(mode, element, element, "float", n)
