@@ -144,6 +144,15 @@ class KernelNodeParams(ctypes.Structure):  # CUDA_KERNEL_NODE_PARAMS_v2
 ADD_NODE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p,
                             ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.POINTER(KernelNodeParams))
 SET_NODE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(KernelNodeParams))
+
+
+class GraphEdgeData(ctypes.Structure):  # CUgraphEdgeData
+    _fields_ = [("from_port", ctypes.c_ubyte), ("to_port", ctypes.c_ubyte), ("type", ctypes.c_ubyte),
+                ("reserved", ctypes.c_ubyte * 5)]
+
+
+ADD_DEPENDENCIES = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                    ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(GraphEdgeData), ctypes.c_size_t)
 LAUNCH = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, *([ctypes.c_uint] * 7), ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_void_p)
 
@@ -169,9 +178,15 @@ class FakeNodes:
         self.calls.append(("set", exec_, node, node_fields(params)))
         return self.code
 
+    def _depend(self, graph, sources, targets, edges, count):
+        self.calls.append(("depend", graph, [(sources[i], targets[i], edges[i].from_port, edges[i].to_port,
+                                              edges[i].type) for i in range(count)]))
+        return self.code
+
     def functions(self):
         self.add, self.set = ADD_NODE(self._add), SET_NODE(self._set)
-        return (ctypes.cast(self.add, ctypes.c_void_p).value, ctypes.cast(self.set, ctypes.c_void_p).value)
+        self.depend = ADD_DEPENDENCIES(self._depend)
+        return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in (self.add, self.set, self.depend))
 
 
 @pytest.fixture(scope="module")
@@ -192,9 +207,9 @@ class GraphDriverCalls:
         self.addresses = nodes.functions()
 
     def cuGetProcAddress(self, name, version, flags):
-        assert version == 12000
-        return 0, {b"cuGraphAddKernelNode": self.addresses[0],
-                   b"cuGraphExecKernelNodeSetParams": self.addresses[1]}[name], 0
+        return 0, {(b"cuGraphAddKernelNode", 12000): self.addresses[0],
+                   (b"cuGraphExecKernelNodeSetParams", 12000): self.addresses[1],
+                   (b"cuGraphAddDependencies", 12030): self.addresses[2]}[name, version], 0
 
     def cuGraphCreate(self, flags):
         return 0, 0x6000
@@ -239,6 +254,27 @@ def test_compiled_nodes_are_chained_and_set_from_their_launches(extension):
     graphs.launch(exec_)
     graphs.destroy(graph, exec_)
     assert driver.calls[-3:] == [("launch", 0x7000, 0x5), ("destroy exec", 0x7000), ("destroy graph", 0x6000)]
+
+
+def test_compiled_nodes_get_programmatic_edges_where_the_device_launches_dependents_early(extension):
+    """On sm_90 and later each node is added alone, then joined to the one before by an edge from its programmatic
+    port (the kernel waits for its predecessor in its first instruction)."""
+    nodes = FakeNodes()
+    driver = GraphDriverCalls(nodes)
+    driver.CUresult = lambda code: f"code {code}"
+    driver.CUresult.CUDA_SUCCESS = 0
+    graphs = DriverGraphs(driver, 0x5, lambda err, what: None, lambda: extension, programmatic=True)
+    launches = [launch(0xA, b"first"), launch(0xB, b"second"), launch(0xC, b"third")]
+    _, _, handles = graphs.build(launches)
+    assert handles.tolist() == [0x100, 0x101, 0x102]
+    assert [call[:3] for call in nodes.calls] == [("add", 0x6000, []), ("add", 0x6000, []),
+                                                  ("depend", 0x6000, [(0x100, 0x101, 1, 0, 1)]),
+                                                  ("add", 0x6000, []), ("depend", 0x6000, [(0x101, 0x102, 1, 0, 1)])]
+    nodes.calls.clear()
+    nodes.code = 2
+    with pytest.raises(NodeRefused) as refused:
+        graphs.build(launches)
+    assert (refused.value.code, refused.value.index) == ("code 2", 0)
 
 
 def test_nodes_through_cuda_bindings_before_the_compiled_helpers_are_built():

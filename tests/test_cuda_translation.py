@@ -176,3 +176,36 @@ def test_metal_constants_compile_for_cuda():
 
     pre = preprocess(METAL_CONSTANTS, "<constants>", ())
     assert_compiles(translate(pre, parse(pre.tokens, pre.sources), "cuda"))
+
+
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_every_kernel_first_waits_for_its_predecessor_on_sm_90(tmp_path, arch):
+    """A batch's graph joins its kernels by programmatic edges on sm_90 and later (backends/cuda_graph.py): each
+    kernel must wait for the one before in its first instruction, before it touches memory. sm_80 has no such
+    wait (nor such edges)."""
+    from cuda.bindings import nvrtc
+
+    from metalgpu.backends.nvrtc import nvrtc_flags
+
+    shader = tmp_path / "step.metal"
+    shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n"
+                      "kernel void step(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n"
+                      "    x[i] = x[i] * 0.5f + 1.0f;\n}\n")
+    translation, _ = cuda_source(shader)
+    err, program = nvrtc.nvrtcCreateProgram(translation.source.encode(), b"step.cu", 0, [], [])
+    flags = nvrtc_flags(CompileOptions(), arch)
+    try:
+        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+        _, size = nvrtc.nvrtcGetPTXSize(program)
+        ptx = b" " * size
+        nvrtc.nvrtcGetPTX(program, ptx)
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+    entry = ptx.decode()
+    entry = entry[entry.index(".entry mg_run_0("):]
+    first_memory = min(entry.index(op) for op in ("ld.global", "st.global"))
+    if arch == "compute_90":
+        assert entry.count("griddepcontrol.wait") == 1 and entry.index("griddepcontrol.wait") < first_memory
+    else:
+        assert "griddepcontrol" not in entry

@@ -85,7 +85,8 @@ class CudaBackend(Backend):
         self._completed = 0
         self.tracking = False  # events around each asynchronous dispatch: done or gpu_time was asked for
         self.placement = Placement(self, device)
-        self.graphs = GraphCache(DriverGraphs(driver, self.stream, self.check, lambda: cuda_repeat.extension))
+        self.graphs = GraphCache(DriverGraphs(driver, self.stream, self.check, lambda: cuda_repeat.extension,
+                                              programmatic=major >= 9))
         self._entry_points = _driver_entry_points()
         if self._entry_points is not None:
             cuda_repeat.start(self._cache)

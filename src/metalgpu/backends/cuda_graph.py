@@ -13,7 +13,10 @@ GraphCache.submit decides, for each submission of a batch:
 The driver's part is a GraphDriver, so the decisions run in tests with a stand-in (tests/test_cuda_graph.py). The
 real one adds and sets nodes in compiled code (cuda_repeat.cpp's graph_chain and graph_set, through the versions of
 cuGraphAddKernelNode and cuGraphExecKernelNodeSetParams that cuGetProcAddress gives for CUDA 12.0) once that is
-built, and through cuda-bindings before.
+built, and through cuda-bindings before. On sm_90 and later its edges are programmatic (cuGraphAddDependencies_v2 of
+CUDA 12.3): the driver launches each kernel while the one before it ends, and the kernel waits for it in its first
+instruction (mg::wait_for_predecessor), so a node costs less than a kernel launched after its predecessor is done;
+the edges made through cuda-bindings are plain ones.
 """
 from __future__ import annotations
 
@@ -144,10 +147,12 @@ class DriverGraphs:
     """GraphDriver over the CUDA driver: ``driver`` (cuda-bindings' module), ``stream``, ``check(err, what)`` (the
     backend's, which raises), and ``compiled`` (cuda_repeat's extension, or a function giving it once built)."""
 
-    def __init__(self, driver: Any, stream: Any, check: Callable[[Any, str], None], compiled: Callable[[], Any]):
+    def __init__(self, driver: Any, stream: Any, check: Callable[[Any, str], None], compiled: Callable[[], Any],
+                 programmatic: bool = False):
         self._driver, self._stream, self._check = driver, stream, check
         self._compiled = compiled
-        self._entry_points: tuple[int, int] | None = None
+        self._programmatic = programmatic  # the device launches dependents early (sm_90 and later)
+        self._entry_points: tuple[int, int, int] | None = None
 
     def error(self, code: Any) -> Exception:
         try:
@@ -157,21 +162,24 @@ class DriverGraphs:
         return RuntimeError(f"the CUDA driver refused a kernel node without an error: {code}")
 
     def _compiled_calls(self):
-        """(extension, cuGraphAddKernelNode, cuGraphExecKernelNodeSetParams) in compiled code, or None."""
+        """(extension, cuGraphAddKernelNode, cuGraphExecKernelNodeSetParams, cuGraphAddDependencies_v2 or 0 for
+        plain edges) in compiled code, or None."""
         extension = self._compiled()
         if extension is None:
             return None
         if self._entry_points is None:
-            self._entry_points = tuple(self._proc_address(name) for name in
-                                       ("cuGraphAddKernelNode", "cuGraphExecKernelNodeSetParams"))
-        if 0 in self._entry_points:
+            self._entry_points = (self._proc_address("cuGraphAddKernelNode", 12000),
+                                  self._proc_address("cuGraphExecKernelNodeSetParams", 12000),
+                                  self._proc_address("cuGraphAddDependencies", 12030) if self._programmatic else 0)
+        if 0 in self._entry_points[:2]:
             return None
         return (extension, *self._entry_points)
 
-    def _proc_address(self, name: str) -> int:
-        """The driver's function of CUDA 12.0's signature (CUDA_KERNEL_NODE_PARAMS_v2), or 0."""
+    def _proc_address(self, name: str, version: int) -> int:
+        """The driver's function of that CUDA version's signature (12.0: CUDA_KERNEL_NODE_PARAMS_v2; 12.3: edges
+        with data), or 0."""
         try:
-            result = self._driver.cuGetProcAddress(name.encode(), 12000, 0)
+            result = self._driver.cuGetProcAddress(name.encode(), version, 0)
             return int(result[1]) if result[0] == self._driver.CUresult.CUDA_SUCCESS and result[1] else 0
         except (TypeError, ValueError, AttributeError):  # bindings that give it otherwise: cuda-bindings' calls
             return 0
@@ -193,9 +201,10 @@ class DriverGraphs:
         nodes = np.zeros(len(launches), dtype=np.uint64)
         calls = self._compiled_calls()
         if calls is not None:
-            extension, add, _ = calls
+            extension, add, _, depend = calls
             addresses = np.array([launch.repeat_address for launch in launches], dtype=np.uint64)
-            refused = extension.graph_chain(add, int(graph), addresses.ctypes.data, len(launches), nodes.ctypes.data)
+            refused = extension.graph_chain(add, int(graph), addresses.ctypes.data, len(launches), nodes.ctypes.data,
+                                            depend)
             if refused is not None:
                 raise NodeRefused(self._driver.CUresult(refused[0]), refused[1])
             return nodes
@@ -220,7 +229,7 @@ class DriverGraphs:
     def update(self, exec_: Any, nodes: np.ndarray, launches: Sequence[CudaLaunch], indices: Sequence[int]) -> bool:
         calls = self._compiled_calls()
         if calls is not None:
-            extension, _, set_node = calls
+            extension, _, set_node, _ = calls
             addresses = np.array([launch.repeat_address for launch in launches], dtype=np.uint64)
             chosen = np.array(indices, dtype=np.uint64)
             return extension.graph_set(set_node, int(exec_), nodes.ctypes.data, addresses.ctypes.data,

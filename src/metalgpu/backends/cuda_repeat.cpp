@@ -38,6 +38,18 @@ static_assert(sizeof(KernelNodeParams) == 72, "CUDA_KERNEL_NODE_PARAMS_v2 is 72 
 using add_node_fn = int (*)(void** node, void* graph, void* const* dependencies, size_t count,
                             const KernelNodeParams* params);
 using set_node_fn = int (*)(void* exec, void* node, const KernelNodeParams* params);
+// CUgraphEdgeData (cuda.h, CUDA 12.3), which cuGraphAddDependencies_v2 takes: a programmatic edge lets the driver
+// launch the kernel it leads to before the one it leaves has finished; that kernel waits in its first instruction
+// (mg::wait_for_predecessor in metal/_launch_cuda.h).
+struct GraphEdgeData {
+  unsigned char from_port;  // CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC: 1
+  unsigned char to_port;
+  unsigned char type;       // CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC: 1
+  unsigned char reserved[5];
+};
+static_assert(sizeof(GraphEdgeData) == 8, "CUgraphEdgeData is 8 bytes");
+using add_dependencies_fn = int (*)(void* graph, void* const* from, void* const* to, const GraphEdgeData* edges,
+                                    size_t count);
 
 // The uint64 fields of a plan's launch (backends/cuda_module.py, CudaLaunch.repeat_fields; msl/abi.py's
 // REPEAT_FIELDS): what cuLaunchKernel takes, and the count of host accesses when the plan's buffers were last
@@ -419,14 +431,16 @@ uint64_t* u64_array(PyObject* address) {
   return array;
 }
 
-// graph_chain(add_node, graph, launches, count, nodes) -> None, or (code, index) of the node the driver refused
+// graph_chain(add_node, graph, launches, count, nodes, depend) -> None, or (code, index) of the node the driver
+// refused
 //   add_node: cuGraphAddKernelNode (CUDA 12.0's version); graph: the CUgraph's address
 //   launches: address of `count` uint64 addresses of launches' REPEAT_FIELDS
 //   nodes: address of `count` uint64, where each node's handle goes
+//   depend: cuGraphAddDependencies_v2 to make the edges programmatic, or 0 for plain ones
 //   Each node depends on the one before: the batch's dispatches in order, as a stream runs them.
 PyObject* graph_chain(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 5) {
-    PyErr_SetString(PyExc_TypeError, "graph_chain() takes 5 arguments");
+  if (nargs != 6) {
+    PyErr_SetString(PyExc_TypeError, "graph_chain() takes 6 arguments");
     return nullptr;
   }
   const auto add = reinterpret_cast<add_node_fn>(PyLong_AsVoidPtr(args[0]));
@@ -434,18 +448,22 @@ PyObject* graph_chain(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const uint64_t* launches = u64_array(args[2]);
   const Py_ssize_t count = PyLong_AsSsize_t(args[3]);
   uint64_t* nodes = launches == nullptr ? nullptr : u64_array(args[4]);
-  if (add == nullptr || nodes == nullptr || count < 0) {
+  const auto depend = reinterpret_cast<add_dependencies_fn>(PyLong_AsVoidPtr(args[5]));
+  if (add == nullptr || nodes == nullptr || count < 0 || PyErr_Occurred()) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "graph_chain(): bad arguments");
     return nullptr;
   }
   int code = 0;
   Py_ssize_t failed = 0;
   Py_BEGIN_ALLOW_THREADS
+  const GraphEdgeData programmatic = {1, 0, 1, {}};
   void* previous = nullptr;
   for (Py_ssize_t i = 0; i < count && code == 0; ++i) {
     const KernelNodeParams params = node_params(launches[i]);
     void* node = nullptr;
-    code = add(&node, graph, &previous, previous == nullptr ? 0 : 1, &params);
+    const bool plain = previous == nullptr || depend == nullptr;
+    code = add(&node, graph, &previous, plain ? (previous == nullptr ? 0 : 1) : 0, &params);
+    if (code == 0 && !plain) code = depend(graph, &previous, &node, &programmatic, 1);
     nodes[i] = reinterpret_cast<uint64_t>(node);
     previous = node;
     failed = i;

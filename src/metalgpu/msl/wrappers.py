@@ -214,6 +214,7 @@ static_assert(sizeof({record}) == {layout.size} && alignof({record}) == 16,
 }}
 MG_EXPORT __global__ void __launch_bounds__({bound}) mg_run_{i}(const __grid_constant__ {record} d) {{
   using F = mg_kernel_{i}::F;
+  mg::wait_for_predecessor();
 {locals_}{run}
 }}
 """

@@ -108,6 +108,16 @@ __device__ __forceinline__ void for_each_group(const L& d, Body&& body, Prefetch
   }
 }
 
+// Every kernel's first step: wait until the kernel before it in its stream or graph has finished and its writes are
+// visible. A no-op for a launch that depends on its predecessor as usual; in a batch's graph (backends/cuda_graph.py)
+// the edges are programmatic on sm_90 and later, so that the driver launches the next kernel while this one ends
+// and the launch's own latency hides behind it. Nothing may come before it that reads or writes memory.
+__device__ __forceinline__ void wait_for_predecessor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 extern __shared__ unsigned char threadgroup_memory[];
 
 // Where the [[threadgroup(i)]] parameter `index` starts in dynamic shared memory.
