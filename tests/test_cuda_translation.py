@@ -33,6 +33,25 @@ def assert_compiles(translation) -> None:
         assert f"mg_run_{i}".encode() in cubin and f"mg_info_{i}".encode() in cubin
 
 
+def ptx_of(source: str, options: CompileOptions, arch: str) -> str:
+    """The PTX NVRTC makes of a translation's ``source`` for ``arch`` (compute_XY) with the backend's flags."""
+    from cuda.bindings import nvrtc
+
+    from metalgpu.backends.nvrtc import nvrtc_flags
+
+    err, program = nvrtc.nvrtcCreateProgram(source.encode(), b"module.cu", 0, [], [])
+    flags = nvrtc_flags(options, arch)
+    try:
+        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+        _, size = nvrtc.nvrtcGetPTXSize(program)
+        ptx = b" " * size
+        nvrtc.nvrtcGetPTX(program, ptx)
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+    return ptx.decode()
+
+
 @pytest.mark.parametrize("path", KERNELS, ids=lambda p: p.name)
 def test_kernel_compiles_for_cuda(path):
     translation, _ = cuda_source(path)
@@ -183,26 +202,12 @@ def test_every_kernel_first_waits_for_its_predecessor_on_sm_90(tmp_path, arch):
     """A batch's graph joins its kernels by programmatic edges on sm_90 and later (backends/cuda_graph.py): each
     kernel must wait for the one before in its first instruction, before it touches memory. sm_80 has no such
     wait (nor such edges)."""
-    from cuda.bindings import nvrtc
-
-    from metalgpu.backends.nvrtc import nvrtc_flags
-
     shader = tmp_path / "step.metal"
     shader.write_text("#include <metal_stdlib>\nusing namespace metal;\n"
                       "kernel void step(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n"
                       "    x[i] = x[i] * 0.5f + 1.0f;\n}\n")
     translation, _ = cuda_source(shader)
-    err, program = nvrtc.nvrtcCreateProgram(translation.source.encode(), b"step.cu", 0, [], [])
-    flags = nvrtc_flags(CompileOptions(), arch)
-    try:
-        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
-        _, size = nvrtc.nvrtcGetPTXSize(program)
-        ptx = b" " * size
-        nvrtc.nvrtcGetPTX(program, ptx)
-    finally:
-        nvrtc.nvrtcDestroyProgram(program)
-    entry = ptx.decode()
+    entry = ptx_of(translation.source, CompileOptions(), arch)
     entry = entry[entry.index(".entry mg_run_0("):]
     first_memory = min(entry.index(op) for op in ("ld.global", "st.global"))
     if arch == "compute_90":

@@ -409,24 +409,13 @@ def test_the_mode_comes_from_the_environment(monkeypatch):
 
 # ---- what NVRTC makes of them (no GPU needed) -------------------------------------------------------------------
 def _ptx(arch: str, mode: str) -> str:
-    nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
-    from test_cuda_translation import cuda_source
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC is not installed (pip install 'metalgpu[cuda]')")
+    from test_cuda_translation import cuda_source, ptx_of
 
     from metalgpu.backends.base import CompileOptions
-    from metalgpu.backends.nvrtc import nvrtc_flags
 
     translation, _ = cuda_source(KERNELS)
-    err, program = nvrtc.nvrtcCreateProgram(translation.source.encode(), b"module.cu", 0, [], [])
-    flags = nvrtc_flags(CompileOptions(simdgroup_float=mode), arch.replace("sm_", "compute_"))
-    try:
-        (err,) = nvrtc.nvrtcCompileProgram(program, len(flags), [f.encode() for f in flags])
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
-        _, size = nvrtc.nvrtcGetPTXSize(program)
-        ptx = b" " * size
-        nvrtc.nvrtcGetPTX(program, ptx)
-    finally:
-        nvrtc.nvrtcDestroyProgram(program)
-    return ptx.decode()
+    return ptx_of(translation.source, CompileOptions(simdgroup_float=mode), arch.replace("sm_", "compute_"))
 
 
 def _kernel_ptx(ptx: str, host_name: str, names: list[str]) -> str:
