@@ -54,6 +54,11 @@ constant constexpr uint BM = 128, BN = 128, BK = 16;
 #define FOR_J8(F, i) FOR_J4(F, i) F(i, 4) F(i, 5) F(i, 6) F(i, 7)
 #define ZERO(i, j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
 #define MMA(i, j, a, b) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+// The products into a column j of 8 accumulators (the tile's rows innermost: each pair reads one B matrix).
+#define MMA_COLUMN(j, a, b) MMA(0, j, a, b) MMA(1, j, a, b) MMA(2, j, a, b) MMA(3, j, a, b) MMA(4, j, a, b)     \\
+                            MMA(5, j, a, b) MMA(6, j, a, b) MMA(7, j, a, b)
+#define MMA_COLUMN0(j) MMA_COLUMN(j, a0, b0)
+#define MMA_COLUMN1(j) MMA_COLUMN(j, a1, b1)
 // One accumulator to C, through threadgroup memory (float to C's type; a lane's two elements, 4 rows apart).
 #define STORE(i, j)                                                                                           \\
     simdgroup_store(acc[i][j], staging[sg], 8);                                                               \\
@@ -101,8 +106,6 @@ kernel void gemm_float(device const float* A [[buffer(0)]], device const float* 
 #define PUT { PUT_V(0) PUT_V(1) }
 #define LOAD_A0(i) simdgroup_load(a0[i], a_tile, LD, ulong2(warp_row + 8 * (i), kk), true);
 #define LOAD_B0(j) simdgroup_load(b0[j], b_tile, LD, ulong2(warp_col + 8 * (j), kk));
-#define MMA_COLUMN8(j) MMA(0, j, a0, b0) MMA(1, j, a0, b0) MMA(2, j, a0, b0) MMA(3, j, a0, b0)                 \\
-                       MMA(4, j, a0, b0) MMA(5, j, a0, b0) MMA(6, j, a0, b0) MMA(7, j, a0, b0)
     FETCH(0)
     PUT
     threadgroup_barrier(mem_flags::mem_threadgroup);
@@ -113,7 +116,7 @@ kernel void gemm_float(device const float* A [[buffer(0)]], device const float* 
             simdgroup_matrix<float, 8, 8> a0[8], b0[4];
             FOR_8(LOAD_A0)
             FOR_4(LOAD_B0)
-            FOR_4(MMA_COLUMN8)
+            FOR_4(MMA_COLUMN0)
         }
         threadgroup_barrier(mem_flags::mem_threadgroup);
         PUT
@@ -173,10 +176,6 @@ kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buff
                    LOAD_A(a1[2 * q], 2 * q, 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, 8)
 #define LOAD_B(m, j, kk) simdgroup_load(m, b_tile, LD, ulong2(warp_col + 8 * (j), kk));
 #define LOAD_B2(j) LOAD_B(b0[j], j, 0) LOAD_B(b1[j], j, 8)
-#define MMA_COLUMN(j, a, b) MMA(0, j, a, b) MMA(1, j, a, b) MMA(2, j, a, b) MMA(3, j, a, b) MMA(4, j, a, b)     \\
-                            MMA(5, j, a, b) MMA(6, j, a, b) MMA(7, j, a, b)
-#define MMA_COLUMN0(j) MMA_COLUMN(j, a0, b0)
-#define MMA_COLUMN1(j) MMA_COLUMN(j, a1, b1)
 #define MULTIPLY(buffer) {                                                                                    \\
         const threadgroup T* a_tile = a_tiles[buffer];                                                        \\
         const threadgroup T* b_tile = b_tiles[buffer];                                                        \\

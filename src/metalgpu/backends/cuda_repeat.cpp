@@ -461,9 +461,9 @@ PyObject* graph_chain(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   for (Py_ssize_t i = 0; i < count && code == 0; ++i) {
     const KernelNodeParams params = node_params(launches[i]);
     void* node = nullptr;
-    const bool plain = previous == nullptr || depend == nullptr;
-    code = add(&node, graph, &previous, plain ? (previous == nullptr ? 0 : 1) : 0, &params);
-    if (code == 0 && !plain) code = depend(graph, &previous, &node, &programmatic, 1);
+    const bool joined_after = previous != nullptr && depend != nullptr;  // by a programmatic edge, once added
+    code = add(&node, graph, &previous, previous != nullptr && !joined_after ? 1 : 0, &params);
+    if (code == 0 && joined_after) code = depend(graph, &previous, &node, &programmatic, 1);
     nodes[i] = reinterpret_cast<uint64_t>(node);
     previous = node;
     failed = i;

@@ -97,8 +97,9 @@ def _join_loads(tokens: list[Token], texts: list[str], match: list[int], product
     each product call's name and its arguments."""
     # The A operands of each pair of products, with the matrices the pair writes and adds to, where it stands.
     halves: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+    arguments_at = dict(products)
     for opener, opener2 in product_pairs:
-        first, second = _arguments(tokens, match, opener - 1), _arguments(tokens, match, opener2 - 1)
+        first, second = arguments_at.get(opener - 1), arguments_at.get(opener2 - 1)
         if first and second and len(first) == len(second) == 4:
             key = (_operand(tokens, *first[A_ARGUMENT]), _operand(tokens, *second[A_ARGUMENT]))
             sums = tuple(_operand(tokens, *arguments[k]) for arguments in (first, second) for k in (0, 3))
