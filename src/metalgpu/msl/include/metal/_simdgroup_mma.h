@@ -200,6 +200,21 @@ template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagon
     mark_fresh(c);
 }
 
+// Whether a hardware row load can read a matrix whose first memory row starts at `first` and whose rows are
+// `stride` elements apart: threadgroup memory, 16-byte aligned. Tested a matrix at a time: one test of several
+// addresses together can go deeper than the compiler follows an expression, and then the test (and the fallback)
+// stays in the code.
+template <class P> MG_SGM_FUNC bool row_loadable(P first, unsigned long stride) {
+    return is_shared_address(first) && (shared_address(first) & 15u) == 0 && ((stride * 2u) & 15u) == 0;
+}
+// The same for a matrix loaded beside one at `start` that passed it: its own start aligned, or its distance from
+// that one a multiple of 16 bytes (whichever the compiler can tell: for a tile's rows and its columns, either).
+template <class P> MG_SGM_FUNC bool row_loadable_beside(P first, unsigned long stride, P start) {
+    const long apart = reinterpret_cast<const char*>(first) - reinterpret_cast<const char*>(start);
+    return is_shared_address(first) && ((apart & 15) == 0 || (shared_address(first) & 15u) == 0) &&
+           ((stride * 2u) & 15u) == 0;
+}
+
 // A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
 template <bool ColsFirst, class T> MG_SGM_FUNC void take_bits(operand_copies<T>& c, unsigned int bits) {
     c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
@@ -217,7 +232,7 @@ MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned lo
     if constexpr (sizeof(T) == 2 && metal::is_pointer<P>::value) {
         if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*source)>, T>::value) {
             const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
-            if (!is_shared_address(first) || ((shared_address(first) | stride * 2u) & 15u) != 0) return false;
+            if (!row_loadable(first, stride)) return false;
             const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
             take_bits<ColsFirst>(c, transpose != ColsFirst ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row));
             return true;
@@ -252,10 +267,7 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const auto first1 = s1 + (o1.y * n1 + o1.x);
             const auto first2 = s2 + (o2.y * n2 + o2.x);
             if (t1 != t2) return false;
-            if (!is_shared_address(first1) || ((shared_address(first1) | n1 * 2u | n2 * 2u) & 15u) != 0) return false;
-            // the second's start by its distance from the first's, which the compiler can often tell
-            const long apart = reinterpret_cast<const char*>(first2) - reinterpret_cast<const char*>(first1);
-            if (!is_shared_address(first2) || (apart & 15) != 0) return false;
+            if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, first1)) return false;
             const unsigned int lane = simd_lane();
             const auto row = (lane & 8u) != 0 ? first2 + (lane & 7u) * n2 : first1 + (lane & 7u) * n1;
             unsigned int bits[2];
@@ -293,12 +305,8 @@ MG_SGM_FUNC bool load_quad_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const auto first1 = s1 + (o1.y * n1 + o1.x), first2 = s2 + (o2.y * n2 + o2.x);
             const auto first3 = s3 + (o3.y * n3 + o3.x), first4 = s4 + (o4.y * n4 + o4.x);
             if (t1 != t2 || t1 != t3 || t1 != t4) return false;
-            // each start on its own: NVRTC does not fold the distance from a tile's rows to its columns
-            if (!is_shared_address(first1) || !is_shared_address(first2) || !is_shared_address(first3) ||
-                !is_shared_address(first4))
-                return false;
-            if (((shared_address(first1) | shared_address(first2) | shared_address(first3) | shared_address(first4) |
-                  n1 * 2u | n2 * 2u | n3 * 2u | n4 * 2u) & 15u) != 0)
+            if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, first1) ||
+                !row_loadable_beside(first3, n3, first1) || !row_loadable_beside(first4, n4, first1))
                 return false;
             // lanes 8q to 8q + 7 name the rows of matrix q (by two selects of two: one of four became branches)
             const unsigned int lane = simd_lane(), r = lane & 7u;
