@@ -13,21 +13,22 @@ largest |C|, and the largest error over the sum of the terms' sizes, sum_k |a_ik
     PYTHONPATH=src python benchmarks/cuda_gemm.py --repeat 10
 
 The kernels (one for float, one for half and bfloat): a threadgroup computes a 128 x 128 tile of C, and per step
-of BK = 16 along k the blocks of A and B go through threadgroup memory, rows padded so that the SIMD-groups' loads
-meet no bank conflict. The next step's blocks are read from device memory while this one's are multiplied, without a
-branch (past the end, the last block again). Pairs of product statements that read one B matrix (the tile's rows
+along k the blocks of A and B go through threadgroup memory, laid out so that the SIMD-groups' loads meet no bank
+conflict. The next step's blocks are read from device memory while this one's are multiplied, without a branch
+(past the end, the last block again). Pairs of product statements that read one B matrix (the tile's rows
 innermost) run as one mma.sync on CUDA.
 
-- Float: 8 SIMD-groups of 64 x 32 (8 x 4 accumulators); A's block transposed (the scalar loads of the tensor cores'
-  layout then meet no bank conflict); one block of each, two barriers a step.
+- Float: 8 SIMD-groups of 64 x 32 (8 x 4 accumulators), steps of 16; A's block transposed (the scalar loads of the
+  tensor cores' layout then meet no bank conflict); one block of each, two barriers a step.
 - Half and bfloat: 4 SIMD-groups of 64 x 64 (8 x 8 accumulators, so that each fragment loaded from threadgroup
-  memory serves 8 products); A's block as rows of BK (one hardware row load a matrix); two of each block, one
-  barrier a step. A step's loads are written first, in the order its products read them, so that each A
-  fragment's four matrices and each B fragment's two take one hardware row load (msl/operand_loads.py). Device
-  memory is read two steps ahead, 16 bytes at a time, into two register stages that take turns: with one stage
-  (one step ahead) the GEMM ran at 197-206 TFLOP/s on an H100 whatever the tiles; with two, 244, and with 16-byte
-  reads 266 (64 x 32 per SIMD-group with two stages: 171, its 157 registers leaving room for one threadgroup an SM).
-  This takes 248 registers a thread, room for two threadgroups of 128 threads an SM.
+  memory serves 8 products), steps of 32; one block of each, two barriers a step. A step's loads are written
+  first, in the order its products read them, so that each A fragment's four matrices and each B fragment's two
+  take one hardware row load (msl/operand_loads.py). Each thread reads 16 bytes at a time, 4 lanes a 64-byte row
+  of A, and writes them where each 8 lanes meet 8 groups of banks: A's block in columns of 8 elements, 32 bytes
+  apart past their rows. On an H100 the GEMM was bound by the L1 pipe, which serves device reads (by the lines a
+  read of 8 lanes touches) as well as threadgroup memory: steps of 16 with two blocks of each and two register
+  stages ran at 266 TFLOP/s (reads of 32-byte rows of A: 4 lines each 8 lanes); so laid out, a step of 32 with
+  one block, 284-287. Two blocks of 32 would pass Metal's 32 KiB. 255 registers a thread: two threadgroups an SM.
 """
 from __future__ import annotations
 
@@ -127,80 +128,87 @@ kernel void gemm_float(device const float* A [[buffer(0)]], device const float* 
 }
 
 // Half and bfloat (T), C of type T: 4 SIMD-groups, each 64 x 64 of the tile (8 x 8 accumulators: each fragment
-// of A and of B read from threadgroup memory serves 8 products). A's block is kept as rows of BK (what one
-// hardware row load reads), B's as rows of BN, each padded by 16 bytes; two of each: a step multiplies one while
-// the next step's blocks go to the other, one barrier a step. Device memory is read two steps ahead, into two
-// register stages that take turns (the loop is two steps long, so that each stage has its own registers):
-// with one, the reads of the next step's blocks were not back when the step's products were done. Each thread
-// moves 16 bytes at a time.
+// of A and of B read from threadgroup memory serves 8 products), a step of BK = 32 along k (two of depth 16), one
+// block of each in threadgroup memory (two would pass Metal's 32 KiB), two barriers a step. The next step's blocks
+// are read from device memory, 16 bytes a thread at a time, while this one's are multiplied. Device memory is read
+// in rows of 64 bytes (4 lanes a row of A's block), and every store to and load from threadgroup memory meets 8
+// different groups of banks in each 8 lanes:
+// - A's block lies in 4 columns of 8 elements (k / 8), each its 128 rows of 16 bytes then 32 bytes unused: a
+//   fragment is 8 rows in a row, one hardware row load, and the 8 lanes storing 2 rows of 4 columns meet 8 groups;
+// - B's block row by row, rows padded by 16 bytes (a fragment's rows 272 bytes apart meet 8 groups).
 template <typename T>
 [[max_total_threads_per_threadgroup(128)]]  // on CUDA: registers for 128 threads, not 1024
 kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]], device T* C [[buffer(2)]],
                        constant uint& n [[buffer(3)]], uint2 group [[threadgroup_position_in_grid]],
-                       uint index [[thread_index_in_threadgroup]], uint sg [[simdgroup_index_in_threadgroup]],
-                       ushort lane [[thread_index_in_simdgroup]]) {
+                       uint sg [[simdgroup_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]]) {
     using Out = T;
-    constexpr uint THREADS = 128, WM = 64, WN = 64, LD = BN + 8, LDK = BK + 8, VEC = 8;
-    threadgroup T a_tiles[2][BM * LDK];
-    threadgroup T b_tiles[2][BK * LD];
+    constexpr uint BK = 32, WM = 64, WN = 64, VEC = 8, A_COLUMN = (BM + 2) * VEC, LD = BN + 8;
+    threadgroup T a_tile[BK / VEC * A_COLUMN];
+    threadgroup T b_tile[BK * LD];
     threadgroup float staging[4][64];
     const uint row0 = group.y * BM, col0 = group.x * BN;
     const uint warp_row = (sg / 2) * WM, warp_col = (sg % 2) * WN;
     const uint size = n;
-    // Where this thread's two vectors of 8 lie in each block: A's m, k and B's k, column
-    const uint a_m = index / (BK / VEC), a_k = (index % (BK / VEC)) * VEC, a_m_step = THREADS / (BK / VEC);
-    const uint b_k = index / (BN / VEC), b_c = (index % (BN / VEC)) * VEC, b_k_step = THREADS / (BN / VEC);
-    device const T* a_source = A + (row0 + a_m) * size + a_k;
+    // This thread's 4 vectors of 8 in each block: A's rows a_m + 32 v, column a_c; B's rows b_k + 8 v, from b_c
+    const uint a_m = 8 * sg + lane / 4, a_c = lane % 4;
+    const uint b_k = 2 * sg + lane / 16, b_c = (lane % 16) * VEC;
+    device const T* a_source = A + (row0 + a_m) * size + a_c * VEC;
     device const T* b_source = B + b_k * size + col0 + b_c;
+    const uint a_put = a_c * A_COLUMN + a_m * VEC, b_put = b_k * LD + b_c;
 
     simdgroup_matrix<float, 8, 8> acc[8][8];
 #define ZERO_ROW8(i) FOR_J8(ZERO, i)
     FOR_8(ZERO_ROW8)
 
-    uint4 a_held[2][2], b_held[2][2];  // [register stage][vector]: blocks read from device memory, not yet put
-#define FETCH16_V(s, v, k0)                                                                                   \\
-    a_held[s][v] = *reinterpret_cast<device const uint4*>(a_source + v * a_m_step * size + (k0));            \\
-    b_held[s][v] = *reinterpret_cast<device const uint4*>(b_source + ((k0) + v * b_k_step) * size);
-#define FETCH16(s, k0) { FETCH16_V(s, 0, k0) FETCH16_V(s, 1, k0) }
-#define PUT16_V(s, v, buffer)                                                                                 \\
-    *reinterpret_cast<threadgroup uint4*>(a_tiles[buffer] + (a_m + v * a_m_step) * LDK + a_k) = a_held[s][v]; \\
-    *reinterpret_cast<threadgroup uint4*>(b_tiles[buffer] + (b_k + v * b_k_step) * LD + b_c) = b_held[s][v];
-#define PUT16(s, buffer) { PUT16_V(s, 0, buffer) PUT16_V(s, 1, buffer) }
-// A step is two of depth 8 (kk = 0 and 8), written out: every load first, each A fragment's four (rows i and
-// i + 1 at both depths) and each B fragment's two in a row, then the products of depth 0 and those of depth 8. On
+    uint4 a_held[4], b_held[4];  // the next step's blocks, read from device memory, not yet put
+#define FETCH_V(v, k0)                                                                                        \\
+    a_held[v] = *reinterpret_cast<device const uint4*>(a_source + 32 * v * size + (k0));                      \\
+    b_held[v] = *reinterpret_cast<device const uint4*>(b_source + ((k0) + 8 * v) * size);
+#define FETCH(k0) { FETCH_V(0, k0) FETCH_V(1, k0) FETCH_V(2, k0) FETCH_V(3, k0) }
+#define PUT_V(v)                                                                                              \\
+    *reinterpret_cast<threadgroup uint4*>(a_tile + a_put + 32 * v * VEC) = a_held[v];                         \\
+    *reinterpret_cast<threadgroup uint4*>(b_tile + b_put + 8 * v * LD) = b_held[v];
+#define PUT { PUT_V(0) PUT_V(1) PUT_V(2) PUT_V(3) }
+// Depth 16 of a step (kk = 0 or 16), written out: every load first, each A fragment's four (rows i and i + 1 at
+// depths kk and kk + 8) and each B fragment's two in a row, then the products of depth kk and those of kk + 8. On
 // CUDA a pair of products (rows innermost, reading one B) is one mma.sync, the products of both depths into the
 // same accumulators one of depth 16, and the loads in a row that fill its operands one ldmatrix
-// (msl/operand_loads.py).
-#define LOAD_A(m, i, kk) simdgroup_load(m, a_tile + (warp_row + 8 * (i)) * LDK, LDK, ulong2(kk, 0));
-#define LOAD_A4(q) LOAD_A(a0[2 * q], 2 * q, 0) LOAD_A(a0[2 * q + 1], 2 * q + 1, 0)                                \\
-                   LOAD_A(a1[2 * q], 2 * q, 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, 8)
-#define LOAD_B(m, j, kk) simdgroup_load(m, b_tile, LD, ulong2(warp_col + 8 * (j), kk));
-#define LOAD_B2(j) LOAD_B(b0[j], j, 0) LOAD_B(b1[j], j, 8)
-#define MULTIPLY(buffer) {                                                                                    \\
-        const threadgroup T* a_tile = a_tiles[buffer];                                                        \\
-        const threadgroup T* b_tile = b_tiles[buffer];                                                        \\
-        simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[8], b1[8];  /* fragments at depths 0 and 8 of the step */  \\
-        FOR_4(LOAD_A4)                                                                                        \\
-        FOR_8(LOAD_B2)                                                                                        \\
+// (msl/operand_loads.py). Each load names its column of A, and B's row, by a pointer: the compiler then tells
+// that the rows are aligned for ldmatrix.
+#define LOAD_A(m, i, kk) simdgroup_load(m, a_tile + (kk) / VEC * A_COLUMN, VEC, ulong2(0, warp_row + 8 * (i)));
+#define LOAD_A4(q, kk) LOAD_A(a0[2 * q], 2 * q, kk) LOAD_A(a0[2 * q + 1], 2 * q + 1, kk)                        \\
+                       LOAD_A(a1[2 * q], 2 * q, kk + 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, kk + 8)
+#define LOAD_B(m, j, kk) simdgroup_load(m, b_tile + (kk) * LD, LD, ulong2(warp_col + 8 * (j), 0));
+#define LOAD_B2(j, kk) LOAD_B(b0[j], j, kk) LOAD_B(b1[j], j, kk + 8)
+#define LOAD_A4_0(q) LOAD_A4(q, 0)
+#define LOAD_A4_16(q) LOAD_A4(q, 16)
+#define LOAD_B2_0(j) LOAD_B2(j, 0)
+#define LOAD_B2_16(j) LOAD_B2(j, 16)
+#define MULTIPLY16(LOAD_A4_KK, LOAD_B2_KK) {                                                                  \\
+        simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[8], b1[8];  /* fragments at depths kk and kk + 8 */        \\
+        FOR_4(LOAD_A4_KK)                                                                                     \\
+        FOR_8(LOAD_B2_KK)                                                                                     \\
         FOR_8(MMA_COLUMN0)                                                                                    \\
         FOR_8(MMA_COLUMN1)                                                                                    \\
     }
-    FETCH16(0, 0)
-    PUT16(0, 0)
-    FETCH16(0, BK)
+    FETCH(0)
+    PUT
     threadgroup_barrier(mem_flags::mem_threadgroup);
-    // Steps k0 (buffer 0) and k0 + BK (buffer 1); past the end, the reads take the last block again: no branch.
-    for (uint k0 = 0; k0 < size; k0 += 2 * BK) {
-        FETCH16(1, min(k0 + 2 * BK, size - BK))
-        MULTIPLY(0)
-        PUT16(0, 1)  // step k0 + BK's blocks, read a step ago, to the buffers last read a step ago
+    for (uint k0 = 0; k0 < size; k0 += BK) {
+        FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
+        MULTIPLY16(LOAD_A4_0, LOAD_B2_0)
+        MULTIPLY16(LOAD_A4_16, LOAD_B2_16)
         threadgroup_barrier(mem_flags::mem_threadgroup);
-        FETCH16(0, min(k0 + 3 * BK, size - BK))
-        MULTIPLY(1)
-        PUT16(1, 0)
+        PUT
         threadgroup_barrier(mem_flags::mem_threadgroup);
     }
-#define STORE_ROW8(i) FOR_J8(STORE, i)
+// One accumulator to C, a lane's two elements side by side: one 4-byte store
+#define STORE_PAIR(i, j)                                                                                      \\
+    simdgroup_store(acc[i][j], staging[sg], 8);                                                               \\
+    *reinterpret_cast<device vec<T, 2>*>(C + (row0 + warp_row + 8 * i + lane / 4) * size + col0 + warp_col +   \\
+                                         8 * j + 2 * (lane % 4)) =                                            \\
+        vec<T, 2>(Out(staging[sg][2 * lane]), Out(staging[sg][2 * lane + 1]));
+#define STORE_ROW8(i) FOR_J8(STORE_PAIR, i)
     FOR_8(STORE_ROW8)
 }
 
@@ -211,9 +219,9 @@ kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buff
 KERNELS = {
     "float": ("", "gemm_float", 256),
     "half": ('template [[host_name("gemm_half")]] kernel void gemm_16bit<half>(device const half*, '
-             'device const half*, device half*, constant uint&, uint2, uint, uint, ushort);', "gemm_half", 128),
+             'device const half*, device half*, constant uint&, uint2, uint, ushort);', "gemm_half", 128),
     "bfloat": ('template [[host_name("gemm_bfloat")]] kernel void gemm_16bit<bfloat>(device const bfloat*, '
-               'device const bfloat*, device bfloat*, constant uint&, uint2, uint, uint, ushort);', "gemm_bfloat", 128),
+               'device const bfloat*, device bfloat*, constant uint&, uint2, uint, ushort);', "gemm_bfloat", 128),
 }
 
 KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)

@@ -376,8 +376,9 @@ def benchmark_gemm(element: str) -> tuple[str, str, int]:
 @pytest.mark.parametrize("engine", [param for param in _engines() if param.values[0][1] == "3xtf32"],
                          indirect=True)
 def test_the_benchmark_gemm(engine, element):
-    """The benchmark's GEMM (tiles in threadgroup memory refilled each step of k while they are read, products in
-    statement pairs) on 256 x 256 matrices, 2 x 2 threadgroups, against float64; C is rounded to the element type.
+    """The benchmark's GEMM (tiles in threadgroup memory refilled each step of k, the next blocks read from device
+    memory while these are multiplied, products in statement pairs) on 256 x 256 matrices, 2 x 2 threadgroups,
+    against float64; C is rounded to the element type.
     In the default float mode: the others' products are checked above."""
     gpu, mode = engine
     n = 256
