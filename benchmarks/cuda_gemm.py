@@ -44,8 +44,8 @@ SOURCE = """
 using namespace metal;
 
 // Both kernels: C = A * B for n x n row-major matrices, n a multiple of 128; a threadgroup computes 128 x 128 of C
-// with float accumulators, and moves its blocks of A and B through threadgroup memory a step of BK = 16 along k.
-constant constexpr uint BM = 128, BN = 128, BK = 16;
+// with float accumulators, and moves its blocks of A and B through threadgroup memory a step of BK along k.
+constant constexpr uint BM = 128, BN = 128;
 
 // The loops over a SIMD-group's fragments, written out (the compiler keeps the fragments in registers only when
 // every index is a constant).
@@ -60,12 +60,13 @@ constant constexpr uint BM = 128, BN = 128, BK = 16;
                             MMA(5, j, a, b) MMA(6, j, a, b) MMA(7, j, a, b)
 #define MMA_COLUMN0(j) MMA_COLUMN(j, a0, b0)
 #define MMA_COLUMN1(j) MMA_COLUMN(j, a1, b1)
-// One accumulator to C, through threadgroup memory (float to C's type; a lane's two elements, 4 rows apart).
+// One accumulator to C, through threadgroup memory (float to C's type Out): a lane's two elements side by side,
+// one store.
 #define STORE(i, j)                                                                                           \\
     simdgroup_store(acc[i][j], staging[sg], 8);                                                               \\
-    C[(row0 + warp_row + 8 * i + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] = Out(staging[sg][lane]);  \\
-    C[(row0 + warp_row + 8 * i + 4 + lane / 8) * size + col0 + warp_col + 8 * j + lane % 8] =                    \\
-        Out(staging[sg][lane + 32]);
+    *reinterpret_cast<device vec<Out, 2>*>(C + (row0 + warp_row + 8 * i + lane / 4) * size + col0 + warp_col + \\
+                                           8 * j + 2 * (lane % 4)) =                                          \\
+        vec<Out, 2>(Out(staging[sg][2 * lane]), Out(staging[sg][2 * lane + 1]));
 
 // Float: 8 SIMD-groups, each 64 x 32 of the tile (8 x 4 accumulators), the tile's rows innermost so that each pair
 // of product statements reads one B matrix (one mma.sync on CUDA). A's block is kept transposed (the scalar loads
@@ -77,7 +78,7 @@ kernel void gemm_float(device const float* A [[buffer(0)]], device const float* 
                        uint2 group [[threadgroup_position_in_grid]], uint index [[thread_index_in_threadgroup]],
                        uint sg [[simdgroup_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]]) {
     using Out = float;
-    constexpr uint THREADS = 256, WM = 64, WN = 32, LD = BM + 4;
+    constexpr uint THREADS = 256, BK = 16, WM = 64, WN = 32, LD = BM + 4;
     threadgroup float a_tile[BK * LD];
     threadgroup float b_tile[BK * LD];
     threadgroup float staging[8][64];
@@ -176,18 +177,14 @@ kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buff
 // (msl/operand_loads.py). Each load names its column of A, and B's row, by a pointer: the compiler then tells
 // that the rows are aligned for ldmatrix.
 #define LOAD_A(m, i, kk) simdgroup_load(m, a_tile + (kk) / VEC * A_COLUMN, VEC, ulong2(0, warp_row + 8 * (i)));
-#define LOAD_A4(q, kk) LOAD_A(a0[2 * q], 2 * q, kk) LOAD_A(a0[2 * q + 1], 2 * q + 1, kk)                        \\
+#define LOAD_A4(kk, q) LOAD_A(a0[2 * q], 2 * q, kk) LOAD_A(a0[2 * q + 1], 2 * q + 1, kk)                        \\
                        LOAD_A(a1[2 * q], 2 * q, kk + 8) LOAD_A(a1[2 * q + 1], 2 * q + 1, kk + 8)
 #define LOAD_B(m, j, kk) simdgroup_load(m, b_tile + (kk) * LD, LD, ulong2(warp_col + 8 * (j), 0));
-#define LOAD_B2(j, kk) LOAD_B(b0[j], j, kk) LOAD_B(b1[j], j, kk + 8)
-#define LOAD_A4_0(q) LOAD_A4(q, 0)
-#define LOAD_A4_16(q) LOAD_A4(q, 16)
-#define LOAD_B2_0(j) LOAD_B2(j, 0)
-#define LOAD_B2_16(j) LOAD_B2(j, 16)
-#define MULTIPLY16(LOAD_A4_KK, LOAD_B2_KK) {                                                                  \\
+#define LOAD_B2(kk, j) LOAD_B(b0[j], j, kk) LOAD_B(b1[j], j, kk + 8)
+#define MULTIPLY16(kk) {                                                                                      \\
         simdgroup_matrix<T, 8, 8> a0[8], a1[8], b0[8], b1[8];  /* fragments at depths kk and kk + 8 */        \\
-        FOR_4(LOAD_A4_KK)                                                                                     \\
-        FOR_8(LOAD_B2_KK)                                                                                     \\
+        FOR_J4(LOAD_A4, kk)                                                                                   \\
+        FOR_J8(LOAD_B2, kk)                                                                                   \\
         FOR_8(MMA_COLUMN0)                                                                                    \\
         FOR_8(MMA_COLUMN1)                                                                                    \\
     }
@@ -196,19 +193,13 @@ kernel void gemm_16bit(device const T* A [[buffer(0)]], device const T* B [[buff
     threadgroup_barrier(mem_flags::mem_threadgroup);
     for (uint k0 = 0; k0 < size; k0 += BK) {
         FETCH(min(k0 + BK, size - BK))  // past the end, the last block again: no branch
-        MULTIPLY16(LOAD_A4_0, LOAD_B2_0)
-        MULTIPLY16(LOAD_A4_16, LOAD_B2_16)
+        MULTIPLY16(0)
+        MULTIPLY16(16)
         threadgroup_barrier(mem_flags::mem_threadgroup);
         PUT
         threadgroup_barrier(mem_flags::mem_threadgroup);
     }
-// One accumulator to C, a lane's two elements side by side: one 4-byte store
-#define STORE_PAIR(i, j)                                                                                      \\
-    simdgroup_store(acc[i][j], staging[sg], 8);                                                               \\
-    *reinterpret_cast<device vec<T, 2>*>(C + (row0 + warp_row + 8 * i + lane / 4) * size + col0 + warp_col +   \\
-                                         8 * j + 2 * (lane % 4)) =                                            \\
-        vec<T, 2>(Out(staging[sg][2 * lane]), Out(staging[sg][2 * lane + 1]));
-#define STORE_ROW8(i) FOR_J8(STORE_PAIR, i)
+#define STORE_ROW8(i) FOR_J8(STORE, i)
     FOR_8(STORE_ROW8)
 }
 
