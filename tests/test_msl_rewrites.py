@@ -11,7 +11,7 @@ import pytest
 
 from metalgpu.msl.abi import INCLUDE_DIR
 from metalgpu.msl.diagnostics import parse_log
-from metalgpu.msl.outline import scan
+from metalgpu.msl.outline import bracket_partners, call_arguments, scan
 from metalgpu.msl.parser import parse
 from metalgpu.msl.preprocess import preprocess
 from metalgpu.msl.translate import translate
@@ -70,6 +70,19 @@ def test_constructor_initialisers_with_braces_end_at_the_body():
     assert pre.tokens[constructor.body[0] + 1].text == "a" and pre.tokens[constructor.body[0] + 2].text == "+="
     assert any(d.kind == "other" and pre.tokens[d.end - 2].text == "c" for d in scan(pre.tokens))
 
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("f(a, g(b, c), x[1, 2], T{3, 4}, y >> 1)", ["a", "g ( b , c )", "x [ 1 , 2 ]", "T { 3 , 4 }", "y >> 1"]),
+    ("f()", []),
+    ("f(h(g<int, 2>(x)))", ["h ( g < int , 2 > ( x ) )"]),  # template arguments inside a bracket
+    ("f(a < b, c > d)", None),  # two arguments, or one template argument list: unclear
+])
+def test_call_arguments_split_at_the_calls_own_commas(call, expected):
+    tokens = preprocess(call + ";", "t.metal").tokens
+    found = call_arguments(tokens, bracket_partners(tokens), 1)
+    texts = None if found is None else [" ".join(t.text for t in tokens[begin:end]) for begin, end in found]
+    assert texts == expected
 
 # -- address spaces on declarations ---------------------------------------------------------------------------------
 

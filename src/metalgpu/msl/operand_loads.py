@@ -41,6 +41,7 @@ import ast
 import re
 
 from .lexer import IDENT, PUNCT, Token
+from .outline import call_arguments
 
 LOAD = "simdgroup_load"
 B_OPERAND_LOAD = "::metal::simdgroup_load_b_operand"
@@ -252,27 +253,12 @@ def _value(node: ast.AST) -> int:
 
 
 def _arguments(tokens: list[Token], match: list[int], name: int) -> list[tuple[int, int]] | None:
-    """The [begin, end) token ranges of the arguments of the call whose function name is at ``name``; None where
-    it is not a call or a comma's role is unclear."""
+    """The arguments of the call whose function name is at ``name`` (outline.call_arguments); None where it is not
+    a call or a comma's role is unclear."""
     opener = name + 1
-    if opener >= len(tokens) or tokens[opener].text != "(" or match[opener] < 0:
+    if opener >= len(tokens) or tokens[opener].text != "(":
         return None
-    close = match[opener]
-    arguments, begin, k = [], opener + 1, opener + 1
-    while k < close:
-        text = tokens[k].text
-        if tokens[k].kind == PUNCT and text in ("(", "[", "{") and match[k] > k:
-            k = match[k] + 1
-            continue
-        if tokens[k].kind == PUNCT and text in ("<", ">"):
-            return None  # a template argument list: the commas may not separate arguments
-        if text == ",":
-            arguments.append((begin, k))
-            begin = k + 1
-        k += 1
-    if begin < close:
-        arguments.append((begin, close))
-    return arguments
+    return call_arguments(tokens, match, opener)
 
 
 def _object_name(tokens: list[Token], match: list[int], begin: int, end: int) -> str | None:

@@ -57,6 +57,30 @@ def bracket_partners(tokens: list[Token]) -> list[int]:
     return match
 
 
+def call_arguments(tokens: list[Token], match: list[int], opener: int) -> list[tuple[int, int]] | None:
+    """The [begin, end) token ranges of the arguments between the `(` at ``opener`` and its partner (brackets
+    inside skipped whole); None where a comma's role is unclear: a `<` or `>` may open or close template
+    arguments, whose commas do not separate the call's."""
+    close = match[opener]
+    if close < 0:
+        return None
+    arguments, begin, k = [], opener + 1, opener + 1
+    while k < close:
+        text = tokens[k].text
+        if tokens[k].kind == PUNCT and text in ("(", "[", "{") and match[k] > k:
+            k = match[k] + 1
+            continue
+        if tokens[k].kind == PUNCT and text in ("<", ">"):
+            return None
+        if text == ",":
+            arguments.append((begin, k))
+            begin = k + 1
+        k += 1
+    if begin < close:
+        arguments.append((begin, close))
+    return arguments
+
+
 def skip_angles(tokens: list[Token], match: list[int], i: int, end: int) -> int:
     """From the `<` at ``i``, the index after its closing `>` (``end`` or a `;` if there is none)."""
     depth = 0

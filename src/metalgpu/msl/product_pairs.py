@@ -19,13 +19,11 @@ product's result is an operand of the second is the header's to tell, from the o
 from __future__ import annotations
 
 from .lexer import IDENT, PUNCT, Token
+from .outline import call_arguments
 
 PRODUCT = "simdgroup_multiply_accumulate"
 PAIR = "::metal::simdgroup_multiply_accumulate_pair"
 _STATEMENT_STARTS = frozenset({";", "{", "}"})
-# Tokens that may make a comma a template argument separator, or an operand a value computed before the first
-# product runs.
-_AMBIGUOUS = frozenset({"<", ">", ">>", "?", "{"})
 _EFFECTS = frozenset({"(", "++", "--", "=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="})
 
 
@@ -71,27 +69,10 @@ def _product_statement(tokens: list[Token], texts: list[str], match: list[int],
     close = match[opener]
     if close < 0 or close + 1 >= len(tokens) or tokens[close + 1].text != ";":
         return None
-    if _argument_count(tokens, opener + 1, close) != 4:
+    arguments = call_arguments(tokens, match, opener)
+    if arguments is None or len(arguments) != 4:
         return None
     return start, opener, close, close + 1
-
-
-def _argument_count(tokens: list[Token], begin: int, end: int) -> int | None:
-    """How many arguments lie between ``begin`` and ``end``; None where a comma's role is unclear."""
-    count, depth = 1, 0
-    for k in range(begin, end):
-        text = tokens[k].text
-        if tokens[k].kind != PUNCT:
-            continue
-        if text in _AMBIGUOUS:
-            return None
-        if text in ("(", "["):
-            depth += 1
-        elif text in (")", "]"):
-            depth -= 1
-        elif text == "," and depth == 0:
-            count += 1
-    return count if begin < end else 0
 
 
 def _names_only(tokens: list[Token], begin: int, end: int) -> bool:
