@@ -21,14 +21,10 @@ innermost) run as one mma.sync on CUDA.
 - Float: 8 SIMD-groups of 64 x 32 (8 x 4 accumulators), steps of 16; A's block transposed (the scalar loads of the
   tensor cores' layout then meet no bank conflict); one block of each, two barriers a step.
 - Half and bfloat: 4 SIMD-groups of 64 x 64 (8 x 8 accumulators, so that each fragment loaded from threadgroup
-  memory serves 8 products), steps of 32; one block of each, two barriers a step. A step's loads are written
-  first, in the order its products read them, so that each A fragment's four matrices and each B fragment's two
-  take one hardware row load (msl/operand_loads.py). Each thread reads 16 bytes at a time, 4 lanes a 64-byte row
-  of A, and writes them where each 8 lanes meet 8 groups of banks: A's block in columns of 8 elements, 32 bytes
-  apart past their rows. On an H100 the GEMM was bound by the L1 pipe, which serves device reads (by the lines a
-  read of 8 lanes touches) as well as threadgroup memory: steps of 16 with two blocks of each and two register
-  stages ran at 266 TFLOP/s (reads of 32-byte rows of A: 4 lines each 8 lanes); so laid out, a step of 32 with
-  one block, 284-287. Two blocks of 32 would pass Metal's 32 KiB. 255 registers a thread: two threadgroups an SM.
+  memory serves 8 products), steps of 32; one block of each, two barriers a step; device memory read in 64-byte
+  rows of A. A step's loads are written first, in the order its products read them, so that each A fragment's
+  four matrices and each B fragment's two take one hardware row load (msl/operand_loads.py). The kernel's comment
+  gives the layouts; benchmarks/README.md what the other layouts and schedules measured.
 """
 from __future__ import annotations
 

@@ -71,7 +71,6 @@ def test_constructor_initialisers_with_braces_end_at_the_body():
     assert any(d.kind == "other" and pre.tokens[d.end - 2].text == "c" for d in scan(pre.tokens))
 
 
-
 @pytest.mark.parametrize("call, expected", [
     ("f(a, g(b, c), x[1, 2], T{3, 4}, y >> 1)", ["a", "g ( b , c )", "x [ 1 , 2 ]", "T { 3 , 4 }", "y >> 1"]),
     ("f()", []),
@@ -83,6 +82,7 @@ def test_call_arguments_split_at_the_calls_own_commas(call, expected):
     found = call_arguments(tokens, bracket_partners(tokens), 1)
     texts = None if found is None else [" ".join(t.text for t in tokens[begin:end]) for begin, end in found]
     assert texts == expected
+
 
 # -- address spaces on declarations ---------------------------------------------------------------------------------
 
