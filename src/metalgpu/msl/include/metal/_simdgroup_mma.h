@@ -3,8 +3,8 @@
 // (_simdgroup_mma_emulated.h, under MG_EMULATE_TENSOR_CORES). Included by _simdgroup_matrix.h, after the target's
 // primitives: shuffle_bits (a 32-bit value of another lane), transpose_b16 (movmatrix), round_tf32 (cvt.rna),
 // mma_f16 / mma_bf16 / mma_tf32 (mma.sync.aligned.m16n8k8.row.col with float accumulators), mma_f16_k16 /
-// mma_bf16_k16 (m16n8k16), load_matrix_b16 / _pair_b16 / _quad_b16 (ldmatrix .x1, .x2, .x4), unused_bits /
-// unused_float (a register left as it is).
+// mma_bf16_k16 (m16n8k16), load_matrix_b16 / _pair_b16 / _quad_b16 (ldmatrix .x1, .x2, .x4, at a lane's address
+// of type shared_offset, from shared_address), unused_bits / unused_float (a register left as it is).
 //
 // Layouts. Apple's (thread_elements(), see _simdgroup_matrix.h) is not one of mma.sync's, so besides its elements
 // `e` a matrix keeps `mma` (operand_copies): the same 8x8 matrix in the two layouts mma.sync reads, lane 4g + t
@@ -215,6 +215,25 @@ template <class P> MG_SGM_FUNC bool row_loadable_beside(P first, unsigned long s
            ((stride * 2u) & 15u) == 0;
 }
 
+// Where memory row r of a matrix loaded from `source` starts in threadgroup memory (a row of the matrix, or of its
+// transpose), and how far that row of another matrix lies past it, in bytes. Computed in the target's type of shared
+// addresses (32 bits on CUDA) from the origins' parts: where two matrices' origins differ by a constant, so do their
+// addresses, and a joined load's lanes pick their matrix by adding a constant to one address. (From 64-bit origins,
+// each a 32-bit sum widened, the compiler cannot tell, and computes every address of every load anew.)
+template <class P> MG_SGM_FUNC shared_offset row_address(P source, unsigned long stride, metal::ulong2 origin,
+                                                        unsigned int r) {
+    using S = shared_offset;
+    return shared_address(source) + 2u * ((S(origin.y) + r) * S(stride) + S(origin.x));
+}
+template <class P> MG_SGM_FUNC shared_offset row_distance(P from, unsigned long from_stride, metal::ulong2 from_origin,
+                                                         P to, unsigned long stride, metal::ulong2 origin,
+                                                         unsigned int r) {
+    using S = shared_offset;
+    const S bytes = S(reinterpret_cast<const char*>(to) - reinterpret_cast<const char*>(from));
+    return bytes + 2u * ((S(origin.y) - S(from_origin.y)) * S(from_stride) + (S(origin.x) - S(from_origin.x)) +
+                         (S(origin.y) + r) * (S(stride) - S(from_stride)));
+}
+
 // A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
 template <bool ColsFirst, class T> MG_SGM_FUNC void take_bits(operand_copies<T>& c, unsigned int bits) {
     c.rows = unpack<T>(ColsFirst ? transpose_b16(bits) : bits);
@@ -233,7 +252,7 @@ MG_SGM_FUNC bool load_copies_aligned(operand_copies<T>& c, P source, unsigned lo
         if constexpr (detail::is_same<detail::remove_cvref_t<decltype(*source)>, T>::value) {
             const auto first = source + (origin.y * stride + origin.x);  // where the first memory row starts
             if (!row_loadable(first, stride)) return false;
-            const auto row = first + (simd_lane() & 7u) * stride;  // lanes 0-7 name the 8 memory rows
+            const shared_offset row = row_address(source, stride, origin, simd_lane() & 7u);  // lanes 0-7: 8 rows
             take_bits<ColsFirst>(c, transpose != ColsFirst ? load_matrix_b16<true>(row) : load_matrix_b16<false>(row));
             return true;
         }
@@ -268,8 +287,9 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const auto first2 = s2 + (o2.y * n2 + o2.x);
             if (t1 != t2) return false;
             if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, first1)) return false;
-            const unsigned int lane = simd_lane();
-            const auto row = (lane & 8u) != 0 ? first2 + (lane & 7u) * n2 : first1 + (lane & 7u) * n1;
+            const unsigned int lane = simd_lane(), r = lane & 7u;
+            const shared_offset row = row_address(s1, n1, o1, r) +
+                                      ((lane & 8u) != 0 ? row_distance(s1, n1, o1, s2, n2, o2, r) : 0u);
             unsigned int bits[2];
             if (t1 != ColsFirst) load_matrix_pair_b16<true>(row, bits);
             else load_matrix_pair_b16<false>(row, bits);
@@ -311,9 +331,10 @@ MG_SGM_FUNC bool load_quad_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             // lanes 8q to 8q + 7 name the rows of matrix q (by two selects of two: one of four became branches)
             const unsigned int lane = simd_lane(), r = lane & 7u;
             const bool odd = (lane & 8u) != 0, high = (lane & 16u) != 0;
-            const auto low_row = odd ? first2 + r * n2 : first1 + r * n1;
-            const auto high_row = odd ? first4 + r * n4 : first3 + r * n3;
-            const auto row = high ? high_row : low_row;
+            const shared_offset low = odd ? row_distance(s1, n1, o1, s2, n2, o2, r) : 0u;
+            const shared_offset high_distance =
+                odd ? row_distance(s1, n1, o1, s4, n4, o4, r) : row_distance(s1, n1, o1, s3, n3, o3, r);
+            const shared_offset row = row_address(s1, n1, o1, r) + (high ? high_distance : low);
             unsigned int bits[4];
             if (t1) load_matrix_quad_b16<true>(row, bits);
             else load_matrix_quad_b16<false>(row, bits);

@@ -39,19 +39,19 @@ __device__ __forceinline__ float unused_float() {
     return r;
 }
 
-// Whether p points into threadgroup (shared) memory, where ldmatrix reads; and where, in that space. The
+// Whether p points into threadgroup (shared) memory, where ldmatrix reads; and where, in that space (32 bits). The
 // compiler sees a threadgroup array's alignment through the latter, not through the generic pointer.
+using shared_offset = unsigned int;
 __device__ __forceinline__ bool is_shared_address(const void* p) { return __isShared(p); }
-__device__ __forceinline__ unsigned int shared_address(const void* p) {
-    return static_cast<unsigned int>(__cvta_generic_to_shared(p));
+__device__ __forceinline__ shared_offset shared_address(const void* p) {
+    return static_cast<shared_offset>(__cvta_generic_to_shared(p));
 }
 
 // ldmatrix: the 8x8 matrix of 16-bit elements whose rows start at the shared-memory addresses that lanes 0-7 give
 // (16 contiguous bytes each, 16-byte aligned). Lane 4g + t gets row g, elements 2t and 2t + 1; with Trans, the
 // transpose's (elements 2t and 2t + 1 of column g). Volatile and clobbering memory, so that the compiler keeps it
 // after the stores it may read.
-template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(const void* row) {
-    const unsigned int address = shared_address(row);
+template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(shared_offset address) {
     unsigned int r;
     if constexpr (Trans)
         asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(r) : "r"(address) : "memory");
@@ -61,8 +61,7 @@ template <bool Trans> __device__ __forceinline__ unsigned int load_matrix_b16(co
 }
 
 // ldmatrix .x2: two matrices, lanes 0-7 naming the rows of the first and lanes 8-15 those of the second.
-template <bool Trans> __device__ __forceinline__ void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
-    const unsigned int address = shared_address(row);
+template <bool Trans> __device__ __forceinline__ void load_matrix_pair_b16(shared_offset address, unsigned int (&r)[2]) {
     if constexpr (Trans)
         asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];"
                      : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
@@ -72,8 +71,7 @@ template <bool Trans> __device__ __forceinline__ void load_matrix_pair_b16(const
 }
 
 // ldmatrix .x4: four matrices, lanes 8q to 8q + 7 naming the rows of matrix q.
-template <bool Trans> __device__ __forceinline__ void load_matrix_quad_b16(const void* row, unsigned int (&r)[4]) {
-    const unsigned int address = shared_address(row);
+template <bool Trans> __device__ __forceinline__ void load_matrix_quad_b16(shared_offset address, unsigned int (&r)[4]) {
     if constexpr (Trans)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");

@@ -20,10 +20,10 @@ inline float round_tf32(float x) {
 // Unused operand parts hold NaN, so that a test sees any of it reaching a result.
 inline unsigned int unused_bits() { return 0x7fc07fc0u; }
 inline float unused_float() { return detail::bit_cast<float>(0x7fc00000u); }
-inline bool is_shared_address(const void*) { return true; }  // the emulated ldmatrix reads any memory
-inline unsigned int shared_address(const void* p) {
-    return static_cast<unsigned int>(reinterpret_cast<unsigned long>(p));
-}
+// The emulated ldmatrix reads any memory, at a whole address.
+using shared_offset = unsigned long;
+inline bool is_shared_address(const void*) { return true; }
+inline shared_offset shared_address(const void* p) { return reinterpret_cast<shared_offset>(p); }
 
 enum class mma_kind { f16, bf16, tf32, f16_k16, bf16_k16, transpose, load, load_trans };
 struct mma_registers { unsigned int a[4], b[2]; float c[4]; };
@@ -94,8 +94,7 @@ inline unsigned int transpose_b16(unsigned int x) {
     return detail::bit_cast<unsigned int>(d[0]);
 }
 
-template <bool Trans> inline unsigned int load_matrix_b16(const void* row) {
-    const unsigned long address = reinterpret_cast<unsigned long>(row);
+template <bool Trans> inline unsigned int load_matrix_b16(shared_offset address) {
     float d[4];
     emulated_mma<Trans ? mma_kind::load_trans : mma_kind::load>(
         d, mma_registers{{static_cast<unsigned int>(address), static_cast<unsigned int>(address >> 32), 0, 0}, {0, 0},
@@ -104,22 +103,21 @@ template <bool Trans> inline unsigned int load_matrix_b16(const void* row) {
 }
 
 // ldmatrix .x2 and .x4 as two and four .x1: lanes 0-7 take the addresses of lanes 8q to 8q + 7 for matrix q.
-template <bool Trans, int N> inline void load_matrices_b16(const void* row, unsigned int (&r)[N]) {
-    const unsigned long address = reinterpret_cast<unsigned long>(row);
+template <bool Trans, int N> inline void load_matrices_b16(shared_offset address, unsigned int (&r)[N]) {
     const unsigned int lane = simd_lane(), low = static_cast<unsigned int>(address);
     const unsigned int high = static_cast<unsigned int>(address >> 32);
     for (unsigned int q = 0; q < N; ++q) {
         const unsigned int source = 8u * q + (lane & 7u);
         const unsigned long theirs =
             shuffle_bits(low, source) | static_cast<unsigned long>(shuffle_bits(high, source)) << 32;
-        r[q] = load_matrix_b16<Trans>(reinterpret_cast<const void*>(theirs));
+        r[q] = load_matrix_b16<Trans>(theirs);
     }
 }
-template <bool Trans> inline void load_matrix_pair_b16(const void* row, unsigned int (&r)[2]) {
-    load_matrices_b16<Trans>(row, r);
+template <bool Trans> inline void load_matrix_pair_b16(shared_offset address, unsigned int (&r)[2]) {
+    load_matrices_b16<Trans>(address, r);
 }
-template <bool Trans> inline void load_matrix_quad_b16(const void* row, unsigned int (&r)[4]) {
-    load_matrices_b16<Trans>(row, r);
+template <bool Trans> inline void load_matrix_quad_b16(shared_offset address, unsigned int (&r)[4]) {
+    load_matrices_b16<Trans>(address, r);
 }
 
 inline void mma_f16(float (&d)[4], unsigned int a0, unsigned int a1, unsigned int b0, const float (&c)[4]) {
