@@ -11,6 +11,7 @@ after an L2 flush. Errors are against float64 (cuBLAS DGEMM of the same input va
 largest |C|, and the largest error over the sum of the terms' sizes, sum_k |a_ik b_kj|.
 
     PYTHONPATH=src python benchmarks/cuda_gemm.py --repeat 10
+    PYTHONPATH=src python benchmarks/cuda_gemm.py --kinds half,bfloat   # only those rows (and their cuBLAS)
 
 The kernels (one for float, one for half and bfloat): a threadgroup computes a 128 x 128 tile of C, and per step
 along k the blocks of A and B go through threadgroup memory, laid out so that the SIMD-groups' loads meet no bank
@@ -211,20 +212,26 @@ KERNELS = {
                'device const bfloat*, device bfloat*, constant uint&, uint2, uint, ushort);', "gemm_bfloat", 128),
 }
 
-KINDS = [  # (row name, Interface mode, element type, cuBLAS anchor)
-    ("float 3xTF32", "3xtf32", "float", "FP32"),
-    ("float TF32", "tf32", "float", "FP32"),
-    ("float exact (shuffles)", "exact", "float", "FP32"),
-    ("half", "3xtf32", "half", "FP16"),
-    ("bfloat", "3xtf32", "bfloat", "BF16"),
-]
+KINDS = {  # --kinds name: (row name, Interface mode, element type, cuBLAS anchor)
+    "3xtf32": ("float 3xTF32", "3xtf32", "float", "FP32"),
+    "tf32": ("float TF32", "tf32", "float", "FP32"),
+    "exact": ("float exact (shuffles)", "exact", "float", "FP32"),
+    "half": ("half", "3xtf32", "half", "FP16"),
+    "bfloat": ("bfloat", "3xtf32", "bfloat", "BF16"),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"the rows to measure, comma-separated (default: all of {', '.join(KINDS)})")
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        parser.error(f"--kinds: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(KINDS)}")
     import cupy as cp
     try:
         import torch
@@ -247,8 +254,10 @@ def main() -> None:
             return cp.asarray((x.astype(np.uint32) << 16).view(np.float32), dtype=cp.float64)
         return cp.asarray(x, dtype=cp.float64)
 
-    references = {}
-    for element, (a, b) in inputs.items():
+    elements = {KINDS[kind][2] for kind in kinds}
+    references = {}  # only for the element types measured: a float64 GEMM each
+    for element in elements:
+        a, b = inputs[element]
         da, db = values(element, a), values(element, b)
         references[element] = (da @ db, cp.abs(da) @ cp.abs(db))
 
@@ -259,6 +268,8 @@ def main() -> None:
 
     anchors = {}  # cuBLAS: name -> (sampler, errors)
     for name, element in (("FP32", "float"), ("FP16", "half"), ("BF16", "bfloat")):
+        if element not in elements:
+            continue
         anchor = cublas_anchor(cp, torch, name, *inputs[element])
         if anchor is not None:
             anchors[name] = (anchor[0], errors(element, anchor[1]))
@@ -296,7 +307,7 @@ def main() -> None:
     print(f"{'kind':24} {'us':>9} {'TFLOP/s':>8} {'cuBLAS':>6} {'us':>9} {'TFLOP/s':>8} {'ratio':>6}   "
           f"{'err/max|C|':>10} {'err/terms':>10}   {'cuBLAS err/max|C|':>17} {'err/terms':>10}", flush=True)
     errors_over_terms = {}
-    for what, mode, element, anchor in KINDS:
+    for what, mode, element, anchor in (KINDS[kind] for kind in kinds):
         try:
             ours_us, anchor_us, (ours_max, ours_terms) = measure(mode, element, anchors.get(anchor))
         except metalgpu.MetalError as error:  # report it and go on with the other kinds
