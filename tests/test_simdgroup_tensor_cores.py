@@ -276,12 +276,14 @@ def test_a_matrix_loaded_as_a_b_operand_reads_right_everywhere(engine, element, 
 @pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
 @pytest.mark.parametrize("transposed", [False, True], ids=["plain", "transposed"])
 @pytest.mark.parametrize("element", ["half", "bfloat"])
-@pytest.mark.parametrize("kernel,depth,ld", [("a_pair", 8, 16), ("deep_operands", 16, 24)],
-                         ids=["a-halves", "depth-16"])
+@pytest.mark.parametrize("kernel,depth,ld", [("a_pair", 8, 16), ("deep_operands", 16, 24),
+                                             ("scattered_operands", 16, 24)],
+                         ids=["a-halves", "depth-16", "depth-16-scattered"])
 def test_joined_loads_read_right(engine, kernel, depth, ld, element, transposed, aligned):
     """Loads joined into one call (one instruction on tensor cores where the rows are aligned: ld, not ld + 1): the
     two halves of an A operand (16 x 8 A), and the operands of a product of depth 16 written as two pairs of depth
-    8 (A's four blocks in one call, B's two in another). Entries in {-1, 0, 1}: every result is exact."""
+    8 (A's four blocks in one call, B's two in another), the blocks in one array each or scattered over arrays of
+    different strides. Entries in {-1, 0, 1}: every result is exact."""
     gpu, _ = engine
     rng = np.random.default_rng(19)
     a = rng.integers(-1, 2, (16, depth)).astype(np.float64)
@@ -494,8 +496,9 @@ def test_aligned_threadgroup_loads_use_ldmatrix(arch):
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("kernel,counts", [("a_pair", ["x2"]), ("deep_operands", ["x4", "x2"])],
-                         ids=["a-halves", "depth-16"])
+@pytest.mark.parametrize("kernel,counts", [("a_pair", ["x2"]), ("deep_operands", ["x4", "x2"]),
+                                           ("scattered_operands", ["x4", "x2"])],
+                         ids=["a-halves", "depth-16", "depth-16-scattered"])
 def test_joined_loads_take_one_ldmatrix_an_operand(arch, kernel, counts):
     """Loads in a row that the translator joins: the two halves of an A operand one ldmatrix.x2; the four A blocks
     of a product of depth 16 one .x4 and its two B blocks one .x2. Each plain and transposed (B's transposing where

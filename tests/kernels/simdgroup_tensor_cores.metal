@@ -311,6 +311,59 @@ template [[host_name("deep_operands_half")]] kernel void deep_operands<half>(
 template [[host_name("deep_operands_bfloat")]] kernel void deep_operands<bfloat>(
     device const bfloat*, device const bfloat*, device float*, constant uint2&, ushort);
 
+// Block X of an 8 x 8 matrix (rows x_stride elements apart in x) into threadgroup memory where
+// simdgroup_load(m, at, stride, origin, transposed) reads it.
+template <typename T>
+void put_block(threadgroup T* at, uint stride, uint2 origin, bool transposed, device const T* x, uint x_stride,
+               ushort lane) {
+    for (uint e = lane; e < 64; e += 32) {
+        const uint i = e / 8, j = e % 8;
+        at[transposed ? (origin.y + j) * stride + origin.x + i : (origin.y + i) * stride + origin.x + j] =
+            x[i * x_stride + j];
+    }
+}
+
+// deep_operands' product with each operand's blocks scattered: A's first depth in one threadgroup array (rows
+// `ld` elements apart, at column 8, the second row block through a pointer 8 rows on), its second depth in another
+// (rows ld + 8 apart, through a pointer 2 rows on, and at row 10); B's two depths in two arrays (ld, and ld + 16
+// through a pointer 16 elements on). The joined loads' matrices then lie apart by distances that mix arrays, strides
+// and origins. ld 24: every row 16-byte aligned; 25: none.
+template <typename T>
+kernel void scattered_operands(device const T* A [[buffer(0)]], device const T* B [[buffer(1)]],
+                               device float* out [[buffer(2)]], constant uint2& how [[buffer(3)]],
+                               ushort lane [[thread_index_in_simdgroup]]) {
+    threadgroup T a_low[16 * 26], a_high[18 * 34], b_low[8 * 26], b_high[8 * 42 + 16];
+    const uint ld = how.x;
+    const bool transposed = how.y != 0;
+    put_block(a_low, ld, uint2(8, 0), transposed, A, 16, lane);                          // rows 0-7, depth 0-7
+    put_block(a_low + 8 * ld, ld, uint2(8, 0), transposed, A + 8 * 16, 16, lane);        // rows 8-15
+    put_block(a_high + 2 * (ld + 8), ld + 8, uint2(0, 0), transposed, A + 8, 16, lane);  // rows 0-7, depth 8-15
+    put_block(a_high, ld + 8, uint2(0, 10), transposed, A + 8 * 16 + 8, 16, lane);       // rows 8-15
+    put_block(b_low, ld, uint2(0, 0), transposed, B, 8, lane);                           // depth 0-7
+    put_block(b_high + 16, ld + 16, uint2(0, 0), transposed, B + 64, 8, lane);           // depth 8-15
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    simdgroup_matrix<T, 8, 8> a[4], b_scattered[2];  // b_scattered: a name only B operands take in this file
+    simdgroup_matrix<float, 8, 8> c[2];
+    c[0] = c[1] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+    simdgroup_load(a[0], a_low, ld, ulong2(8, 0), transposed);
+    simdgroup_load(a[1], a_low + 8 * ld, ld, ulong2(8, 0), transposed);
+    simdgroup_load(a[2], a_high + 2 * (ld + 8), ld + 8, ulong2(0, 0), transposed);
+    simdgroup_load(a[3], a_high, ld + 8, ulong2(0, 10), transposed);
+    simdgroup_load(b_scattered[0], b_low, ld, ulong2(0, 0), transposed);
+    simdgroup_load(b_scattered[1], b_high + 16, ld + 16, ulong2(0, 0), transposed);
+    simdgroup_multiply_accumulate(c[0], a[0], b_scattered[0], c[0]);
+    simdgroup_multiply_accumulate(c[1], a[1], b_scattered[0], c[1]);
+    simdgroup_multiply_accumulate(c[0], a[2], b_scattered[1], c[0]);
+    simdgroup_multiply_accumulate(c[1], a[3], b_scattered[1], c[1]);
+    simdgroup_store(c[0], out, 8);
+    simdgroup_store(c[1], out + 64, 8);
+}
+
+template [[host_name("scattered_operands_half")]] kernel void scattered_operands<half>(
+    device const half*, device const half*, device float*, constant uint2&, ushort);
+template [[host_name("scattered_operands_bfloat")]] kernel void scattered_operands<bfloat>(
+    device const bfloat*, device const bfloat*, device float*, constant uint2&, ushort);
+
 // Eight half or bfloat products into one float accumulator, the accumulator read between them in every way a kernel
 // may: stored, read by the lanes, partly rewritten by some lanes, used as an operand of a float product, and a
 // product of the other 16-bit type into it. Results in out[slot * 64 + row * 8 + column].
