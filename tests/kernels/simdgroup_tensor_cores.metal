@@ -335,12 +335,13 @@ kernel void scattered_operands(device const T* A [[buffer(0)]], device const T* 
     threadgroup T a_low[16 * 26], a_high[18 * 34], b_low[8 * 26], b_high[8 * 42 + 16];
     const uint ld = how.x;
     const bool transposed = how.y != 0;
-    put_block(a_low, ld, uint2(8, 0), transposed, A, 16, lane);                          // rows 0-7, depth 0-7
-    put_block(a_low + 8 * ld, ld, uint2(8, 0), transposed, A + 8 * 16, 16, lane);        // rows 8-15
-    put_block(a_high + 2 * (ld + 8), ld + 8, uint2(0, 0), transposed, A + 8, 16, lane);  // rows 0-7, depth 8-15
-    put_block(a_high, ld + 8, uint2(0, 10), transposed, A + 8 * 16 + 8, 16, lane);       // rows 8-15
-    put_block(b_low, ld, uint2(0, 0), transposed, B, 8, lane);                           // depth 0-7
-    put_block(b_high + 16, ld + 16, uint2(0, 0), transposed, B + 64, 8, lane);           // depth 8-15
+    // T named: a debug build's checked pointers would not deduce it
+    put_block<T>(a_low, ld, uint2(8, 0), transposed, A, 16, lane);                          // rows 0-7, depth 0-7
+    put_block<T>(a_low + 8 * ld, ld, uint2(8, 0), transposed, A + 8 * 16, 16, lane);        // rows 8-15
+    put_block<T>(a_high + 2 * (ld + 8), ld + 8, uint2(0, 0), transposed, A + 8, 16, lane);  // rows 0-7, depth 8-15
+    put_block<T>(a_high, ld + 8, uint2(0, 10), transposed, A + 8 * 16 + 8, 16, lane);       // rows 8-15
+    put_block<T>(b_low, ld, uint2(0, 0), transposed, B, 8, lane);                           // depth 0-7
+    put_block<T>(b_high + 16, ld + 16, uint2(0, 0), transposed, B + 64, 8, lane);           // depth 8-15
     threadgroup_barrier(mem_flags::mem_threadgroup);
     simdgroup_matrix<T, 8, 8> a[4], b_scattered[2];  // b_scattered: a name only B operands take in this file
     simdgroup_matrix<float, 8, 8> c[2];
