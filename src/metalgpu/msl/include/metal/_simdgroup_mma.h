@@ -220,18 +220,18 @@ template <class P> MG_SGM_FUNC bool row_loadable_beside(P first, unsigned long s
 // addresses (32 bits on CUDA) from the origins' parts: where two matrices' origins differ by a constant, so do their
 // addresses, and a joined load's lanes pick their matrix by adding a constant to one address. (From 64-bit origins,
 // each a 32-bit sum widened, the compiler cannot tell, and computes every address of every load anew.)
+MG_SGM_FUNC shared_offset row_element(unsigned long stride, metal::ulong2 origin, unsigned int r) {
+    return (shared_offset(origin.y) + r) * shared_offset(stride) + shared_offset(origin.x);
+}
 template <class P> MG_SGM_FUNC shared_offset row_address(P source, unsigned long stride, metal::ulong2 origin,
                                                         unsigned int r) {
-    using S = shared_offset;
-    return shared_address(source) + 2u * ((S(origin.y) + r) * S(stride) + S(origin.x));
+    return shared_address(source) + 2u * row_element(stride, origin, r);
 }
 template <class P> MG_SGM_FUNC shared_offset row_distance(P from, unsigned long from_stride, metal::ulong2 from_origin,
                                                          P to, unsigned long stride, metal::ulong2 origin,
                                                          unsigned int r) {
-    using S = shared_offset;
-    const S bytes = S(reinterpret_cast<const char*>(to) - reinterpret_cast<const char*>(from));
-    return bytes + 2u * ((S(origin.y) - S(from_origin.y)) * S(from_stride) + (S(origin.x) - S(from_origin.x)) +
-                         (S(origin.y) + r) * (S(stride) - S(from_stride)));
+    const auto bytes = shared_offset(reinterpret_cast<const char*>(to) - reinterpret_cast<const char*>(from));
+    return bytes + 2u * (row_element(stride, origin, r) - row_element(from_stride, from_origin, r));
 }
 
 // A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
@@ -331,10 +331,10 @@ MG_SGM_FUNC bool load_quad_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             // lanes 8q to 8q + 7 name the rows of matrix q (by two selects of two: one of four became branches)
             const unsigned int lane = simd_lane(), r = lane & 7u;
             const bool odd = (lane & 8u) != 0, high = (lane & 16u) != 0;
-            const shared_offset low = odd ? row_distance(s1, n1, o1, s2, n2, o2, r) : 0u;
+            const shared_offset low_distance = odd ? row_distance(s1, n1, o1, s2, n2, o2, r) : 0u;
             const shared_offset high_distance =
                 odd ? row_distance(s1, n1, o1, s4, n4, o4, r) : row_distance(s1, n1, o1, s3, n3, o3, r);
-            const shared_offset row = row_address(s1, n1, o1, r) + (high ? high_distance : low);
+            const shared_offset row = row_address(s1, n1, o1, r) + (high ? high_distance : low_distance);
             unsigned int bits[4];
             if (t1) load_matrix_quad_b16<true>(row, bits);
             else load_matrix_quad_b16<false>(row, bits);
