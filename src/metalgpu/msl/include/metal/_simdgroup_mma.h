@@ -200,21 +200,6 @@ template <class T> MG_SGM_FUNC void fill_diagonal(operand_copies<T>& c, T diagon
     mark_fresh(c);
 }
 
-// Whether a hardware row load can read a matrix whose first memory row starts at `first` and whose rows are
-// `stride` elements apart: threadgroup memory, 16-byte aligned. Tested a matrix at a time: one test of several
-// addresses together can go deeper than the compiler follows an expression, and then the test (and the fallback)
-// stays in the code.
-template <class P> MG_SGM_FUNC bool row_loadable(P first, unsigned long stride) {
-    return is_shared_address(first) && (shared_address(first) & 15u) == 0 && ((stride * 2u) & 15u) == 0;
-}
-// The same for a matrix loaded beside one at `start` that passed it: its own start aligned, or its distance from
-// that one a multiple of 16 bytes (whichever the compiler can tell: for a tile's rows and its columns, either).
-template <class P> MG_SGM_FUNC bool row_loadable_beside(P first, unsigned long stride, P start) {
-    const long apart = reinterpret_cast<const char*>(first) - reinterpret_cast<const char*>(start);
-    return is_shared_address(first) && ((apart & 15) == 0 || (shared_address(first) & 15u) == 0) &&
-           ((stride * 2u) & 15u) == 0;
-}
-
 // Where memory row r of a matrix loaded from `source` starts in threadgroup memory (a row of the matrix, or of its
 // transpose), and how far that row of another matrix lies past it, in bytes. Computed in the target's type of shared
 // addresses (32 bits on CUDA) from the origins' parts: where two matrices' origins differ by a constant, so do their
@@ -232,6 +217,21 @@ template <class P> MG_SGM_FUNC shared_offset row_distance(P from, unsigned long 
                                                          unsigned int r) {
     const auto bytes = shared_offset(reinterpret_cast<const char*>(to) - reinterpret_cast<const char*>(from));
     return bytes + 2u * (row_element(stride, origin, r) - row_element(from_stride, from_origin, r));
+}
+
+// Whether a hardware row load can read a matrix whose first memory row starts at `first` and whose rows are
+// `stride` elements apart: threadgroup memory, 16-byte aligned. Tested a matrix at a time: one test of several
+// addresses together can go deeper than the compiler follows an expression, and then the test (and the fallback)
+// stays in the code.
+template <class P> MG_SGM_FUNC bool row_loadable(P first, unsigned long stride) {
+    return is_shared_address(first) && (shared_address(first) & 15u) == 0 && ((stride * 2u) & 15u) == 0;
+}
+// The same for a matrix loaded beside one that passed it, `distance` bytes from that one (row_distance of their
+// first rows): its own start aligned, or that distance a multiple of 16 (whichever the compiler can tell: for a
+// tile's rows and its columns, either).
+template <class P> MG_SGM_FUNC bool row_loadable_beside(P first, unsigned long stride, shared_offset distance) {
+    return is_shared_address(first) && ((distance & 15u) == 0 || (shared_address(first) & 15u) == 0) &&
+           ((stride * 2u) & 15u) == 0;
 }
 
 // A register of a hardware row load as a matrix's copies: `rows`, or ColsFirst `cols`, and the other its transpose.
@@ -286,7 +286,8 @@ MG_SGM_FUNC bool load_pair_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const auto first1 = s1 + (o1.y * n1 + o1.x);
             const auto first2 = s2 + (o2.y * n2 + o2.x);
             if (t1 != t2) return false;
-            if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, first1)) return false;
+            if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, row_distance(s1, n1, o1, s2, n2, o2, 0u)))
+                return false;
             const unsigned int lane = simd_lane(), r = lane & 7u;
             const shared_offset row = row_address(s1, n1, o1, r) +
                                       ((lane & 8u) != 0 ? row_distance(s1, n1, o1, s2, n2, o2, r) : 0u);
@@ -325,8 +326,10 @@ MG_SGM_FUNC bool load_quad_aligned(operand_copies<T>& c1, P s1, unsigned long n1
             const auto first1 = s1 + (o1.y * n1 + o1.x), first2 = s2 + (o2.y * n2 + o2.x);
             const auto first3 = s3 + (o3.y * n3 + o3.x), first4 = s4 + (o4.y * n4 + o4.x);
             if (t1 != t2 || t1 != t3 || t1 != t4) return false;
-            if (!row_loadable(first1, n1) || !row_loadable_beside(first2, n2, first1) ||
-                !row_loadable_beside(first3, n3, first1) || !row_loadable_beside(first4, n4, first1))
+            if (!row_loadable(first1, n1) ||
+                !row_loadable_beside(first2, n2, row_distance(s1, n1, o1, s2, n2, o2, 0u)) ||
+                !row_loadable_beside(first3, n3, row_distance(s1, n1, o1, s3, n3, o3, 0u)) ||
+                !row_loadable_beside(first4, n4, row_distance(s1, n1, o1, s4, n4, o4, 0u)))
                 return false;
             // lanes 8q to 8q + 7 name the rows of matrix q (by two selects of two: one of four became branches)
             const unsigned int lane = simd_lane(), r = lane & 7u;
